@@ -1,0 +1,18 @@
+import { Command } from "commander";
+import { packageVersion } from "../src/version.js";
+
+/** Builds the command tree; each command parses its arguments and calls the library. */
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name("hpcpipe")
+    .description(
+      "Compose pipelines of steps and run them on this machine or on a SLURM cluster over SSH.\n\n" +
+        "Exit status: 0-4 are the pipeline's result (0 ok, 1 missing requirement, 2 step exception, " +
+        "3 invalid return, 4 step failed); 64 and above are hpcpipe's own errors (see README).",
+    )
+    .version(packageVersion(), "-V, --version", "print the hpcpipe version")
+    .showHelpAfterError("(run with --help for usage)")
+    .configureOutput({ outputError: (str, write) => write(str) });
+  return program;
+}
