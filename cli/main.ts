@@ -5,7 +5,7 @@ import { buildProgram } from "./program.js";
 
 /** The only place that calls process.exit: maps results and errors to exit codes. */
 async function main(argv: string[]): Promise<number> {
-  const program = buildProgram().exitOverride();
+  const program = buildProgram();
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === "number" ? process.exitCode : 0;

@@ -1,4 +1,5 @@
 import { Command } from "commander";
+import { registerInspectCommand } from "../examples/mini-inspector/command.js";
 import { packageVersion } from "../src/version.js";
 
 /** Builds the command tree; each command parses its arguments and calls the library. */
@@ -13,6 +14,9 @@ export function buildProgram(): Command {
     )
     .version(packageVersion(), "-V, --version", "print the hpcpipe version")
     .showHelpAfterError("(run with --help for usage)")
-    .configureOutput({ outputError: (str, write) => write(str) });
+    .configureOutput({ outputError: (str, write) => write(str) })
+    // Before any subcommand is added: commander copies this setting to subcommands when they are created.
+    .exitOverride();
+  registerInspectCommand(program);
   return program;
 }

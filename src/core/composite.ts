@@ -49,6 +49,11 @@ export abstract class CompositeStep extends PipelineStep {
     return this.declaredProvides ?? this.inferred.provides;
   }
 
+  /** Inferred needs are left to the children, so a missing key is reported by the step that needs it. */
+  override get checkedRequires(): readonly string[] {
+    return this.declaredRequires ?? [];
+  }
+
   override get children(): readonly PipelineStep[] {
     return this.steps;
   }
@@ -72,6 +77,7 @@ export abstract class CompositeStep extends PipelineStep {
       clock: options.clock ?? this.defaultClock ?? systemClock,
       force: (options.force ?? false) || this.forced,
       signal: options.signal,
+      workDir: options.workDir,
     };
     if (options.key !== undefined) return this.runBody(context, options.key, env);
     if (options.dryRun) return planDryRun(this, context, env);

@@ -1,12 +1,13 @@
 import { CompletedState } from "./completed-state.js";
-import { canSkip, stepStatesOf } from "./execute.js";
+import { asCompletedState } from "./completed-state.js";
+import { canSkip } from "./execute.js";
 import type { ExecEnv } from "./execute.js";
 import type { Context, PipelineStep } from "./step.js";
 
 /** One line of a dry-run plan, in execution order (parents before their children). */
 export interface PlannedStep {
   key: string;
-  kind: "step" | "pipeline" | "group";
+  kind: "step" | "pipeline" | "group" | "map";
   parallel: boolean;
   depth: number;
   action: "run" | "skip";
@@ -22,12 +23,14 @@ export interface PlannedStep {
  * what existed before the group started.
  */
 export function planTree(root: PipelineStep, context: Context, force = false): PlannedStep[] {
-  const states = stepStatesOf(context);
+  // Read only: a dry run leaves the context as it found it.
+  const states: Record<string, unknown> = context.step_states ?? {};
   const available = new Set(Object.keys(context).filter((k) => k !== "step_states" && context[k] !== undefined));
   const plan: PlannedStep[] = [];
 
   const walk = (step: PipelineStep, key: string, depth: number, have: Set<string>, forced: boolean): void => {
-    const skip = canSkip(step, states[key], forced);
+    const previous = states[key] === undefined ? undefined : (asCompletedState(states[key]) ?? undefined);
+    const skip = canSkip(step, previous, forced, (k) => have.has(k));
     plan.push({
       key,
       kind: step.kind,
@@ -36,13 +39,17 @@ export function planTree(root: PipelineStep, context: Context, force = false): P
       action: skip ? "skip" : "run",
       requires: [...step.requires],
       provides: [...step.provides],
-      missing: skip ? [] : step.requires.filter((k) => !have.has(k)),
+      // A run skips before it checks requirements, and a composite leaves inferred needs to its children.
+      missing: skip ? [] : step.checkedRequires.filter((k) => !have.has(k)),
     });
     if (!skip) {
       const childForced = forced || step.forced;
+      // A map runs its children in sequence once per item, under `<map>.<i>`, with the item bound to its `as` key.
+      const itemKey = step.kind === "map" ? (step as PipelineStep & { as?: unknown }).as : undefined;
+      const itemHave = typeof itemKey === "string" ? new Set([...have, itemKey]) : undefined;
       for (const child of step.children) {
-        const childKey = `${key}.${child.name}`;
-        walk(child, childKey, depth + 1, step.parallel ? new Set(have) : have, childForced);
+        const childKey = itemHave ? `${key}.{i}.${child.name}` : `${key}.${child.name}`;
+        walk(child, childKey, depth + 1, itemHave ?? (step.parallel ? new Set(have) : have), childForced);
       }
     }
     for (const k of step.provides) have.add(k);

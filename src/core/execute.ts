@@ -11,6 +11,7 @@ export interface ExecEnv {
   clock: Clock;
   force: boolean;
   signal: AbortSignal | undefined;
+  workDir: string | undefined;
 }
 
 /** The map of namespaced results inside the shared context, created on first use. */
@@ -24,7 +25,7 @@ export function stepStatesOf(context: Context): Record<string, CompletedState> {
 }
 
 export function missingRequirements(step: PipelineStep, context: Context): string[] {
-  return step.requires.filter((k) => context[k] === undefined);
+  return step.checkedRequires.filter((k) => context[k] === undefined);
 }
 
 function describe(err: unknown): string {
@@ -32,15 +33,20 @@ function describe(err: unknown): string {
   return `thrown value: ${String(err)}`;
 }
 
-/** Whether a previous successful result of this exact definition lets the step be skipped. */
-export function canSkip(step: PipelineStep, previous: CompletedState | undefined, force: boolean): boolean {
+/**
+ * Whether a previous successful result of this exact definition lets the step
+ * be skipped: idempotent, not forced, same signature, and what it provides is
+ * still in the context (`have`: the keys available at that point).
+ */
+export function canSkip(step: PipelineStep, previous: CompletedState | undefined, force: boolean, have: (key: string) => boolean): boolean {
   return (
     !force &&
     !step.forced &&
     step.idempotent &&
     previous !== undefined &&
     previous.success &&
-    previous.signature === shortSignature(step)
+    previous.signature === shortSignature(step) &&
+    step.provides.every(have)
   );
 }
 
@@ -60,7 +66,9 @@ export async function runChild(step: PipelineStep, context: Context, key: string
     state.timestamp = timestamp;
     state.duration_s = Math.max(0, (clock.now() - started) / 1000);
     state.signature = signature;
-    if (state.provides.length === 0) state.provides = [...step.provides];
+    // A failed step provided nothing, whatever it declared.
+    if (!state.success) state.provides = [];
+    else if (state.provides.length === 0) state.provides = [...step.provides];
     states[key] = state;
     if (state.success) logger.info({ step: key, duration_s: state.duration_s }, "step succeeded");
     else logger.info({ step: key, failure: state.failure, error: state.error, duration_s: state.duration_s }, "step failed");
@@ -69,6 +77,14 @@ export async function runChild(step: PipelineStep, context: Context, key: string
   const failed = (failure: FailureKind, error: string, meta: Record<string, unknown> = {}): CompletedState =>
     finish(new CompletedState({ success: false, failure, error, meta }, clock));
 
+  // States restored from JSON are plain objects: bring them back to CompletedState first.
+  const previous = states[key] === undefined ? undefined : (asCompletedState(states[key]) ?? undefined);
+  if (canSkip(step, previous, env.force, (k) => context[k] !== undefined)) {
+    states[key] = previous as CompletedState;
+    logger.info({ step: key }, "step skipped (idempotent, already succeeded)");
+    return previous as CompletedState;
+  }
+
   const missing = missingRequirements(step, context);
   if (missing.length > 0) {
     return failed("MISSING_REQUIREMENT", `missing requirement${missing.length > 1 ? "s" : ""} ${missing.map((k) => `'${k}'`).join(", ")}`, {
@@ -76,16 +92,10 @@ export async function runChild(step: PipelineStep, context: Context, key: string
     });
   }
 
-  const previous = states[key];
-  if (canSkip(step, previous, env.force)) {
-    logger.info({ step: key }, "step skipped (idempotent, already succeeded)");
-    return previous as CompletedState;
-  }
-
   logger.info({ step: key }, "step start");
   let raw: unknown;
   try {
-    raw = await step.run(context, { key, logger, clock, force: env.force, signal: env.signal });
+    raw = await step.run(context, { key, logger, clock, force: env.force, signal: env.signal, workDir: env.workDir });
   } catch (err) {
     let error = describe(err);
     try {
@@ -107,7 +117,8 @@ export async function runChild(step: PipelineStep, context: Context, key: string
 
   let problems: string[];
   try {
-    problems = await step.validate(context);
+    const got: unknown = await step.validate(context);
+    problems = Array.isArray(got) ? got.map(String) : [`validate returned ${typeof got} instead of a list of problems`];
   } catch (err) {
     problems = [`validate threw ${describe(err)}`];
   }

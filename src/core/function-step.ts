@@ -1,4 +1,4 @@
-import { CompletedState } from "./completed-state.js";
+import { asCompletedState, CompletedState } from "./completed-state.js";
 import { PipelineStep } from "./step.js";
 import type { Context, RunOptions, StepOptions } from "./step.js";
 
@@ -29,10 +29,12 @@ export class FunctionStep extends PipelineStep {
 
   override async run(context: Context, options: RunOptions = {}): Promise<CompletedState> {
     const result = await this.fn(context, options);
-    if (result instanceof CompletedState) return result;
     if (result === undefined) return CompletedState.ok();
+    // Also a CompletedState from another copy of the library (or its JSON), which must not become "outputs".
+    const state = asCompletedState(result);
+    if (state !== null) return state;
     if (result === null || typeof result !== "object" || Array.isArray(result)) return result as unknown as CompletedState;
-    return CompletedState.ok({ outputs: result });
+    return CompletedState.ok({ outputs: result as Record<string, unknown> });
   }
 
   override async rollback(context: Context, error: unknown): Promise<void> {

@@ -32,6 +32,7 @@ export class Pipeline extends CompositeStep {
   }
 
   protected override runBody(context: Context, key: string, env: ExecEnv): Promise<CompletedState> {
-    return runSequential(this.steps, context, key, { ...env, force: env.force || this.forceAll });
+    // CompositeStep.run has already folded `forced` into env.force.
+    return runSequential(this.steps, context, key, env);
   }
 }

@@ -23,17 +23,21 @@ export interface StepGroupOptions extends CompositeOptions {
 export class StepGroup extends CompositeStep {
   private readonly isParallel: boolean;
   readonly concurrency: number;
+  /** The bound the user set, or null for "number of CPUs here"; a cluster array throttle uses only an explicit one. */
+  readonly throttle: number | null;
 
   constructor(options: StepGroupOptions) {
     const parallel = options.parallel ?? false;
-    if (parallel) assertParallelSafe(options.name, options.steps ?? []);
     super(options, parallel ? inferParallel : inferSequential);
+    // After super(), which has checked that every child is a PipelineStep.
+    if (parallel) assertParallelSafe(options.name, this.steps);
     this.isParallel = parallel;
     const concurrency = options.concurrency ?? availableParallelism();
     if (!Number.isInteger(concurrency) || concurrency < 1) {
       throw new StepDefinitionError(`group ${options.name}: concurrency must be a whole number >= 1, got ${concurrency}`);
     }
     this.concurrency = concurrency;
+    this.throttle = options.concurrency ?? null;
   }
 
   override get kind(): "group" {

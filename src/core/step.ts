@@ -22,6 +22,8 @@ export interface RunOptions {
   key?: string;
   /** Aborted when the run is being abandoned (e.g. SIGINT); long steps should stop. */
   signal?: AbortSignal;
+  /** Working directory for steps that run commands; default: the process's cwd. */
+  workDir?: string;
 }
 
 export interface StepOptions {
@@ -83,6 +85,11 @@ export abstract class PipelineStep {
     return this.declaredRequires ?? [];
   }
 
+  /** Requirements checked before the step runs. A composite checks only what it declares; its children check their own. */
+  get checkedRequires(): readonly string[] {
+    return this.requires;
+  }
+
   /** Context keys this step sets when it succeeds. */
   get provides(): readonly string[] {
     return this.declaredProvides ?? [];
@@ -110,8 +117,8 @@ export abstract class PipelineStep {
     return [];
   }
 
-  /** What the step is, for plans and logs. */
-  get kind(): "step" | "pipeline" | "group" {
+  /** What the step is, for plans and logs ("map": a MapStep from src/spec, which runs its children once per item). */
+  get kind(): "step" | "pipeline" | "group" | "map" {
     return "step";
   }
 
