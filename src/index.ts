@@ -1,1 +1,14 @@
 export * from "./core/index.js";
+export * from "./spec/index.js";
+export * from "./cluster/index.js";
+export { compile, RUN_ID_PATTERN } from "./compiler/compile.js";
+export type { CompileInput, Renderer, RenderContext } from "./compiler/compile.js";
+export { CompileError } from "./compiler/errors.js";
+export { formatPlan } from "./compiler/format.js";
+export type { PlanFormat } from "./compiler/format.js";
+export type { CompileTarget } from "./compiler/target.js";
+export type * from "./plan/plan.js";
+export { resourcesSchema, slurmTimeToSeconds } from "./plan/resources.js";
+export type { Resources } from "./plan/resources.js";
+export { stateFileSchema } from "./plan/state-file.js";
+export type { StateFile } from "./plan/state-file.js";

@@ -1,0 +1,395 @@
+import { shortSignature } from "../core/signature.js";
+import type { PipelineStep } from "../core/step.js";
+import { mergeResources, secondsToSlurmTime, slurmTimeToSeconds as slurmSeconds } from "../plan/resources.js";
+import type { Resources } from "../plan/resources.js";
+import { PLAN_FORMAT_VERSION } from "../plan/plan.js";
+import type { ArraySpec, CompiledPlan, Dependency, Need, PlanJob, PlanLayout, PlanNode, PlanStep, TaskBody } from "../plan/plan.js";
+import { CommandStep } from "../spec/command-step.js";
+import { fuseOptOut, throttleOf } from "../spec/annotations.js";
+import { contextKeyProblem } from "../spec/context-keys.js";
+import { chunkArray } from "./chunk.js";
+import type { Chunk } from "./chunk.js";
+import { CompileError } from "./errors.js";
+import { combineResources, sameResources } from "./job-resources.js";
+import type { CompileTarget } from "./target.js";
+
+export const RUN_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+export interface RenderContext {
+  runDir: string;
+  runId: string;
+  pipeline: string;
+  cluster: { modules: string[]; setup: string[]; sbatch_options: string[]; signal_grace_s: number };
+}
+
+/** Turns plan jobs into script text; implemented by src/render over the Handlebars templates. */
+export interface Renderer {
+  job(job: Omit<PlanJob, "script">, context: RenderContext): string;
+  submit(plan: CompiledPlan): string;
+  lib(): string;
+}
+
+export interface CompileInput {
+  root: PipelineStep;
+  context: Record<string, string | number | boolean>;
+  runId: string;
+  target: CompileTarget;
+  /** The pipeline's own resource defaults (over the cluster's). */
+  defaults?: Resources;
+  /** Fuse consecutive sequential steps with equal resources into one job (default true). */
+  fuse?: boolean;
+  /** False for a composite that opted out of fusion (the spec's `fuse: false`). */
+  canFuse?: (step: PipelineStep) => boolean;
+  renderer: Renderer;
+}
+
+/** The parts of a map step the compiler reads (see src/spec/map-step.ts). */
+interface MapLike extends PipelineStep {
+  readonly items: readonly string[];
+  readonly as: string;
+  readonly continue_on_item_error: boolean;
+}
+
+type Unit =
+  | { type: "leaf"; leaf: PlanStep; resources: Resources; fusable: boolean; coe: boolean }
+  | { type: "group"; key: string; step: PipelineStep }
+  | { type: "map"; key: string; step: MapLike }
+  | { type: "block"; units: Unit[] };
+
+const isComposite = (s: PipelineStep): boolean => s.kind !== "step";
+const isSequential = (s: PipelineStep): boolean => s.kind === "pipeline" || (s.kind === "group" && !s.parallel);
+const mapOf = (s: PipelineStep): MapLike | null => (s.kind === ("map" as string) ? (s as MapLike) : null);
+
+/**
+ * Compiles a pipeline tree into a plan of SLURM jobs: sequential steps chained
+ * with afterok (afterany after continue_on_error), each parallel group one
+ * array job, each map an array over its items, arrays chunked to the cluster's
+ * MaxArraySize, consecutive equal-resource steps fused. Deterministic.
+ */
+export function compile(input: CompileInput): CompiledPlan {
+  const { root, target } = input;
+  if (!RUN_ID_PATTERN.test(input.runId)) throw new CompileError(`invalid run id ${JSON.stringify(input.runId)}`);
+  const problems: string[] = [];
+  const context = contextStrings(input.context, problems);
+  const defaults = mergeResources(target.defaults, input.defaults);
+  const canFuse = input.canFuse ?? ((s: PipelineStep) => !fuseOptOut(s));
+  const fuse = input.fuse ?? true;
+
+  refuseInProcessSteps(root, problems);
+  if (problems.length > 0) throw new CompileError(problems.join("\n"), problems);
+
+  const needs = resolveNeeds(root, new Set(Object.keys(context)), problems);
+  if (problems.length > 0) throw new CompileError(problems.join("\n"), problems);
+
+  const planStep = (step: CommandStep, key: string): PlanStep => ({
+    key,
+    name: step.name,
+    signature: shortSignature(step),
+    command: step.command,
+    env: { ...step.env },
+    requires: [...step.requires],
+    provides: [...step.provides],
+    outputs: [...step.outputs],
+    needs: needs.get(key) ?? [],
+    continue_on_error: step.continue_on_error,
+    idempotent: step.idempotent,
+  });
+
+  const leavesOf = (step: PipelineStep, key: string, where: string): Array<{ leaf: PlanStep; resources: Resources }> => {
+    if (step instanceof CommandStep) return [{ leaf: planStep(step, key), resources: mergeResources(defaults, step.resources) }];
+    if (mapOf(step)) {
+      problems.push(`${key}: a map inside ${where} cannot run on a cluster (one array task cannot hold another array); make it a top-level step`);
+      return [];
+    }
+    return step.children.flatMap((c) => leavesOf(c, `${key}.${c.name}`, where));
+  };
+
+  const unitsOf = (step: PipelineStep, key: string, fuseAllowed: boolean): Unit[] => {
+    if (step instanceof CommandStep) {
+      const leaf = planStep(step, key);
+      return [
+        {
+          type: "leaf",
+          leaf,
+          resources: mergeResources(defaults, step.resources),
+          fusable: fuseAllowed && step.fuse && !step.continue_on_error,
+          coe: step.continue_on_error,
+        },
+      ];
+    }
+    const map = mapOf(step);
+    if (map) return [{ type: "map", key, step: map }];
+    if (!isSequential(step)) return [{ type: "group", key, step }];
+    const inner = fuseAllowed && canFuse(step);
+    const units = step.children.flatMap((c) => unitsOf(c, `${key}.${c.name}`, inner));
+    return step.continue_on_error ? [{ type: "block", units }] : units;
+  };
+
+  const drafts: Array<Omit<PlanJob, "script">> = [];
+  const items: Record<string, string[]> = {};
+  const newId = (): string => `j${String(drafts.length).padStart(3, "0")}`;
+  const deps = (incoming: Dependency[]): Dependency[] => incoming.map((d) => ({ ...d }));
+
+  const singleJob = (buffer: Array<Extract<Unit, { type: "leaf" }>>, incoming: Dependency[]): Dependency[] => {
+    const first = buffer[0];
+    if (!first) return incoming;
+    const id = newId();
+    const steps = buffer.map((u) => u.leaf);
+    const resources = buffer.length === 1 ? first.resources : sumTime(buffer.map((u) => u.resources));
+    drafts.push({
+      id,
+      name: jobName(id, first.leaf.name),
+      shape: "single",
+      bodies: [{ unitKey: null, steps }],
+      array: null,
+      dependencies: deps(incoming),
+      resources,
+      steps: steps.map((s) => s.key),
+      fused: steps.length > 1 ? steps.map((s) => s.key) : null,
+      scriptPath: `scripts/${id}.sbatch`,
+    });
+    return [{ job: id, type: buffer.length === 1 && first.coe ? "afterany" : "afterok" }];
+  };
+
+  const arrayJobs = (
+    label: string,
+    shape: "group" | "map",
+    bodies: TaskBody[],
+    total: number,
+    throttle: number | null,
+    resources: Resources,
+    incoming: Dependency[],
+    map?: PlanJob["map"],
+  ): Dependency[] => {
+    if (total === 0) return incoming;
+    const chunks = chunkArray(total, target.maxArraySize, throttle);
+    const ids: string[] = [];
+    for (const chunk of chunks) {
+      const id = newId();
+      ids.push(id);
+      const chunkDeps = deps(incoming);
+      if (chunk.after !== null) chunkDeps.push({ job: ids[chunk.after] ?? "", type: "afterany" });
+      const stepKeys = [...new Set(bodies.flatMap((b) => b.steps.map((s) => s.key)))];
+      drafts.push({
+        id,
+        name: jobName(id, chunks.length > 1 ? `${label}-${chunk.chunk}` : label),
+        shape,
+        bodies,
+        ...(map ? { map } : {}),
+        array: arraySpec(chunk, total),
+        dependencies: chunkDeps,
+        resources,
+        steps: stepKeys,
+        fused: null,
+        scriptPath: `scripts/${id}.sbatch`,
+      });
+    }
+    return ids.map((job) => ({ job, type: "afterok" }));
+  };
+
+  const build = (units: Unit[], incoming: Dependency[]): Dependency[] => {
+    let current = incoming;
+    let buffer: Array<Extract<Unit, { type: "leaf" }>> = [];
+    const flush = (): void => {
+      current = singleJob(buffer, current);
+      buffer = [];
+    };
+    for (const unit of units) {
+      if (unit.type === "leaf") {
+        const last = buffer[buffer.length - 1];
+        if (last && last.fusable && unit.fusable && sameResources(last.resources, unit.resources)) buffer.push(unit);
+        else {
+          flush();
+          buffer = [unit];
+        }
+        continue;
+      }
+      flush();
+      if (unit.type === "block") {
+        current = build(unit.units, current).map((d) => ({ ...d, type: "afterany" as const }));
+      } else if (unit.type === "group") {
+        const bodies: TaskBody[] = unit.step.children.map((child) => {
+          const childKey = `${unit.key}.${child.name}`;
+          const leaves = leavesOf(child, childKey, `parallel group ${unit.key}`);
+          return { unitKey: isComposite(child) ? childKey : null, continue_on_error: child.continue_on_error, steps: leaves.map((l) => l.leaf) };
+        });
+        const all = unit.step.children.flatMap((c) => leavesOf(c, `${unit.key}.${c.name}`, `parallel group ${unit.key}`));
+        const resources = combineResources(all.map((l) => l.resources), unit.key, problems);
+        const throttle = throttleOf(unit.step) ?? target.arrayThrottle;
+        current = arrayJobs(unit.step.name, "group", bodies, bodies.length, throttle, resources, current);
+      } else {
+        const m = unit.step;
+        const itemKey = `${unit.key}.{i}`;
+        const leaves = m.children.flatMap((c) => leavesOf(c, `${itemKey}.${c.name}`, `map ${unit.key}`));
+        items[unit.key] = [...m.items];
+        const body: TaskBody = { unitKey: itemKey, continue_on_error: m.continue_on_item_error, steps: leaves.map((l) => l.leaf) };
+        const resources = combineResources(leaves.map((l) => l.resources), unit.key, problems);
+        current = arrayJobs(m.name, "map", [body], m.items.length, throttleOf(m) ?? target.arrayThrottle, resources, current, {
+          key: unit.key,
+          itemsFile: `items/${unit.key}.txt`,
+          itemKey: m.as,
+          continueOnItemError: m.continue_on_item_error,
+        });
+      }
+    }
+    flush();
+    return current;
+  };
+
+  build(unitsOf(root, root.name, fuse), []);
+  if (problems.length > 0) throw new CompileError(problems.join("\n"), problems);
+
+  const runDir = `${target.workdir.replace(/\/+$/, "")}/${root.name}/${input.runId}`;
+  const layout: PlanLayout = { runDir, scripts: "scripts", states: "states", logs: "logs", out: "out", ctx: "ctx", items: "items", work: "work" };
+  const renderContext: RenderContext = {
+    runDir,
+    runId: input.runId,
+    pipeline: root.name,
+    cluster: { modules: target.modules, setup: target.setup, sbatch_options: target.sbatchOptions, signal_grace_s: target.signalGraceS },
+  };
+  const jobs: PlanJob[] = drafts.map((d) => {
+    try {
+      return { ...d, script: input.renderer.job(d, renderContext) };
+    } catch (err) {
+      throw new CompileError(`rendering job ${d.id} (${d.steps.join(", ")}): ${err instanceof Error ? err.message : String(err)}`);
+    }
+  });
+
+  const plan: CompiledPlan = {
+    format: PLAN_FORMAT_VERSION,
+    pipeline: root.name,
+    runId: input.runId,
+    signature: shortSignature(root),
+    cluster: target.name,
+    layout,
+    tree: planNode(root, root.name),
+    jobs,
+    context,
+    items,
+    files: {},
+  };
+  const files: Record<string, string> = {};
+  files["scripts/lib.sh"] = input.renderer.lib();
+  for (const job of jobs) files[job.scriptPath] = job.script;
+  files["context.env0"] = Object.entries(context)
+    .map(([k, v]) => `${k}=${v}\0`)
+    .join("");
+  for (const [key, list] of Object.entries(items)) files[`items/${key}.txt`] = list.map((i) => `${i}\n`).join("");
+  plan.files = files;
+  files["scripts/submit.sh"] = input.renderer.submit(plan);
+  return plan;
+}
+
+function contextStrings(context: Record<string, unknown>, problems: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const key of Object.keys(context).sort()) {
+    const value = context[key];
+    if (key === "step_states") continue;
+    const problem = contextKeyProblem(key);
+    if (problem) {
+      problems.push(problem);
+      continue;
+    }
+    if (typeof value !== "string" && typeof value !== "number" && typeof value !== "boolean") {
+      problems.push(`context value '${key}' must be a string, number or boolean to reach a cluster job`);
+      continue;
+    }
+    const text = String(value);
+    if (text.includes("\0")) problems.push(`context value '${key}' contains a NUL byte, which no environment variable can hold`);
+    else out[key] = text;
+  }
+  return out;
+}
+
+function refuseInProcessSteps(root: PipelineStep, problems: string[]): void {
+  const offenders: string[] = [];
+  const walk = (step: PipelineStep, key: string): void => {
+    if (isComposite(step)) {
+      for (const c of step.children) walk(c, `${key}.${c.name}`);
+    } else if (!(step instanceof CommandStep)) {
+      offenders.push(`${key} (${step.constructor.name})`);
+    }
+  };
+  walk(root, root.name);
+  if (offenders.length > 0) {
+    problems.push(
+      `these steps exist only as in-process functions and cannot run on a cluster: ${offenders.join(", ")}; ` +
+        `make them CommandSteps (a shell command) or run the pipeline in-process`,
+    );
+  }
+}
+
+/**
+ * Walks the tree in execution order and records, for every leaf, where each
+ * required key comes from: the latest upstream step that provides it, else the
+ * context (or the map item). A key from neither is a compile error.
+ */
+function resolveNeeds(root: PipelineStep, contextKeys: Set<string>, problems: string[]): Map<string, Need[]> {
+  const needs = new Map<string, Need[]>();
+  const walk = (step: PipelineStep, key: string, providers: Map<string, string>, scoped: Set<string>): void => {
+    if (step instanceof CommandStep) {
+      const list: Need[] = [];
+      for (const k of step.requires) {
+        const from = providers.get(k);
+        if (from !== undefined) list.push({ key: k, from });
+        else if (scoped.has(k) || contextKeys.has(k)) list.push({ key: k, from: "context" });
+        else problems.push(`step ${key} requires '${k}', which neither the context nor an upstream step provides`);
+      }
+      needs.set(key, list);
+      for (const k of step.provides) providers.set(k, key);
+      return;
+    }
+    const map = mapOf(step);
+    if (map) {
+      const inner = new Map(providers);
+      const innerScoped = new Set([...scoped, map.as]);
+      inner.delete(map.as);
+      for (const c of step.children) walk(c, `${key}.{i}.${c.name}`, inner, innerScoped);
+      return;
+    }
+    if (step.parallel) {
+      const before = new Map(providers);
+      for (const c of step.children) {
+        const mine = new Map(before);
+        walk(c, `${key}.${c.name}`, mine, scoped);
+        for (const [k, v] of mine) if (before.get(k) !== v) providers.set(k, v);
+      }
+      return;
+    }
+    for (const c of step.children) walk(c, `${key}.${c.name}`, providers, scoped);
+  };
+  walk(root, root.name, new Map(), new Set());
+  return needs;
+}
+
+function planNode(step: PipelineStep, key: string): PlanNode {
+  const map = mapOf(step);
+  const childPrefix = map ? `${key}.{i}` : key;
+  return {
+    key,
+    name: step.name,
+    kind: map ? "map" : step.kind,
+    parallel: step.parallel || map !== null,
+    continue_on_error: step.continue_on_error,
+    signature: shortSignature(step),
+    provides: [...step.provides],
+    ...(map ? { items: map.items.length, item_key: map.as, continue_on_item_error: map.continue_on_item_error } : {}),
+    children: step.children.map((c) => planNode(c, `${childPrefix}.${c.name}`)),
+  };
+}
+
+function jobName(id: string, label: string): string {
+  return `hp-${id}-${label}`.slice(0, 64);
+}
+
+/** A fused job needs the time of all its steps together. */
+function sumTime(list: Resources[]): Resources {
+  const first = list[0] ?? {};
+  const times = list.map((r) => r.time);
+  if (times.some((t) => t === undefined)) return { ...first };
+  return { ...first, time: secondsToSlurmTime(times.reduce((s, t) => s + slurmSeconds(t as string), 0)) };
+}
+
+function arraySpec(chunk: Chunk, total: number): ArraySpec {
+  return { count: chunk.count, offset: chunk.offset, throttle: chunk.throttle, chunk: chunk.chunk, chunks: chunk.chunks, total, indices: null };
+}

@@ -1,0 +1,69 @@
+import type { CompiledPlan, PlanJob } from "../plan/plan.js";
+
+function arrayLabel(job: PlanJob): string {
+  const a = job.array;
+  if (!a) return job.fused ? `fused(${job.steps.length})` : "single";
+  const chunk = a.chunks > 1 ? ` chunk ${a.chunk + 1}/${a.chunks} offset ${a.offset}` : "";
+  return `array[${a.count}]${a.throttle !== null ? `%${a.throttle}` : ""}${chunk}`;
+}
+
+function resourcesLabel(job: PlanJob): string {
+  return Object.entries(job.resources)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(",") : String(v)}`)
+    .join(" ");
+}
+
+function runsLabel(job: PlanJob): string {
+  if (job.shape === "map" && job.map) return `map ${job.map.key}: ${job.steps.join(" -> ")} per item`;
+  if (job.shape === "group") return `group: ${job.bodies.map((b, i) => `[${i}] ${b.unitKey ?? b.steps.map((s) => s.key).join(" -> ")}`).join(", ")}`;
+  return job.steps.join(" -> ");
+}
+
+/** The plan as a person reads it: jobs in submission order, arrays, dependencies, fusions. */
+export function formatPlanText(plan: CompiledPlan): string {
+  const lines: string[] = [];
+  lines.push(`pipeline ${plan.pipeline} (signature ${plan.signature}) for cluster ${plan.cluster}, run ${plan.runId}`);
+  lines.push(`run directory: ${plan.layout.runDir}`);
+  const tasks = plan.jobs.reduce((n, j) => n + (j.array ? (j.array.indices?.length ?? j.array.count) : 1), 0);
+  lines.push(`${plan.jobs.length} job(s), ${tasks} task(s), in submission order:`);
+  for (const job of plan.jobs) {
+    const after = job.dependencies.length > 0 ? `  after ${job.dependencies.map((d) => `${d.job}(${d.type})`).join(" ")}` : "";
+    lines.push(`  ${job.id}  ${arrayLabel(job).padEnd(12)} ${runsLabel(job)}${after}`);
+    const res = resourcesLabel(job);
+    if (res) lines.push(`        ${res}`);
+  }
+  const fusions = plan.jobs.filter((j) => j.fused);
+  if (fusions.length > 0) {
+    lines.push("fusions (consecutive steps with equal resources share one job; state files stay per step):");
+    for (const job of fusions) lines.push(`  ${job.id}: ${(job.fused ?? []).join(" + ")}`);
+  } else {
+    lines.push("fusions: none");
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+/** The plan as JSON without the script texts (use `submit --dry-run` for those). */
+export function formatPlanJson(plan: CompiledPlan): string {
+  const slim = { ...plan, jobs: plan.jobs.map(({ script: _script, ...rest }) => rest), files: Object.keys(plan.files) };
+  return `${JSON.stringify(slim, null, 2)}\n`;
+}
+
+/** A Mermaid flowchart of the job graph: solid edges afterok, dotted afterany. */
+export function formatPlanMermaid(plan: CompiledPlan): string {
+  const esc = (s: string): string => s.replace(/["<>]/g, (c) => ({ '"': "#quot;", "<": "#lt;", ">": "#gt;" })[c] ?? c);
+  const lines = ["flowchart TD"];
+  for (const job of plan.jobs) lines.push(`  ${job.id}["${esc(`${job.id} ${arrayLabel(job)}<br/>${runsLabel(job)}`)}"]`);
+  for (const job of plan.jobs) {
+    for (const d of job.dependencies) lines.push(`  ${d.job} ${d.type === "afterok" ? "-->" : "-.->"} ${job.id}`);
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+export type PlanFormat = "text" | "json" | "mermaid";
+
+export function formatPlan(plan: CompiledPlan, format: PlanFormat): string {
+  if (format === "json") return formatPlanJson(plan);
+  if (format === "mermaid") return formatPlanMermaid(plan);
+  return formatPlanText(plan);
+}

@@ -1,0 +1,138 @@
+/**
+ * The compiled plan: a plain, serialisable description of the SLURM jobs
+ * that run a pipeline tree. It is produced without any network, printed by
+ * `plan`, rendered to sbatch scripts, executed by the local executor and
+ * submitted by the SLURM backend. See docs/runtime-contract.md.
+ */
+import type { Resources } from "./resources.js";
+
+export const PLAN_FORMAT_VERSION = 1;
+
+/** The tree of the pipeline, kept so results can be merged back with the same keys the in-process core uses. */
+export interface PlanNode {
+  /** Full dot-namespaced key; for nodes inside a map the item index is the segment `{i}`. */
+  key: string;
+  name: string;
+  kind: "step" | "pipeline" | "group" | "map";
+  parallel: boolean;
+  continue_on_error: boolean;
+  signature: string;
+  provides: string[];
+  /** Map only: number of items and the context key each item is bound to. */
+  items?: number;
+  item_key?: string;
+  /** Map only: the map succeeds even when items fail. */
+  continue_on_item_error?: boolean;
+  children: PlanNode[];
+}
+
+/** Where a required context value comes from when a step runs. */
+export interface Need {
+  key: string;
+  /** "context" for the initial context (or a map item), else the namespaced key of the upstream step that publishes it (may contain `{i}`). */
+  from: string;
+}
+
+/** One leaf step as a job runs it. */
+export interface PlanStep {
+  /** Namespaced key; inside a map it contains `{i}`, replaced by the item index at run time. */
+  key: string;
+  name: string;
+  signature: string;
+  command: string;
+  env: Record<string, string>;
+  requires: string[];
+  provides: string[];
+  outputs: string[];
+  needs: Need[];
+  continue_on_error: boolean;
+  idempotent: boolean;
+}
+
+/**
+ * What one array task (or a plain job) runs: a list of steps in sequence,
+ * optionally inside a map item or a group child pipeline whose own state
+ * file is written after its steps (`unitKey`).
+ */
+export interface TaskBody {
+  /** Key of the composite this task runs whole (a group child pipeline or a map item), or null for bare steps. */
+  unitKey: string | null;
+  /** The unit may fail without failing the job (a group child or map with continue_on_error): the task exits 0. */
+  continue_on_error?: boolean;
+  steps: PlanStep[];
+}
+
+export interface ArraySpec {
+  /** Number of tasks in this job (this chunk). Task ids run 0..count-1. */
+  count: number;
+  /** Added to SLURM_ARRAY_TASK_ID to get the logical task index (chunking). */
+  offset: number;
+  /** Most tasks of this chunk running at once (`%N`), or null. */
+  throttle: number | null;
+  /** Index of this chunk and how many chunks the logical array has. */
+  chunk: number;
+  chunks: number;
+  /** Logical array size over all chunks. */
+  total: number;
+  /** Sparse task list for resubmission (e.g. only failed tasks), or null for 0..count-1. */
+  indices: number[] | null;
+}
+
+export interface Dependency {
+  /** Plan job id of the upstream job. */
+  job: string;
+  type: "afterok" | "afterany";
+}
+
+export interface PlanJob {
+  /** Stable id inside the plan, e.g. `j003`; also the script's file name. */
+  id: string;
+  /** SLURM job name (`--job-name`). */
+  name: string;
+  /** Plain job: one body. Group array: one body per task (task i runs bodies[i]). Map array: one body template run for every item. */
+  shape: "single" | "group" | "map";
+  bodies: TaskBody[];
+  /** Map only: the map's key, where its items live (`items/<key>.txt`) and the item's context key. */
+  map?: { key: string; itemsFile: string; itemKey: string; continueOnItemError: boolean };
+  array: ArraySpec | null;
+  dependencies: Dependency[];
+  resources: Resources;
+  /** Keys of the leaf steps this job runs, in order (with `{i}` inside maps); several means the job is a fusion. */
+  steps: string[];
+  /** The step keys fused into this job, when more than one; the plan prints these. */
+  fused: string[] | null;
+  /** Rendered sbatch script text and its path relative to the run directory. */
+  script: string;
+  scriptPath: string;
+}
+
+export interface PlanLayout {
+  /** Absolute run directory as the job sees it (may start with $HOME or $SCRATCH, expanded by the job's shell). */
+  runDir: string;
+  scripts: "scripts";
+  states: "states";
+  logs: "logs";
+  out: "out";
+  ctx: "ctx";
+  items: "items";
+  work: "work";
+}
+
+export interface CompiledPlan {
+  format: typeof PLAN_FORMAT_VERSION;
+  pipeline: string;
+  runId: string;
+  /** Signature of the whole pipeline definition. */
+  signature: string;
+  cluster: string;
+  layout: PlanLayout;
+  tree: PlanNode;
+  /** In dependency (submission) order. */
+  jobs: PlanJob[];
+  /** Initial context as strings (what jobs export). */
+  context: Record<string, string>;
+  /** Map items by map key. */
+  items: Record<string, string[]>;
+  /** Files written next to the scripts: lib.sh, the submit script, context, items. Path (relative to the run dir) to text. */
+  files: Record<string, string>;
+}

@@ -1,0 +1,44 @@
+/**
+ * Facts about steps that only the compiler reads, kept beside the core's
+ * classes rather than in subclasses of them: a subclass would change a
+ * step's signature (which hashes its class name), so a pipeline written in
+ * YAML and the same pipeline written in TypeScript would not resume each
+ * other's runs. Both tables hold their steps weakly.
+ */
+import type { PipelineStep } from "../core/step.js";
+import { CommandStep } from "./command-step.js";
+
+const noFuseSteps = new WeakSet<PipelineStep>();
+const throttles = new WeakMap<PipelineStep, number>();
+
+/** Opts a step (and, for a composite, its whole sub-tree) out of fusion; returns the step. */
+export function noFuse<T extends PipelineStep>(step: T): T {
+  noFuseSteps.add(step);
+  return step;
+}
+
+/**
+ * True when the step itself opted out of fusion: a composite marked with
+ * `noFuse` (the spec's `fuse: false`) or a CommandStep built with `fuse: false`.
+ * The compiler applies a composite's opt-out to everything below it.
+ */
+export function fuseOptOut(step: PipelineStep): boolean {
+  return noFuseSteps.has(step) || (step instanceof CommandStep && !step.fuse);
+}
+
+/** Records the array throttle (`%N`) of a parallel group; returns the step. */
+export function withThrottle<T extends PipelineStep>(step: T, throttle: number): T {
+  if (!Number.isInteger(throttle) || throttle < 1) throw new RangeError(`throttle must be a whole number >= 1, got ${throttle}`);
+  throttles.set(step, throttle);
+  return step;
+}
+
+/**
+ * The array throttle a user asked for: a group's `throttle` from the spec (or
+ * `withThrottle`), a map's own `throttle`; null when none was given.
+ */
+export function throttleOf(step: PipelineStep): number | null {
+  const own = (step as { throttle?: unknown }).throttle;
+  if (typeof own === "number") return own;
+  return throttles.get(step) ?? null;
+}

@@ -1,0 +1,85 @@
+import type { CompletedState } from "../core/completed-state.js";
+import { PipelineStep, StepDefinitionError } from "../core/step.js";
+import type { Context, RunOptions, StepOptions } from "../core/step.js";
+import type { Resources } from "../plan/resources.js";
+import { resourcesSchema } from "../plan/resources.js";
+import { contextKeyProblem } from "./context-keys.js";
+import { hasControlChar } from "./source.js";
+// Implemented in run-command.ts (kept apart: it spawns processes).
+import { runCommandInProcess } from "./run-command.js";
+
+export interface CommandStepOptions extends StepOptions {
+  /** A bash snippet. Context values arrive as environment variables ("$model_path"), never spliced into this text. */
+  command: string;
+  /** Files (relative to the job's working directory) the step must leave behind; missing ones fail the step. */
+  outputs?: readonly string[];
+  resources?: Resources;
+  /** Extra environment for the command; values are literal strings. */
+  env?: Readonly<Record<string, string>>;
+  /** Allow this step to be fused into one job with its sequential neighbours (default true). */
+  fuse?: boolean;
+}
+
+/**
+ * Why a declared output path cannot be used, or null. Outputs are checked
+ * relative to the step's working directory and must stay inside it.
+ */
+export function outputPathProblem(path: unknown): string | null {
+  if (typeof path !== "string" || path.length === 0) return "must be a non-empty string";
+  if (path.length > 4096) return "is longer than 4096 characters";
+  if (hasControlChar(path, false)) return "must not contain a newline or control character";
+  if (path.startsWith("/") || path.startsWith("~")) return "must be relative to the working directory (no leading '/' or '~')";
+  if (path.split("/").includes("..")) return "must stay inside the working directory (no '..')";
+  return null;
+}
+
+/**
+ * A step that runs a shell command: the kind of step that can leave the
+ * process and run as (part of) a SLURM job. In-process, it runs the same
+ * command with bash, with the same environment contract as the job wrapper.
+ */
+export class CommandStep extends PipelineStep {
+  readonly command: string;
+  readonly outputs: readonly string[];
+  readonly resources: Resources;
+  readonly env: Readonly<Record<string, string>>;
+  readonly fuse: boolean;
+
+  constructor(options: CommandStepOptions) {
+    super(options);
+    if (typeof options.command !== "string" || options.command.trim() === "") {
+      throw new StepDefinitionError(`step ${options.name}: command must be a non-empty string`);
+    }
+    if (options.command.includes("\0")) throw new StepDefinitionError(`step ${options.name}: command contains a NUL byte`);
+    for (const key of [...this.requires, ...this.provides]) {
+      const problem = contextKeyProblem(key);
+      if (problem) throw new StepDefinitionError(`step ${options.name}: ${problem}`);
+    }
+    for (const [k, v] of Object.entries(options.env ?? {})) {
+      const problem = contextKeyProblem(k);
+      if (problem) throw new StepDefinitionError(`step ${options.name}: env: ${problem.replace("context key", "variable")}`);
+      if (typeof v !== "string" || v.includes("\0")) throw new StepDefinitionError(`step ${options.name}: env ${k} must be a string without NUL`);
+    }
+    for (const out of options.outputs ?? []) {
+      const problem = outputPathProblem(out);
+      if (problem) throw new StepDefinitionError(`step ${options.name}: output ${JSON.stringify(out)} ${problem}`);
+    }
+    const res = resourcesSchema.safeParse(options.resources ?? {});
+    if (!res.success) {
+      throw new StepDefinitionError(`step ${options.name}: resources: ${res.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+    }
+    this.command = options.command;
+    this.outputs = [...(options.outputs ?? [])];
+    this.resources = res.data;
+    this.env = { ...(options.env ?? {}) };
+    this.fuse = options.fuse ?? true;
+  }
+
+  override signatureData(): unknown {
+    return { command: this.command, outputs: this.outputs, env: this.env, resources: this.resources };
+  }
+
+  override run(context: Context, options: RunOptions = {}): Promise<CompletedState> {
+    return runCommandInProcess(this, context, options);
+  }
+}

@@ -1,0 +1,15 @@
+export { CommandStep, outputPathProblem } from "./command-step.js";
+export type { CommandStepOptions } from "./command-step.js";
+export { runCommandInProcess, commandEnvironment, parsePublished, TailBuffer, OUTPUT_TAIL_BYTES, PUBLISH_MAX_BYTES } from "./run-command.js";
+export { MapStep, MapItemPipeline, itemProblem, MAX_ITEM_LENGTH } from "./map-step.js";
+export type { MapStepOptions } from "./map-step.js";
+export { CONTEXT_KEY_PATTERN, contextKeyProblem } from "./context-keys.js";
+export { fuseOptOut, noFuse, throttleOf, withThrottle } from "./annotations.js";
+export { ITEM_SCOPE, itemScopeOf } from "./item-scope.js";
+export type { ItemScope } from "./item-scope.js";
+export { loadSpec, pipelineFromSpecObject, parseItemsText, SpecError, MAX_MAP_ITEMS } from "./load.js";
+export type { LoadedSpec, LoadSpecOptions } from "./load.js";
+export { entryKind, specDocumentSchema, SPEC_ENTRY_KINDS } from "./schema.js";
+export type { CommandEntry, GroupEntry, MapEntry, PipelineEntry, SpecDocument, SpecEntry, SpecEntryKind } from "./schema.js";
+export { FieldError, formatPath, formatProblem } from "./source.js";
+export type { FieldProblem, SourceLocation } from "./source.js";

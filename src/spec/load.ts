@@ -1,0 +1,296 @@
+/**
+ * Loads a YAML pipeline spec into the core's objects: a Pipeline of
+ * CommandSteps, StepGroups, nested Pipelines and MapSteps. A malformed spec
+ * throws a SpecError naming the file, the path of the field and what was
+ * expected; nothing is built half-way.
+ */
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { dirname, isAbsolute, normalize, resolve } from "node:path";
+import { Pipeline } from "../core/pipeline.js";
+import { StepGroup } from "../core/step-group.js";
+import { StepDefinitionError } from "../core/step.js";
+import type { PipelineStep } from "../core/step.js";
+import type { Resources } from "../plan/resources.js";
+import { noFuse, withThrottle } from "./annotations.js";
+import { CommandStep } from "./command-step.js";
+import { contextKeyProblem } from "./context-keys.js";
+import { itemProblem, MapStep } from "./map-step.js";
+import { ENTRY_SCHEMAS, SPEC_ENTRY_KINDS, specDocumentSchema } from "./schema.js";
+import type { CommandEntry, GroupEntry, MapEntry, PipelineEntry, SpecDocument, SpecEntry, SpecEntryKind } from "./schema.js";
+import { describeValue, errorText, FieldError, MAX_SOURCE_BYTES, parseWith, problemAt, readYamlFile } from "./source.js";
+import type { FieldProblem, PathSegment, YamlSource } from "./source.js";
+
+/** A malformed pipeline spec: `file`, the `path` of the field (e.g. `steps[2].steps[0].run`) and what was `expected`. */
+export class SpecError extends FieldError {
+  override name = "SpecError";
+}
+
+export interface LoadSpecOptions {
+  /** `--set key=value`: overrides or extends the spec's context (keys are checked like the spec's). */
+  set?: Record<string, string>;
+}
+
+export interface LoadedSpec {
+  /** The root pipeline, built from real core objects. */
+  pipeline: Pipeline;
+  /** The validated document (map entries carry their items, also when read from items_file). */
+  spec: SpecDocument;
+  /** Absolute directory of the spec file: items_file and bundle paths are relative to it. */
+  specDir: string;
+  /** The initial context: the spec's `context` with `--set` values applied. */
+  context: Record<string, string | number | boolean>;
+  /** Files and directories (relative to specDir, normalised) to copy into the run's work directory. */
+  bundle: string[];
+  /** The spec's resource defaults (empty when none). */
+  defaults: Resources;
+}
+
+/** Most items a map may have (one array task each). */
+export const MAX_MAP_ITEMS = 1_000_000;
+
+/** Reads, validates and builds the spec at `path`. Throws SpecError. */
+export function loadSpec(path: string, options: LoadSpecOptions = {}): LoadedSpec {
+  const source = readYamlFile(path, (problems) => new SpecError(path, problems));
+  return buildSpec(source.value, path, options, source);
+}
+
+/**
+ * Builds a spec from an already-parsed object (for tests and programmatic
+ * use). `file` names the spec in errors; items_file and bundle paths are
+ * relative to its directory.
+ */
+export function pipelineFromSpecObject(obj: unknown, file: string, options: LoadSpecOptions = {}): LoadedSpec {
+  return buildSpec(obj, file, options);
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function buildSpec(obj: unknown, file: string, options: LoadSpecOptions, source?: YamlSource): LoadedSpec {
+  const specDir = resolve(dirname(file));
+  const problems: FieldProblem[] = [];
+  const fail = (): SpecError => new SpecError(file, problems);
+
+  if (!isPlainObject(obj)) {
+    throw new SpecError(file, [problemAt([], `expected a mapping with name and steps, got ${describeValue(obj)}`, source)]);
+  }
+  const top = parseWith(specDocumentSchema, obj, [], problems, source);
+  // Entries are checked even when the top level has problems, so one pass reports them all.
+  const rawSteps = Array.isArray(obj.steps) ? obj.steps : [];
+  const entries = parseEntries(rawSteps, ["steps"], { problems, source, specDir });
+  if (problems.length > 0 || top === undefined || entries === undefined) throw fail();
+
+  const bundle: string[] = [];
+  (top.bundle ?? []).forEach((p, i) => {
+    if (!existsSync(resolve(specDir, p))) problems.push(problemAt(["bundle", i], `expected an existing file or directory, but ${resolve(specDir, p)} does not exist`, source));
+    else bundle.push(normalize(p));
+  });
+
+  const context: Record<string, string | number | boolean> = { ...(top.context ?? {}) };
+  for (const [k, v] of Object.entries(options.set ?? {})) {
+    const problem = contextKeyProblem(k);
+    if (problem) problems.push({ path: `--set ${k}`, expected: problem });
+    else if (typeof v !== "string" || v.includes("\0")) problems.push({ path: `--set ${k}`, expected: "expected a value without NUL bytes" });
+    else context[k] = v;
+  }
+  if (problems.length > 0) throw fail();
+
+  const spec: SpecDocument = { ...top, steps: entries };
+  const steps = buildChildren(entries, ["steps"], problems, source);
+  let pipeline: Pipeline | undefined;
+  if (problems.length === 0) {
+    pipeline = guard([], problems, source, () => new Pipeline(defined({ name: top.name, version: top.version, steps })));
+    if (pipeline && top.fuse === false) noFuse(pipeline);
+  }
+  if (problems.length > 0 || pipeline === undefined) throw fail();
+  return { pipeline, spec, specDir, context, bundle, defaults: top.defaults ?? {} };
+}
+
+interface ParseEnv {
+  problems: FieldProblem[];
+  source: YamlSource | undefined;
+  specDir: string;
+}
+
+function parseEntries(list: readonly unknown[], at: readonly PathSegment[], env: ParseEnv): SpecEntry[] | undefined {
+  const out: SpecEntry[] = [];
+  let ok = true;
+  const names = new Map<string, number>();
+  list.forEach((raw, i) => {
+    const path = [...at, i];
+    const entry = parseEntry(raw, path, env);
+    if (entry === undefined) {
+      ok = false;
+      return;
+    }
+    const [kind, name] = entryName(entry);
+    const earlier = names.get(name);
+    if (earlier !== undefined) {
+      env.problems.push(problemAt([...path, kind], `duplicate name '${name}' (steps[${earlier}] has it too); names must be unique among siblings`, env.source));
+      ok = false;
+    }
+    names.set(name, i);
+    out.push(entry);
+  });
+  return ok ? out : undefined;
+}
+
+function entryName(entry: SpecEntry): [SpecEntryKind, string] {
+  if ("step" in entry) return ["step", entry.step];
+  if ("group" in entry) return ["group", entry.group];
+  if ("map" in entry) return ["map", entry.map];
+  return ["pipeline", entry.pipeline];
+}
+
+function parseEntry(raw: unknown, path: PathSegment[], env: ParseEnv): SpecEntry | undefined {
+  const { problems, source } = env;
+  const kindsList = SPEC_ENTRY_KINDS.join(", ");
+  if (!isPlainObject(raw)) {
+    problems.push(problemAt(path, `expected a mapping with one of the keys ${kindsList}, got ${describeValue(raw)}`, source));
+    return undefined;
+  }
+  const kinds = SPEC_ENTRY_KINDS.filter((k) => k in raw);
+  const first = kinds[0];
+  if (first === undefined) {
+    const keys = Object.keys(raw);
+    problems.push(problemAt(path, `expected exactly one of the keys ${kindsList}, found ${keys.length > 0 ? keys.map((k) => `'${k}'`).join(", ") : "none"}`, source));
+    return undefined;
+  }
+  if (kinds.length > 1) {
+    problems.push(problemAt([...path, kinds[1] as string], `an entry has exactly one of the keys ${kindsList}; this one has ${kinds.map((k) => `'${k}'`).join(" and ")}`, source));
+    return undefined;
+  }
+  const before = problems.length;
+  const parsed = parseWith(ENTRY_SCHEMAS[first], raw, path, problems, source);
+  // Children are checked even when this entry has problems, so one pass reports them all.
+  const children = first === "step" ? [] : parseEntries(Array.isArray(raw.steps) ? raw.steps : [], [...path, "steps"], env);
+  if (parsed === undefined || children === undefined || problems.length > before) return undefined;
+  if (first === "step") return parsed as CommandEntry;
+  if (first === "map") {
+    const m = parsed as Omit<MapEntry, "steps">;
+    const items = m.items ?? readItemsFile(m.items_file ?? "", [...path, "items_file"], env);
+    if (items === undefined) return undefined;
+    return { ...m, items, steps: children };
+  }
+  return { ...(parsed as Omit<GroupEntry | PipelineEntry, "steps">), steps: children } as GroupEntry | PipelineEntry;
+}
+
+/** One item per line; blank lines and lines starting with `#` are skipped; a trailing `\r` is dropped. */
+export function parseItemsText(text: string): Array<{ line: number; item: string }> {
+  const out: Array<{ line: number; item: string }> = [];
+  text.split("\n").forEach((raw, i) => {
+    const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
+    if (line.trim() === "" || line.startsWith("#")) return;
+    out.push({ line: i + 1, item: line });
+  });
+  return out;
+}
+
+function readItemsFile(file: string, at: PathSegment[], env: ParseEnv): string[] | undefined {
+  const full = isAbsolute(file) ? file : resolve(env.specDir, file);
+  let text: string;
+  try {
+    if (statSync(full).size > MAX_SOURCE_BYTES) throw new Error(`file is larger than ${MAX_SOURCE_BYTES} bytes`);
+    text = readFileSync(full, "utf8");
+  } catch (err) {
+    env.problems.push(problemAt(at, `expected a readable file of items (relative to the spec), but ${full}: ${errorText(err)}`, env.source));
+    return undefined;
+  }
+  const items: string[] = [];
+  for (const { line, item } of parseItemsText(text)) {
+    const problem = itemProblem(item);
+    if (problem) {
+      env.problems.push(problemAt(at, `${file} line ${line}: item ${problem}`, env.source));
+      return undefined;
+    }
+    items.push(item);
+  }
+  if (items.length > MAX_MAP_ITEMS) {
+    env.problems.push(problemAt(at, `${file} has ${items.length} items; at most ${MAX_MAP_ITEMS} are allowed`, env.source));
+    return undefined;
+  }
+  return items;
+}
+
+/** Runs a core constructor, turning a StepDefinitionError into a problem at `path`. */
+function guard<T>(path: readonly PathSegment[], problems: FieldProblem[], source: YamlSource | undefined, make: () => T): T | undefined {
+  try {
+    return make();
+  } catch (err) {
+    if (!(err instanceof StepDefinitionError)) throw err;
+    problems.push(problemAt(path, err.message, source));
+    return undefined;
+  }
+}
+
+/** Drops undefined values, so a constructor's own defaults apply (`{version: undefined}` would override them). */
+function defined<T extends object>(options: T): T {
+  return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as T;
+}
+
+function buildChildren(entries: readonly SpecEntry[], at: readonly PathSegment[], problems: FieldProblem[], source: YamlSource | undefined): PipelineStep[] {
+  const out: PipelineStep[] = [];
+  entries.forEach((entry, i) => {
+    const step = buildEntry(entry, [...at, i], problems, source);
+    if (step) out.push(step);
+  });
+  return out;
+}
+
+function buildEntry(entry: SpecEntry, path: PathSegment[], problems: FieldProblem[], source: YamlSource | undefined): PipelineStep | undefined {
+  if ("step" in entry) {
+    return guard(path, problems, source, () =>
+      new CommandStep(defined({
+        name: entry.step,
+        command: entry.run,
+        requires: entry.requires,
+        provides: entry.provides,
+        outputs: entry.outputs,
+        resources: entry.resources,
+        env: entry.env,
+        continue_on_error: entry.continue_on_error,
+        idempotent: entry.idempotent,
+        version: entry.version,
+        fuse: entry.fuse,
+      })),
+    );
+  }
+  const before = problems.length;
+  const children = buildChildren(entry.steps, [...path, "steps"], problems, source);
+  if (problems.length > before) return undefined;
+  let step: PipelineStep | undefined;
+  if ("group" in entry) {
+    step = guard(path, problems, source, () =>
+      new StepGroup(defined({
+        name: entry.group,
+        parallel: entry.parallel,
+        concurrency: entry.throttle,
+        continue_on_error: entry.continue_on_error,
+        version: entry.version,
+        steps: children,
+      })),
+    );
+    if (step && entry.throttle !== undefined) withThrottle(step, entry.throttle);
+  } else if ("map" in entry) {
+    step = guard(path, problems, source, () =>
+      new MapStep(defined({
+        name: entry.map,
+        items: entry.items,
+        as: entry.as,
+        concurrency: entry.throttle,
+        continue_on_item_error: entry.continue_on_item_error,
+        continue_on_error: entry.continue_on_error,
+        version: entry.version,
+        itemsSource: entry.items_file,
+        steps: children,
+      })),
+    );
+  } else {
+    step = guard(path, problems, source, () =>
+      new Pipeline(defined({ name: entry.pipeline, continue_on_error: entry.continue_on_error, version: entry.version, steps: children })),
+    );
+  }
+  if (step && entry.fuse === false) noFuse(step);
+  return step;
+}

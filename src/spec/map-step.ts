@@ -1,0 +1,167 @@
+import { createHash } from "node:crypto";
+import { availableParallelism } from "node:os";
+import { CompletedState } from "../core/completed-state.js";
+import { CompositeStep, failureOf } from "../core/composite.js";
+import type { CompositeOptions } from "../core/composite.js";
+import { inferSequential } from "../core/contracts.js";
+import type { Contract } from "../core/contracts.js";
+import { runChild, stepStatesOf } from "../core/execute.js";
+import type { ExecEnv } from "../core/execute.js";
+import { Pipeline } from "../core/pipeline.js";
+import { shortSignature } from "../core/signature.js";
+import { StepDefinitionError } from "../core/step.js";
+import type { Context, PipelineStep } from "../core/step.js";
+import { contextKeyProblem } from "./context-keys.js";
+import { withItemScope } from "./item-scope.js";
+import { hasControlChar } from "./source.js";
+
+/** Longest item, in characters. */
+export const MAX_ITEM_LENGTH = 4096;
+
+/**
+ * Why a map item cannot be used, or null. Items travel one per line in a
+ * file and into environment variables, so they are single printable lines.
+ */
+export function itemProblem(item: unknown): string | null {
+  if (typeof item !== "string") return `must be a string, got ${item === null ? "null" : typeof item}`;
+  if (item.length === 0) return "must not be empty";
+  if (item.length > MAX_ITEM_LENGTH) return `is longer than ${MAX_ITEM_LENGTH} characters`;
+  if (item.includes("\n") || item.includes("\r")) return "must not contain a newline";
+  if (item.includes("\0")) return "must not contain a NUL byte";
+  if (hasControlChar(item, false)) return "must not contain a control character";
+  return null;
+}
+
+export interface MapStepOptions extends CompositeOptions {
+  /** One run of `steps` per item. */
+  items: readonly string[];
+  /** The context key each item is bound to (default `item`). */
+  as?: string;
+  /** Most items running at once; default: the number of CPUs. On a cluster it becomes the array's `%N`. */
+  concurrency?: number;
+  /** The map succeeds even when items fail; the failed ones are listed in `meta.failed_items`. */
+  continue_on_item_error?: boolean;
+  /** Where the items came from (a file), for messages and plans. */
+  itemsSource?: string;
+}
+
+/** The sub-pipeline run for one item: a Pipeline whose signature also covers the item, so a changed item is never skipped. */
+export class MapItemPipeline extends Pipeline {
+  constructor(
+    index: number,
+    readonly item: string,
+    readonly as: string,
+    steps: readonly PipelineStep[],
+  ) {
+    super({ name: String(index), steps });
+  }
+
+  override signatureData(): unknown {
+    return { item: this.item, as: this.as };
+  }
+}
+
+function mapContract(as: string): (children: readonly PipelineStep[]) => Contract {
+  return (children) => {
+    const inner = inferSequential(children);
+    return { requires: inner.requires.filter((k) => k !== as), provides: [] };
+  };
+}
+
+/**
+ * Runs a sub-pipeline once per item, the item bound to a context key: the
+ * batch form, which a compiler turns into one array task per item. Results
+ * are recorded as `<map>.<i>` (the item's pipeline) and `<map>.<i>.<step>`.
+ * Items run concurrently up to `concurrency`, each in its own copy of the
+ * context (sharing `step_states`), so what an item's steps set stays in it.
+ * When an item fails no new item starts and the map fails, unless
+ * `continue_on_item_error`.
+ */
+export class MapStep extends CompositeStep {
+  readonly items: readonly string[];
+  readonly as: string;
+  readonly concurrency: number;
+  /** The concurrency the user asked for (the array's `%N` on a cluster), or null for the default. */
+  readonly throttle: number | null;
+  readonly continue_on_item_error: boolean;
+  readonly itemsSource: string | undefined;
+  private itemsDigest: string | undefined;
+
+  constructor(options: MapStepOptions) {
+    const as = options.as ?? "item";
+    super(options, mapContract(as));
+    const problem = contextKeyProblem(as);
+    if (problem) throw new StepDefinitionError(`map ${options.name}: as: ${problem}`);
+    if (!Array.isArray(options.items)) throw new StepDefinitionError(`map ${options.name}: items must be a list of strings`);
+    const source = options.itemsSource ? ` (from ${options.itemsSource})` : "";
+    options.items.forEach((item: unknown, i) => {
+      const bad = itemProblem(item);
+      if (bad) throw new StepDefinitionError(`map ${options.name}: item ${i}${source} ${bad}`);
+    });
+    const concurrency = options.concurrency ?? availableParallelism();
+    if (!Number.isInteger(concurrency) || concurrency < 1) {
+      throw new StepDefinitionError(`map ${options.name}: concurrency must be a whole number >= 1, got ${concurrency}`);
+    }
+    this.items = Object.freeze([...options.items]);
+    this.as = as;
+    this.concurrency = concurrency;
+    this.throttle = options.concurrency ?? null;
+    this.continue_on_item_error = options.continue_on_item_error ?? false;
+    this.itemsSource = options.itemsSource;
+  }
+
+  override get kind(): "map" {
+    return "map";
+  }
+
+  /** A digest of the item list (sha256 of the items joined by newlines). */
+  get itemsHash(): string {
+    this.itemsDigest ??= createHash("sha256").update(this.items.join("\n")).digest("hex");
+    return this.itemsDigest;
+  }
+
+  override signatureData(): unknown {
+    return { as: this.as, items: this.items.length, items_sha256: this.itemsHash, continue_on_item_error: this.continue_on_item_error };
+  }
+
+  /** The pipeline that runs item `index` (named `String(index)`, recorded as `<map>.<index>`). */
+  itemPipeline(index: number): MapItemPipeline {
+    const item = this.items[index];
+    if (item === undefined) throw new RangeError(`map ${this.name} has no item ${index}`);
+    return new MapItemPipeline(index, item, this.as, this.steps);
+  }
+
+  protected override async runBody(context: Context, key: string, env: ExecEnv): Promise<CompletedState> {
+    const states = stepStatesOf(context); // created before the item contexts copy its reference
+    const total = this.items.length;
+    let next = 0;
+    let firstFailure: { key: string; state: CompletedState } | undefined;
+    const failedItems: number[] = [];
+
+    const runItem = async (i: number): Promise<void> => {
+      const pipeline = this.itemPipeline(i);
+      const itemKey = `${key}.${i}`;
+      // Earlier results under this index belong to another item (or a run cut short): they must not be reused.
+      const previous = states[itemKey];
+      if (previous === undefined || previous.signature !== shortSignature(pipeline)) {
+        for (const k of Object.keys(states)) if (k === itemKey || k.startsWith(`${itemKey}.`)) delete states[k];
+      }
+      const scoped = withItemScope({ ...context, [this.as]: pipeline.item }, { index: i, item: pipeline.item });
+      const state = await runChild(pipeline, scoped, itemKey, env);
+      if (state.success) return;
+      if (this.continue_on_item_error && state.failure !== "MISSING_REQUIREMENT") failedItems.push(i);
+      else firstFailure ??= { key: itemKey, state };
+    };
+    const worker = async (): Promise<void> => {
+      while (firstFailure === undefined && next < total && !env.signal?.aborted) await runItem(next++);
+    };
+    await Promise.all(Array.from({ length: Math.min(this.concurrency, total) }, worker));
+
+    const meta: Record<string, unknown> = { items: total, item_key: this.as };
+    if (failedItems.length > 0) meta.failed_items = failedItems.sort((a, b) => a - b);
+    if (next < total) meta.items_not_started = total - next;
+    if (firstFailure !== undefined) return failureOf(firstFailure.key, firstFailure.state, meta);
+    if (next < total) return CompletedState.fail(`${key}: aborted`, { failure: "STEP_FAILED", meta: { ...meta, aborted: true } });
+    return CompletedState.ok({ meta });
+  }
+}

@@ -1,0 +1,236 @@
+/**
+ * The YAML pipeline spec, validated with zod. Keys are snake_case. Each entry
+ * of a `steps` list has exactly one of the keys `step`, `group`, `pipeline`,
+ * `map`, which names its kind; entries are parsed one by one (see load.ts) so
+ * an error names the path of the exact field.
+ */
+import { z } from "zod";
+import { STEP_NAME_PATTERN } from "../core/step.js";
+import { resourcesSchema } from "../plan/resources.js";
+import type { Resources } from "../plan/resources.js";
+import { outputPathProblem } from "./command-step.js";
+import { contextKeyProblem } from "./context-keys.js";
+import { itemProblem } from "./map-step.js";
+import { hasControlChar } from "./source.js";
+
+export const SPEC_ENTRY_KINDS = ["step", "group", "pipeline", "map"] as const;
+export type SpecEntryKind = (typeof SPEC_ENTRY_KINDS)[number];
+
+export const stepNameSchema = z
+  .string()
+  .regex(STEP_NAME_PATTERN, { error: "expected a name of 1-100 letters, digits, '_' or '-', not starting with '-' (dots are reserved)" });
+
+export const contextKeySchema = z.string().superRefine((key, ctx) => {
+  const problem = contextKeyProblem(key);
+  if (problem) ctx.addIssue({ code: "custom", message: problem, input: key });
+});
+
+const keyList = z.array(contextKeySchema);
+
+const versionSchema = z
+  .string({
+    error: (iss) => (iss.input === undefined ? undefined : `expected a string; quote versions ("1.0") so YAML does not read them as numbers`),
+  })
+  .min(1)
+  .max(64)
+  .refine((s) => !hasControlChar(s), { error: "must not contain a newline or control character" });
+
+const commandSchema = z
+  .string()
+  .min(1, { error: "expected a non-empty string" })
+  .refine((s) => s.trim() !== "", { error: "expected a non-empty string" })
+  .refine((s) => !s.includes("\0"), { error: "must not contain a NUL byte" });
+
+const outputPathSchema = z.string().superRefine((path, ctx) => {
+  const problem = outputPathProblem(path);
+  if (problem) ctx.addIssue({ code: "custom", message: `expected a relative path inside the working directory: ${problem}`, input: path });
+});
+
+/** A scalar a YAML user naturally writes as a value: strings, numbers, booleans (numbers and booleans become strings). */
+function scalarText(value: unknown): string | undefined {
+  if (typeof value === "string") return value;
+  if (typeof value === "number" && Number.isFinite(value)) return String(value);
+  if (typeof value === "boolean") return String(value);
+  return undefined;
+}
+
+/** Resources, where `time: 30` and `mem: 4000` (numbers in YAML) mean the same as the strings. */
+export const specResourcesSchema: z.ZodType<Resources> = z.preprocess((value) => {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return value;
+  const copy: Record<string, unknown> = { ...(value as Record<string, unknown>) };
+  for (const k of ["time", "mem"]) if (typeof copy[k] === "number") copy[k] = String(copy[k]);
+  return copy;
+}, resourcesSchema) as z.ZodType<Resources>;
+
+const envSchema = z.record(z.string(), z.unknown()).transform((env, ctx) => {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) {
+    const problem = contextKeyProblem(k);
+    if (problem) {
+      ctx.addIssue({ code: "custom", message: problem.replace("context key", "environment variable name"), path: [k], input: k });
+      continue;
+    }
+    const text = scalarText(v);
+    if (text === undefined) ctx.addIssue({ code: "custom", message: "expected a string, number or boolean", path: [k], input: v });
+    else if (text.includes("\0")) ctx.addIssue({ code: "custom", message: "must not contain a NUL byte", path: [k], input: v });
+    else out[k] = text;
+  }
+  return out;
+});
+
+/** Initial context values: keys are shell identifiers, values strings, numbers or booleans. */
+export const contextSchema = z.record(z.string(), z.unknown()).transform((context, ctx) => {
+  const out: Record<string, string | number | boolean> = {};
+  for (const [k, v] of Object.entries(context)) {
+    const problem = contextKeyProblem(k);
+    if (problem) {
+      ctx.addIssue({ code: "custom", message: problem, path: [k], input: k });
+      continue;
+    }
+    if (typeof v === "string") {
+      if (v.includes("\0")) ctx.addIssue({ code: "custom", message: "must not contain a NUL byte", path: [k], input: v });
+      else out[k] = v;
+    } else if ((typeof v === "number" && Number.isFinite(v)) || typeof v === "boolean") {
+      out[k] = v;
+    } else {
+      ctx.addIssue({ code: "custom", message: `expected a string, number or boolean, got ${v === null ? "null (an empty value)" : Array.isArray(v) ? "a list" : typeof v}`, path: [k], input: v });
+    }
+  }
+  return out;
+});
+
+const bundlePathSchema = z.string().superRefine((path, ctx) => {
+  const problem = outputPathProblem(path);
+  if (problem) ctx.addIssue({ code: "custom", message: `expected a path relative to the spec file: ${problem}`, input: path });
+});
+
+const itemSchema = z.unknown().transform((item, ctx) => {
+  const text = typeof item === "number" && Number.isFinite(item) ? String(item) : item;
+  const problem = itemProblem(text);
+  if (problem) {
+    ctx.addIssue({ code: "custom", message: `item ${problem}`, input: item });
+    return z.NEVER;
+  }
+  return text as string;
+});
+
+const throttleSchema = z.number().int().min(1);
+/** The children of a composite, parsed entry by entry afterwards. */
+const childList = z.array(z.unknown()).min(1, { error: "expected a non-empty list of steps" });
+
+export const commandEntrySchema = z
+  .object({
+    step: stepNameSchema,
+    run: commandSchema,
+    requires: keyList.optional(),
+    provides: keyList.optional(),
+    outputs: z.array(outputPathSchema).optional(),
+    resources: specResourcesSchema.optional(),
+    env: envSchema.optional(),
+    continue_on_error: z.boolean().optional(),
+    idempotent: z.boolean().optional(),
+    version: versionSchema.optional(),
+    fuse: z.boolean().optional(),
+  })
+  .strict();
+
+export const groupEntrySchema = z
+  .object({
+    group: stepNameSchema,
+    parallel: z.boolean().optional(),
+    throttle: throttleSchema.optional(),
+    continue_on_error: z.boolean().optional(),
+    version: versionSchema.optional(),
+    fuse: z.boolean().optional(),
+    steps: childList,
+  })
+  .strict()
+  .superRefine((g, ctx) => {
+    if (g.throttle !== undefined && g.parallel !== true) {
+      ctx.addIssue({ code: "custom", message: "throttle limits a parallel group; add parallel: true or remove throttle", path: ["throttle"], input: g.throttle });
+    }
+  });
+
+export const pipelineEntrySchema = z
+  .object({
+    pipeline: stepNameSchema,
+    continue_on_error: z.boolean().optional(),
+    version: versionSchema.optional(),
+    fuse: z.boolean().optional(),
+    steps: childList,
+  })
+  .strict();
+
+export const mapEntrySchema = z
+  .object({
+    map: stepNameSchema,
+    items: z.array(itemSchema).optional(),
+    items_file: z
+      .string()
+      .min(1)
+      .refine((s) => !hasControlChar(s), { error: "must not contain a newline or control character" })
+      .optional(),
+    as: contextKeySchema.optional(),
+    throttle: throttleSchema.optional(),
+    continue_on_item_error: z.boolean().optional(),
+    continue_on_error: z.boolean().optional(),
+    version: versionSchema.optional(),
+    fuse: z.boolean().optional(),
+    steps: childList,
+  })
+  .strict()
+  .superRefine((m, ctx) => {
+    if ((m.items === undefined) === (m.items_file === undefined)) {
+      ctx.addIssue({
+        code: "custom",
+        message: m.items === undefined ? "expected items (a list) or items_file (a file of lines)" : "expected items or items_file, not both",
+        path: m.items === undefined ? [] : ["items_file"],
+        input: m,
+      });
+    }
+  });
+
+export const specDocumentSchema = z
+  .object({
+    name: stepNameSchema,
+    version: versionSchema.optional(),
+    context: contextSchema.optional(),
+    defaults: specResourcesSchema.optional(),
+    bundle: z.array(bundlePathSchema).optional(),
+    fuse: z.boolean().optional(),
+    steps: childList,
+  })
+  .strict();
+
+export type CommandEntry = z.output<typeof commandEntrySchema>;
+export interface GroupEntry extends Omit<z.output<typeof groupEntrySchema>, "steps"> {
+  steps: SpecEntry[];
+}
+export interface PipelineEntry extends Omit<z.output<typeof pipelineEntrySchema>, "steps"> {
+  steps: SpecEntry[];
+}
+/** A map entry; `items` holds the items whether they were inline or read from `items_file`. */
+export interface MapEntry extends Omit<z.output<typeof mapEntrySchema>, "steps" | "items"> {
+  items: string[];
+  steps: SpecEntry[];
+}
+export type SpecEntry = CommandEntry | GroupEntry | PipelineEntry | MapEntry;
+/** A validated spec document. */
+export interface SpecDocument extends Omit<z.output<typeof specDocumentSchema>, "steps"> {
+  steps: SpecEntry[];
+}
+
+/** Which kind an entry of a validated spec is. */
+export function entryKind(entry: SpecEntry): SpecEntryKind {
+  if ("step" in entry) return "step";
+  if ("group" in entry) return "group";
+  if ("map" in entry) return "map";
+  return "pipeline";
+}
+
+export const ENTRY_SCHEMAS = {
+  step: commandEntrySchema,
+  group: groupEntrySchema,
+  pipeline: pipelineEntrySchema,
+  map: mapEntrySchema,
+} as const;
