@@ -8,7 +8,9 @@ export const sbatchValue = z
   .string()
   .min(1)
   .max(512)
-  .refine((s) => !/[\u0000-\u001f\u007f]/.test(s), { message: "must not contain a newline or control character" });
+  .refine((s) => ![...s].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f), {
+    message: "must not contain a newline or control character",
+  });
 
 export const resourcesSchema = z
   .object({
