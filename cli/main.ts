@@ -1,26 +1,5 @@
 #!/usr/bin/env node
-import { CommanderError } from "commander";
-import { CliError, CliExit } from "../src/cli-exit.js";
-import { buildProgram } from "./program.js";
+import { runCli } from "./run-cli.js";
 
-/** The only place that calls process.exit: maps results and errors to exit codes. */
-async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
-  try {
-    await program.parseAsync(argv);
-    return typeof process.exitCode === "number" ? process.exitCode : 0;
-  } catch (err) {
-    if (err instanceof CommanderError) {
-      if (err.code === "commander.helpDisplayed" || err.code === "commander.version" || err.code === "commander.help") return 0;
-      return CliExit.USAGE;
-    }
-    if (err instanceof CliError) {
-      process.stderr.write(`hpcpipe: ${err.message}\n`);
-      return err.exitCode;
-    }
-    process.stderr.write(`hpcpipe: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    return CliExit.SOFTWARE;
-  }
-}
-
-process.exit(await main(process.argv));
+// The only place that calls process.exit.
+process.exit(await runCli(process.argv));

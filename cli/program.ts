@@ -1,6 +1,9 @@
 import { Command } from "commander";
 import { registerInspectCommand } from "../examples/mini-inspector/command.js";
 import { packageVersion } from "../src/version.js";
+import { registerPlanCommand } from "./commands/plan.js";
+import { registerRunCommand } from "./commands/run.js";
+import { registerSubmitCommand } from "./commands/submit.js";
 
 /** Builds the command tree; each command parses its arguments and calls the library. */
 export function buildProgram(): Command {
@@ -17,6 +20,9 @@ export function buildProgram(): Command {
     .configureOutput({ outputError: (str, write) => write(str) })
     // Before any subcommand is added: commander copies this setting to subcommands when they are created.
     .exitOverride();
+  registerRunCommand(program);
+  registerPlanCommand(program);
+  registerSubmitCommand(program);
   registerInspectCommand(program);
   return program;
 }

@@ -1,0 +1,40 @@
+import { CliError, CliExit } from "../src/cli-exit.js";
+import { ConfigError } from "../src/cluster/index.js";
+import { CompileError } from "../src/compiler/errors.js";
+import { parseSetValues } from "../src/app/set-values.js";
+import { SpecError } from "../src/spec/index.js";
+
+/** Maps the library's known errors to a CliError with the right exit code; anything else is rethrown (exit 70). */
+export function asCliError(err: unknown): CliError {
+  if (err instanceof CliError) return err;
+  if (err instanceof ConfigError) return new CliError(err.message, CliExit.CONFIG, { cause: err });
+  if (err instanceof SpecError) {
+    const missing = err.problems.some((p) => p.path === "" && p.expected.includes("no such file"));
+    return new CliError(err.message, missing ? CliExit.NO_INPUT : CliExit.DATA, { cause: err });
+  }
+  if (err instanceof CompileError) return new CliError(`cannot compile the pipeline:\n  ${err.problems.join("\n  ")}`, CliExit.DATA, { cause: err });
+  throw err;
+}
+
+/** Runs a command action, turning known library errors into CliErrors. */
+export async function guarded<T>(action: () => Promise<T> | T): Promise<T> {
+  try {
+    return await action();
+  } catch (err) {
+    throw asCliError(err);
+  }
+}
+
+/** Collects a repeated option (`--set a=1 --set b=2`). */
+export function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+export function parseSetOption(pairs: string[]): Record<string, string> {
+  try {
+    return parseSetValues(pairs);
+  } catch (err) {
+    throw new CliError(err instanceof Error ? err.message : String(err), CliExit.USAGE);
+  }
+}
+

@@ -1,0 +1,56 @@
+import { isAbsolute, resolve } from "node:path";
+import { loadClusterConfig, toCompileTarget } from "../cluster/index.js";
+import type { ClusterConfig } from "../cluster/index.js";
+import { compile } from "../compiler/compile.js";
+import type { CompiledPlan } from "../plan/plan.js";
+import { loadSpec } from "../spec/index.js";
+import type { LoadedSpec } from "../spec/index.js";
+import { templateRenderer } from "./renderer.js";
+import { newRunId } from "./run-id.js";
+
+export interface PrepareOptions {
+  /** Path of the YAML pipeline spec. */
+  spec: string;
+  /** Cluster config name or path; default `local`. */
+  cluster?: string;
+  /** `--set key=value` overrides of the spec's context. */
+  set?: Record<string, string>;
+  runId?: string;
+  /** Fuse consecutive equal-resource steps (default true). */
+  fuse?: boolean;
+  /** A directory of the user's own templates (sbatch.hbs, submit.hbs, partials/). */
+  templatesDir?: string;
+  /** For local runs: where run directories go (overrides a relative workdir of the config); default `.hpcpipe/runs`. */
+  localRunsDir?: string;
+}
+
+export interface PreparedPlan {
+  plan: CompiledPlan;
+  loaded: LoadedSpec;
+  config: ClusterConfig;
+}
+
+/**
+ * Loads the spec and the cluster config and compiles the plan; contacts
+ * nothing. For a local config, the run directory is made absolute here so
+ * that the scripts can name it.
+ */
+export function preparePlan(options: PrepareOptions): PreparedPlan {
+  const loaded = loadSpec(options.spec, { set: options.set ?? {} });
+  const config = loadClusterConfig(options.cluster ?? "local");
+  const target = toCompileTarget(config);
+  if (config.executor === "local") {
+    const base = options.localRunsDir ?? (isAbsolute(config.workdir) ? config.workdir : resolve(config.workdir));
+    target.workdir = resolve(base);
+  }
+  const plan = compile({
+    root: loaded.pipeline,
+    context: loaded.context,
+    runId: options.runId ?? newRunId(),
+    target,
+    defaults: loaded.defaults,
+    fuse: options.fuse ?? true,
+    renderer: templateRenderer(options.templatesDir),
+  });
+  return { plan, loaded, config };
+}

@@ -1,0 +1,55 @@
+/**
+ * Where each concrete step key of a plan runs: which job, which logical
+ * array task, and the task body around it. The merger uses it to decide
+ * which steps a job that ended without writing states should account for.
+ */
+import type { CompiledPlan, PlanJob, PlanStep, TaskBody } from "../plan/plan.js";
+
+export interface StepSlot {
+  job: PlanJob;
+  /** SLURM array task id inside the job (0 for a plain job). */
+  taskId: number;
+  /** Logical task index (task id + chunk offset); what `{i}` stands for. */
+  task: number;
+  /** The steps of the task body, with `{i}` replaced. */
+  keys: string[];
+  steps: PlanStep[];
+  position: number;
+  unitKey: string | null;
+}
+
+/** The SLURM array task ids a job runs: the sparse list, or 0..count-1. */
+export function arrayTaskIds(job: PlanJob): number[] {
+  if (job.array === null) return [0];
+  return job.array.indices ?? Array.from({ length: job.array.count }, (_, i) => i);
+}
+
+/** The body a task runs: a map repeats its one body; a group array runs body i for logical task i. */
+export function bodyOfTask(job: PlanJob, taskId: number): TaskBody | undefined {
+  if (job.shape === "map") return job.bodies[0];
+  if (job.array === null) return job.bodies[0];
+  const logical = taskId + job.array.offset;
+  return job.bodies.length >= job.array.total ? job.bodies[logical] : job.bodies[taskId];
+}
+
+/** Replaces the item placeholder of a key inside a map with the logical task index. */
+export function concreteKey(key: string, task: number): string {
+  return key.replaceAll("{i}", String(task));
+}
+
+export function buildStepIndex(plan: CompiledPlan): Map<string, StepSlot> {
+  const index = new Map<string, StepSlot>();
+  for (const job of plan.jobs) {
+    for (const taskId of arrayTaskIds(job)) {
+      const body = bodyOfTask(job, taskId);
+      if (body === undefined) continue;
+      const task = taskId + (job.array?.offset ?? 0);
+      const keys = body.steps.map((s) => concreteKey(s.key, task));
+      const unitKey = body.unitKey === null ? null : concreteKey(body.unitKey, task);
+      keys.forEach((key, position) => {
+        index.set(key, { job, taskId, task, keys, steps: body.steps, position, unitKey });
+      });
+    }
+  }
+  return index;
+}

@@ -1,0 +1,74 @@
+/**
+ * Quoting for the two languages a job script speaks: bash (POSIX single
+ * quotes) and the `#SBATCH` line parser of sbatch, which has its own rules
+ * (backslash escapes even inside quotes, an unquoted `#` starts a comment).
+ */
+
+/** Characters that never need quoting in bash or on an #SBATCH line. */
+const SAFE_WORD = /^[A-Za-z0-9_./:=@%+,-]+$/;
+
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+/** Thrown when a value cannot be rendered safely; names the field it came from. */
+export class RenderValueError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "RenderValueError";
+  }
+}
+
+/** A short, printable preview of a value for error messages. */
+export function preview(value: string, max = 60): string {
+  const shown = value.length > max ? `${value.slice(0, max)}...` : value;
+  return JSON.stringify(shown);
+}
+
+/**
+ * Quotes a string as one bash word: unchanged when it holds only safe
+ * characters, else in single quotes with each embedded `'` written `'\''`.
+ * NUL cannot be carried by a bash word, so it is refused.
+ */
+export function shQuote(value: string): string {
+  if (typeof value !== "string") throw new RenderValueError(`cannot shell-quote a ${typeof value}`);
+  if (value.includes("\0")) throw new RenderValueError(`cannot shell-quote a value containing NUL: ${preview(value)}`);
+  if (value === "") return "''";
+  if (SAFE_WORD.test(value)) return value;
+  return `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * Quotes a path for bash, except for a leading `$NAME` or `${NAME}` which is
+ * left for the job's shell to expand (run directories under `$SCRATCH`).
+ */
+export function shQuotePath(value: string): string {
+  const m = /^\$(?:([A-Za-z_][A-Za-z0-9_]*)|\{([A-Za-z_][A-Za-z0-9_]*)\})/.exec(value);
+  if (m === null) return shQuote(value);
+  const name = m[1] ?? m[2] ?? "";
+  const rest = value.slice(m[0].length);
+  return rest === "" ? `"\${${name}}"` : `"\${${name}}"${shQuote(rest)}`;
+}
+
+/** Whether a path starts with a variable the job's shell expands. */
+export function startsWithVariable(value: string): boolean {
+  return /^\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\})/.test(value);
+}
+
+/**
+ * Validates and quotes a value for an `#SBATCH` line. sbatch reads these
+ * lines itself (not bash): no newline or control character can be carried,
+ * and quoting follows its parser: double quotes with `\` and `"` escaped.
+ */
+export function sbatchLineValue(value: string | number, field: string): string {
+  if (typeof value === "number") {
+    if (!Number.isFinite(value)) throw new RenderValueError(`#SBATCH ${field}: not a finite number: ${value}`);
+    return String(value);
+  }
+  if (typeof value !== "string") throw new RenderValueError(`#SBATCH ${field}: expected a string, got ${typeof value}`);
+  if (value === "") throw new RenderValueError(`#SBATCH ${field}: must not be empty`);
+  if (CONTROL.test(value)) {
+    throw new RenderValueError(`#SBATCH ${field}: must not contain a newline or control character: ${preview(value)}`);
+  }
+  if (SAFE_WORD.test(value)) return value;
+  return `"${value.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+}

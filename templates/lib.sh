@@ -1,0 +1,617 @@
+# shellcheck shell=bash
+# hpcpipe job wrapper library, sourced by every job script of a run
+# (scripts/lib.sh). The contract it implements: docs/runtime-contract.md.
+#
+# Needs bash >= 4.2 and coreutils only. Every value reaches these functions
+# as an argument or is read from a file with `read -r`; nothing is ever
+# `eval`ed or `source`d, except the cluster config's own setup lines
+# (hp_setup), which are shell code by definition.
+
+# ---- internal state (never exported) -------------------------------------
+_HP_RUN_DIR=""
+_HP_JOB_ID=""
+_HP_JOB_FAILED=0      # a step (or unit) failed in a way that fails the job
+_HP_STOP=0            # the rest of the body must not run
+_HP_CRITICAL=0        # a state file is being written: defer signals
+_HP_PENDING_SIGNAL=""
+_HP_IN_SIGNAL=0
+_HP_CHILD=""          # pid (and process group) of the running step command
+_HP_HAS_ITEM=0
+_HP_ITEM=""
+_HP_SLURM_JSON="{}"
+_HP_HOST_JSON='""'
+declare -A _HP_CTX=() # initial context and map item: the "context" source of needs
+
+# The step that is running (for the signal handler).
+_HP_CUR_KEY=""
+_HP_CUR_SIG=""
+_HP_CUR_START=0
+_HP_CUR_TS=""
+_HP_CUR_PROVIDES_JSON="[]"
+
+# The unit (group child pipeline or map item) that is open.
+_HP_UNIT_KEY=""
+_HP_UNIT_SIG=""
+_HP_UNIT_ALLOW=0
+_HP_UNIT_SKIP=0
+_HP_UNIT_START=0
+_HP_UNIT_TS=""
+_HP_UNIT_FAILED_STEP=""
+_HP_UNIT_FAILURE=""
+_HP_UNIT_ERROR=""
+_HP_UNIT_ALLOWED=()
+
+_HP_STEP_KEY_RE='^[A-Za-z0-9_][A-Za-z0-9_-]*(\.[A-Za-z0-9_][A-Za-z0-9_-]*)*$'
+_HP_IDENT_RE='^[A-Za-z_][A-Za-z0-9_]{0,63}$'
+_HP_RESERVED=" PATH HOME USER LOGNAME SHELL PWD OLDPWD IFS PS1 PS2 PS4 ENV CDPATH TMPDIR LANG TERM HOSTNAME UID EUID PPID RANDOM SECONDS LINENO OPTIND OPTARG SHELLOPTS BASHOPTS GLOBIGNORE PROMPT_COMMAND step_states "
+_HP_PUBLISH_MAX_BYTES=131072
+
+# ---- small utilities -----------------------------------------------------
+_hp_log() {
+  printf 'hpcpipe: %s\n' "$*" >&2
+}
+
+# A fault of the job itself (broken bundle, unreadable run directory): no state can describe it.
+_hp_die() {
+  _hp_log "error: $*"
+  exit 1
+}
+
+_hp_is_step_key() {
+  local LC_ALL=C
+  [[ $1 =~ $_HP_STEP_KEY_RE ]] && ((${#1} <= 1024))
+}
+
+# A key that may become an environment variable: a shell identifier that shadows nothing.
+_hp_is_context_key() {
+  local LC_ALL=C
+  [[ $1 =~ $_HP_IDENT_RE ]] || return 1
+  [[ $_HP_RESERVED != *" $1 "* ]] || return 1
+  case $1 in SLURM_* | HPCPIPE_* | BASH* | LD_* | SBATCH_* | SSH_* | LC_*) return 1 ;; esac
+  return 0
+}
+
+# REPLY := microseconds since the epoch.
+_hp_now_us() {
+  local t=${EPOCHREALTIME:-}
+  if [[ -n $t ]]; then
+    t=${t//[!0-9]/}
+  else
+    t=$(date +%s%6N)
+  fi
+  REPLY=$((10#$t))
+}
+
+# REPLY := ISO 8601 UTC time with milliseconds for a microsecond timestamp.
+_hp_iso_time() {
+  local TZ=UTC0
+  printf -v REPLY '%(%Y-%m-%dT%H:%M:%S)T.%03dZ' "$(($1 / 1000000))" "$((($1 / 1000) % 1000))"
+}
+
+# REPLY := seconds between two microsecond timestamps, as a JSON number.
+_hp_duration() {
+  local d=$(($2 - $1))
+  ((d >= 0)) || d=0
+  printf -v REPLY '%d.%06d' "$((d / 1000000))" "$((d % 1000000))"
+}
+
+# REPLY := the argument as a JSON string (bytes >= 0x80 are passed through).
+_hp_json_str() {
+  local LC_ALL=C
+  local s=$1 bs=\\ dq=\" i hex c r
+  s=${s//"$bs"/"$bs$bs"}
+  s=${s//"$dq"/"$bs$dq"}
+  if [[ $s == *[$'\001'-$'\037']* ]]; then
+    for ((i = 1; i < 32; i++)); do
+      printf -v hex '%02x' "$i"
+      printf -v c '%b' "\\x$hex"
+      [[ $s == *"$c"* ]] || continue
+      case $i in
+        8) r="${bs}b" ;;
+        9) r="${bs}t" ;;
+        10) r="${bs}n" ;;
+        12) r="${bs}f" ;;
+        13) r="${bs}r" ;;
+        *) r="${bs}u00$hex" ;;
+      esac
+      s=${s//"$c"/"$r"}
+    done
+  fi
+  REPLY="\"$s\""
+}
+
+# REPLY := the arguments as a JSON array of strings.
+_hp_json_array() {
+  local out="" v
+  for v in "$@"; do
+    _hp_json_str "$v"
+    out+="${out:+,}$REPLY"
+  done
+  REPLY="[$out]"
+}
+
+# Writes text to states/<key>.json through a temp file in the same directory.
+_hp_write_state() {
+  local key=$1 text=$2
+  local final="$_HP_RUN_DIR/states/$key.json"
+  local tmp="$_HP_RUN_DIR/states/.$key.json.tmp.$$"
+  if ! { printf '%s\n' "$text" >"$tmp" && mv -f -- "$tmp" "$final"; }; then
+    rm -f -- "$tmp"
+    _hp_log "error: cannot write $final"
+  fi
+}
+
+# REPLY := a whole state file. Arguments: key signature start_us ts success
+# failure-json error-json provides-json outputs-json meta-json exit-code-json.
+_hp_state_json() {
+  local key=$1 sig=$2 start=$3 ts=$4 success=$5 failure=$6 error=$7 provides=$8 outputs=$9 meta=${10} exit_code=${11}
+  local dur key_json sig_json
+  _hp_now_us
+  _hp_duration "$start" "$REPLY"
+  dur=$REPLY
+  _hp_json_str "$key"
+  key_json=$REPLY
+  _hp_json_str "$sig"
+  sig_json=$REPLY
+  REPLY="{\"success\":$success,\"timestamp\":\"$ts\",\"duration_s\":$dur,\"provides\":$provides,\"outputs\":$outputs,\"error\":$error,\"meta\":$meta,\"signature\":$sig_json,\"failure\":$failure,\"key\":$key_json,\"slurm\":$_HP_SLURM_JSON,\"host\":$_HP_HOST_JSON,\"exit_code\":$exit_code,\"attempt\":$HPCPIPE_ATTEMPT}"
+}
+
+# REPLY := the meta object: the given "name":value members plus the map item.
+_hp_meta_json() {
+  local members=$1
+  if ((_HP_HAS_ITEM)); then
+    _hp_json_str "$_HP_ITEM"
+    members+="${members:+,}\"item\":$REPLY"
+  fi
+  REPLY="{$members}"
+}
+
+# Leaves the critical section and handles a signal that arrived inside it.
+_hp_leave_critical() {
+  _HP_CRITICAL=0
+  if [[ -n $_HP_PENDING_SIGNAL ]] && ((!_HP_IN_SIGNAL)); then
+    _hp_handle_signal "$_HP_PENDING_SIGNAL"
+  fi
+}
+
+# ---- signals -------------------------------------------------------------
+_hp_install_traps() {
+  trap '_hp_signal TERM' TERM
+  trap '_hp_signal USR1' USR1
+  trap '_hp_signal INT' INT
+  trap '_hp_signal HUP' HUP
+}
+
+_hp_signal() {
+  if ((_HP_CRITICAL)); then
+    _HP_PENDING_SIGNAL=$1
+    return 0
+  fi
+  _hp_handle_signal "$1"
+}
+
+# Stops the running command, records the running step (and open unit) as failed, exits 128+n.
+_hp_handle_signal() {
+  local sig=$1 num reason error
+  _HP_IN_SIGNAL=1
+  trap '' TERM USR1 INT HUP
+  case $sig in
+    TERM) num=15 reason=TIMEOUT ;;
+    USR1) num=10 reason=TIMEOUT ;;
+    INT) num=2 reason=SIGNAL ;;
+    *) num=1 reason=SIGNAL ;;
+  esac
+  if [[ -n $_HP_CHILD ]]; then
+    kill -TERM -- "-$_HP_CHILD" 2>/dev/null || kill -TERM "$_HP_CHILD" 2>/dev/null
+  fi
+  error="killed by SIG$sig"
+  [[ $reason == TIMEOUT ]] && error+=" (time limit)"
+  _hp_json_str "$error"
+  local error_json=$REPLY
+  if [[ -n $_HP_CUR_KEY ]]; then
+    _hp_meta_json "\"exit_code\":null,\"reason\":\"$reason\""
+    _hp_state_json "$_HP_CUR_KEY" "$_HP_CUR_SIG" "$_HP_CUR_START" "$_HP_CUR_TS" false '"STEP_FAILED"' "$error_json" \
+      "$_HP_CUR_PROVIDES_JSON" '{}' "$REPLY" null
+    _hp_write_state "$_HP_CUR_KEY" "$REPLY"
+    _hp_log "step $_HP_CUR_KEY: $error"
+    if [[ -n $_HP_UNIT_KEY && -z $_HP_UNIT_FAILED_STEP ]]; then
+      _HP_UNIT_FAILED_STEP=$_HP_CUR_KEY
+      _HP_UNIT_FAILURE=STEP_FAILED
+      _HP_UNIT_ERROR=$error
+    fi
+  fi
+  if [[ -n $_HP_UNIT_KEY ]] && ((!_HP_UNIT_SKIP)); then
+    local members="\"reason\":\"$reason\""
+    if [[ -n $_HP_UNIT_FAILED_STEP ]]; then
+      _hp_json_str "$_HP_UNIT_FAILED_STEP: $_HP_UNIT_ERROR"
+      error_json=$REPLY
+      _hp_json_str "$_HP_UNIT_FAILED_STEP"
+      members+=",\"failed_step\":$REPLY"
+    else
+      _hp_json_str "$_HP_UNIT_KEY: $error"
+      error_json=$REPLY
+    fi
+    _hp_meta_json "$members"
+    _hp_state_json "$_HP_UNIT_KEY" "$_HP_UNIT_SIG" "$_HP_UNIT_START" "$_HP_UNIT_TS" false "\"${_HP_UNIT_FAILURE:-STEP_FAILED}\"" \
+      "$error_json" '[]' '{}' "$REPLY" null
+    _hp_write_state "$_HP_UNIT_KEY" "$REPLY"
+  fi
+  _hp_log "job ${_HP_JOB_ID}: stopped by SIG$sig"
+  exit $((128 + num))
+}
+
+# ---- job ------------------------------------------------------------------
+_hp_load_context() {
+  local file="$_HP_RUN_DIR/context.env0" rec k
+  if [[ ! -f $file ]]; then
+    _hp_log "warning: $file is missing; starting with an empty context"
+    return 0
+  fi
+  while IFS= read -r -d '' rec || [[ -n $rec ]]; do
+    k=${rec%%=*}
+    if [[ $rec != *=* ]] || ! _hp_is_context_key "$k"; then
+      _hp_log "warning: ignoring a context record whose key is not a usable variable name"
+      continue
+    fi
+    _HP_CTX[$k]=${rec#*=}
+    export -- "$k=${rec#*=}"
+  done <"$file"
+}
+
+# hp_job_begin JOB_ID OFFSET IS_ARRAY: traps, run directory, task index, context.
+hp_job_begin() {
+  _HP_JOB_ID=$1
+  local offset=$2 is_array=$3 id
+  _hp_install_traps
+  [[ -n ${HPCPIPE_RUN_DIR:-} ]] || _hp_die "HPCPIPE_RUN_DIR is not set"
+  _HP_RUN_DIR=$HPCPIPE_RUN_DIR
+  mkdir -p -- "$_HP_RUN_DIR/states" "$_HP_RUN_DIR/logs" "$_HP_RUN_DIR/ctx" "$_HP_RUN_DIR/out" "$_HP_RUN_DIR/work" ||
+    _hp_die "cannot create the run directories under $_HP_RUN_DIR"
+  if [[ $is_array == 1 ]]; then
+    id=${SLURM_ARRAY_TASK_ID:-}
+    [[ $id =~ ^[0-9]{1,9}$ ]] || _hp_die "job $_HP_JOB_ID is an array job but SLURM_ARRAY_TASK_ID is '${id}'"
+    HPCPIPE_TASK=$((10#$id + offset))
+  else
+    HPCPIPE_TASK=0
+  fi
+  if [[ ${HPCPIPE_ATTEMPT:-} =~ ^[1-9][0-9]{0,5}$ ]]; then
+    :
+  elif [[ ${SLURM_RESTART_COUNT:-} =~ ^[0-9]{1,5}$ ]]; then
+    HPCPIPE_ATTEMPT=$((10#$SLURM_RESTART_COUNT + 1))
+  else
+    HPCPIPE_ATTEMPT=1
+  fi
+  HPCPIPE_OUT_DIR="$_HP_RUN_DIR/out"
+  export HPCPIPE_RUN_DIR HPCPIPE_TASK HPCPIPE_ATTEMPT HPCPIPE_OUT_DIR
+
+  local slurm="" name var
+  for name in job_id:SLURM_JOB_ID array_job_id:SLURM_ARRAY_JOB_ID array_task_id:SLURM_ARRAY_TASK_ID; do
+    var=${name#*:}
+    if [[ -n ${!var:-} ]]; then
+      _hp_json_str "${!var:0:32}"
+      slurm+="\"${name%%:*}\":$REPLY,"
+    fi
+  done
+  _HP_SLURM_JSON="{$slurm\"task\":$HPCPIPE_TASK}"
+  _hp_json_str "${HOSTNAME:-unknown}"
+  _HP_HOST_JSON=$REPLY
+  [[ ${#HOSTNAME} -le 256 ]] || { _hp_json_str "${HOSTNAME:0:256}" && _HP_HOST_JSON=$REPLY; }
+
+  _hp_load_context
+  _hp_log "job $_HP_JOB_ID: task $HPCPIPE_TASK on ${HOSTNAME:-unknown}, attempt $HPCPIPE_ATTEMPT"
+}
+
+# hp_modules NAME...: `module load` from the cluster config; the job stops when it fails.
+hp_modules() {
+  if ! declare -F module >/dev/null && ! type -P module >/dev/null; then
+    _hp_die "the cluster config loads modules, but the 'module' command is not available in the job"
+  fi
+  module load "$@" || _hp_die "module load failed: $*"
+  set +o errexit +o nounset
+  _hp_install_traps
+}
+
+# hp_setup LINE: one setup line of the cluster config (trusted shell code); the job stops when it fails.
+hp_setup() {
+  # shellcheck disable=SC2294 # the line is one string of shell code by design
+  eval "$1" || _hp_die "setup line failed (status $?): $1"
+  # Setup code must not change how the wrapper itself behaves.
+  set +o errexit +o nounset
+  _hp_install_traps
+}
+
+# hp_map_item ITEMS_FILE ITEM_KEY: exports line HPCPIPE_TASK+1 of the items file.
+hp_map_item() {
+  local file="$_HP_RUN_DIR/$1" key=$2
+  local -a line=()
+  _hp_is_context_key "$key" || _hp_die "map item key '$key' is not a usable variable name"
+  [[ -r $file ]] || _hp_die "cannot read the items file $file"
+  mapfile -t -s "$HPCPIPE_TASK" -n 1 line <"$file"
+  ((${#line[@]} == 1)) || _hp_die "no item for task $HPCPIPE_TASK in $file"
+  _HP_ITEM=${line[0]}
+  _HP_HAS_ITEM=1
+  _HP_CTX[$key]=$_HP_ITEM
+  HPCPIPE_ITEM=$_HP_ITEM
+  export HPCPIPE_ITEM
+  export -- "$key=$_HP_ITEM"
+}
+
+# hp_unit_begin KEY SIGNATURE ALLOW_FAILURE: opens a group child pipeline or map item.
+hp_unit_begin() {
+  _HP_UNIT_SKIP=0
+  if ((_HP_STOP)); then
+    _HP_UNIT_SKIP=1
+    return 0
+  fi
+  local key=${1//"{i}"/$HPCPIPE_TASK}
+  _hp_is_step_key "$key" || _hp_die "unit key '$key' is not a valid step key"
+  _HP_UNIT_KEY=$key
+  _HP_UNIT_SIG=$2
+  _HP_UNIT_ALLOW=$3
+  _HP_UNIT_FAILED_STEP=""
+  _HP_UNIT_FAILURE=""
+  _HP_UNIT_ERROR=""
+  _HP_UNIT_ALLOWED=()
+  _hp_now_us
+  _HP_UNIT_START=$REPLY
+  _hp_iso_time "$REPLY"
+  _HP_UNIT_TS=$REPLY
+}
+
+# hp_unit_end: writes the unit's own state (success when every step without continue_on_error succeeded).
+hp_unit_end() {
+  if ((_HP_UNIT_SKIP)) || [[ -z $_HP_UNIT_KEY ]]; then
+    _HP_UNIT_SKIP=0
+    return 0
+  fi
+  _HP_CRITICAL=1
+  local failed=0
+  if [[ -n $_HP_UNIT_FAILED_STEP ]]; then
+    failed=1
+    _hp_json_str "$_HP_UNIT_FAILED_STEP"
+    _hp_meta_json "\"failed_step\":$REPLY"
+    local meta=$REPLY
+    _hp_json_str "$_HP_UNIT_FAILED_STEP: $_HP_UNIT_ERROR"
+    _hp_state_json "$_HP_UNIT_KEY" "$_HP_UNIT_SIG" "$_HP_UNIT_START" "$_HP_UNIT_TS" false "\"$_HP_UNIT_FAILURE\"" "$REPLY" '[]' '{}' "$meta" null
+  else
+    local members=""
+    if ((${#_HP_UNIT_ALLOWED[@]} > 0)); then
+      _hp_json_array "${_HP_UNIT_ALLOWED[@]}"
+      members="\"failed_allowed\":$REPLY"
+    fi
+    _hp_meta_json "$members"
+    _hp_state_json "$_HP_UNIT_KEY" "$_HP_UNIT_SIG" "$_HP_UNIT_START" "$_HP_UNIT_TS" true null null '[]' '{}' "$REPLY" null
+  fi
+  _hp_write_state "$_HP_UNIT_KEY" "$REPLY"
+  if ((failed)); then
+    _hp_log "unit $_HP_UNIT_KEY: failed at $_HP_UNIT_FAILED_STEP"
+    # A unit allowed to fail lets the job go on and succeed; a missing requirement always stops.
+    if ((_HP_UNIT_ALLOW)) && [[ $_HP_UNIT_FAILURE != MISSING_REQUIREMENT ]]; then
+      _HP_STOP=0
+    else
+      _HP_JOB_FAILED=1
+    fi
+  fi
+  _HP_UNIT_KEY=""
+  _hp_leave_critical
+}
+
+# hp_unknown_task: a group array task with no body (a bundle that does not match its array).
+hp_unknown_task() {
+  _hp_die "job $_HP_JOB_ID has no body for task $HPCPIPE_TASK"
+}
+
+# hp_job_end: exit 0 when every step (or unit) that had to succeed did, else 1.
+hp_job_end() {
+  if ((_HP_JOB_FAILED)); then
+    _hp_log "job $_HP_JOB_ID: failed"
+    exit 1
+  fi
+  _hp_log "job $_HP_JOB_ID: done"
+  exit 0
+}
+
+# ---- steps ----------------------------------------------------------------
+# REPLY := the value of KEY in a published-values file (the last line wins); status 1 when absent.
+_hp_pub_lookup() {
+  local file=$1 key=$2 line found=1
+  [[ -f $file ]] || return 1
+  while IFS= read -r line || [[ -n $line ]]; do
+    if [[ $line == "$key="* ]]; then
+      REPLY=${line#*=}
+      found=0
+    fi
+  done <"$file"
+  return "$found"
+}
+
+# Records a finished step: its state file, the unit's first failure, whether the body stops.
+_hp_step_done() {
+  local key=$1 coe=$2 failure=$3 error=$4 state=$5
+  _hp_write_state "$key" "$state"
+  if [[ -z $failure ]]; then
+    _hp_log "step $key: succeeded"
+    return 0
+  fi
+  _hp_log "step $key: $failure: $error"
+  if ((coe)) && [[ $failure != MISSING_REQUIREMENT ]]; then
+    [[ -n $_HP_UNIT_KEY ]] && _HP_UNIT_ALLOWED+=("$key")
+    return 0
+  fi
+  _HP_STOP=1
+  if [[ -n $_HP_UNIT_KEY ]]; then
+    _HP_UNIT_FAILED_STEP=$key
+    _HP_UNIT_FAILURE=$failure
+    _HP_UNIT_ERROR=$error
+  else
+    _HP_JOB_FAILED=1
+  fi
+}
+
+# hp_step --key K --signature S [--require K]... [--provide K]... [--output PATH]...
+#         [--need KEY FROM]... [--env NAME VALUE]... [--continue-on-error] --command CMD
+# Runs one step's command with bash in work/ and writes states/<key>.json.
+hp_step() {
+  local key="" sig="" cmd="" coe=0 has_cmd=0
+  local -a requires=() provides=() outputs=() need_keys=() need_from=() env_keys=() env_vals=()
+  while (($# > 0)); do
+    case $1 in
+      --key) key=$2 && shift 2 ;;
+      --signature) sig=$2 && shift 2 ;;
+      --require) requires+=("$2") && shift 2 ;;
+      --provide) provides+=("$2") && shift 2 ;;
+      --output) outputs+=("$2") && shift 2 ;;
+      --need) need_keys+=("$2") && need_from+=("$3") && shift 3 ;;
+      --env) env_keys+=("$2") && env_vals+=("$3") && shift 3 ;;
+      --continue-on-error) coe=1 && shift ;;
+      --command) cmd=$2 && has_cmd=1 && shift 2 ;;
+      *) _hp_die "hp_step: unexpected argument '$1'" ;;
+    esac || _hp_die "hp_step: '$1' is missing its value"
+  done
+  ((has_cmd)) || _hp_die "hp_step: no --command"
+  ((_HP_STOP)) && return 0
+  key=${key//"{i}"/$HPCPIPE_TASK}
+  _hp_is_step_key "$key" || _hp_die "step key '$key' is not a valid step key"
+  local k i
+  for k in "${env_keys[@]}"; do
+    _hp_is_context_key "$k" || _hp_die "step $key: env name '$k' is not a usable variable name"
+  done
+
+  _hp_json_array "${provides[@]}"
+  _HP_CUR_PROVIDES_JSON=$REPLY
+  _HP_CUR_SIG=$sig
+  _hp_now_us
+  _HP_CUR_START=$REPLY
+  _hp_iso_time "$REPLY"
+  _HP_CUR_TS=$REPLY
+  _HP_CUR_KEY=$key
+  _hp_log "step $key: start"
+
+  # Resolve needs: the initial context (or map item), else the upstream step's published values.
+  local -a pairs=()
+  local -A resolved=()
+  local from pub
+  for i in "${!need_keys[@]}"; do
+    k=${need_keys[i]}
+    _hp_is_context_key "$k" || _hp_die "step $key: needed key '$k' is not a usable variable name"
+    from=${need_from[i]//"{i}"/$HPCPIPE_TASK}
+    if [[ $from == context ]]; then
+      [[ -n ${_HP_CTX[$k]+x} ]] || continue
+      pairs+=("$k=${_HP_CTX[$k]}")
+      resolved[$k]=1
+    else
+      _hp_is_step_key "$from" || _hp_die "step $key: source '$from' of '$k' is not a valid step key"
+      if _hp_pub_lookup "$_HP_RUN_DIR/ctx/$from.pub" "$k"; then
+        pairs+=("$k=$REPLY")
+        resolved[$k]=1
+      fi
+    fi
+  done
+  local -a missing=()
+  for k in "${requires[@]}"; do
+    [[ -n ${resolved[$k]+x} || -n ${_HP_CTX[$k]+x} ]] || missing+=("$k")
+  done
+  if ((${#missing[@]} > 0)); then
+    _HP_CRITICAL=1
+    local list="" s=""
+    for k in "${missing[@]}"; do list+="${list:+, }'$k'"; done
+    ((${#missing[@]} > 1)) && s=s
+    local error="missing requirement$s $list"
+    _hp_json_array "${missing[@]}"
+    _hp_meta_json "\"exit_code\":null,\"reason\":null,\"missing\":$REPLY"
+    local meta=$REPLY
+    _hp_json_str "$error"
+    _hp_state_json "$key" "$sig" "$_HP_CUR_START" "$_HP_CUR_TS" false '"MISSING_REQUIREMENT"' "$REPLY" \
+      "$_HP_CUR_PROVIDES_JSON" '{}' "$meta" null
+    _hp_step_done "$key" "$coe" MISSING_REQUIREMENT "$error" "$REPLY"
+    _HP_CUR_KEY=""
+    _hp_leave_critical
+    return 0
+  fi
+
+  pub="$_HP_RUN_DIR/ctx/$key.pub"
+  : >"$pub" || _hp_die "cannot create $pub"
+  # The command runs in its own process group, so a signal can stop all of it.
+  set -m
+  (
+    cd -- "$_HP_RUN_DIR/work" || exit 126
+    # shellcheck disable=SC2163 # each entry is NAME=value: exporting the assignment is the point
+    for k in "${pairs[@]}"; do export -- "$k"; done
+    export HPCPIPE_STEP="$key" HPCPIPE_PUBLISH="$pub"
+    for i in "${!env_keys[@]}"; do export -- "${env_keys[i]}=${env_vals[i]}"; done
+    exec bash -c "$cmd"
+  ) </dev/null >"$_HP_RUN_DIR/logs/$key.out" 2>"$_HP_RUN_DIR/logs/$key.err" &
+  _HP_CHILD=$!
+  set +m
+  local rc=0
+  wait "$_HP_CHILD" || rc=$?
+  _HP_CRITICAL=1
+  _HP_CHILD=""
+
+  # Outputs: declared files (relative to work/) and published values.
+  local -a files=() problems=() not_provided=()
+  local o path
+  for o in "${outputs[@]}"; do
+    path=$o
+    [[ $path == /* ]] || path="$_HP_RUN_DIR/work/$o"
+    if [[ -e $path ]]; then files+=("$o"); else problems+=("missing output file '$o'"); fi
+  done
+  local -A published=()
+  local -a order=()
+  local size line n=0 bad=0 pk
+  size=$(wc -c <"$pub" 2>/dev/null) || size=0
+  if ((size > _HP_PUBLISH_MAX_BYTES)); then
+    problems+=("published values exceed $_HP_PUBLISH_MAX_BYTES bytes")
+  else
+    while IFS= read -r line || [[ -n $line ]]; do
+      n=$((n + 1))
+      [[ -z $line ]] && continue
+      pk=${line%%=*}
+      if [[ $line != *=* ]] || ! _hp_is_context_key "$pk"; then
+        ((bad)) || problems+=("line $n of the published values is not NAME=value with NAME a usable variable name")
+        bad=1
+        continue
+      fi
+      [[ -n ${published[$pk]+x} ]] || order+=("$pk")
+      published[$pk]=${line#*=}
+    done <"$pub"
+  fi
+  local pub_json=""
+  for pk in "${order[@]}"; do
+    _hp_json_str "${published[$pk]}"
+    pub_json+="${pub_json:+,}\"$pk\":$REPLY"
+  done
+  for k in "${provides[@]}"; do
+    [[ -n ${published[$k]+x} ]] || not_provided+=("'$k'")
+  done
+  if ((${#not_provided[@]} > 0)); then
+    local joined
+    printf -v joined '%s, ' "${not_provided[@]}"
+    problems+=("did not provide ${joined%, }")
+  fi
+  _hp_json_array "${files[@]}"
+  local outputs_json="{\"published\":{$pub_json},\"files\":$REPLY}"
+
+  local failure="" error=""
+  if ((rc != 0)); then
+    failure=STEP_FAILED
+    error="command exited with status $rc"
+  elif ((${#problems[@]} > 0)); then
+    failure=STEP_FAILED
+    printf -v error '%s; ' "${problems[@]}"
+    error="validation failed: ${error%; }"
+  fi
+  _hp_meta_json "\"exit_code\":$rc,\"reason\":null"
+  local meta=$REPLY
+  if [[ -z $failure ]]; then
+    _hp_state_json "$key" "$sig" "$_HP_CUR_START" "$_HP_CUR_TS" true null null "$_HP_CUR_PROVIDES_JSON" "$outputs_json" "$meta" "$rc"
+  else
+    _hp_json_str "$error"
+    _hp_state_json "$key" "$sig" "$_HP_CUR_START" "$_HP_CUR_TS" false "\"$failure\"" "$REPLY" "$_HP_CUR_PROVIDES_JSON" \
+      "$outputs_json" "$meta" "$rc"
+  fi
+  _hp_step_done "$key" "$coe" "$failure" "$error" "$REPLY"
+  _HP_CUR_KEY=""
+  _hp_leave_critical
+  return 0
+}
