@@ -1,7 +1,8 @@
 import { isAbsolute, resolve } from "node:path";
-import { loadClusterConfig, toCompileTarget } from "../cluster/index.js";
+import { checkResources, loadClusterConfig, toCompileTarget } from "../cluster/index.js";
 import type { ClusterConfig } from "../cluster/index.js";
 import { compile } from "../compiler/compile.js";
+import { CompileError } from "../compiler/errors.js";
 import type { CompiledPlan } from "../plan/plan.js";
 import { loadSpec } from "../spec/index.js";
 import type { LoadedSpec } from "../spec/index.js";
@@ -52,5 +53,8 @@ export function preparePlan(options: PrepareOptions): PreparedPlan {
     fuse: options.fuse ?? true,
     renderer: templateRenderer(options.templatesDir),
   });
+  // Every job's request (fused jobs add their steps' times) must fit the cluster's partition limits.
+  const problems = plan.jobs.flatMap((job) => checkResources(config, job.resources, job.steps.length === 1 ? (job.steps[0] ?? job.id) : `${job.id} (${job.steps.join(", ")})`));
+  if (problems.length > 0) throw new CompileError(problems.join("\n"), problems);
   return { plan, loaded, config };
 }

@@ -13,6 +13,9 @@ import { CompileError } from "./errors.js";
 import { combineResources, sameResources } from "./job-resources.js";
 import type { CompileTarget } from "./target.js";
 
+/** Largest single `NAME=value` string Linux passes to a process (MAX_ARG_STRLEN - 1). */
+const MAX_ENV_STRING_BYTES = 131_071;
+
 export const RUN_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 export interface RenderContext {
@@ -296,7 +299,9 @@ function contextStrings(context: Record<string, unknown>, problems: string[]): R
     }
     const text = String(value);
     if (text.includes("\0")) problems.push(`context value '${key}' contains a NUL byte, which no environment variable can hold`);
-    else out[key] = text;
+    else if (Buffer.byteLength(text) + key.length + 1 > MAX_ENV_STRING_BYTES) {
+      problems.push(`context value '${key}' is ${Buffer.byteLength(text)} bytes; Linux passes at most ${MAX_ENV_STRING_BYTES} bytes per environment variable (put large data in a file)`);
+    } else out[key] = text;
   }
   return out;
 }

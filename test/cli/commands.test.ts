@@ -182,3 +182,14 @@ describe("hpcpipe run", () => {
     expect(result.stdout).toMatch(/failing\.b +not run/);
   });
 });
+
+describe("partition limits", () => {
+  test("a step asking for more than its partition allows is refused before anything runs, naming the step", async () => {
+    const spec = join(dir, "gpu.yaml");
+    await writeFile(spec, ["name: big", "steps:", "  - step: render", "    run: 'true'", "    resources: { partition: gpu, gpus: 8 }", ""].join("\n"));
+    const result = await cli("plan", spec, "--cluster", "example-university");
+    expect(result.code).toBe(65);
+    expect(result.stderr).toContain("big.render");
+    expect(result.stderr).toMatch(/8 GPUs?/);
+  });
+});

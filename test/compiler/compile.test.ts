@@ -137,6 +137,10 @@ describe("checks at compile time", () => {
     expect(() => compileTree(pipe("p", [cmd("a")]), { context: { "a-b": "x" } })).toThrow(/shell identifier/);
   });
 
+  test("a context value too large for an environment variable is refused with its key", () => {
+    expect(() => compileTree(pipe("p", [cmd("a")]), { context: { big: "x".repeat(200_000) } })).toThrow(/context value 'big' is 200000 bytes/);
+  });
+
   test("a hostile run id is refused", () => {
     expect(() => compileTree(pipe("p", [cmd("a")]), { runId: "../x" })).toThrow(/invalid run id/);
   });
