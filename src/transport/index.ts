@@ -1,0 +1,17 @@
+// The transport: the only module that imports ssh2. Everything else talks to a `Transport`.
+export type { ExecOptions, ExecResult, FetchedFile, GetFilesOptions, PutFilesOptions, Transport } from "./transport.js";
+export { SshTransport } from "./ssh.js";
+export type { SshConnectOptions } from "./options.js";
+export {
+  AuthError,
+  ConnectionError,
+  ConnectionLostError,
+  HostKeyError,
+  RemoteCommandError,
+  TransportError,
+  type ConnectionPhase,
+  type HostKeyProblem,
+  type RemoteFailure,
+} from "./errors.js";
+export { argvToCommand, remotePath, RemotePath, sh, shQuote, ShellQuoteError, type ShellWord } from "./quote.js";
+export { fingerprintSha256 } from "./known-hosts.js";

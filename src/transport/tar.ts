@@ -1,0 +1,154 @@
+/**
+ * A minimal ustar writer, so that uploading a whole bundle is one `tar -x`
+ * on the remote side. Pure Node, no dependencies. The reader is in
+ * tar-reader.ts; the header layout shared by both is here.
+ */
+
+export const BLOCK = 512;
+
+/** Byte offsets and lengths of the ustar header fields both sides use. */
+export const FIELD = {
+  name: [0, 100],
+  mode: [100, 8],
+  uid: [108, 8],
+  gid: [116, 8],
+  size: [124, 12],
+  mtime: [136, 12],
+  checksum: [148, 8],
+  type: [156, 1],
+  linkname: [157, 100],
+  magic: [257, 6],
+  version: [263, 2],
+  uname: [265, 32],
+  gname: [297, 32],
+  prefix: [345, 155],
+} as const satisfies Record<string, readonly [number, number]>;
+
+/** A path that cannot go into (or come out of) an archive safely. */
+export class TarPathError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "TarPathError";
+  }
+}
+
+/** Why a relative archive path is unsafe, or null when it is fine: absolute, `..`, empty segments, NUL. */
+export function unsafePathReason(path: string): string | null {
+  if (path === "") return "empty path";
+  if (path.includes("\0")) return "contains NUL";
+  if (path.startsWith("/")) return "absolute path";
+  const segments = path.split("/");
+  if (segments.includes("..")) return "contains '..'";
+  if (segments.some((s) => s === "" || s === ".")) return "empty or '.' path segment";
+  return null;
+}
+
+/** Sum of the header bytes with the checksum field counted as spaces. */
+export function headerChecksum(header: Buffer): number {
+  const [at, len] = FIELD.checksum;
+  let sum = 0;
+  for (let i = 0; i < BLOCK; i++) sum += i >= at && i < at + len ? 0x20 : (header[i] ?? 0);
+  return sum;
+}
+
+function writeString(header: Buffer, [at, len]: readonly [number, number], value: string): void {
+  const bytes = Buffer.from(value, "utf8");
+  if (bytes.length > len) throw new TarPathError(`${JSON.stringify(value)} does not fit in ${len} bytes`);
+  bytes.copy(header, at);
+}
+
+function writeOctal(header: Buffer, [at, len]: readonly [number, number], value: number): void {
+  const digits = value.toString(8);
+  if (!Number.isSafeInteger(value) || value < 0 || digits.length > len - 1) {
+    throw new RangeError(`tar header value ${value} does not fit in ${len - 1} octal digits`);
+  }
+  header.write(`${digits.padStart(len - 1, "0")}\0`, at, "ascii");
+}
+
+/** Splits a long path into ustar's prefix (<= 155 bytes) and name (<= 100 bytes) at a `/`. */
+function splitName(path: string): { prefix: string; name: string } {
+  if (Buffer.byteLength(path) <= FIELD.name[1]) return { prefix: "", name: path };
+  for (let i = path.indexOf("/"); i !== -1; i = path.indexOf("/", i + 1)) {
+    const prefix = path.slice(0, i);
+    const name = path.slice(i + 1);
+    if (Buffer.byteLength(prefix) <= FIELD.prefix[1] && Buffer.byteLength(name) <= FIELD.name[1] && name !== "") {
+      return { prefix, name };
+    }
+  }
+  throw new TarPathError(`path too long for ustar (name <= 100 bytes, prefix <= 155 bytes): ${JSON.stringify(path.slice(0, 80))}...`);
+}
+
+interface HeaderFields {
+  path: string;
+  type: "0" | "5";
+  size: number;
+  mode: number;
+  mtime: number;
+}
+
+function header(fields: HeaderFields): Buffer {
+  const block = Buffer.alloc(BLOCK);
+  const { prefix, name } = splitName(fields.path);
+  writeString(block, FIELD.name, name);
+  writeOctal(block, FIELD.mode, fields.mode);
+  writeOctal(block, FIELD.uid, 0);
+  writeOctal(block, FIELD.gid, 0);
+  writeOctal(block, FIELD.size, fields.size);
+  writeOctal(block, FIELD.mtime, fields.mtime);
+  writeString(block, FIELD.type, fields.type);
+  writeString(block, FIELD.magic, "ustar\0");
+  writeString(block, FIELD.version, "00");
+  writeString(block, FIELD.prefix, prefix);
+  const sum = headerChecksum(block);
+  block.write(`${sum.toString(8).padStart(6, "0")}\0 `, FIELD.checksum[0], "ascii");
+  return block;
+}
+
+export interface TarWriteOptions {
+  /** Mode of a file (default 0o600). */
+  modeOf?: (path: string) => number;
+  /** Mode of the directories created for nested files (default 0o700). */
+  dirMode?: number;
+  /** Modification time in seconds since the epoch (default now). */
+  mtime?: number;
+}
+
+/** Parent directories of every file, parents first, each once. */
+function parentDirs(paths: Iterable<string>): string[] {
+  const dirs = new Set<string>();
+  for (const path of paths) {
+    const segments = path.split("/");
+    for (let i = 1; i < segments.length; i++) dirs.add(segments.slice(0, i).join("/"));
+  }
+  return [...dirs].sort((a, b) => a.split("/").length - b.split("/").length || a.localeCompare(b));
+}
+
+/**
+ * Writes a ustar archive of `files` (relative path -> content), with entries
+ * for their parent directories. Refuses absolute paths, `..`, empty or `.`
+ * segments, a path used both as a file and as a directory, and paths that do
+ * not fit ustar's name/prefix fields.
+ */
+export function writeTar(files: ReadonlyMap<string, string | Buffer>, options: TarWriteOptions = {}): Buffer {
+  const modeOf = options.modeOf ?? (() => 0o600);
+  const dirMode = options.dirMode ?? 0o700;
+  const mtime = options.mtime ?? Math.floor(Date.now() / 1000);
+  for (const path of files.keys()) {
+    const reason = unsafePathReason(path);
+    if (reason) throw new TarPathError(`refusing to archive ${JSON.stringify(path)}: ${reason}`);
+  }
+  const dirs = parentDirs(files.keys());
+  for (const dir of dirs) {
+    if (files.has(dir)) throw new TarPathError(`${JSON.stringify(dir)} is both a file and a directory`);
+  }
+  const blocks: Buffer[] = [];
+  for (const dir of dirs) blocks.push(header({ path: `${dir}/`, type: "5", size: 0, mode: dirMode, mtime }));
+  for (const [path, content] of files) {
+    const data = typeof content === "string" ? Buffer.from(content, "utf8") : content;
+    blocks.push(header({ path, type: "0", size: data.length, mode: modeOf(path), mtime }), data);
+    const pad = (BLOCK - (data.length % BLOCK)) % BLOCK;
+    if (pad > 0) blocks.push(Buffer.alloc(pad));
+  }
+  blocks.push(Buffer.alloc(2 * BLOCK));
+  return Buffer.concat(blocks);
+}
