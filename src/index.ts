@@ -12,3 +12,4 @@ export { resourcesSchema, slurmTimeToSeconds } from "./plan/resources.js";
 export type { Resources } from "./plan/resources.js";
 export { stateFileSchema } from "./plan/state-file.js";
 export type { StateFile } from "./plan/state-file.js";
+export * from "./slurm/index.js";

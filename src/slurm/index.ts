@@ -1,0 +1,34 @@
+export { JOB_STATES, isFinal, isSuccess, translateState } from "./states.js";
+export type { JobState, TranslatedState } from "./states.js";
+export {
+  AccountingDisabledError,
+  AccountingUnavailableError,
+  InvalidJobIdError,
+  PermissionDeniedError,
+  SchedulerError,
+  SlurmOutputError,
+  checkResult,
+  failureOf,
+} from "./errors.js";
+export type { CommandExecutor, CommandResult } from "./errors.js";
+export { assertJobIds, sacctArgv, sbatchArgv, scancelArgv, scontrolArgv, squeueArgv } from "./commands.js";
+export type { DependencyType, SbatchOptions, SqueueOptions } from "./commands.js";
+export {
+  SACCT_FIELDS,
+  SQUEUE_FORMAT,
+  dedupeTasks,
+  expandArrayRange,
+  parseExitCode,
+  parsePrintedJobId,
+  parseSacct,
+  parseSbatchParsable,
+  parseScontrol,
+  parseScontrolLine,
+  parseSqueue,
+  taskKey,
+} from "./parse.js";
+export type { RecordSource, TaskRecord } from "./parse.js";
+export { SlurmScheduler, unknownRecord } from "./scheduler.js";
+export type { JobStatusMap, SlurmSchedulerOptions } from "./scheduler.js";
+export { DEFAULT_POLL_POLICY, PollInterval, nextPollDelay, pollPolicy, statusFingerprint } from "./poll.js";
+export type { PollPolicy, PollStep } from "./poll.js";
