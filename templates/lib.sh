@@ -425,6 +425,21 @@ _hp_pub_lookup() {
   return "$found"
 }
 
+# True when states/<key>.json records a success of this exact definition (signature) and
+# every provide it published is still in ctx/<key>.pub: a resumed run skips such a step.
+_hp_already_done() {
+  local key=$1 sig=$2 file content k
+  shift 2
+  file="$_HP_RUN_DIR/states/$key.json"
+  [[ -f $file && ! -L $file ]] || return 1
+  IFS= read -r -d '' -n 1048576 content <"$file" || true
+  [[ $content == '{"success":true,'* && $content == *"\"signature\":\"$sig\","* ]] || return 1
+  for k in "$@"; do
+    _hp_pub_lookup "$_HP_RUN_DIR/ctx/$key.pub" "$k" || return 1
+  done
+  return 0
+}
+
 # Records a finished step: its state file, the unit's first failure, whether the body stops.
 _hp_step_done() {
   local key=$1 coe=$2 failure=$3 error=$4 state=$5
@@ -449,10 +464,11 @@ _hp_step_done() {
 }
 
 # hp_step --key K --signature S [--require K]... [--provide K]... [--output PATH]...
-#         [--need KEY FROM]... [--env NAME VALUE]... [--continue-on-error] --command CMD
+#         [--need KEY FROM]... [--env NAME VALUE]... [--continue-on-error] [--idempotent] --command CMD
 # Runs one step's command with bash in work/ and writes states/<key>.json.
+# An --idempotent step whose state already records a success of the same signature is skipped.
 hp_step() {
-  local key="" sig="" cmd="" coe=0 has_cmd=0
+  local key="" sig="" cmd="" coe=0 has_cmd=0 idem=0
   local -a requires=() provides=() outputs=() need_keys=() need_from=() env_keys=() env_vals=()
   while (($# > 0)); do
     case $1 in
@@ -464,6 +480,7 @@ hp_step() {
       --need) need_keys+=("$2") && need_from+=("$3") && shift 3 ;;
       --env) env_keys+=("$2") && env_vals+=("$3") && shift 3 ;;
       --continue-on-error) coe=1 && shift ;;
+      --idempotent) idem=1 && shift ;;
       --command) cmd=$2 && has_cmd=1 && shift 2 ;;
       *) _hp_die "hp_step: unexpected argument '$1'" ;;
     esac || _hp_die "hp_step: '$1' is missing its value"
@@ -476,6 +493,10 @@ hp_step() {
   for k in "${env_keys[@]}"; do
     _hp_is_context_key "$k" || _hp_die "step $key: env name '$k' is not a usable variable name"
   done
+  if ((idem)) && _hp_already_done "$key" "$sig" "${provides[@]}"; then
+    _hp_log "step $key: skipped (idempotent, already succeeded with signature $sig)"
+    return 0
+  fi
 
   _hp_json_array "${provides[@]}"
   _HP_CUR_PROVIDES_JSON=$REPLY

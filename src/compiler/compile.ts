@@ -44,6 +44,12 @@ export interface CompileInput {
   /** False for a composite that opted out of fusion (the spec's `fuse: false`). */
   canFuse?: (step: PipelineStep) => boolean;
   renderer: Renderer;
+  /**
+   * Concrete keys of steps that already succeeded with their current
+   * signature (a resumed run): jobs and array tasks that would only rerun
+   * them are left out, and dependencies on left-out jobs are dropped.
+   */
+  done?: ReadonlySet<string>;
 }
 
 /** The parts of a map step the compiler reads (see src/spec/map-step.ts). */
@@ -241,6 +247,7 @@ export function compile(input: CompileInput): CompiledPlan {
 
   build(unitsOf(root, root.name, fuse), []);
   if (problems.length > 0) throw new CompileError(problems.join("\n"), problems);
+  if (input.done) pruneDone(drafts, input.done);
 
   const runDir = `${target.workdir.replace(/\/+$/, "")}/${root.name}/${input.runId}`;
   const layout: PlanLayout = { runDir, scripts: "scripts", states: "states", logs: "logs", out: "out", ctx: "ctx", items: "items", work: "work" };
@@ -397,4 +404,53 @@ function sumTime(list: Resources[]): Resources {
 
 function arraySpec(chunk: Chunk, total: number): ArraySpec {
   return { count: chunk.count, offset: chunk.offset, throttle: chunk.throttle, chunk: chunk.chunk, chunks: chunk.chunks, total, indices: null };
+}
+
+/** Concrete step keys a task of a job runs (`{i}` replaced by its logical index). */
+function taskKeys(job: Omit<PlanJob, "script">, logical: number): string[] {
+  if (job.shape === "single") return job.bodies.flatMap((b) => b.steps.map((s) => s.key));
+  const body = job.shape === "map" ? job.bodies[0] : job.bodies[logical];
+  return (body?.steps ?? []).map((s) => s.key.split("{i}").join(String(logical)));
+}
+
+/**
+ * Leaves out what a resumed run does not need: a job whose every step is
+ * done, and array tasks whose every step is done (the rest become a sparse
+ * `--array` list). A job that depended on a left-out job waits instead for
+ * what that job waited for, so the order of the remaining work holds.
+ */
+function pruneDone(drafts: Array<Omit<PlanJob, "script">>, done: ReadonlySet<string>): void {
+  const removed = new Map<string, Dependency[]>();
+  const kept: Array<Omit<PlanJob, "script">> = [];
+  for (const job of drafts) {
+    if (job.array === null) {
+      if (taskKeys(job, 0).every((k) => done.has(k))) removed.set(job.id, job.dependencies);
+      else kept.push(job);
+      continue;
+    }
+    const todo: number[] = [];
+    for (let t = 0; t < job.array.count; t++) {
+      if (!taskKeys(job, job.array.offset + t).every((k) => done.has(k))) todo.push(t);
+    }
+    if (todo.length === 0) removed.set(job.id, job.dependencies);
+    else {
+      if (todo.length < job.array.count) job.array = { ...job.array, indices: todo };
+      kept.push(job);
+    }
+  }
+  const resolve = (deps: Dependency[]): Dependency[] =>
+    deps.flatMap((d) => {
+      const through = removed.get(d.job);
+      return through === undefined ? [d] : resolve(through);
+    });
+  for (const job of kept) {
+    const seen = new Set<string>();
+    job.dependencies = resolve(job.dependencies).filter((d) => {
+      const id = `${d.type}:${d.job}`;
+      if (seen.has(id)) return false;
+      seen.add(id);
+      return true;
+    });
+  }
+  drafts.splice(0, drafts.length, ...kept);
 }

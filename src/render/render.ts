@@ -193,6 +193,7 @@ function stepView(step: PlanStep, allowIndex: boolean) {
     needs: step.needs.map((n) => ({ key: n.key, from: n.from })),
     env,
     continueOnError: step.continue_on_error ? 1 : 0,
+    idempotent: step.idempotent ? 1 : 0,
   };
 }
 

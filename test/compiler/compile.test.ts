@@ -245,3 +245,31 @@ describe("maps", () => {
     expect(plan.jobs[1]?.dependencies).toEqual([{ job: "j000", type: "afterok" }]);
   });
 });
+
+describe("resuming: leaving out what already succeeded", () => {
+  test("jobs whose every step is done are left out and their dependents wait for what they waited for", () => {
+    const tree = () => pipe("p", [cmd("a"), cmd("b", { fuse: false }), cmd("c", { fuse: false })]);
+    const plan = compileTree(tree(), { done: new Set(["p.b"]) });
+    expect(plan.jobs.map((j) => [j.id, j.steps])).toEqual([
+      ["j000", ["p.a"]],
+      ["j002", ["p.c"]],
+    ]);
+    expect(plan.jobs[1]?.dependencies).toEqual([{ job: "j000", type: "afterok" }]);
+    const nothingLeft = compileTree(tree(), { done: new Set(["p.a", "p.b", "p.c"]) });
+    expect(nothingLeft.jobs).toEqual([]);
+  });
+
+  test("a group reruns only its failed tasks as a sparse array", () => {
+    const plan = compileTree(pipe("t", [group("g", [cmd("r0"), cmd("r1"), cmd("r2"), cmd("r3")])]), {
+      done: new Set(["t.g.r0", "t.g.r2"]),
+    });
+    expect(plan.jobs[0]?.array).toMatchObject({ count: 4, indices: [1, 3] });
+  });
+
+  test("a chunked map reruns only the items not done, with chunk-local task ids", () => {
+    const m = new MapStep({ name: "m", items: ["a", "b", "c", "d", "e", "f", "g"], steps: [cmd("w", { requires: ["item"] })] });
+    const done = new Set(["big.m.0.w", "big.m.1.w", "big.m.2.w", "big.m.4.w", "big.m.5.w", "big.m.6.w"]);
+    const plan = compileTree(pipe("big", [m]), { target: target({ maxArraySize: 3 }), done });
+    expect(plan.jobs.map((j) => [j.array?.offset, j.array?.indices])).toEqual([[3, [0]]]);
+  });
+});

@@ -264,7 +264,8 @@ describe("the job wrapper", () => {
 
   it("takes the attempt from HPCPIPE_ATTEMPT, else from SLURM_RESTART_COUNT", async () => {
     const run = newRun();
-    const script = writeJob(run, plainJob([step("s", 'echo "$HPCPIPE_ATTEMPT" > attempt')]));
+    // Not idempotent: a second attempt of an idempotent step that succeeded would be skipped.
+    const script = writeJob(run, plainJob([step("s", 'echo "$HPCPIPE_ATTEMPT" > attempt', { idempotent: false })]));
     await runScript(run, script, { HPCPIPE_ATTEMPT: "3" });
     expect(readState(run, "s").attempt).toBe(3);
     await runScript(run, script, { SLURM_RESTART_COUNT: "1" });
@@ -311,5 +312,50 @@ describe("the job wrapper", () => {
     expect(readFileSync(join(run.runDir, "work", "seen"), "utf8")).toBe("1 tail");
     expect(res.stderr).toContain("ignoring a context record");
     expect(existsSync(join(run.runDir, "work", "pwned"))).toBe(false);
+  });
+});
+
+describe("resuming in the same run directory", () => {
+  it("skips an idempotent step whose state records a success of the same signature, and reruns the rest", async () => {
+    const run = newRun();
+    const counter = 'n=$(cat "$HPCPIPE_RUN_DIR/out/count-$HPCPIPE_STEP" 2>/dev/null || echo 0); echo $((n + 1)) > "$HPCPIPE_RUN_DIR/out/count-$HPCPIPE_STEP"';
+    const job = plainJob([
+      step("make", `${counter}; echo "v=1" >> "$HPCPIPE_PUBLISH"`, { provides: ["v"], idempotent: true }),
+      step("again", counter, { idempotent: false }),
+      step("changed", counter, { idempotent: true }),
+    ]);
+    expect((await runScript(run, writeJob(run, job))).code).toBe(0);
+    // Second attempt: same definitions, except `changed` now has another signature.
+    const second = plainJob([
+      step("make", `${counter}; echo "v=1" >> "$HPCPIPE_PUBLISH"`, { provides: ["v"], idempotent: true }),
+      step("again", counter, { idempotent: false }),
+      step("changed", counter, { idempotent: true, signature: "ffffffffffff" }),
+    ]);
+    expect((await runScript(run, writeJob(run, second))).code).toBe(0);
+    expect(readOut(run, "count-make").trim()).toBe("1");
+    expect(readOut(run, "count-again").trim()).toBe("2");
+    expect(readOut(run, "count-changed").trim()).toBe("2");
+    expect(readState(run, "changed").signature).toBe("ffffffffffff");
+  });
+
+  it("reruns a step that succeeded when a value it must provide is gone from its published file", async () => {
+    const run = newRun();
+    const counter = 'n=$(cat "$HPCPIPE_RUN_DIR/out/count" 2>/dev/null || echo 0); echo $((n + 1)) > "$HPCPIPE_RUN_DIR/out/count"';
+    const job = plainJob([step("make", `${counter}; echo "v=1" >> "$HPCPIPE_PUBLISH"`, { provides: ["v"], idempotent: true })]);
+    expect((await runScript(run, writeJob(run, job))).code).toBe(0);
+    writeFileSync(join(run.runDir, "ctx", "make.pub"), "");
+    expect((await runScript(run, writeJob(run, job))).code).toBe(0);
+    expect(readOut(run, "count").trim()).toBe("2");
+  });
+
+  it("reruns a step whose previous attempt failed", async () => {
+    const run = newRun();
+    const flaky = 'if [ -e "$HPCPIPE_RUN_DIR/out/ok" ]; then exit 0; fi; touch "$HPCPIPE_RUN_DIR/out/ok"; exit 3';
+    const job = plainJob([step("flaky", flaky, { idempotent: true })]);
+    expect((await runScript(run, writeJob(run, job))).code).not.toBe(0);
+    expect(readState(run, "flaky").success).toBe(false);
+    expect((await runScript(run, writeJob(run, job))).code).toBe(0);
+    expect(readState(run, "flaky").success).toBe(true);
+    expect(existsSync(join(run.runDir, "out", "ok"))).toBe(true);
   });
 });

@@ -1,0 +1,33 @@
+import { z } from "zod";
+
+/** Where a run stands, as far as this machine knows. */
+export const RUN_PHASES = ["submitting", "submitted", "submit_failed", "cancelled", "collected"] as const;
+export type RunPhase = (typeof RUN_PHASES)[number];
+
+/**
+ * The local record of a submitted run: enough for `status`, `cancel`,
+ * `collect` and `logs` from any later shell. Written atomically (mode 600)
+ * before submission and completed after, so a killed submitter leaves a
+ * record that says how far it got.
+ */
+export const runRecordSchema = z.object({
+  format: z.literal(1),
+  run_id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/),
+  pipeline: z.string().max(100),
+  spec: z.string().max(4096),
+  cluster: z.string().max(64),
+  /** Path of the cluster config used, so later commands connect the same way. */
+  cluster_config: z.string().max(4096),
+  remote_dir: z.string().max(4096),
+  plan_signature: z.string().max(64),
+  created: z.string().max(64),
+  updated: z.string().max(64),
+  phase: z.enum(RUN_PHASES),
+  /** SLURM job id per plan job id, filled in as the submit script reports them. */
+  jobs: z.record(z.string(), z.string().regex(/^\d+$/)),
+  error: z.string().max(65_536).nullable(),
+  /** The run this one resumes, if any. */
+  resumes: z.string().nullable().optional(),
+});
+
+export type RunRecord = z.infer<typeof runRecordSchema>;
