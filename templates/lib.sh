@@ -196,7 +196,8 @@ _hp_handle_signal() {
   _HP_IN_SIGNAL=1
   trap '' TERM USR1 INT HUP
   case $sig in
-    TERM) num=15 reason=TIMEOUT ;;
+    # TERM alone is a cancel, a preemption or a time limit without warning; the collector names which from SLURM.
+    TERM) num=15 reason=TERMINATED ;;
     USR1) num=10 reason=TIMEOUT ;;
     INT) num=2 reason=SIGNAL ;;
     *) num=1 reason=SIGNAL ;;
@@ -206,6 +207,7 @@ _hp_handle_signal() {
   fi
   error="killed by SIG$sig"
   [[ $reason == TIMEOUT ]] && error+=" (time limit)"
+  [[ $reason == TERMINATED ]] && error+=" (cancelled, preempted or out of time)"
   _hp_json_str "$error"
   local error_json=$REPLY
   if [[ -n $_HP_CUR_KEY ]]; then
@@ -237,6 +239,11 @@ _hp_handle_signal() {
     _hp_write_state "$_HP_UNIT_KEY" "$REPLY"
   fi
   _hp_log "job ${_HP_JOB_ID}: stopped by SIG$sig"
+  # A unit allowed to fail (continue_on_error child, map with continue_on_item_error) must not fail the
+  # array task, or the array's afterok dependents would be cancelled.
+  if [[ -n $_HP_UNIT_KEY ]] && ((_HP_UNIT_ALLOW)) && [[ ${_HP_UNIT_FAILURE:-STEP_FAILED} != MISSING_REQUIREMENT ]]; then
+    exit 0
+  fi
   exit $((128 + num))
 }
 

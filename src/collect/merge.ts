@@ -136,6 +136,24 @@ function stoppedEarlier(slot: StepSlot, ctx: MergeContext): boolean {
   return false;
 }
 
+/**
+ * A step killed by SIGTERM cannot tell a cancel from a preemption or a time
+ * limit; the scheduler can. Its state takes the job's final SLURM state as
+ * the reason (CANCELLED, TIMEOUT, PREEMPTED, ...).
+ */
+function withSchedulerReason(state: CompletedState, key: string, ctx: MergeContext): CompletedState {
+  if (state.success || state.meta.reason !== "TERMINATED") return state;
+  const slot = ctx.slots.get(key);
+  const jobFact = slot === undefined ? undefined : ctx.facts.get(slot.job.id);
+  if (slot === undefined || jobFact === undefined) return state;
+  const fact = jobFact.tasks?.get(slot.task) ?? jobFact;
+  if (!isFinalSlurmState(fact.state)) return state;
+  const base = baseSlurmState(fact.state);
+  state.meta = { ...state.meta, reason: base, slurm_state: fact.state };
+  state.error = `killed by SIGTERM: the job ended ${fact.state}${base === "TIMEOUT" ? " (time limit)" : ""}`;
+  return state;
+}
+
 /** A failed state for a step whose job ended (or never started) without it writing a state. */
 function notRunState(node: PlanNode, key: string, ctx: MergeContext): CompletedState | undefined {
   const slot = ctx.slots.get(key);
@@ -237,7 +255,8 @@ function computeComposite(node: PlanNode, key: string, children: Array<Child & {
 function mergeNode(node: PlanNode, key: string, ctx: MergeContext): CompletedState | undefined {
   let state: CompletedState | undefined;
   if (node.kind === "step") {
-    state = fileState(node, key, ctx) ?? notRunState(node, key, ctx);
+    const fromFile = fileState(node, key, ctx);
+    state = fromFile === undefined ? notRunState(node, key, ctx) : withSchedulerReason(fromFile, key, ctx);
   } else {
     const children = childrenOf(node, key, ctx).map((c) => ({ ...c, state: mergeNode(c.node, c.key, ctx) }));
     const own = fileState(node, key, ctx);

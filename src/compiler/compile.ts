@@ -104,13 +104,21 @@ export function compile(input: CompileInput): CompiledPlan {
     idempotent: step.idempotent,
   });
 
-  const leavesOf = (step: PipelineStep, key: string, where: string): Array<{ leaf: PlanStep; resources: Resources }> => {
+  /** The leaves one array task runs in sequence; `top` is the task's own unit (its continue_on_error is the task's). */
+  const leavesOf = (step: PipelineStep, key: string, where: string, top = true): Array<{ leaf: PlanStep; resources: Resources }> => {
     if (step instanceof CommandStep) return [{ leaf: planStep(step, key), resources: mergeResources(defaults, step.resources) }];
     if (mapOf(step)) {
       problems.push(`${key}: a map inside ${where} cannot run on a cluster (one array task cannot hold another array); make it a top-level step`);
       return [];
     }
-    return step.children.flatMap((c) => leavesOf(c, `${key}.${c.name}`, where));
+    if (!top && step.continue_on_error) {
+      problems.push(
+        `${key}: continue_on_error on a ${step.kind} inside ${where} is not supported on a cluster yet ` +
+          `(one array task runs its steps as a flat sequence); put continue_on_error on its steps instead`,
+      );
+      return [];
+    }
+    return step.children.flatMap((c) => leavesOf(c, `${key}.${c.name}`, where, false));
   };
 
   const unitsOf = (step: PipelineStep, key: string, fuseAllowed: boolean): Unit[] => {
@@ -127,8 +135,10 @@ export function compile(input: CompileInput): CompiledPlan {
       ];
     }
     const map = mapOf(step);
-    if (map) return [{ type: "map", key, step: map }];
-    if (!isSequential(step)) return [{ type: "group", key, step }];
+    // An array whose own failure is allowed hands its dependents on with afterany, like a tolerated sequence.
+    const tolerated = (unit: Unit): Unit[] => (step.continue_on_error ? [{ type: "block", units: [unit] }] : [unit]);
+    if (map) return tolerated({ type: "map", key, step: map });
+    if (!isSequential(step)) return tolerated({ type: "group", key, step });
     const inner = fuseAllowed && canFuse(step);
     const units = step.children.flatMap((c) => unitsOf(c, `${key}.${c.name}`, inner));
     return step.continue_on_error ? [{ type: "block", units }] : units;
@@ -217,19 +227,22 @@ export function compile(input: CompileInput): CompiledPlan {
       if (unit.type === "block") {
         current = build(unit.units, current).map((d) => ({ ...d, type: "afterany" as const }));
       } else if (unit.type === "group") {
-        const bodies: TaskBody[] = unit.step.children.map((child) => {
+        const perChild = unit.step.children.map((child) => {
           const childKey = `${unit.key}.${child.name}`;
-          const leaves = leavesOf(child, childKey, `parallel group ${unit.key}`);
-          return { unitKey: isComposite(child) ? childKey : null, continue_on_error: child.continue_on_error, steps: leaves.map((l) => l.leaf) };
+          return { child, childKey, leaves: leavesOf(child, childKey, `parallel group ${unit.key}`) };
         });
-        const all = unit.step.children.flatMap((c) => leavesOf(c, `${unit.key}.${c.name}`, `parallel group ${unit.key}`));
-        const resources = combineResources(all.map((l) => l.resources), unit.key, problems);
+        const bodies: TaskBody[] = perChild.map(({ child, childKey, leaves }) => ({
+          unitKey: isComposite(child) ? childKey : null,
+          continue_on_error: child.continue_on_error,
+          steps: leaves.map((l) => l.leaf),
+        }));
+        const resources = combineResources(perChild.flatMap((c) => c.leaves.map((l) => l.resources)), unit.key, problems);
         const throttle = throttleOf(unit.step) ?? target.arrayThrottle;
         current = arrayJobs(unit.step.name, "group", bodies, bodies.length, throttle, resources, current);
       } else {
         const m = unit.step;
         const itemKey = `${unit.key}.{i}`;
-        const leaves = m.children.flatMap((c) => leavesOf(c, `${itemKey}.${c.name}`, `map ${unit.key}`));
+        const leaves = m.children.flatMap((c) => leavesOf(c, `${itemKey}.${c.name}`, `map ${unit.key}`, false));
         items[unit.key] = [...m.items];
         const body: TaskBody = { unitKey: itemKey, continue_on_error: m.continue_on_item_error, steps: leaves.map((l) => l.leaf) };
         const resources = combineResources(leaves.map((l) => l.resources), unit.key, problems);

@@ -17,7 +17,7 @@ import { itemScopeOf } from "./item-scope.js";
 /** How much of each of stdout and stderr is kept (the end of it). */
 export const OUTPUT_TAIL_BYTES = 64 * 1024;
 /** Largest publish file read; a step that writes more fails. */
-export const PUBLISH_MAX_BYTES = 1024 * 1024;
+export const PUBLISH_MAX_BYTES = 128 * 1024; // the same cap as the cluster wrapper (templates/lib.sh)
 /** After an abort, how long the process group has between SIGTERM and SIGKILL. */
 export const KILL_GRACE_MS = 5_000;
 /** After bash exits, how long to wait for its pipes to close (a background child may hold them). */

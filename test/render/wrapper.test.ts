@@ -274,7 +274,7 @@ describe("the job wrapper", () => {
   });
 
   for (const [signal, reason, code] of [
-    ["SIGTERM", "TIMEOUT", 143],
+    ["SIGTERM", "TERMINATED", 143],
     ["SIGUSR1", "TIMEOUT", 138],
     ["SIGINT", "SIGNAL", 130],
   ] as const) {
