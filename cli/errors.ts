@@ -2,7 +2,11 @@ import { CliError, CliExit } from "../src/cli-exit.js";
 import { ConfigError } from "../src/cluster/index.js";
 import { CompileError } from "../src/compiler/errors.js";
 import { parseSetValues } from "../src/app/set-values.js";
+import { BundleError, SubmitFailedError, SubmitOutputError } from "../src/app/submit.js";
+import { RunStateError, RunStoreError, UnknownRunError } from "../src/runs/index.js";
+import { SchedulerError } from "../src/slurm/index.js";
 import { SpecError } from "../src/spec/index.js";
+import { ConnectionError, RemoteCommandError, TransportError } from "../src/transport/index.js";
 
 /** Maps the library's known errors to a CliError with the right exit code; anything else is rethrown (exit 70). */
 export function asCliError(err: unknown): CliError {
@@ -13,6 +17,12 @@ export function asCliError(err: unknown): CliError {
     return new CliError(err.message, missing ? CliExit.NO_INPUT : CliExit.DATA, { cause: err });
   }
   if (err instanceof CompileError) return new CliError(`cannot compile the pipeline:\n  ${err.problems.join("\n  ")}`, CliExit.DATA, { cause: err });
+  // The cluster workflow: connection and host key 69, scheduler 75, run records and cluster data 65, unknown run 66.
+  if (err instanceof ConnectionError) return new CliError(`cannot reach the cluster (${err.host}:${err.port}): ${err.message}`, CliExit.UNAVAILABLE, { cause: err });
+  if (err instanceof RemoteCommandError || err instanceof SchedulerError || err instanceof SubmitFailedError) return new CliError(err.message, CliExit.SCHEDULER, { cause: err });
+  if (err instanceof TransportError) return new CliError(err.message, CliExit.UNAVAILABLE, { cause: err });
+  if (err instanceof UnknownRunError || err instanceof BundleError) return new CliError(err.message, CliExit.NO_INPUT, { cause: err });
+  if (err instanceof RunStoreError || err instanceof RunStateError || err instanceof SubmitOutputError) return new CliError(err.message, CliExit.DATA, { cause: err });
   throw err;
 }
 

@@ -1,8 +1,13 @@
 import { Command } from "commander";
 import { registerInspectCommand } from "../examples/mini-inspector/command.js";
 import { packageVersion } from "../src/version.js";
+import { registerCancelCommand } from "./commands/cancel.js";
+import { registerCollectCommand } from "./commands/collect.js";
+import { registerLogsCommand } from "./commands/logs.js";
 import { registerPlanCommand } from "./commands/plan.js";
 import { registerRunCommand } from "./commands/run.js";
+import { registerRunsCommand } from "./commands/runs.js";
+import { registerStatusCommand } from "./commands/status.js";
 import { registerSubmitCommand } from "./commands/submit.js";
 
 /** Builds the command tree; each command parses its arguments and calls the library. */
@@ -23,6 +28,11 @@ export function buildProgram(): Command {
   registerRunCommand(program);
   registerPlanCommand(program);
   registerSubmitCommand(program);
+  registerStatusCommand(program);
+  registerCollectCommand(program);
+  registerCancelCommand(program);
+  registerLogsCommand(program);
+  registerRunsCommand(program);
   registerInspectCommand(program);
   return program;
 }

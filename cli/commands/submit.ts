@@ -1,10 +1,19 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
+import { createInterface } from "node:readline";
+import { Option } from "commander";
 import type { Command } from "commander";
+import type { RunContext } from "../../src/app/connect.js";
 import { preparePlan } from "../../src/app/prepare.js";
+import { handleInterrupt, submitRun, waitAndCollect } from "../../src/app/submit.js";
+import type { InterruptPolicy } from "../../src/app/submit.js";
+import { formatResultSummary } from "../../src/app/summary.js";
 import { CliError, CliExit } from "../../src/cli-exit.js";
+import { exitCodeFrom } from "../../src/core/exit-code.js";
 import type { CompiledPlan } from "../../src/plan/plan.js";
+import type { RunRecord } from "../../src/runs/index.js";
 import { collect, guarded, parseSetOption } from "../errors.js";
+import { ACCEPT_HOST_KEY_FLAGS, ACCEPT_HOST_KEY_HELP, watchPrinter } from "./status.js";
 
 interface SubmitFlags {
   cluster: string;
@@ -13,6 +22,49 @@ interface SubmitFlags {
   set: string[];
   fuse: boolean;
   templates?: string;
+  wait?: boolean;
+  json?: boolean;
+  acceptNewHostKey?: boolean;
+  onInterrupt?: InterruptPolicy;
+}
+
+/** What `submit` prints once the jobs are in: the run id first, then how to follow it. */
+export function submittedText(record: RunRecord): string {
+  const ids = Object.values(record.jobs);
+  const id = record.run_id;
+  return (
+    `submitted run ${id}: ${ids.length} job(s) on ${record.cluster} (SLURM ${ids.join(", ")})\n` +
+    `  remote directory: ${record.remote_dir}\n` +
+    `  follow it:        hpcpipe status ${id} --watch\n` +
+    `  step logs:        hpcpipe logs ${id} STEP [--follow]\n` +
+    `  results:          hpcpipe collect ${id}\n` +
+    `  cancel it:        hpcpipe cancel ${id}\n`
+  );
+}
+
+/** Asks on the terminal whether to cancel the run's jobs; anything but y/yes (or a second Ctrl-C) leaves them running. */
+function askCancel(record: RunRecord): Promise<boolean> {
+  return new Promise((resolve) => {
+    const rl = createInterface({ input: process.stdin, output: process.stderr });
+    let answered = false;
+    const finish = (yes: boolean): void => {
+      if (answered) return;
+      answered = true;
+      rl.close();
+      resolve(yes);
+    };
+    rl.on("SIGINT", () => finish(false));
+    rl.on("close", () => finish(false));
+    rl.question(`\nCancel the ${Object.keys(record.jobs).length} job(s) of run ${record.run_id} on ${record.cluster}? [y/N] `, (answer) => finish(/^y(es)?$/i.test(answer.trim())));
+  });
+}
+
+/** After Ctrl-C: cancel, leave or ask, say what happened, and exit 130. */
+async function interrupted(run: RunContext, policy: InterruptPolicy): Promise<number> {
+  const cancelled = await handleInterrupt(run, policy, () => askCancel(run.record));
+  if (cancelled) process.stderr.write(`hpcpipe: interrupted; cancelled run ${run.record.run_id} (scancel of ${cancelled.cancelled.length} job(s))\n`);
+  else process.stderr.write(`hpcpipe: interrupted; run ${run.record.run_id} goes on: \`hpcpipe status ${run.record.run_id} --watch\` follows it, \`hpcpipe cancel ${run.record.run_id}\` cancels it\n`);
+  return CliExit.INTERRUPTED;
 }
 
 /** The scripts in submission order, then the submit script, each under a header line. */
@@ -46,20 +98,33 @@ export function registerSubmitCommand(program: Command): void {
     .option("--set <key=value>", "set or override a context value (repeatable)", collect, [])
     .option("--no-fuse", "do not fuse consecutive steps with equal resources into one job")
     .option("--templates <dir>", "render with your own templates (sbatch.hbs, submit.hbs, partials/)")
+    .option("-w, --wait", "watch the run until every job has ended, then collect the results (exit status: the pipeline's)")
+    .option("--json", "print the run record as JSON (with --wait: the merged result)")
+    .option(ACCEPT_HOST_KEY_FLAGS, ACCEPT_HOST_KEY_HELP)
+    .addOption(
+      new Option("--on-interrupt <what>", "on Ctrl-C after the jobs are in: cancel them, leave them running, or ask (default: ask on a terminal, else leave)").choices([
+        "cancel",
+        "leave",
+        "ask",
+      ]),
+    )
     .addHelpText(
       "after",
       "\nExamples:\n" +
+        "  $ hpcpipe submit examples/specs/thumbnail-shape.yaml --cluster localcluster --wait\n" +
+        "  $ hpcpipe submit examples/specs/batch-map.yaml --cluster localcluster --set threshold=3\n" +
         "  $ hpcpipe submit examples/specs/thumbnail-shape.yaml --cluster localcluster --dry-run\n" +
-        "  $ hpcpipe submit examples/specs/batch-map.yaml --cluster example-university --dry-run --out /tmp/bundle\n",
+        "  $ hpcpipe submit examples/specs/batch-map.yaml --cluster example-university --dry-run --out /tmp/bundle\n" +
+        "\nThe run record is written to $HPCPIPE_HOME (default ~/.hpcpipe) before the cluster is contacted; the whole\n" +
+        "bundle goes up in one transfer and one generated script submits every job. Ctrl-C during the submission\n" +
+        "lets it finish (it is never half done), then applies --on-interrupt; exit status 130.\n",
     )
     .action(async (spec: string, flags: SubmitFlags) => {
       await guarded(async () => {
         if (!flags.dryRun) {
-          throw new CliError(
-            "submitting over SSH is not implemented in this version yet; use --dry-run to see the scripts, " +
-              "or `hpcpipe run` to run the same scripts on this machine",
-            CliExit.USAGE,
-          );
+          if (flags.out) throw new CliError("--out is for --dry-run only", CliExit.USAGE);
+          process.exitCode = await submitCommand(spec, flags);
+          return;
         }
         const { plan } = preparePlan({
           spec,
@@ -76,4 +141,45 @@ export function registerSubmitCommand(program: Command): void {
         }
       });
     });
+}
+
+async function submitCommand(spec: string, flags: SubmitFlags): Promise<number> {
+  const tty = process.stdin.isTTY === true && process.stderr.isTTY === true;
+  const policy: InterruptPolicy = flags.onInterrupt ?? (tty ? "ask" : "leave");
+  const abort = new AbortController();
+  // Ctrl-C never interrupts the submit script (that could leave half a run): it is acted on once the jobs are in.
+  const onSigint = (): void => {
+    if (!abort.signal.aborted) process.stderr.write("\nhpcpipe: interrupt received\n");
+    abort.abort();
+  };
+  process.on("SIGINT", onSigint);
+  try {
+    const outcome = await submitRun(
+      {
+        spec,
+        cluster: flags.cluster,
+        set: parseSetOption(flags.set),
+        fuse: flags.fuse,
+        ...(flags.templates ? { templatesDir: flags.templates } : {}),
+        acceptNewHostKey: flags.acceptNewHostKey ?? false,
+        onProgress: (message) => process.stderr.write(`hpcpipe: ${message}\n`),
+      },
+      async (run): Promise<number> => {
+        if (flags.json && !flags.wait) process.stdout.write(`${JSON.stringify(run.record, null, 2)}\n`);
+        else (flags.wait || flags.json ? process.stderr : process.stdout).write(submittedText(run.record));
+        if (abort.signal.aborted) return interrupted(run, policy);
+        if (!flags.wait) return 0;
+        const waited = await waitAndCollect(run, { signal: abort.signal, ...watchPrinter(process.stderr, { tty: process.stderr.isTTY === true }) });
+        if (waited.collect === null) return interrupted(run, policy);
+        const { state, resultPath, problems } = waited.collect;
+        for (const p of problems) process.stderr.write(`hpcpipe: unusable state file ${p.file}: ${p.error}\n`);
+        process.stdout.write(flags.json ? `${JSON.stringify(state, null, 2)}\n` : formatResultSummary(state, `pipeline ${run.plan.pipeline}, run ${run.record.run_id}`));
+        process.stderr.write(`hpcpipe: result written to ${resultPath}\n`);
+        return exitCodeFrom(state);
+      },
+    );
+    return outcome.then ?? 0;
+  } finally {
+    process.removeListener("SIGINT", onSigint);
+  }
 }

@@ -1,4 +1,8 @@
+import { loadClusterConfig } from "../cluster/index.js";
 import type { ClusterConfig } from "../cluster/index.js";
+import type { CompiledPlan } from "../plan/plan.js";
+import { RunStore, RunStoreError } from "../runs/index.js";
+import type { RunRecord } from "../runs/index.js";
 import { SshTransport } from "../transport/index.js";
 import type { SshConnectOptions, Transport } from "../transport/index.js";
 import { SlurmScheduler } from "../slurm/index.js";
@@ -60,4 +64,50 @@ export function transportExecutor(transport: Transport, retrySafe: boolean): Com
 
 export function schedulerOver(transport: Transport): SlurmScheduler {
   return new SlurmScheduler(transportExecutor(transport, true));
+}
+
+/** Opens the connection for a cluster config; tests pass a fake (fault injection). */
+export type TransportFactory = (config: ClusterConfig, options: ConnectOptions) => Promise<Transport>;
+
+export const defaultTransportFactory: TransportFactory = (config, options) => connectCluster(config, options);
+
+/** Everything a command needs to act on one submitted run: its record, plan, cluster and one connection. */
+export interface RunContext {
+  store: RunStore;
+  record: RunRecord;
+  plan: CompiledPlan;
+  config: ClusterConfig;
+  transport: Transport;
+  scheduler: SlurmScheduler;
+}
+
+export interface OpenRunOptions extends ConnectOptions {
+  store?: RunStore;
+  connect?: TransportFactory;
+}
+
+/** The record, plan and cluster config of a run, read locally; contacts nothing. */
+export async function loadRun(runId: string, store: RunStore): Promise<{ record: RunRecord; plan: CompiledPlan; config: ClusterConfig }> {
+  const record = await store.readRecord(runId);
+  const plan = await store.readPlan(runId);
+  const config = loadClusterConfig(record.cluster_config);
+  if (config.executor !== "slurm") throw new RunStoreError(`run ${runId}: its cluster config ${record.cluster_config} is not a SLURM cluster (executor ${config.executor})`);
+  return { record, plan, config };
+}
+
+/**
+ * Runs `action` with the run's context over ONE connection, closed afterwards
+ * whatever happens. The record and plan are read before connecting, so an
+ * unknown or damaged run fails without touching the network.
+ */
+export async function withRun<T>(runId: string, options: OpenRunOptions, action: (run: RunContext) => Promise<T>): Promise<T> {
+  const store = options.store ?? new RunStore();
+  const { record, plan, config } = await loadRun(runId, store);
+  const connect = options.connect ?? defaultTransportFactory;
+  const transport = await connect(config, { acceptNewHostKey: options.acceptNewHostKey ?? false });
+  try {
+    return await action({ store, record, plan, config, transport, scheduler: schedulerOver(transport) });
+  } finally {
+    await transport.close();
+  }
 }

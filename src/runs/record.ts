@@ -4,15 +4,18 @@ import { z } from "zod";
 export const RUN_PHASES = ["submitting", "submitted", "submit_failed", "cancelled", "collected"] as const;
 export type RunPhase = (typeof RUN_PHASES)[number];
 
+/** The shape of a run id (also a directory name, locally and on the cluster). */
+export const RUN_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
 /**
  * The local record of a submitted run: enough for `status`, `cancel`,
  * `collect` and `logs` from any later shell. Written atomically (mode 600)
  * before submission and completed after, so a killed submitter leaves a
- * record that says how far it got.
+ * record that says how far it got. It holds no secrets: paths, ids, phases.
  */
 export const runRecordSchema = z.object({
   format: z.literal(1),
-  run_id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/),
+  run_id: z.string().regex(RUN_ID_PATTERN),
   pipeline: z.string().max(100),
   spec: z.string().max(4096),
   cluster: z.string().max(64),

@@ -142,12 +142,6 @@ describe("hpcpipe submit --dry-run", () => {
     for (const name of scripts) expect(spawnSync("bash", ["-n", join(out, "scripts", name)]).status).toBe(0);
     expect((await readFile(join(out, "context.env0"))).length).toBeGreaterThan(0);
   });
-
-  test("without --dry-run it says plainly that SSH submission is not available yet", async () => {
-    const result = await cli("submit", "examples/specs/chain.yaml", "--cluster", "localcluster");
-    expect(result.code).toBe(64);
-    expect(result.stderr).toContain("not implemented");
-  });
 });
 
 describe("hpcpipe run", () => {

@@ -1,0 +1,104 @@
+import type { Command } from "commander";
+import { withRun } from "../../src/app/connect.js";
+import { getRunStatus, watchRun } from "../../src/app/status.js";
+import type { RunStatus, WatchOptions } from "../../src/app/status.js";
+import { changeLines, formatStatus, redrawFrame, renderWatchView } from "../../src/app/watch-view.js";
+import { CliExit } from "../../src/cli-exit.js";
+import { guarded } from "../errors.js";
+
+interface StatusFlags {
+  watch?: boolean;
+  json?: boolean;
+  acceptNewHostKey?: boolean;
+}
+
+/** The option every command that connects has. */
+export const ACCEPT_HOST_KEY_FLAGS = "--accept-new-host-key";
+export const ACCEPT_HOST_KEY_HELP = "trust and record the cluster's host key when known_hosts does not have it yet (check its fingerprint first)";
+
+/**
+ * Shows watch snapshots on a stream: on a terminal the per-step view redrawn
+ * in place; otherwise one plain line per change; with json, one JSON object
+ * per changed snapshot (JSON Lines).
+ */
+export function watchPrinter(stream: NodeJS.WriteStream, mode: { json?: boolean; tty?: boolean }): Pick<WatchOptions, "onUpdate" | "onRetry"> {
+  let previous: RunStatus | null = null;
+  let drawn = 0;
+  const tty = mode.tty ?? stream.isTTY === true;
+  return {
+    onUpdate: (status, changed) => {
+      if (mode.json) {
+        if (changed || status.final) stream.write(`${JSON.stringify(status)}\n`);
+      } else if (tty) {
+        const lines = renderWatchView(status, { width: stream.columns ?? 100 });
+        stream.write(redrawFrame(lines, drawn));
+        drawn = lines.length;
+      } else {
+        for (const line of changeLines(previous, status)) stream.write(`${line}\n`);
+      }
+      previous = status;
+    },
+    onRetry: (error) => {
+      const text = `hpcpipe: this poll failed, retrying at the next one: ${error.message.split("\n")[0] ?? ""}\n`;
+      if (!mode.json) {
+        stream.write(text);
+        drawn = 0;
+      } else process.stderr.write(text);
+    },
+  };
+}
+
+/** Turns Ctrl-C into an AbortSignal for the duration of `action` (the default handler would kill the process mid-write). */
+export async function onSigint<T>(action: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const abort = new AbortController();
+  const handler = (): void => abort.abort();
+  process.on("SIGINT", handler);
+  try {
+    return await action(abort.signal);
+  } finally {
+    process.removeListener("SIGINT", handler);
+  }
+}
+
+export function registerStatusCommand(program: Command): void {
+  program
+    .command("status")
+    .description(
+      "Show where a submitted run stands: every job and array task by its SLURM state and reason (one squeue per poll for " +
+        "the whole run; sacct or scontrol for jobs squeue has forgotten). Once every job has ended, the state files on the " +
+        "cluster give each step's result. With --watch, poll until every job has ended: fast at first, backing off to a cap.",
+    )
+    .argument("<run>", "the run id (see `hpcpipe runs`)")
+    .option("-w, --watch", "follow the run until every job has ended (a live view on a terminal, one line per change otherwise)")
+    .option("--json", "print the status as JSON (with --watch: one JSON object per change)")
+    .option(ACCEPT_HOST_KEY_FLAGS, ACCEPT_HOST_KEY_HELP)
+    .addHelpText(
+      "after",
+      "\nExamples:\n" +
+        "  $ hpcpipe status 20261128-161900-a1b2c3\n" +
+        "  $ hpcpipe status 20261128-161900-a1b2c3 --watch\n" +
+        "  $ hpcpipe status 20261128-161900-a1b2c3 --json | jq '.jobs[] | {job, state, reason}'\n",
+    )
+    .action(async (runId: string, flags: StatusFlags) => {
+      await guarded(() =>
+        withRun(runId, { acceptNewHostKey: flags.acceptNewHostKey ?? false }, async (run) => {
+          if (!flags.watch) {
+            const { status } = await getRunStatus(run);
+            process.stdout.write(flags.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status));
+            return;
+          }
+          const tty = process.stdout.isTTY === true;
+          const outcome = await onSigint((signal) => watchRun(run, { signal, ...watchPrinter(process.stdout, { json: flags.json ?? false, tty }) }));
+          if (outcome.aborted) {
+            process.stderr.write(`hpcpipe: stopped watching; the run goes on (\`hpcpipe status ${runId} --watch\` to resume watching)\n`);
+            process.exitCode = CliExit.INTERRUPTED;
+            return;
+          }
+          if (flags.json) return;
+          const text = formatStatus(outcome.status);
+          // On a terminal the table is already on screen: print what follows it (the steps' results).
+          process.stdout.write(tty ? text.split("\n").slice(outcome.status.jobs.length + 2).join("\n") : `\n${text}`);
+        }),
+      );
+    });
+}

@@ -1,0 +1,126 @@
+/**
+ * Bringing a run's results home: every state file in ONE round trip, each
+ * validated, the job facts from ONE scheduler query, merged into one
+ * CompletedState with the in-process core's `step_states` keys, written to
+ * the run's local `result.json`.
+ */
+import { mergeStates, parseStateText } from "../collect/index.js";
+import type { StateProblem } from "../collect/index.js";
+import type { CompletedState } from "../core/completed-state.js";
+import type { CompiledPlan } from "../plan/plan.js";
+import { STATE_FILE_MAX_BYTES } from "../plan/state-file.js";
+import type { StateFile } from "../plan/state-file.js";
+import { jobFactsOf, mapJobStatuses, RunStateError } from "../runs/index.js";
+import type { JobStatus, RunRecord } from "../runs/index.js";
+import type { SlurmScheduler } from "../slurm/index.js";
+import type { Transport } from "../transport/index.js";
+import type { RunContext } from "./connect.js";
+
+/** Per state file, as the collector reads them (the readers' contract). */
+export const STATE_FILE_CAP = STATE_FILE_MAX_BYTES;
+/** All state files of one run together; beyond it files come back as problems. */
+export const STATES_TOTAL_CAP = 512 * 1024 * 1024;
+const STATES_PATTERN = "states/*.json";
+
+export interface RemoteStates {
+  states: Map<string, StateFile>;
+  /** Files that could not be used; `file` is the name inside states/ (or a quoted unsafe name that matches no step). */
+  problems: StateProblem[];
+  /** How many files the cluster sent back. */
+  files: number;
+}
+
+/** A name the tar stream gave us, reduced to `<name>` when it is exactly `states/<name>` with no further `/`; else null. */
+export function stateFileName(path: string): string | null {
+  if (!path.startsWith("states/")) return null;
+  const name = path.slice("states/".length);
+  return name !== "" && !name.includes("/") && !name.includes("\\") && name !== "." && name !== ".." ? name : null;
+}
+
+/**
+ * Validates what getFiles returned: each file must be `states/<key>.json`,
+ * within the caps, valid JSON of the state file schema, with the key its
+ * name says. Every bad file becomes a problem for its step; none throws.
+ * Names are only ever compared and printed (quoted), never used as paths.
+ */
+export function parseFetchedStates(files: ReadonlyMap<string, Buffer | { error: string }>): RemoteStates {
+  const states = new Map<string, StateFile>();
+  const problems: StateProblem[] = [];
+  for (const [path, content] of files) {
+    const name = stateFileName(path);
+    if (name === null) {
+      // JSON-quoted so the merger cannot read it as any step's file.
+      problems.push({ file: JSON.stringify(path), error: `unexpected file name from the cluster: ${JSON.stringify(path)}` });
+      continue;
+    }
+    if (!Buffer.isBuffer(content)) {
+      problems.push({ file: name, error: content.error });
+      continue;
+    }
+    const parsed = parseStateText(name, content.toString("utf8"));
+    if (parsed.ok) states.set(parsed.key, parsed.state);
+    else problems.push({ file: name, error: parsed.error });
+  }
+  return { states, problems, files: files.size };
+}
+
+/** Every `states/*.json` of the run directory in ONE round trip, validated. */
+export async function readRemoteStates(transport: Transport, remoteDir: string): Promise<RemoteStates> {
+  const files = await transport.getFiles(remoteDir, STATES_PATTERN, { maxFileBytes: STATE_FILE_CAP, maxTotalBytes: STATES_TOTAL_CAP, timeoutMs: 10 * 60_000 });
+  return parseFetchedStates(files);
+}
+
+/** ONE scheduler query for every job of the run, mapped onto the plan's jobs and tasks. */
+export async function queryJobStatuses(scheduler: SlurmScheduler, plan: CompiledPlan, jobs: Readonly<Record<string, string>>): Promise<JobStatus[]> {
+  const ids = [...new Set(Object.values(jobs))];
+  return mapJobStatuses(plan, jobs, await scheduler.status(ids));
+}
+
+/** Refuses runs whose job ids were never recorded: the submitter stopped before the submit script reported them. */
+export function requireJobIds(record: RunRecord): void {
+  if (record.phase === "submitting" && Object.keys(record.jobs).length === 0) {
+    throw new RunStateError(
+      `run ${record.run_id}: its submission did not complete (phase "submitting"${record.error ? `: ${record.error}` : ""}), so no job ids were recorded. ` +
+        `Jobs it may have submitted carry the comment hpcpipe:${record.run_id} (see \`squeue --me -o '%i %k'\` on the cluster).`,
+      record.run_id,
+    );
+  }
+}
+
+export interface CollectOutcome {
+  state: CompletedState;
+  /** The local result.json. */
+  resultPath: string;
+  jobs: JobStatus[];
+  problems: StateProblem[];
+  /** Every job of the run has ended: the result is complete. */
+  final: boolean;
+  stateFiles: number;
+  record: RunRecord;
+}
+
+/** The merged result from state files and job facts; pure. */
+export function mergeRun(plan: CompiledPlan, remote: RemoteStates, jobs: readonly JobStatus[], now?: string): CompletedState {
+  return mergeStates(plan, remote.states, { jobFacts: jobFactsOf(jobs), problems: remote.problems, ...(now !== undefined ? { now } : {}) });
+}
+
+/**
+ * Collects a run: ONE scheduler query (first, so a job seen final has
+ * already written its states), ONE getFiles for every state file, the merge,
+ * and `result.json` written atomically (mode 600) in the run's local
+ * directory. The record becomes "collected" once every job has ended.
+ * `jobs` and `remote` reuse what a watch's last poll already fetched.
+ */
+export async function collectRun(run: RunContext, options: { now?: string; jobs?: JobStatus[]; remote?: RemoteStates } = {}): Promise<CollectOutcome> {
+  const { record, plan, store } = run;
+  requireJobIds(record);
+  const jobs = options.jobs ?? (await queryJobStatuses(run.scheduler, plan, record.jobs));
+  const submitted = Object.keys(record.jobs).length > 0;
+  const remote: RemoteStates =
+    options.remote ?? (submitted ? await readRemoteStates(run.transport, record.remote_dir) : { states: new Map(), problems: [], files: 0 });
+  const state = mergeRun(plan, remote, jobs, options.now);
+  const resultPath = await store.writeResult(record.run_id, state);
+  const final = jobs.every((j) => j.final);
+  const updated = final && record.phase === "submitted" ? await store.updateRecord(record.run_id, { phase: "collected" }) : record;
+  return { state, resultPath, jobs, problems: remote.problems, final, stateFiles: remote.files, record: updated };
+}

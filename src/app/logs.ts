@@ -1,0 +1,168 @@
+/**
+ * A step's stdout/stderr on the cluster (`logs/<key>.out|.err`): read once
+ * (ONE getFiles, size-capped), or followed like `tail -F` (one small read
+ * per poll from the last offset, over the same connection) until the step's
+ * job is final or the caller stops.
+ */
+import { buildStepIndex, concreteKey } from "../collect/index.js";
+import type { StepSlot } from "../collect/index.js";
+import type { CompiledPlan } from "../plan/plan.js";
+import { RunStateError } from "../runs/index.js";
+import { PollInterval, pollPolicy } from "../slurm/index.js";
+import type { PollPolicy } from "../slurm/index.js";
+import { RemoteCommandError, remotePath } from "../transport/index.js";
+import { queryJobStatuses } from "./collect.js";
+import type { RunContext } from "./connect.js";
+import { abortableSleep } from "./status.js";
+
+/** Largest log `logs` prints without --follow; more is refused with a pointer to the file. */
+export const MAX_LOG_BYTES = 64 * 1024 * 1024;
+/** Most bytes one follow poll reads. */
+const FOLLOW_CHUNK_BYTES = 1024 * 1024;
+
+export type LogStream = "stdout" | "stderr";
+
+export interface LogTarget {
+  /** The concrete step key (item index filled in). */
+  key: string;
+  slot: StepSlot;
+  /** Path relative to the run directory. */
+  path: string;
+}
+
+function withoutItems(key: string): string {
+  return key.replaceAll(".{i}", "");
+}
+
+function matches(template: string, wanted: string): boolean {
+  const plain = withoutItems(template);
+  return template === wanted || plain === wanted || template.endsWith(`.${wanted}`) || plain.endsWith(`.${wanted}`);
+}
+
+/**
+ * Finds the step a user means: a full key (`p.renders.front`, `p.check_all.3.check`),
+ * a unique suffix (`front`, `check_all.check`), or a group/map with `--task`
+ * (the step of that task, when it runs one step). `{i}` is replaced by the task.
+ */
+export function resolveLogTarget(plan: CompiledPlan, step: string, task?: number, stream: LogStream = "stdout"): LogTarget {
+  const index = buildStepIndex(plan);
+  const target = (key: string, slot: StepSlot): LogTarget => ({ key, slot, path: `logs/${key}.${stream === "stdout" ? "out" : "err"}` });
+  const direct = index.get(step);
+  if (direct !== undefined) return target(step, direct);
+
+  const templates = [...new Set(plan.jobs.flatMap((j) => j.bodies.flatMap((b) => b.steps.map((s) => s.key))))];
+  const found = templates.filter((t) => matches(t, step));
+  const fail = (message: string): never => {
+    throw new RunStateError(`run ${plan.runId}: ${message}`, plan.runId);
+  };
+  if (found.length > 1) fail(`step ${JSON.stringify(step)} is ambiguous: ${found.join(", ")}`);
+  const only = found[0];
+  if (only !== undefined) {
+    if (!only.includes("{i}")) return target(only, index.get(only) ?? fail(`step ${only} runs in no job of the plan`));
+    // Items of the map (a packed map runs several per task), else the array's tasks.
+    const count = Math.max(0, ...plan.jobs.filter((j) => j.steps.includes(only)).map((j) => plan.items[j.map?.key ?? ""]?.length ?? j.array?.total ?? 0));
+    if (task === undefined) fail(`step ${only} runs once per item: give --task 0..${count - 1}`);
+    const key = concreteKey(only, task as number);
+    return target(key, index.get(key) ?? fail(`step ${only} has no task ${task} (tasks 0..${count - 1})`));
+  }
+  // A group (or map) named with --task: the single step that task runs.
+  if (task !== undefined) {
+    const inTask = [...index.entries()].filter(([key, slot]) => slot.task === task && slot.job.array !== null && (key.startsWith(`${step}.`) || key.includes(`.${step}.`)));
+    const keys = [...new Set(inTask.map(([key]) => key))];
+    if (keys.length === 1) {
+      const [key, slot] = inTask[0] as [string, StepSlot];
+      return target(key, slot);
+    }
+    if (keys.length > 1) fail(`task ${task} of ${step} runs several steps; name one: ${keys.join(", ")}`);
+  }
+  const all = templates.slice(0, 30).join(", ");
+  return fail(`no step ${JSON.stringify(step)} in the plan (steps: ${all}${templates.length > 30 ? ", ..." : ""})`);
+}
+
+/** The step's whole log in ONE round trip; null when it does not exist yet. */
+export async function readLog(run: RunContext, target: LogTarget): Promise<Buffer | null> {
+  const files = await run.transport.getFiles(run.record.remote_dir, target.path, { maxFileBytes: MAX_LOG_BYTES, maxTotalBytes: MAX_LOG_BYTES + 1 });
+  const content = files.get(target.path);
+  if (content === undefined) return null;
+  if (!Buffer.isBuffer(content)) {
+    throw new RunStateError(`run ${run.record.run_id}: cannot show ${target.path}: ${content.error} (it is on the cluster under ${run.record.remote_dir})`, run.record.run_id);
+  }
+  return content;
+}
+
+/** What the step's job (task) is doing now: ONE scheduler query for that job. */
+export async function stepJobState(run: RunContext, target: LogTarget): Promise<{ state: string; reason: string | null; final: boolean }> {
+  const slurmId = run.record.jobs[target.slot.job.id];
+  if (slurmId === undefined) return { state: "NOT_SUBMITTED", reason: null, final: true };
+  const statuses = await queryJobStatuses(run.scheduler, run.plan, { [target.slot.job.id]: slurmId });
+  const job = statuses.find((j) => j.job === target.slot.job.id);
+  const t = job?.tasks.find((x) => x.taskId === target.slot.taskId);
+  return { state: t?.state ?? "UNKNOWN", reason: t?.reason ?? null, final: t?.final ?? false };
+}
+
+// Prints the bytes of a file from an offset, base64 so they arrive exact; "T" when the file shrank (rewritten) and reading restarted at 0.
+const READ_FROM_OFFSET = [
+  'f=$1; off=$2; max=$3',
+  'if [ ! -f "$f" ]; then echo A; exit 0; fi',
+  'size=$(stat -c %s -- "$f") || exit 1',
+  'if [ "$size" -lt "$off" ]; then off=0; echo T; else echo K; fi',
+  'tail -c "+$((off + 1))" -- "$f" | head -c "$max" | base64 -w 0',
+].join("\n");
+
+export interface LogChunk {
+  absent: boolean;
+  restarted: boolean;
+  data: Buffer;
+}
+
+/** New bytes of the log from `offset` (at most 1 MiB): ONE exec, safe to retry. */
+export async function readLogFrom(run: RunContext, target: LogTarget, offset: number): Promise<LogChunk> {
+  const argv = ["bash", "-c", READ_FROM_OFFSET, "hpcpipe-logs", remotePath(`${run.record.remote_dir}/${target.path}`), String(offset), String(FOLLOW_CHUNK_BYTES)];
+  const result = await run.transport.exec(argv, { retrySafe: true, timeoutMs: 60_000 });
+  if (result.code !== 0) throw new RemoteCommandError(`reading ${target.path} failed (exit ${result.code ?? result.signal})`, argv.map(String), result.code, result.signal, result.stdout, result.stderr);
+  const [flag = "", body = ""] = result.stdout.split("\n", 2);
+  return { absent: flag === "A", restarted: flag === "T", data: Buffer.from(body.trim(), "base64") };
+}
+
+export interface FollowOptions {
+  write: (data: Buffer) => void;
+  /** A note for people (the log was restarted, the job ended). */
+  note?: (message: string) => void;
+  signal?: AbortSignal;
+  policy?: PollPolicy;
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+}
+
+/**
+ * Follows the log like `tail -F`: prints what is there, then new bytes as
+ * they come (a rewritten file is read again from the start), until the
+ * step's job is final and everything was read, or `signal` aborts.
+ * Returns the job's final state, or null when stopped.
+ */
+export async function followLog(run: RunContext, target: LogTarget, options: FollowOptions): Promise<{ state: string; reason: string | null } | null> {
+  const interval = new PollInterval(options.policy ?? pollPolicy({ initialMs: 500, maxMs: 5_000 }));
+  const sleep = options.sleep ?? abortableSleep;
+  let offset = 0;
+  let ended: { state: string; reason: string | null } | null = null;
+  for (;;) {
+    if (options.signal?.aborted) return null;
+    const chunk = await readLogFrom(run, target, offset);
+    if (chunk.restarted) {
+      options.note?.(`${target.path} was rewritten; reading it again from the start`);
+      offset = 0;
+    }
+    if (chunk.data.length > 0) {
+      options.write(chunk.data);
+      offset += chunk.data.length;
+    }
+    if (chunk.data.length >= FOLLOW_CHUNK_BYTES) continue;
+    if (ended !== null) return ended;
+    const job = await stepJobState(run, target);
+    if (job.final) {
+      // One more read: the job may have written its last lines after the read above.
+      ended = { state: job.state, reason: job.reason };
+      continue;
+    }
+    await sleep(interval.next(chunk.data.length > 0), options.signal);
+  }
+}

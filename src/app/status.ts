@@ -1,0 +1,207 @@
+/**
+ * Where a submitted run stands: ONE scheduler query per poll for all its
+ * jobs, mapped onto the plan's jobs and tasks; once every job has ended,
+ * the state files on the cluster are the truth for the steps. `watchRun`
+ * polls with the PollInterval policy until every job is final.
+ */
+import type { StateProblem } from "../collect/index.js";
+import type { CompletedState } from "../core/completed-state.js";
+import { exitCodeFrom } from "../core/exit-code.js";
+import { carryFinalStates, mapJobStatuses, totalCounts } from "../runs/index.js";
+import type { JobStatus, PhaseCounts, RunRecord } from "../runs/index.js";
+import { AccountingUnavailableError, PollInterval, SchedulerError } from "../slurm/index.js";
+import type { PollPolicy } from "../slurm/index.js";
+import { mergeRun, queryJobStatuses, readRemoteStates, requireJobIds } from "./collect.js";
+import type { RemoteStates } from "./collect.js";
+import type { RunContext } from "./connect.js";
+
+/** One step's outcome as the status shows it (from the merged state files). */
+export interface StepResult {
+  success: boolean;
+  failure: string | null;
+  error: string | null;
+  not_run: boolean;
+  slurm_state: string | null;
+  slurm_reason: string | null;
+}
+
+/** A status snapshot: machine-readable (`status --json`) and what the views render. */
+export interface RunStatus {
+  run_id: string;
+  pipeline: string;
+  cluster: string;
+  phase: RunRecord["phase"];
+  remote_dir: string;
+  /** The record's error (a failed submission). */
+  error: string | null;
+  polled_at: string;
+  /** Every job has ended (or was never submitted). */
+  final: boolean;
+  counts: PhaseCounts;
+  jobs: JobStatus[];
+  /** Once final: the merged result's steps, from the state files. */
+  steps: Record<string, StepResult> | null;
+  result: { success: boolean; failure: string | null; error: string | null; exit_code: number } | null;
+  state_problems: StateProblem[];
+}
+
+export function stepResults(state: CompletedState): Record<string, StepResult> {
+  const out: Record<string, StepResult> = {};
+  for (const [key, s] of Object.entries(state.step_states ?? {})) {
+    out[key] = {
+      success: s.success,
+      failure: s.failure ?? null,
+      error: s.error ?? null,
+      not_run: s.meta.not_run === true,
+      slurm_state: typeof s.meta.slurm_state === "string" ? s.meta.slurm_state : null,
+      slurm_reason: typeof s.meta.slurm_reason === "string" ? s.meta.slurm_reason : null,
+    };
+  }
+  return out;
+}
+
+function snapshot(record: RunRecord, jobs: JobStatus[], polledAt: string): RunStatus {
+  return {
+    run_id: record.run_id,
+    pipeline: record.pipeline,
+    cluster: record.cluster,
+    phase: record.phase,
+    remote_dir: record.remote_dir,
+    error: record.error,
+    polled_at: polledAt,
+    final: jobs.every((j) => j.final),
+    counts: totalCounts(jobs),
+    jobs,
+    steps: null,
+    result: null,
+    state_problems: [],
+  };
+}
+
+/** Adds the steps' results from the state files (ONE getFiles) to a final snapshot; also returns the merged state. */
+async function withResults(run: RunContext, status: RunStatus): Promise<{ status: RunStatus; merged: CompletedState | null; remote: RemoteStates | null }> {
+  if (!status.final || Object.keys(run.record.jobs).length === 0) return { status, merged: null, remote: null };
+  const remote = await readRemoteStates(run.transport, run.record.remote_dir);
+  const merged = mergeRun(run.plan, remote, status.jobs, status.polled_at);
+  return {
+    status: {
+      ...status,
+      steps: stepResults(merged),
+      result: { success: merged.success, failure: merged.failure ?? null, error: merged.error ?? null, exit_code: exitCodeFrom(merged) },
+      state_problems: remote.problems,
+    },
+    merged,
+    remote,
+  };
+}
+
+/** One poll: ONE scheduler query; when every job is final, ONE getFiles for the state files. */
+export async function getRunStatus(
+  run: RunContext,
+  options: { results?: boolean; now?: () => string } = {},
+): Promise<{ status: RunStatus; merged: CompletedState | null; remote: RemoteStates | null }> {
+  requireJobIds(run.record);
+  const jobs = await queryJobStatuses(run.scheduler, run.plan, run.record.jobs);
+  const status = snapshot(run.record, jobs, (options.now ?? isoNow)());
+  return options.results === false ? { status, merged: null, remote: null } : withResults(run, status);
+}
+
+/** What changes between polls: each task's state and reason. */
+export function statusKey(jobs: readonly JobStatus[]): string {
+  return jobs.map((j) => `${j.job}:${j.tasks.map((t) => `${t.taskId}=${t.state}/${t.reason ?? ""}`).join(",")}`).join(";");
+}
+
+export interface WatchOptions {
+  policy?: PollPolicy;
+  random?: () => number;
+  /** Resolves after `ms`, or early when `signal` aborts. */
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  now?: () => string;
+  /** Stops the watch (Ctrl-C): it returns the last snapshot with `aborted`. */
+  signal?: AbortSignal;
+  /** Every poll's snapshot; `changed` is false when no task's state or reason moved. */
+  onUpdate?: (status: RunStatus, changed: boolean) => void;
+  /** A poll that failed in a way the next poll may not (accounting down, a busy controller). */
+  onRetry?: (error: Error) => void;
+}
+
+export interface WatchOutcome {
+  status: RunStatus;
+  /** The merged result, when the watch ended with every job final. */
+  merged: CompletedState | null;
+  /** The state files it was merged from. */
+  remote: RemoteStates | null;
+  aborted: boolean;
+  polls: number;
+}
+
+/** Errors after which the next poll may well succeed. */
+function retryable(error: unknown): error is Error {
+  return error instanceof AccountingUnavailableError || (error instanceof SchedulerError && error.transient);
+}
+
+/**
+ * Polls until every job is final: fast at first, backing off to the cap
+ * while nothing changes, back to fast after a change, with jitter. Each poll
+ * is ONE scheduler query; a dropped connection is reopened by the transport
+ * (status queries are retry-safe). Accounting being briefly down is retried
+ * at the next poll.
+ */
+export async function watchRun(run: RunContext, options: WatchOptions = {}): Promise<WatchOutcome> {
+  requireJobIds(run.record);
+  const interval = new PollInterval(options.policy, options.random);
+  const sleep = options.sleep ?? abortableSleep;
+  const now = options.now ?? isoNow;
+  let previous: JobStatus[] | null = null;
+  let lastKey: string | null = null;
+  let last: RunStatus | null = null;
+  let polls = 0;
+  for (;;) {
+    if (options.signal?.aborted) {
+      // Stopped before any poll answered: every task as yet unknown.
+      const status = last ?? snapshot(run.record, mapJobStatuses(run.plan, run.record.jobs, new Map()), now());
+      return { status, merged: null, remote: null, aborted: true, polls };
+    }
+    let jobs: JobStatus[];
+    try {
+      polls += 1;
+      jobs = carryFinalStates(previous, await queryJobStatuses(run.scheduler, run.plan, run.record.jobs));
+    } catch (error) {
+      if (!retryable(error)) throw error;
+      options.onRetry?.(error);
+      await sleep(interval.next(false), options.signal);
+      continue;
+    }
+    previous = jobs;
+    const key = statusKey(jobs);
+    const changed = key !== lastKey;
+    lastKey = key;
+    const status = snapshot(run.record, jobs, now());
+    if (status.final) {
+      const done = await withResults(run, status);
+      options.onUpdate?.(done.status, changed);
+      return { ...done, aborted: false, polls };
+    }
+    last = status;
+    options.onUpdate?.(status, changed);
+    if (options.signal?.aborted) return { status, merged: null, remote: null, aborted: true, polls };
+    await sleep(interval.next(changed), options.signal);
+  }
+}
+
+function isoNow(): string {
+  return new Date().toISOString();
+}
+
+export function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}

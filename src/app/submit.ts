@@ -1,0 +1,303 @@
+/**
+ * Submitting a pipeline to a SLURM cluster over SSH, in a constant number of
+ * round trips: the run record and plan are written locally first; then ONE
+ * upload of the whole bundle (scripts, context, items, the spec's bundle
+ * files under work/) and ONE run of the generated submit script, whose
+ * `hpcpipe-job <plan job> <slurm id>` lines are recorded.
+ */
+import { lstat, readdir, readFile, stat } from "node:fs/promises";
+import { join, relative, resolve, sep } from "node:path";
+import { z } from "zod";
+import { ConfigError } from "../cluster/index.js";
+import type { CompiledPlan } from "../plan/plan.js";
+import { RunStore } from "../runs/index.js";
+import type { RunRecord } from "../runs/index.js";
+import { ConnectionLostError, remotePath, RemoteCommandError } from "../transport/index.js";
+import { cancelRun } from "./cancel.js";
+import type { CancelOutcome } from "./cancel.js";
+import { collectRun } from "./collect.js";
+import type { CollectOutcome } from "./collect.js";
+import { defaultTransportFactory, schedulerOver } from "./connect.js";
+import type { RunContext, TransportFactory } from "./connect.js";
+import { preparePlan } from "./prepare.js";
+import type { PrepareOptions } from "./prepare.js";
+import { watchRun } from "./status.js";
+import type { WatchOptions, WatchOutcome } from "./status.js";
+
+/** The submit script failed (an sbatch error it could not retry away); it cancelled what it had submitted. */
+export class SubmitFailedError extends Error {
+  override name = "SubmitFailedError";
+  constructor(
+    message: string,
+    readonly runId: string,
+    readonly record: RunRecord,
+  ) {
+    super(message);
+  }
+}
+
+/** A `bundle` path of the spec that cannot be uploaded (missing, outside the spec's directory, not a regular file). */
+export class BundleError extends Error {
+  override name = "BundleError";
+}
+
+/** The submit script printed job lines hpcpipe cannot trust (unknown plan job, not a job id, a job twice). */
+export class SubmitOutputError extends Error {
+  override name = "SubmitOutputError";
+  constructor(
+    message: string,
+    readonly problems: readonly string[],
+  ) {
+    super(message);
+  }
+}
+
+const JOB_LINE_PREFIX = "hpcpipe-job";
+const jobLineSchema = z.tuple([z.literal(JOB_LINE_PREFIX), z.string().regex(/^j\d{3,}$/, "a plan job id like j000"), z.string().regex(/^\d{1,20}$/, "a numeric SLURM job id")]);
+
+/**
+ * Reads the submit script's stdout: every `hpcpipe-job <plan job id> <slurm
+ * id>` line, validated (known plan job, numeric id, each job once, each
+ * SLURM id once). Other lines (login banners) are ignored.
+ */
+export function parseSubmitOutput(stdout: string, plan: Pick<CompiledPlan, "jobs">): { jobs: Record<string, string>; problems: string[] } {
+  const known = new Set(plan.jobs.map((j) => j.id));
+  const jobs: Record<string, string> = {};
+  const seenIds = new Map<string, string>();
+  const problems: string[] = [];
+  stdout.split("\n").forEach((raw, index) => {
+    const line = raw.replace(/\r$/, "").trim();
+    if (!line.startsWith(`${JOB_LINE_PREFIX} `) && line !== JOB_LINE_PREFIX) return;
+    const where = `line ${index + 1} ${JSON.stringify(line.slice(0, 120))}`;
+    const parsed = jobLineSchema.safeParse(line.split(/\s+/));
+    if (!parsed.success) {
+      problems.push(`${where}: expected "${JOB_LINE_PREFIX} <plan job id> <SLURM job id>" (${parsed.error.issues.map((i) => i.message).join("; ")})`);
+      return;
+    }
+    const [, planId, slurmId] = parsed.data;
+    if (!known.has(planId)) problems.push(`${where}: the plan has no job ${planId}`);
+    else if (jobs[planId] !== undefined && jobs[planId] !== slurmId) problems.push(`${where}: job ${planId} was already reported as SLURM job ${jobs[planId]}`);
+    else if (seenIds.has(slurmId) && seenIds.get(slurmId) !== planId) problems.push(`${where}: SLURM job ${slurmId} was already reported for job ${seenIds.get(slurmId)}`);
+    else {
+      jobs[planId] = slurmId;
+      seenIds.set(slurmId, planId);
+    }
+  });
+  return { jobs, problems };
+}
+
+/** Most bytes of the spec's bundle files sent in one submission (they travel in one tar stream held in memory). */
+export const MAX_BUNDLE_BYTES = 2 * 1024 * 1024 * 1024;
+
+/**
+ * The spec's `bundle` paths (files or directories, relative to the spec's
+ * directory) read from disk, keyed `work/<path>`. Refuses paths outside the
+ * spec's directory, symlinked directories and special files.
+ */
+export async function readLocalBundle(specDir: string, paths: readonly string[]): Promise<Map<string, Buffer>> {
+  const out = new Map<string, Buffer>();
+  let total = 0;
+  const add = async (abs: string, rel: string, original: string): Promise<void> => {
+    const link = await lstat(abs);
+    const info = link.isSymbolicLink() ? await stat(abs) : link;
+    if (info.isDirectory()) {
+      if (link.isSymbolicLink()) throw new BundleError(`bundle path ${JSON.stringify(original)}: ${rel} is a symlink to a directory; bundle the directory itself`);
+      for (const name of (await readdir(abs)).sort()) await add(join(abs, name), `${rel}/${name}`, original);
+      return;
+    }
+    if (!info.isFile()) throw new BundleError(`bundle path ${JSON.stringify(original)}: ${rel} is not a regular file`);
+    total += info.size;
+    if (total > MAX_BUNDLE_BYTES) throw new BundleError(`the bundle is over ${MAX_BUNDLE_BYTES} bytes; put large inputs on the cluster and name them in the context instead`);
+    out.set(`work/${rel}`, await readFile(abs));
+  };
+  for (const rel of paths) {
+    const from = resolve(specDir, rel);
+    const back = relative(specDir, from);
+    if (back === "" || back === ".." || back.startsWith(`..${sep}`)) throw new BundleError(`bundle path ${JSON.stringify(rel)} is outside the spec's directory`);
+    await lstat(from).catch(() => {
+      throw new BundleError(`bundle path ${JSON.stringify(rel)} does not exist (relative to ${specDir})`);
+    });
+    await add(from, back.split(sep).join("/"), rel);
+  }
+  return out;
+}
+
+/** Every file uploaded for a run: the plan's (scripts, lib.sh, context, items) and the spec's bundle under work/. */
+export function submissionFiles(plan: CompiledPlan, bundle: ReadonlyMap<string, Buffer>): { files: Map<string, string | Buffer>; executable: Set<string> } {
+  const files = new Map<string, string | Buffer>();
+  const executable = new Set<string>();
+  for (const [path, text] of Object.entries(plan.files)) {
+    files.set(path, text);
+    if (path.startsWith("scripts/") && (path.endsWith(".sh") || path.endsWith(".sbatch"))) executable.add(path);
+  }
+  for (const job of plan.jobs) {
+    if (!files.has(job.scriptPath)) files.set(job.scriptPath, job.script);
+    executable.add(job.scriptPath);
+  }
+  for (const [path, data] of bundle) {
+    if (files.has(path)) throw new BundleError(`bundle file ${path} collides with a file of the plan`);
+    files.set(path, data);
+  }
+  return { files, executable };
+}
+
+export interface SubmitOptions extends Omit<PrepareOptions, "cluster" | "localRunsDir"> {
+  cluster: string;
+  acceptNewHostKey?: boolean;
+  store?: RunStore;
+  connect?: TransportFactory;
+  /** Bound on the submit script (it retries transient sbatch errors for up to about a minute per job); default 30 min. */
+  submitTimeoutMs?: number;
+  /** Progress messages for people (stderr). */
+  onProgress?: (message: string) => void;
+}
+
+export interface SubmitOutcome<T> {
+  record: RunRecord;
+  plan: CompiledPlan;
+  /** Channels the submission itself used (upload + submit script): constant in the number of jobs. */
+  roundTrips: number;
+  /** What `then` returned. */
+  then: T | undefined;
+}
+
+function tail(text: string, max = 4000): string {
+  const t = text.trim();
+  return t.length <= max ? t : `...${t.slice(t.length - max)}`;
+}
+
+/**
+ * Submits a pipeline: prepare the plan; write the run record ("submitting")
+ * and plan.json before contacting the cluster; connect once; upload the
+ * bundle in ONE round trip; run the submit script with ONE exec (never
+ * retried: a blind re-submit could run every job twice); record the job ids
+ * ("submitted"), or the sbatch error and the jobs the script cancelled
+ * ("submit_failed"). `then` runs over the same connection after a
+ * successful submission (e.g. watch and collect).
+ */
+export async function submitRun<T = undefined>(options: SubmitOptions, then?: (run: RunContext) => Promise<T>): Promise<SubmitOutcome<T>> {
+  const progress = options.onProgress ?? (() => undefined);
+  const { plan, loaded, config } = preparePlan({
+    spec: options.spec,
+    cluster: options.cluster,
+    ...(options.set ? { set: options.set } : {}),
+    ...(options.runId ? { runId: options.runId } : {}),
+    ...(options.fuse !== undefined ? { fuse: options.fuse } : {}),
+    ...(options.templatesDir ? { templatesDir: options.templatesDir } : {}),
+  });
+  if (config.executor !== "slurm") {
+    throw new ConfigError(config.source ?? options.cluster, [
+      { path: "executor", expected: `expected slurm to submit (this config runs on this machine: use \`hpcpipe run ${options.spec}\`)` },
+    ]);
+  }
+  const bundle = await readLocalBundle(loaded.specDir, loaded.bundle);
+  const { files, executable } = submissionFiles(plan, bundle);
+
+  const store = options.store ?? new RunStore();
+  const now = store.now();
+  let record: RunRecord = {
+    format: 1,
+    run_id: plan.runId,
+    pipeline: plan.pipeline,
+    spec: resolve(options.spec),
+    cluster: config.name,
+    cluster_config: resolve(config.source ?? options.cluster),
+    remote_dir: plan.layout.runDir,
+    plan_signature: plan.signature,
+    created: now,
+    updated: now,
+    phase: "submitting",
+    jobs: {},
+    error: null,
+    resumes: null,
+  };
+  // Both before contacting the cluster: a killed submitter leaves a record that says how far it got.
+  await store.writePlan(plan);
+  await store.writeRecord(record);
+
+  const connect = options.connect ?? defaultTransportFactory;
+  let transport;
+  try {
+    transport = await connect(config, { acceptNewHostKey: options.acceptNewHostKey ?? false });
+  } catch (error) {
+    await store.updateRecord(plan.runId, { phase: "submit_failed", error: `could not connect to ${config.name}: ${(error as Error).message}`.slice(0, 60_000) });
+    throw error;
+  }
+  try {
+    const before = transport.roundTrips;
+    progress(`uploading ${files.size} file(s) to ${config.name}:${plan.layout.runDir}`);
+    try {
+      await transport.putFiles(plan.layout.runDir, files, { executable, timeoutMs: 30 * 60_000 });
+    } catch (error) {
+      record = await store.updateRecord(plan.runId, { phase: "submit_failed", error: `the upload failed, nothing was submitted: ${(error as Error).message}`.slice(0, 60_000) });
+      throw error;
+    }
+    progress(`submitting ${plan.jobs.length} job(s)`);
+    let result;
+    try {
+      result = await transport.exec(["bash", remotePath(`${plan.layout.runDir}/scripts/submit.sh`)], {
+        retrySafe: false,
+        timeoutMs: options.submitTimeoutMs ?? 30 * 60_000,
+      });
+    } catch (error) {
+      // The script may have submitted some jobs: keep "submitting", say what is known.
+      const partial = error instanceof RemoteCommandError ? parseSubmitOutput(error.stdout, plan).jobs : {};
+      const why =
+        error instanceof ConnectionLostError
+          ? "the SSH connection dropped while the submit script ran"
+          : `the submit script did not finish: ${(error as Error).message}`;
+      record = await store.updateRecord(plan.runId, {
+        jobs: partial,
+        error: `${why}; jobs it submitted carry the comment hpcpipe:${plan.runId} (see \`squeue --me -o '%i %k'\`)`.slice(0, 60_000),
+      });
+      throw error;
+    }
+    const roundTrips = transport.roundTrips - before;
+    const { jobs, problems } = parseSubmitOutput(result.stdout, plan);
+    const ids = Object.values(jobs);
+    if (result.code !== 0) {
+      const error = `the submit script failed (exit ${result.code ?? result.signal}): ${tail(result.stderr) || "no message"}`;
+      record = await store.updateRecord(plan.runId, { phase: "submit_failed", jobs, error: [error, ...problems].join("\n").slice(0, 60_000) });
+      const cancelled = ids.length > 0 ? ` It cancelled the ${ids.length} job(s) it had submitted (SLURM ${ids.join(", ")}).` : " No job was submitted.";
+      throw new SubmitFailedError(`run ${plan.runId}: ${error}.${cancelled}`, plan.runId, record);
+    }
+    const missing = plan.jobs.filter((j) => jobs[j.id] === undefined).map((j) => j.id);
+    if (problems.length > 0 || missing.length > 0) {
+      const all = [...problems, ...(missing.length > 0 ? [`no SLURM job id was reported for ${missing.join(", ")}`] : [])];
+      record = await store.updateRecord(plan.runId, { phase: "submit_failed", jobs, error: `the submit script's output could not be trusted: ${all.join("; ")}`.slice(0, 60_000) });
+      throw new SubmitOutputError(
+        `run ${plan.runId}: the submit script's output could not be trusted:\n  ${all.join("\n  ")}\n` +
+          `The job ids it did report are recorded: \`hpcpipe cancel ${plan.runId}\` cancels them.`,
+        all,
+      );
+    }
+    record = await store.updateRecord(plan.runId, { phase: "submitted", jobs, error: null });
+    const after = then ? await then({ store, record, plan, config, transport, scheduler: schedulerOver(transport) }) : undefined;
+    return { record, plan, roundTrips, then: after };
+  } finally {
+    await transport.close();
+  }
+}
+
+/** What to do with a run's jobs when Ctrl-C interrupts `submit --wait`. */
+export type InterruptPolicy = "cancel" | "leave" | "ask";
+
+/** Applies the interrupt policy; `ask` asks (true = cancel). Returns the cancellation, or null when the jobs were left running. */
+export async function handleInterrupt(run: RunContext, policy: InterruptPolicy, ask: () => Promise<boolean>): Promise<CancelOutcome | null> {
+  const cancel = policy === "cancel" || (policy === "ask" && (await ask()));
+  return cancel ? cancelRun(run) : null;
+}
+
+export interface WaitOutcome {
+  watch: WatchOutcome;
+  /** Null when the watch was interrupted. */
+  collect: CollectOutcome | null;
+}
+
+/** `submit --wait`: watch until every job is final, then collect (reusing the last poll's job facts). */
+export async function waitAndCollect(run: RunContext, options: WatchOptions = {}): Promise<WaitOutcome> {
+  const watch = await watchRun(run, options);
+  if (watch.aborted) return { watch, collect: null };
+  const collect = await collectRun(run, { jobs: watch.status.jobs, ...(watch.remote ? { remote: watch.remote } : {}) });
+  return { watch, collect };
+}

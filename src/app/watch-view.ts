@@ -1,0 +1,102 @@
+/**
+ * How a run's status looks: a live per-step table for a terminal (redrawn
+ * in place with ANSI), and plain lines, one per change, for logs and pipes.
+ * Pure functions over a RunStatus snapshot.
+ */
+import type { JobStatus } from "../runs/index.js";
+import type { RunStatus } from "./status.js";
+
+/** A SLURM state with its reason: `PENDING (Dependency)`, `CANCELLED (DependencyNeverSatisfied)`, `COMPLETED`. */
+export function stateText(state: string, reason: string | null): string {
+  return reason === null || reason === "" || reason === "None" ? state : `${state} (${reason})`;
+}
+
+function clip(text: string, width: number): string {
+  return text.length <= width ? text : `${text.slice(0, Math.max(0, width - 1))}…`;
+}
+
+function hhmmss(iso: string): string {
+  return /T(\d\d:\d\d:\d\d)/.exec(iso)?.[1] ?? iso;
+}
+
+function countsText(c: JobStatus["counts"]): string {
+  return `pending ${c.pending}, running ${c.running}, done ${c.done}, failed ${c.failed}`;
+}
+
+/** The headline: run, pipeline, cluster, totals, and whether it has ended. */
+export function headline(status: RunStatus): string {
+  const tasks = status.counts.pending + status.counts.running + status.counts.done + status.counts.failed;
+  const where = `run ${status.run_id} (${status.pipeline} on ${status.cluster})`;
+  const end = status.final ? (status.result ? (status.result.success ? "finished: ok" : `finished: failed, exit ${status.result.exit_code}`) : "finished") : "running";
+  return `${where}: ${status.jobs.length} job(s), ${tasks} task(s): ${countsText(status.counts)} [${end}]`;
+}
+
+/**
+ * The live per-step view: one row per plan job (per chunk for a chunked
+ * array) with its task counts and its SLURM state by name and reason.
+ */
+export function renderWatchView(status: RunStatus, options: { width?: number } = {}): string[] {
+  const width = Math.max(60, options.width ?? 100);
+  const rows = status.jobs.map((j) => ({
+    job: j.job,
+    slurm: j.slurmJobId ?? "-",
+    label: j.label,
+    counts: [j.counts.pending, j.counts.running, j.counts.done, j.counts.failed].map(String),
+    state: stateText(j.state, j.reason),
+  }));
+  const idW = Math.max(3, ...rows.map((r) => r.job.length));
+  const slurmW = Math.max(5, ...rows.map((r) => r.slurm.length));
+  const numW = Math.max(4, ...rows.flatMap((r) => r.counts.map((c) => c.length)));
+  const fixed = idW + slurmW + 4 * (numW + 2) + 6 + 24;
+  const labelW = Math.max(12, Math.min(Math.max(4, ...rows.map((r) => r.label.length)), width - fixed));
+  const line = (id: string, slurm: string, label: string, counts: string[], state: string): string =>
+    [id.padEnd(idW), slurm.padEnd(slurmW), clip(label, labelW).padEnd(labelW), ...counts.map((c) => c.padStart(numW)), state].join("  ").trimEnd();
+  const out = [clip(headline(status), width), line("job", "slurm", "step", ["pend", "run", "done", "fail"], "state")];
+  for (const r of rows) out.push(line(r.job, r.slurm, r.label, r.counts, r.state));
+  out.push(`updated ${hhmmss(status.polled_at)}${status.final ? "" : "  (Ctrl-C stops watching)"}`);
+  // A line wider than the terminal would wrap and throw off the in-place redraw.
+  return out.map((l) => clip(l, width));
+}
+
+/** The text that replaces the previous frame in place: cursor up over it, clear to the end, the new lines. */
+export function redrawFrame(lines: readonly string[], previousLineCount: number): string {
+  const up = previousLineCount > 0 ? `\x1b[${previousLineCount}A\r\x1b[J` : "";
+  return `${up}${lines.join("\n")}\n`;
+}
+
+function jobLine(j: JobStatus): string {
+  const counts = j.array !== null ? ` (${countsText(j.counts)})` : "";
+  return `${j.job} ${j.label}: ${stateText(j.state, j.reason)}${counts}`;
+}
+
+/** Plain lines for what changed since the previous snapshot (every job the first time), each stamped with the poll time. */
+export function changeLines(previous: RunStatus | null, next: RunStatus): string[] {
+  const before = new Map((previous?.jobs ?? []).map((j) => [j.job, jobLine(j)]));
+  const stamp = hhmmss(next.polled_at);
+  const lines: string[] = [];
+  for (const j of next.jobs) {
+    const text = jobLine(j);
+    if (before.get(j.job) !== text) lines.push(`${stamp} ${text}`);
+  }
+  return lines;
+}
+
+/** The status as text, for `status` without --watch: the table and, once final, every step's result. */
+export function formatStatus(status: RunStatus): string {
+  const lines = renderWatchView(status, { width: 120 });
+  lines.pop();
+  if (status.error) lines.push(`error: ${status.error}`);
+  if (status.steps !== null) {
+    const entries = Object.entries(status.steps);
+    const w = Math.min(70, Math.max(4, ...entries.map(([k]) => k.length)));
+    lines.push("", `${"step".padEnd(w)}  result`);
+    for (const [key, s] of entries) {
+      const result = s.success ? "ok" : s.not_run ? `not run: ${stateText(s.slurm_state ?? "?", s.slurm_reason)}` : `${s.failure ?? "failed"}: ${s.error ?? ""}`;
+      lines.push(`${key.padEnd(w)}  ${result.replace(/\s+/g, " ").slice(0, 200)}`);
+    }
+  }
+  for (const p of status.state_problems) lines.push(`unusable state file ${p.file}: ${p.error}`);
+  if (!status.final) lines.push(`(still running: \`hpcpipe status ${status.run_id} --watch\` follows it, \`hpcpipe collect ${status.run_id}\` gathers the results)`);
+  else if (status.steps !== null) lines.push(`(\`hpcpipe collect ${status.run_id}\` writes the merged result)`);
+  return `${lines.join("\n")}\n`;
+}

@@ -1,0 +1,206 @@
+/**
+ * What the scheduler says about a submitted run, per plan job and per
+ * logical task: SLURM's per-task records (one squeue/sacct answer for the
+ * whole run) mapped onto the plan's jobs, arrays and chunk offsets. Pure.
+ */
+import { arrayTaskIds } from "../collect/job-index.js";
+import type { JobFact, TaskFact } from "../collect/merge.js";
+import type { CompiledPlan, PlanJob } from "../plan/plan.js";
+import { isFinal, translateState, unknownRecord } from "../slurm/index.js";
+import type { JobStatusMap, TaskRecord } from "../slurm/index.js";
+
+/** How a task counts in the per-step view. */
+export type TaskPhase = "pending" | "running" | "done" | "failed";
+
+export interface TaskStatus {
+  /** Logical task index (SLURM array task id + chunk offset); what `{i}` stands for. 0 for a plain job. */
+  task: number;
+  /** SLURM array task id (0 for a plain job). */
+  taskId: number;
+  /** The task's own SLURM job id once known. */
+  slurmJobId: string | null;
+  /** SLURM state by name (PENDING, RUNNING, COMPLETED, CANCELLED, ...). */
+  state: string;
+  /** SLURM's reason (Dependency, DependencyNeverSatisfied, TimeLimit, ...), or null. */
+  reason: string | null;
+  exitCode: number | null;
+  signal: number | null;
+  phase: TaskPhase;
+  final: boolean;
+}
+
+export interface PhaseCounts {
+  pending: number;
+  running: number;
+  done: number;
+  failed: number;
+}
+
+export interface JobStatus {
+  /** Plan job id (j000...). */
+  job: string;
+  /** What the job runs, for people: a step key, a group or map key, with the chunk. */
+  label: string;
+  slurmJobId: string | null;
+  steps: string[];
+  array: { offset: number; count: number; total: number; chunk: number; chunks: number } | null;
+  /** One state for the whole job: every task's when they agree, else the most telling one. */
+  state: string;
+  reason: string | null;
+  final: boolean;
+  counts: PhaseCounts;
+  tasks: TaskStatus[];
+}
+
+/** The state of a plan job the submit script never submitted. */
+export const NOT_SUBMITTED = "NOT_SUBMITTED";
+
+const RUNNING_STATES = new Set(["RUNNING", "COMPLETING"]);
+/** Among final states of an array's tasks, the one its summary shows (worst first). */
+const FINAL_SEVERITY = ["NODE_FAIL", "BOOT_FAIL", "OUT_OF_MEMORY", "TIMEOUT", "FAILED", "DEADLINE", "PREEMPTED", "REVOKED", "CANCELLED", "COMPLETED"];
+
+export function phaseOf(state: string): TaskPhase {
+  const known = translateState(state).state;
+  if (known === "COMPLETED") return "done";
+  if (isFinal(known)) return "failed";
+  if (RUNNING_STATES.has(known)) return "running";
+  return "pending";
+}
+
+function taskStatus(record: TaskRecord, slurmId: string, isArray: boolean, taskId: number, offset: number): TaskStatus {
+  const state = record.state === "UNKNOWN" && record.rawState !== "" ? record.rawState : record.state;
+  return {
+    task: taskId + offset,
+    taskId,
+    slurmJobId: isArray ? `${slurmId}_${taskId}` : slurmId,
+    state,
+    reason: record.reason,
+    exitCode: record.exitCode,
+    signal: record.signal,
+    phase: phaseOf(record.state),
+    final: isFinal(record.state),
+  };
+}
+
+/** A dot key's parent: `p.renders.front` -> `p.renders`. */
+function parentKey(key: string): string {
+  const at = key.lastIndexOf(".");
+  return at === -1 ? key : key.slice(0, at);
+}
+
+/** What a plan job runs, in a few words: `p.prep`, `p.a + 2 fused`, `p.renders [4 tasks]`, `p.check_all [chunk 2/3: 5-9]`. */
+export function jobLabel(job: PlanJob): string {
+  let base: string;
+  if (job.shape === "map") base = job.map?.key ?? parentKey(parentKey(job.steps[0] ?? job.id));
+  else if (job.shape === "group") {
+    const first = job.bodies[0];
+    base = parentKey(first?.unitKey ?? first?.steps[0]?.key ?? job.id);
+  } else base = job.steps.length > 1 ? `${job.steps[0] ?? job.id} + ${job.steps.length - 1} fused` : (job.steps[0] ?? job.id);
+  const a = job.array;
+  if (a === null) return base;
+  if (a.chunks > 1) return `${base} [chunk ${a.chunk + 1}/${a.chunks}: tasks ${a.offset}-${a.offset + a.count - 1}]`;
+  return `${base} [${a.count} task${a.count === 1 ? "" : "s"}]`;
+}
+
+/** The single state shown for a job whose tasks disagree. */
+export function aggregateState(tasks: readonly TaskStatus[]): { state: string; reason: string | null } {
+  const first = tasks[0];
+  if (first === undefined) return { state: "UNKNOWN", reason: null };
+  const reasonOf = (state: string): string | null => tasks.find((t) => t.state === state && t.reason !== null)?.reason ?? null;
+  if (tasks.every((t) => t.state === first.state)) return { state: first.state, reason: reasonOf(first.state) };
+  const running = tasks.find((t) => t.phase === "running");
+  if (running) return { state: running.state, reason: reasonOf(running.state) };
+  const pending = tasks.find((t) => !t.final);
+  if (pending) return { state: pending.state, reason: reasonOf(pending.state) };
+  for (const state of FINAL_SEVERITY) if (tasks.some((t) => translateState(t.state).state === state)) {
+    const shown = tasks.find((t) => translateState(t.state).state === state)?.state ?? state;
+    return { state: shown, reason: reasonOf(shown) };
+  }
+  return { state: first.state, reason: reasonOf(first.state) };
+}
+
+function countPhases(tasks: readonly TaskStatus[]): PhaseCounts {
+  const counts: PhaseCounts = { pending: 0, running: 0, done: 0, failed: 0 };
+  for (const t of tasks) counts[t.phase] += 1;
+  return counts;
+}
+
+/**
+ * Maps the scheduler's records onto the plan: one JobStatus per plan job,
+ * with one TaskStatus per array task (logical index = task id + chunk
+ * offset). A task no record mentions is UNKNOWN; a job without a SLURM id
+ * (never submitted) is NOT_SUBMITTED, which is final.
+ */
+export function mapJobStatuses(plan: CompiledPlan, slurmIds: Readonly<Record<string, string>>, status: JobStatusMap): JobStatus[] {
+  return plan.jobs.map((job) => {
+    const slurmJobId = slurmIds[job.id] ?? null;
+    const offset = job.array?.offset ?? 0;
+    const records = slurmJobId === null ? [] : (status.get(slurmJobId) ?? [unknownRecord(slurmJobId)]);
+    const whole = records.find((r) => r.taskId === null);
+    const tasks: TaskStatus[] = arrayTaskIds(job).map((taskId) => {
+      if (slurmJobId === null) {
+        // Never submitted (the submission failed before it): it will never run.
+        return { task: taskId + offset, taskId, slurmJobId: null, state: NOT_SUBMITTED, reason: "submission failed", exitCode: null, signal: null, phase: "failed", final: true };
+      }
+      const own = job.array === null ? (whole ?? records[0]) : (records.find((r) => r.taskId === taskId) ?? whole);
+      return taskStatus(own ?? unknownRecord(slurmJobId), slurmJobId, job.array !== null, taskId, offset);
+    });
+    const { state, reason } = aggregateState(tasks);
+    const a = job.array;
+    return {
+      job: job.id,
+      label: jobLabel(job),
+      slurmJobId,
+      steps: [...job.steps],
+      array: a === null ? null : { offset: a.offset, count: a.count, total: a.total, chunk: a.chunk, chunks: a.chunks },
+      state,
+      reason,
+      final: tasks.length > 0 && tasks.every((t) => t.final),
+      counts: countPhases(tasks),
+      tasks,
+    };
+  });
+}
+
+/**
+ * Keeps a task's last final state when a later answer knows nothing of it
+ * (purged from slurmctld with accounting off, or sacct lagging): a job that
+ * finished does not become unfinished again.
+ */
+export function carryFinalStates(previous: readonly JobStatus[] | null, next: JobStatus[]): JobStatus[] {
+  if (previous === null) return next;
+  const before = new Map(previous.map((j) => [j.job, j]));
+  return next.map((job) => {
+    const old = before.get(job.job);
+    if (old === undefined) return job;
+    const oldTasks = new Map(old.tasks.map((t) => [t.taskId, t]));
+    let carried = false;
+    const tasks = job.tasks.map((t) => {
+      const prior = oldTasks.get(t.taskId);
+      if (t.state === "UNKNOWN" && prior?.final) {
+        carried = true;
+        return prior;
+      }
+      return t;
+    });
+    if (!carried) return job;
+    return { ...job, tasks, ...aggregateState(tasks), final: tasks.every((t) => t.final), counts: countPhases(tasks) };
+  });
+}
+
+/** Totals over every task of the run. */
+export function totalCounts(jobs: readonly JobStatus[]): PhaseCounts {
+  const out: PhaseCounts = { pending: 0, running: 0, done: 0, failed: 0 };
+  for (const j of jobs) for (const k of Object.keys(out) as (keyof PhaseCounts)[]) out[k] += j.counts[k];
+  return out;
+}
+
+/** The merger's job facts: per plan job, its state and each logical task's. */
+export function jobFactsOf(jobs: readonly JobStatus[]): Map<string, JobFact> {
+  const facts = new Map<string, JobFact>();
+  for (const j of jobs) {
+    const tasks = new Map<number, TaskFact>(j.tasks.map((t) => [t.task, { state: t.state, reason: t.reason, slurmJobId: t.slurmJobId ?? j.slurmJobId }]));
+    facts.set(j.job, { state: j.state, reason: j.reason, slurmJobId: j.slurmJobId, tasks });
+  }
+  return facts;
+}

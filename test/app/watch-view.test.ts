@@ -1,0 +1,95 @@
+import { describe, expect, it } from "vitest";
+import type { RunStatus } from "../../src/app/status.js";
+import { changeLines, formatStatus, redrawFrame, renderWatchView, stateText } from "../../src/app/watch-view.js";
+import type { JobStatus, TaskStatus } from "../../src/runs/index.js";
+import { totalCounts } from "../../src/runs/index.js";
+
+function task(task: number, state: string, phase: TaskStatus["phase"], reason: string | null = null): TaskStatus {
+  return { task, taskId: task, slurmJobId: `7_${task}`, state, reason, exitCode: null, signal: null, phase, final: phase === "done" || phase === "failed" };
+}
+
+function job(id: string, label: string, state: string, reason: string | null, tasks: TaskStatus[], array = false): JobStatus {
+  const counts = { pending: 0, running: 0, done: 0, failed: 0 };
+  for (const t of tasks) counts[t.phase] += 1;
+  return {
+    job: id,
+    label,
+    slurmJobId: id.replace("j", "1"),
+    steps: [],
+    array: array ? { offset: 0, count: tasks.length, total: tasks.length, chunk: 0, chunks: 1 } : null,
+    state,
+    reason,
+    final: tasks.every((t) => t.final),
+    counts,
+    tasks,
+  };
+}
+
+function snapshot(jobs: JobStatus[], at = "2026-01-01T12:00:05.000Z"): RunStatus {
+  return {
+    run_id: "r1", pipeline: "thumbs", cluster: "hpc", phase: "submitted", remote_dir: "$HOME/r1", error: null, polled_at: at,
+    final: jobs.every((j) => j.final), counts: totalCounts(jobs), jobs, steps: null, result: null, state_problems: [],
+  };
+}
+
+const running = snapshot([
+  job("j000", "thumbs.prep", "COMPLETED", null, [task(0, "COMPLETED", "done")]),
+  job("j001", "thumbs.renders [4 tasks]", "RUNNING", null, [task(0, "COMPLETED", "done"), task(1, "RUNNING", "running"), task(2, "RUNNING", "running"), task(3, "PENDING", "pending", "JobArrayTaskLimit")], true),
+  job("j002", "thumbs.metadata", "PENDING", "Dependency", [task(0, "PENDING", "pending", "Dependency")]),
+]);
+
+describe("the watch view", () => {
+  it("shows one row per job with its pending/running/done/failed counts and the SLURM state with its reason", () => {
+    const lines = renderWatchView(running, { width: 120 });
+    expect(lines[0]).toBe("run r1 (thumbs on hpc): 3 job(s), 6 task(s): pending 2, running 2, done 2, failed 0 [running]");
+    expect(lines[1]).toMatch(/^job +slurm +step +pend +run +done +fail +state$/);
+    expect(lines[3]).toMatch(/^j001 +1001 +thumbs\.renders \[4 tasks\] +1 +2 +1 +0 +RUNNING$/);
+    expect(lines[4]).toMatch(/thumbs\.metadata +1 +0 +0 +0 +PENDING \(Dependency\)$/);
+    expect(lines[5]).toBe("updated 12:00:05  (Ctrl-C stops watching)");
+  });
+
+  it("shows DependencyNeverSatisfied and other final states by name", () => {
+    expect(stateText("CANCELLED", "DependencyNeverSatisfied")).toBe("CANCELLED (DependencyNeverSatisfied)");
+    expect(stateText("COMPLETED", "None")).toBe("COMPLETED");
+    const view = renderWatchView(snapshot([job("j000", "p.a", "CANCELLED", "DependencyNeverSatisfied", [task(0, "CANCELLED", "failed", "DependencyNeverSatisfied")])]));
+    expect(view[2]).toContain("CANCELLED (DependencyNeverSatisfied)");
+    expect(view[0]).toContain("[finished]");
+  });
+
+  it("clips long step names to the width", () => {
+    const long = snapshot([job("j000", `p.${"x".repeat(300)}`, "PENDING", `ReqNodeNotAvail, UnavailableNodes:${"n".repeat(200)}`, [task(0, "PENDING", "pending")])]);
+    for (const line of renderWatchView(long, { width: 80 })) expect(line.length).toBeLessThanOrEqual(80);
+  });
+
+  it("redraws in place: cursor up over the previous frame, clear, the new lines", () => {
+    expect(redrawFrame(["a", "b"], 0)).toBe("a\nb\n");
+    expect(redrawFrame(["a", "b"], 6)).toBe("\x1b[6A\r\x1b[Ja\nb\n");
+  });
+
+  it("prints plain lines only for what changed", () => {
+    const first = changeLines(null, running);
+    expect(first).toEqual([
+      "12:00:05 j000 thumbs.prep: COMPLETED",
+      "12:00:05 j001 thumbs.renders [4 tasks]: RUNNING (pending 1, running 2, done 1, failed 0)",
+      "12:00:05 j002 thumbs.metadata: PENDING (Dependency)",
+    ]);
+    expect(changeLines(running, { ...running, polled_at: "2026-01-01T12:00:09.000Z" })).toEqual([]);
+    const later = snapshot([running.jobs[0] as JobStatus, running.jobs[1] as JobStatus, job("j002", "thumbs.metadata", "RUNNING", null, [task(0, "RUNNING", "running")])], "2026-01-01T12:00:10.000Z");
+    expect(changeLines(running, later)).toEqual(["12:00:10 j002 thumbs.metadata: RUNNING"]);
+  });
+
+  it("formats a final status with every step's result", () => {
+    const done = {
+      ...snapshot([job("j000", "p.a", "FAILED", "NonZeroExitCode", [task(0, "FAILED", "failed")])]),
+      steps: {
+        "p.a": { success: false, failure: "STEP_FAILED", error: "command exited with status 3", not_run: false, slurm_state: null, slurm_reason: null },
+        "p.b": { success: false, failure: "STEP_FAILED", error: "x", not_run: true, slurm_state: "CANCELLED", slurm_reason: "DependencyNeverSatisfied" },
+      },
+      result: { success: false, failure: "STEP_FAILED", error: "p.a: command exited with status 3", exit_code: 4 },
+    };
+    const text = formatStatus(done);
+    expect(text).toContain("[finished: failed, exit 4]");
+    expect(text).toMatch(/p\.a +STEP_FAILED: command exited with status 3/);
+    expect(text).toMatch(/p\.b +not run: CANCELLED \(DependencyNeverSatisfied\)/);
+  });
+});
