@@ -1,6 +1,7 @@
 import { CliError, CliExit } from "../src/cli-exit.js";
 import { ConfigError } from "../src/cluster/index.js";
 import { CompileError } from "../src/compiler/errors.js";
+import { ResumeError } from "../src/app/resume.js";
 import { parseSetValues } from "../src/app/set-values.js";
 import { BundleError, SubmitFailedError, SubmitOutputError } from "../src/app/submit.js";
 import { RunStateError, RunStoreError, UnknownRunError } from "../src/runs/index.js";
@@ -16,6 +17,7 @@ export function asCliError(err: unknown): CliError {
     const missing = err.problems.some((p) => p.path === "" && p.expected.includes("no such file"));
     return new CliError(err.message, missing ? CliExit.NO_INPUT : CliExit.DATA, { cause: err });
   }
+  if (err instanceof ResumeError) return new CliError(err.message, CliExit.USAGE, { cause: err });
   if (err instanceof CompileError) return new CliError(`cannot compile the pipeline:\n  ${err.problems.join("\n  ")}`, CliExit.DATA, { cause: err });
   // The cluster workflow: connection and host key 69, scheduler 75, run records and cluster data 65, unknown run 66.
   if (err instanceof ConnectionError) return new CliError(`cannot reach the cluster (${err.host}:${err.port}): ${err.message}`, CliExit.UNAVAILABLE, { cause: err });

@@ -6,6 +6,7 @@ import type { Command } from "commander";
 import type { RunContext } from "../../src/app/connect.js";
 import { preparePlan } from "../../src/app/prepare.js";
 import { handleInterrupt, submitRun, waitAndCollect } from "../../src/app/submit.js";
+import { RUN_ID_PATTERN } from "../../src/runs/record.js";
 import type { InterruptPolicy } from "../../src/app/submit.js";
 import { formatResultSummary } from "../../src/app/summary.js";
 import { CliError, CliExit } from "../../src/cli-exit.js";
@@ -26,6 +27,7 @@ interface SubmitFlags {
   json?: boolean;
   acceptNewHostKey?: boolean;
   onInterrupt?: InterruptPolicy;
+  resume?: string;
 }
 
 /** What `submit` prints once the jobs are in: the run id first, then how to follow it. */
@@ -99,6 +101,7 @@ export function registerSubmitCommand(program: Command): void {
     .option("--no-fuse", "do not fuse consecutive steps with equal resources into one job")
     .option("--templates <dir>", "render with your own templates (sbatch.hbs, submit.hbs, partials/)")
     .option("-w, --wait", "watch the run until every job has ended, then collect the results (exit status: the pipeline's)")
+    .option("--resume <run>", "resubmit RUN: only steps whose state on the cluster is not a success of the same definition run again (failed array tasks as a sparse array), in the same run directory")
     .option("--json", "print the run record as JSON (with --wait: the merged result)")
     .option(ACCEPT_HOST_KEY_FLAGS, ACCEPT_HOST_KEY_HELP)
     .addOption(
@@ -113,6 +116,7 @@ export function registerSubmitCommand(program: Command): void {
       "\nExamples:\n" +
         "  $ hpcpipe submit examples/specs/thumbnail-shape.yaml --cluster localcluster --wait\n" +
         "  $ hpcpipe submit examples/specs/batch-map.yaml --cluster localcluster --set threshold=3\n" +
+        "  $ hpcpipe submit examples/specs/batch-map.yaml --cluster localcluster --resume 20261128-161900-a1b2c3 --wait\n" +
         "  $ hpcpipe submit examples/specs/thumbnail-shape.yaml --cluster localcluster --dry-run\n" +
         "  $ hpcpipe submit examples/specs/batch-map.yaml --cluster example-university --dry-run --out /tmp/bundle\n" +
         "\nThe run record is written to $HPCPIPE_HOME (default ~/.hpcpipe) before the cluster is contacted; the whole\n" +
@@ -121,8 +125,10 @@ export function registerSubmitCommand(program: Command): void {
     )
     .action(async (spec: string, flags: SubmitFlags) => {
       await guarded(async () => {
+        if (flags.dryRun && flags.resume !== undefined) throw new CliError("--resume submits; it does not combine with --dry-run", CliExit.USAGE);
         if (!flags.dryRun) {
           if (flags.out) throw new CliError("--out is for --dry-run only", CliExit.USAGE);
+          if (flags.resume !== undefined && !RUN_ID_PATTERN.test(flags.resume)) throw new CliError(`--resume: invalid run id ${JSON.stringify(flags.resume)}`, CliExit.USAGE);
           process.exitCode = await submitCommand(spec, flags);
           return;
         }
@@ -162,6 +168,7 @@ async function submitCommand(spec: string, flags: SubmitFlags): Promise<number> 
         fuse: flags.fuse,
         ...(flags.templates ? { templatesDir: flags.templates } : {}),
         acceptNewHostKey: flags.acceptNewHostKey ?? false,
+        ...(flags.resume !== undefined ? { resume: flags.resume } : {}),
         onProgress: (message) => process.stderr.write(`hpcpipe: ${message}\n`),
       },
       async (run): Promise<number> => {

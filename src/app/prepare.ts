@@ -23,6 +23,8 @@ export interface PrepareOptions {
   templatesDir?: string;
   /** For local runs: where run directories go (overrides a relative workdir of the config); default `.hpcpipe/runs`. */
   localRunsDir?: string;
+  /** Steps that already succeeded (a resumed run): jobs and array tasks that would only rerun them are left out. */
+  done?: ReadonlySet<string>;
 }
 
 export interface PreparedPlan {
@@ -52,6 +54,7 @@ export function preparePlan(options: PrepareOptions): PreparedPlan {
     defaults: loaded.defaults,
     fuse: options.fuse ?? true,
     renderer: templateRenderer(options.templatesDir),
+    ...(options.done ? { done: options.done } : {}),
   });
   // Every job's request (fused jobs add their steps' times) must fit the cluster's partition limits.
   const problems = plan.jobs.flatMap((job) => checkResources(config, job.resources, job.steps.length === 1 ? (job.steps[0] ?? job.id) : `${job.id} (${job.steps.join(", ")})`));

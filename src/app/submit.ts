@@ -9,18 +9,21 @@ import { lstat, readdir, readFile, stat } from "node:fs/promises";
 import { join, relative, resolve, sep } from "node:path";
 import { z } from "zod";
 import { ConfigError } from "../cluster/index.js";
+import type { ClusterConfig } from "../cluster/index.js";
 import type { CompiledPlan } from "../plan/plan.js";
 import { RunStore } from "../runs/index.js";
 import type { RunRecord } from "../runs/index.js";
 import { ConnectionLostError, remotePath, RemoteCommandError } from "../transport/index.js";
+import type { Transport } from "../transport/index.js";
 import { cancelRun } from "./cancel.js";
 import type { CancelOutcome } from "./cancel.js";
-import { collectRun } from "./collect.js";
+import { collectRun, queryJobStatuses, readRemoteStates } from "./collect.js";
 import type { CollectOutcome } from "./collect.js";
-import { defaultTransportFactory, schedulerOver } from "./connect.js";
+import { defaultTransportFactory, loadRun, schedulerOver } from "./connect.js";
 import type { RunContext, TransportFactory } from "./connect.js";
 import { preparePlan } from "./prepare.js";
 import type { PrepareOptions } from "./prepare.js";
+import { checkNothingActive, checkSameInputs, doneSteps, ResumeError } from "./resume.js";
 import { watchRun } from "./status.js";
 import type { WatchOptions, WatchOutcome } from "./status.js";
 
@@ -150,6 +153,8 @@ export interface SubmitOptions extends Omit<PrepareOptions, "cluster" | "localRu
   submitTimeoutMs?: number;
   /** Progress messages for people (stderr). */
   onProgress?: (message: string) => void;
+  /** Resubmit this earlier run: only steps whose remote state is not a success of the same definition run again. */
+  resume?: string;
 }
 
 export interface SubmitOutcome<T> {
@@ -177,6 +182,8 @@ function tail(text: string, max = 4000): string {
  */
 export async function submitRun<T = undefined>(options: SubmitOptions, then?: (run: RunContext) => Promise<T>): Promise<SubmitOutcome<T>> {
   const progress = options.onProgress ?? (() => undefined);
+  const store = options.store ?? new RunStore();
+  if (options.resume !== undefined) return resumeRun(options, options.resume, store, then);
   const { plan, loaded, config } = preparePlan({
     spec: options.spec,
     cluster: options.cluster,
@@ -185,17 +192,12 @@ export async function submitRun<T = undefined>(options: SubmitOptions, then?: (r
     ...(options.fuse !== undefined ? { fuse: options.fuse } : {}),
     ...(options.templatesDir ? { templatesDir: options.templatesDir } : {}),
   });
-  if (config.executor !== "slurm") {
-    throw new ConfigError(config.source ?? options.cluster, [
-      { path: "executor", expected: `expected slurm to submit (this config runs on this machine: use \`hpcpipe run ${options.spec}\`)` },
-    ]);
-  }
+  requireSlurm(config, options);
   const bundle = await readLocalBundle(loaded.specDir, loaded.bundle);
   const { files, executable } = submissionFiles(plan, bundle);
 
-  const store = options.store ?? new RunStore();
   const now = store.now();
-  let record: RunRecord = {
+  const record: RunRecord = {
     format: 1,
     run_id: plan.runId,
     pipeline: plan.pipeline,
@@ -210,6 +212,7 @@ export async function submitRun<T = undefined>(options: SubmitOptions, then?: (r
     jobs: {},
     error: null,
     resumes: null,
+    attempt: 1,
   };
   // Both before contacting the cluster: a killed submitter leaves a record that says how far it got.
   await store.writePlan(plan);
@@ -224,56 +227,140 @@ export async function submitRun<T = undefined>(options: SubmitOptions, then?: (r
     throw error;
   }
   try {
-    const before = transport.roundTrips;
-    progress(`uploading ${files.size} file(s) to ${config.name}:${plan.layout.runDir}`);
-    try {
-      await transport.putFiles(plan.layout.runDir, files, { executable, timeoutMs: 30 * 60_000 });
-    } catch (error) {
-      record = await store.updateRecord(plan.runId, { phase: "submit_failed", error: `the upload failed, nothing was submitted: ${(error as Error).message}`.slice(0, 60_000) });
-      throw error;
+    return await sendRun({ transport, plan, config, store, files, executable, options, progress }, then);
+  } finally {
+    await transport.close();
+  }
+}
+
+function requireSlurm(config: ClusterConfig, options: SubmitOptions): void {
+  if (config.executor !== "slurm") {
+    throw new ConfigError(config.source ?? options.cluster, [
+      { path: "executor", expected: `expected slurm to submit (this config runs on this machine: use \`hpcpipe run ${options.spec}\`)` },
+    ]);
+  }
+}
+
+interface SendContext {
+  transport: Transport;
+  plan: CompiledPlan;
+  config: ClusterConfig;
+  store: RunStore;
+  files: Map<string, string | Buffer>;
+  executable: Set<string>;
+  options: SubmitOptions;
+  progress: (message: string) => void;
+}
+
+/**
+ * ONE upload of the bundle and ONE run of the submit script over an open
+ * connection, recording the outcome (the record is in phase "submitting").
+ */
+async function sendRun<T>(ctx: SendContext, then?: (run: RunContext) => Promise<T>): Promise<SubmitOutcome<T>> {
+  const { transport, plan, config, store, files, executable, options, progress } = ctx;
+  let record: RunRecord;
+  const before = transport.roundTrips;
+  progress(`uploading ${files.size} file(s) to ${config.name}:${plan.layout.runDir}`);
+  try {
+    await transport.putFiles(plan.layout.runDir, files, { executable, timeoutMs: 30 * 60_000 });
+  } catch (error) {
+    record = await store.updateRecord(plan.runId, { phase: "submit_failed", error: `the upload failed, nothing was submitted: ${(error as Error).message}`.slice(0, 60_000) });
+    throw error;
+  }
+  progress(`submitting ${plan.jobs.length} job(s)`);
+  let result;
+  try {
+    result = await transport.exec(["bash", remotePath(`${plan.layout.runDir}/scripts/submit.sh`)], {
+      retrySafe: false,
+      timeoutMs: options.submitTimeoutMs ?? 30 * 60_000,
+    });
+  } catch (error) {
+    // The script may have submitted some jobs: keep "submitting", say what is known.
+    const partial = error instanceof RemoteCommandError ? parseSubmitOutput(error.stdout, plan).jobs : {};
+    const why =
+      error instanceof ConnectionLostError
+        ? "the SSH connection dropped while the submit script ran"
+        : `the submit script did not finish: ${(error as Error).message}`;
+    record = await store.updateRecord(plan.runId, {
+      jobs: partial,
+      error: `${why}; jobs it submitted carry the comment hpcpipe:${plan.runId} (see \`squeue --me -o '%i %k'\`)`.slice(0, 60_000),
+    });
+    throw error;
+  }
+  const roundTrips = transport.roundTrips - before;
+  const { jobs, problems } = parseSubmitOutput(result.stdout, plan);
+  const ids = Object.values(jobs);
+  if (result.code !== 0) {
+    const error = `the submit script failed (exit ${result.code ?? result.signal}): ${tail(result.stderr) || "no message"}`;
+    record = await store.updateRecord(plan.runId, { phase: "submit_failed", jobs, error: [error, ...problems].join("\n").slice(0, 60_000) });
+    const cancelled = ids.length > 0 ? ` It cancelled the ${ids.length} job(s) it had submitted (SLURM ${ids.join(", ")}).` : " No job was submitted.";
+    throw new SubmitFailedError(`run ${plan.runId}: ${error}.${cancelled}`, plan.runId, record);
+  }
+  const missing = plan.jobs.filter((j) => jobs[j.id] === undefined).map((j) => j.id);
+  if (problems.length > 0 || missing.length > 0) {
+    const all = [...problems, ...(missing.length > 0 ? [`no SLURM job id was reported for ${missing.join(", ")}`] : [])];
+    record = await store.updateRecord(plan.runId, { phase: "submit_failed", jobs, error: `the submit script's output could not be trusted: ${all.join("; ")}`.slice(0, 60_000) });
+    throw new SubmitOutputError(
+      `run ${plan.runId}: the submit script's output could not be trusted:\n  ${all.join("\n  ")}\n` +
+        `The job ids it did report are recorded: \`hpcpipe cancel ${plan.runId}\` cancels them.`,
+      all,
+    );
+  }
+  record = await store.updateRecord(plan.runId, { phase: "submitted", jobs, error: null });
+  const after = then ? await then({ store, record, plan, config, transport, scheduler: schedulerOver(transport) }) : undefined;
+  return { record, plan, roundTrips, then: after };
+}
+
+/**
+ * `submit --resume RUN`: over one connection, check that none of the run's
+ * jobs still waits or runs, read its state files, and submit again only
+ * what did not succeed with the same definition, into the same remote run
+ * directory (steps that succeeded keep their states and published values;
+ * the job wrapper also skips them). The inputs (context, items) must be the
+ * ones the run was submitted with.
+ */
+async function resumeRun<T>(options: SubmitOptions, runId: string, store: RunStore, then?: (run: RunContext) => Promise<T>): Promise<SubmitOutcome<T>> {
+  const progress = options.onProgress ?? (() => undefined);
+  const { record: previous, plan: previousPlan, config } = await loadRun(runId, store);
+  if (previous.phase === "submitting") {
+    throw new ResumeError(`run ${runId} is still marked "submitting": its submission may not have finished; check \`hpcpipe status ${runId}\` first`);
+  }
+  const prepare = (done?: ReadonlySet<string>) =>
+    preparePlan({
+      spec: options.spec,
+      cluster: options.cluster,
+      runId,
+      ...(options.set ? { set: options.set } : {}),
+      ...(options.fuse !== undefined ? { fuse: options.fuse } : {}),
+      ...(options.templatesDir ? { templatesDir: options.templatesDir } : {}),
+      ...(done ? { done } : {}),
+    });
+  const full = prepare();
+  requireSlurm(full.config, options);
+  if (full.config.name !== config.name) throw new ResumeError(`run ${runId} ran on cluster ${config.name}, not ${full.config.name}`);
+  checkSameInputs(runId, previousPlan, full.plan);
+
+  const connect = options.connect ?? defaultTransportFactory;
+  const transport = await connect(config, { acceptNewHostKey: options.acceptNewHostKey ?? false });
+  try {
+    const scheduler = schedulerOver(transport);
+    if (Object.keys(previous.jobs).length > 0) checkNothingActive(runId, await queryJobStatuses(scheduler, previousPlan, previous.jobs));
+    const remote = await readRemoteStates(transport, previous.remote_dir);
+    const done = doneSteps(full.plan, remote.states);
+    const { plan, loaded } = prepare(done);
+    progress(`run ${runId}: ${done.size} step(s) already succeeded; resubmitting ${plan.jobs.length} job(s)`);
+    const attempt = (previous.attempt ?? 1) + 1;
+    const history = [...(previous.history ?? []), { attempt: previous.attempt ?? 1, jobs: previous.jobs, phase: previous.phase, updated: previous.updated }];
+    if (plan.jobs.length === 0) {
+      const record = await store.updateRecord(runId, { error: null });
+      progress(`run ${runId}: every step already succeeded; nothing to resubmit (hpcpipe collect ${runId})`);
+      return { record, plan: previousPlan, roundTrips: 0, then: undefined };
     }
-    progress(`submitting ${plan.jobs.length} job(s)`);
-    let result;
-    try {
-      result = await transport.exec(["bash", remotePath(`${plan.layout.runDir}/scripts/submit.sh`)], {
-        retrySafe: false,
-        timeoutMs: options.submitTimeoutMs ?? 30 * 60_000,
-      });
-    } catch (error) {
-      // The script may have submitted some jobs: keep "submitting", say what is known.
-      const partial = error instanceof RemoteCommandError ? parseSubmitOutput(error.stdout, plan).jobs : {};
-      const why =
-        error instanceof ConnectionLostError
-          ? "the SSH connection dropped while the submit script ran"
-          : `the submit script did not finish: ${(error as Error).message}`;
-      record = await store.updateRecord(plan.runId, {
-        jobs: partial,
-        error: `${why}; jobs it submitted carry the comment hpcpipe:${plan.runId} (see \`squeue --me -o '%i %k'\`)`.slice(0, 60_000),
-      });
-      throw error;
-    }
-    const roundTrips = transport.roundTrips - before;
-    const { jobs, problems } = parseSubmitOutput(result.stdout, plan);
-    const ids = Object.values(jobs);
-    if (result.code !== 0) {
-      const error = `the submit script failed (exit ${result.code ?? result.signal}): ${tail(result.stderr) || "no message"}`;
-      record = await store.updateRecord(plan.runId, { phase: "submit_failed", jobs, error: [error, ...problems].join("\n").slice(0, 60_000) });
-      const cancelled = ids.length > 0 ? ` It cancelled the ${ids.length} job(s) it had submitted (SLURM ${ids.join(", ")}).` : " No job was submitted.";
-      throw new SubmitFailedError(`run ${plan.runId}: ${error}.${cancelled}`, plan.runId, record);
-    }
-    const missing = plan.jobs.filter((j) => jobs[j.id] === undefined).map((j) => j.id);
-    if (problems.length > 0 || missing.length > 0) {
-      const all = [...problems, ...(missing.length > 0 ? [`no SLURM job id was reported for ${missing.join(", ")}`] : [])];
-      record = await store.updateRecord(plan.runId, { phase: "submit_failed", jobs, error: `the submit script's output could not be trusted: ${all.join("; ")}`.slice(0, 60_000) });
-      throw new SubmitOutputError(
-        `run ${plan.runId}: the submit script's output could not be trusted:\n  ${all.join("\n  ")}\n` +
-          `The job ids it did report are recorded: \`hpcpipe cancel ${plan.runId}\` cancels them.`,
-        all,
-      );
-    }
-    record = await store.updateRecord(plan.runId, { phase: "submitted", jobs, error: null });
-    const after = then ? await then({ store, record, plan, config, transport, scheduler: schedulerOver(transport) }) : undefined;
-    return { record, plan, roundTrips, then: after };
+    const bundle = await readLocalBundle(loaded.specDir, loaded.bundle);
+    const { files, executable } = submissionFiles(plan, bundle);
+    await store.writePlan(plan);
+    await store.updateRecord(runId, { phase: "submitting", jobs: {}, error: null, attempt, history, plan_signature: plan.signature });
+    return await sendRun({ transport, plan, config, store, files, executable, options, progress }, then);
   } finally {
     await transport.close();
   }

@@ -31,6 +31,12 @@ export const runRecordSchema = z.object({
   error: z.string().max(65_536).nullable(),
   /** The run this one resumes, if any. */
   resumes: z.string().nullable().optional(),
+  /** 1 for the first submission; each `submit --resume` adds one. */
+  attempt: z.number().int().min(1).optional(),
+  /** Earlier attempts' SLURM job ids, oldest first. */
+  history: z
+    .array(z.object({ attempt: z.number().int().min(1), jobs: z.record(z.string(), z.string().regex(/^\d+$/)), phase: z.enum(RUN_PHASES), updated: z.string().max(64) }))
+    .optional(),
 });
 
 export type RunRecord = z.infer<typeof runRecordSchema>;

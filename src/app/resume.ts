@@ -1,0 +1,65 @@
+/**
+ * Resubmitting a run: only steps whose remote state is not a success of the
+ * same definition run again, in the same remote run directory, so the steps
+ * that already succeeded keep their states and published values.
+ */
+import type { CompiledPlan } from "../plan/plan.js";
+import type { StateFile } from "../plan/state-file.js";
+import { canonicalJson } from "../core/signature.js";
+import type { JobStatus } from "../runs/index.js";
+
+export class ResumeError extends Error {
+  override name = "ResumeError";
+}
+
+/** Every concrete leaf step of a plan with its signature (`{i}` expanded over its map's items). */
+export function concreteSteps(plan: Pick<CompiledPlan, "jobs" | "items">): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const job of plan.jobs) {
+    for (const body of job.bodies) {
+      for (const step of body.steps) {
+        if (!step.key.includes("{i}")) {
+          out.set(step.key, step.signature);
+          continue;
+        }
+        const count = job.map ? (plan.items[job.map.key]?.length ?? 0) : 0;
+        for (let i = 0; i < count; i++) out.set(step.key.split("{i}").join(String(i)), step.signature);
+      }
+    }
+  }
+  return out;
+}
+
+/** Keys whose remote state is a success with the step's current signature: these need not run again. */
+export function doneSteps(plan: Pick<CompiledPlan, "jobs" | "items">, states: ReadonlyMap<string, StateFile>): Set<string> {
+  const done = new Set<string>();
+  for (const [key, signature] of concreteSteps(plan)) {
+    const state = states.get(key);
+    if (state?.success === true && state.signature === signature) done.add(key);
+  }
+  return done;
+}
+
+/** A resume must not change what the steps that already ran were given. */
+export function checkSameInputs(runId: string, previous: Pick<CompiledPlan, "context" | "items" | "pipeline">, next: Pick<CompiledPlan, "context" | "items" | "pipeline">): void {
+  if (previous.pipeline !== next.pipeline) {
+    throw new ResumeError(`run ${runId} ran pipeline ${previous.pipeline}, not ${next.pipeline}: resume it with the same spec`);
+  }
+  if (canonicalJson(previous.context) !== canonicalJson(next.context)) {
+    throw new ResumeError(`run ${runId}: the context differs from the one it was submitted with (check --set); start a new run instead of resuming`);
+  }
+  if (canonicalJson(previous.items) !== canonicalJson(next.items)) {
+    throw new ResumeError(`run ${runId}: a map's items differ from the ones it was submitted with; start a new run instead of resuming`);
+  }
+}
+
+/** Resubmitting while jobs of the run still wait or run would run steps twice. */
+export function checkNothingActive(runId: string, statuses: readonly JobStatus[]): void {
+  const active = statuses.filter((s) => !s.final);
+  if (active.length > 0) {
+    throw new ResumeError(
+      `run ${runId} still has jobs waiting or running (${active.map((s) => `${s.job}: ${s.state}`).join(", ")}); ` +
+        `wait for them (hpcpipe status ${runId} --watch) or cancel them (hpcpipe cancel ${runId}) before resuming`,
+    );
+  }
+}
