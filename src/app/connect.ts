@@ -3,7 +3,7 @@ import type { ClusterConfig } from "../cluster/index.js";
 import type { CompiledPlan } from "../plan/plan.js";
 import { RunStore, RunStoreError } from "../runs/index.js";
 import type { RunRecord } from "../runs/index.js";
-import { SshTransport } from "../transport/index.js";
+import { AuthError, SshTransport } from "../transport/index.js";
 import type { SshConnectOptions, Transport } from "../transport/index.js";
 import { SlurmScheduler } from "../slurm/index.js";
 import type { CommandExecutor } from "../slurm/index.js";
@@ -69,7 +69,30 @@ export function schedulerOver(transport: Transport): SlurmScheduler {
 /** Opens the connection for a cluster config; tests pass a fake (fault injection). */
 export type TransportFactory = (config: ClusterConfig, options: ConnectOptions) => Promise<Transport>;
 
-export const defaultTransportFactory: TransportFactory = (config, options) => connectCluster(config, options);
+/** Asks a person for an identity file's passphrase; installed by the CLI when it runs on a terminal. */
+export type PassphrasePrompt = (identityFile: string) => Promise<string | undefined>;
+let passphrasePrompt: PassphrasePrompt | null = null;
+
+export function setPassphrasePrompt(prompt: PassphrasePrompt | null): void {
+  passphrasePrompt = prompt;
+}
+
+/**
+ * Connects; when the identity file is encrypted, no passphrase came from
+ * HPCPIPE_SSH_PASSPHRASE and a prompt is installed, asks once and retries.
+ */
+export const defaultTransportFactory: TransportFactory = async (config, options) => {
+  try {
+    return await connectCluster(config, options);
+  } catch (error) {
+    const file = config.connection?.identity_file;
+    const needsPassphrase = error instanceof AuthError && /is encrypted and no passphrase was given/.test(error.message);
+    if (!needsPassphrase || passphrasePrompt === null || file === undefined) throw error;
+    const passphrase = await passphrasePrompt(file);
+    if (passphrase === undefined) throw error;
+    return SshTransport.connect({ ...sshOptionsOf(config, options), passphrase });
+  }
+};
 
 /** Everything a command needs to act on one submitted run: its record, plan, cluster and one connection. */
 export interface RunContext {
