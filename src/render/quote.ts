@@ -4,8 +4,7 @@
  * (backslash escapes even inside quotes, an unquoted `#` starts a comment).
  */
 
-/** Characters that never need quoting in bash or on an #SBATCH line. */
-const SAFE_WORD = /^[A-Za-z0-9_./:=@%+,-]+$/;
+import { SAFE_WORD, shQuote as shellQuote, ShellQuoteError } from "../shell/quote.js";
 
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/;
@@ -24,17 +23,14 @@ export function preview(value: string, max = 60): string {
   return JSON.stringify(shown);
 }
 
-/**
- * Quotes a string as one bash word: unchanged when it holds only safe
- * characters, else in single quotes with each embedded `'` written `'\''`.
- * NUL cannot be carried by a bash word, so it is refused.
- */
+/** Quotes a string as one bash word (see src/shell/quote.ts); a value that cannot be quoted is a RenderValueError. */
 export function shQuote(value: string): string {
-  if (typeof value !== "string") throw new RenderValueError(`cannot shell-quote a ${typeof value}`);
-  if (value.includes("\0")) throw new RenderValueError(`cannot shell-quote a value containing NUL: ${preview(value)}`);
-  if (value === "") return "''";
-  if (SAFE_WORD.test(value)) return value;
-  return `'${value.replace(/'/g, `'\\''`)}'`;
+  try {
+    return shellQuote(value);
+  } catch (err) {
+    if (!(err instanceof ShellQuoteError)) throw err;
+    throw new RenderValueError(typeof value === "string" ? `cannot shell-quote a value containing NUL: ${preview(value)}` : err.message, { cause: err });
+  }
 }
 
 /**
