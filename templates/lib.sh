@@ -22,6 +22,15 @@ _HP_SLURM_JSON="{}"
 _HP_HOST_JSON='""'
 declare -A _HP_CTX=() # initial context and map item: the "context" source of needs
 
+# A packed map task (hp_map_pack): this shell starts one subshell per item and writes no state itself.
+_HP_PACK_PARENT=0
+declare -A _HP_PACK_RUNNING=() # pids of the item subshells that have not been waited for
+_HP_PACK_ORDER=()              # every item subshell's pid, in start order
+_HP_PACK_OLDEST=0              # index in _HP_PACK_ORDER of the oldest item that may still run
+# `wait -n -p` (bash >= 5.1) tells which item ended; older bash waits for the items in start order.
+_HP_PACK_WAIT_ANY=0
+if ((BASH_VERSINFO[0] > 5 || (BASH_VERSINFO[0] == 5 && BASH_VERSINFO[1] >= 1))); then _HP_PACK_WAIT_ANY=1; fi
+
 # The step that is running (for the signal handler).
 _HP_CUR_KEY=""
 _HP_CUR_SIG=""
@@ -40,6 +49,7 @@ _HP_UNIT_FAILED_STEP=""
 _HP_UNIT_FAILURE=""
 _HP_UNIT_ERROR=""
 _HP_UNIT_ALLOWED=()
+_HP_UNIT_RAN=0        # a step of the open unit ran (was not skipped as already done)
 
 _HP_STEP_KEY_RE='^[A-Za-z0-9_][A-Za-z0-9_-]*(\.[A-Za-z0-9_][A-Za-z0-9_-]*)*$'
 _HP_IDENT_RE='^[A-Za-z_][A-Za-z0-9_]{0,63}$'
@@ -202,6 +212,7 @@ _hp_handle_signal() {
     INT) num=2 reason=SIGNAL ;;
     *) num=1 reason=SIGNAL ;;
   esac
+  ((_HP_PACK_PARENT)) && _hp_pack_signal "$sig" "$num"
   if [[ -n $_HP_CHILD ]]; then
     kill -TERM -- "-$_HP_CHILD" 2>/dev/null || kill -TERM "$_HP_CHILD" 2>/dev/null
   fi
@@ -343,6 +354,116 @@ hp_map_item() {
   export -- "$key=$_HP_ITEM"
 }
 
+# ---- packed map tasks ------------------------------------------------------
+# hp_map_pack ITEMS_FILE ITEM_KEY PER_TASK ITEM_CPUS BODY: a packed map task. Runs BODY (a function of
+# the job script: the item's hp_unit_begin, hp_step..., hp_unit_end) once for each item of this task,
+# lines HPCPIPE_TASK*PER_TASK+1 .. +PER_TASK of the items file, each in its own subshell with
+# HPCPIPE_TASK = the item index, the item exported under ITEM_KEY and as HPCPIPE_ITEM, and its own
+# states and logs; at most max(1, SLURM_CPUS_PER_TASK / ITEM_CPUS) items at once. An item fails the
+# task as an unpacked task would fail (see hp_job_end). A signal is passed on to the running items,
+# which record their states; items not started yet write nothing.
+hp_map_pack() {
+  local file="$_HP_RUN_DIR/$1" key=$2 per=$3 icpus=$4 body=$5
+  local -a lines=()
+  _hp_is_context_key "$key" || _hp_die "map item key '$key' is not a usable variable name"
+  [[ $per =~ ^[1-9][0-9]{0,8}$ && $icpus =~ ^[1-9][0-9]{0,5}$ ]] || _hp_die "hp_map_pack: bad items per task '$per' or item cpus '$icpus'"
+  declare -F -- "$body" >/dev/null || _hp_die "hp_map_pack: the job script defines no function '$body'"
+  [[ -r $file ]] || _hp_die "cannot read the items file $file"
+  local first=$((HPCPIPE_TASK * per))
+  mapfile -t -s "$first" -n "$per" lines <"$file"
+  ((${#lines[@]} > 0)) || _hp_die "no items for task $HPCPIPE_TASK in $file"
+  local cpus=${SLURM_CPUS_PER_TASK:-1} slots i
+  [[ $cpus =~ ^[1-9][0-9]{0,5}$ ]] || cpus=1
+  slots=$((cpus / icpus))
+  ((slots >= 1)) || slots=1
+  _hp_log "job $_HP_JOB_ID: task $HPCPIPE_TASK runs items $first-$((first + ${#lines[@]} - 1)), at most $slots at once"
+  _HP_PACK_PARENT=1
+  for i in "${!lines[@]}"; do
+    while ((${#_HP_PACK_RUNNING[@]} >= slots)); do _hp_pack_reap; done
+    # A signal that arrives while an item starts is handled once its pid is recorded (and so passed on).
+    _HP_CRITICAL=1
+    _hp_pack_item "$((first + i))" "${lines[i]}" "$key" "$body" &
+    _HP_PACK_RUNNING[$!]=1
+    _HP_PACK_ORDER+=("$!")
+    _hp_leave_critical
+  done
+  while ((${#_HP_PACK_RUNNING[@]} > 0)); do _hp_pack_reap; done
+  _HP_PACK_PARENT=0
+}
+
+# Runs in the item's subshell: its own traps and task index, the item, the body; exits as an unpacked task would.
+_hp_pack_item() {
+  _HP_PACK_PARENT=0
+  _HP_PACK_RUNNING=()
+  _HP_PACK_ORDER=()
+  _HP_PACK_OLDEST=0
+  _HP_CRITICAL=0
+  _HP_PENDING_SIGNAL=""
+  _hp_install_traps
+  HPCPIPE_TASK=$1
+  export HPCPIPE_TASK
+  _HP_SLURM_JSON="${_HP_SLURM_JSON%\"task\":*}\"task\":$HPCPIPE_TASK}"
+  _HP_ITEM=$2
+  _HP_HAS_ITEM=1
+  _HP_CTX[$3]=$2
+  HPCPIPE_ITEM=$2
+  export HPCPIPE_ITEM
+  export -- "$3=$2"
+  "$4"
+  if ((_HP_JOB_FAILED)); then
+    _hp_log "item $HPCPIPE_TASK: failed"
+    exit 1
+  fi
+  exit 0
+}
+
+# Waits for one item subshell to end; one that exits non-zero fails the task.
+_hp_pack_reap() {
+  local rc=0 pid="" p
+  if ((_HP_PACK_WAIT_ANY)); then
+    wait -n -p pid
+    rc=$?
+  else
+    while ((_HP_PACK_OLDEST < ${#_HP_PACK_ORDER[@]})); do
+      p=${_HP_PACK_ORDER[_HP_PACK_OLDEST]}
+      if [[ -n ${_HP_PACK_RUNNING[$p]+x} ]]; then
+        pid=$p
+        break
+      fi
+      _HP_PACK_OLDEST=$((_HP_PACK_OLDEST + 1))
+    done
+    if [[ -n $pid ]]; then
+      wait "$pid"
+      rc=$?
+    fi
+  fi
+  if [[ -z $pid ]]; then
+    # No item is left to wait for: the bookkeeping lost one; never wait forever.
+    _HP_PACK_RUNNING=()
+    return 0
+  fi
+  unset "_HP_PACK_RUNNING[$pid]"
+  ((rc == 0)) || _HP_JOB_FAILED=1
+}
+
+# The task got a signal: pass it on to every running item, wait for them (they write their states),
+# then exit 128+n, or 0 when every item ended allowed to fail (a map with continue_on_item_error).
+_hp_pack_signal() {
+  local sig=$1 num=$2 pid rc failed=$_HP_JOB_FAILED
+  for pid in "${!_HP_PACK_RUNNING[@]}"; do
+    kill "-$sig" "$pid" 2>/dev/null
+  done
+  for pid in "${!_HP_PACK_RUNNING[@]}"; do
+    wait "$pid"
+    rc=$?
+    ((rc == 0)) || failed=1
+  done
+  _HP_PACK_RUNNING=()
+  _hp_log "job ${_HP_JOB_ID}: stopped by SIG$sig"
+  ((failed)) && exit $((128 + num))
+  exit 0
+}
+
 # hp_unit_begin KEY SIGNATURE ALLOW_FAILURE: opens a group child pipeline or map item.
 hp_unit_begin() {
   _HP_UNIT_SKIP=0
@@ -359,6 +480,7 @@ hp_unit_begin() {
   _HP_UNIT_FAILURE=""
   _HP_UNIT_ERROR=""
   _HP_UNIT_ALLOWED=()
+  _HP_UNIT_RAN=0
   _hp_now_us
   _HP_UNIT_START=$REPLY
   _hp_iso_time "$REPLY"
@@ -369,6 +491,12 @@ hp_unit_begin() {
 hp_unit_end() {
   if ((_HP_UNIT_SKIP)) || [[ -z $_HP_UNIT_KEY ]]; then
     _HP_UNIT_SKIP=0
+    return 0
+  fi
+  # Every step was skipped as already done and the unit's own state records that success: keep it.
+  if ((!_HP_UNIT_RAN)) && [[ -z $_HP_UNIT_FAILED_STEP ]] && _hp_already_done "$_HP_UNIT_KEY" "$_HP_UNIT_SIG"; then
+    _hp_log "unit $_HP_UNIT_KEY: skipped (already succeeded)"
+    _HP_UNIT_KEY=""
     return 0
   fi
   _HP_CRITICAL=1
@@ -504,6 +632,7 @@ hp_step() {
     _hp_log "step $key: skipped (idempotent, already succeeded with signature $sig)"
     return 0
   fi
+  _HP_UNIT_RAN=1
 
   _hp_json_array "${provides[@]}"
   _HP_CUR_PROVIDES_JSON=$REPLY

@@ -3,14 +3,17 @@
  * array task, and the task body around it. The merger uses it to decide
  * which steps a job that ended without writing states should account for.
  */
+import { itemsPerTaskOf, packedItems } from "../plan/plan.js";
 import type { CompiledPlan, PlanJob, PlanStep, TaskBody } from "../plan/plan.js";
 
 export interface StepSlot {
   job: PlanJob;
   /** SLURM array task id inside the job (0 for a plain job). */
   taskId: number;
-  /** Logical task index (task id + chunk offset); what `{i}` stands for. */
+  /** Logical task index (task id + chunk offset): what the scheduler's facts are keyed by. */
   task: number;
+  /** What `{i}` stands for: the item index inside a map (for a packed map, one of the task's items), else `task`. */
+  index: number;
   /** The steps of the task body, with `{i}` replaced. */
   keys: string[];
   steps: PlanStep[];
@@ -32,11 +35,22 @@ export function bodyOfTask(job: PlanJob, taskId: number): TaskBody | undefined {
   return job.bodies.length >= job.array.total ? job.bodies[logical] : job.bodies[taskId];
 }
 
-/** Replaces the item placeholder of a key inside a map with the logical task index. */
+/** Replaces the item placeholder of a key inside a map with an index (the item; for an unpacked map, the logical task). */
 export function concreteKey(key: string, task: number): string {
   return key.replaceAll("{i}", String(task));
 }
 
+/**
+ * The indices `{i}` takes in a task: the task itself, or for a packed map
+ * every item it runs (`[task*n, min((task+1)*n, items))`).
+ */
+export function itemsOfTask(plan: Pick<CompiledPlan, "items">, job: PlanJob, task: number): number[] {
+  const perTask = itemsPerTaskOf(job);
+  if (perTask <= 1) return [task];
+  return packedItems(perTask, task, plan.items[job.map?.key ?? ""]?.length ?? 0);
+}
+
+/** Every concrete step key of the plan with the job, task and body that runs it; a packed map task maps to all its items. */
 export function buildStepIndex(plan: CompiledPlan): Map<string, StepSlot> {
   const index = new Map<string, StepSlot>();
   for (const job of plan.jobs) {
@@ -44,11 +58,13 @@ export function buildStepIndex(plan: CompiledPlan): Map<string, StepSlot> {
       const body = bodyOfTask(job, taskId);
       if (body === undefined) continue;
       const task = taskId + (job.array?.offset ?? 0);
-      const keys = body.steps.map((s) => concreteKey(s.key, task));
-      const unitKey = body.unitKey === null ? null : concreteKey(body.unitKey, task);
-      keys.forEach((key, position) => {
-        index.set(key, { job, taskId, task, keys, steps: body.steps, position, unitKey });
-      });
+      for (const item of itemsOfTask(plan, job, task)) {
+        const keys = body.steps.map((s) => concreteKey(s.key, item));
+        const unitKey = body.unitKey === null ? null : concreteKey(body.unitKey, item);
+        keys.forEach((key, position) => {
+          index.set(key, { job, taskId, task, index: item, keys, steps: body.steps, position, unitKey });
+        });
+      }
     }
   }
   return index;

@@ -2,15 +2,17 @@ import { shortSignature } from "../core/signature.js";
 import type { PipelineStep } from "../core/step.js";
 import { mergeResources, secondsToSlurmTime, slurmTimeToSeconds as slurmSeconds } from "../plan/resources.js";
 import type { Resources } from "../plan/resources.js";
-import { PLAN_FORMAT_VERSION } from "../plan/plan.js";
+import { itemsPerTaskOf, packedItems, PLAN_FORMAT_VERSION } from "../plan/plan.js";
 import type { ArraySpec, CompiledPlan, Dependency, Need, PlanJob, PlanLayout, PlanNode, PlanStep, TaskBody } from "../plan/plan.js";
 import { CommandStep } from "../spec/command-step.js";
 import { fuseOptOut, throttleOf } from "../spec/annotations.js";
+import type { MapPacking } from "../spec/map-step.js";
 import { contextKeyProblem } from "../spec/context-keys.js";
 import { chunkArray } from "./chunk.js";
 import type { Chunk } from "./chunk.js";
 import { CompileError } from "./errors.js";
 import { combineResources, sameResources } from "./job-resources.js";
+import { resolvePacking } from "./packing.js";
 import type { CompileTarget } from "./target.js";
 
 /** Largest single `NAME=value` string Linux passes to a process (MAX_ARG_STRLEN - 1). */
@@ -57,6 +59,8 @@ interface MapLike extends PipelineStep {
   readonly items: readonly string[];
   readonly as: string;
   readonly continue_on_item_error: boolean;
+  /** Task packing (absent or null: one array task per item). */
+  readonly packing?: MapPacking | null;
 }
 
 type Unit =
@@ -246,12 +250,18 @@ export function compile(input: CompileInput): CompiledPlan {
         items[unit.key] = [...m.items];
         const body: TaskBody = { unitKey: itemKey, continue_on_error: m.continue_on_item_error, steps: leaves.map((l) => l.leaf) };
         const resources = combineResources(leaves.map((l) => l.resources), unit.key, problems);
-        current = arrayJobs(m.name, "map", [body], m.items.length, throttleOf(m) ?? target.arrayThrottle, resources, current, {
-          key: unit.key,
-          itemsFile: `items/${unit.key}.txt`,
-          itemKey: m.as,
-          continueOnItemError: m.continue_on_item_error,
-        });
+        const mapInfo = { key: unit.key, itemsFile: `items/${unit.key}.txt`, itemKey: m.as, continueOnItemError: m.continue_on_item_error };
+        const throttle = throttleOf(m);
+        const pack = resolvePacking(unit.key, m.packing ?? null, m.items.length, resources, throttle, problems);
+        if (pack === null) {
+          current = arrayJobs(m.name, "map", [body], m.items.length, throttle ?? target.arrayThrottle, resources, current, mapInfo);
+        } else {
+          current = arrayJobs(m.name, "map", [body], pack.tasks, pack.throttle ?? target.arrayThrottle, pack.resources, current, {
+            ...mapInfo,
+            itemsPerTask: pack.itemsPerTask,
+            itemCpus: pack.itemCpus,
+          });
+        }
       }
     }
     flush();
@@ -260,7 +270,7 @@ export function compile(input: CompileInput): CompiledPlan {
 
   build(unitsOf(root, root.name, fuse), []);
   if (problems.length > 0) throw new CompileError(problems.join("\n"), problems);
-  if (input.done) pruneDone(drafts, input.done);
+  if (input.done) pruneDone(drafts, input.done, items);
 
   const runDir = `${target.workdir.replace(/\/+$/, "")}/${root.name}/${input.runId}`;
   const layout: PlanLayout = { runDir, scripts: "scripts", states: "states", logs: "logs", out: "out", ctx: "ctx", items: "items", work: "work" };
@@ -419,11 +429,12 @@ function arraySpec(chunk: Chunk, total: number): ArraySpec {
   return { count: chunk.count, offset: chunk.offset, throttle: chunk.throttle, chunk: chunk.chunk, chunks: chunk.chunks, total, indices: null };
 }
 
-/** Concrete step keys a task of a job runs (`{i}` replaced by its logical index). */
-function taskKeys(job: Omit<PlanJob, "script">, logical: number): string[] {
+/** Concrete step keys a task of a job runs (`{i}` replaced by its logical index, or by each item index of a packed task). */
+function taskKeys(job: Omit<PlanJob, "script">, logical: number, items: Record<string, string[]>): string[] {
   if (job.shape === "single") return job.bodies.flatMap((b) => b.steps.map((s) => s.key));
   const body = job.shape === "map" ? job.bodies[0] : job.bodies[logical];
-  return (body?.steps ?? []).map((s) => s.key.split("{i}").join(String(logical)));
+  const indices = job.shape === "map" ? packedItems(itemsPerTaskOf(job), logical, items[job.map?.key ?? ""]?.length ?? 0) : [logical];
+  return indices.flatMap((i) => (body?.steps ?? []).map((s) => s.key.split("{i}").join(String(i))));
 }
 
 /**
@@ -432,18 +443,18 @@ function taskKeys(job: Omit<PlanJob, "script">, logical: number): string[] {
  * `--array` list). A job that depended on a left-out job waits instead for
  * what that job waited for, so the order of the remaining work holds.
  */
-function pruneDone(drafts: Array<Omit<PlanJob, "script">>, done: ReadonlySet<string>): void {
+function pruneDone(drafts: Array<Omit<PlanJob, "script">>, done: ReadonlySet<string>, items: Record<string, string[]>): void {
   const removed = new Map<string, Dependency[]>();
   const kept: Array<Omit<PlanJob, "script">> = [];
   for (const job of drafts) {
     if (job.array === null) {
-      if (taskKeys(job, 0).every((k) => done.has(k))) removed.set(job.id, job.dependencies);
+      if (taskKeys(job, 0, items).every((k) => done.has(k))) removed.set(job.id, job.dependencies);
       else kept.push(job);
       continue;
     }
     const todo: number[] = [];
     for (let t = 0; t < job.array.count; t++) {
-      if (!taskKeys(job, job.array.offset + t).every((k) => done.has(k))) todo.push(t);
+      if (!taskKeys(job, job.array.offset + t, items).every((k) => done.has(k))) todo.push(t);
     }
     if (todo.length === 0) removed.set(job.id, job.dependencies);
     else {

@@ -15,7 +15,10 @@ function resourcesLabel(job: PlanJob): string {
 }
 
 function runsLabel(job: PlanJob): string {
-  if (job.shape === "map" && job.map) return `map ${job.map.key}: ${job.steps.join(" -> ")} per item`;
+  if (job.shape === "map" && job.map) {
+    const packed = (job.map.itemsPerTask ?? 1) > 1 ? ` (${job.map.itemsPerTask} items per task)` : "";
+    return `map ${job.map.key}: ${job.steps.join(" -> ")} per item${packed}`;
+  }
   if (job.shape === "group") return `group: ${job.bodies.map((b, i) => `[${i}] ${b.unitKey ?? b.steps.map((s) => s.key).join(" -> ")}`).join(", ")}`;
   return job.steps.join(" -> ");
 }

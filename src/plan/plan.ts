@@ -62,6 +62,41 @@ export interface TaskBody {
   steps: PlanStep[];
 }
 
+/** What a map job knows about its map. */
+export interface PlanMap {
+  key: string;
+  itemsFile: string;
+  itemKey: string;
+  continueOnItemError: boolean;
+  /**
+   * Task packing: how many items each array task runs (task t runs items
+   * `[t*n, min((t+1)*n, items))`, see `packedItems`). Absent for an unpacked
+   * map, whose task i runs item i.
+   */
+  itemsPerTask?: number;
+  /**
+   * Packed maps: the CPUs one item uses. A packed task runs at most
+   * `max(1, floor(SLURM_CPUS_PER_TASK / itemCpus))` of its items at once.
+   */
+  itemCpus?: number;
+}
+
+/** Items per array task of a map job: 1 unless it is packed. */
+export function itemsPerTaskOf(job: Pick<PlanJob, "shape" | "map">): number {
+  return job.shape === "map" ? (job.map?.itemsPerTask ?? 1) : 1;
+}
+
+/**
+ * The item indices logical task `task` of a map job runs: `[task]` for an
+ * unpacked map, else `[task*n, min((task+1)*n, itemCount))`.
+ */
+export function packedItems(itemsPerTask: number, task: number, itemCount: number): number[] {
+  if (itemsPerTask <= 1) return [task];
+  const first = task * itemsPerTask;
+  const end = Math.min(first + itemsPerTask, itemCount);
+  return Array.from({ length: Math.max(0, end - first) }, (_, k) => first + k);
+}
+
 export interface ArraySpec {
   /** Number of tasks in this job (this chunk). Task ids run 0..count-1. */
   count: number;
@@ -93,7 +128,7 @@ export interface PlanJob {
   shape: "single" | "group" | "map";
   bodies: TaskBody[];
   /** Map only: the map's key, where its items live (`items/<key>.txt`) and the item's context key. */
-  map?: { key: string; itemsFile: string; itemKey: string; continueOnItemError: boolean };
+  map?: PlanMap;
   array: ArraySpec | null;
   dependencies: Dependency[];
   resources: Resources;

@@ -224,10 +224,14 @@ export function jobView(job: RenderableJob, ctx: JobRenderContext) {
 
   const offset = job.array?.offset ?? 0;
   const map = isMap && job.map !== undefined ? job.map : null;
+  let pack: { itemsPerTask: number; itemCpus: number } | null = null;
   if (map !== null) {
     if (!RELATIVE_PATH.test(map.itemsFile)) fail(`items file ${preview(map.itemsFile)} must be a relative path inside the run directory`);
     checkContextKey(map.itemKey, "map item key");
     checkStepKey(map.key, "map key", false);
+    if (map.itemsPerTask !== undefined && checkInt(map.itemsPerTask, "map.itemsPerTask", 1) > 1) {
+      pack = { itemsPerTask: map.itemsPerTask, itemCpus: checkInt(map.itemCpus ?? 1, "map.itemCpus", 1) };
+    }
   }
   const tasks = job.bodies.map((body, i) => ({ body, task: allBodies ? i : offset + i }));
   const inChunk = allBodies ? tasks.filter((t) => t.task >= offset && t.task < offset + count) : tasks;
@@ -257,6 +261,7 @@ export function jobView(job: RenderableJob, ctx: JobRenderContext) {
       isSingle: job.shape === "single",
       isGroup,
       isMap,
+      isPacked: pack !== null,
       isArray: job.array === null ? 0 : 1,
       offset,
     },
@@ -280,7 +285,7 @@ export function jobView(job: RenderableJob, ctx: JobRenderContext) {
     },
     modules: [...(cluster.modules ?? [])],
     setup: [...(cluster.setup ?? [])],
-    map: map === null ? null : { key: map.key, itemsFile: map.itemsFile, itemKey: map.itemKey },
+    map: map === null ? null : { key: map.key, itemsFile: map.itemsFile, itemKey: map.itemKey, ...(pack ?? {}) },
     bodies,
   };
 }
@@ -292,7 +297,13 @@ function describe(err: unknown): string {
 /** Renders one job's sbatch script. Deterministic: the same job and context give the same bytes. */
 export function renderJobScript(job: RenderableJob, ctx: JobRenderContext, templates: Templates = loadTemplates()): string {
   try {
-    return templates.sbatch(jobView(job, ctx));
+    const view = jobView(job, ctx);
+    const text = templates.sbatch(view);
+    // Templates written before task packing would run one item per task and silently skip the rest.
+    if (view.job.isPacked && !/^\s*hp_map_pack /m.test(text)) {
+      fail("the job packs several map items into each task, but the sbatch template does not call hp_map_pack (see templates/sbatch.hbs)");
+    }
+    return text;
   } catch (err) {
     throw new RenderValueError(`job ${String(job.id)}: ${describe(err)}`, { cause: err });
   }

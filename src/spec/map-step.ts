@@ -10,6 +10,7 @@ import type { ExecEnv } from "../core/execute.js";
 import { Pipeline } from "../core/pipeline.js";
 import { shortSignature } from "../core/signature.js";
 import { StepDefinitionError } from "../core/step.js";
+import { SLURM_TIME_PATTERN, slurmTimeToSeconds } from "../plan/resources.js";
 import type { Context, PipelineStep } from "../core/step.js";
 import { contextKeyProblem } from "./context-keys.js";
 import { withItemScope } from "./item-scope.js";
@@ -43,6 +44,57 @@ export interface MapStepOptions extends CompositeOptions {
   continue_on_item_error?: boolean;
   /** Where the items came from (a file), for messages and plans. */
   itemsSource?: string;
+  /**
+   * Task packing on a cluster: each array task runs this many items (default
+   * 1: one task per item). In-process runs ignore it. Not part of the signature.
+   */
+  itemsPerTask?: number;
+  /** Task packing by duration: the target wall time of one array task (a SLURM time, e.g. "10:00"); needs `itemDuration`. */
+  taskDuration?: string;
+  /** The estimated wall time of one item (a SLURM time, e.g. "0:30"); with `taskDuration` it gives the items per task. */
+  itemDuration?: string;
+  /** CPUs each packed array task asks for (default: the item's); a task runs `floor(taskCpus / item cpus)` items at once. */
+  taskCpus?: number;
+}
+
+/** How a map asks to be packed into array tasks; the compiler resolves it (see src/compiler/packing.ts). */
+export interface MapPacking {
+  itemsPerTask: number | null;
+  /** Seconds. */
+  taskDurationS: number | null;
+  /** Seconds. */
+  itemDurationS: number | null;
+  taskCpus: number | null;
+}
+
+function packingOf(options: MapStepOptions): MapPacking | null {
+  const { itemsPerTask, taskDuration, itemDuration, taskCpus } = options;
+  const where = `map ${options.name}`;
+  if (itemsPerTask === undefined && taskDuration === undefined && itemDuration === undefined && taskCpus === undefined) return null;
+  if (itemsPerTask !== undefined && (!Number.isInteger(itemsPerTask) || itemsPerTask < 1)) {
+    throw new StepDefinitionError(`${where}: itemsPerTask must be a whole number >= 1, got ${itemsPerTask}`);
+  }
+  if (itemsPerTask !== undefined && (taskDuration !== undefined || itemDuration !== undefined)) {
+    throw new StepDefinitionError(`${where}: give itemsPerTask or taskDuration with itemDuration, not both`);
+  }
+  if ((taskDuration === undefined) !== (itemDuration === undefined)) {
+    throw new StepDefinitionError(`${where}: taskDuration and itemDuration go together (the items per task are taskDuration / itemDuration)`);
+  }
+  const seconds = (value: string | undefined, name: string): number | null => {
+    if (value === undefined) return null;
+    const s = typeof value === "string" && SLURM_TIME_PATTERN.test(value) ? slurmTimeToSeconds(value) : 0;
+    if (s <= 0) throw new StepDefinitionError(`${where}: ${name} must be a positive SLURM time like "10:00" (MM:SS) or "1:00:00", got ${JSON.stringify(value)}`);
+    return s;
+  };
+  const taskDurationS = seconds(taskDuration, "taskDuration");
+  const itemDurationS = seconds(itemDuration, "itemDuration");
+  if (taskCpus !== undefined && (!Number.isInteger(taskCpus) || taskCpus < 1)) {
+    throw new StepDefinitionError(`${where}: taskCpus must be a whole number >= 1, got ${taskCpus}`);
+  }
+  if (itemsPerTask === undefined && taskDurationS === null) {
+    throw new StepDefinitionError(`${where}: taskCpus applies to packed tasks; give itemsPerTask (or taskDuration with itemDuration) too`);
+  }
+  return { itemsPerTask: itemsPerTask ?? null, taskDurationS, itemDurationS, taskCpus: taskCpus ?? null };
 }
 
 /** The sub-pipeline run for one item: a Pipeline whose signature also covers the item, so a changed item is never skipped. */
@@ -85,6 +137,8 @@ export class MapStep extends CompositeStep {
   readonly throttle: number | null;
   readonly continue_on_item_error: boolean;
   readonly itemsSource: string | undefined;
+  /** Task packing on a cluster, or null (one array task per item). */
+  readonly packing: MapPacking | null;
   private itemsDigest: string | undefined;
 
   constructor(options: MapStepOptions) {
@@ -108,6 +162,7 @@ export class MapStep extends CompositeStep {
     this.throttle = options.concurrency ?? null;
     this.continue_on_item_error = options.continue_on_item_error ?? false;
     this.itemsSource = options.itemsSource;
+    this.packing = packingOf(options);
   }
 
   override get kind(): "map" {

@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import { STEP_NAME_PATTERN } from "../core/step.js";
-import { resourcesSchema } from "../plan/resources.js";
+import { resourcesSchema, SLURM_TIME_PATTERN, slurmTimeToSeconds } from "../plan/resources.js";
 import type { Resources } from "../plan/resources.js";
 import { outputPathProblem } from "./command-step.js";
 import { contextKeyProblem } from "./context-keys.js";
@@ -115,6 +115,17 @@ const itemSchema = z.unknown().transform((item, ctx) => {
 });
 
 const throttleSchema = z.number().int().min(1);
+
+const DURATION_EXPECTED = 'expected a duration like "10:00" (MM:SS), "1:00:00" or 5 (minutes)';
+/** A positive SLURM time for task packing (`"10:00"` is MM:SS); a YAML number means minutes, like `time`. */
+const packDurationSchema = z.preprocess(
+  (v) => (typeof v === "number" && Number.isFinite(v) ? String(v) : v),
+  z.string({ error: DURATION_EXPECTED }).superRefine((t, ctx) => {
+    if (!SLURM_TIME_PATTERN.test(t)) ctx.addIssue({ code: "custom", message: DURATION_EXPECTED, input: t });
+    else if (slurmTimeToSeconds(t) <= 0) ctx.addIssue({ code: "custom", message: "expected a duration longer than zero", input: t });
+  }),
+);
+
 /** The children of a composite, parsed entry by entry afterwards. */
 const childList = z.array(z.unknown()).min(1, { error: "expected a non-empty list of steps" });
 
@@ -173,6 +184,10 @@ export const mapEntrySchema = z
     as: contextKeySchema.optional(),
     throttle: throttleSchema.optional(),
     continue_on_item_error: z.boolean().optional(),
+    items_per_task: z.number().int().min(1).optional(),
+    task_duration: packDurationSchema.optional(),
+    item_duration: packDurationSchema.optional(),
+    task_cpus: z.number().int().min(1).max(100_000).optional(),
     continue_on_error: z.boolean().optional(),
     version: versionSchema.optional(),
     fuse: z.boolean().optional(),
@@ -180,6 +195,29 @@ export const mapEntrySchema = z
   })
   .strict()
   .superRefine((m, ctx) => {
+    if (m.items_per_task !== undefined && (m.task_duration !== undefined || m.item_duration !== undefined)) {
+      ctx.addIssue({
+        code: "custom",
+        message: "expected items_per_task or task_duration with item_duration, not both",
+        path: [m.task_duration !== undefined ? "task_duration" : "item_duration"],
+        input: m,
+      });
+    } else if ((m.task_duration === undefined) !== (m.item_duration === undefined)) {
+      const missing = m.task_duration === undefined ? "task_duration" : "item_duration";
+      ctx.addIssue({
+        code: "custom",
+        message: `expected ${missing} too: task_duration / item_duration gives the items per task`,
+        path: [missing === "task_duration" ? "item_duration" : "task_duration"],
+        input: m,
+      });
+    } else if (m.task_cpus !== undefined && m.items_per_task === undefined && m.task_duration === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        message: "task_cpus applies to packed tasks: expected items_per_task (or task_duration with item_duration) too",
+        path: ["task_cpus"],
+        input: m.task_cpus,
+      });
+    }
     if ((m.items === undefined) === (m.items_file === undefined)) {
       ctx.addIssue({
         code: "custom",

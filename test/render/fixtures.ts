@@ -102,3 +102,17 @@ export const FULL_CLUSTER: ClusterRenderSettings = {
 export function context(runDir: string, cluster: ClusterRenderSettings = MINIMAL_CLUSTER): JobRenderContext {
   return { runDir, runId: "r20261128-1", pipeline: "demo", cluster };
 }
+
+/** A packed map job: each array task runs `itemsPerTask` items (task t: items t*n .. t*n+n-1). */
+export function packedMapJob(
+  mapKey: string,
+  itemKey: string,
+  steps: PlanStep[],
+  pack: { itemsPerTask: number; itemCpus?: number },
+  array: { count: number; offset?: number; throttle?: number | null; total?: number; indices?: number[] | null },
+  extra: Partial<RenderableJob> & { continueOnItemError?: boolean } = {},
+): RenderableJob {
+  const job = mapJob(mapKey, itemKey, steps, array, { id: "j005", name: "demo-packed", scriptPath: "scripts/j005.sbatch", ...extra });
+  if (job.map !== undefined) job.map = { ...job.map, itemsPerTask: pack.itemsPerTask, itemCpus: pack.itemCpus ?? 1 };
+  return job;
+}

@@ -1,6 +1,6 @@
 /** The representative jobs and cluster settings of the golden files (also shell-checked and run). */
 import type { ClusterRenderSettings, RenderableJob, RenderablePlan } from "../../src/render/render.js";
-import { FULL_CLUSTER, groupJob, mapJob, MINIMAL_CLUSTER, plainJob, step } from "./fixtures.js";
+import { FULL_CLUSTER, groupJob, mapJob, MINIMAL_CLUSTER, packedMapJob, plainJob, step } from "./fixtures.js";
 
 export const GOLDEN_JOBS: Record<string, RenderableJob> = {
   plain: plainJob(
@@ -62,6 +62,20 @@ export const GOLDEN_JOBS: Record<string, RenderableJob> = {
     ],
     { count: 1000, offset: 1001, throttle: 13, total: 2500 },
     { continueOnItemError: true, resources: { cpus: 1, mem: "500M", time: "5:00", constraint: "avx2&ib" } },
+  ),
+  "map-packed": packedMapJob(
+    "validate",
+    "model",
+    [
+      step("validate.{i}.inspect", 'gltf-inspect "$model" > "$HPCPIPE_OUT_DIR/$HPCPIPE_TASK.json"', {
+        requires: ["model"],
+        needs: [{ key: "model", from: "context" }],
+      }),
+      step("validate.{i}.check", 'gltf-validator "$model"', { requires: ["model"], needs: [{ key: "model", from: "context" }], continue_on_error: true }),
+    ],
+    { itemsPerTask: 20, itemCpus: 1 },
+    { count: 100, throttle: 10 },
+    { continueOnItemError: true, resources: { cpus: 4, mem: "2G", time: "10:00" } },
   ),
 };
 

@@ -73,8 +73,15 @@ export interface Result {
   stderr: string;
 }
 
-export function startScript(run: Run, script: string, env: Record<string, string> = {}): { child: ChildProcess; done: Promise<Result> } {
+export function startScript(
+  run: Run,
+  script: string,
+  env: Record<string, string> = {},
+  options: { detached?: boolean } = {},
+): { child: ChildProcess; done: Promise<Result> } {
   const child = spawn("bash", [script], {
+    // detached: the job gets its own process group, so a test can signal all of it as SLURM does.
+    detached: options.detached ?? false,
     cwd: join(run.sandbox, "cwd"),
     env: {
       PATH: process.env.PATH ?? "/usr/bin:/bin",

@@ -1,0 +1,315 @@
+/**
+ * Packed map tasks with real bash: one array task runs several items, each
+ * in its own subshell with its own index, item, logs and state files, at
+ * most SLURM_CPUS_PER_TASK / item cpus at once (measured from timestamp
+ * files the items write, never from elapsed time); signals leave complete
+ * states for every running item; the task's exit status mirrors unpacked
+ * tasks; a rerun skips the items already done.
+ */
+import { appendFileSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { defaultTemplatesDir, loadTemplates } from "../../src/render/environment.js";
+import { jobView, renderJobScript } from "../../src/render/render.js";
+import { afterEach, describe, expect, it } from "vitest";
+import { context, mapJob, packedMapJob, step } from "./fixtures.js";
+import { allStates, arrayEnv, makeRun, processAlive, readState, removeRun, runScript, startScript, waitFor, writeJob } from "./harness.js";
+import type { Run } from "./harness.js";
+
+let runs: Run[] = [];
+function newRun(options: Parameters<typeof makeRun>[0] = {}): Run {
+  const run = makeRun(options);
+  runs.push(run);
+  return run;
+}
+afterEach(() => {
+  for (const r of runs) removeRun(r);
+  runs = [];
+});
+
+const letters = (n: number): string[] => Array.from({ length: n }, (_, i) => `item ${String.fromCharCode(97 + i)}`);
+
+/** Each item records `start end` (microseconds) in out/ts-<index>, after waiting (up to 5 s) until `barrier` items have started. */
+function timedStep(key: string, barrier: number, sleepS = 0.2) {
+  const cmd = [
+    'start=${EPOCHREALTIME/./}',
+    'touch "$HPCPIPE_OUT_DIR/started-$HPCPIPE_TASK"',
+    `for _ in $(seq 250); do [ "$(ls "$HPCPIPE_OUT_DIR" | grep -c '^started-')" -ge ${barrier} ] && break; sleep 0.02; done`,
+    `sleep ${sleepS}`,
+    'echo "$start ${EPOCHREALTIME/./}" > "$HPCPIPE_OUT_DIR/ts-$HPCPIPE_TASK"',
+  ].join("\n");
+  return step(key, cmd);
+}
+
+/** The most intervals open at once. */
+function maxOverlap(run: Run): { max: number; items: number[] } {
+  const dir = join(run.runDir, "out");
+  const files = readdirSync(dir).filter((f) => f.startsWith("ts-"));
+  const events: Array<[number, number]> = [];
+  for (const f of files) {
+    const [a, b] = readFileSync(join(dir, f), "utf8").trim().split(" ").map(Number);
+    events.push([a as number, 1], [b as number, -1]);
+  }
+  // Ends before starts at the same instant.
+  events.sort((x, y) => x[0] - y[0] || x[1] - y[1]);
+  let open = 0;
+  let max = 0;
+  for (const [, d] of events) {
+    open += d;
+    max = Math.max(max, open);
+  }
+  return { max, items: files.map((f) => Number(f.slice(3))).sort((a, b) => a - b) };
+}
+
+describe("a packed map task", () => {
+  it("runs each of its items with its own index, item, publish file, logs and states", async () => {
+    const items = letters(7);
+    const run = newRun({ items: { m: items }, context: { size: "64" } });
+    const job = packedMapJob(
+      "m",
+      "model",
+      [
+        step("m.{i}.prep", 'echo "$HPCPIPE_TASK|$HPCPIPE_ITEM|$model" ; echo "thumb=t-$HPCPIPE_TASK" >> "$HPCPIPE_PUBLISH"', {
+          requires: ["model"],
+          provides: ["thumb"],
+          needs: [{ key: "model", from: "context" }],
+        }),
+        step("m.{i}.render", 'printf "%s %s %s" "$thumb" "$size" "$HPCPIPE_STEP" > "$HPCPIPE_OUT_DIR/$HPCPIPE_TASK.txt"', {
+          requires: ["thumb", "size"],
+          needs: [
+            { key: "thumb", from: "m.{i}.prep" },
+            { key: "size", from: "context" },
+          ],
+        }),
+      ],
+      { itemsPerTask: 3 },
+      { count: 3 },
+    );
+    const script = writeJob(run, job);
+    const text = readFileSync(script, "utf8");
+    expect(text).toContain("#SBATCH --array=0-2\n");
+    expect(text).toContain("hp_map_pack items/m.txt model 3 1 hp_item\n");
+    expect(text).not.toContain("hp_map_item ");
+
+    const res = await runScript(run, script, { ...arrayEnv(1), SLURM_CPUS_PER_TASK: "2" });
+    expect(res.code).toBe(0);
+    expect(res.stderr).toContain("task 1 runs items 3-5, at most 2 at once");
+    for (const i of [3, 4, 5]) {
+      const item = items[i] as string;
+      expect(readFileSync(join(run.runDir, "logs", `m.${i}.prep.out`), "utf8")).toBe(`${i}|${item}|${item}\n`);
+      expect(readFileSync(join(run.runDir, "out", `${i}.txt`), "utf8")).toBe(`t-${i} 64 m.${i}.render`);
+      expect(readState(run, `m.${i}.prep`)).toMatchObject({
+        success: true,
+        meta: { item },
+        outputs: { published: { thumb: `t-${i}` } },
+        slurm: { array_job_id: "4200", array_task_id: "1", job_id: "4301", task: i },
+      });
+      expect(readState(run, `m.${i}`)).toMatchObject({ success: true, signature: "fedcba987654", meta: { item }, slurm: { task: i } });
+    }
+    expect(allStates(run)).toEqual({ keys: ["m.3", "m.3.prep", "m.3.render", "m.4", "m.4.prep", "m.4.render", "m.5", "m.5.prep", "m.5.render"], leftovers: [] });
+
+    // The last task runs what is left (one item); a chunk adds its offset first.
+    const last = writeJob(run, { ...job, array: { ...(job.array as NonNullable<typeof job.array>), count: 1, offset: 2, chunk: 1, chunks: 2 } });
+    expect((await runScript(run, last, arrayEnv(0))).code).toBe(0);
+    expect(readState(run, "m.6.render").success).toBe(true);
+    expect(existsSync(join(run.runDir, "states", "m.7.json"))).toBe(false);
+  });
+
+  it("dies without states when its task has no items (a bundle that does not match its array)", async () => {
+    const run = newRun({ items: { m: letters(4) } });
+    const script = writeJob(run, packedMapJob("m", "it", [step("m.{i}.s", "true")], { itemsPerTask: 2 }, { count: 3 }));
+    const res = await runScript(run, script, arrayEnv(2));
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain("no items for task 2");
+    expect(allStates(run).keys).toEqual([]);
+  });
+
+  it("runs at most SLURM_CPUS_PER_TASK / item cpus items at once (from the items' own timestamps)", async () => {
+    for (const [cpus, itemCpus, expected] of [
+      ["3", 1, 3],
+      ["5", 2, 2],
+      [undefined, 1, 1],
+    ] as const) {
+      const run = newRun({ items: { m: letters(8) } });
+      const job = packedMapJob("m", "it", [timedStep("m.{i}.t", expected)], { itemsPerTask: 8, itemCpus }, { count: 1 });
+      const env = { ...arrayEnv(0), ...(cpus === undefined ? {} : { SLURM_CPUS_PER_TASK: cpus }) };
+      const res = await runScript(run, writeJob(run, job), env);
+      expect(res.code).toBe(0);
+      const { max, items } = maxOverlap(run);
+      expect(items).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+      // The barrier makes the first `expected` items overlap; the bound keeps the rest from exceeding it.
+      expect(max, `SLURM_CPUS_PER_TASK=${cpus} item cpus ${itemCpus}`).toBe(expected);
+    }
+  }, 60_000);
+
+  it("bounds concurrency the same way on bash without `wait -n -p` (items waited for in start order)", async () => {
+    const run = newRun({ items: { m: letters(6) } });
+    appendFileSync(join(run.runDir, "scripts", "lib.sh"), "_HP_PACK_WAIT_ANY=0\n");
+    const job = packedMapJob("m", "it", [timedStep("m.{i}.t", 2), step("m.{i}.f", '[ "$HPCPIPE_TASK" != 4 ]')], { itemsPerTask: 6 }, { count: 1 });
+    const res = await runScript(run, writeJob(run, job), { ...arrayEnv(0), SLURM_CPUS_PER_TASK: "2" });
+    expect(maxOverlap(run).max).toBe(2);
+    expect(res.code).toBe(1);
+    expect(readState(run, "m.4")).toMatchObject({ success: false, meta: { failed_step: "m.4.f" } });
+    expect(readState(run, "m.5").success).toBe(true);
+  }, 30_000);
+
+  it("exits 1 when an item failed, after running every other item, and 0 with continue_on_item_error", async () => {
+    const steps = [step("m.{i}.s", '[ "$it" != "item c" ] || exit 5'), step("m.{i}.after", "true")];
+    const strictRun = newRun({ items: { m: letters(4) } });
+    const strict = await runScript(strictRun, writeJob(strictRun, packedMapJob("m", "it", steps, { itemsPerTask: 4 }, { count: 1 })), arrayEnv(0));
+    expect(strict.code).toBe(1);
+    expect(readState(strictRun, "m.2")).toMatchObject({ success: false, failure: "STEP_FAILED", meta: { failed_step: "m.2.s", item: "item c" } });
+    expect(existsSync(join(strictRun.runDir, "states", "m.2.after.json"))).toBe(false);
+    for (const i of [0, 1, 3]) expect(readState(strictRun, `m.${i}`).success).toBe(true);
+
+    const tolerantRun = newRun({ items: { m: letters(4) } });
+    const tolerant = packedMapJob("m", "it", steps, { itemsPerTask: 4 }, { count: 1 }, { continueOnItemError: true });
+    expect((await runScript(tolerantRun, writeJob(tolerantRun, tolerant), arrayEnv(0))).code).toBe(0);
+    expect(readState(tolerantRun, "m.2").success).toBe(false);
+    expect(readState(tolerantRun, "m.3").success).toBe(true);
+
+    // A missing requirement fails the task even with continue_on_item_error, as unpacked.
+    const missingRun = newRun({ items: { m: letters(2) } });
+    const needy = packedMapJob(
+      "m",
+      "it",
+      [step("m.{i}.s", "true", { requires: ["absent"], needs: [{ key: "absent", from: "context" }] })],
+      { itemsPerTask: 2 },
+      { count: 1 },
+      { continueOnItemError: true },
+    );
+    expect((await runScript(missingRun, writeJob(missingRun, needy), arrayEnv(0))).code).toBe(1);
+    expect(readState(missingRun, "m.1")).toMatchObject({ success: false, failure: "MISSING_REQUIREMENT" });
+  });
+
+  it("writes the same state files as the unpacked tasks of the same items (keys, outcomes, items, task index)", async () => {
+    const steps = [step("m.{i}.s", '[ "$HPCPIPE_TASK" != 1 ] || exit 3'), step("m.{i}.t", 'echo "$it"')];
+    const packedRun = newRun({ items: { m: letters(3) } });
+    await runScript(packedRun, writeJob(packedRun, packedMapJob("m", "it", steps, { itemsPerTask: 3 }, { count: 1 }, { continueOnItemError: true })), arrayEnv(0));
+    const unpackedRun = newRun({ items: { m: letters(3) } });
+    const unpacked = writeJob(unpackedRun, mapJob("m", "it", steps, { count: 3 }, { continueOnItemError: true }));
+    for (const t of [0, 1, 2]) await runScript(unpackedRun, unpacked, arrayEnv(t));
+    const shape = (run: Run) => {
+      const { keys } = allStates(run);
+      return keys.map((k) => {
+        const s = readState(run, k);
+        return { k, success: s.success, failure: s.failure, error: s.error, meta: s.meta, task: s.slurm?.task, provides: s.provides, outputs: s.outputs };
+      });
+    };
+    expect(shape(packedRun)).toEqual(shape(unpackedRun));
+  });
+
+  for (const [signal, reason, code] of [
+    ["SIGTERM", "TERMINATED", 143],
+    ["SIGUSR1", "TIMEOUT", 138],
+    ["SIGINT", "SIGNAL", 130],
+  ] as const) {
+    it(`passes ${signal} on to its running items: each leaves complete states with reason ${reason}, no temp file, exit ${code}`, async () => {
+      const run = newRun({ items: { m: letters(3) } });
+      const slow = step("m.{i}.slow", 'sleep 30 & echo $! > "sleep-$HPCPIPE_TASK.pid"; touch "started-$HPCPIPE_TASK"; wait');
+      const job = packedMapJob("m", "it", [step("m.{i}.first", "true"), slow], { itemsPerTask: 3 }, { count: 1 });
+      const { child, done } = startScript(run, writeJob(run, job), { ...arrayEnv(0), SLURM_CPUS_PER_TASK: "2" });
+      const work = join(run.runDir, "work");
+      await waitFor(() => existsSync(join(work, "started-0")) && existsSync(join(work, "started-1")));
+      const sleepPids = [0, 1].map((i) => Number(readFileSync(join(work, `sleep-${i}.pid`), "utf8")));
+      // Only the batch shell gets it (like --signal=B:USR1@N); the wrapper passes it on.
+      child.kill(signal);
+      const res = await done;
+      expect(res.code).toBe(code);
+      for (const i of [0, 1]) {
+        expect(readState(run, `m.${i}.slow`)).toMatchObject({ success: false, failure: "STEP_FAILED", exit_code: null, meta: { reason, exit_code: null, item: letters(3)[i] } });
+        expect(readState(run, `m.${i}.slow`).error).toContain(`killed by ${signal}`);
+        expect(readState(run, `m.${i}`)).toMatchObject({ success: false, meta: { reason, failed_step: `m.${i}.slow` } });
+        expect(readState(run, `m.${i}.first`).success).toBe(true);
+      }
+      // The third item had not started: it wrote nothing (the collector reports it as not run).
+      expect(allStates(run)).toEqual({ keys: ["m.0", "m.0.first", "m.0.slow", "m.1", "m.1.first", "m.1.slow"], leftovers: [] });
+      for (const pid of sleepPids) await waitFor(() => !processAlive(pid), 5_000);
+    });
+  }
+
+  it("exits 0 after a signal when its items may fail (continue_on_item_error), still with complete states", async () => {
+    const run = newRun({ items: { m: letters(2) } });
+    const slow = step("m.{i}.slow", 'sleep 30 & touch "started-$HPCPIPE_TASK"; wait');
+    const job = packedMapJob("m", "it", [slow], { itemsPerTask: 2 }, { count: 1 }, { continueOnItemError: true });
+    const { child, done } = startScript(run, writeJob(run, job), { ...arrayEnv(0), SLURM_CPUS_PER_TASK: "2" });
+    await waitFor(() => existsSync(join(run.runDir, "work", "started-0")) && existsSync(join(run.runDir, "work", "started-1")));
+    child.kill("SIGUSR1");
+    expect((await done).code).toBe(0);
+    for (const i of [0, 1]) expect(readState(run, `m.${i}`)).toMatchObject({ success: false, meta: { reason: "TIMEOUT" } });
+    expect(allStates(run).leftovers).toEqual([]);
+  });
+
+  it("survives TERM sent to the whole process group (as SLURM and the local executor do) with complete states", async () => {
+    const run = newRun({ items: { m: letters(4) } });
+    const slow = step("m.{i}.slow", 'sleep 30 & touch "started-$HPCPIPE_TASK"; wait');
+    const job = packedMapJob("m", "it", [slow], { itemsPerTask: 4 }, { count: 1 });
+    const { child, done } = startScript(run, writeJob(run, job), { ...arrayEnv(0), SLURM_CPUS_PER_TASK: "4" }, { detached: true });
+    await waitFor(() => [0, 1, 2, 3].every((i) => existsSync(join(run.runDir, "work", `started-${i}`))));
+    process.kill(-(child.pid as number), "SIGTERM");
+    expect((await done).code).toBe(143);
+    for (const i of [0, 1, 2, 3]) {
+      expect(readState(run, `m.${i}.slow`)).toMatchObject({ success: false, meta: { reason: "TERMINATED" } });
+      expect(readState(run, `m.${i}`)).toMatchObject({ success: false, meta: { reason: "TERMINATED" } });
+    }
+    expect(allStates(run).leftovers).toEqual([]);
+  });
+});
+
+describe("rerunning a packed task", () => {
+  it("skips the items already done (their step and item states untouched) and reruns only the failed ones", async () => {
+    const run = newRun({ items: { m: letters(4) } });
+    const count = 'echo "$HPCPIPE_STEP" >> "$HPCPIPE_OUT_DIR/ran"';
+    const steps = [
+      step("m.{i}.a", count),
+      step("m.{i}.b", `${count}; [ "$HPCPIPE_TASK" != 2 ] || [ -e "$HPCPIPE_OUT_DIR/fixed" ]`),
+    ];
+    const script = writeJob(run, packedMapJob("m", "it", steps, { itemsPerTask: 4 }, { count: 1 }, { continueOnItemError: true }));
+    expect((await runScript(run, script, arrayEnv(0))).code).toBe(0);
+    expect(readState(run, "m.2").success).toBe(false);
+    const before = Object.fromEntries(["m.0", "m.0.a", "m.0.b", "m.2.a"].map((k) => [k, readFileSync(join(run.runDir, "states", `${k}.json`), "utf8")]));
+    appendFileSync(join(run.runDir, "out", "fixed"), "");
+    const ranFile = join(run.runDir, "out", "ran");
+    const firstRun = readFileSync(ranFile, "utf8");
+
+    expect((await runScript(run, script, arrayEnv(0))).code).toBe(0);
+    expect(readFileSync(ranFile, "utf8").slice(firstRun.length)).toBe("m.2.b\n");
+    expect(readState(run, "m.2").success).toBe(true);
+    for (const [k, text] of Object.entries(before)) expect(readFileSync(join(run.runDir, "states", `${k}.json`), "utf8"), k).toBe(text);
+  });
+});
+
+describe("rendering a packed job", () => {
+  it("refuses templates that do not call hp_map_pack (they would run one item per task)", () => {
+    const dir = mkdtempSync(join(tmpdir(), "hpcpipe-old-templates-"));
+    try {
+      cpSync(defaultTemplatesDir(), dir, { recursive: true });
+      // Templates from before task packing: no isPacked branch, hp_map_item for every map.
+      const sbatch = readFileSync(join(dir, "sbatch.hbs"), "utf8");
+      const packedBranch = sbatch.slice(sbatch.indexOf("{{#if job.isPacked}}"), sbatch.indexOf("{{else}}") + "{{else}}\n".length);
+      writeFileSync(join(dir, "sbatch.hbs"), sbatch.replace(packedBranch, "").replace(/\{\{\/if\}\}\n(?![\s\S]*\{\{\/if\}\})/, ""));
+      writeFileSync(join(dir, "partials", "prologue.hbs"), readFileSync(join(dir, "partials", "prologue.hbs"), "utf8").replace(/\{\{#unless job.isPacked\}\}\n|\{\{\/unless\}\}\n/g, ""));
+      const old = loadTemplates(dir);
+      const packed = packedMapJob("m", "it", [step("m.{i}.s", "true")], { itemsPerTask: 4 }, { count: 2 });
+      expect(() => renderJobScript(packed, context("/r"), old)).toThrow(/packs several map items into each task, but the sbatch template does not call hp_map_pack/);
+      // Unpacked maps still render with them.
+      expect(renderJobScript(mapJob("m", "it", [step("m.{i}.s", "true")], { count: 2 }), context("/r"), old)).toContain("hp_map_item items/m.txt it\n");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("checks the packing numbers and shows them to the templates", () => {
+    const job = packedMapJob("m", "it", [step("m.{i}.s", "true")], { itemsPerTask: 4, itemCpus: 2 }, { count: 2 });
+    const view = jobView(job, context("/r"));
+    expect(view.job.isPacked).toBe(true);
+    expect(view.map).toEqual({ key: "m", itemsFile: "items/m.txt", itemKey: "it", itemsPerTask: 4, itemCpus: 2 });
+    expect(jobView(mapJob("m", "it", [step("m.{i}.s", "true")], { count: 2 }), context("/r")).job.isPacked).toBe(false);
+    const bad = (map: Record<string, unknown>) => () => jobView({ ...job, map: { ...(job.map as NonNullable<typeof job.map>), ...map } }, context("/r"));
+    expect(bad({ itemsPerTask: "4; touch pwned" })).toThrow(/map.itemsPerTask must be an integer >= 1/);
+    expect(bad({ itemsPerTask: 2.5 })).toThrow(/map.itemsPerTask/);
+    expect(bad({ itemCpus: 0 })).toThrow(/map.itemCpus must be an integer >= 1/);
+    // itemsPerTask 1 is an unpacked map.
+    expect(jobView({ ...job, map: { ...(job.map as NonNullable<typeof job.map>), itemsPerTask: 1 } }, context("/r")).job.isPacked).toBe(false);
+  });
+});
