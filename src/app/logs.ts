@@ -67,7 +67,7 @@ export function resolveLogTarget(plan: CompiledPlan, step: string, task?: number
   }
   // A group (or map) named with --task: the single step that task runs.
   if (task !== undefined) {
-    const inTask = [...index.entries()].filter(([key, slot]) => slot.task === task && slot.job.array !== null && (key.startsWith(`${step}.`) || key.includes(`.${step}.`)));
+    const inTask = [...index.entries()].filter(([key, slot]) => slot.index === task && slot.job.array !== null && (key.startsWith(`${step}.`) || key.includes(`.${step}.`)));
     const keys = [...new Set(inTask.map(([key]) => key))];
     if (keys.length === 1) {
       const [key, slot] = inTask[0] as [string, StepSlot];

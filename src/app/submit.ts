@@ -14,7 +14,7 @@ import type { CompiledPlan } from "../plan/plan.js";
 import { RunStore } from "../runs/index.js";
 import type { RunRecord } from "../runs/index.js";
 import { ConnectionLostError, remotePath, RemoteCommandError } from "../transport/index.js";
-import type { Transport } from "../transport/index.js";
+import type { ExecResult, ShellWord, Transport } from "../transport/index.js";
 import { cancelRun } from "./cancel.js";
 import type { CancelOutcome } from "./cancel.js";
 import { collectRun, queryJobStatuses, readRemoteStates } from "./collect.js";
@@ -22,6 +22,7 @@ import type { CollectOutcome } from "./collect.js";
 import { defaultTransportFactory, loadRun, schedulerOver } from "./connect.js";
 import type { RunContext, TransportFactory } from "./connect.js";
 import { preparePlan } from "./prepare.js";
+import { clearSubmitter, markSubmitter, reconcileSubmission } from "./reconcile.js";
 import type { PrepareOptions } from "./prepare.js";
 import { checkNothingActive, checkSameInputs, doneSteps, ResumeError } from "./resume.js";
 import { watchRun } from "./status.js";
@@ -217,20 +218,44 @@ export async function submitRun<T = undefined>(options: SubmitOptions, then?: (r
   // Both before contacting the cluster: a killed submitter leaves a record that says how far it got.
   await store.writePlan(plan);
   await store.writeRecord(record);
-
-  const connect = options.connect ?? defaultTransportFactory;
-  let transport;
+  // Another process reconciling this run waits while this one is alive (see reconcile.ts).
+  await markSubmitter(store, plan.runId);
   try {
-    transport = await connect(config, { acceptNewHostKey: options.acceptNewHostKey ?? false });
-  } catch (error) {
-    await store.updateRecord(plan.runId, { phase: "submit_failed", error: `could not connect to ${config.name}: ${(error as Error).message}`.slice(0, 60_000) });
-    throw error;
-  }
-  try {
-    return await sendRun({ transport, plan, config, store, files, executable, options, progress }, then);
+    const connect = options.connect ?? defaultTransportFactory;
+    let transport;
+    try {
+      transport = await connect(config, { acceptNewHostKey: options.acceptNewHostKey ?? false });
+    } catch (error) {
+      await store.updateRecord(plan.runId, { phase: "submit_failed", error: `could not connect to ${config.name}: ${(error as Error).message}`.slice(0, 60_000) });
+      throw error;
+    }
+    try {
+      return await sendRun({ transport, plan, config, store, files, executable, options, progress }, then);
+    } finally {
+      await transport.close();
+    }
   } finally {
-    await transport.close();
+    await clearSubmitter(store, plan.runId);
   }
+}
+
+/** The fixed script that puts `path_prepend` first in PATH, then runs the submit script (all values are arguments). */
+const PATH_PREPEND_SCRIPT = 'p=; while [ "$#" -gt 1 ]; do p="$p$1:"; shift; done; PATH="$p$PATH"; export PATH; exec bash "$1"';
+
+/** How the submit script is run: `bash <run dir>/scripts/submit.sh`, with the config's `path_prepend` first in PATH. */
+export function submitScriptArgv(config: Pick<ClusterConfig, "path_prepend">, runDir: string): ShellWord[] {
+  const script = remotePath(`${runDir}/scripts/submit.sh`);
+  const prepend = config.path_prepend ?? [];
+  if (prepend.length === 0) return ["bash", script];
+  return ["bash", "-c", PATH_PREPEND_SCRIPT, "hpcpipe-submit", ...prepend.map((dir) => remotePath(dir)), script];
+}
+
+/** The plan job the submit script stopped at (the first one it reported no id for), for messages. */
+function stoppedAt(plan: CompiledPlan, jobs: Readonly<Record<string, string>>): string {
+  const job = plan.jobs.find((j) => jobs[j.id] === undefined);
+  if (!job) return "";
+  const steps = job.steps.length > 4 ? `${job.steps.slice(0, 4).join(", ")}, ...` : job.steps.join(", ");
+  return `at job ${job.id} (${steps})`;
 }
 
 function requireSlurm(config: ClusterConfig, options: SubmitOptions): void {
@@ -268,12 +293,30 @@ async function sendRun<T>(ctx: SendContext, then?: (run: RunContext) => Promise<
     throw error;
   }
   progress(`submitting ${plan.jobs.length} job(s)`);
-  let result;
-  try {
-    result = await transport.exec(["bash", remotePath(`${plan.layout.runDir}/scripts/submit.sh`)], {
+  const runScript = (): Promise<ExecResult> =>
+    transport.exec(submitScriptArgv(config, plan.layout.runDir), {
       retrySafe: false,
       timeoutMs: options.submitTimeoutMs ?? 30 * 60_000,
     });
+  let result: ExecResult;
+  try {
+    try {
+      result = await runScript();
+    } catch (error) {
+      if (!(error instanceof ConnectionLostError)) throw error;
+      // The outcome is unknown: ask the cluster which jobs exist before anything is submitted again.
+      const found = await reconcileAfterDrop(ctx, error);
+      if (found === "none") {
+        progress("nothing was submitted before the drop; running the submit script again");
+        await store.updateRecord(plan.runId, { phase: "submitting", error: null });
+        result = await runScript();
+      } else {
+        record = found;
+        await clearSubmitter(store, plan.runId);
+        const after = then ? await then({ store, record, plan, config, transport, scheduler: schedulerOver(transport) }) : undefined;
+        return { record, plan, roundTrips: transport.roundTrips - before, then: after };
+      }
+    }
   } catch (error) {
     // The script may have submitted some jobs: keep "submitting", say what is known.
     const partial = error instanceof RemoteCommandError ? parseSubmitOutput(error.stdout, plan).jobs : {};
@@ -281,10 +324,13 @@ async function sendRun<T>(ctx: SendContext, then?: (run: RunContext) => Promise<
       error instanceof ConnectionLostError
         ? "the SSH connection dropped while the submit script ran"
         : `the submit script did not finish: ${(error as Error).message}`;
-    record = await store.updateRecord(plan.runId, {
-      jobs: partial,
-      error: `${why}; jobs it submitted carry the comment hpcpipe:${plan.runId} (see \`squeue --me -o '%i %k'\`)`.slice(0, 60_000),
-    });
+    const current = await store.readRecord(plan.runId);
+    if (current.phase === "submitting") {
+      record = await store.updateRecord(plan.runId, {
+        jobs: { ...current.jobs, ...partial },
+        error: `${why}; jobs it submitted carry the comment hpcpipe:${plan.runId} (see \`squeue --me -o '%i %k'\`)`.slice(0, 60_000),
+      });
+    }
     throw error;
   }
   const roundTrips = transport.roundTrips - before;
@@ -292,9 +338,11 @@ async function sendRun<T>(ctx: SendContext, then?: (run: RunContext) => Promise<
   const ids = Object.values(jobs);
   if (result.code !== 0) {
     const error = `the submit script failed (exit ${result.code ?? result.signal}): ${tail(result.stderr) || "no message"}`;
-    record = await store.updateRecord(plan.runId, { phase: "submit_failed", jobs, error: [error, ...problems].join("\n").slice(0, 60_000) });
+    const stopped = stoppedAt(plan, jobs);
+    record = await store.updateRecord(plan.runId, { phase: "submit_failed", jobs, error: [error, ...(stopped ? [`it stopped ${stopped}`] : []), ...problems].join("\n").slice(0, 60_000) });
+    await clearSubmitter(store, plan.runId);
     const cancelled = ids.length > 0 ? ` It cancelled the ${ids.length} job(s) it had submitted (SLURM ${ids.join(", ")}).` : " No job was submitted.";
-    throw new SubmitFailedError(`run ${plan.runId}: ${error}.${cancelled}`, plan.runId, record);
+    throw new SubmitFailedError(`run ${plan.runId}: ${error}.${cancelled}${stopped ? ` The submission stopped ${stopped}.` : ""}`, plan.runId, record);
   }
   const missing = plan.jobs.filter((j) => jobs[j.id] === undefined).map((j) => j.id);
   if (problems.length > 0 || missing.length > 0) {
@@ -307,8 +355,42 @@ async function sendRun<T>(ctx: SendContext, then?: (run: RunContext) => Promise<
     );
   }
   record = await store.updateRecord(plan.runId, { phase: "submitted", jobs, error: null });
+  await clearSubmitter(store, plan.runId);
   const after = then ? await then({ store, record, plan, config, transport, scheduler: schedulerOver(transport) }) : undefined;
   return { record, plan, roundTrips, then: after };
+}
+
+/**
+ * After the connection dropped under the submit script: reconcile the run
+ * from the cluster over a reopened connection (waiting for the script to be
+ * gone there). Returns the record when every job is on the cluster (the
+ * submission had completed), "none" when no job is (nothing was submitted,
+ * so the script may run again); otherwise records what was found and throws
+ * a ConnectionLostError saying which jobs were never submitted. When the
+ * cluster cannot be asked, the original error is thrown (the record stays
+ * "submitting" and a later command reconciles it).
+ */
+async function reconcileAfterDrop(ctx: SendContext, drop: ConnectionLostError): Promise<RunRecord | "none"> {
+  const { store, plan, transport, progress } = ctx;
+  progress("the SSH connection dropped while the submit script ran; asking the cluster which jobs were submitted before anything is submitted again");
+  let outcome;
+  try {
+    outcome = await reconcileSubmission({ store, record: await store.readRecord(plan.runId), plan, transport }, { onProgress: progress });
+  } catch (error) {
+    progress(`could not reconcile now: ${(error as Error).message.split("\n")[0] ?? ""}`);
+    throw drop;
+  }
+  if (outcome.complete) return outcome.record;
+  if (Object.keys(outcome.record.jobs).length === 0) return "none";
+  throw new ConnectionLostError(
+    `run ${plan.runId}: the SSH connection dropped while the submit script ran, and it stopped after ${Object.keys(outcome.record.jobs).length} of ${plan.jobs.length} job(s). ` +
+      `The submitted ones are recorded (\`hpcpipe status ${plan.runId}\`); never submitted: ${outcome.missing.join(", ")}. ` +
+      `Once the submitted jobs have ended, \`hpcpipe submit ... --resume ${plan.runId}\` submits the rest (or \`hpcpipe cancel ${plan.runId}\`).`,
+    drop.host,
+    drop.port,
+    drop.operation,
+    { cause: drop },
+  );
 }
 
 /**
@@ -321,10 +403,9 @@ async function sendRun<T>(ctx: SendContext, then?: (run: RunContext) => Promise<
  */
 async function resumeRun<T>(options: SubmitOptions, runId: string, store: RunStore, then?: (run: RunContext) => Promise<T>): Promise<SubmitOutcome<T>> {
   const progress = options.onProgress ?? (() => undefined);
-  const { record: previous, plan: previousPlan, config } = await loadRun(runId, store);
-  if (previous.phase === "submitting") {
-    throw new ResumeError(`run ${runId} is still marked "submitting": its submission may not have finished; check \`hpcpipe status ${runId}\` first`);
-  }
+  const loadedRun = await loadRun(runId, store);
+  const { plan: previousPlan, config } = loadedRun;
+  let previous = loadedRun.record;
   const prepare = (done?: ReadonlySet<string>) =>
     preparePlan({
       spec: options.spec,
@@ -343,6 +424,16 @@ async function resumeRun<T>(options: SubmitOptions, runId: string, store: RunSto
   const connect = options.connect ?? defaultTransportFactory;
   const transport = await connect(config, { acceptNewHostKey: options.acceptNewHostKey ?? false });
   try {
+    if (previous.phase === "submitting") {
+      // Its submission's outcome is unknown: the cluster says which jobs exist before anything is resubmitted.
+      const reconciled = await reconcileSubmission({ store, record: previous, plan: previousPlan, transport }, { onProgress: progress });
+      previous = reconciled.record;
+      if (reconciled.complete) {
+        progress(`run ${runId}: nothing to resubmit; its jobs are recorded (hpcpipe status ${runId})`);
+        const after = then ? await then({ store, record: previous, plan: previousPlan, config, transport, scheduler: schedulerOver(transport) }) : undefined;
+        return { record: previous, plan: previousPlan, roundTrips: 0, then: after };
+      }
+    }
     const scheduler = schedulerOver(transport);
     if (Object.keys(previous.jobs).length > 0) checkNothingActive(runId, await queryJobStatuses(scheduler, previousPlan, previous.jobs));
     const remote = await readRemoteStates(transport, previous.remote_dir);
@@ -360,7 +451,12 @@ async function resumeRun<T>(options: SubmitOptions, runId: string, store: RunSto
     const { files, executable } = submissionFiles(plan, bundle);
     await store.writePlan(plan);
     await store.updateRecord(runId, { phase: "submitting", jobs: {}, error: null, attempt, history, plan_signature: plan.signature });
-    return await sendRun({ transport, plan, config, store, files, executable, options, progress }, then);
+    await markSubmitter(store, runId);
+    try {
+      return await sendRun({ transport, plan, config, store, files, executable, options, progress }, then);
+    } finally {
+      await clearSubmitter(store, runId);
+    }
   } finally {
     await transport.close();
   }

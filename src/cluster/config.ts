@@ -115,6 +115,18 @@ const setupLineSchema = z
   .refine((s) => !hasControlChar(s), { error: "expected one line (no newline or control character)" });
 const sbatchOptionsSchema = resourcesSchema.shape.sbatch;
 
+/**
+ * A directory on the cluster for `path_prepend`: absolute, or starting with
+ * `$HOME/` or `$SCRATCH/` (expanded there); the workdir's characters, and no
+ * `:` (the PATH separator).
+ */
+const remoteDirSchema = z
+  .string()
+  .superRefine((dir, ctx) => {
+    const problem = dir.includes(":") ? "must not contain ':' (the PATH separator)" : workdirProblem(dir, false);
+    if (problem) ctx.addIssue({ code: "custom", message: problem, input: dir });
+  });
+
 const nullableSbatch = sbatchValue.nullable().default(null);
 
 export const clusterConfigSchema = z
@@ -134,6 +146,12 @@ export const clusterConfigSchema = z
     sbatch_options: sbatchOptionsSchema.default([]),
     /** Seconds before the time limit that SLURM signals the job (`--signal=B:USR1@<s>`), so it can write its state. */
     signal_grace_s: z.number().int().min(1).max(65535).default(60),
+    /**
+     * Directories put first in PATH for the submit script, where `sbatch` and
+     * `scancel` are found: for a site whose sbatch is not on the PATH of a
+     * non-login shell, or a site (or test) wrapper around it.
+     */
+    path_prepend: z.array(remoteDirSchema).max(16).default([]),
   })
   .strict()
   .superRefine((c, ctx) => {

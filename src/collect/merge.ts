@@ -174,6 +174,7 @@ function notRunState(node: PlanNode, key: string, ctx: MergeContext): CompletedS
   const meta: Record<string, unknown> = { not_run: true, slurm_state: fact.state, slurm_reason: reason, job: slot.job.id };
   if (slurmId) meta.slurm_job_id = slurmId;
   if (slot.job.array !== null) meta.task = slot.task;
+  if (slot.job.map !== undefined) meta.item_index = slot.index;
   return CompletedState.fail(error, { failure: "STEP_FAILED", timestamp: ctx.now, provides: node.provides, signature: node.signature, meta });
 }
 

@@ -240,7 +240,8 @@ export function compile(input: CompileInput): CompiledPlan {
           continue_on_error: child.continue_on_error,
           steps: leaves.map((l) => l.leaf),
         }));
-        const resources = combineResources(perChild.flatMap((c) => c.leaves.map((l) => l.resources)), unit.key, problems);
+        const perTask = perChild.map((c) => sequenceResources(c.leaves.map((l) => l.resources), unit.key, problems));
+        const resources = combineResources(perTask, unit.key, problems);
         const throttle = throttleOf(unit.step) ?? target.arrayThrottle;
         current = arrayJobs(unit.step.name, "group", bodies, bodies.length, throttle, resources, current);
       } else {
@@ -249,7 +250,7 @@ export function compile(input: CompileInput): CompiledPlan {
         const leaves = m.children.flatMap((c) => leavesOf(c, `${itemKey}.${c.name}`, `map ${unit.key}`, false));
         items[unit.key] = [...m.items];
         const body: TaskBody = { unitKey: itemKey, continue_on_error: m.continue_on_item_error, steps: leaves.map((l) => l.leaf) };
-        const resources = combineResources(leaves.map((l) => l.resources), unit.key, problems);
+        const resources = sequenceResources(leaves.map((l) => l.resources), unit.key, problems);
         const mapInfo = { key: unit.key, itemsFile: `items/${unit.key}.txt`, itemKey: m.as, continueOnItemError: m.continue_on_item_error };
         const throttle = throttleOf(m);
         const pack = resolvePacking(unit.key, m.packing ?? null, m.items.length, resources, throttle, problems);
@@ -415,6 +416,13 @@ function planNode(step: PipelineStep, key: string): PlanNode {
 
 function jobName(id: string, label: string): string {
   return `hp-${id}-${label}`.slice(0, 64);
+}
+
+/** Steps run one after another in one task: the largest amounts, and the time of all of them together. */
+function sequenceResources(list: Resources[], key: string, problems: string[]): Resources {
+  const combined = combineResources(list, key, problems);
+  const summed = sumTime(list);
+  return summed.time === undefined ? combined : { ...combined, time: summed.time };
 }
 
 /** A fused job needs the time of all its steps together. */

@@ -54,7 +54,8 @@ describe("task packing in the compiler", () => {
     const plan = compileTree(pipe("p", [mapOf(5, { itemsPerTask: 20 }, { time: "1:00" })]));
     expect(plan.jobs[0]?.array?.count).toBe(1);
     expect(plan.jobs[0]?.map?.itemsPerTask).toBe(5);
-    expect(plan.jobs[0]?.resources.time).toBe("00:05:00");
+    // Two one-minute steps per item, five items one after another.
+    expect(plan.jobs[0]?.resources.time).toBe("00:10:00");
   });
 
   test("a packed array larger than MaxArraySize is chunked over tasks, not items", () => {
@@ -71,15 +72,15 @@ describe("task packing in the compiler", () => {
 
   test("the task's time is the item's time per wave of items; items run one at a time without task_cpus", () => {
     const plan = compileTree(pipe("p", [mapOf(100, { itemsPerTask: 20 }, { cpus: 2, mem: "1G", time: "1:00" })]));
-    expect(plan.jobs[0]?.resources).toEqual({ cpus: 2, mem: "1G", time: "00:20:00" });
+    expect(plan.jobs[0]?.resources).toEqual({ cpus: 2, mem: "1G", time: "00:40:00" });
     expect(plan.jobs[0]?.map?.itemCpus).toBe(2);
   });
 
   test("task_cpus runs floor(task_cpus / item cpus) items at once: cpus, memory and GPUs scale, time per wave", () => {
     const plan = compileTree(pipe("p", [mapOf(100, { itemsPerTask: 20, taskCpus: 4 }, { mem: "500M", time: "1:00", gpus: 1 })]));
-    expect(plan.jobs[0]?.resources).toEqual({ cpus: 4, mem: "2000M", time: "00:05:00", gpus: 4 });
+    expect(plan.jobs[0]?.resources).toEqual({ cpus: 4, mem: "2000M", time: "00:10:00", gpus: 4 });
     const uneven = compileTree(pipe("p", [mapOf(100, { itemsPerTask: 20, taskCpus: 5 }, { cpus: 2, time: "10" })]));
-    expect(uneven.jobs[0]?.resources).toEqual({ cpus: 4, time: "01:40:00" });
+    expect(uneven.jobs[0]?.resources).toEqual({ cpus: 4, time: "03:20:00" });
     expect(uneven.jobs[0]?.map?.itemCpus).toBe(2);
     // Never more at once than a task has items.
     const small = compileTree(pipe("p", [mapOf(2, { itemsPerTask: 2, taskCpus: 8 })]));

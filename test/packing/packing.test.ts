@@ -75,8 +75,8 @@ describe("the same map packed and unpacked on the local executor", () => {
     expect(mapJob(unpacked)?.array?.count).toBe(ITEMS);
     expect(mapJob(packed)?.array?.count).toBe(8);
     expect(mapJob(packed)?.map).toMatchObject({ itemsPerTask: 8, itemCpus: 1 });
-    // An item's time (the largest of its steps', as unpacked) times ceil(8 / 2) waves.
-    expect(mapJob(packed)?.resources).toEqual({ cpus: 2, time: "00:04:00" });
+    // An item's time (its two steps' together, as unpacked) times ceil(8 / 2) waves.
+    expect(mapJob(packed)?.resources).toEqual({ cpus: 2, time: "00:08:00" });
     const started = (run: CompiledRun) => run.events.filter((e) => e.type === "task-started").length;
     expect(started(unpacked)).toBe(ITEMS + 1);
     expect(started(packed)).toBe(8 + 1);
