@@ -6,6 +6,7 @@ import type { RunRecord } from "../runs/index.js";
 import { AuthError, SshTransport } from "../transport/index.js";
 import type { SshConnectOptions, Transport } from "../transport/index.js";
 import { SlurmScheduler } from "../slurm/index.js";
+import { reconcileRun } from "./reconcile.js";
 import type { CommandExecutor } from "../slurm/index.js";
 
 /** Environment variable that may hold the identity file's passphrase (never logged). */
@@ -129,7 +130,8 @@ export async function withRun<T>(runId: string, options: OpenRunOptions, action:
   const connect = options.connect ?? defaultTransportFactory;
   const transport = await connect(config, { acceptNewHostKey: options.acceptNewHostKey ?? false });
   try {
-    return await action({ store, record, plan, config, transport, scheduler: schedulerOver(transport) });
+    // A run left "submitting" (its submitter was killed or cut off) is reconciled from the cluster first.
+    return await action(await reconcileRun({ store, record, plan, config, transport, scheduler: schedulerOver(transport) }));
   } finally {
     await transport.close();
   }

@@ -356,6 +356,8 @@ async function sendRun<T>(ctx: SendContext, then?: (run: RunContext) => Promise<
   }
   record = await store.updateRecord(plan.runId, { phase: "submitted", jobs, error: null });
   await clearSubmitter(store, plan.runId);
+  // What the script said on the way (sbatch warnings, transient errors it retried) is worth showing.
+  for (const line of result.stderr.split("\n").filter((l) => l.trim() !== "").slice(0, 20)) progress(`submit script: ${line.slice(0, 500)}`);
   const after = then ? await then({ store, record, plan, config, transport, scheduler: schedulerOver(transport) }) : undefined;
   return { record, plan, roundTrips, then: after };
 }

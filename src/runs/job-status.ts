@@ -77,8 +77,10 @@ function taskStatus(record: TaskRecord, slurmId: string, isArray: boolean, taskI
     reason: record.reason,
     exitCode: record.exitCode,
     signal: record.signal,
-    phase: phaseOf(record.state),
-    final: isFinal(record.state),
+    // A job no source knows (squeue, sacct, scontrol) has ended long ago: pending and running jobs are always in
+    // squeue. Its steps' state files say how it ended.
+    phase: record.state === "UNKNOWN" ? "failed" : phaseOf(record.state),
+    final: record.state === "UNKNOWN" || isFinal(record.state),
   };
 }
 

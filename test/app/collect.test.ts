@@ -131,13 +131,13 @@ describe("collect with a fake cluster", () => {
     expect((await run.store.readRecord(run.record.run_id)).phase).toBe("submitted");
   });
 
-  it("refuses a run whose submitter died before recording job ids, naming the run", async () => {
+  it("reconciles a run whose submitter died before recording job ids: nothing on the cluster, so it is submit_failed and no step ran", async () => {
     run = await tempRun("examples/specs/thumbnail-shape.yaml", { phase: "submitting" });
     await run.store.updateRecord(run.record.run_id, { jobs: {} });
     const fake = new FakeTransport();
-    await expect(withRun(run.record.run_id, { store: run.store, connect: async () => fake }, (ctx) => collectRun(ctx))).rejects.toThrow(
-      /run 20260101-000000-abcdef: its submission did not complete.*hpcpipe:20260101-000000-abcdef/s,
-    );
-    expect(fake.roundTrips).toBe(0);
+    const outcome = await withRun(run.record.run_id, { store: run.store, connect: async () => fake }, (ctx) => collectRun(ctx));
+    expect(outcome.state.success).toBe(false);
+    expect(Object.values(outcome.state.step_states ?? {}).filter((s) => s.success)).toEqual([]);
+    expect((await run.store.readRecord(run.record.run_id)).phase).toBe("submit_failed");
   });
 });

@@ -93,11 +93,11 @@ describe("mapping scheduler records to plan jobs and tasks", () => {
     expect(jobs.every((j) => j.final)).toBe(true);
   });
 
-  it("marks a job no source knows UNKNOWN (not final) and a job never submitted NOT_SUBMITTED (final)", async () => {
+  it("marks a job no source knows UNKNOWN and final (pending and running jobs are always in squeue), and a job never submitted NOT_SUBMITTED (final)", async () => {
     run = await tempRun("examples/specs/thumbnail-shape.yaml");
     const jobs = mapJobStatuses(run.plan, { j000: "100" }, new Map());
     expect(jobs.map((j) => [j.state, j.final])).toEqual([
-      ["UNKNOWN", false],
+      ["UNKNOWN", true],
       [NOT_SUBMITTED, true],
       [NOT_SUBMITTED, true],
     ]);

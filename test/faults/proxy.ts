@@ -94,6 +94,11 @@ export class FaultProxy {
     this.#refuse += count;
   }
 
+  /** Accepts connections again after refuseNext. */
+  acceptAll(): void {
+    this.#refuse = 0;
+  }
+
   async close(): Promise<void> {
     this.cut();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
