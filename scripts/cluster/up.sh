@@ -621,7 +621,10 @@ run_probe() {
   local t=$SECONDS
   : >"$LOG_DIR/probe.err"
   wait_for 60 "sbatch over ssh to accept the probe job" submit_probe "$LOG_DIR/probe.err" "$SLURM_LOG_DIR/slurmctld.log"
-  wait_for 60 "probe job $PROBE_ID to complete" probe_done \
+  # On a busy cluster (other users' arrays in the queue) the probe waits its turn: allow for that.
+  local probe_wait=60
+  [[ -n "$(squeue -h -t PENDING,RUNNING -o %i 2>/dev/null | head -n 1)" ]] && probe_wait=600
+  wait_for "$probe_wait" "probe job $PROBE_ID to complete" probe_done \
     "$SLURM_LOG_DIR/slurmctld.log" "$SLURM_LOG_DIR/slurmd.log"
   if [[ "$ACCOUNTING" == on ]]; then
     wait_for 30 "sacct to list probe job $PROBE_ID as COMPLETED" probe_in_sacct \
