@@ -243,6 +243,8 @@ function computeComposite(node: PlanNode, key: string, children: Array<Child & {
   const firstNotRun = ran[0];
   if (firstNotRun !== undefined && ran.every((s) => s.meta.not_run === true)) {
     const { not_run, slurm_state, slurm_reason } = firstNotRun.meta;
+    // Even when its children's failures were allowed, a composite that never ran did not succeed.
+    if (result.success) result = failureOf(children.find((c) => c.state === firstNotRun)?.key ?? key, firstNotRun, {});
     Object.assign(result.meta, { not_run, slurm_state, slurm_reason });
   }
   const { timestamp, duration_s } = span(ran);

@@ -379,3 +379,27 @@ describe("hostile values through the compiled plan", () => {
     expect(existsSync(runsDir())).toBe(false);
   });
 });
+
+describe("composites that never ran", () => {
+  let dir: string;
+  let cleanup: () => void;
+  beforeEach(() => {
+    ({ dir, cleanup } = tempBase("hpcpipe-neverran-"));
+  });
+  afterEach(() => cleanup());
+
+  it("a map with continue_on_item_error whose job never ran (its upstream failed) is a failure marked not_run, not a success", async () => {
+    const spec = writeYaml(dir, "neverran", {
+      name: "neverran",
+      steps: [
+        step("first", "exit 3", { fuse: false }),
+        { map: "m", items: ["a", "b"], as: "item", continue_on_item_error: true, steps: [step("w", "true", { requires: ["item"] })] },
+      ],
+    });
+    const { outcome } = await runCompiled({ spec, localRunsDir: join(dir, "runs"), runId: "r1", cpus: 2 });
+    const map = outcome.state.step_states?.["neverran.m"];
+    expect(map?.success).toBe(false);
+    expect(map?.meta.not_run).toBe(true);
+    expect(exitCodeFrom(outcome.state)).toBe(ExitCode.STEP_FAILED);
+  });
+});
