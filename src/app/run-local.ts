@@ -1,10 +1,11 @@
-import { cp, lstat, mkdir } from "node:fs/promises";
-import { join, relative, resolve, sep } from "node:path";
+import { cp, mkdir } from "node:fs/promises";
+import { join } from "node:path";
 import { writeJsonAtomic } from "../core/atomic-json.js";
 import type { CompletedState } from "../core/completed-state.js";
 import type { Logger } from "../core/logger.js";
 import { runPlanLocally } from "../local/index.js";
 import type { LocalJobResult, LocalRunEvent } from "../local/index.js";
+import { bundleSource } from "./bundle-path.js";
 import type { PreparedPlan } from "./prepare.js";
 
 export interface LocalRunOutcome {
@@ -18,14 +19,9 @@ export interface LocalRunOutcome {
 /** Copies the spec's `bundle` paths into the run's work directory; refuses paths outside the spec's directory. */
 export async function copyBundle(specDir: string, paths: readonly string[], workDir: string): Promise<void> {
   await mkdir(workDir, { recursive: true, mode: 0o700 });
-  for (const rel of paths) {
-    const from = resolve(specDir, rel);
-    const back = relative(specDir, from);
-    if (back.startsWith(`..${sep}`) || back === "..") throw new Error(`bundle path ${JSON.stringify(rel)} is outside the spec's directory`);
-    await lstat(from).catch(() => {
-      throw new Error(`bundle path ${JSON.stringify(rel)} does not exist (relative to ${specDir})`);
-    });
-    await cp(from, join(workDir, back), { recursive: true, errorOnExist: false, force: true });
+  for (const original of paths) {
+    const { from, rel } = await bundleSource(specDir, original);
+    await cp(from, join(workDir, rel), { recursive: true, errorOnExist: false, force: true });
   }
 }
 

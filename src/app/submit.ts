@@ -6,7 +6,7 @@
  * `hpcpipe-job <plan job> <slurm id>` lines are recorded.
  */
 import { lstat, readdir, readFile, stat } from "node:fs/promises";
-import { join, relative, resolve, sep } from "node:path";
+import { join, resolve } from "node:path";
 import { z } from "zod";
 import { ConfigError } from "../cluster/index.js";
 import type { ClusterConfig } from "../cluster/index.js";
@@ -21,6 +21,7 @@ import { collectRun, queryJobStatuses, readRemoteStates } from "./collect.js";
 import type { CollectOutcome } from "./collect.js";
 import { defaultTransportFactory, loadRun, schedulerOver } from "./connect.js";
 import type { RunContext, TransportFactory } from "./connect.js";
+import { BundleError, bundleSource } from "./bundle-path.js";
 import { preparePlan } from "./prepare.js";
 import { clearSubmitter, markSubmitter, reconcileSubmission } from "./reconcile.js";
 import type { PrepareOptions } from "./prepare.js";
@@ -38,11 +39,6 @@ export class SubmitFailedError extends Error {
   ) {
     super(message);
   }
-}
-
-/** A `bundle` path of the spec that cannot be uploaded (missing, outside the spec's directory, not a regular file). */
-export class BundleError extends Error {
-  override name = "BundleError";
 }
 
 /** The submit script printed job lines hpcpipe cannot trust (unknown plan job, not a job id, a job twice). */
@@ -98,6 +94,8 @@ export const MAX_BUNDLE_BYTES = 2 * 1024 * 1024 * 1024;
  * directory) read from disk, keyed `work/<path>`. Refuses paths outside the
  * spec's directory, symlinked directories and special files.
  */
+export { BundleError } from "./bundle-path.js";
+
 export async function readLocalBundle(specDir: string, paths: readonly string[]): Promise<Map<string, Buffer>> {
   const out = new Map<string, Buffer>();
   let total = 0;
@@ -114,14 +112,9 @@ export async function readLocalBundle(specDir: string, paths: readonly string[])
     if (total > MAX_BUNDLE_BYTES) throw new BundleError(`the bundle is over ${MAX_BUNDLE_BYTES} bytes; put large inputs on the cluster and name them in the context instead`);
     out.set(`work/${rel}`, await readFile(abs));
   };
-  for (const rel of paths) {
-    const from = resolve(specDir, rel);
-    const back = relative(specDir, from);
-    if (back === "" || back === ".." || back.startsWith(`..${sep}`)) throw new BundleError(`bundle path ${JSON.stringify(rel)} is outside the spec's directory`);
-    await lstat(from).catch(() => {
-      throw new BundleError(`bundle path ${JSON.stringify(rel)} does not exist (relative to ${specDir})`);
-    });
-    await add(from, back.split(sep).join("/"), rel);
+  for (const original of paths) {
+    const { from, rel } = await bundleSource(specDir, original);
+    await add(from, rel, original);
   }
   return out;
 }
@@ -185,14 +178,7 @@ export async function submitRun<T = undefined>(options: SubmitOptions, then?: (r
   const progress = options.onProgress ?? (() => undefined);
   const store = options.store ?? new RunStore();
   if (options.resume !== undefined) return resumeRun(options, options.resume, store, then);
-  const { plan, loaded, config } = preparePlan({
-    spec: options.spec,
-    cluster: options.cluster,
-    ...(options.set ? { set: options.set } : {}),
-    ...(options.runId ? { runId: options.runId } : {}),
-    ...(options.fuse !== undefined ? { fuse: options.fuse } : {}),
-    ...(options.templatesDir ? { templatesDir: options.templatesDir } : {}),
-  });
+  const { plan, loaded, config } = prepareFor(options, options.runId);
   requireSlurm(config, options);
   const bundle = await readLocalBundle(loaded.specDir, loaded.bundle);
   const { files, executable } = submissionFiles(plan, bundle);
@@ -256,6 +242,19 @@ function stoppedAt(plan: CompiledPlan, jobs: Readonly<Record<string, string>>): 
   if (!job) return "";
   const steps = job.steps.length > 4 ? `${job.steps.slice(0, 4).join(", ")}, ...` : job.steps.join(", ");
   return `at job ${job.id} (${steps})`;
+}
+
+/** The plan a submission sends: the submit options, a run id (new unless resuming) and what is already done. */
+function prepareFor(options: SubmitOptions, runId: string | undefined, done?: ReadonlySet<string>): ReturnType<typeof preparePlan> {
+  return preparePlan({
+    spec: options.spec,
+    cluster: options.cluster,
+    ...(runId ? { runId } : {}),
+    ...(options.set ? { set: options.set } : {}),
+    ...(options.fuse !== undefined ? { fuse: options.fuse } : {}),
+    ...(options.templatesDir ? { templatesDir: options.templatesDir } : {}),
+    ...(done ? { done } : {}),
+  });
 }
 
 function requireSlurm(config: ClusterConfig, options: SubmitOptions): void {
@@ -409,15 +408,7 @@ async function resumeRun<T>(options: SubmitOptions, runId: string, store: RunSto
   const { plan: previousPlan, config } = loadedRun;
   let previous = loadedRun.record;
   const prepare = (done?: ReadonlySet<string>) =>
-    preparePlan({
-      spec: options.spec,
-      cluster: options.cluster,
-      runId,
-      ...(options.set ? { set: options.set } : {}),
-      ...(options.fuse !== undefined ? { fuse: options.fuse } : {}),
-      ...(options.templatesDir ? { templatesDir: options.templatesDir } : {}),
-      ...(done ? { done } : {}),
-    });
+    prepareFor(options, runId, done);
   const full = prepare();
   requireSlurm(full.config, options);
   if (full.config.name !== config.name) throw new ResumeError(`run ${runId} ran on cluster ${config.name}, not ${full.config.name}`);
