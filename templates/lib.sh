@@ -354,7 +354,7 @@ hp_map_item() {
   export -- "$key=$_HP_ITEM"
 }
 
-# ---- packed map tasks ------------------------------------------------------
+# ---- packed tasks (maps and parallel groups) ------------------------------
 # hp_map_pack ITEMS_FILE ITEM_KEY PER_TASK ITEM_CPUS BODY: a packed map task. Runs BODY (a function of
 # the job script: the item's hp_unit_begin, hp_step..., hp_unit_end) once for each item of this task,
 # lines HPCPIPE_TASK*PER_TASK+1 .. +PER_TASK of the items file, each in its own subshell with
@@ -366,23 +366,55 @@ hp_map_pack() {
   local file="$_HP_RUN_DIR/$1" key=$2 per=$3 icpus=$4 body=$5
   local -a lines=()
   _hp_is_context_key "$key" || _hp_die "map item key '$key' is not a usable variable name"
-  [[ $per =~ ^[1-9][0-9]{0,8}$ && $icpus =~ ^[1-9][0-9]{0,5}$ ]] || _hp_die "hp_map_pack: bad items per task '$per' or item cpus '$icpus'"
-  declare -F -- "$body" >/dev/null || _hp_die "hp_map_pack: the job script defines no function '$body'"
+  _hp_pack_check hp_map_pack "$per" "$icpus" "$body"
   [[ -r $file ]] || _hp_die "cannot read the items file $file"
   local first=$((HPCPIPE_TASK * per))
   mapfile -t -s "$first" -n "$per" lines <"$file"
   ((${#lines[@]} > 0)) || _hp_die "no items for task $HPCPIPE_TASK in $file"
-  local cpus=${SLURM_CPUS_PER_TASK:-1} slots i
+  _hp_pack_run items "$first" "${#lines[@]}" "$icpus" "$body" "$key" "${lines[@]}"
+}
+
+# hp_group_pack CHILDREN PER_TASK CHILD_CPUS BODY: a packed parallel group's task runs the children
+# TASK*PER_TASK .. (TASK+1)*PER_TASK-1 (fewer in the last task), each in its own subshell whose
+# HPCPIPE_TASK is the child's index (BODY selects the child's steps by it), at most
+# floor(SLURM_CPUS_PER_TASK / CHILD_CPUS) at once; this shell writes no state itself.
+hp_group_pack() {
+  local count=$1 per=$2 icpus=$3 body=$4 first n
+  [[ $count =~ ^[1-9][0-9]{0,8}$ ]] || _hp_die "hp_group_pack: bad number of children '$count'"
+  _hp_pack_check hp_group_pack "$per" "$icpus" "$body"
+  first=$((HPCPIPE_TASK * per))
+  ((first < count)) || _hp_die "no children for task $HPCPIPE_TASK (the group has $count)"
+  n=$((count - first))
+  ((n <= per)) || n=$per
+  _hp_pack_run children "$first" "$n" "$icpus" "$body" ""
+}
+
+_hp_pack_check() {
+  [[ $2 =~ ^[1-9][0-9]{0,8}$ && $3 =~ ^[1-9][0-9]{0,5}$ ]] || _hp_die "$1: bad items per task '$2' or item cpus '$3'"
+  declare -F -- "$4" >/dev/null || _hp_die "$1: the job script defines no function '$4'"
+}
+
+# _hp_pack_run NOUN FIRST N ITEM_CPUS BODY ITEM_KEY [ITEM...]: runs items FIRST .. FIRST+N-1 of the task,
+# each in its own subshell, at most floor(cpus / ITEM_CPUS) at once, and waits for them all. With an
+# ITEM_KEY (a map), item FIRST+i gets the i-th ITEM as its value.
+_hp_pack_run() {
+  local noun=$1 first=$2 n=$3 icpus=$4 body=$5 key=$6 i
+  shift 6
+  local cpus=${SLURM_CPUS_PER_TASK:-1} slots
   [[ $cpus =~ ^[1-9][0-9]{0,5}$ ]] || cpus=1
   slots=$((cpus / icpus))
   ((slots >= 1)) || slots=1
-  _hp_log "job $_HP_JOB_ID: task $HPCPIPE_TASK runs items $first-$((first + ${#lines[@]} - 1)), at most $slots at once"
+  _hp_log "job $_HP_JOB_ID: task $HPCPIPE_TASK runs $noun $first-$((first + n - 1)), at most $slots at once"
   _HP_PACK_PARENT=1
-  for i in "${!lines[@]}"; do
+  for ((i = 0; i < n; i++)); do
     while ((${#_HP_PACK_RUNNING[@]} >= slots)); do _hp_pack_reap; done
     # A signal that arrives while an item starts is handled once its pid is recorded (and so passed on).
     _HP_CRITICAL=1
-    _hp_pack_item "$((first + i))" "${lines[i]}" "$key" "$body" &
+    if [[ -n $key ]]; then
+      _hp_pack_item "$((first + i))" "$body" "$key" "${@:i+1:1}" &
+    else
+      _hp_pack_item "$((first + i))" "$body" &
+    fi
     _HP_PACK_RUNNING[$!]=1
     _HP_PACK_ORDER+=("$!")
     _hp_leave_critical
@@ -391,7 +423,8 @@ hp_map_pack() {
   _HP_PACK_PARENT=0
 }
 
-# Runs in the item's subshell: its own traps and task index, the item, the body; exits as an unpacked task would.
+# Runs in the item's subshell: its own traps and task index, the item (a map's: KEY and VALUE), the body;
+# exits as an unpacked task would. Arguments: INDEX BODY [KEY VALUE]
 _hp_pack_item() {
   _HP_PACK_PARENT=0
   _HP_PACK_RUNNING=()
@@ -403,13 +436,15 @@ _hp_pack_item() {
   HPCPIPE_TASK=$1
   export HPCPIPE_TASK
   _HP_SLURM_JSON="${_HP_SLURM_JSON%\"task\":*}\"task\":$HPCPIPE_TASK}"
-  _HP_ITEM=$2
-  _HP_HAS_ITEM=1
-  _HP_CTX[$3]=$2
-  HPCPIPE_ITEM=$2
-  export HPCPIPE_ITEM
-  export -- "$3=$2"
-  "$4"
+  if (($# == 4)); then
+    _HP_ITEM=$4
+    _HP_HAS_ITEM=1
+    _HP_CTX[$3]=$4
+    HPCPIPE_ITEM=$4
+    export HPCPIPE_ITEM
+    export -- "$3=$4"
+  fi
+  "$2"
   if ((_HP_JOB_FAILED)); then
     _hp_log "item $HPCPIPE_TASK: failed"
     exit 1

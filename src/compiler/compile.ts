@@ -2,10 +2,10 @@ import { shortSignature } from "../core/signature.js";
 import type { PipelineStep } from "../core/step.js";
 import { mergeResources, secondsToSlurmTime, slurmTimeToSeconds as slurmSeconds } from "../plan/resources.js";
 import type { Resources } from "../plan/resources.js";
-import { itemsPerTaskOf, packedItems, PLAN_FORMAT_VERSION } from "../plan/plan.js";
+import { itemsPerTaskOf, packedItemCount, packedItems, PLAN_FORMAT_VERSION } from "../plan/plan.js";
 import type { ArraySpec, CompiledPlan, Dependency, Need, PlanJob, PlanLayout, PlanNode, PlanStep, TaskBody } from "../plan/plan.js";
 import { CommandStep } from "../spec/command-step.js";
-import { fuseOptOut, throttleOf } from "../spec/annotations.js";
+import { fuseOptOut, groupPackingOf, throttleOf } from "../spec/annotations.js";
 import type { MapPacking } from "../spec/map-step.js";
 import { contextKeyProblem } from "../spec/context-keys.js";
 import { chunkArray } from "./chunk.js";
@@ -183,6 +183,7 @@ export function compile(input: CompileInput): CompiledPlan {
     resources: Resources,
     incoming: Dependency[],
     map?: PlanJob["map"],
+    groupPack?: PlanJob["groupPack"],
   ): Dependency[] => {
     if (total === 0) return incoming;
     const chunks = chunkArray(total, target.maxArraySize, throttle);
@@ -199,6 +200,7 @@ export function compile(input: CompileInput): CompiledPlan {
         shape,
         bodies,
         ...(map ? { map } : {}),
+        ...(groupPack ? { groupPack } : {}),
         array: arraySpec(chunk, total),
         dependencies: chunkDeps,
         resources,
@@ -242,8 +244,15 @@ export function compile(input: CompileInput): CompiledPlan {
         }));
         const perTask = perChild.map((c) => sequenceResources(c.leaves.map((l) => l.resources), unit.key, problems));
         const resources = combineResources(perTask, unit.key, problems);
-        const throttle = throttleOf(unit.step) ?? target.arrayThrottle;
-        current = arrayJobs(unit.step.name, "group", bodies, bodies.length, throttle, resources, current);
+        const pack = resolvePacking(unit.key, groupPackingOf(unit.step), bodies.length, resources, throttleOf(unit.step), problems);
+        if (pack === null) {
+          current = arrayJobs(unit.step.name, "group", bodies, bodies.length, throttleOf(unit.step) ?? target.arrayThrottle, resources, current);
+        } else {
+          current = arrayJobs(unit.step.name, "group", bodies, pack.tasks, pack.throttle ?? target.arrayThrottle, pack.resources, current, undefined, {
+            itemsPerTask: pack.itemsPerTask,
+            itemCpus: pack.itemCpus,
+          });
+        }
       } else {
         const m = unit.step;
         const itemKey = `${unit.key}.{i}`;
@@ -437,12 +446,14 @@ function arraySpec(chunk: Chunk, total: number): ArraySpec {
   return { count: chunk.count, offset: chunk.offset, throttle: chunk.throttle, chunk: chunk.chunk, chunks: chunk.chunks, total, indices: null };
 }
 
-/** Concrete step keys a task of a job runs (`{i}` replaced by its logical index, or by each item index of a packed task). */
+/** Concrete step keys a task of a job runs (`{i}` replaced by its logical index, or by each item index of a packed task; a packed group's children). */
 function taskKeys(job: Omit<PlanJob, "script">, logical: number, items: Record<string, string[]>): string[] {
   if (job.shape === "single") return job.bodies.flatMap((b) => b.steps.map((s) => s.key));
-  const body = job.shape === "map" ? job.bodies[0] : job.bodies[logical];
-  const indices = job.shape === "map" ? packedItems(itemsPerTaskOf(job), logical, items[job.map?.key ?? ""]?.length ?? 0) : [logical];
-  return indices.flatMap((i) => (body?.steps ?? []).map((s) => s.key.split("{i}").join(String(i))));
+  const indices = packedItems(itemsPerTaskOf(job), logical, packedItemCount(items, job));
+  return indices.flatMap((i) => {
+    const body = job.shape === "map" ? job.bodies[0] : job.bodies[i];
+    return (body?.steps ?? []).map((s) => s.key.split("{i}").join(String(i)));
+  });
 }
 
 /**

@@ -19,7 +19,11 @@ function runsLabel(job: PlanJob): string {
     const packed = (job.map.itemsPerTask ?? 1) > 1 ? ` (${job.map.itemsPerTask} items per task)` : "";
     return `map ${job.map.key}: ${job.steps.join(" -> ")} per item${packed}`;
   }
-  if (job.shape === "group") return `group: ${job.bodies.map((b, i) => `[${i}] ${b.unitKey ?? b.steps.map((s) => s.key).join(" -> ")}`).join(", ")}`;
+  if (job.shape === "group") {
+    const per = job.groupPack?.itemsPerTask ?? 1;
+    const packed = per > 1 ? ` (${per} children per task)` : "";
+    return `group${packed}: ${job.bodies.map((b, i) => `[${i}] ${b.unitKey ?? b.steps.map((s) => s.key).join(" -> ")}`).join(", ")}`;
+  }
   return job.steps.join(" -> ");
 }
 

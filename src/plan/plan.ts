@@ -81,9 +81,28 @@ export interface PlanMap {
   itemCpus?: number;
 }
 
-/** Items per array task of a map job: 1 unless it is packed. */
-export function itemsPerTaskOf(job: Pick<PlanJob, "shape" | "map">): number {
-  return job.shape === "map" ? (job.map?.itemsPerTask ?? 1) : 1;
+/**
+ * A packed parallel group: each array task runs several of the group's
+ * children (task t runs children `[t*n, min((t+1)*n, children))`, each with
+ * its own keys, logs and state files). Absent for an unpacked group, whose
+ * task i runs child i.
+ */
+export interface PlanGroupPack {
+  itemsPerTask: number;
+  /** The CPUs one child uses; a task runs at most `max(1, floor(SLURM_CPUS_PER_TASK / itemCpus))` children at once. */
+  itemCpus: number;
+}
+
+/** Items (map items, or a packed group's children) per array task: 1 unless the job is packed. */
+export function itemsPerTaskOf(job: Pick<PlanJob, "shape" | "map" | "groupPack">): number {
+  if (job.shape === "map") return job.map?.itemsPerTask ?? 1;
+  if (job.shape === "group") return job.groupPack?.itemsPerTask ?? 1;
+  return 1;
+}
+
+/** How many items a packed job's tasks share out: a map's items, a group's children. */
+export function packedItemCount(items: Readonly<Record<string, readonly string[]>>, job: Pick<PlanJob, "shape" | "map" | "bodies">): number {
+  return job.shape === "map" ? (items[job.map?.key ?? ""]?.length ?? 0) : job.bodies.length;
 }
 
 /**
@@ -124,11 +143,16 @@ export interface PlanJob {
   id: string;
   /** SLURM job name (`--job-name`). */
   name: string;
-  /** Plain job: one body. Group array: one body per task (task i runs bodies[i]). Map array: one body template run for every item. */
+  /**
+   * Plain job: one body. Group array: one body per child (task i runs bodies[i]; a packed group's
+   * task t runs the bodies of its children). Map array: one body template run for every item.
+   */
   shape: "single" | "group" | "map";
   bodies: TaskBody[];
   /** Map only: the map's key, where its items live (`items/<key>.txt`) and the item's context key. */
   map?: PlanMap;
+  /** Packed parallel group only: how many children each task runs. */
+  groupPack?: PlanGroupPack;
   array: ArraySpec | null;
   dependencies: Dependency[];
   resources: Resources;

@@ -212,7 +212,16 @@ export function jobView(job: RenderableJob, ctx: JobRenderContext) {
   // gets the arms of its chunk) or only its chunk's bodies (body i runs logical task offset + i).
   const count = job.array?.count ?? 1;
   const total = job.array?.total ?? count;
-  const allBodies = isGroup && job.bodies.length === total;
+  // A packed group carries every child's body; task t runs children [t*n, (t+1)*n).
+  let groupPack: { count: number; itemsPerTask: number; itemCpus: number } | null = null;
+  if (isGroup && job.groupPack !== undefined && checkInt(job.groupPack.itemsPerTask, "groupPack.itemsPerTask", 1) > 1) {
+    const n = job.groupPack.itemsPerTask;
+    if (Math.ceil(job.bodies.length / n) !== total) {
+      fail(`a packed group job of ${total} task(s) with ${n} children per task needs ${(total - 1) * n + 1}-${total * n} bodies, got ${job.bodies.length}`);
+    }
+    groupPack = { count: job.bodies.length, itemsPerTask: n, itemCpus: checkInt(job.groupPack.itemCpus, "groupPack.itemCpus", 1) };
+  }
+  const allBodies = isGroup && (groupPack !== null || job.bodies.length === total);
   if (isGroup && !allBodies && job.bodies.length !== count) {
     fail(`a group job has one body per logical task (${total}) or per task of its chunk (${count}), got ${job.bodies.length}`);
   }
@@ -234,7 +243,9 @@ export function jobView(job: RenderableJob, ctx: JobRenderContext) {
     }
   }
   const tasks = job.bodies.map((body, i) => ({ body, task: allBodies ? i : offset + i }));
-  const inChunk = allBodies ? tasks.filter((t) => t.task >= offset && t.task < offset + count) : tasks;
+  // The arms this chunk's tasks run: logical tasks [offset, offset + count), or their children when packed.
+  const per = groupPack?.itemsPerTask ?? 1;
+  const inChunk = allBodies ? tasks.filter((t) => t.task >= offset * per && t.task < (offset + count) * per) : tasks;
   const bodies = inChunk.map(({ body, task }) => {
     let unit = null;
     if (body.unitKey !== null) {
@@ -261,7 +272,7 @@ export function jobView(job: RenderableJob, ctx: JobRenderContext) {
       isSingle: job.shape === "single",
       isGroup,
       isMap,
-      isPacked: pack !== null,
+      isPacked: pack !== null || groupPack !== null,
       isArray: job.array === null ? 0 : 1,
       offset,
     },
@@ -286,6 +297,7 @@ export function jobView(job: RenderableJob, ctx: JobRenderContext) {
     modules: [...(cluster.modules ?? [])],
     setup: [...(cluster.setup ?? [])],
     map: map === null ? null : { key: map.key, itemsFile: map.itemsFile, itemKey: map.itemKey, ...(pack ?? {}) },
+    group: groupPack,
     bodies,
   };
 }
@@ -300,8 +312,11 @@ export function renderJobScript(job: RenderableJob, ctx: JobRenderContext, templ
     const view = jobView(job, ctx);
     const text = templates.sbatch(view);
     // Templates written before task packing would run one item per task and silently skip the rest.
-    if (view.job.isPacked && !/^\s*hp_map_pack /m.test(text)) {
+    if (view.job.isMap && view.job.isPacked && !/^\s*hp_map_pack /m.test(text)) {
       fail("the job packs several map items into each task, but the sbatch template does not call hp_map_pack (see templates/sbatch.hbs)");
+    }
+    if (view.job.isGroup && view.job.isPacked && !/^\s*hp_group_pack /m.test(text)) {
+      fail("the job packs several group children into each task, but the sbatch template does not call hp_group_pack (see templates/sbatch.hbs)");
     }
     return text;
   } catch (err) {

@@ -7,9 +7,12 @@
  */
 import type { PipelineStep } from "../core/step.js";
 import { CommandStep } from "./command-step.js";
+import { parsePacking } from "./map-step.js";
+import type { MapPacking, PackingOptions } from "./map-step.js";
 
 const noFuseSteps = new WeakSet<PipelineStep>();
 const throttles = new WeakMap<PipelineStep, number>();
+const packings = new WeakMap<PipelineStep, MapPacking>();
 
 /** Opts a step (and, for a composite, its whole sub-tree) out of fusion; returns the step. */
 export function noFuse<T extends PipelineStep>(step: T): T {
@@ -41,4 +44,24 @@ export function throttleOf(step: PipelineStep): number | null {
   const own = (step as { throttle?: unknown }).throttle;
   if (typeof own === "number") return own;
   return throttles.get(step) ?? null;
+}
+
+/**
+ * Task packing for a parallel group on a cluster (the spec's `items_per_task`,
+ * `task_duration` / `item_duration`, `task_cpus` on a group): each array task
+ * runs several children, each still with its own keys, logs and state files.
+ * In-process runs ignore it; it is not part of the signature. Returns the step.
+ */
+export function withPacking<T extends PipelineStep>(step: T, options: PackingOptions): T {
+  const where = `group ${step.name}`;
+  if (!step.parallel) throw new RangeError(`${where}: task packing applies to a parallel group (an array job); this group runs its children one after another`);
+  const packing = parsePacking(options, where);
+  if (packing === null) packings.delete(step);
+  else packings.set(step, packing);
+  return step;
+}
+
+/** The packing a parallel group asked for with `withPacking`; null when none. */
+export function groupPackingOf(step: PipelineStep): MapPacking | null {
+  return packings.get(step) ?? null;
 }

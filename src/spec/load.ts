@@ -11,7 +11,7 @@ import { StepGroup } from "../core/step-group.js";
 import { StepDefinitionError } from "../core/step.js";
 import type { PipelineStep } from "../core/step.js";
 import type { Resources } from "../plan/resources.js";
-import { noFuse, withThrottle } from "./annotations.js";
+import { noFuse, withPacking, withThrottle } from "./annotations.js";
 import { CommandStep } from "./command-step.js";
 import { contextKeyProblem } from "./context-keys.js";
 import { itemProblem, MapStep } from "./map-step.js";
@@ -272,6 +272,12 @@ function buildEntry(entry: SpecEntry, path: PathSegment[], problems: FieldProble
       })),
     );
     if (step && entry.throttle !== undefined) withThrottle(step, entry.throttle);
+    const packed = step;
+    if (packed && (entry.items_per_task ?? entry.task_duration ?? entry.item_duration ?? entry.task_cpus) !== undefined) {
+      step = guard(path, problems, source, () =>
+        withPacking(packed, defined({ itemsPerTask: entry.items_per_task, taskDuration: entry.task_duration, itemDuration: entry.item_duration, taskCpus: entry.task_cpus })),
+      );
+    }
   } else if ("map" in entry) {
     step = guard(path, problems, source, () =>
       new MapStep(defined({

@@ -67,9 +67,17 @@ export interface MapPacking {
   taskCpus: number | null;
 }
 
-function packingOf(options: MapStepOptions): MapPacking | null {
+/** The packing options a map (or, through `withPacking`, a parallel group) takes. */
+export interface PackingOptions {
+  itemsPerTask?: number;
+  taskDuration?: string;
+  itemDuration?: string;
+  taskCpus?: number;
+}
+
+/** A packing request checked; null when none was given. `where` names the step in errors (`map validate`). */
+export function parsePacking(options: PackingOptions, where: string): MapPacking | null {
   const { itemsPerTask, taskDuration, itemDuration, taskCpus } = options;
-  const where = `map ${options.name}`;
   if (itemsPerTask === undefined && taskDuration === undefined && itemDuration === undefined && taskCpus === undefined) return null;
   if (itemsPerTask !== undefined && (!Number.isInteger(itemsPerTask) || itemsPerTask < 1)) {
     throw new StepDefinitionError(`${where}: itemsPerTask must be a whole number >= 1, got ${itemsPerTask}`);
@@ -162,7 +170,7 @@ export class MapStep extends CompositeStep {
     this.throttle = options.concurrency ?? null;
     this.continue_on_item_error = options.continue_on_item_error ?? false;
     this.itemsSource = options.itemsSource;
-    this.packing = packingOf(options);
+    this.packing = parsePacking(options, `map ${options.name}`);
   }
 
   override get kind(): "map" {

@@ -150,6 +150,10 @@ export const groupEntrySchema = z
     group: stepNameSchema,
     parallel: z.boolean().optional(),
     throttle: throttleSchema.optional(),
+    items_per_task: z.number().int().min(1).optional(),
+    task_duration: packDurationSchema.optional(),
+    item_duration: packDurationSchema.optional(),
+    task_cpus: z.number().int().min(1).max(100_000).optional(),
     continue_on_error: z.boolean().optional(),
     version: versionSchema.optional(),
     fuse: z.boolean().optional(),
@@ -160,6 +164,15 @@ export const groupEntrySchema = z
     if (g.throttle !== undefined && g.parallel !== true) {
       ctx.addIssue({ code: "custom", message: "throttle limits a parallel group; add parallel: true or remove throttle", path: ["throttle"], input: g.throttle });
     }
+    const packing = (["items_per_task", "task_duration", "item_duration", "task_cpus"] as const).find((k) => g[k] !== undefined);
+    if (packing !== undefined && g.parallel !== true) {
+      ctx.addIssue({
+        code: "custom",
+        message: `${packing} packs a parallel group's children into array tasks; add parallel: true or remove it`,
+        path: [packing],
+        input: g[packing],
+      });
+    } else refinePacking(g, ctx);
   });
 
 export const pipelineEntrySchema = z
@@ -195,29 +208,7 @@ export const mapEntrySchema = z
   })
   .strict()
   .superRefine((m, ctx) => {
-    if (m.items_per_task !== undefined && (m.task_duration !== undefined || m.item_duration !== undefined)) {
-      ctx.addIssue({
-        code: "custom",
-        message: "expected items_per_task or task_duration with item_duration, not both",
-        path: [m.task_duration !== undefined ? "task_duration" : "item_duration"],
-        input: m,
-      });
-    } else if ((m.task_duration === undefined) !== (m.item_duration === undefined)) {
-      const missing = m.task_duration === undefined ? "task_duration" : "item_duration";
-      ctx.addIssue({
-        code: "custom",
-        message: `expected ${missing} too: task_duration / item_duration gives the items per task`,
-        path: [missing === "task_duration" ? "item_duration" : "task_duration"],
-        input: m,
-      });
-    } else if (m.task_cpus !== undefined && m.items_per_task === undefined && m.task_duration === undefined) {
-      ctx.addIssue({
-        code: "custom",
-        message: "task_cpus applies to packed tasks: expected items_per_task (or task_duration with item_duration) too",
-        path: ["task_cpus"],
-        input: m.task_cpus,
-      });
-    }
+    refinePacking(m, ctx);
     if ((m.items === undefined) === (m.items_file === undefined)) {
       ctx.addIssue({
         code: "custom",
@@ -227,6 +218,40 @@ export const mapEntrySchema = z
       });
     }
   });
+
+interface PackingFields {
+  items_per_task?: number | undefined;
+  task_duration?: string | undefined;
+  item_duration?: string | undefined;
+  task_cpus?: number | undefined;
+}
+
+/** The packing fields of a map or a parallel group go together as the compiler reads them. */
+function refinePacking(m: PackingFields, ctx: z.RefinementCtx): void {
+  if (m.items_per_task !== undefined && (m.task_duration !== undefined || m.item_duration !== undefined)) {
+    ctx.addIssue({
+      code: "custom",
+      message: "expected items_per_task or task_duration with item_duration, not both",
+      path: [m.task_duration !== undefined ? "task_duration" : "item_duration"],
+      input: m,
+    });
+  } else if ((m.task_duration === undefined) !== (m.item_duration === undefined)) {
+    const missing = m.task_duration === undefined ? "task_duration" : "item_duration";
+    ctx.addIssue({
+      code: "custom",
+      message: `expected ${missing} too: task_duration / item_duration gives the items per task`,
+      path: [missing === "task_duration" ? "item_duration" : "task_duration"],
+      input: m,
+    });
+  } else if (m.task_cpus !== undefined && m.items_per_task === undefined && m.task_duration === undefined) {
+    ctx.addIssue({
+      code: "custom",
+      message: "task_cpus applies to packed tasks: expected items_per_task (or task_duration with item_duration) too",
+      path: ["task_cpus"],
+      input: m.task_cpus,
+    });
+  }
+}
 
 export const specDocumentSchema = z
   .object({

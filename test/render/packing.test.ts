@@ -12,9 +12,25 @@ import { join } from "node:path";
 import { defaultTemplatesDir, loadTemplates } from "../../src/render/environment.js";
 import { jobView, renderJobScript } from "../../src/render/render.js";
 import { afterEach, describe, expect, it } from "vitest";
-import { context, mapJob, packedMapJob, step } from "./fixtures.js";
+import { context, groupJob, mapJob, packedMapJob, step } from "./fixtures.js";
 import { allStates, arrayEnv, makeRun, processAlive, readState, removeRun, runScript, startScript, waitFor, writeJob } from "./harness.js";
 import type { Run } from "./harness.js";
+
+/** The sbatch template without its `{{#if job.isPacked}} ... {{else}}` branch (and that `{{/if}}`): templates from before task packing. */
+function withoutPackedBranch(sbatch: string): string {
+  const start = sbatch.indexOf("{{#if job.isPacked}}\n");
+  let depth = 0;
+  let elseAt = -1;
+  for (const m of sbatch.slice(start).matchAll(/\{\{(#if [^}]*|else|\/if)\}\}\n/g)) {
+    const at = start + (m.index ?? 0);
+    if (m[1]?.startsWith("#if")) depth++;
+    else if (m[1] === "/if") {
+      depth--;
+      if (depth === 0) return sbatch.slice(0, start) + sbatch.slice(elseAt + "{{else}}\n".length, at) + sbatch.slice(at + m[0].length);
+    } else if (depth === 1 && elseAt < 0) elseAt = at;
+  }
+  throw new Error("sbatch.hbs: no {{#if job.isPacked}} ... {{else}} ... {{/if}} block");
+}
 
 let runs: Run[] = [];
 function newRun(options: Parameters<typeof makeRun>[0] = {}): Run {
@@ -285,15 +301,21 @@ describe("rendering a packed job", () => {
     try {
       cpSync(defaultTemplatesDir(), dir, { recursive: true });
       // Templates from before task packing: no isPacked branch, hp_map_item for every map.
-      const sbatch = readFileSync(join(dir, "sbatch.hbs"), "utf8");
-      const packedBranch = sbatch.slice(sbatch.indexOf("{{#if job.isPacked}}"), sbatch.indexOf("{{else}}") + "{{else}}\n".length);
-      writeFileSync(join(dir, "sbatch.hbs"), sbatch.replace(packedBranch, "").replace(/\{\{\/if\}\}\n(?![\s\S]*\{\{\/if\}\})/, ""));
+      writeFileSync(join(dir, "sbatch.hbs"), withoutPackedBranch(readFileSync(join(dir, "sbatch.hbs"), "utf8")));
       writeFileSync(join(dir, "partials", "prologue.hbs"), readFileSync(join(dir, "partials", "prologue.hbs"), "utf8").replace(/\{\{#unless job.isPacked\}\}\n|\{\{\/unless\}\}\n/g, ""));
       const old = loadTemplates(dir);
       const packed = packedMapJob("m", "it", [step("m.{i}.s", "true")], { itemsPerTask: 4 }, { count: 2 });
       expect(() => renderJobScript(packed, context("/r"), old)).toThrow(/packs several map items into each task, but the sbatch template does not call hp_map_pack/);
-      // Unpacked maps still render with them.
+      const bodies = ["a", "b", "c"].map((n) => ({ unitKey: null, steps: [step(`g.${n}`, "true")] }));
+      const packedGroup = groupJob(bodies, {
+        groupPack: { itemsPerTask: 2, itemCpus: 1 },
+        array: { count: 2, offset: 0, throttle: null, chunk: 0, chunks: 1, total: 2, indices: null },
+      });
+      expect(() => renderJobScript(packedGroup, context("/r"), old)).toThrow(/packs several group children into each task, but the sbatch template does not call hp_group_pack/);
+      expect(renderJobScript(packedGroup, context("/r"))).toMatch(/^hp_group_pack 3 2 1 hp_item$/m);
+      // Unpacked maps and groups still render with them.
       expect(renderJobScript(mapJob("m", "it", [step("m.{i}.s", "true")], { count: 2 }), context("/r"), old)).toContain("hp_map_item items/m.txt it\n");
+      expect(renderJobScript(groupJob(bodies), context("/r"), old)).toContain('case "$HPCPIPE_TASK" in');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
