@@ -3,7 +3,7 @@
  * real: the YAML pipeline compiled by preparePlan and run by runLocal (the
  * same bash job scripts as on a cluster) with Blender and ffmpeg, on the
  * fixture models. The PNGs are read back with node:zlib only (IHDR for the
- * size; IDAT inflated and unfiltered for the pixels).
+ * size; IDAT inflated and unfiltered for the pixels; test/support/png.ts).
  *
  * Blender, its glTF importer's numpy and ffmpeg are installed by
  * scripts/install-test-tools.sh (vitest global setup). Without them the
@@ -14,7 +14,6 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { inflateSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { preparePlan } from "../../src/app/prepare.js";
 import type { PreparedPlan } from "../../src/app/prepare.js";
@@ -22,6 +21,8 @@ import { runLocal } from "../../src/app/run-local.js";
 import type { LocalRunOutcome } from "../../src/app/run-local.js";
 import { ExitCode, exitCodeFrom } from "../../src/core/index.js";
 import type { LocalRunEvent } from "../../src/local/index.js";
+import { countPixels as count, decodePng, distinctSamples, foreground, pngSize, rgb } from "../support/png.js";
+import type { Image } from "../support/png.js";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const SPEC = join(root, "examples/thumbnails/pipeline.yaml");
@@ -58,110 +59,6 @@ if (!available && !inCI) {
       "!! blender python3-numpy ffmpeg). Under CI=true this fails.\n" +
       "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n",
   );
-}
-
-// ---------------------------------------------------------------- PNG, minimal
-
-interface Image {
-  width: number;
-  height: number;
-  /** Samples per pixel: 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA (8-bit only). */
-  channels: number;
-  /** Unfiltered samples, row after row. */
-  data: Uint8Array;
-}
-
-const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-
-/** Width and height from the IHDR chunk, which must come first. */
-function pngSize(bytes: Buffer): { width: number; height: number } {
-  expect(bytes.subarray(0, 8).equals(PNG_SIGNATURE), "PNG signature").toBe(true);
-  expect(bytes.toString("latin1", 12, 16), "first chunk").toBe("IHDR");
-  return { width: bytes.readUInt32BE(16), height: bytes.readUInt32BE(20) };
-}
-
-function paeth(a: number, b: number, c: number): number {
-  const p = a + b - c;
-  const pa = Math.abs(p - a);
-  const pb = Math.abs(p - b);
-  const pc = Math.abs(p - c);
-  return pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
-}
-
-/** Decodes an 8-bit, non-interlaced PNG: concatenated IDAT inflated, each row's filter undone. */
-function decodePng(path: string): Image {
-  const bytes = readFileSync(path);
-  const { width, height } = pngSize(bytes);
-  const bitDepth = bytes[24];
-  const colourType = bytes[25];
-  const interlace = bytes[28];
-  expect({ bitDepth, interlace }, `${path}: 8-bit, not interlaced`).toEqual({ bitDepth: 8, interlace: 0 });
-  const channels = ({ 0: 1, 4: 2, 2: 3, 6: 4 } as Record<number, number>)[colourType ?? -1];
-  if (channels === undefined) throw new Error(`${path}: unsupported PNG colour type ${colourType}`);
-  const idat: Buffer[] = [];
-  for (let at = 8; at < bytes.length; ) {
-    const length = bytes.readUInt32BE(at);
-    const type = bytes.toString("latin1", at + 4, at + 8);
-    if (type === "IDAT") idat.push(bytes.subarray(at + 8, at + 8 + length));
-    if (type === "IEND") break;
-    at += 12 + length;
-  }
-  const raw = inflateSync(Buffer.concat(idat));
-  const stride = width * channels;
-  expect(raw.length, `${path}: inflated size`).toBe(height * (stride + 1));
-  const data = new Uint8Array(height * stride);
-  for (let y = 0; y < height; y++) {
-    const filter = raw[y * (stride + 1)];
-    const line = raw.subarray(y * (stride + 1) + 1, (y + 1) * (stride + 1));
-    const out = y * stride;
-    for (let x = 0; x < stride; x++) {
-      const a = x >= channels ? (data[out + x - channels] ?? 0) : 0;
-      const b = y > 0 ? (data[out - stride + x] ?? 0) : 0;
-      const c = x >= channels && y > 0 ? (data[out - stride + x - channels] ?? 0) : 0;
-      const v = line[x] ?? 0;
-      const predictor = filter === 0 ? 0 : filter === 1 ? a : filter === 2 ? b : filter === 3 ? (a + b) >> 1 : filter === 4 ? paeth(a, b, c) : NaN;
-      if (Number.isNaN(predictor)) throw new Error(`${path}: bad filter type ${filter} on row ${y}`);
-      data[out + x] = (v + predictor) & 0xff;
-    }
-  }
-  return { width, height, channels, data };
-}
-
-function rgb(img: Image, x: number, y: number): [number, number, number] {
-  const i = (y * img.width + x) * img.channels;
-  const d = img.data;
-  if (img.channels < 3) return [d[i] ?? 0, d[i] ?? 0, d[i] ?? 0];
-  return [d[i] ?? 0, d[i + 1] ?? 0, d[i + 2] ?? 0];
-}
-
-interface Foreground {
-  /** Pixels that differ from the top-left corner's colour (the background) by more than 24 in a channel. */
-  count: number;
-  minX: number;
-  maxX: number;
-  minY: number;
-  maxY: number;
-}
-
-function foreground(img: Image): Foreground {
-  const bg = rgb(img, 0, 0);
-  const f: Foreground = { count: 0, minX: img.width, maxX: -1, minY: img.height, maxY: -1 };
-  for (let y = 0; y < img.height; y++) {
-    for (let x = 0; x < img.width; x++) {
-      const p = rgb(img, x, y);
-      if (Math.max(...p.map((v, i) => Math.abs(v - (bg[i] ?? 0)))) <= 24) continue;
-      f.count++;
-      f.minX = Math.min(f.minX, x);
-      f.maxX = Math.max(f.maxX, x);
-      f.minY = Math.min(f.minY, y);
-      f.maxY = Math.max(f.maxY, y);
-    }
-  }
-  return f;
-}
-
-function distinctSamples(img: Image): number {
-  return new Set(img.data).size;
 }
 
 // ---------------------------------------------------------------- running the example
@@ -283,11 +180,6 @@ function expectImagesLookRight(work: string, size: number, minCoverage: number):
     expect(fg.maxY, `${pass}: framed (bottom margin)`).toBeLessThan(size - 1);
     expect(fg.maxX - fg.minX, `${pass}: model width in the frame`).toBeGreaterThan(size / 3);
   }
-  const count = (img: Image, test: (p: [number, number, number]) => boolean): number => {
-    let n = 0;
-    for (let y = 0; y < img.height; y++) for (let x = 0; x < img.width; x++) if (test(rgb(img, x, y))) n++;
-    return n;
-  };
   // normal: colourful (strongly unequal channels over much of the model).
   expect(count(images.normal, (p) => Math.max(...p) - Math.min(...p) > 80) / (size * size)).toBeGreaterThan(minCoverage / 2);
   // depth: grey everywhere, with a ramp of many levels over the model.
