@@ -5,6 +5,7 @@ import { registerCancelCommand } from "./commands/cancel.js";
 import { registerCollectCommand } from "./commands/collect.js";
 import { registerLogsCommand } from "./commands/logs.js";
 import { registerPlanCommand } from "./commands/plan.js";
+import { registerReportCommand } from "./commands/report.js";
 import { registerRunCommand } from "./commands/run.js";
 import { registerRunsCommand } from "./commands/runs.js";
 import { registerStatusCommand } from "./commands/status.js";
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   registerCancelCommand(program);
   registerLogsCommand(program);
   registerRunsCommand(program);
+  registerReportCommand(program);
   registerInspectCommand(program);
   return program;
 }

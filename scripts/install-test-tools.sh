@@ -2,7 +2,8 @@
 # Installs the command-line tools the test suite uses besides the SLURM
 # cluster (scripts/cluster/up.sh): shellcheck, to lint every rendered job script;
 # blender, python3-numpy (Blender's glTF importer needs it) and ffmpeg, for the
-# thumbnail example (examples/thumbnails/).
+# thumbnail example (examples/thumbnails/); chromium (headless), to render and
+# screenshot the HTML run reports (`hpcpipe report`).
 # Idempotent; needs root and apt-get only when something is missing.
 set -euo pipefail
 
@@ -12,6 +13,7 @@ command -v blender >/dev/null 2>&1 || missing+=(blender)
 # A library, not a command: ask dpkg (the Debian blender package does not pull it in).
 dpkg-query -W -f='${Status}' python3-numpy 2>/dev/null | grep -q 'install ok installed' || missing+=(python3-numpy)
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 [ "${#missing[@]}" -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
@@ -20,7 +22,7 @@ if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   exit 2
 fi
 export DEBIAN_FRONTEND=noninteractive
-echo "install-test-tools: installing ${missing[*]} (blender: about 25 s and 600 MB the first time)" >&2
+echo "install-test-tools: installing ${missing[*]} (blender: about 25 s and 600 MB the first time; chromium: about 10 s and 360 MB)" >&2
 apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null 2>&1 || {
   apt-get update >/dev/null
   apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null

@@ -38,6 +38,8 @@ export async function runLocal(
   const runDir = plan.layout.runDir;
   await mkdir(runDir, { recursive: true, mode: 0o700 });
   await copyBundle(loaded.specDir, loaded.bundle, join(runDir, plan.layout.work));
+  // The compiled plan beside the result, as a cluster run's record keeps it: `hpcpipe report` reads the tree from it.
+  await writeJsonAtomic(join(runDir, "plan.json"), plan, { mode: 0o600 });
   const result = await runPlanLocally(plan, {
     runDir,
     ...(options.cpus !== undefined ? { cpus: options.cpus } : {}),

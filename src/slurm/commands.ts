@@ -1,6 +1,6 @@
 // argv builders for every SLURM command hpcpipe runs. Each returns an array of
 // words (never a shell string); the transport quotes them for the remote shell.
-import { SACCT_FIELDS, SQUEUE_FORMAT } from "./parse.js";
+import { SACCT_FIELDS, SACCT_TIME_FIELDS, SQUEUE_FORMAT } from "./parse.js";
 
 /** A job id as hpcpipe stores it: `123`, or one array task `123_4`. Anything else could change the meaning of an id list. */
 const JOB_ID = /^\d+(?:_\d+)?$/;
@@ -46,6 +46,17 @@ export function squeueArgv(ids: readonly string[], options: SqueueOptions = {}):
 export function sacctArgv(ids: readonly string[]): string[] {
   assertJobIds(ids);
   return ["sacct", "-X", "-n", "-P", "-o", SACCT_FIELDS.join(","), "-j", unique(ids).join(",")];
+}
+
+/**
+ * One sacct for when and where every job ran (`hpcpipe report`):
+ * `env SLURM_TIME_FORMAT=%s sacct -X -n -P -o JobID,JobIDRaw,State,Submit,Eligible,Start,End,NodeList -j 44,45`.
+ * SLURM_TIME_FORMAT=%s makes every time epoch seconds (sacct otherwise prints
+ * the cluster's local time without a zone); `env` sets it for sacct alone.
+ */
+export function sacctTimesArgv(ids: readonly string[]): string[] {
+  assertJobIds(ids);
+  return ["env", "SLURM_TIME_FORMAT=%s", "sacct", "-X", "-n", "-P", "-o", SACCT_TIME_FIELDS.join(","), "-j", unique(ids).join(",")];
 }
 
 /**

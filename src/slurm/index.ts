@@ -11,23 +11,25 @@ export {
   failureOf,
 } from "./errors.js";
 export type { CommandExecutor, CommandResult } from "./errors.js";
-export { assertJobIds, sacctArgv, sbatchArgv, scancelArgv, scontrolArgv, squeueArgv } from "./commands.js";
+export { assertJobIds, sacctArgv, sacctTimesArgv, sbatchArgv, scancelArgv, scontrolArgv, squeueArgv } from "./commands.js";
 export type { DependencyType, SbatchOptions, SqueueOptions } from "./commands.js";
 export {
   SACCT_FIELDS,
+  SACCT_TIME_FIELDS,
   SQUEUE_FORMAT,
   dedupeTasks,
   expandArrayRange,
   parseExitCode,
   parsePrintedJobId,
   parseSacct,
+  parseSacctTimes,
   parseSbatchParsable,
   parseScontrol,
   parseScontrolLine,
   parseSqueue,
   taskKey,
 } from "./parse.js";
-export type { RecordSource, TaskRecord } from "./parse.js";
+export type { JobTimesRecord, RecordSource, TaskRecord } from "./parse.js";
 export { SlurmScheduler, unknownRecord } from "./scheduler.js";
 export type { JobStatusMap, SlurmSchedulerOptions } from "./scheduler.js";
 export { DEFAULT_POLL_POLICY, PollInterval, nextPollDelay, pollPolicy, statusFingerprint } from "./poll.js";

@@ -245,6 +245,93 @@ export function parseSacct(stdout: string): TaskRecord[] {
   return records;
 }
 
+/**
+ * The fields of the one-query timing lookup (`hpcpipe report`), in this order.
+ * Asked for with SLURM_TIME_FORMAT=%s, so the times are epoch seconds and no
+ * time zone of the cluster has to be guessed.
+ */
+export const SACCT_TIME_FIELDS = ["JobID", "JobIDRaw", "State", "Submit", "Eligible", "Start", "End", "NodeList"] as const;
+
+/** When one job or array task was submitted, became eligible (its dependencies met), started and ended, and where it ran. */
+export interface JobTimesRecord {
+  /** The task's own job id (JobIDRaw); for a pending range, the array job id. */
+  jobId: string;
+  arrayJobId: string | null;
+  taskId: number | null;
+  /** The id as sacct printed it (`44`, `46_3`, `52_[2-9%2]`). */
+  rawId: string;
+  state: JobState;
+  rawState: string;
+  /** Epoch seconds; null when SLURM does not know it (`Unknown`, `None`). */
+  submit: number | null;
+  eligible: number | null;
+  start: number | null;
+  end: number | null;
+  /** The nodes it ran on (`node01`, `node[01-04]`); null when none was assigned. */
+  nodes: string | null;
+}
+
+const EPOCH_OR_UNKNOWN = z.union([z.string().regex(/^\d{1,12}$/), z.enum(["Unknown", "None", ""])]);
+
+const SacctTimesRow = z.object({
+  rawId: z.string().regex(PRINTED_ID),
+  jobIdRaw: z.string().regex(JOB_ID),
+  state: z.string().min(1).max(128),
+  submit: EPOCH_OR_UNKNOWN,
+  eligible: EPOCH_OR_UNKNOWN,
+  start: EPOCH_OR_UNKNOWN,
+  end: EPOCH_OR_UNKNOWN,
+  nodes: z.string().max(4096),
+});
+
+function epoch(text: string): number | null {
+  return /^\d+$/.test(text) ? Number(text) : null;
+}
+
+/**
+ * Parses `SLURM_TIME_FORMAT=%s sacct -X -n -P -o JobID,JobIDRaw,State,Submit,Eligible,Start,End,NodeList`.
+ * Step rows are skipped; a pending range (`52_[2-9%2]`) becomes one record per
+ * task, without start, end or node. Times that are not epoch seconds (the
+ * query was run without SLURM_TIME_FORMAT=%s) are refused: local wall-clock
+ * times without a zone could be hours off.
+ */
+export function parseSacctTimes(stdout: string): JobTimesRecord[] {
+  const records: JobTimesRecord[] = [];
+  for (const { line, lineNumber } of lines(stdout)) {
+    const fields = line.split("|");
+    if (fields.length !== SACCT_TIME_FIELDS.length) {
+      throw new SlurmOutputError(`sacct line has ${fields.length} fields, expected ${SACCT_TIME_FIELDS.length}`, line, lineNumber);
+    }
+    const [rawId, jobIdRaw, state, submit, eligible, start, end, nodes] = fields;
+    if (rawId?.includes(".")) continue; // a job step (`45.batch`), not the allocation
+    const parsedRow = SacctTimesRow.safeParse({ rawId, jobIdRaw, state, submit, eligible, start, end, nodes });
+    if (!parsedRow.success) throw invalid(parsedRow.error, line, lineNumber, "sacct");
+    const row = parsedRow.data;
+    const parsedId = parsePrintedJobId(row.rawId);
+    if (!parsedId) throw new SlurmOutputError("sacct JobID has an unknown shape", line, lineNumber);
+    const translated = translateState(row.state);
+    const nodeText = nullable(row.nodes);
+    const common = {
+      rawId: row.rawId,
+      state: translated.state,
+      rawState: translated.raw,
+      submit: epoch(row.submit),
+      eligible: epoch(row.eligible),
+      start: epoch(row.start),
+      end: epoch(row.end),
+      nodes: nodeText === null || nodeText === "None assigned" ? null : nodeText,
+    };
+    if (parsedId.taskIds === null) {
+      records.push({ jobId: row.jobIdRaw, arrayJobId: null, taskId: null, ...common });
+      continue;
+    }
+    for (const taskId of parsedId.taskIds) {
+      records.push({ jobId: parsedId.isRange ? parsedId.baseId : row.jobIdRaw, arrayJobId: parsedId.baseId, taskId, ...common });
+    }
+  }
+  return records;
+}
+
 /** Keys of `scontrol show job -o` whose values are free text and may contain spaces and `=`. */
 const FREE_TEXT_KEYS = new Set([
   "JobName",

@@ -1,7 +1,7 @@
 // The SLURM scheduler: status of many jobs in a bounded number of queries,
 // one scancel for many jobs, one sbatch per job. Commands go through an
 // injected executor (the SSH transport, or a local one in tests).
-import { sacctArgv, sbatchArgv, scancelArgv, scontrolArgv, squeueArgv, type SbatchOptions } from "./commands.js";
+import { sacctArgv, sacctTimesArgv, sbatchArgv, scancelArgv, scontrolArgv, squeueArgv, type SbatchOptions } from "./commands.js";
 import {
   AccountingDisabledError,
   InvalidJobIdError,
@@ -15,10 +15,12 @@ import {
   dedupeTasks,
   parsePrintedJobId,
   parseSacct,
+  parseSacctTimes,
   parseSbatchParsable,
   parseScontrol,
   parseSqueue,
   taskKey,
+  type JobTimesRecord,
   type TaskRecord,
 } from "./parse.js";
 
@@ -123,6 +125,30 @@ export class SlurmScheduler {
     const result: JobStatusMap = new Map();
     for (const id of ids) result.set(id, dedupeTasks(found.get(id) ?? [unknownRecord(id)]));
     return result;
+  }
+
+  /**
+   * When and where every task of the given jobs ran: ONE sacct (accounting
+   * only; scontrol forgets finished jobs). Throws AccountingDisabledError
+   * without accounting (also when this scheduler already knows it is off,
+   * without running anything) and AccountingUnavailableError when slurmdbd is down.
+   */
+  async jobTimes(jobIds: readonly string[]): Promise<JobTimesRecord[]> {
+    const ids = [...new Set(jobIds)];
+    if (ids.length === 0) return [];
+    const argv = sacctTimesArgv(ids);
+    if (this.accountingOff) {
+      throw new AccountingDisabledError(argv, { code: null, stdout: "", stderr: "accounting is off for this scheduler (accounting: off, or sacct said so earlier)" });
+    }
+    this.queryCount += 1;
+    const result = await this.execute(argv);
+    try {
+      checkResult(argv, result);
+    } catch (error) {
+      if (error instanceof AccountingDisabledError && this.accountingMode !== "on") this.accountingOff = true;
+      throw error;
+    }
+    return this.parsed(argv, result, parseSacctTimes);
   }
 
   /** Cancels every given job (all tasks of an array) with ONE scancel; ids that already finished are fine. */
