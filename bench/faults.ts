@@ -2,19 +2,26 @@
 // each fault, printed as one table: fault, tries, outcome, states lost, executions outside the run
 // dir (and plan jobs submitted twice / steps run twice). The faults come from the helpers the tests
 // use (test/faults/): a TCP proxy in front of the real sshd that cuts the connection, and a shim
-// sbatch first in the submit script's PATH (cluster config path_prepend). Prints; never asserts.
-// Run after a build: `node dist/bench/faults.js [--tries N] [--only TEXT]` (about 2.5 minutes with the default).
+// sbatch first in the submit script's PATH (cluster config path_prepend). Then the hostile inputs of
+// the security suite (test/security/hostile-values.ts), in the same table: every value of the table
+// as a context value, a map item, an #SBATCH value, a name, a run id and a cluster config field, and
+// hostile state files planted on the cluster; "tries" counts the values tried, "outcome" those that
+// were refused before any connection or arrived byte for byte, "executions outside the run dir" the
+// canaries a value created (here and on the cluster). Prints; never asserts.
+// Run after a build: `node dist/bench/faults.js [--tries N] [--only TEXT]` (about 3.5 minutes with the default).
 import { execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs, promisify } from "node:util";
 import { collectRun, queryJobStatuses } from "../src/app/collect.js";
 import { connectCluster, withRun } from "../src/app/connect.js";
+import type { TransportFactory } from "../src/app/connect.js";
 import { concreteSteps } from "../src/app/resume.js";
 import { watchRun } from "../src/app/status.js";
+import { cancelRun } from "../src/app/cancel.js";
 import { submitRun, waitAndCollect } from "../src/app/submit.js";
 import { loadClusterConfig } from "../src/cluster/index.js";
 import type { CompletedState } from "../src/core/completed-state.js";
@@ -26,6 +33,8 @@ import { COUNTED_STEPS, countingSpec, executions, filesOutsideRunDirs, sleep, ta
 import type { FaultFacts } from "../test/faults/env.js";
 import { FaultProxy } from "../test/faults/proxy.js";
 import { SbatchShim } from "../test/faults/sbatch-shim.js";
+import { hostileValues, newCanary } from "../test/security/hostile-values.js";
+import type { Canary, HostileValue } from "../test/security/hostile-values.js";
 
 const HERE = dirname(fileURLToPath(import.meta.url)); // dist/bench when built
 const CLI = resolve(HERE, "..", "cli", "main.js");
@@ -363,6 +372,202 @@ if (values["with-restart"]) {
   });
 }
 
+// ---- Hostile inputs (test/security/hostile-values.ts) ----------------------------------------------
+
+interface InputResult {
+  tries: number;
+  /** Values refused before any connection, or accepted and arrived exactly (or, for state files, reported on their own step). */
+  ok: number;
+  lost: number;
+  /** Canaries found: a value that was executed, here or on the cluster. */
+  outside: number;
+  note: string;
+}
+
+/** Never connects: counts the attempts. A value hpcpipe refuses must be refused before this is called. */
+let connectAttempts = 0;
+const noConnect: TransportFactory = async () => {
+  connectAttempts += 1;
+  throw new Error("bench: not connecting");
+};
+
+/** Whether `submit` refuses the spec (with these --set values) before it would connect, and the refusal's message length. */
+async function refusedBeforeConnecting(file: string, cluster = direct, set?: Record<string, string>): Promise<{ refused: boolean; message: number }> {
+  const before = connectAttempts;
+  try {
+    await submitRun({ spec: file, cluster, store, connect: noConnect, ...(set ? { set } : {}) });
+  } catch (error) {
+    return { refused: connectAttempts === before, message: (error as Error).message.length };
+  }
+  return { refused: false, message: 0 };
+}
+
+/** Canaries a hostile value left: here (the temp directory) and on the cluster (its /tmp and the user's home). */
+async function canaryHits(c: Canary): Promise<number> {
+  const there = await remote.exec(["sh", "-c", 'ls -d /tmp/"$1"* 2>/dev/null; find "$HOME" -name "$1*" 2>/dev/null; true', "sh", basename(c.path)]);
+  return c.traces().length + there.stdout.split("\n").filter(Boolean).length;
+}
+
+/** A JSON spec file (JSON is YAML). */
+function jsonSpec(doc: unknown, files: Record<string, string> = {}): string {
+  return spec(() => JSON.stringify(doc, null, 1), (f) => {
+    for (const [name, text] of Object.entries(files)) writeFileSync(join(dirname(f), name), text);
+  });
+}
+
+/** Text files under `pattern` of a run directory on the cluster, in one transfer. */
+async function remoteTexts(remoteDir: string, pattern: string): Promise<Map<string, string>> {
+  const got = await remote.getFiles(remoteDir, pattern, { maxFileBytes: 2 * 1024 * 1024 });
+  return new Map([...got].map(([k, v]) => [k, Buffer.isBuffer(v) ? v.toString("utf8") : `<${v.error}>`]));
+}
+
+/** Splits the values into refused-before-connecting and accepted, by what submit does with a spec of each. */
+async function classify(values: HostileValue[], specOf: (h: HostileValue) => { file: string; set?: Record<string, string> }): Promise<{ refused: HostileValue[]; accepted: HostileValue[]; longest: number }> {
+  const refused: HostileValue[] = [];
+  const accepted: HostileValue[] = [];
+  let longest = 0;
+  for (const h of values) {
+    const { file, set } = specOf(h);
+    const r = await refusedBeforeConnecting(file, direct, set);
+    (r.refused ? refused : accepted).push(h);
+    longest = Math.max(longest, r.message);
+  }
+  return { refused, accepted, longest };
+}
+
+const oneStepSpec = (extra: Record<string, unknown> = {}, top: Record<string, unknown> = {}): string => jsonSpec({ name: "hv", ...top, steps: [{ step: "s", run: "true", ...extra }] });
+
+const inputScenarios: Array<{ input: string; run: () => Promise<InputResult> }> = [
+  {
+    input: "hostile context values (--set), run on the cluster",
+    run: async () => {
+      const canary = newCanary("hpcpipe-bench-canary");
+      const values = hostileValues(canary.path);
+      const { refused, accepted, longest } = await classify(values, (h) => ({ file: oneStepSpec(), set: { [`s_${h.id}`]: h.value } }));
+      const keys = accepted.map((h) => `s_${h.id}`);
+      const file = jsonSpec({ name: "hvctx", steps: [{ step: "dump", requires: keys, run: ['mkdir -p "$HPCPIPE_OUT_DIR/v"', ...keys.map((k) => `printf '%s' "$${k}" > "$HPCPIPE_OUT_DIR/v/${k}"`)].join("\n") }] });
+      const out = await submitRun({ spec: file, cluster: direct, store, set: Object.fromEntries(accepted.map((h) => [`s_${h.id}`, h.value])) }, (run) => waitAndCollect(run, { policy: FAST }));
+      allRunDirs.push(out.record.remote_dir);
+      const got = await remoteTexts(out.record.remote_dir, "out/v/*");
+      const exact = accepted.filter((h) => got.get(`out/v/s_${h.id}`) === h.value).length;
+      const lost = out.then?.collect?.state.success === true ? 0 : 1;
+      return { tries: values.length, ok: refused.length + exact, lost, outside: await canaryHits(canary), note: `${exact} byte-exact, refused: ${refused.map((h) => h.id).join(", ")} (longest error ${longest} chars)` };
+    },
+  },
+  {
+    input: "hostile map items (one task each, and packed), run on the cluster",
+    run: async () => {
+      const canary = newCanary("hpcpipe-bench-canary");
+      const values = hostileValues(canary.path);
+      const itemStep = { step: "s", run: "true" };
+      const { refused, accepted, longest } = await classify(values, (h) => ({ file: jsonSpec({ name: "hv", steps: [{ map: "m", items: [h.value], steps: [itemStep] }] }) }));
+      const items = accepted.map((h) => h.value);
+      const dump = (d: string) => ({ step: "dump", requires: ["item"], run: `mkdir -p "$HPCPIPE_OUT_DIR/${d}" && printf '%s' "$item" > "$HPCPIPE_OUT_DIR/${d}/$HPCPIPE_TASK"` });
+      const file = jsonSpec({ name: "hvitems", steps: [{ map: "each", items, as: "item", steps: [dump("i")] }, { map: "packed", items, as: "item", items_per_task: 4, steps: [dump("p")] }] });
+      const out = await submitRun({ spec: file, cluster: direct, store }, (run) => waitAndCollect(run, { policy: FAST }));
+      allRunDirs.push(out.record.remote_dir);
+      const got = new Map([...(await remoteTexts(out.record.remote_dir, "out/i/*")), ...(await remoteTexts(out.record.remote_dir, "out/p/*"))]);
+      const exact = accepted.filter((h, i) => got.get(`out/i/${i}`) === h.value && got.get(`out/p/${i}`) === h.value).length;
+      const states = out.then?.collect?.state.step_states ?? {};
+      const lost = items.flatMap((_, i) => [`hvitems.each.${i}.dump`, `hvitems.packed.${i}.dump`]).filter((k) => states[k]?.success !== true).length;
+      return { tries: values.length, ok: refused.length + exact, lost, outside: await canaryHits(canary), note: `${exact} byte-exact in both maps, refused: ${refused.map((h) => h.id).join(", ")} (longest error ${longest} chars)` };
+    },
+  },
+  {
+    input: "hostile #SBATCH values (--mail-user), read back from the real sbatch",
+    run: async () => {
+      const canary = newCanary("hpcpipe-bench-canary");
+      const values = hostileValues(canary.path);
+      const mail = (v: string): string[] => ["--mail-type=FAIL", `--mail-user=${v}`];
+      const { refused, accepted } = await classify(values, (h) => ({ file: oneStepSpec({ resources: { sbatch: mail(h.value) } }) }));
+      // SLURM keeps its own default for an empty --mail-user: those are compared with the user name.
+      const file = jsonSpec({ name: "hvmail", steps: accepted.map((h) => ({ step: `m_${h.id}`, run: "true", resources: { sbatch: mail(h.value) } })) });
+      const out = await submitRun({ spec: file, cluster: direct, store });
+      allRunDirs.push(out.record.remote_dir);
+      let exact = 0;
+      for (const job of out.plan.jobs) {
+        const h = accepted.find((v) => job.steps[0] === `hvmail.m_${v.id}`);
+        const shown = await remote.exec(["scontrol", "show", "job", out.record.jobs[job.id] ?? ""]);
+        const stored = /^ {3}MailUser=(.*) MailType=FAIL$/m.exec(shown.stdout)?.[1];
+        if (h && stored === (h.value === "" ? facts.user : h.value)) exact += 1;
+      }
+      await withRun(out.record.run_id, { store }, (run) => cancelRun(run));
+      return { tries: values.length, ok: refused.length + exact, lost: 0, outside: await canaryHits(canary), note: `${exact} stored exactly by sbatch, refused: ${refused.map((h) => h.id).join(", ")}` };
+    },
+  },
+  {
+    input: "hostile step/pipeline names, run ids, cluster config fields",
+    run: async () => {
+      const canary = newCanary("hpcpipe-bench-canary");
+      const values = hostileValues(canary.path);
+      let tries = 0;
+      let refusedCount = 0;
+      const accepted: string[] = [];
+      const count = (what: string, refused: boolean): void => {
+        tries += 1;
+        if (refused) refusedCount += 1;
+        else accepted.push(what);
+      };
+      for (const h of values) {
+        count(`step ${h.id}`, (await refusedBeforeConnecting(jsonSpec({ name: "hv", steps: [{ step: h.value, run: "true" }] }))).refused);
+        count(`pipeline ${h.id}`, (await refusedBeforeConnecting(jsonSpec({ name: h.value, steps: [{ step: "s", run: "true" }] }))).refused);
+        const before = connectAttempts;
+        const byId = await withRun(h.value, { store, connect: noConnect }, async () => "opened").catch(() => "refused");
+        count(`run id ${h.id}`, byId === "refused" && connectAttempts === before);
+        for (const field of ["host", "user", "workdir", "name"]) {
+          const text = readFileSync(direct, "utf8");
+          const line = field === "host" || field === "user" ? new RegExp(`^  ${field}: .*$`, "m") : new RegExp(`^${field}: .*$`, "m");
+          const config = join(dir, `hv-${field}-${h.id}.yaml`);
+          writeFileSync(config, text.replace(line, `${field === "host" || field === "user" ? "  " : ""}${field}: ${JSON.stringify(h.value)}`));
+          count(`${field} ${h.id}`, (await refusedBeforeConnecting(oneStepSpec(), config)).refused);
+        }
+      }
+      return { tries, ok: refusedCount, lost: 0, outside: await canaryHits(canary), note: accepted.length > 0 ? `accepted: ${accepted.join(", ")}` : "" };
+    },
+  },
+  {
+    input: "hostile state files planted in states/ (9 kinds, 2 stray names)",
+    run: async () => {
+      const canary = newCanary("hpcpipe-bench-canary");
+      const planted = ["corrupt", "truncated", "huge", "schema", "mismatch", "keylink", "passwd", "dangling", "fifo"];
+      const file = jsonSpec({ name: "hvstates", steps: [...planted, "good", "other"].map((s) => ({ step: s, run: `echo ${s}` })) });
+      const out = await submitRun({ spec: file, cluster: direct, store }, (run) => waitAndCollect(run, { policy: FAST }));
+      allRunDirs.push(out.record.remote_dir);
+      const stray = `$(touch ${basename(canary.path)}).json`;
+      const plant = await remote.exec([
+        "sh",
+        "-c",
+        [
+          'cd -- "$1" || exit 1',
+          "printf '{\"success\": tr' > hvstates.corrupt.json",
+          "head -c 200 hvstates.good.json > hvstates.truncated.json",
+          `{ printf '{"x":"'; head -c ${1024 * 1024 + 10} /dev/zero | tr '\\0' a; printf '"}'; } > hvstates.huge.json`,
+          "printf '{\"key\":\"hvstates.schema\",\"success\":\"yes\"}' > hvstates.schema.json",
+          "cp hvstates.other.json hvstates.mismatch.json",
+          "rm -f hvstates.keylink.json hvstates.passwd.json hvstates.dangling.json hvstates.fifo.json",
+          'ln -s "$HOME/.ssh/authorized_keys" hvstates.keylink.json',
+          "ln -s /etc/passwd hvstates.passwd.json",
+          'ln -s "$HOME/.ssh/id_ed25519" hvstates.dangling.json',
+          "mkfifo hvstates.fifo.json",
+          "cp hvstates.good.json 'hvstates..escape.json'",
+          'cp hvstates.good.json "$2"',
+        ].join("\n"),
+        "sh",
+        remotePath(`${out.record.remote_dir}/states`),
+        stray,
+      ]);
+      if (plant.code !== 0) throw new Error(`planting failed: ${plant.stderr}`);
+      const collected = await withRun(out.record.run_id, { store }, (run) => collectRun(run));
+      const states = collected.state.step_states ?? {};
+      const failedOwn = planted.filter((s) => states[`hvstates.${s}`]?.success === false && /is unusable: /.test(states[`hvstates.${s}`]?.error ?? "")).length;
+      const strays = ((collected.state.meta.state_problems ?? []) as Array<{ file: string }>).map((p) => p.file);
+      const strayOk = [stray, "hvstates..escape.json"].filter((f) => strays.includes(f)).length;
+      const lost = ["good", "other"].filter((s) => states[`hvstates.${s}`]?.success !== true).length;
+      return { tries: planted.length + 2, ok: failedOwn + strayOk, lost, outside: await canaryHits(canary), note: `${failedOwn}/${planted.length} failed their own step, ${strayOk}/2 stray names reported` };
+    },
+  },
+];
+
 /** Removes what the bench put on the cluster (also on Ctrl-C). */
 async function cleanup(): Promise<void> {
   await proxy.close();
@@ -379,6 +584,8 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
 }
 
 const rows: Row[] = [];
+/** Canaries each hostile-input row found (added to its "executions outside the run dir"). */
+const inputCanaries = new Map<Row, number>();
 const started = Date.now();
 try {
   for (const scenario of scenarios.filter((s) => values.only === undefined || s.fault.includes(values.only))) {
@@ -400,17 +607,32 @@ try {
     rows.push(row);
     process.stderr.write(`bench/faults: ${row.fault}: ${row.ok}/${row.tries} ok (${row.seconds.toFixed(1)} s)\n`);
   }
+  for (const scenario of inputScenarios.filter((s) => values.only === undefined || s.input.includes(values.only))) {
+    const row: Row = { fault: scenario.input, tries: 0, ok: 0, lost: 0, outside: 0, twice: 0, seconds: 0, notes: [] };
+    const t0 = Date.now();
+    try {
+      const result = await scenario.run();
+      Object.assign(row, { tries: result.tries, ok: result.ok, lost: result.lost });
+      inputCanaries.set(row, result.outside);
+      if (result.note) row.notes.push(result.note);
+    } catch (error) {
+      row.notes.push(`error: ${(error as Error).message.split("\n")[0]?.slice(0, 160) ?? ""}`);
+    }
+    row.seconds = (Date.now() - t0) / 1000;
+    rows.push(row);
+    process.stderr.write(`bench/faults: ${row.fault}: ${row.ok}/${row.tries} as expected (${row.seconds.toFixed(1)} s)\n`);
+  }
   // Anything a step, the submit script or hpcpipe wrote under the workdir outside the runs' own directories.
   const outside = await filesOutsideRunDirs(remote, workdir, allRunDirs);
   const perRow = outside.length;
-  for (const row of rows) row.outside = perRow;
+  for (const row of rows) row.outside = perRow + (inputCanaries.get(row) ?? 0);
   if (outside.length > 0) process.stderr.write(`bench/faults: files outside the run directories: ${outside.slice(0, 10).join(", ")}\n`);
 } finally {
   await cleanup();
 }
 
 const header = ["fault or input", "tries", "outcome", "states lost", "executions outside the run dir", "jobs/steps twice", "time"];
-const table = rows.map((r) => [r.fault, String(r.tries), `${r.ok}/${r.tries} ok`, String(r.lost), String(r.outside), String(r.twice), `${r.seconds.toFixed(1)} s`]);
+const table = rows.map((r) => [r.fault, String(r.tries), `${r.ok}/${r.tries} ${inputCanaries.has(r) ? "as expected" : "ok"}`, String(r.lost), String(r.outside), String(r.twice), `${r.seconds.toFixed(1)} s`]);
 const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => (row[i] ?? "").length)));
 const line = (cells: string[]): string => `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(" | ")} |`;
 process.stdout.write(`${line(header)}\n| ${widths.map((w) => "-".repeat(w)).join(" | ")} |\n${table.map(line).join("\n")}\n`);

@@ -6,6 +6,7 @@ import type { Command } from "commander";
 import type { RunContext } from "../../src/app/connect.js";
 import { preparePlan } from "../../src/app/prepare.js";
 import { handleInterrupt, submitRun, waitAndCollect } from "../../src/app/submit.js";
+import { preview } from "../../src/render/quote.js";
 import { RUN_ID_PATTERN } from "../../src/runs/record.js";
 import type { InterruptPolicy } from "../../src/app/submit.js";
 import { formatResultSummary } from "../../src/app/summary.js";
@@ -128,7 +129,7 @@ export function registerSubmitCommand(program: Command): void {
         if (flags.dryRun && flags.resume !== undefined) throw new CliError("--resume submits; it does not combine with --dry-run", CliExit.USAGE);
         if (!flags.dryRun) {
           if (flags.out) throw new CliError("--out is for --dry-run only", CliExit.USAGE);
-          if (flags.resume !== undefined && !RUN_ID_PATTERN.test(flags.resume)) throw new CliError(`--resume: invalid run id ${JSON.stringify(flags.resume)}`, CliExit.USAGE);
+          if (flags.resume !== undefined && !RUN_ID_PATTERN.test(flags.resume)) throw new CliError(`--resume: invalid run id ${preview(flags.resume)}`, CliExit.USAGE);
           process.exitCode = await submitCommand(spec, flags);
           return;
         }

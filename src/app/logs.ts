@@ -10,6 +10,7 @@ import type { CompiledPlan } from "../plan/plan.js";
 import { RunStateError } from "../runs/index.js";
 import { PollInterval, pollPolicy } from "../slurm/index.js";
 import type { PollPolicy } from "../slurm/index.js";
+import { preview } from "../render/quote.js";
 import { RemoteCommandError, remotePath } from "../transport/index.js";
 import { queryJobStatuses } from "./collect.js";
 import type { RunContext } from "./connect.js";
@@ -55,7 +56,7 @@ export function resolveLogTarget(plan: CompiledPlan, step: string, task?: number
   const fail = (message: string): never => {
     throw new RunStateError(`run ${plan.runId}: ${message}`, plan.runId);
   };
-  if (found.length > 1) fail(`step ${JSON.stringify(step)} is ambiguous: ${found.join(", ")}`);
+  if (found.length > 1) fail(`step ${preview(step)} is ambiguous: ${found.join(", ")}`);
   const only = found[0];
   if (only !== undefined) {
     if (!only.includes("{i}")) return target(only, index.get(only) ?? fail(`step ${only} runs in no job of the plan`));
@@ -76,7 +77,7 @@ export function resolveLogTarget(plan: CompiledPlan, step: string, task?: number
     if (keys.length > 1) fail(`task ${task} of ${step} runs several steps; name one: ${keys.join(", ")}`);
   }
   const all = templates.slice(0, 30).join(", ");
-  return fail(`no step ${JSON.stringify(step)} in the plan (steps: ${all}${templates.length > 30 ? ", ..." : ""})`);
+  return fail(`no step ${preview(step)} in the plan (steps: ${all}${templates.length > 30 ? ", ..." : ""})`);
 }
 
 /** The step's whole log in ONE round trip; null when it does not exist yet. */

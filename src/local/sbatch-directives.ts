@@ -23,24 +23,50 @@ export interface SbatchDirectives {
 
 const SHORT: Record<string, string> = { o: "output", e: "error", t: "time", J: "job-name", D: "chdir" };
 
-/** Splits a directive line into words, honouring single and double quotes (as SLURM does). */
-function words(line: string): string[] {
+/** C's isspace in the C locale: the only characters that separate words on an `#SBATCH` line. */
+const SBATCH_SPACE = /[ \t\n\v\f\r]/;
+
+/**
+ * Splits the text after `#SBATCH` into words exactly as sbatch does
+ * (`_get_argument` in SLURM's src/sbatch/opt.c): a backslash takes the next
+ * character literally (also inside quotes), `"` or `'` group characters
+ * (whitespace included) up to the same quote, an unquoted, unescaped `#` ends
+ * the line, and so does a word with no character. A quoted value
+ * (`--partition="a --time=1"`) is therefore one word, never options of its own.
+ */
+export function sbatchLineWords(line: string): string[] {
   const out: string[] = [];
-  const re = /"([^"]*)"|'([^']*)'|(\S+)/g;
-  let m: RegExpExecArray | null;
-  let current = "";
-  let last = -1;
-  while ((m = re.exec(line)) !== null) {
-    const piece = m[1] ?? m[2] ?? m[3] ?? "";
-    if (m.index === last) current += piece;
-    else {
-      if (last !== -1) out.push(current);
-      current = piece;
+  let i = 0;
+  for (;;) {
+    while (i < line.length && SBATCH_SPACE.test(line.charAt(i))) i++;
+    let word = "";
+    let quote = "";
+    let escaped = false;
+    let comment = false;
+    for (; i < line.length && (quote !== "" || !SBATCH_SPACE.test(line.charAt(i))); i++) {
+      const c = line.charAt(i);
+      if (escaped) escaped = false;
+      else if (c === "\\") {
+        escaped = true;
+        continue;
+      } else if (quote !== "") {
+        if (c === quote) {
+          quote = "";
+          continue;
+        }
+      } else if (c === '"' || c === "'") {
+        quote = c;
+        continue;
+      } else if (c === "#") {
+        comment = true;
+        break;
+      }
+      word += c;
     }
-    last = re.lastIndex;
+    if (word === "") return out;
+    out.push(word);
+    if (comment) return out;
   }
-  if (last !== -1) out.push(current);
-  return out;
 }
 
 /** `[{R|B}:]<sig>[@<seconds>]`, e.g. `B:USR1@60`; null when unparsable. */
@@ -99,7 +125,7 @@ export function parseSbatchDirectives(script: string): SbatchDirectives {
     if (line === "") continue;
     if (!line.startsWith("#")) break;
     const m = /^#SBATCH\s+(.*)$/.exec(line);
-    if (m !== null) parseSbatchOptions(words((m[1] ?? "").replace(/\s#.*$/, "")), out);
+    if (m !== null) parseSbatchOptions(sbatchLineWords(m[1] ?? ""), out);
   }
   return out;
 }

@@ -1,3 +1,5 @@
+import { preview } from "../render/quote.js";
+
 /** A run record or plan that cannot be used (malformed, wrong run, too large). */
 export class RunStoreError extends Error {
   override name = "RunStoreError";
@@ -13,8 +15,8 @@ export class UnknownRunError extends RunStoreError {
   ) {
     super(
       why !== undefined
-        ? `no run ${JSON.stringify(runId)}: ${why}`
-        : `no run ${JSON.stringify(runId)} in ${where} (see \`hpcpipe runs\`; records live in $HPCPIPE_HOME, default ~/.hpcpipe)`,
+        ? `no run ${preview(runId)}: ${why}`
+        : `no run ${preview(runId)} in ${where} (see \`hpcpipe runs\`; records live in $HPCPIPE_HOME, default ~/.hpcpipe)`,
     );
   }
 }

@@ -1,3 +1,5 @@
+import { preview } from "../render/quote.js";
+
 /**
  * Context keys that reach a job become environment variable names, so they
  * must be valid shell identifiers and must not shadow what the shell, SLURM
@@ -15,7 +17,7 @@ const RESERVED_PREFIXES = ["SLURM_", "HPCPIPE_", "BASH", "LD_", "SBATCH_", "SSH_
 /** Why a context key cannot be used in a cluster job, or null when it can. */
 export function contextKeyProblem(key: string): string | null {
   if (!CONTEXT_KEY_PATTERN.test(key)) {
-    return `context key ${JSON.stringify(key)} must be a shell identifier (letters, digits, '_', not starting with a digit, at most 64 characters)`;
+    return `context key ${preview(key)} must be a shell identifier (letters, digits, '_', not starting with a digit, at most 64 characters)`;
   }
   if (RESERVED.has(key) || RESERVED_PREFIXES.some((p) => key.startsWith(p))) {
     return `context key '${key}' is reserved (it would shadow a shell, SLURM or hpcpipe variable)`;

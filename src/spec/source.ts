@@ -58,7 +58,7 @@ export function formatPath(segments: readonly PathSegment[]): string {
   for (const seg of segments) {
     if (typeof seg === "number") out += `[${seg}]`;
     else if (IDENT.test(seg)) out += out === "" ? seg : `.${seg}`;
-    else out += `[${JSON.stringify(seg)}]`;
+    else out += `[${JSON.stringify(seg.length > 60 ? `${seg.slice(0, 60)}...` : seg)}]`;
   }
   return out;
 }
