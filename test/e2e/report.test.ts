@@ -9,34 +9,12 @@ import { buildReport } from "../../src/app/report.js";
 import { cli } from "../cli/helpers.js";
 import { e2eSkipped, runIdFrom, workflowEnv } from "../fixtures/workflow/support.js";
 import type { WorkflowEnv } from "../fixtures/workflow/support.js";
-import { solidPng } from "../report/helpers.js";
+import { demoSpec, solidPng } from "../report/helpers.js";
 
 const PNG = solidPng(24, 24, [0, 200, 120]);
 const HOSTILE = `<script>alert(1)</script>"><img src=x onerror=alert(1)>`;
 
-const SPEC = `
-name: report_e2e
-context:
-  dot: ${PNG.toString("base64")}
-steps:
-  - step: draw
-    run: mkdir -p out && printf '%s' "$dot" | base64 -d > out/dot.png && echo drew
-    requires: [dot]
-    outputs: [out/dot.png]
-  - group: checks
-    parallel: true
-    steps:
-      - step: good
-        run: echo fine
-      - step: bad
-        run: |
-          for i in $(seq 1 50); do echo "progress line $i"; done
-          printf '%s\\n' "$HOSTILE" >&2
-          exit 3
-        env: { HOSTILE: ${JSON.stringify(HOSTILE)} }
-  - step: after
-    run: echo never
-`;
+const SPEC = demoSpec("report_e2e", PNG, HOSTILE);
 
 interface ResultJson {
   step_states: Record<string, { meta: { host?: string; slurm?: { job_id: string; array_job_id?: string; array_task_id?: string } } }>;

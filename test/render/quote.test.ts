@@ -2,6 +2,7 @@ import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { sbatchLineValue, shQuote, shQuotePath } from "../../src/render/quote.js";
 import { formatIndexList } from "../../src/render/render.js";
+import { sbatchLineWords } from "../../src/local/sbatch-directives.js";
 
 const SAMPLES = [
   "plain",
@@ -29,48 +30,8 @@ function bashSees(word: string): string {
   return r.stdout;
 }
 
-/**
- * The argument splitter sbatch applies to `#SBATCH` lines (a port of
- * `_get_argument` in slurm's src/sbatch/opt.c): quotes group, a backslash
- * escapes the next character even inside quotes, an unquoted # ends the line.
- */
-function sbatchArguments(line: string): string[] {
-  const args: string[] = [];
-  let i = 0;
-  while (i < line.length) {
-    while (i < line.length && /\s/.test(line[i] as string)) i++;
-    if (i >= line.length) break;
-    let arg = "";
-    let quote: string | null = null;
-    let escape = false;
-    let comment = false;
-    while (i < line.length && (quote !== null || !/\s/.test(line[i] as string))) {
-      const c = line[i] as string;
-      i++;
-      if (escape) {
-        escape = false;
-      } else if (c === "\\") {
-        escape = true;
-        continue;
-      } else if (quote !== null) {
-        if (c === quote) {
-          quote = null;
-          continue;
-        }
-      } else if (c === '"' || c === "'") {
-        quote = c;
-        continue;
-      } else if (c === "#") {
-        comment = true;
-        break;
-      }
-      arg += c;
-    }
-    if (arg !== "") args.push(arg);
-    if (comment) break;
-  }
-  return args;
-}
+/** The argument splitter sbatch applies to `#SBATCH` lines (`_get_argument` in SLURM's src/sbatch/opt.c), as the local executor reads them. */
+const sbatchArguments = sbatchLineWords;
 
 describe("shQuote", () => {
   it("gives bash back exactly the bytes it was given", () => {

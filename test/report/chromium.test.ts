@@ -15,7 +15,7 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cli } from "../cli/helpers.js";
-import { countColour, decodePng, solidPng } from "./helpers.js";
+import { countColour, decodePng, demoSpec, solidPng } from "./helpers.js";
 import type { DecodedPng } from "./helpers.js";
 
 const ci = process.env.CI?.toLowerCase();
@@ -42,30 +42,7 @@ const FAILED: [number, number, number] = [0xcf, 0x22, 0x2e];
 const NOT_RUN: [number, number, number] = [0x9a, 0x67, 0x00];
 const HOSTILE_ERR = `<script>document.title='pwned'</script>"><img src=x onerror=alert(1)>`;
 
-const SPEC = `
-name: report_demo
-context:
-  dot: ${solidPng(IMAGE_SIDE, IMAGE_SIDE, MAGENTA).toString("base64")}
-defaults: { cpus: 1, time: "5:00" }
-steps:
-  - step: draw
-    run: mkdir -p out && printf '%s' "$dot" | base64 -d > out/dot.png && echo drew
-    requires: [dot]
-    outputs: [out/dot.png]
-  - group: checks
-    parallel: true
-    steps:
-      - step: good
-        run: echo fine
-      - step: bad
-        run: |
-          for i in $(seq 1 50); do echo "progress line $i"; done
-          printf '%s\\n' "$HOSTILE" >&2
-          exit 3
-        env: { HOSTILE: ${JSON.stringify(HOSTILE_ERR)} }
-  - step: after
-    run: echo never
-`;
+const SPEC = demoSpec("report_demo", solidPng(IMAGE_SIDE, IMAGE_SIDE, MAGENTA), HOSTILE_ERR, 'defaults: { cpus: 1, time: "5:00" }\n');
 
 function chromium(args: string[], profile: string): { stdout: string; stderr: string } {
   const r = spawnSync(

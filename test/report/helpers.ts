@@ -1,12 +1,14 @@
 // Shared by the report tests: plans compiled by the real compiler from small specs,
-// state JSON as job wrappers write it, and a minimal PNG encoder/decoder (node:zlib).
+// state JSON as job wrappers write it, and a minimal PNG encoder (node:zlib); decoding is test/support/png.ts.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { deflateSync, inflateSync } from "node:zlib";
+import { deflateSync } from "node:zlib";
 import { preparePlan } from "../../src/app/prepare.js";
 import type { CompletedStateJson } from "../../src/core/completed-state.js";
 import type { CompiledPlan } from "../../src/plan/plan.js";
+import { decodePngBytes } from "../support/png.js";
+import type { Image } from "../support/png.js";
 
 /** Compiles a YAML spec (for the local executor) without running anything. */
 export function compileSpec(yaml: string, runId = "20260101-000000-abcdef"): CompiledPlan {
@@ -85,62 +87,11 @@ export function solidPng(width: number, height: number, rgb: [number, number, nu
   ]);
 }
 
-export interface DecodedPng {
-  width: number;
-  height: number;
-  channels: number;
-  data: Uint8Array;
-}
+export type DecodedPng = Image;
 
-/** Decodes an 8-bit, non-interlaced RGB or RGBA PNG (what Chromium's screenshots are). */
+/** Decodes an 8-bit, non-interlaced PNG (what Chromium's screenshots are): the shared reader of test/support/png.ts. */
 export function decodePng(bytes: Buffer): DecodedPng {
-  if (!bytes.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))) throw new Error("not a PNG");
-  let at = 8;
-  let width = 0;
-  let height = 0;
-  let channels = 0;
-  const idat: Buffer[] = [];
-  while (at < bytes.length) {
-    const length = bytes.readUInt32BE(at);
-    const type = bytes.toString("latin1", at + 4, at + 8);
-    const data = bytes.subarray(at + 8, at + 8 + length);
-    if (type === "IHDR") {
-      width = data.readUInt32BE(0);
-      height = data.readUInt32BE(4);
-      const depth = data[8];
-      const colour = data[9];
-      if (depth !== 8 || (colour !== 2 && colour !== 6) || data[12] !== 0) throw new Error(`unsupported PNG: depth ${depth}, colour type ${colour}, interlace ${data[12]}`);
-      channels = colour === 2 ? 3 : 4;
-    } else if (type === "IDAT") idat.push(data);
-    at += 12 + length;
-  }
-  const raw = inflateSync(Buffer.concat(idat));
-  const stride = width * channels;
-  const out = new Uint8Array(stride * height);
-  for (let y = 0; y < height; y++) {
-    const filter = raw[y * (stride + 1)];
-    const line = raw.subarray(y * (stride + 1) + 1, (y + 1) * (stride + 1));
-    for (let x = 0; x < stride; x++) {
-      const a = x >= channels ? (out[y * stride + x - channels] as number) : 0;
-      const b = y > 0 ? (out[(y - 1) * stride + x] as number) : 0;
-      const c = x >= channels && y > 0 ? (out[(y - 1) * stride + x - channels] as number) : 0;
-      const v = line[x] as number;
-      let r: number;
-      if (filter === 0) r = v;
-      else if (filter === 1) r = v + a;
-      else if (filter === 2) r = v + b;
-      else if (filter === 3) r = v + ((a + b) >> 1);
-      else if (filter === 4) {
-        const p = a + b - c;
-        const pa = Math.abs(p - a);
-        const pb = Math.abs(p - b);
-        const pc = Math.abs(p - c);
-        r = v + (pa <= pb && pa <= pc ? a : pb <= pc ? b : c);
-      } else throw new Error(`bad PNG filter ${filter}`);
-      out[y * stride + x] = r & 0xff;
-    }
-  }
-  return { width, height, channels, data: out };
+  return decodePngBytes(bytes, "screenshot");
 }
 
 /** Pixels within `tolerance` (per channel) of a colour. */
@@ -156,4 +107,35 @@ export function countColour(img: DecodedPng, rgb: [number, number, number], tole
     }
   }
   return n;
+}
+
+/**
+ * The report tests' pipeline: a step that draws `png` into a declared output, a parallel
+ * group whose `bad` child prints 50 lines then `hostile` on stderr and fails, and a step
+ * that never runs.
+ */
+export function demoSpec(name: string, png: Buffer, hostile: string, defaults = ""): string {
+  return `
+name: ${name}
+context:
+  dot: ${png.toString("base64")}
+${defaults}steps:
+  - step: draw
+    run: mkdir -p out && printf '%s' "$dot" | base64 -d > out/dot.png && echo drew
+    requires: [dot]
+    outputs: [out/dot.png]
+  - group: checks
+    parallel: true
+    steps:
+      - step: good
+        run: echo fine
+      - step: bad
+        run: |
+          for i in $(seq 1 50); do echo "progress line $i"; done
+          printf '%s\\n' "$HOSTILE" >&2
+          exit 3
+        env: { HOSTILE: ${JSON.stringify(hostile)} }
+  - step: after
+    run: echo never
+`;
 }

@@ -2,8 +2,8 @@
 // test/e2e/secrets.test.ts) and bench/faults.ts. No vitest here.
 //  - ConnectionTrap: a TCP listener that counts every connection made to it, so a cluster config
 //    pointing at it proves whether hpcpipe tried to connect (it closes each one at once).
-//  - sbatchArguments: how sbatch itself splits an `#SBATCH` line (SLURM's _get_argument), the oracle
-//    against which rendered lines are decoded.
+//  - sbatchArguments: how sbatch splits an `#SBATCH` line (SLURM's _get_argument; the local
+//    executor's reader, checked against the real sbatch end to end), to decode rendered lines.
 //  - fileTree: a snapshot of every path under a directory, to prove nothing was written elsewhere.
 //  - findMarkers: every place a secret marker occurs in a set of files and texts.
 //  - buildPrivateCli / runChild: the real CLI as a child process, with exactly the environment given.
@@ -13,6 +13,7 @@ import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSy
 import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { sbatchLineWords } from "../../src/local/sbatch-directives.js";
 
 export class ConnectionTrap {
   #accepts = 0;
@@ -63,53 +64,13 @@ export function trapConfigYaml(port: number, knownHosts: string, identityFile: s
   ].join("\n");
 }
 
-const SBATCH_SPACE = /[ \t\n\v\f\r]/;
-
 /**
- * The arguments sbatch reads from the text after `#SBATCH`, following SLURM's own
- * `_get_argument` (src/sbatch/opt.c, 22.05): backslash escapes the next character
- * everywhere, `"`/`'` group up to the same quote, an unquoted `#` ends the line, an
- * argument with no character ends it too, an unmatched quote is fatal (thrown here).
- * Written from SLURM's source as the test oracle; hpcpipe's own reader is
- * src/local/sbatch-directives.ts.
+ * The arguments sbatch reads from the text after `#SBATCH` (SLURM's `_get_argument`,
+ * src/sbatch/opt.c): hpcpipe's own reader, which the local executor uses. That it
+ * matches the real sbatch is proven end to end (test/e2e/hostile-input.test.ts reads
+ * back what sbatch stored for every hostile value).
  */
-export function sbatchArguments(text: string): string[] {
-  const args: string[] = [];
-  let i = 0;
-  for (;;) {
-    while (i < text.length && SBATCH_SPACE.test(text.charAt(i))) i++;
-    let arg = "";
-    let copied = false;
-    let quote = "";
-    let escaped = false;
-    let comment = false;
-    for (; i < text.length && (quote !== "" || !SBATCH_SPACE.test(text.charAt(i))); i++) {
-      const c = text.charAt(i);
-      if (escaped) escaped = false;
-      else if (c === "\\") {
-        escaped = true;
-        continue;
-      } else if (quote !== "") {
-        if (c === quote) {
-          quote = "";
-          continue;
-        }
-      } else if (c === '"' || c === "'") {
-        quote = c;
-        continue;
-      } else if (c === "#") {
-        comment = true;
-        break;
-      }
-      arg += c;
-      copied = true;
-    }
-    if (quote !== "") throw new Error(`sbatch: unmatched ${quote} in ${JSON.stringify(text)}`);
-    if (!copied) return args;
-    args.push(arg);
-    if (comment) return args;
-  }
-}
+export const sbatchArguments = sbatchLineWords;
 
 /** Every `#SBATCH` argument of a job script's header (up to the first command), in order. */
 export function sbatchHeaderArguments(script: string): string[] {
