@@ -7,41 +7,36 @@
 // submission figures again with added delay on the SSH path. Prints figures
 // and ratios only; never asserts on them (the cluster is shared: times are noisy).
 // Run after a build: `node dist/bench/submit.js [--only submit,collect,w1,w2,w3,delay]`.
-import { fork, spawn, spawnSync } from "node:child_process";
+import { fork } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { z } from "zod";
 import { cancelRun } from "../src/app/cancel.js";
 import { collectRun, mergeRun, queryJobStatuses, readRemoteStates } from "../src/app/collect.js";
 import { connectCluster, defaultTransportFactory, schedulerOver, withRun } from "../src/app/connect.js";
 import type { RunContext, TransportFactory } from "../src/app/connect.js";
 import { preparePlan } from "../src/app/prepare.js";
 import { getRunStatus } from "../src/app/status.js";
-import { submissionFiles, submitRun, waitAndCollect } from "../src/app/submit.js";
-import type { WaitOutcome } from "../src/app/submit.js";
+import { submissionFiles } from "../src/app/submit.js";
 import { loadClusterConfig } from "../src/cluster/index.js";
 import type { CompiledPlan, PlanNode } from "../src/plan/plan.js";
 import type { StateFile } from "../src/plan/state-file.js";
-import { RunStore } from "../src/runs/index.js";
 import type { RunRecord } from "../src/runs/index.js";
-import { RemotePath, remotePath } from "../src/transport/index.js";
-import type { ExecOptions, ExecResult, FetchedFile, GetFilesOptions, PutFilesOptions, ShellWord, Transport } from "../src/transport/index.js";
+import { remotePath } from "../src/transport/index.js";
+import { chosenSections, COMMON_OPTIONS, wholeNumber } from "./lib/args.js";
+import { BENCH_DIR, closeBench, openBench, writeConfig } from "./lib/cluster.js";
+import type { Bench } from "./lib/cluster.js";
+import { int, median, msec, now, sec, signed, table } from "./lib/format.js";
+import { checkInterrupt, liveJobs, runBench, syncCleanups } from "./lib/interrupt.js";
+import { printWorkloads, SPECS, timedSubmit, w2Workloads, workloadRows } from "./lib/workloads.js";
+import type { SubmitTiming, Workload } from "./lib/workloads.js";
 import { addNetem, removeStaleNetem } from "./submit/netem.js";
 
-const HERE = dirname(fileURLToPath(import.meta.url)); // dist/bench when built
-const REPO = resolve(HERE, "..", "..");
-const SPECS = join(REPO, "bench", "submit");
-const BASELINE = join(SPECS, "baseline.sh");
-const UP = join(REPO, "scripts", "cluster", "up.sh");
-const PROXY = join(HERE, "submit", "delay-proxy.js");
+const PROXY = join(BENCH_DIR, "submit", "delay-proxy.js");
 
 const SECTIONS = ["submit", "collect", "w1", "w2", "w3", "delay"] as const;
-type Section = (typeof SECTIONS)[number];
 
 const USAGE = `usage: node dist/bench/submit.js [options]
   --only LIST        sections to run, comma-separated (default all):
@@ -55,320 +50,6 @@ const USAGE = `usage: node dist/bench/submit.js [options]
   --no-packed        leave out the W2 row with task packing
   --up               run scripts/cluster/up.sh first even when the cluster answers (default: only when it does not)
   --no-up            never run scripts/cluster/up.sh`;
-
-// ---------------------------------------------------------------- small helpers
-
-const now = (): number => performance.now() / 1000;
-const median = (values: readonly number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  if (sorted.length === 0) return NaN;
-  const mid = sorted.length / 2;
-  return sorted.length % 2 === 1 ? (sorted[Math.floor(mid)] ?? NaN) : ((sorted[mid - 1] ?? NaN) + (sorted[mid] ?? NaN)) / 2;
-};
-const sec = (s: number): string => (Number.isFinite(s) ? `${s.toFixed(s < 10 ? 2 : 1)} s` : "-");
-const msec = (s: number): string => (Number.isFinite(s) ? `${(s * 1000).toFixed(0)} ms` : "-");
-const int = (n: number): string => n.toLocaleString("en-US");
-
-const signed = (s: number): string => (Number.isFinite(s) ? `${s < 0 ? "-" : "+"}${sec(Math.abs(s))}` : "-");
-
-/** Prints a table: a header row, a rule, then rows; the first column (and those in `left`) left-aligned, the others right-aligned. */
-function table(header: string[], rows: string[][], left: readonly number[] = []): void {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[]): string =>
-    cells.map((c, i) => (i === 0 || left.includes(i) ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join(" | ").trimEnd();
-  console.log(line(header));
-  console.log(widths.map((w) => "-".repeat(w)).join("-|-"));
-  for (const r of rows) console.log(line(r));
-}
-
-// ---------------------------------------------------------------- the cluster
-
-const factsSchema = z.object({
-  host: z.string().min(1),
-  port: z.number().int(),
-  user: z.string().min(1),
-  identityFile: z.string().min(1),
-  knownHostsFile: z.string().min(1),
-  slurmVersion: z.string(),
-  accounting: z.boolean(),
-  maxArraySize: z.number().int(),
-  cpus: z.number().int(),
-  partition: z.string().min(1),
-});
-type Facts = z.infer<typeof factsSchema>;
-
-function readFacts(): Facts {
-  const dir = process.env.HPCPIPE_TESTCLUSTER_DIR ?? "/var/lib/hpcpipe-testcluster";
-  return factsSchema.parse(JSON.parse(readFileSync(join(dir, "connection.json"), "utf8")));
-}
-
-/** The test cluster's known_hosts entry re-keyed for another port on the same host (for the delay proxy). */
-function knownHostsForPort(facts: Facts, port: number): string {
-  const marker = facts.port === 22 ? facts.host : `[${facts.host}]:${facts.port}`;
-  const lines = readFileSync(facts.knownHostsFile, "utf8")
-    .split("\n")
-    .map((l) => l.trim().split(/\s+/))
-    .filter((f) => f.length >= 3 && (f[0] ?? "").split(",").includes(marker))
-    .map((f) => [`[${facts.host}]:${port}`, ...f.slice(1)].join(" "));
-  if (lines.length === 0) throw new Error(`no entry for ${marker} in ${facts.knownHostsFile}`);
-  return `${lines.join("\n")}\n`;
-}
-
-/** True when the test cluster's facts exist and its sshd and slurmctld answer (ssh + squeue) within a few seconds. */
-async function clusterAnswers(): Promise<boolean> {
-  let facts: Facts;
-  try {
-    facts = readFacts();
-  } catch {
-    return false;
-  }
-  const probe = spawnSync(
-    "ssh",
-    ["-p", String(facts.port), "-i", facts.identityFile, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "-o", `UserKnownHostsFile=${facts.knownHostsFile}`, `${facts.user}@${facts.host}`, "squeue", "--me", "-h", "-o", "%i"],
-    { stdio: "ignore", timeout: 15_000 },
-  );
-  return probe.status === 0;
-}
-
-interface Bench {
-  facts: Facts;
-  dir: string;
-  store: RunStore;
-  /** Remote workdir of every hpcpipe run of this benchmark ($HOME-relative), removed at the end. */
-  workdir: string;
-  /** Cluster config for the direct path. */
-  config: string;
-  /** --rounds: the rounds of every workload; null for each workload's default. */
-  rounds: number | null;
-}
-
-function writeConfig(bench: Pick<Bench, "facts" | "dir" | "workdir">, name: string, port: number, knownHosts: string): string {
-  const { facts } = bench;
-  const file = join(bench.dir, `${name}.yaml`);
-  writeFileSync(
-    file,
-    [
-      `name: ${name}`,
-      "executor: slurm",
-      "connection:",
-      `  host: ${facts.host}`,
-      `  port: ${port}`,
-      `  user: ${facts.user}`,
-      `  identity_file: ${facts.identityFile}`,
-      `  known_hosts: ${knownHosts}`,
-      `workdir: ${bench.workdir}`,
-      `partition: ${facts.partition}`,
-      `max_array_size: ${facts.maxArraySize}`,
-      "",
-    ].join("\n"),
-  );
-  return file;
-}
-
-// ---------------------------------------------------------------- cleanup on Ctrl-C
-
-/** SLURM job ids submitted and not yet cancelled or finished, to scancel on an interrupt. */
-const liveJobs = new Set<string>();
-const syncCleanups = new Set<() => void>();
-let interruptFacts: Facts | null = null;
-
-function cleanUpNow(): void {
-  for (const fn of [...syncCleanups]) {
-    try {
-      fn();
-    } catch (error) {
-      console.error(`cleanup failed: ${(error as Error).message}`);
-    }
-  }
-  syncCleanups.clear();
-  if (liveJobs.size > 0 && interruptFacts) {
-    const f = interruptFacts;
-    const ids = [...liveJobs];
-    console.error(`cancelling ${ids.length} job(s) this benchmark submitted`);
-    spawnSync(
-      "ssh",
-      ["-p", String(f.port), "-i", f.identityFile, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", `UserKnownHostsFile=${f.knownHostsFile}`, `${f.user}@${f.host}`, "scancel", ...ids],
-      { stdio: "inherit", timeout: 20_000 },
-    );
-    liveJobs.clear();
-  }
-}
-
-/**
- * The first Ctrl-C never cuts a submission short (a half-run submit script
- * would leave jobs nobody tracks): the running step finishes, its jobs are
- * cancelled, the benchmark cleans up and exits 130. A second one quits at once.
- */
-const interrupt = new AbortController();
-
-class Interrupted extends Error {
-  override name = "Interrupted";
-}
-
-function checkInterrupt(): void {
-  if (interrupt.signal.aborted) throw new Interrupted("interrupted");
-}
-
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.on(signal, () => {
-    if (!interrupt.signal.aborted) {
-      console.error(`\n${signal}: finishing the current submission, cancelling its jobs and cleaning up (again to quit at once)`);
-      interrupt.abort();
-      return;
-    }
-    console.error(`\n${signal}: quitting; cleaning up`);
-    cleanUpNow();
-    process.exit(130);
-  });
-}
-process.on("exit", () => {
-  for (const fn of syncCleanups) fn();
-});
-
-// ---------------------------------------------------------------- a transport that times its calls
-
-interface Op {
-  kind: "exec" | "put" | "get";
-  what: string;
-  s: number;
-  /** For an instrumented submit script: how long it ran on the cluster. */
-  remoteS?: number;
-  /** For an upload: the bytes of the files (before tar). */
-  bytes?: number;
-}
-
-/** Runs the command it is given ("$@": hpcpipe's own argv for the submit script) and reports its run time on the cluster on stderr. */
-const TIMED_SUBMIT = 't0=$(date +%s%N); "$@"; rc=$?; printf \'hpcpipe-bench-remote-ns %s\\n\' "$(($(date +%s%N) - t0))" >&2; exit "$rc"';
-
-/** The submit script's exec: its last word is `<run dir>/scripts/submit.sh` (see submitScriptArgv). */
-function isSubmitScript(argv: readonly ShellWord[]): boolean {
-  const script = argv[argv.length - 1];
-  return script instanceof RemotePath && script.path.endsWith("/scripts/submit.sh");
-}
-
-/**
- * Delegates to the real transport, timing every call; `roundTrips` is the real
- * transport's counter. With `instrumentSubmit`, the submit script runs under a
- * `bash -c` that measures it on the cluster (same channel, same round trip), so
- * the network's share of its time is the wall time minus that.
- */
-class TimedTransport implements Transport {
-  readonly ops: Op[] = [];
-  constructor(
-    private readonly inner: Transport,
-    private readonly instrumentSubmit = false,
-  ) {}
-  get roundTrips(): number {
-    return this.inner.roundTrips;
-  }
-  private async timed<T>(kind: Op["kind"], what: string, fn: () => Promise<T>): Promise<T> {
-    const t0 = now();
-    try {
-      return await fn();
-    } finally {
-      this.ops.push({ kind, what, s: now() - t0 });
-    }
-  }
-  async exec(argv: readonly ShellWord[], opts?: ExecOptions): Promise<ExecResult> {
-    const first = argv[0];
-    if (!this.instrumentSubmit || !isSubmitScript(argv)) return this.timed("exec", typeof first === "string" ? first : "(path)", () => this.inner.exec(argv, opts));
-    const result = await this.timed("exec", "submit.sh", () => this.inner.exec(["bash", "-c", TIMED_SUBMIT, "hpcpipe-bench", ...argv], opts));
-    const ns = /^hpcpipe-bench-remote-ns (\d+)$/m.exec(result.stderr)?.[1];
-    const op = this.ops[this.ops.length - 1];
-    if (op && ns !== undefined) op.remoteS = Number(ns) / 1e9;
-    return { ...result, stderr: result.stderr.replace(/^hpcpipe-bench-remote-ns \d+\n?/m, "") };
-  }
-  async putFiles(remoteDir: string, files: ReadonlyMap<string, string | Buffer>, opts?: PutFilesOptions): Promise<void> {
-    await this.timed("put", `${files.size} files`, () => this.inner.putFiles(remoteDir, files, opts));
-    const op = this.ops[this.ops.length - 1];
-    if (op) op.bytes = [...files.values()].reduce((n, f) => n + (typeof f === "string" ? Buffer.byteLength(f) : f.length), 0);
-  }
-  getFiles(remoteDir: string, pattern: string, opts?: GetFilesOptions): Promise<Map<string, FetchedFile>> {
-    return this.timed("get", pattern, () => this.inner.getFiles(remoteDir, pattern, opts));
-  }
-  close(): Promise<void> {
-    return this.inner.close();
-  }
-}
-
-interface SubmitTiming {
-  jobs: number;
-  tasks: number;
-  /** Spec load + compile + local record, before connecting. */
-  prepareS: number;
-  connectS: number;
-  uploadS: number;
-  /** Files and bytes uploaded (before tar). */
-  uploadFiles: number;
-  uploadBytes: number;
-  scriptS: number;
-  /** The submit script's run time on the cluster (instrumented runs only; else NaN). */
-  scriptRemoteS: number;
-  /** Round trips of the submission itself (upload + submit script), from transport.roundTrips. */
-  roundTrips: number;
-  /** From the call to the jobs being recorded. */
-  totalS: number;
-}
-
-/**
- * `submitRun` with a timed, counting transport; `then` runs over the same
- * connection once the jobs are in (its SLURM ids are tracked for Ctrl-C).
- */
-async function timedSubmit<T>(
-  bench: Bench,
-  spec: string,
-  config: string,
-  fuse: boolean,
-  then: (run: RunContext) => Promise<T>,
-  instrument = false,
-): Promise<{ timing: SubmitTiming; result: T; record: RunRecord; plan: CompiledPlan }> {
-  let connectStart = NaN;
-  let connectEnd = NaN;
-  let submitted = NaN;
-  let timed: TimedTransport | null = null;
-  const connect: TransportFactory = async (c, o) => {
-    connectStart = now();
-    const inner = await defaultTransportFactory(c, o);
-    connectEnd = now();
-    timed = new TimedTransport(inner, instrument);
-    return timed;
-  };
-  const t0 = now();
-  const outcome = await submitRun({ spec, cluster: config, fuse, store: bench.store, connect }, async (run) => {
-    submitted = now();
-    const ids = Object.values(run.record.jobs);
-    for (const id of ids) liveJobs.add(id);
-    try {
-      if (interrupt.signal.aborted) {
-        await cancelRun(run);
-        throw new Interrupted(`interrupted: cancelled run ${run.record.run_id}`);
-      }
-      return await then(run);
-    } finally {
-      for (const id of ids) liveJobs.delete(id);
-    }
-  });
-  const ops = (timed as TimedTransport | null)?.ops ?? [];
-  const plan = outcome.plan;
-  return {
-    timing: {
-      jobs: plan.jobs.length,
-      tasks: plan.jobs.reduce((n, j) => n + (j.array?.count ?? 1), 0),
-      prepareS: connectStart - t0,
-      connectS: connectEnd - connectStart,
-      uploadS: ops.find((o) => o.kind === "put")?.s ?? NaN,
-      uploadFiles: Number(ops.find((o) => o.kind === "put")?.what.split(" ")[0] ?? NaN),
-      uploadBytes: ops.find((o) => o.kind === "put")?.bytes ?? NaN,
-      scriptS: ops.find((o) => o.kind === "exec")?.s ?? NaN,
-      scriptRemoteS: ops.find((o) => o.kind === "exec")?.remoteS ?? NaN,
-      roundTrips: outcome.roundTrips,
-      totalS: submitted - t0,
-    },
-    result: outcome.then as T,
-    record: outcome.record,
-    plan,
-  };
-}
 
 // ---------------------------------------------------------------- 1 + 2: round trips and queries per poll
 
@@ -634,166 +315,6 @@ function printCollect(c: CollectFigures): void {
   console.log(`goal: under ${COLLECT_GOAL_S} s -> ${sec(c.collectS)} (${c.collectS < COLLECT_GOAL_S ? "met" : "NOT met"}, ${(COLLECT_GOAL_S / c.collectS).toFixed(1)}x headroom)`);
 }
 
-// ---------------------------------------------------------------- 4: submit to merged result, next to the baseline
-
-interface Workload {
-  id: "w1" | "w2" | "w3";
-  label: string;
-  spec: string;
-  jobs: string;
-  /** Ratio goal (hpcpipe / baseline), shown next to the figure. */
-  goal: { max: number; text: string } | null;
-  /** A row without its own baseline run (it reuses the one of the row before). */
-  reuseBaseline?: boolean;
-  /** Rounds unless --rounds says otherwise: more for the short, noisy ones. */
-  rounds: number;
-}
-
-interface HpcpipeRun {
-  s: number;
-  /** From the call to the jobs being recorded (compile, connect, upload, submit script). */
-  submitS: number;
-  jobs: number;
-  tasks: number;
-  ok: boolean;
-  steps: number;
-  polls: number;
-  queries: number;
-}
-
-interface BaselineRun {
-  s: number;
-  jobs: number;
-  tasks: number;
-  ok: boolean;
-  submitS: number;
-  polls: number;
-  summary: string;
-}
-
-async function hpcpipeRun(bench: Bench, spec: string): Promise<HpcpipeRun> {
-  checkInterrupt();
-  const t0 = now();
-  const { timing, result } = await timedSubmit(bench, spec, bench.config, true, async (run) => {
-    const q0 = run.scheduler.queries;
-    const waited: WaitOutcome = await waitAndCollect(run, { signal: interrupt.signal });
-    if (waited.collect === null) {
-      await cancelRun(run);
-      throw new Interrupted(`interrupted: cancelled run ${run.record.run_id}`);
-    }
-    return { waited, queries: run.scheduler.queries - q0 };
-  });
-  const s = now() - t0;
-  const state = result.waited.collect?.state;
-  return {
-    s,
-    submitS: timing.totalS,
-    jobs: timing.jobs,
-    tasks: timing.tasks,
-    ok: state?.success === true,
-    steps: Object.keys(state?.step_states ?? {}).length,
-    polls: result.waited.watch.polls,
-    queries: result.queries,
-  };
-}
-
-function baselineRun(bench: Bench, jobsFile: string): Promise<BaselineRun> {
-  checkInterrupt();
-  const f = bench.facts;
-  const args = [BASELINE, "--host", f.host, "--port", String(f.port), "--user", f.user, "--identity", f.identityFile, "--known-hosts", f.knownHostsFile, "--partition", f.partition, jobsFile];
-  return new Promise((resolvePromise, reject) => {
-    const t0 = now();
-    // Its own process group, so a Ctrl-C reaches it only through the abort (it then cancels its jobs itself).
-    const child = spawn("bash", args, { stdio: ["ignore", "pipe", "pipe"], detached: true });
-    const stop = (): void => {
-      if (child.exitCode === null && child.pid !== undefined) child.kill("SIGTERM");
-    };
-    interrupt.signal.addEventListener("abort", stop, { once: true });
-    syncCleanups.add(stop);
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
-    child.once("error", reject);
-    child.once("close", (code) => {
-      interrupt.signal.removeEventListener("abort", stop);
-      syncCleanups.delete(stop);
-      if (interrupt.signal.aborted) return reject(new Interrupted("interrupted: stopped the baseline (it cancels its jobs)"));
-      const s = now() - t0;
-      const submitted = /submitted (\d+) job\(s\) in ([\d.]+) s/.exec(out);
-      const ended = /all ended in [\d.]+ s after (\d+) polls/.exec(out);
-      const states = /states: (.*)/.exec(out)?.[1] ?? "";
-      if (!submitted || !ended) return reject(new Error(`baseline.sh ${jobsFile} failed (exit ${code}):\n${out}${err}`));
-      const tasks = [...states.matchAll(/=(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
-      resolvePromise({ s, jobs: Number(submitted[1]), tasks, ok: code === 0, submitS: Number(submitted[2]), polls: Number(ended[1]), summary: states });
-    });
-  });
-}
-
-interface WorkloadRow {
-  w: Workload;
-  hp: HpcpipeRun[];
-  bl: BaselineRun[];
-}
-
-async function workloadRow(bench: Bench, w: Workload, baseline: BaselineRun[] | null): Promise<WorkloadRow> {
-  const hp: HpcpipeRun[] = [];
-  const bl: BaselineRun[] = baseline ?? [];
-  const rounds = bench.rounds ?? w.rounds;
-  for (let r = 0; r < rounds; r++) {
-    process.stderr.write(`  ${w.label}: hpcpipe, round ${r + 1}/${rounds}...\n`);
-    hp.push(await hpcpipeRun(bench, w.spec));
-    if (baseline === null) {
-      process.stderr.write(`  ${w.label}: baseline, round ${r + 1}/${rounds}...\n`);
-      bl.push(await baselineRun(bench, w.jobs));
-    }
-  }
-  return { w, hp, bl };
-}
-
-/** The median, with the range when there are several values. */
-function spread(values: readonly number[]): string {
-  if (values.length < 2) return sec(median(values));
-  return `${sec(median(values))} [${Math.min(...values).toFixed(1)}-${Math.max(...values).toFixed(1)}]`;
-}
-
-function printWorkloads(rows: WorkloadRow[]): void {
-  console.log(
-    `\n4. Submit to merged result: hpcpipe (\`submit --wait\` via submitRun + waitAndCollect, fusion on) next to a hand-written bash client\n` +
-      "   (bench/submit/baseline.sh: every job up front, one job per step, arrays for groups/maps, afterok + --kill-on-invalid-dep=yes,\n" +
-      "   one ssh connection, squeue every 0.5 s until all ended; it merges nothing). Times: median [min-max] of the rounds.",
-  );
-  const out: string[][] = [];
-  for (const { w, hp, bl } of rows) {
-    const h = median(hp.map((r) => r.s));
-    const b = median(bl.map((r) => r.s));
-    const ratio = h / b;
-    const hp0 = hp[0];
-    const bl0 = bl[0];
-    const goal = w.goal ? `${w.goal.text}: ${ratio <= w.goal.max ? "met" : "NOT met"}` : "-";
-    out.push([
-      w.label,
-      String(hp.length),
-      hp0 ? `${hp0.jobs}/${int(hp0.tasks)}` : "-",
-      spread(hp.map((r) => r.s)),
-      sec(median(hp.map((r) => r.submitS))),
-      hp0 ? `${hp0.polls}/${hp0.queries}` : "-",
-      hp.every((r) => r.ok && r.steps > 0) ? `ok (${int(hp0?.steps ?? 0)} states)` : "FAILED",
-      bl0 ? `${bl0.jobs}/${int(bl0.tasks)}` : "-",
-      spread(bl.map((r) => r.s)),
-      bl.every((r) => r.ok) ? "ok" : "FAILED",
-      `${ratio.toFixed(2)}x${ratio < 1 ? ` (${(1 / ratio).toFixed(1)}x faster)` : ""}`,
-      goal,
-    ]);
-  }
-  table(
-    ["workload", "rounds", "hpcpipe jobs/tasks", "hpcpipe", "  submitted after", "polls/queries", "merged", "baseline jobs/tasks", "baseline", "all COMPLETED", "hpcpipe / baseline", "goal"],
-    out,
-    [6, 9, 11],
-  );
-  if (rows.some((r) => r.w.reuseBaseline)) console.log("(the packed row is compared with the same W2 baseline runs)");
-  console.log("(polls/queries: the first round's status polls and scheduler queries until every job ended; the merge reuses the last poll)");
-}
 
 // ---------------------------------------------------------------- 5: with added delay on the SSH path
 
@@ -819,9 +340,7 @@ async function startProxy(bench: Bench, delayMs: number): Promise<DelayPath> {
     });
     child.once("exit", (code) => reject(new Error(`the delay proxy exited (${code})`)));
   });
-  const knownHosts = join(bench.dir, "known_hosts.proxy");
-  writeFileSync(knownHosts, knownHostsForPort(bench.facts, port));
-  const config = writeConfig(bench, "delayed", port, knownHosts);
+  const config = writeConfig(bench, "delayed", port);
   return {
     kind: "proxy",
     describe: `userspace delay proxy (bench/submit/delay-proxy.ts) on 127.0.0.1:${port} -> ${bench.facts.host}:${bench.facts.port}, holding every chunk ${delayMs} ms each way`,
@@ -989,52 +508,28 @@ function printDelay(d: DelayFigures): void {
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
-      only: { type: "string" },
+      ...COMMON_OPTIONS,
       rounds: { type: "string" },
       "delay-ms": { type: "string", default: "50" },
       "delay-mode": { type: "string", default: "auto" },
       "no-packed": { type: "boolean", default: false },
-      "no-up": { type: "boolean", default: false },
-      up: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
     },
   });
   if (values.help) {
     console.log(USAGE);
     return;
   }
-  const only = new Set((values.only ?? SECTIONS.join(",")).split(",").map((s) => s.trim()).filter(Boolean));
-  for (const s of only) if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`unknown section ${s}; expected some of ${SECTIONS.join(",")}\n${USAGE}`);
-  const want = (s: Section): boolean => only.has(s);
-  const rounds = values.rounds === undefined ? null : Number(values.rounds);
+  const want = chosenSections(values.only, SECTIONS, USAGE);
+  const rounds = values.rounds === undefined ? null : wholeNumber("rounds", values.rounds, 1, USAGE);
   const delayMs = Number(values["delay-ms"]);
   const delayMode = values["delay-mode"];
-  if (rounds !== null && (!Number.isInteger(rounds) || rounds < 1)) throw new Error("--rounds wants a whole number >= 1");
   if (!Number.isFinite(delayMs) || delayMs <= 0) throw new Error("--delay-ms wants a positive number");
   if (delayMode !== "auto" && delayMode !== "netem" && delayMode !== "proxy") throw new Error("--delay-mode wants auto, netem or proxy");
 
   // A netem qdisc an interrupted run left behind goes first, before any figure.
   const stale = removeStaleNetem();
   if (stale) console.log(stale);
-  if (!values["no-up"] && (values.up || !(await clusterAnswers()))) {
-    // up.sh verifies with a probe job, which waits behind whatever else the cluster runs.
-    process.stderr.write("starting (or verifying) the test cluster: scripts/cluster/up.sh\n");
-    const up = spawnSync("bash", [UP, "--quiet"], { stdio: ["ignore", "inherit", "inherit"], timeout: 10 * 60_000 });
-    if (up.status !== 0) throw new Error(`scripts/cluster/up.sh failed (exit ${up.status}); the benchmark needs the test cluster`);
-  }
-  const facts = readFacts();
-  interruptFacts = facts;
-  const dir = mkdtempSync(join(tmpdir(), "hpcpipe-bench-submit-"));
-  const workdir = `$HOME/hpcpipe-bench-submit-${randomBytes(4).toString("hex")}`;
-  const partial = { facts, dir, workdir };
-  const bench: Bench = { ...partial, store: new RunStore(join(dir, "home")), config: writeConfig(partial, "benchcluster", facts.port, facts.knownHostsFile), rounds };
-  syncCleanups.add(() => rmSync(dir, { recursive: true, force: true }));
-
-  console.log(
-    `bench/submit on the test cluster: ${facts.user}@${facts.host}:${facts.port}, SLURM ${facts.slurmVersion}, ${facts.cpus} CPUs advertised, ` +
-      `accounting ${facts.accounting ? "on" : "off"}, ${new Date().toISOString()}\n` +
-      "(other users' jobs on the cluster make the times noisy; run it again on a quiet cluster for figures to quote)",
-  );
+  const bench = openBench("submit", { up: values.up, noUp: values["no-up"], rounds });
   const t0 = now();
   try {
     const directTimings = new Map<number, SubmitTiming>();
@@ -1054,47 +549,20 @@ async function main(): Promise<void> {
     }
     const workloads: Workload[] = [];
     if (want("w1")) workloads.push({ id: "w1", label: "W1 prep -> 4 parallel -> metadata", spec: join(SPECS, "w1.yaml"), jobs: join(SPECS, "w1.jobs"), goal: { max: 1.2, text: "<= 1.2x" }, rounds: 5 });
-    if (want("w2")) {
-      workloads.push({ id: "w2", label: "W2 200 items: validate -> report", spec: join(SPECS, "w2.yaml"), jobs: join(SPECS, "w2.jobs"), goal: null, rounds: 1 });
-      if (!values["no-packed"]) {
-        workloads.push({ id: "w2", label: "W2 packed (items_per_task: 50)", spec: join(SPECS, "w2-packed.yaml"), jobs: join(SPECS, "w2.jobs"), goal: null, reuseBaseline: true, rounds: 1 });
-      }
-    }
+    if (want("w2")) workloads.push(...w2Workloads(!values["no-packed"]));
     if (want("w3")) workloads.push({ id: "w3", label: "W3 chain of 20 trivial steps", spec: join(SPECS, "w3.yaml"), jobs: join(SPECS, "w3.jobs"), goal: { max: 0.1, text: ">= 10x faster" }, rounds: 3 });
     if (workloads.length > 0) {
       process.stderr.write("workloads:\n");
-      const rows: WorkloadRow[] = [];
-      for (const w of workloads) {
-        const previous = rows[rows.length - 1];
-        rows.push(await workloadRow(bench, w, w.reuseBaseline && previous ? previous.bl : null));
-      }
-      printWorkloads(rows);
+      printWorkloads(await workloadRows(bench, workloads), "4.");
     }
     if (want("delay")) {
       process.stderr.write(`delay: ${delayMs} ms each way...\n`);
       printDelay(await delayBench(bench, delayMs, delayMode, directTimings));
     }
   } finally {
-    // The benchmark's remote run directories.
-    try {
-      const transport = await connectCluster(loadClusterConfig(bench.config));
-      try {
-        await transport.exec(["rm", "-rf", "--", remotePath(workdir)]);
-      } finally {
-        await transport.close();
-      }
-    } catch (error) {
-      console.error(`could not remove ${workdir} on the test cluster: ${(error as Error).message}`);
-    }
-    cleanUpNow();
+    await closeBench(bench);
   }
   console.log(`\ntotal benchmark time: ${sec(now() - t0)}`);
 }
 
-try {
-  await main();
-} catch (error) {
-  if (!(error instanceof Interrupted)) throw error;
-  console.error(error.message);
-  process.exitCode = 130;
-}
+await runBench(main);
