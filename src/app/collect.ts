@@ -4,7 +4,7 @@
  * CompletedState with the in-process core's `step_states` keys, written to
  * the run's local `result.json`.
  */
-import { mergeStates, parseStateText } from "../collect/index.js";
+import { arrayTaskIds, mergeStates, parseStateText } from "../collect/index.js";
 import type { StateProblem } from "../collect/index.js";
 import type { CompletedState } from "../core/completed-state.js";
 import type { CompiledPlan } from "../plan/plan.js";
@@ -70,10 +70,33 @@ export async function readRemoteStates(transport: Transport, remoteDir: string):
   return parseFetchedStates(files);
 }
 
-/** ONE scheduler query for every job of the run, mapped onto the plan's jobs and tasks. */
-export async function queryJobStatuses(scheduler: SlurmScheduler, plan: CompiledPlan, jobs: Readonly<Record<string, string>>): Promise<JobStatus[]> {
+/**
+ * ONE scheduler query for every job of the run (two when an array's tasks must be
+ * looked up in accounting), mapped onto the plan's jobs and tasks. `known`: the
+ * previous poll's answer; tasks it saw end are not looked for again.
+ */
+export async function queryJobStatuses(
+  scheduler: SlurmScheduler,
+  plan: CompiledPlan,
+  jobs: Readonly<Record<string, string>>,
+  known: readonly JobStatus[] | null = null,
+): Promise<JobStatus[]> {
   const ids = [...new Set(Object.values(jobs))];
-  return mapJobStatuses(plan, jobs, await scheduler.status(ids));
+  return mapJobStatuses(plan, jobs, await scheduler.status(ids, { expect: expectedTasks(plan, jobs, known) }));
+}
+
+/** Per SLURM array job id, the task ids not yet seen final: a task squeue leaves out of its array is then asked of accounting. */
+export function expectedTasks(plan: CompiledPlan, jobs: Readonly<Record<string, string>>, known: readonly JobStatus[] | null): Map<string, number[]> {
+  const ended = new Map((known ?? []).map((j) => [j.job, new Set(j.tasks.filter((t) => t.final).map((t) => t.taskId))]));
+  const out = new Map<string, number[]>();
+  for (const job of plan.jobs) {
+    const id = jobs[job.id];
+    if (id === undefined || job.array === null) continue;
+    const seen = ended.get(job.id);
+    const open = arrayTaskIds(job).filter((t) => !(seen?.has(t) ?? false));
+    if (open.length > 0) out.set(id, open);
+  }
+  return out;
 }
 
 /** Refuses runs whose job ids were never recorded: the submitter stopped before the submit script reported them. */

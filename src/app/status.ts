@@ -165,7 +165,7 @@ export async function watchRun(run: RunContext, options: WatchOptions = {}): Pro
     let jobs: JobStatus[];
     try {
       polls += 1;
-      jobs = carryFinalStates(previous, await queryJobStatuses(run.scheduler, run.plan, run.record.jobs));
+      jobs = carryFinalStates(previous, await queryJobStatuses(run.scheduler, run.plan, run.record.jobs, previous));
     } catch (error) {
       if (!retryable(error)) throw error;
       options.onRetry?.(error);

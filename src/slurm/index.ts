@@ -32,5 +32,5 @@ export {
 export type { JobTimesRecord, RecordSource, TaskRecord } from "./parse.js";
 export { SlurmScheduler, unknownRecord } from "./scheduler.js";
 export type { JobStatusMap, SlurmSchedulerOptions } from "./scheduler.js";
-export { DEFAULT_POLL_POLICY, PollInterval, nextPollDelay, pollPolicy, statusFingerprint } from "./poll.js";
+export { DEFAULT_POLL_POLICY, PollInterval, busyCapOf, nextPollDelay, pollPolicy, statusFingerprint } from "./poll.js";
 export type { PollPolicy, PollStep } from "./poll.js";

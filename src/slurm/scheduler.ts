@@ -100,27 +100,50 @@ export class SlurmScheduler {
    * ids squeue no longer shows, ONE sacct, or ONE scontrol when accounting is
    * disabled. Ids no source knows get a single UNKNOWN record, never an error.
    * Throws AccountingUnavailableError when slurmdbd or its database is down.
+   *
+   * `expect` names, per array job id, the task ids the caller still waits for:
+   * an array that squeue shows without some of them (finished long ago, or an
+   * answer cut short while slurmctld restarts) is asked of sacct (or
+   * scontrol) in the same fallback query, and only the tasks squeue left out
+   * are taken from it (squeue is live; sacct lags).
    */
-  async status(jobIds: readonly string[]): Promise<JobStatusMap> {
+  async status(jobIds: readonly string[], options: { expect?: ReadonlyMap<string, readonly number[]> } = {}): Promise<JobStatusMap> {
     const ids = [...new Set(jobIds)];
     const found: JobStatusMap = new Map();
     if (ids.length === 0) return found;
 
     assign(await this.query(squeueArgv(ids, { onlyMine: this.onlyMine }), parseSqueue), new Set(ids), found);
 
-    let missing = ids.filter((id) => !found.has(id));
-    if (missing.length > 0 && !this.accountingOff) {
+    const incomplete = ids.filter((id) => {
+      const wanted = options.expect?.get(id);
+      const seen = found.get(id);
+      if (wanted === undefined || wanted.length === 0 || seen === undefined) return false;
+      const tasks = new Set(seen.map((r) => r.taskId));
+      return wanted.some((t) => !tasks.has(t));
+    });
+    const fill = (records: readonly TaskRecord[], asked: readonly string[]): void => {
+      const extra: JobStatusMap = new Map();
+      assign(records, new Set(asked), extra);
+      for (const [id, list] of extra) {
+        const have = found.get(id);
+        if (have === undefined) found.set(id, list);
+        else {
+          const tasks = new Set(have.map((r) => r.taskId));
+          have.push(...list.filter((r) => r.taskId !== null && !tasks.has(r.taskId)));
+        }
+      }
+    };
+    let asked = [...ids.filter((id) => !found.has(id)), ...incomplete];
+    if (asked.length > 0 && !this.accountingOff) {
       try {
-        assign(await this.query(sacctArgv(missing), parseSacct), new Set(missing), found);
+        fill(await this.query(sacctArgv(asked), parseSacct), asked);
+        asked = [];
       } catch (error) {
         if (!(error instanceof AccountingDisabledError) || this.accountingMode === "on") throw error;
         this.accountingOff = true;
       }
-      missing = ids.filter((id) => !found.has(id));
     }
-    if (missing.length > 0 && this.accountingOff) {
-      assign(await this.query(scontrolArgv(missing), parseScontrol), new Set(missing), found);
-    }
+    if (asked.length > 0 && this.accountingOff) fill(await this.query(scontrolArgv(asked), parseScontrol), asked);
 
     const result: JobStatusMap = new Map();
     for (const id of ids) result.set(id, dedupeTasks(found.get(id) ?? [unknownRecord(id)]));

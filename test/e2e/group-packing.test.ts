@@ -69,11 +69,12 @@ describe.skipIf(e2eSkipped)("a packed parallel group on the test cluster", { tim
     const record = await env.record(runId);
     expect(Object.keys(record.jobs)).toEqual(["j000", "j001"]);
     const arrayJob = record.jobs.j000 as string;
-    // SLURM's own view of the array: 3 tasks.
+    // SLURM's own view of the array: 3 tasks (finished jobs stay in squeue for MinJobAge, 300 s here;
+    // sacct may still lag behind).
     const remote = await env.remote();
-    const sacct = await remote.exec(["sacct", "-n", "-P", "-X", "-o", "JobID", "-j", arrayJob]);
-    expect(sacct.code, sacct.stderr).toBe(0);
-    expect(sacct.stdout.trim().split("\n").sort()).toEqual([`${arrayJob}_0`, `${arrayJob}_1`, `${arrayJob}_2`]);
+    const squeue = await remote.exec(["squeue", "-h", "-t", "all", "-r", "-o", "%i", "-j", arrayJob]);
+    expect(squeue.code, squeue.stderr).toBe(0);
+    expect(squeue.stdout.trim().split("\n").sort()).toEqual([`${arrayJob}_0`, `${arrayJob}_1`, `${arrayJob}_2`]);
 
     CHILDREN.forEach((n, i) => {
       const s = state.step_states[`gpack.passes.${n}`];

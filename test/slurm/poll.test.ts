@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import {
   DEFAULT_POLL_POLICY,
   PollInterval,
+  busyCapOf,
   nextPollDelay,
   pollPolicy,
   statusFingerprint,
@@ -28,8 +29,28 @@ describe("poll interval policy", () => {
     expect(bases.at(-1)).toBe(30_000);
   });
 
-  it("goes back to 0.5 s when something changed", () => {
+  it("goes back to 0.5 s when something changes after a quiet spell (an interval above 5 s)", () => {
     expect(nextPollDelay(20_000, true, middle, policy).baseMs).toBe(500);
+    expect(nextPollDelay(5_695, true, middle, policy).baseMs).toBe(500);
+  });
+
+  it("eases off to 5 s, and stays there, while every poll sees a change (a run whose tasks keep finishing)", () => {
+    const bases: number[] = [];
+    let base: number | null = null;
+    for (let poll = 0; poll < 12; poll += 1) {
+      base = nextPollDelay(base, poll > 0, middle, policy).baseMs;
+      bases.push(base);
+    }
+    expect(bases).toEqual([500, 750, 1125, 1687.5, 2531.25, 3796.875, 5000, 5000, 5000, 5000, 5000, 5000]);
+    // Then quiet: the usual back-off to the cap; a change from there starts at 0.5 s again.
+    expect(nextPollDelay(5000, false, middle, policy).baseMs).toBe(7500);
+    expect(nextPollDelay(7500, true, middle, policy).baseMs).toBe(500);
+  });
+
+  it("keeps the busy interval at most half of a configured cap, and takes busyMaxMs", () => {
+    expect(busyCapOf(pollPolicy({ maxMs: 800, initialMs: 100 }))).toBe(400);
+    expect(busyCapOf(pollPolicy({ busyMaxMs: 2_000 }))).toBe(2_000);
+    expect(() => pollPolicy({ busyMaxMs: 60_000 })).toThrow(/busyMaxMs/);
   });
 
   it("spreads delays over ±20% with the injected random", () => {
@@ -58,7 +79,7 @@ describe("poll interval policy", () => {
 
   it("keeps its state across polls in PollInterval", () => {
     const interval = new PollInterval(policy, middle);
-    expect([interval.next(false), interval.next(false), interval.next(true), interval.next(false)]).toEqual([500, 750, 500, 750]);
+    expect([interval.next(false), interval.next(false), interval.next(true), interval.next(false)]).toEqual([500, 750, 1125, 1688]);
     interval.reset();
     expect(interval.next(false)).toBe(500);
   });

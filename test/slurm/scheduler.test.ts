@@ -114,6 +114,38 @@ describe("SlurmScheduler.status", () => {
     await expect(new SlurmScheduler(fake.execute).status(["4000000"])).rejects.toBeInstanceOf(AccountingUnavailableError);
   });
 
+  it("asks sacct for the tasks an array's squeue answer left out (cut short while slurmctld restarts), keeping squeue's live rows", async () => {
+    // The real squeue answer for a throttled 10-task array, with its 8 PENDING rows gone, as a
+    // squeue answered during a slurmctld restart was seen to do; sacct then lists them (a range row).
+    const full = fixture("squeue-throttled-array");
+    const cut = { ...full, stdout: full.stdout.split("\n").filter((l) => !l.includes("PENDING")).join("\n") };
+    const sacct = fixture("sacct-throttled-array");
+    const id = idsOf(full)[0] as string;
+    const all = Array.from({ length: 10 }, (_, i) => i);
+
+    const alone = await new SlurmScheduler(replay(cut).execute).status([id]);
+    expect(alone.get(id)?.map((r) => r.taskId)).toEqual([1, 0]);
+
+    const fake = replay(cut, sacct);
+    const scheduler = new SlurmScheduler(fake.execute);
+    const status = await scheduler.status([id], { expect: new Map([[id, all]]) });
+    expect(scheduler.queries).toBe(2);
+    expect(fake.calls).toEqual([cut.argv, sacct.argv]);
+    const byTask = new Map(status.get(id)?.map((r) => [r.taskId, r]));
+    expect([...byTask.keys()].sort((a, b) => (a ?? 0) - (b ?? 0))).toEqual(all);
+    expect(byTask.get(0)).toMatchObject({ state: "RUNNING", source: "squeue" });
+    expect(byTask.get(1)).toMatchObject({ state: "RUNNING", source: "squeue" });
+    for (let t = 2; t < 10; t++) expect(byTask.get(t), `task ${t}`).toMatchObject({ state: "PENDING", source: "sacct" });
+  });
+
+  it("asks nothing more when squeue shows every task still expected", async () => {
+    const full = fixture("squeue-throttled-array");
+    const id = idsOf(full)[0] as string;
+    const scheduler = new SlurmScheduler(replay(full).execute);
+    await scheduler.status([id], { expect: new Map([[id, Array.from({ length: 10 }, (_, i) => i)]]) });
+    expect(scheduler.queries).toBe(1);
+  });
+
   it("makes no query for an empty id list", async () => {
     const scheduler = new SlurmScheduler(replay().execute);
     expect((await scheduler.status([])).size).toBe(0);
