@@ -8,6 +8,10 @@ set -euo pipefail
 SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$SCRIPT_DIR/lib.sh"
+# The daemons started below keep this shell's working directory for their lifetime: start them
+# from / so a caller's directory (a temp clone, a test's scratch dir) that is removed later is not
+# theirs (slurmctld would hand a deleted cwd on, and jobs print "Unable to get current working directory").
+cd /
 
 PORT=2222
 TEST_USER=hpctest
