@@ -162,7 +162,7 @@ async function mapBench(bench: Bench, tasks: number, throttle: number): Promise<
   table(["what", "figure"], rows, [1]);
   if (run.code !== 0) console.log(`stderr (last line): ${lastLine(run.stderr)}`);
   console.log(
-    "(while tasks keep finishing, nearly every poll sees a change, so the watch stays near its first interval (0.5 s ±20%);\n" +
+    "(while tasks keep finishing, nearly every poll sees a change: the watch eases off to its busy interval (5 s ±20%);\n" +
       " the polling budget of section 3 is for runs whose state does not change)",
   );
 }
