@@ -9,7 +9,6 @@
  * scripts/install-test-tools.sh (vitest global setup). Without them the
  * rendering tests skip with a loud notice; under CI=true that is a failure.
  */
-import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -21,6 +20,7 @@ import { runLocal } from "../../src/app/run-local.js";
 import type { LocalRunOutcome } from "../../src/app/run-local.js";
 import { ExitCode, exitCodeFrom } from "../../src/core/index.js";
 import type { LocalRunEvent } from "../../src/local/index.js";
+import { blenderToolsProblem, inCI, warnUntested } from "../support/blender-tools.js";
 import { countPixels as count, decodePng, distinctSamples, foreground, pngSize, rgb } from "../support/png.js";
 import type { Image } from "../support/png.js";
 
@@ -33,33 +33,9 @@ const RENDER_KEYS = PASSES.map((p) => `thumbnails.renders.${p}`);
 /** A whole run takes 6-10 s here (2 CPUs); leave room for slow CI machines. */
 const RUN_TIMEOUT_MS = 240_000;
 
-const ci = process.env.CI?.toLowerCase();
-const inCI = ci === "true" || ci === "1";
-
-/** Blender that can import numpy (its glTF importer needs it), and ffmpeg. */
-function toolsProblem(): string | null {
-  const ffmpeg = spawnSync("ffmpeg", ["-version"], { encoding: "utf8" });
-  if (ffmpeg.status !== 0) return "ffmpeg is not installed";
-  const blender = spawnSync(
-    "blender",
-    ["-b", "--factory-startup", "-noaudio", "--python-exit-code", "1", "--python-expr", "import numpy"],
-    { encoding: "utf8", timeout: 60_000 },
-  );
-  if (blender.error || blender.status === null) return "blender is not installed";
-  if (blender.status !== 0) return "blender cannot import numpy (python3-numpy is not installed)";
-  return null;
-}
-const problem = toolsProblem();
+const problem = blenderToolsProblem();
 const available = problem === null;
-if (!available && !inCI) {
-  console.warn(
-    "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n" +
-      `!! ${problem}: the Blender thumbnail example (examples/thumbnails) is NOT tested.\n` +
-      "!! Install with scripts/install-test-tools.sh (apt-get install -y --no-install-recommends\n" +
-      "!! blender python3-numpy ffmpeg). Under CI=true this fails.\n" +
-      "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n",
-  );
-}
+if (!available && !inCI) warnUntested(problem, "the Blender thumbnail example (examples/thumbnails)");
 
 // ---------------------------------------------------------------- running the example
 
