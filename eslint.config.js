@@ -3,7 +3,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["dist/", "node_modules/", "coverage/", "**/*.js", "!eslint.config.js"] },
+  { ignores: ["dist/", "node_modules/", "coverage/", "**/*.js", "!eslint.config.js", "examples/batch-validate/toolkit/"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -1,8 +1,7 @@
-import { execFile } from "node:child_process";
-import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { mkdirSync, renameSync, rmSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
+import { build } from "esbuild";
 
 /** The hpcpipe checkout this file belongs to (from the source or from dist/examples/batch-validate/). */
 function repoRoot(): string {
@@ -11,44 +10,66 @@ function repoRoot(): string {
   return up.endsWith(`${"/"}dist`) ? resolve(up, "..") : up;
 }
 
-/** What the steps load from a toolkit (see bin/toolkit.mjs). */
-export const TOOLKIT_ENTRIES = ["examples/mini-inspector/inspector.ts", "examples/mini-inspector/command.ts"] as const;
+/** Where the steps expect the toolkit, relative to the example's directory (and so to the run's work/ directory). */
+export const TOOLKIT_BUNDLE = "toolkit/toolkit.bundle.mjs";
+
+/** The oldest Node the bundle is built for, and that `bin/check-toolkit.mjs` accepts on the machine running the steps. */
+export const TOOLKIT_NODE_MAJOR = 18;
+
+/** What the bundle exports: the mini inspector (and the hpcpipe core it imports) and gltf-validator. */
+const ENTRY = `export { runMiniInspector } from "./examples/mini-inspector/inspector.ts";
+export { failureLine } from "./examples/mini-inspector/command.ts";
+import validator from "gltf-validator";
+export { validator };
+`;
 
 /**
- * Compiles just what the batch validator's steps load (the mini inspector and
- * the hpcpipe core it imports) into `<outDir>/dist`, and links
- * `<outDir>/node_modules` to the checkout's: a directory to pass as
- * `hpcpipe_dist` without building (or racing a build of) the whole dist/.
- * The tests use it. Directories are made world-readable (0755) so another
- * user (the test cluster's) can load it. Returns the dist directory.
+ * Builds the batch validator's toolkit: ONE self-contained ESM file holding
+ * the mini inspector (from the TypeScript sources, with the hpcpipe core it
+ * imports and @gltf-transform/core) and gltf-validator. The steps import it
+ * from the run's own `work/toolkit/`, so a cluster needs nothing but Node (18 or
+ * newer): no hpcpipe checkout, no node_modules, no path of the client.
+ * Written atomically (temp file + rename), so concurrent builds of the same
+ * file never leave a half-written bundle. Returns the file written.
  */
-export async function buildToolkit(outDir: string): Promise<string> {
+export async function buildToolkit(outFile: string = join(repoRoot(), "examples/batch-validate", TOOLKIT_BUNDLE)): Promise<string> {
   const root = repoRoot();
-  const out = resolve(outDir);
-  const dist = join(out, "dist");
-  mkdirSync(out, { recursive: true });
-  const config = {
-    extends: join(root, "tsconfig.build.json"),
-    compilerOptions: {
-      outDir: dist,
-      rootDir: root,
-      typeRoots: [join(root, "node_modules/@types")],
-      declaration: false,
-      sourceMap: false,
-    },
-    include: [],
-    files: TOOLKIT_ENTRIES.map((f) => join(root, f)),
-  };
-  const tsconfig = join(out, "tsconfig.toolkit.json");
-  writeFileSync(tsconfig, JSON.stringify(config));
+  const out = resolve(outFile);
+  mkdirSync(dirname(out), { recursive: true });
+  const temp = `${out}.${process.pid}.${Date.now()}.tmp`;
   try {
-    await promisify(execFile)(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-p", tsconfig], { cwd: root, timeout: 300_000 });
+    await build({
+      stdin: { contents: ENTRY, resolveDir: root, loader: "ts", sourcefile: "batch-validate-toolkit.ts" },
+      bundle: true,
+      platform: "node",
+      format: "esm",
+      target: `node${TOOLKIT_NODE_MAJOR}`,
+      outfile: temp,
+      // gltf-validator is CommonJS and calls require(): give the ES module one.
+      banner: {
+        js: [
+          "// Built by examples/batch-validate/build-toolkit.ts (npm run build): the mini inspector and gltf-validator in one file.",
+          "import { createRequire as __hpcpipeCreateRequire } from 'node:module';",
+          "const require = __hpcpipeCreateRequire(import.meta.url);",
+        ].join("\n"),
+      },
+      legalComments: "eof",
+      logLevel: "silent",
+    });
+    renameSync(temp, out);
   } catch (error) {
-    const e = error as { stdout?: string; stderr?: string; message: string };
-    throw new Error(`tsc failed: ${e.stdout ?? ""}${e.stderr ?? ""}${e.stdout || e.stderr ? "" : e.message}`, { cause: error });
+    rmSync(temp, { force: true });
+    throw new Error(`building the batch-validate toolkit (${out}) failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }
-  writeFileSync(join(dist, "package.json"), '{"type":"module"}\n');
-  symlinkSync(join(root, "node_modules"), join(out, "node_modules"), "dir");
-  chmodSync(out, 0o755);
-  return dist;
+  return out;
+}
+
+// `node dist/examples/batch-validate/build-toolkit.js [OUTFILE]` (part of `npm run build`).
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  buildToolkit(process.argv[2])
+    .then((file) => process.stdout.write(`batch-validate toolkit: ${file}\n`))
+    .catch((error: unknown) => {
+      process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
+      process.exitCode = 1;
+    });
 }

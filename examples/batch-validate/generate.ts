@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import { Format, NodeIO } from "@gltf-transform/core";
 import type { Document } from "@gltf-transform/core";
 import { buildModels, sha256 } from "../mini-inspector/make-models.js";
+import { buildToolkit, TOOLKIT_BUNDLE } from "./build-toolkit.js";
 
 /**
  * The batch validator's model generator: N small glTF models, byte for byte
@@ -294,7 +295,7 @@ export async function generateBatch(n: number, options: GenerateOptions = {}): P
   return { files, expected, models };
 }
 
-/** This example's own directory (pipeline.yaml, bin/), from the source or from dist/examples/batch-validate/. */
+/** This example's own directory (pipeline.yaml, bin/, toolkit/), from the source or from dist/examples/batch-validate/. */
 export function exampleDir(): string {
   const here = dirname(fileURLToPath(import.meta.url));
   for (const dir of [here, resolve(here, "../../../examples/batch-validate")]) {
@@ -315,8 +316,9 @@ export interface WriteResult {
 /**
  * Writes a batch into `outDir`: `models/` (earlier generated models there are
  * removed first, other files are left alone), `models.txt` and `expected.json`.
- * Unless `outDir` is this example's own directory, `pipeline.yaml` and `bin/`
- * are copied too, so `outDir/pipeline.yaml` is ready to run.
+ * Unless `outDir` is this example's own directory, `pipeline.yaml`, `bin/` and
+ * the toolkit bundle are copied too, so `outDir/pipeline.yaml` is ready to run,
+ * here or on a cluster that shares no filesystem with this machine.
  */
 export async function writeBatch(outDir: string, n: number, options: GenerateOptions = {}): Promise<WriteResult> {
   const batch = await generateBatch(n, options);
@@ -334,6 +336,13 @@ export async function writeBatch(outDir: string, n: number, options: GenerateOpt
     copyFileSync(join(source, "pipeline.yaml"), join(out, "pipeline.yaml"));
     mkdirSync(join(out, "bin"), { recursive: true });
     for (const name of readdirSync(join(source, "bin"))) if (name.endsWith(".mjs")) copyFileSync(join(source, "bin", name), join(out, "bin", name));
+    // The toolkit travels with the run (nothing on the cluster may point back at this checkout):
+    // the one `npm run build` made, or a new one built from the sources.
+    const toolkit = join(source, TOOLKIT_BUNDLE);
+    if (existsSync(toolkit)) {
+      mkdirSync(dirname(join(out, TOOLKIT_BUNDLE)), { recursive: true });
+      copyFileSync(toolkit, join(out, TOOLKIT_BUNDLE));
+    } else await buildToolkit(join(out, TOOLKIT_BUNDLE));
   }
   return { expected: batch.expected, written };
 }
@@ -342,9 +351,10 @@ const USAGE =
   "usage: generate OUTDIR N [--broken-every K]\n" +
   "Writes N glTF models (every K-th one broken; default K=5, 0 = none) into OUTDIR/models/,\n" +
   "with OUTDIR/models.txt and OUTDIR/expected.json; unless OUTDIR is the example itself,\n" +
-  "also copies pipeline.yaml and bin/ so OUTDIR/pipeline.yaml runs as it is, e.g.\n" +
+  "also copies pipeline.yaml, bin/ and toolkit/ so OUTDIR/pipeline.yaml runs as it is, e.g.\n" +
   "  node dist/examples/batch-validate/generate.js /tmp/batch200 200 --broken-every 4\n" +
-  "  node dist/cli/main.js run /tmp/batch200/pipeline.yaml --set hpcpipe_dist=\"$PWD/dist\"\n";
+  "  node dist/cli/main.js run /tmp/batch200/pipeline.yaml\n" +
+  "  node dist/cli/main.js submit /tmp/batch200/pipeline.yaml --cluster C --wait   # Node 18+ on the cluster\n";
 
 export async function main(argv: string[]): Promise<number> {
   if (argv.includes("--help") || argv.includes("-h")) {

@@ -1,10 +1,10 @@
 // Example 4, the batch validator, on the project's own SLURM cluster over SSH (scripts/cluster/up.sh):
 // a generated batch of a few dozen models submitted with `hpcpipe submit --wait` (the in-process CLI,
 // a private HPCPIPE_HOME, a cluster config from the cluster's facts), packed into array tasks of 25
-// items. The steps run as the cluster's user on this same machine and load the mini inspector and
-// gltf-validator from a toolkit compiled into a world-readable temp directory (buildToolkit).
-import { mkdtempSync, readFileSync, realpathSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+// items. The steps run as the cluster's user, who cannot read this checkout (see test/support/cluster.ts):
+// they load the mini inspector and gltf-validator from the ONE self-contained file that is uploaded with
+// the run (toolkit/toolkit.bundle.mjs), so the cluster needs Node and nothing of the client.
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildToolkit } from "../../examples/batch-validate/build-toolkit.js";
@@ -44,28 +44,24 @@ interface Summary {
 describe.skipIf(e2eSkipped)("examples/batch-validate on the test cluster", { timeout: 180_000 }, () => {
   let env: WorkflowEnv;
   let cluster: string;
-  let toolkitRoot: string;
-  let dist: string;
   let batchDir: string;
   let expected: Expected;
 
   beforeAll(async () => {
     env = workflowEnv("batch-validate");
     cluster = env.config("testcluster");
-    // Not under env.dir (mode 700): the cluster's user must read the toolkit.
-    toolkitRoot = realpathSync(mkdtempSync(path.join(tmpdir(), "hpcpipe-bv-e2e-toolkit-")));
-    dist = await buildToolkit(toolkitRoot);
+    // The example's toolkit from the current sources; writeBatch copies it beside the batch's pipeline.yaml.
+    await buildToolkit();
     batchDir = path.join(env.dir, "batch");
     expected = (await writeBatch(batchDir, COUNT, { brokenEvery: BROKEN_EVERY })).expected;
   }, 300_000);
   afterAll(async () => {
     await env?.cleanup();
-    if (toolkitRoot) rmSync(toolkitRoot, { recursive: true, force: true });
   });
 
   it("submit --wait: every model validated on the cluster, the summary's counts equal the generator's", async () => {
     const spec = path.join(batchDir, "pipeline.yaml");
-    const submitted = await cli("submit", spec, "--cluster", cluster, "--set", `hpcpipe_dist=${dist}`, "--wait", "--json");
+    const submitted = await cli("submit", spec, "--cluster", cluster, "--wait", "--json");
     expect(submitted.code, submitted.stderr).toBe(0);
     const runId = runIdFrom(submitted.stderr);
     const state = JSON.parse(submitted.stdout) as StateJson;
@@ -80,8 +76,8 @@ describe.skipIf(e2eSkipped)("examples/batch-validate on the test cluster", { tim
     };
     expect(plan.jobs.find((j) => j.shape === "map")).toMatchObject({ array: { count: 2 }, map: { itemsPerTask: 25 } });
 
-    // The toolkit step ran on the cluster and found the toolkit it was given.
-    expect(state.step_states["batch_validate.toolkit"]?.outputs.published).toMatchObject({ toolkit_dir: dist });
+    // The toolkit step ran on the cluster with the cluster's Node and the uploaded bundle.
+    expect(state.step_states["batch_validate.toolkit"]?.outputs.published).toMatchObject({ node_version: expect.stringMatching(/^v\d+\./), validator_version: "2.0.0-dev.3.10" });
 
     // Broken models are failed items (with the validator's reason); the rest succeeded; the map and aggregate succeeded.
     const broken = expected.models.filter((m) => !m.valid);

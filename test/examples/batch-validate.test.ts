@@ -4,9 +4,10 @@
  * models), the plan (a packed map between the toolkit check and the
  * aggregate), and real runs on the local executor through preparePlan +
  * runLocal (the same bash job scripts as on a cluster) in temp run
- * directories. The steps load the mini inspector from a toolkit compiled
- * into a temp directory (buildToolkit), never from dist/, so the test runs
- * the current sources and never races a build.
+ * directories. The steps load the mini inspector and gltf-validator from
+ * ONE self-contained file bundled with the run (toolkit/toolkit.bundle.mjs,
+ * built here from the current sources by buildToolkit), never from dist/ or
+ * node_modules: nothing a step needs lives behind a path of the client.
  */
 import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync } from "node:fs";
@@ -112,12 +113,13 @@ describe("examples/batch-validate: the generator", () => {
     }
   });
 
-  it("writeBatch makes a runnable copy: models, models.txt, expected.json, pipeline.yaml and bin/; stale models are removed", async () => {
+  it("writeBatch makes a runnable copy: models, models.txt, expected.json, pipeline.yaml, bin/ and the toolkit; stale models are removed", async () => {
     const dir = tempDir("hpcpipe-bv-write-");
     await writeBatch(dir, 12, { brokenEvery: 4 });
     expect(readdirSync(join(dir, "models"))).toHaveLength(12 + 2); // two animated models have a .bin
     await writeBatch(dir, 5, { brokenEvery: 0 });
-    expect(readdirSync(dir).sort()).toEqual(["bin", "expected.json", "models", "models.txt", "pipeline.yaml"]);
+    expect(readdirSync(dir).sort()).toEqual(["bin", "expected.json", "models", "models.txt", "pipeline.yaml", "toolkit"]);
+    expect(readdirSync(join(dir, "toolkit"))).toEqual(["toolkit.bundle.mjs"]);
     expect(readdirSync(join(dir, "bin")).sort()).toEqual(readdirSync(join(EXAMPLE, "bin")).sort());
     expect(readFileSync(join(dir, "pipeline.yaml"), "utf8")).toBe(readFileSync(SPEC, "utf8"));
     expect(readdirSync(join(dir, "models")).sort()).toEqual(["0000-cube.glb", "0001-scene.glb", "0002-animated.bin", "0002-animated.gltf", "0003-empty_scene.glb", "0004-cube.glb"]);
@@ -141,14 +143,51 @@ describe("examples/batch-validate: the plan", () => {
     expect(map?.dependencies).toEqual([{ job: toolkit?.id, type: "afterok" }]);
     expect(aggregate?.steps).toEqual(["batch_validate.aggregate"]);
     expect(aggregate?.dependencies).toEqual([{ job: map?.id, type: "afterok" }]);
-    expect(prepared.loaded.bundle).toEqual(["bin/", "models/", "models.txt"]);
-    expect(prepared.loaded.context).toEqual({ hpcpipe_dist: "auto" });
+    expect(prepared.loaded.bundle).toEqual(["bin/", "toolkit/toolkit.bundle.mjs", "models/", "models.txt"]);
+    expect(prepared.loaded.context).toEqual({});
   });
 
-  it("keeps the toolkit path out of the scripts: it reaches the steps only as an environment variable", () => {
-    const marker = "/zz_dist_marker/$(touch pwned)";
-    const prepared = preparePlan({ spec: SPEC, runId: "plan", set: { hpcpipe_dist: marker }, localRunsDir: tempDir("hpcpipe-bv-plan-") });
-    for (const job of prepared.plan.jobs) expect(job.script).not.toContain("zz_dist_marker");
+  it("names no path of the client: no script, context value or bundle file points at this checkout", () => {
+    const prepared = preparePlan({ spec: SPEC, runId: "plan", localRunsDir: tempDir("hpcpipe-bv-plan-") });
+    const checkout = root.replace(/\/$/, "");
+    for (const job of prepared.plan.jobs) expect(job.script, job.id).not.toContain(checkout);
+    for (const [path, file] of Object.entries(prepared.plan.files ?? {})) expect(JSON.stringify(file), path).not.toContain(checkout);
+    for (const rel of prepared.loaded.bundle) expect(rel.startsWith("/") || rel.includes(".."), rel).toBe(false);
+    // The step scripts load their code only from the run's own work/ directory: Node's built-ins and files beside them.
+    for (const name of readdirSync(join(EXAMPLE, "bin"))) {
+      const text = readFileSync(join(EXAMPLE, "bin", name), "utf8");
+      const specifiers = [...text.matchAll(/\bfrom\s+"([^"]+)"|\bimport\(\s*"([^"]+)"|new URL\(\s*"([^"]+)"/g)].map((m) => m[1] ?? m[2] ?? m[3]);
+      expect(specifiers.length, name).toBeGreaterThan(0);
+      for (const spec of specifiers) expect(spec, name).toMatch(/^(node:|\.\/|\.\.\/toolkit\/)/);
+      expect(text, name).not.toMatch(/createRequire|process\.env\.hpcpipe_dist/);
+    }
+  });
+});
+
+// ---------------------------------------------------------------- the toolkit bundle
+
+describe("examples/batch-validate: the toolkit is one self-contained file", () => {
+  it("loads and validates from a directory with nothing else in it (no node_modules anywhere above)", async () => {
+    const built = await buildToolkit(join(tempDir("hpcpipe-bv-alone-"), "toolkit.bundle.mjs"));
+    const probe = [
+      'import fs from "node:fs";',
+      `const t = await import(${JSON.stringify(`file://${built}`)});`,
+      `const r = await t.validator.validateBytes(new Uint8Array(fs.readFileSync(${JSON.stringify(join(EXAMPLE, "models/0004-truncated.glb"))})), { uri: "x.glb" });`,
+      "process.stdout.write(JSON.stringify({ v: t.validator.version(), f: typeof t.runMiniInspector, errors: r.issues.numErrors }));",
+    ].join("\n");
+    // cwd "/" and an empty NODE_PATH: a bare import left in the bundle could not resolve.
+    const { execFileSync } = await import("node:child_process");
+    const out = execFileSync(process.execPath, ["--input-type=module", "-e", probe], { cwd: "/", env: { PATH: process.env.PATH ?? "" }, encoding: "utf8" });
+    expect(JSON.parse(out)).toEqual({ v: "2.0.0-dev.3.10", f: "function", errors: 1 });
+    const text = readFileSync(built, "utf8");
+    expect(text).not.toContain(root.replace(/\/$/, ""));
+  });
+
+  it("refuses a Node older than 18, naming the version", async () => {
+    const toolkit = (await import(join(EXAMPLE, "bin/toolkit.mjs"))) as { checkNode: (v: string) => void };
+    expect(() => toolkit.checkNode("16.20.2")).toThrow(/node 16\.20\.2 is too old: the toolkit needs Node 18 or newer/);
+    expect(() => toolkit.checkNode("18.0.0")).not.toThrow();
+    expect(() => toolkit.checkNode("20.19.0")).not.toThrow();
   });
 });
 
@@ -189,7 +228,7 @@ interface ExampleRun {
   work: string;
 }
 
-async function runBatch(dir: string, runId: string, set: Record<string, string>): Promise<ExampleRun> {
+async function runBatch(dir: string, runId: string, set: Record<string, string> = {}): Promise<ExampleRun> {
   const prepared = preparePlan({ spec: join(dir, "pipeline.yaml"), set, runId, localRunsDir: tempDir(`hpcpipe-bv-${runId}-`) });
   const events: LocalRunEvent[] = [];
   const outcome = await runLocal(prepared, { onEvent: (e) => events.push(e) });
@@ -197,9 +236,9 @@ async function runBatch(dir: string, runId: string, set: Record<string, string>)
 }
 
 describe("examples/batch-validate on the local executor", () => {
-  let dist: string;
   beforeAll(async () => {
-    dist = await buildToolkit(tempDir("hpcpipe-bv-toolkit-"));
+    // The example's own toolkit/toolkit.bundle.mjs, from the current sources; writeBatch copies it.
+    await buildToolkit();
   }, RUN_TIMEOUT_MS);
 
   describe("30 models, every 3rd broken (each kind twice)", () => {
@@ -209,7 +248,7 @@ describe("examples/batch-validate on the local executor", () => {
     beforeAll(async () => {
       const dir = tempDir("hpcpipe-bv-batch-");
       expected = (await writeBatch(dir, 30, { brokenEvery: 3 })).expected;
-      run = await runBatch(dir, "batch30", { hpcpipe_dist: dist });
+      run = await runBatch(dir, "batch30");
       summary = JSON.parse(readFileSync(join(run.work, "out/summary.json"), "utf8")) as Summary;
     }, RUN_TIMEOUT_MS);
 
@@ -220,7 +259,7 @@ describe("examples/batch-validate on the local executor", () => {
       const broken = expected.models.filter((m) => !m.valid).map((m) => `${MAP}.${m.index}`);
       expect(state.step_states?.[MAP]?.success).toBe(true);
       expect(state.step_states?.[MAP]?.meta.failed_allowed).toEqual(broken);
-      expect(state.step_states?.["batch_validate.toolkit"]?.outputs.published).toMatchObject({ toolkit_dir: dist, validator_version: "2.0.0-dev.3.10" });
+      expect(state.step_states?.["batch_validate.toolkit"]?.outputs.published).toMatchObject({ node_version: process.version, validator_version: "2.0.0-dev.3.10" });
       expect(state.step_states?.["batch_validate.aggregate"]).toMatchObject({ success: true });
       expect(state.step_states?.["batch_validate.aggregate"]?.outputs.published).toEqual({
         summary_csv: "out/summary.csv",
@@ -324,34 +363,29 @@ describe("examples/batch-validate on the local executor", () => {
   });
 
   it(
-    "an unusable hpcpipe_dist fails the toolkit step with what to do; the map and the aggregate never run",
+    "a copy without its toolkit is refused before anything runs, naming the missing file",
     async () => {
-      const dir = tempDir("hpcpipe-bv-nodist-");
+      const dir = tempDir("hpcpipe-bv-notoolkit-");
       await writeBatch(dir, 3, { brokenEvery: 0 });
-      const missing = join(dir, "no-such-dist");
-      const { outcome, events, prepared } = await runBatch(dir, "nodist", { hpcpipe_dist: missing });
-      expect(exitCodeFrom(outcome.state)).toBe(ExitCode.STEP_FAILED);
-      expect(outcome.state.step_states?.["batch_validate.toolkit"]).toMatchObject({ success: false, error: "command exited with status 2" });
-      const stderr = readFileSync(join(outcome.runDir, "logs/batch_validate.toolkit.err"), "utf8");
-      expect(stderr).toContain(`check-toolkit: hpcpipe_dist=${missing}: ${missing}/examples/mini-inspector/inspector.js does not exist here`);
-      expect(outcome.state.step_states?.["batch_validate.aggregate"]?.meta).toMatchObject({ not_run: true, slurm_reason: "DependencyNeverSatisfied" });
-      const later = new Set(prepared.plan.jobs.filter((j) => !j.steps.includes("batch_validate.toolkit")).map((j) => j.id));
-      expect(events.filter((e) => e.type === "task-started" && later.has(e.job))).toEqual([]);
+      rmSync(join(dir, "toolkit"), { recursive: true });
+      const runs = tempDir("hpcpipe-bv-notoolkit-runs-");
+      expect(() => preparePlan({ spec: join(dir, "pipeline.yaml"), runId: "notoolkit", localRunsDir: runs })).toThrow(
+        /pipeline\.yaml:\d+:\d+: bundle\[1\]: expected an existing file or directory, but \S+\/toolkit\/toolkit\.bundle\.mjs does not exist/,
+      );
+      expect(readdirSync(runs)).toEqual([]);
     },
     RUN_TIMEOUT_MS,
   );
 
   it(
-    "hpcpipe_dist=auto finds the dist/ above the run directory",
+    "a generated copy runs from its own directory, wherever it is: the toolkit travels in the bundle",
     async () => {
-      // A run directory inside a tree that has dist/examples/mini-inspector/inspector.js: the toolkit's parent.
-      const dir = tempDir("hpcpipe-bv-auto-");
+      const dir = tempDir("hpcpipe-bv-copy-");
       await writeBatch(dir, 2, { brokenEvery: 0 });
-      const prepared = preparePlan({ spec: join(dir, "pipeline.yaml"), runId: "auto", localRunsDir: join(dist, "..", "runs-auto") });
-      cleanups.push(() => rmSync(join(dist, "..", "runs-auto"), { recursive: true, force: true }));
-      const outcome = await runLocal(prepared);
+      expect(existsSync(join(dir, "toolkit/toolkit.bundle.mjs"))).toBe(true);
+      const { outcome } = await runBatch(dir, "copy");
       expect(exitCodeFrom(outcome.state)).toBe(ExitCode.OK);
-      expect(outcome.state.step_states?.["batch_validate.toolkit"]?.outputs.published).toMatchObject({ toolkit_dir: dist });
+      expect(existsSync(join(outcome.runDir, "work/toolkit/toolkit.bundle.mjs"))).toBe(true);
       const summary = JSON.parse(readFileSync(join(outcome.runDir, "work/out/summary.json"), "utf8")) as Summary;
       expect(summary).toMatchObject({ files: 2, valid: 2, invalid: 0, triangles: 32 });
     },

@@ -2,6 +2,7 @@
 // for end-to-end tests: read its connection facts, start it when needed.
 import { execFile, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
@@ -248,4 +249,25 @@ export async function ensureCluster(options: EnsureClusterOptions = {}): Promise
   const facts = readClusterFacts(connectionFile(env));
   if (!facts) throw new ClusterStartError(`${UP_SCRIPT} succeeded but wrote no ${connectionFile(env)}`, result.output, result.code);
   return facts;
+}
+
+/** The client-side places the cluster's user must not be able to read: this checkout and the temp directory. */
+export function clientPaths(): { checkout: string; tmp: string } {
+  return { checkout: repoRoot, tmp: os.tmpdir() };
+}
+
+/**
+ * Which of `paths` the cluster's user can read, asked over a real login AS that user
+ * (ssh, like every job): a directory counts when the user may enter and list it, a file
+ * when the user may read it. A real cluster shares no filesystem with the client, so on
+ * this single-host cluster the checkout and the temp directory should be private
+ * (mode 700, as .ci/run arranges); then no test can pass by accident because a job read
+ * a file of the client.
+ */
+export async function readableByClusterUser(facts: ClusterFacts, paths: string[]): Promise<string[]> {
+  const script = 'for p in "$@"; do if [ -d "$p" ]; then [ -x "$p" ] && [ -r "$p" ] && printf "%s\\n" "$p"; elif [ -r "$p" ]; then printf "%s\\n" "$p"; fi; done; true';
+  const quoted = [script, "check", ...paths].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(" ");
+  const result = await run("ssh", [...sshArgs(facts), `bash -c ${quoted}`], 20_000);
+  if (result.code !== 0) throw new Error(`could not ask the cluster's user (${facts.user}) what it can read: exit ${result.code}: ${result.stderr.trim()}`);
+  return result.stdout.split("\n").filter((line) => line !== "");
 }

@@ -4,7 +4,8 @@
 //   HPCPIPE_E2E=0     skip end-to-end tests on purpose (outside CI), loudly.
 // It sets HPCPIPE_E2E to "1" (cluster ready, facts via inject("cluster")) or "skip".
 import type { TestProject } from "vitest/node";
-import { DEFAULT_CLUSTER_SHAPE, ensureCluster } from "./cluster.js";
+import { clientPaths, DEFAULT_CLUSTER_SHAPE, ensureCluster, readableByClusterUser } from "./cluster.js";
+import type { ClusterFacts } from "./cluster.js";
 
 const E2E_DIR = "/test/e2e/";
 
@@ -42,6 +43,30 @@ function loudNotice(reason: string): void {
   process.stderr.write(`${lines.join("\n")}\n`);
 }
 
+class PrivacyError extends Error {
+  override name = "PrivacyError";
+}
+
+/**
+ * A real cluster shares no filesystem with the client. On this single-host cluster that holds only
+ * when the cluster's user cannot read the checkout (nor the temp directory the tests write to), so
+ * ask it, as that user. .ci/run runs the suite from a copy in a mode-700 directory and sets
+ * HPCPIPE_PRIVATE_CHECKOUT=1: there a readable path fails the run; elsewhere it is a notice.
+ */
+async function checkPrivacy(facts: ClusterFacts): Promise<void> {
+  const { checkout, tmp } = clientPaths();
+  const readable = await readableByClusterUser(facts, [checkout, tmp]);
+  if (readable.length === 0) {
+    process.stderr.write(`[hpcpipe] the cluster's user (${facts.user}) cannot read this checkout (${checkout}) nor the temp directory (${tmp}): jobs can rely on nothing of the client.\n`);
+    return;
+  }
+  const message =
+    `the cluster's user (${facts.user}) can read ${readable.join(" and ")}: the end-to-end tests cannot prove that jobs need nothing of the client ` +
+    "(a real cluster shares no filesystem with it). Run the suite from a checkout in a mode-700 directory with TMPDIR inside it, as .ci/run does.";
+  if (process.env.HPCPIPE_PRIVATE_CHECKOUT === "1") throw new PrivacyError(`HPCPIPE_PRIVATE_CHECKOUT=1: ${message}`);
+  process.stderr.write(`[hpcpipe] notice: ${message}\n`);
+}
+
 export default async function setup(project: TestProject): Promise<void> {
   if (!(await e2eRequested(project))) return;
 
@@ -58,9 +83,11 @@ export default async function setup(project: TestProject): Promise<void> {
   try {
     // A run that left the cluster reconfigured (e.g. MaxArraySize 5) is put back to the defaults.
     const facts = await ensureCluster({ ...DEFAULT_CLUSTER_SHAPE, echo: true });
+    await checkPrivacy(facts);
     process.env.HPCPIPE_E2E = "1";
     project.provide("cluster", facts);
   } catch (error) {
+    if (error instanceof PrivacyError) throw error;
     const reason = error instanceof Error ? error.message : String(error);
     if (inCi()) {
       throw new Error(`CI: the local SLURM test cluster could not start, so the end-to-end tests cannot run.\n${reason}`, {

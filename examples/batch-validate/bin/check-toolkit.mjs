@@ -1,18 +1,17 @@
 /* global process */
-// The batch validator's first step: find the toolkit once (see toolkit.mjs), prove the mini
-// inspector and gltf-validator load, and publish toolkit_dir for the items. A cluster whose
-// compute nodes lack Node or cannot read the toolkit fails here, before the map starts.
+// The batch validator's first step: prove that Node is recent enough and that the toolkit bundled
+// with the run (bin/toolkit.bundle.mjs: the mini inspector and gltf-validator) loads, before the
+// map starts. A cluster whose compute nodes lack Node fails here (exit 127 from bash), once.
 import { hostname } from "node:os";
-import { findToolkit, importFrom, INSPECT_COMMAND, INSPECTOR, publish, requireFrom, runMain } from "./toolkit.mjs";
+import { checkNode, loadToolkit, publish, runMain } from "./toolkit.mjs";
 
 await runMain("check-toolkit", async () => {
-  const dir = findToolkit();
-  const inspector = await importFrom(dir, INSPECTOR);
-  if (typeof inspector.runMiniInspector !== "function") throw new Error(`${dir}/${INSPECTOR} has no runMiniInspector`);
-  const command = await importFrom(dir, INSPECT_COMMAND);
-  if (typeof command.failureLine !== "function") throw new Error(`${dir}/${INSPECT_COMMAND} has no failureLine`);
-  const validator = requireFrom(dir)("gltf-validator");
-  publish({ toolkit_dir: dir, validator_version: validator.version() });
-  process.stdout.write(`node ${process.version} on ${hostname()}\ntoolkit ${dir}\ngltf-validator ${validator.version()}\n`);
+  checkNode();
+  const toolkit = await loadToolkit();
+  if (typeof toolkit.runMiniInspector !== "function") throw new Error("the toolkit bundle has no runMiniInspector");
+  if (typeof toolkit.failureLine !== "function") throw new Error("the toolkit bundle has no failureLine");
+  const version = toolkit.validator.version();
+  publish({ node_version: process.version, validator_version: version });
+  process.stdout.write(`node ${process.version} on ${hostname()}\ngltf-validator ${version}\n`);
   return 0;
 });

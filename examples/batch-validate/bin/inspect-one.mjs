@@ -4,15 +4,13 @@
 // holds which step failed and why, the same line goes to stderr, and the exit status is the
 // inspector's (4 for a missing, truncated or corrupt model).
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { importFrom, INSPECT_COMMAND, INSPECTOR, publish, runMain, toolkitDir } from "./toolkit.mjs";
+import { loadToolkit, publish, runMain } from "./toolkit.mjs";
 
 await runMain("inspect", async () => {
   const model = process.env.model;
   const index = process.env.HPCPIPE_TASK;
   if (!model || !index) throw new Error("expected $model and $HPCPIPE_TASK (run this as an item of the map)");
-  const dir = toolkitDir();
-  const { runMiniInspector } = await importFrom(dir, INSPECTOR);
-  const { failureLine } = await importFrom(dir, INSPECT_COMMAND);
+  const { runMiniInspector, failureLine } = await loadToolkit();
   mkdirSync("out/reports", { recursive: true });
   const out = `out/reports/${index}.json`;
   const errorOut = `out/reports/${index}.error.json`;

@@ -1,54 +1,30 @@
-/* global process */
-// Where the batch validator's steps find their code: the mini inspector (compiled, in hpcpipe's
-// dist/) and gltf-validator (in the node_modules/ next to that dist/). The run's work directory
-// holds only this bin/ and the models, with no node_modules, so the code is loaded from an
-// absolute path: ESM ignores NODE_PATH, so the inspector is import()ed by file URL and
-// gltf-validator is require()d through createRequire anchored in that dist/ directory.
-//
-// hpcpipe_dist (context):
-//   auto         the nearest dist/ above the working directory that holds the mini inspector:
-//                right for `hpcpipe run` started in an hpcpipe checkout (runs go to ./.hpcpipe/runs)
-//   /abs/dist    an hpcpipe build (npm run build) readable where the steps run: on a cluster, a
-//                shared filesystem path as the compute nodes see it (and `node` on their PATH)
+/* global process, URL */
+// Where the batch validator's steps find their code: ONE self-contained file, toolkit/toolkit.bundle.mjs,
+// bundled with the run beside bin/ (see pipeline.yaml), built by `npm run build` (examples/batch-validate/
+// build-toolkit.ts) from the mini inspector's sources and gltf-validator. It travels with the run
+// like the models do, so the machine that runs the steps needs Node (18 or newer) and nothing
+// else: no hpcpipe checkout, no node_modules, no path of the client.
 import { appendFileSync, existsSync } from "node:fs";
-import { createRequire } from "node:module";
-import { dirname, join, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
+import { fileURLToPath } from "node:url";
 
-export const INSPECTOR = "examples/mini-inspector/inspector.js";
-export const INSPECT_COMMAND = "examples/mini-inspector/command.js";
+export const TOOLKIT_URL = new URL("../toolkit/toolkit.bundle.mjs", import.meta.url);
+export const MIN_NODE_MAJOR = 18;
 
-/** The dist/ directory named by `given` ("auto" or a path); throws with what to do when there is none. */
-export function findToolkit(given = process.env.hpcpipe_dist ?? "auto", from = process.cwd()) {
-  if (given !== "auto") {
-    const dir = resolve(from, given);
-    if (!existsSync(join(dir, INSPECTOR))) {
-      throw new Error(`hpcpipe_dist=${given}: ${join(dir, INSPECTOR)} does not exist here; give the dist/ directory of an hpcpipe build (npm run build) that this machine can read`);
-    }
-    return dir;
+/** Refuses a Node older than the bundle was built for, naming the version found. */
+export function checkNode(version = process.versions.node) {
+  const major = Number(version.split(".")[0]);
+  if (!(major >= MIN_NODE_MAJOR)) {
+    throw new Error(`node ${version} is too old: the toolkit needs Node ${MIN_NODE_MAJOR} or newer on the machine that runs the steps (a \`modules:\` line such as nodejs/20 in the cluster config)`);
   }
-  for (let dir = resolve(from); ; dir = dirname(dir)) {
-    if (existsSync(join(dir, "dist", INSPECTOR))) return join(dir, "dist");
-    if (dirname(dir) === dir) break;
+}
+
+/** The toolkit module: { runMiniInspector, failureLine, validator }. Throws with what to do when the bundle is missing. */
+export async function loadToolkit() {
+  const file = fileURLToPath(TOOLKIT_URL);
+  if (!existsSync(file)) {
+    throw new Error(`${file} is missing: build it with \`npm run build\` in the hpcpipe checkout (it writes examples/batch-validate/toolkit/toolkit.bundle.mjs), then submit again`);
   }
-  throw new Error(`hpcpipe_dist=auto: no dist/${INSPECTOR} in ${from} or any directory above it; run with --set hpcpipe_dist=/abs/path/to/hpcpipe/dist (an hpcpipe build this machine can read)`);
-}
-
-/** The directory a step was given as `toolkit_dir` (published by the toolkit step). */
-export function toolkitDir() {
-  const dir = process.env.toolkit_dir;
-  if (!dir) throw new Error("toolkit_dir is not set (the toolkit step publishes it)");
-  return dir;
-}
-
-/** import() of a module of the toolkit, by absolute file URL. */
-export function importFrom(dir, rel) {
-  return import(pathToFileURL(join(dir, rel)).href);
-}
-
-/** require() resolving packages as a module inside the toolkit would: dist/node_modules, then ../node_modules, ... */
-export function requireFrom(dir) {
-  return createRequire(join(dir, "package.json"));
+  return import(TOOLKIT_URL.href);
 }
 
 /**

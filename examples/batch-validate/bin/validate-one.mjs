@@ -6,7 +6,7 @@
 // Exit status 0 when the validator found no errors, else 1 with the first errors on stderr.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, isAbsolute, join, relative } from "node:path";
-import { publish, requireFrom, runMain, toolkitDir } from "./toolkit.mjs";
+import { loadToolkit, publish, runMain } from "./toolkit.mjs";
 
 const SHOWN = 3;
 
@@ -33,7 +33,7 @@ await runMain("validate", async () => {
   const model = process.env.model;
   const index = process.env.HPCPIPE_TASK;
   if (!model || !index) throw new Error("expected $model and $HPCPIPE_TASK (run this as an item of the map)");
-  const validator = requireFrom(toolkitDir())("gltf-validator");
+  const { validator } = await loadToolkit();
   mkdirSync("out/validation", { recursive: true });
   const out = `out/validation/${index}.json`;
 
