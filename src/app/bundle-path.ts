@@ -1,5 +1,5 @@
-import { lstat } from "node:fs/promises";
-import { relative, resolve, sep } from "node:path";
+import { lstat, readdir, stat } from "node:fs/promises";
+import { join, relative, resolve, sep } from "node:path";
 
 /** A spec `bundle` path that is not inside the spec's directory, or does not exist. */
 export class BundleError extends Error {
@@ -15,4 +15,37 @@ export async function bundleSource(specDir: string, rel: string): Promise<{ from
     throw new BundleError(`bundle path ${JSON.stringify(rel)} does not exist (relative to ${specDir})`);
   });
   return { from, rel: back.split(sep).join("/") };
+}
+
+/** One regular file of a spec's bundle: where it is here, where it goes in the run (`work/<path>`), its size. */
+export interface BundleFile {
+  abs: string;
+  rel: string;
+  size: number;
+}
+
+/**
+ * Every regular file of the spec's `bundle` paths (files or directories,
+ * relative to the spec's directory), in a stable order, keyed `work/<path>`.
+ * Refuses paths outside the spec's directory, symlinked directories and
+ * special files. A symlink to a file is followed (its target's bytes are sent).
+ */
+export async function listBundleFiles(specDir: string, paths: readonly string[]): Promise<BundleFile[]> {
+  const out: BundleFile[] = [];
+  const add = async (abs: string, rel: string, original: string): Promise<void> => {
+    const link = await lstat(abs);
+    const info = link.isSymbolicLink() ? await stat(abs) : link;
+    if (info.isDirectory()) {
+      if (link.isSymbolicLink()) throw new BundleError(`bundle path ${JSON.stringify(original)}: ${rel} is a symlink to a directory; bundle the directory itself`);
+      for (const name of (await readdir(abs)).sort()) await add(join(abs, name), `${rel}/${name}`, original);
+      return;
+    }
+    if (!info.isFile()) throw new BundleError(`bundle path ${JSON.stringify(original)}: ${rel} is not a regular file`);
+    out.push({ abs, rel: `work/${rel}`, size: info.size });
+  };
+  for (const original of paths) {
+    const { from, rel } = await bundleSource(specDir, original);
+    await add(from, rel, original);
+  }
+  return out;
 }

@@ -5,8 +5,8 @@
  * files under work/) and ONE run of the generated submit script, whose
  * `hpcpipe-job <plan job> <slurm id>` lines are recorded.
  */
-import { lstat, readdir, readFile, stat } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { readFile } from "node:fs/promises";
+import { resolve } from "node:path";
 import { z } from "zod";
 import { ConfigError } from "../cluster/index.js";
 import type { ClusterConfig } from "../cluster/index.js";
@@ -21,7 +21,7 @@ import { collectRun, queryJobStatuses, readRemoteStates } from "./collect.js";
 import type { CollectOutcome } from "./collect.js";
 import { defaultTransportFactory, loadRun, schedulerOver } from "./connect.js";
 import type { RunContext, TransportFactory } from "./connect.js";
-import { BundleError, bundleSource } from "./bundle-path.js";
+import { BundleError, listBundleFiles } from "./bundle-path.js";
 import { preparePlan } from "./prepare.js";
 import { clearSubmitter, markSubmitter, reconcileSubmission } from "./reconcile.js";
 import type { PrepareOptions } from "./prepare.js";
@@ -99,22 +99,10 @@ export { BundleError } from "./bundle-path.js";
 export async function readLocalBundle(specDir: string, paths: readonly string[]): Promise<Map<string, Buffer>> {
   const out = new Map<string, Buffer>();
   let total = 0;
-  const add = async (abs: string, rel: string, original: string): Promise<void> => {
-    const link = await lstat(abs);
-    const info = link.isSymbolicLink() ? await stat(abs) : link;
-    if (info.isDirectory()) {
-      if (link.isSymbolicLink()) throw new BundleError(`bundle path ${JSON.stringify(original)}: ${rel} is a symlink to a directory; bundle the directory itself`);
-      for (const name of (await readdir(abs)).sort()) await add(join(abs, name), `${rel}/${name}`, original);
-      return;
-    }
-    if (!info.isFile()) throw new BundleError(`bundle path ${JSON.stringify(original)}: ${rel} is not a regular file`);
-    total += info.size;
+  for (const file of await listBundleFiles(specDir, paths)) {
+    total += file.size;
     if (total > MAX_BUNDLE_BYTES) throw new BundleError(`the bundle is over ${MAX_BUNDLE_BYTES} bytes; put large inputs on the cluster and name them in the context instead`);
-    out.set(`work/${rel}`, await readFile(abs));
-  };
-  for (const original of paths) {
-    const { from, rel } = await bundleSource(specDir, original);
-    await add(from, rel, original);
+    out.set(file.rel, await readFile(file.abs));
   }
   return out;
 }

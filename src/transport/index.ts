@@ -15,3 +15,4 @@ export {
 } from "./errors.js";
 export { argvToCommand, remotePath, RemotePath, sh, shQuote, ShellQuoteError, type ShellWord } from "./quote.js";
 export { fingerprintSha256 } from "./known-hosts.js";
+export { tarStream, type TarStreamEntry } from "./tar.js";

@@ -152,3 +152,60 @@ export function writeTar(files: ReadonlyMap<string, string | Buffer>, options: T
   blocks.push(Buffer.alloc(2 * BLOCK));
   return Buffer.concat(blocks);
 }
+
+/** One file of a streamed archive: its path, size, mode, and how to read it (opened only when its turn comes). */
+export interface TarStreamEntry {
+  path: string;
+  size: number;
+  mode: number;
+  open: () => AsyncIterable<Buffer | Uint8Array | string>;
+}
+
+/** Largest size ustar's 11 octal digits hold (8 GiB - 1); above it GNU tar's base-256 form is used. */
+const MAX_OCTAL_SIZE = 0o77777777777;
+
+function streamHeader(entry: TarStreamEntry, mtime: number): Buffer {
+  if (!Number.isSafeInteger(entry.size) || entry.size < 0) throw new RangeError(`tar entry ${JSON.stringify(entry.path)}: bad size ${entry.size}`);
+  if (entry.size <= MAX_OCTAL_SIZE) return header({ path: entry.path, type: "0", size: entry.size, mode: entry.mode, mtime });
+  // GNU base-256: the first byte 0x80, the size big-endian in the other 11 bytes of the field.
+  const block = header({ path: entry.path, type: "0", size: 0, mode: entry.mode, mtime });
+  const [at, len] = FIELD.size;
+  block.fill(0, at, at + len);
+  block[at] = 0x80;
+  let size = entry.size;
+  for (let i = at + len - 1; i > at; i--) {
+    block[i] = size % 256;
+    size = Math.floor(size / 256);
+  }
+  block.fill(0x20, FIELD.checksum[0], FIELD.checksum[0] + FIELD.checksum[1]);
+  const sum = headerChecksum(block);
+  block.write(`${sum.toString(8).padStart(6, "0")}\0 `, FIELD.checksum[0], "ascii");
+  return block;
+}
+
+/**
+ * A ustar archive of `entries` as a stream: each file is opened when its turn
+ * comes and copied through in chunks, so memory stays flat whatever the sizes.
+ * A file that turns out shorter or longer than its declared size (changed
+ * while sending) fails the stream, naming it: the receiver must never keep a
+ * blob whose bytes are not the ones that were hashed.
+ */
+export async function* tarStream(entries: Iterable<TarStreamEntry>, options: { mtime?: number } = {}): AsyncGenerator<Buffer> {
+  const mtime = options.mtime ?? Math.floor(Date.now() / 1000);
+  for (const entry of entries) {
+    const reason = unsafePathReason(entry.path);
+    if (reason) throw new TarPathError(`refusing to archive ${JSON.stringify(entry.path)}: ${reason}`);
+    yield streamHeader(entry, mtime);
+    let sent = 0;
+    for await (const chunk of entry.open()) {
+      const data = typeof chunk === "string" ? Buffer.from(chunk) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      sent += data.length;
+      if (sent > entry.size) throw new Error(`${entry.path} grew while it was being sent (declared ${entry.size} bytes)`);
+      yield data;
+    }
+    if (sent !== entry.size) throw new Error(`${entry.path} changed while it was being sent (${sent} of ${entry.size} bytes)`);
+    const pad = (BLOCK - (entry.size % BLOCK)) % BLOCK;
+    if (pad > 0) yield Buffer.alloc(pad);
+  }
+  yield Buffer.alloc(2 * BLOCK);
+}
