@@ -22,6 +22,8 @@ import type { CollectOutcome } from "./collect.js";
 import { defaultTransportFactory, loadRun, schedulerOver } from "./connect.js";
 import type { RunContext, TransportFactory } from "./connect.js";
 import { BundleError, listBundleFiles } from "./bundle-path.js";
+import { ensureBlobs, formatBytes, hashBundle, layoutWithRepair, storeDir } from "../store/index.js";
+import type { StagedFile, StageOptions } from "../store/index.js";
 import { preparePlan } from "./prepare.js";
 import { clearSubmitter, markSubmitter, reconcileSubmission } from "./reconcile.js";
 import type { PrepareOptions } from "./prepare.js";
@@ -135,6 +137,8 @@ export interface SubmitOptions extends Omit<PrepareOptions, "cluster" | "localRu
   submitTimeoutMs?: number;
   /** Progress messages for people (stderr). */
   onProgress?: (message: string) => void;
+  /** Bytes of bundle blobs sent so far, of the total to send (for a progress bar). */
+  onTransfer?: (sent: number, total: number) => void;
   /** Resubmit this earlier run: only steps whose remote state is not a success of the same definition run again. */
   resume?: string;
 }
@@ -168,8 +172,8 @@ export async function submitRun<T = undefined>(options: SubmitOptions, then?: (r
   if (options.resume !== undefined) return resumeRun(options, options.resume, store, then);
   const { plan, loaded, config } = prepareFor(options, options.runId);
   requireSlurm(config, options);
-  const bundle = await readLocalBundle(loaded.specDir, loaded.bundle);
-  const { files, executable } = submissionFiles(plan, bundle);
+  const staged = await stagedBundle(loaded.specDir, loaded.bundle, progress);
+  const { files, executable } = submissionFiles(plan, new Map());
 
   const now = store.now();
   const record: RunRecord = {
@@ -204,7 +208,7 @@ export async function submitRun<T = undefined>(options: SubmitOptions, then?: (r
       throw error;
     }
     try {
-      return await sendRun({ transport, plan, config, store, files, executable, options, progress }, then);
+      return await sendRun({ transport, plan, config, store, files, executable, staged, options, progress }, then);
     } finally {
       await transport.close();
     }
@@ -260,8 +264,19 @@ interface SendContext {
   store: RunStore;
   files: Map<string, string | Buffer>;
   executable: Set<string>;
+  /** The spec's bundle files, hashed: staged through the cluster's content-addressed store. */
+  staged: StagedFile[];
   options: SubmitOptions;
   progress: (message: string) => void;
+}
+
+/** The spec's bundle files with their SHA-256 (read as streams; no size cap: nothing is held in memory). */
+async function stagedBundle(specDir: string, paths: readonly string[], progress: (message: string) => void): Promise<StagedFile[]> {
+  const files = await listBundleFiles(specDir, paths);
+  if (files.length === 0) return [];
+  const bytes = files.reduce((t, f) => t + f.size, 0);
+  progress(`hashing ${files.length} bundle file(s), ${formatBytes(bytes)}`);
+  return hashBundle(files);
 }
 
 /**
@@ -269,12 +284,16 @@ interface SendContext {
  * connection, recording the outcome (the record is in phase "submitting").
  */
 async function sendRun<T>(ctx: SendContext, then?: (run: RunContext) => Promise<T>): Promise<SubmitOutcome<T>> {
-  const { transport, plan, config, store, files, executable, options, progress } = ctx;
+  const { transport, plan, config, store, files, executable, staged, options, progress } = ctx;
   let record: RunRecord;
   const before = transport.roundTrips;
-  progress(`uploading ${files.size} file(s) to ${config.name}:${plan.layout.runDir}`);
+  const storeOptions: StageOptions = { store: storeDir(config), group: config.store_group, timeoutMs: 6 * 60 * 60_000, ...(options.onTransfer ? { onBytes: options.onTransfer } : {}) };
   try {
+    const status = { onStatus: progress };
+    if (staged.length > 0) await ensureBlobs(transport, staged, { ...storeOptions, ...status });
+    progress(`uploading ${files.size} file(s) to ${config.name}:${plan.layout.runDir}`);
     await transport.putFiles(plan.layout.runDir, files, { executable, timeoutMs: 30 * 60_000 });
+    if (staged.length > 0) await layoutWithRepair(transport, plan.layout.runDir, staged, { ...storeOptions, ...status });
   } catch (error) {
     record = await store.updateRecord(plan.runId, { phase: "submit_failed", error: `the upload failed, nothing was submitted: ${(error as Error).message}`.slice(0, 60_000) });
     throw error;
@@ -428,13 +447,13 @@ async function resumeRun<T>(options: SubmitOptions, runId: string, store: RunSto
       progress(`run ${runId}: every step already succeeded; nothing to resubmit (hpcpipe collect ${runId})`);
       return { record, plan: previousPlan, roundTrips: 0, then: undefined };
     }
-    const bundle = await readLocalBundle(loaded.specDir, loaded.bundle);
-    const { files, executable } = submissionFiles(plan, bundle);
+    const staged = await stagedBundle(loaded.specDir, loaded.bundle, progress);
+    const { files, executable } = submissionFiles(plan, new Map());
     await store.writePlan(plan);
     await store.updateRecord(runId, { phase: "submitting", jobs: {}, error: null, attempt, history, plan_signature: plan.signature });
     await markSubmitter(store, runId);
     try {
-      return await sendRun({ transport, plan, config, store, files, executable, options, progress }, then);
+      return await sendRun({ transport, plan, config, store, files, executable, staged, options, progress }, then);
     } finally {
       await clearSubmitter(store, runId);
     }

@@ -152,6 +152,15 @@ export const clusterConfigSchema = z
      * non-login shell, or a site (or test) wrapper around it.
      */
     path_prepend: z.array(remoteDirSchema).max(16).default([]),
+    /**
+     * The content-addressed store of input blobs on the cluster (absolute, or
+     * starting with $HOME or $SCRATCH); default `<workdir>/.hpcpipe/store`.
+     * Name a directory shared by a group (with `store_group`) to deduplicate
+     * uploads across users: every blob is checked against its hash before use.
+     */
+    store: z.string().optional(),
+    /** The group that shares `store` (directories 2770, blobs 0444); none = a private store (700). */
+    store_group: z.string().regex(/^[a-z_][a-z0-9_.-]{0,31}$/, { error: "expected a group name (letters, digits, '_', '.', '-')" }).optional(),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -160,6 +169,13 @@ export const clusterConfigSchema = z
     }
     if (c.executor === "local" && c.connection !== undefined) {
       ctx.addIssue({ code: "custom", message: "connection is only for executor slurm; remove it or use executor: slurm", path: ["connection"], input: c });
+    }
+    if (c.store !== undefined) {
+      const problem = workdirProblem(c.store, false);
+      if (problem) ctx.addIssue({ code: "custom", message: problem, path: ["store"], input: c.store });
+    }
+    if (c.store_group !== undefined && c.store === undefined) {
+      ctx.addIssue({ code: "custom", message: "store_group needs store: the directory that the group shares", path: ["store_group"], input: c.store_group });
     }
     if (c.workdir !== undefined) {
       const problem = workdirProblem(c.workdir, c.executor === "local");

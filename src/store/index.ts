@@ -1,0 +1,18 @@
+export { hashFile, mapLimit, SHA256_HEX, type FileDigest } from "./hash.js";
+export { formatBytes } from "./format.js";
+export {
+  distinctBlobs,
+  ensureBlobs,
+  layoutWithRepair,
+  hashBundle,
+  layoutRun,
+  missingBlobs,
+  parseMissing,
+  sendBlobs,
+  storeDir,
+  StoreError,
+  type StagedFile,
+  type StageOptions,
+  type EnsureOutcome,
+} from "./staging.js";
+
