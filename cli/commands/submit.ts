@@ -1,3 +1,4 @@
+import { transferBar } from "../transfer-bar.js";
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
@@ -160,6 +161,7 @@ async function submitCommand(spec: string, flags: SubmitFlags): Promise<number> 
     abort.abort();
   };
   process.on("SIGINT", onSigint);
+  const bar = transferBar(process.stderr, "upload");
   try {
     const outcome = await submitRun(
       {
@@ -170,7 +172,14 @@ async function submitCommand(spec: string, flags: SubmitFlags): Promise<number> 
         ...(flags.templates ? { templatesDir: flags.templates } : {}),
         acceptNewHostKey: flags.acceptNewHostKey ?? false,
         ...(flags.resume !== undefined ? { resume: flags.resume } : {}),
-        onProgress: (message) => process.stderr.write(`hpcpipe: ${message}\n`),
+        onProgress: (message) => {
+          bar.end();
+          process.stderr.write(`hpcpipe: ${message}\n`);
+        },
+        onTransfer: (sent, total) => {
+          bar.update(sent, total);
+          if (sent >= total) bar.end();
+        },
       },
       async (run): Promise<number> => {
         if (flags.json && !flags.wait) process.stdout.write(`${JSON.stringify(run.record, null, 2)}\n`);
