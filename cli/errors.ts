@@ -7,6 +7,7 @@ import { BundleError, SubmitFailedError, SubmitOutputError } from "../src/app/su
 import { RunStateError, RunStoreError, UnknownRunError } from "../src/runs/index.js";
 import { SchedulerError } from "../src/slurm/index.js";
 import { SpecError } from "../src/spec/index.js";
+import { StoreError } from "../src/store/index.js";
 import { ConnectionError, RemoteCommandError, TransportError } from "../src/transport/index.js";
 
 /** Maps the library's known errors to a CliError with the right exit code; anything else is rethrown (exit 70). */
@@ -24,7 +25,7 @@ export function asCliError(err: unknown): CliError {
   if (err instanceof RemoteCommandError || err instanceof SchedulerError || err instanceof SubmitFailedError) return new CliError(err.message, CliExit.SCHEDULER, { cause: err });
   if (err instanceof TransportError) return new CliError(err.message, CliExit.UNAVAILABLE, { cause: err });
   if (err instanceof UnknownRunError || err instanceof BundleError) return new CliError(err.message, CliExit.NO_INPUT, { cause: err });
-  if (err instanceof RunStoreError || err instanceof RunStateError || err instanceof SubmitOutputError) return new CliError(err.message, CliExit.DATA, { cause: err });
+  if (err instanceof RunStoreError || err instanceof RunStateError || err instanceof SubmitOutputError || err instanceof StoreError) return new CliError(err.message, CliExit.DATA, { cause: err });
   throw err;
 }
 

@@ -3,6 +3,7 @@ import { registerInspectCommand } from "../examples/mini-inspector/command.js";
 import { packageVersion } from "../src/version.js";
 import { registerCancelCommand } from "./commands/cancel.js";
 import { registerCollectCommand } from "./commands/collect.js";
+import { registerPullCommand } from "./commands/pull.js";
 import { registerLogsCommand } from "./commands/logs.js";
 import { registerPlanCommand } from "./commands/plan.js";
 import { registerReportCommand } from "./commands/report.js";
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   registerSubmitCommand(program);
   registerStatusCommand(program);
   registerCollectCommand(program);
+  registerPullCommand(program);
   registerCancelCommand(program);
   registerLogsCommand(program);
   registerRunsCommand(program);

@@ -5,7 +5,8 @@
 import { formatBytes } from "../src/store/index.js";
 
 export interface TransferBar {
-  update(done: number, total: number): void;
+  /** `total` null: unknown in advance (bytes and rate only). */
+  update(done: number, total: number | null): void;
   /** Clears the line (the caller prints the summary). */
   end(): void;
 }
@@ -20,7 +21,8 @@ function eta(seconds: number): string {
 }
 
 /** The bar's text for `done` of `total` bytes after `elapsedS` seconds, `width` characters of bar. */
-export function transferLine(label: string, done: number, total: number, elapsedS: number, width = 24): string {
+export function transferLine(label: string, done: number, total: number | null, elapsedS: number, width = 24): string {
+  if (total === null) return `${label} ${formatBytes(done)}  ${formatBytes(Math.round(elapsedS > 0 ? done / elapsedS : 0))}/s`;
   const fraction = total > 0 ? Math.min(1, done / total) : 1;
   const filled = Math.round(fraction * width);
   const rate = elapsedS > 0 ? done / elapsedS : 0;
@@ -37,7 +39,7 @@ export function transferBar(stream: NodeJS.WriteStream, label: string, now: () =
   return {
     update(done, total) {
       const t = now();
-      if (done < total && t - last < 100) return;
+      if ((total === null || done < total) && t - last < 100) return;
       last = t;
       drawn = true;
       stream.write(`\r\x1b[2K${transferLine(label, done, total, (t - start) / 1000)}`);

@@ -1,11 +1,11 @@
-import { transferBar } from "../transfer-bar.js";
 import { mkdir, writeFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { Option } from "commander";
 import type { Command } from "commander";
 import type { RunContext } from "../../src/app/connect.js";
 import { preparePlan } from "../../src/app/prepare.js";
+import { pullRun } from "../../src/app/pull.js";
 import { handleInterrupt, submitRun, waitAndCollect } from "../../src/app/submit.js";
 import { preview } from "../../src/render/quote.js";
 import { RUN_ID_PATTERN } from "../../src/runs/record.js";
@@ -14,8 +14,11 @@ import { formatResultSummary } from "../../src/app/summary.js";
 import { CliError, CliExit } from "../../src/cli-exit.js";
 import { exitCodeFrom } from "../../src/core/exit-code.js";
 import type { CompiledPlan } from "../../src/plan/plan.js";
+import { RunStateError } from "../../src/runs/index.js";
 import type { RunRecord } from "../../src/runs/index.js";
 import { collect, guarded, parseSetOption } from "../errors.js";
+import { transferBar } from "../transfer-bar.js";
+import { pullSummary } from "./pull.js";
 import { ACCEPT_HOST_KEY_FLAGS, ACCEPT_HOST_KEY_HELP, watchPrinter } from "./status.js";
 
 interface SubmitFlags {
@@ -30,6 +33,8 @@ interface SubmitFlags {
   acceptNewHostKey?: boolean;
   onInterrupt?: InterruptPolicy;
   resume?: string;
+  pull?: boolean;
+  to?: string;
 }
 
 /** What `submit` prints once the jobs are in: the run id first, then how to follow it. */
@@ -105,6 +110,8 @@ export function registerSubmitCommand(program: Command): void {
     .option("-w, --wait", "watch the run until every job has ended, then collect the results (exit status: the pipeline's)")
     .option("--resume <run>", "resubmit RUN: only steps whose state on the cluster is not a success of the same definition run again (failed array tasks as a sparse array), in the same run directory")
     .option("--json", "print the run record as JSON (with --wait: the merged result)")
+    .option("--pull", "with --wait: then bring the declared outputs home in one transfer (see `hpcpipe pull`)")
+    .option("--to <dir>", "with --pull: where the outputs go (default: ./<run id>)")
     .option(ACCEPT_HOST_KEY_FLAGS, ACCEPT_HOST_KEY_HELP)
     .addOption(
       new Option("--on-interrupt <what>", "on Ctrl-C after the jobs are in: cancel them, leave them running, or ask (default: ask on a terminal, else leave)").choices([
@@ -130,6 +137,8 @@ export function registerSubmitCommand(program: Command): void {
         if (flags.dryRun && flags.resume !== undefined) throw new CliError("--resume submits; it does not combine with --dry-run", CliExit.USAGE);
         if (!flags.dryRun) {
           if (flags.out) throw new CliError("--out is for --dry-run only", CliExit.USAGE);
+        if (flags.pull && !flags.wait) throw new CliError("--pull needs --wait (or run `hpcpipe pull RUN` once the run has ended)", CliExit.USAGE);
+        if (flags.to !== undefined && !flags.pull) throw new CliError("--to is for --pull", CliExit.USAGE);
           if (flags.resume !== undefined && !RUN_ID_PATTERN.test(flags.resume)) throw new CliError(`--resume: invalid run id ${preview(flags.resume)}`, CliExit.USAGE);
           process.exitCode = await submitCommand(spec, flags);
           return;
@@ -192,7 +201,21 @@ async function submitCommand(spec: string, flags: SubmitFlags): Promise<number> 
         for (const p of problems) process.stderr.write(`hpcpipe: unusable state file ${p.file}: ${p.error}\n`);
         process.stdout.write(flags.json ? `${JSON.stringify(state, null, 2)}\n` : formatResultSummary(state, `pipeline ${run.plan.pipeline}, run ${run.record.run_id}`));
         process.stderr.write(`hpcpipe: result written to ${resultPath}\n`);
-        return exitCodeFrom(state);
+        const code = exitCodeFrom(state);
+        if (!flags.pull) return code;
+        // The outputs of the steps that produced them, also when the pipeline failed.
+        const pulled = await pullRun(run, [], { to: resolve(flags.to ?? run.record.run_id), onBytes: (n) => bar.update(n, null) }, state.step_states ?? {}).catch((error: unknown) => {
+          bar.end();
+          if (error instanceof RunStateError) {
+            process.stderr.write(`hpcpipe: nothing to pull: ${error.message}\n`);
+            return null;
+          }
+          throw error;
+        });
+        bar.end();
+        if (pulled === null) return code;
+        process.stderr.write(pullSummary(pulled));
+        return code === 0 && pulled.refused.length + pulled.outside.length > 0 ? CliExit.DATA : code;
       },
     );
     return outcome.then ?? 0;

@@ -102,6 +102,7 @@ export class SshTransport implements Transport {
     if (opts.stdin !== undefined) spec.stdin = opts.stdin;
     if (opts.timeoutMs !== undefined) spec.timeoutMs = opts.timeoutMs;
     if (opts.signal !== undefined) spec.signal = opts.signal;
+    if (opts.stdoutSink !== undefined) spec.stdoutSink = opts.stdoutSink;
     return this.#run(spec);
   }
 

@@ -27,6 +27,12 @@ export interface ExecOptions {
   retrySafe?: boolean;
   /** Cap on stdout + stderr bytes kept; more rejects with a RemoteCommandError (failure "output-limit"). */
   maxOutputBytes?: number;
+  /**
+   * Streams stdout to a sink instead of keeping it (the result's stdout is then empty and the
+   * output cap counts stderr only). Called once per attempt, so a retry starts a fresh sink;
+   * an exception thrown by `write` abandons the command.
+   */
+  stdoutSink?: () => { write(chunk: Buffer): void };
 }
 
 export interface PutFilesOptions {

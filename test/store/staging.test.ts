@@ -78,3 +78,27 @@ describe("store helpers", () => {
     expect([formatBytes(512), formatBytes(1536), formatBytes(12.5 * 1024 ** 2), formatBytes(3 * 1024 ** 3)]).toEqual(["512 B", "1.5 KiB", "12.5 MiB", "3.0 GiB"]);
   });
 });
+
+describe("pull helpers", async () => {
+  const { declaredOutputs, outputGlob, pullDestination } = await import("../../src/store/index.js");
+  it("output globs: * and ? within a directory, ** across", () => {
+    expect(outputGlob("out/*.png").test("out/a.png")).toBe(true);
+    expect(outputGlob("out/*.png").test("out/sub/a.png")).toBe(false);
+    expect(outputGlob("out/**").test("out/sub/a.png")).toBe(true);
+    expect(outputGlob("**/*.png").test("out/sub/a.png")).toBe(true);
+    expect(outputGlob("out/frame-??.png").test("out/frame-07.png")).toBe(true);
+    expect(outputGlob("out/a+b.txt").test("out/a+b.txt")).toBe(true);
+  });
+  it("destinations stay under --to", () => {
+    expect(pullDestination("/tmp/x", "out/a.png")).toBe("/tmp/x/out/a.png");
+    for (const bad of ["../a", "/etc/passwd", "out/../../a", "", "out//a", "./a"]) expect(() => pullDestination("/tmp/x", bad), bad).toThrow(/refusing output path/);
+  });
+  it("declared outputs come from the states' outputs.files; absolute ones are set apart", () => {
+    const states = {
+      a: { outputs: { files: ["out/b.txt", "out/a.txt"] } },
+      b: { outputs: { files: ["/scratch/x.exr", "out/a.txt"] } },
+      c: { outputs: { published: {} } },
+    };
+    expect(declaredOutputs(states)).toEqual({ paths: ["out/a.txt", "out/b.txt"], outside: ["/scratch/x.exr"] });
+  });
+});

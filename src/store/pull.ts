@@ -1,0 +1,260 @@
+/**
+ * Outputs home (`hpcpipe pull`): the declared outputs of a run, fetched in ONE
+ * round trip and streamed to disk. The client sends the list of outputs with
+ * the SHA-256 of the copy it already has (if any); the cluster sends back only
+ * the files whose hash differs, each framed by its size and hash, and reports
+ * the ones it refuses (a symlink, a path leading outside the run's work/
+ * directory, a missing file, over the size caps). Every file is written to a
+ * temp file beside its destination, checked against the hash the cluster
+ * computed, and renamed into place: an interrupted pull never leaves a torn
+ * file, and a file that changed on the cluster while it was sent is refused.
+ */
+import { createHash } from "node:crypto";
+import type { Hash } from "node:crypto";
+import { closeSync, existsSync, lstatSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import { dirname, isAbsolute, relative, resolve, sep } from "node:path";
+import { remotePath, RemoteCommandError } from "../transport/index.js";
+import type { Transport } from "../transport/index.js";
+import { hashFile, mapLimit } from "./hash.js";
+
+/** Default caps: one file, and all files of one pull. */
+export const PULL_MAX_FILE_BYTES = 16 * 1024 ** 3;
+export const PULL_MAX_TOTAL_BYTES = 256 * 1024 ** 3;
+
+// $1 run dir, $2 max bytes a file, $3 max bytes in all. Stdin: NUL-terminated records "<local sha256 or -> <path under work/>".
+// Stdout: "hpcpipe-pull 1", then per file one of
+//   F <size> <sha256> <path, base64>\n<size bytes>     sent
+//   S <path, base64>                                  skipped: the client has the same bytes
+//   R <path, base64> <reason>                         refused
+// and "E" at the end.
+const PULL_SCRIPT = `set -u
+run=$1 maxfile=$2 maxtotal=$3
+cd -- "$run/work" 2>/dev/null || { echo "no work directory in $run" >&2; exit 2; }
+root=$(pwd -P)
+total=0
+printf 'hpcpipe-pull 1\\n'
+while IFS= read -r -d '' rec; do
+  have=\${rec%% *}; p=\${rec#* }
+  enc=$(printf %s "$p" | base64 -w0)
+  if [ -L "$p" ]; then printf 'R %s a symlink\\n' "$enc"; continue; fi
+  if [ ! -e "$p" ]; then printf 'R %s missing\\n' "$enc"; continue; fi
+  if [ ! -f "$p" ]; then printf 'R %s not a regular file\\n' "$enc"; continue; fi
+  real=$(realpath -e -- "$p" 2>/dev/null) || { printf 'R %s unreadable\\n' "$enc"; continue; }
+  case $real in "$root"/*) ;; *) printf 'R %s outside the run directory\\n' "$enc"; continue ;; esac
+  [ -r "$p" ] || { printf 'R %s unreadable\\n' "$enc"; continue; }
+  size=$(stat -c %s -- "$p")
+  if [ "$size" -gt "$maxfile" ]; then printf 'R %s over the size cap of one file (%s bytes)\\n' "$enc" "$size"; continue; fi
+  sum=$(sha256sum -- "$p"); sum=\${sum%% *}
+  if [ "$sum" = "$have" ]; then printf 'S %s\\n' "$enc"; continue; fi
+  if [ $((total + size)) -gt "$maxtotal" ]; then printf 'R %s over the size cap of one pull\\n' "$enc"; continue; fi
+  total=$((total + size))
+  printf 'F %s %s %s\\n' "$size" "$sum" "$enc"
+  head -c "$size" -- "$p"
+done
+printf 'E\\n'
+`;
+
+export interface PullOptions {
+  /** Local directory the outputs go to (their paths under work/ are kept). */
+  to: string;
+  maxFileBytes?: number;
+  maxTotalBytes?: number;
+  /** Bytes received so far (the total is not known in advance: null). */
+  onBytes?: (received: number) => void;
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface PullOutcome {
+  /** Paths (relative to work/) written, skipped (same hash here), refused (with why). */
+  fetched: string[];
+  skipped: string[];
+  refused: { path: string; reason: string }[];
+  bytes: number;
+  roundTrips: number;
+}
+
+/** A local destination for an output path, refused when it would leave `to`. */
+export function pullDestination(to: string, path: string): string {
+  if (path === "" || isAbsolute(path) || path.split("/").some((s) => s === ".." || s === "" || s === ".") || path.includes("\0")) {
+    throw new Error(`refusing output path ${JSON.stringify(path.slice(0, 200))}: not a plain path under the run's work/ directory`);
+  }
+  const dest = resolve(to, path);
+  const back = relative(resolve(to), dest);
+  if (back.startsWith(`..${sep}`) || back === ".." || isAbsolute(back)) throw new Error(`refusing output path ${JSON.stringify(path)}: leaves ${to}`);
+  return dest;
+}
+
+/** Streaming parser of the pull protocol: writes each file to a temp file, verifies it, renames it into place. */
+class PullReceiver {
+  #buffer: Buffer = Buffer.alloc(0);
+  #file: { path: string; dest: string; temp: string; fd: number; left: number; sha256: string; hash: Hash } | null = null;
+  #sawMagic = false;
+  ended = false;
+  readonly outcome: Omit<PullOutcome, "roundTrips"> = { fetched: [], skipped: [], refused: [], bytes: 0 };
+
+  constructor(
+    private readonly to: string,
+    private readonly wanted: ReadonlySet<string>,
+    private readonly onBytes?: (received: number) => void,
+  ) {}
+
+  write(chunk: Buffer): void {
+    this.#buffer = this.#buffer.length === 0 ? chunk : Buffer.concat([this.#buffer, chunk]);
+    for (;;) {
+      if (this.#file) {
+        if (this.#buffer.length === 0) return;
+        const take = Math.min(this.#file.left, this.#buffer.length);
+        const part = this.#buffer.subarray(0, take);
+        writeSync(this.#file.fd, part);
+        this.#file.hash.update(part);
+        this.#file.left -= take;
+        this.outcome.bytes += take;
+        this.onBytes?.(this.outcome.bytes);
+        this.#buffer = this.#buffer.subarray(take);
+        if (this.#file.left === 0) this.#finishFile();
+        continue;
+      }
+      const nl = this.#buffer.indexOf(10);
+      if (nl === -1) {
+        if (this.#buffer.length > 64 * 1024) throw new Error("the pull stream has a line over 64 KiB: not the pull protocol");
+        return;
+      }
+      const line = this.#buffer.subarray(0, nl).toString("utf8");
+      this.#buffer = this.#buffer.subarray(nl + 1);
+      this.#line(line);
+    }
+  }
+
+  #path(encoded: string): string {
+    const path = Buffer.from(encoded, "base64").toString("utf8");
+    if (!this.wanted.has(path)) throw new Error(`the cluster sent ${JSON.stringify(path.slice(0, 200))}, which was not asked for`);
+    return path;
+  }
+
+  #line(line: string): void {
+    if (!this.#sawMagic) {
+      if (line === "hpcpipe-pull 1") this.#sawMagic = true; // anything before it (a login banner) is ignored
+      return;
+    }
+    if (this.ended) throw new Error("the pull stream goes on after its end");
+    let m: RegExpExecArray | null;
+    if (line === "E") this.ended = true;
+    else if ((m = /^S (\S+)$/.exec(line))) this.outcome.skipped.push(this.#path(m[1] as string));
+    else if ((m = /^R (\S+) (.+)$/.exec(line))) this.outcome.refused.push({ path: this.#path(m[1] as string), reason: m[2] as string });
+    else if ((m = /^F (\d+) ([0-9a-f]{64}) (\S+)$/.exec(line))) {
+      const path = this.#path(m[3] as string);
+      const dest = pullDestination(this.to, path);
+      mkdirSync(dirname(dest), { recursive: true });
+      if (existsSync(dest) && lstatSync(dest).isSymbolicLink()) throw new Error(`refusing to write ${dest}: it is a symlink here`);
+      const temp = `${dest}.hpcpipe-pull-${process.pid}`;
+      const fd = openSync(temp, "w", 0o644);
+      this.#file = { path, dest, temp, fd, left: Number(m[1]), sha256: m[2] as string, hash: createHash("sha256") };
+      if (this.#file.left === 0) this.#finishFile();
+    } else throw new Error(`unexpected line in the pull stream: ${JSON.stringify(line.slice(0, 120))}`);
+  }
+
+  #finishFile(): void {
+    const f = this.#file;
+    if (!f) return;
+    this.#file = null;
+    closeSync(f.fd);
+    const got = f.hash.digest("hex");
+    if (got !== f.sha256) {
+      rmSync(f.temp, { force: true });
+      throw new Error(`${f.path} arrived with other bytes than the cluster hashed (it changed while it was sent?); nothing was written for it`);
+    }
+    renameSync(f.temp, f.dest);
+    this.outcome.fetched.push(f.path);
+  }
+
+  /** Removes a half-written temp file (the stream was cut). */
+  abandon(): void {
+    if (!this.#file) return;
+    try {
+      closeSync(this.#file.fd);
+    } catch {
+      // already closed
+    }
+    rmSync(this.#file.temp, { force: true });
+    this.#file = null;
+  }
+}
+
+/**
+ * Fetches `paths` (relative to the run's work/ directory) from `runDir` on the
+ * cluster into `options.to`, in ONE round trip, skipping the files already
+ * there with the same SHA-256.
+ */
+export async function pullOutputs(transport: Transport, runDir: string, paths: readonly string[], options: PullOptions): Promise<PullOutcome> {
+  const before = transport.roundTrips;
+  const to = resolve(options.to);
+  const unique = [...new Set(paths)];
+  const local = await mapLimit(unique, 4, async (path) => {
+    const dest = pullDestination(to, path);
+    try {
+      const info = lstatSync(dest);
+      if (!info.isFile()) return "-";
+      return (await hashFile(dest)).sha256;
+    } catch {
+      return "-";
+    }
+  });
+  const records = unique.map((p, i) => `${local[i]} ${p}\0`).join("");
+  let receiver = new PullReceiver(to, new Set(unique), options.onBytes);
+  try {
+    const result = await transport.exec(
+      ["bash", "-c", PULL_SCRIPT, "hpcpipe-pull", remotePath(runDir), String(options.maxFileBytes ?? PULL_MAX_FILE_BYTES), String(options.maxTotalBytes ?? PULL_MAX_TOTAL_BYTES)],
+      {
+        stdin: records,
+        retrySafe: true,
+        stdoutSink: () => {
+          receiver.abandon();
+          receiver = new PullReceiver(to, new Set(unique), options.onBytes);
+          return receiver;
+        },
+        ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+        ...(options.signal ? { signal: options.signal } : {}),
+      },
+    );
+    if (result.code !== 0 || !receiver.ended) {
+      throw new RemoteCommandError(`pulling outputs from ${runDir} failed (exit ${String(result.code ?? result.signal)}): ${result.stderr.trim().slice(0, 2000) || "the stream ended early"}`, ["pull"], result.code, result.signal, "", result.stderr);
+    }
+  } finally {
+    receiver.abandon();
+  }
+  return { ...receiver.outcome, roundTrips: transport.roundTrips - before };
+}
+
+/** A simple glob for output paths: `*` and `?` stay within a path segment, `**` crosses segments. */
+export function outputGlob(pattern: string): RegExp {
+  let re = "";
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i] as string;
+    if (c === "*" && pattern[i + 1] === "*") {
+      re += ".*";
+      i++;
+      if (pattern[i + 1] === "/") i++;
+    } else if (c === "*") re += "[^/]*";
+    else if (c === "?") re += "[^/]";
+    else re += c.replace(/[.+^${}()|[\]\\]/g, "\\$&");
+  }
+  return new RegExp(`^${re}$`);
+}
+
+/** The output paths of a merged result's steps (files the wrapper found; under work/), in a stable order. */
+export function declaredOutputs(stepStates: Readonly<Record<string, { outputs?: unknown }>>): { paths: string[]; outside: string[] } {
+  const paths = new Set<string>();
+  const outside = new Set<string>();
+  for (const state of Object.values(stepStates)) {
+    const files = (state.outputs as { files?: unknown } | undefined)?.files;
+    if (!Array.isArray(files)) continue;
+    for (const f of files) {
+      if (typeof f !== "string") continue;
+      if (isAbsolute(f) || f.split("/").includes("..")) outside.add(f);
+      else paths.add(f.replace(/^\.\//, ""));
+    }
+  }
+  return { paths: [...paths].sort(), outside: [...outside].sort() };
+}
+
