@@ -5,7 +5,7 @@
 // with the bundled models (uploaded with the run); their pictures and videos are fetched back over
 // SSH and checked here: sizes, pixels that are not blank, the contact sheet made of the passes, every
 // frame in the videos, and the arrays as ONE array job each (the record's jobs, sacct's tasks).
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SshTransport } from "../../src/transport/index.js";
@@ -117,7 +117,8 @@ describe.skipIf(e2eSkipped || problem !== null)("the Blender examples on the tes
 
   it("Example 2 (thumbnails, 64 px, 4 samples): submit --wait and collect succeed; four passes from ONE 4-task array job; the pictures look right", async () => {
     const size = 64;
-    const submitted = await cli("submit", THUMBNAILS, "--cluster", cluster, "--set", `size=${size}`, "--set", "samples=4", "--wait", "--json");
+    const pulled = path.join(env.dir, "thumbnails-home");
+    const submitted = await cli("submit", THUMBNAILS, "--cluster", cluster, "--set", `size=${size}`, "--set", "samples=4", "--wait", "--json", "--pull", "--to", pulled);
     expect(submitted.code, submitted.stderr).toBe(0);
     const runId = runIdFrom(submitted.stderr);
     const state = JSON.parse(submitted.stdout) as StateJson;
@@ -154,7 +155,13 @@ describe.skipIf(e2eSkipped || problem !== null)("the Blender examples on the tes
       expect(foreground(img).count / (size * size), `${pass}: share of model pixels`).toBeGreaterThan(0.1);
     }
     const sheetName = "work/out/contact-sheet.png";
-    const sheet = decodePngBytes((await fetchFiles(remote, record.remote_dir, sheetName)).get(sheetName) ?? Buffer.alloc(0), sheetName);
+    const sheetBytes = (await fetchFiles(remote, record.remote_dir, sheetName)).get(sheetName) ?? Buffer.alloc(0);
+    const sheet = decodePngBytes(sheetBytes, sheetName);
+    // --pull brought every declared output home, byte for byte.
+    expect(submitted.stderr).toMatch(/hpcpipe: pulled 9 file\(s\), .* 0 refused/);
+    expect(readFileSync(path.join(pulled, "out/contact-sheet.png"))).toEqual(sheetBytes);
+    for (const pass of PASSES) expect(readFileSync(path.join(pulled, `out/thumbs/${pass}.png`)), pass).toEqual(thumbs.get(`work/out/thumbs/${pass}.png`));
+    expect(JSON.parse(readFileSync(path.join(pulled, "out/metadata.json"), "utf8"))).toBeTypeOf("object");
     expect({ width: sheet.width, height: sheet.height }).toEqual({ width: 2 * size, height: 2 * size });
     const tiles: [(typeof PASSES)[number], number, number][] = [
       ["textured", 0, 0],
@@ -182,7 +189,8 @@ describe.skipIf(e2eSkipped || problem !== null)("the Blender examples on the tes
     const copy = path.join(env.dir, "orbit-render");
     mkdirSync(copy);
     const spec = orbitExampleCopy(copy, ["1-3", "4-6"]);
-    const submitted = await cli("submit", spec, "--cluster", cluster, "--set", `size=${size}`, "--set", "fps=2", "--wait", "--json");
+    const local = path.join(env.dir, "orbit-home");
+    const submitted = await cli("submit", spec, "--cluster", cluster, "--set", `size=${size}`, "--set", "fps=2", "--wait", "--json", "--pull", "--to", local);
     expect(submitted.code, submitted.stderr).toBe(0);
     const runId = runIdFrom(submitted.stderr);
     const state = JSON.parse(submitted.stdout) as StateJson;
@@ -218,14 +226,12 @@ describe.skipIf(e2eSkipped || problem !== null)("the Blender examples on the tes
       size,
     );
 
-    // The videos, fetched and probed here: every frame, at the frame size.
+    // The videos, brought home by --pull with the other declared outputs, and probed here: every frame, at the frame size.
     const videos = await fetchFiles(remote, record.remote_dir, "work/out/orbit.*");
     expect([...videos.keys()].sort()).toEqual(["work/out/orbit.gif", "work/out/orbit.json", "work/out/orbit.mp4"]);
-    const local = path.join(env.dir, "videos");
-    mkdirSync(local);
-    for (const ext of ["gif", "mp4"]) writeFileSync(path.join(local, `orbit.${ext}`), videos.get(`work/out/orbit.${ext}`) ?? Buffer.alloc(0));
-    expect(probeVideo(path.join(local, "orbit.gif"))).toEqual({ codec: "gif", width: size, height: size, frames: 6 });
-    const mp4 = probeVideo(path.join(local, "orbit.mp4"));
+    for (const ext of ["gif", "mp4", "json"]) expect(readFileSync(path.join(local, `out/orbit.${ext}`)), ext).toEqual(videos.get(`work/out/orbit.${ext}`));
+    expect(probeVideo(path.join(local, "out/orbit.gif"))).toEqual({ codec: "gif", width: size, height: size, frames: 6 });
+    const mp4 = probeVideo(path.join(local, "out/orbit.mp4"));
     expect(mp4).toMatchObject({ width: size, height: size, frames: 6 });
     expect(["h264", "mpeg4"]).toContain(mp4.codec);
 
