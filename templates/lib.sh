@@ -427,6 +427,8 @@ _hp_pack_run() {
 # exits as an unpacked task would. Arguments: INDEX BODY [KEY VALUE]
 _hp_pack_item() {
   _HP_PACK_PARENT=0
+  # The task's verdict so far (an earlier item failed) is not this item's.
+  _HP_JOB_FAILED=0
   _HP_PACK_RUNNING=()
   _HP_PACK_ORDER=()
   _HP_PACK_OLDEST=0
