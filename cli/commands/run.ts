@@ -46,7 +46,7 @@ export function registerRunCommand(program: Command): void {
       "after",
       "\nExamples:\n" +
         "  $ hpcpipe run examples/specs/thumbnail-shape.yaml\n" +
-        "  $ hpcpipe run examples/specs/batch-map.yaml --set threshold=3 --json > result.json\n" +
+        "  $ hpcpipe run examples/specs/batch-map.yaml --set min_bytes=8 --json > result.json\n" +
         "\nThe run directory (scripts, states/, logs/, result.json) is printed at the end; step logs are in its logs/.\n",
     )
     .action(async (spec: string, flags: RunFlags) => {
@@ -65,6 +65,7 @@ export function registerRunCommand(program: Command): void {
           ...(flags.runsDir ? { localRunsDir: flags.runsDir } : {}),
         }),
       );
+      for (const warning of prepared.warnings) process.stderr.write(`hpcpipe: warning: ${warning}\n`);
       const abort = new AbortController();
       const onSigint = (): void => abort.abort();
       process.once("SIGINT", onSigint);

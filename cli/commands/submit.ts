@@ -117,7 +117,7 @@ export function registerSubmitCommand(program: Command): void {
       "after",
       "\nExamples:\n" +
         "  $ hpcpipe submit examples/specs/thumbnail-shape.yaml --cluster localcluster --wait\n" +
-        "  $ hpcpipe submit examples/specs/batch-map.yaml --cluster localcluster --set threshold=3\n" +
+        "  $ hpcpipe submit examples/specs/batch-map.yaml --cluster localcluster --set min_bytes=8\n" +
         "  $ hpcpipe submit examples/specs/batch-map.yaml --cluster localcluster --resume 20261128-161900-a1b2c3 --wait\n" +
         "  $ hpcpipe submit examples/specs/thumbnail-shape.yaml --cluster localcluster --dry-run\n" +
         "  $ hpcpipe submit examples/specs/batch-map.yaml --cluster example-university --dry-run --out /tmp/bundle\n" +
@@ -134,13 +134,14 @@ export function registerSubmitCommand(program: Command): void {
           process.exitCode = await submitCommand(spec, flags);
           return;
         }
-        const { plan } = preparePlan({
+        const { plan, warnings } = preparePlan({
           spec,
           cluster: flags.cluster,
           set: parseSetOption(flags.set),
           fuse: flags.fuse,
           ...(flags.templates ? { templatesDir: flags.templates } : {}),
         });
+        for (const warning of warnings) process.stderr.write(`hpcpipe: warning: ${warning}\n`);
         if (flags.out) {
           await writeBundle(plan, flags.out);
           process.stdout.write(`wrote ${Object.keys(plan.files).length} files for ${plan.jobs.length} job(s) to ${flags.out}\n`);
