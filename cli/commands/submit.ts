@@ -13,6 +13,7 @@ import type { InterruptPolicy } from "../../src/app/submit.js";
 import { formatResultSummary } from "../../src/app/summary.js";
 import { CliError, CliExit } from "../../src/cli-exit.js";
 import { exitCodeFrom } from "../../src/core/exit-code.js";
+import { formatPlanJson } from "../../src/compiler/format.js";
 import type { CompiledPlan } from "../../src/plan/plan.js";
 import type { RunRecord } from "../../src/runs/index.js";
 import { collect, guarded, parseSetOption } from "../errors.js";
@@ -77,6 +78,14 @@ export function dryRunListing(plan: CompiledPlan): string {
   for (const job of plan.jobs) parts.push(`### ${job.scriptPath} (${job.id}: ${job.steps.join(", ")})\n${job.script}`);
   parts.push(`### scripts/submit.sh\n${plan.files["scripts/submit.sh"] ?? ""}`);
   return parts.join("\n");
+}
+
+/** `--dry-run --json`: the plan (without script texts) and every script by path, in submission order. */
+export function dryRunJson(plan: CompiledPlan): string {
+  const scripts: Record<string, string> = {};
+  for (const job of plan.jobs) scripts[job.scriptPath] = job.script;
+  scripts["scripts/submit.sh"] = plan.files["scripts/submit.sh"] ?? "";
+  return `${JSON.stringify({ plan: JSON.parse(formatPlanJson(plan)) as unknown, scripts }, null, 2)}\n`;
 }
 
 /** Writes every file of the bundle under DIR, as it would be uploaded. */
@@ -145,6 +154,8 @@ export function registerSubmitCommand(program: Command): void {
         if (flags.out) {
           await writeBundle(plan, flags.out);
           process.stdout.write(`wrote ${Object.keys(plan.files).length} files for ${plan.jobs.length} job(s) to ${flags.out}\n`);
+        } else if (flags.json) {
+          process.stdout.write(dryRunJson(plan));
         } else {
           process.stdout.write(dryRunListing(plan));
         }
