@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { preparePlan } from "../../src/app/prepare.js";
+import { failureTails } from "../../src/app/failure-tails.js";
 import { runLocal } from "../../src/app/run-local.js";
 import { formatResultSummary } from "../../src/app/summary.js";
 import { CliError, CliExit } from "../../src/cli-exit.js";
@@ -81,6 +82,7 @@ export function registerRunCommand(program: Command): void {
         });
         if (flags.json) process.stdout.write(`${JSON.stringify(outcome.state, null, 2)}\n`);
         else process.stdout.write(formatResultSummary(outcome.state, `pipeline ${prepared.plan.pipeline}, run ${prepared.plan.runId}`));
+        if (!outcome.state.success) process.stderr.write(await failureTails(outcome.runDir, outcome.state));
         process.stderr.write(`hpcpipe: run directory ${outcome.runDir} (result.json, states/, logs/)\n`);
         process.exitCode = abort.signal.aborted ? CliExit.INTERRUPTED : exitCodeFrom(outcome.state);
       } finally {
