@@ -29,22 +29,57 @@ function failedLeaves(state: CompletedState): Array<[string, CompletedState]> {
   return entries.filter(([key, s]) => !s.success && s.meta.not_run !== true && !parents.has(key));
 }
 
-/** Lines for stderr (empty when nothing failed). */
-export async function failureTails(runDir: string, state: CompletedState, options: FailureTailOptions = {}): Promise<string> {
+export interface FailedStepTail {
+  step: string;
+  error: string;
+  exit_code: number | null;
+  /** The stderr log, relative to the run directory. */
+  log: string | null;
+  /** Its last lines (control sequences removed). */
+  stderr_tail: string[];
+  /** Why there is no tail (no such file...), or null. */
+  missing: string | null;
+  hint: string | null;
+}
+
+/** The first failed steps with the ends of their stderr; `more` counts the failed steps left out. */
+export async function failedStepTails(runDir: string, state: CompletedState, options: FailureTailOptions = {}): Promise<{ tails: FailedStepTail[]; more: number }> {
   const failed = failedLeaves(state);
-  if (failed.length === 0) return "";
+  if (failed.length === 0) return { tails: [], more: 0 };
   const shown = failed.slice(0, options.steps ?? 3);
   const keys = shown.map(([key]) => key);
   const { logs } = interpretAnswers(keys, [], await readLocalFiles(runDir, reportRequests(keys, [])));
-  const out: string[] = [];
-  for (const [key, s] of shown) {
+  const tails = shown.map(([key, s]): FailedStepTail => {
     const err = logs.get(key)?.find((t) => t.stream === "stderr");
-    const lines = err?.lines.slice(-(options.lines ?? 10)) ?? [];
-    const where = err === undefined ? "" : err.missing !== null ? ` (${err.path}: ${err.missing})` : lines.length === 0 ? ` (${err.path} is empty)` : `; the end of ${err.path}:`;
-    out.push(`hpcpipe: ${key} failed: ${(s.error ?? s.failure ?? "failed").replace(/\s+/g, " ").slice(0, 300)}${where}`);
-    for (const line of lines) out.push(`  | ${line}`);
-    if (s.meta.exit_code === 127) out.push(`  hint: ${EXIT_127_HINT}`);
+    const exit = typeof s.meta.exit_code === "number" ? s.meta.exit_code : null;
+    return {
+      step: key,
+      error: (s.error ?? s.failure ?? "failed").replace(/\s+/g, " ").slice(0, 300),
+      exit_code: exit,
+      log: err?.path ?? null,
+      stderr_tail: err?.lines.slice(-(options.lines ?? 10)) ?? [],
+      missing: err?.missing ?? null,
+      hint: exit === 127 ? EXIT_127_HINT : null,
+    };
+  });
+  return { tails, more: failed.length - shown.length };
+}
+
+/** The tails as lines for people (empty when nothing failed). */
+export function formatFailureTails(result: { tails: FailedStepTail[]; more: number }): string {
+  if (result.tails.length === 0) return "";
+  const out: string[] = [];
+  for (const t of result.tails) {
+    const where = t.log === null ? "" : t.missing !== null ? ` (${t.log}: ${t.missing})` : t.stderr_tail.length === 0 ? ` (${t.log} is empty)` : `; the end of ${t.log}:`;
+    out.push(`hpcpipe: ${t.step} failed: ${t.error}${where}`);
+    for (const line of t.stderr_tail) out.push(`  | ${line}`);
+    if (t.hint !== null) out.push(`  hint: ${t.hint}`);
   }
-  if (failed.length > shown.length) out.push(`hpcpipe: ... and ${failed.length - shown.length} more failed step(s): see the summary and logs/`);
+  if (result.more > 0) out.push(`hpcpipe: ... and ${result.more} more failed step(s): see the summary and logs/`);
   return `${out.join("\n")}\n`;
+}
+
+/** Lines for stderr (empty when nothing failed). */
+export async function failureTails(runDir: string, state: CompletedState, options: FailureTailOptions = {}): Promise<string> {
+  return formatFailureTails(await failedStepTails(runDir, state, options));
 }
