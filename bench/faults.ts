@@ -443,7 +443,7 @@ const inputScenarios: Array<{ input: string; run: () => Promise<InputResult> }> 
     run: async () => {
       const canary = newCanary("hpcpipe-bench-canary");
       const values = hostileValues(canary.path);
-      const { refused, accepted, longest } = await classify(values, (h) => ({ file: oneStepSpec(), set: { [`s_${h.id}`]: h.value } }));
+      const { refused, accepted, longest } = await classify(values, (h) => ({ file: oneStepSpec({ requires: [`s_${h.id}`] }), set: { [`s_${h.id}`]: h.value } }));
       const keys = accepted.map((h) => `s_${h.id}`);
       const file = jsonSpec({ name: "hvctx", steps: [{ step: "dump", requires: keys, run: ['mkdir -p "$HPCPIPE_OUT_DIR/v"', ...keys.map((k) => `printf '%s' "$${k}" > "$HPCPIPE_OUT_DIR/v/${k}"`)].join("\n") }] });
       const out = await submitRun({ spec: file, cluster: direct, store, set: Object.fromEntries(accepted.map((h) => [`s_${h.id}`, h.value])) }, (run) => waitAndCollect(run, { policy: FAST }));

@@ -95,7 +95,7 @@ function writeMapSpec(bench: Bench, tasks: number, throttle: number): string {
       'version: "1.0"',
       "defaults:",
       "  cpus: 1",
-      '  time: "1:00"',
+      '  time: "2:00"',
       "steps:",
       "  - map: items",
       "    items_file: load-items.txt",

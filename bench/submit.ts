@@ -55,7 +55,7 @@ const USAGE = `usage: node dist/bench/submit.js [options]
 
 /** A pipeline of `n` sequential trivial steps, each its own job (`fuse: false`): n jobs in an afterok chain. */
 function writeChainSpec(bench: Bench, n: number): string {
-  const lines = [`name: submit_${n}`, 'version: "1.0"', "fuse: false", "defaults:", "  cpus: 1", '  time: "1:00"', "steps:"];
+  const lines = [`name: submit_${n}`, 'version: "1.0"', "fuse: false", "defaults:", "  cpus: 1", '  time: "2:00"', "steps:"];
   for (let i = 0; i < n; i++) lines.push(`  - step: s${String(i).padStart(4, "0")}`, '    run: "true"');
   const file = join(bench.dir, `submit-${n}.yaml`);
   writeFileSync(file, `${lines.join("\n")}\n`);

@@ -16,7 +16,9 @@ export function asCliError(err: unknown): CliError {
   if (err instanceof ConfigError) return new CliError(err.message, CliExit.CONFIG, { cause: err });
   if (err instanceof SpecError) {
     const missing = err.problems.some((p) => p.path === "" && p.expected.includes("no such file"));
-    return new CliError(err.message, missing ? CliExit.NO_INPUT : CliExit.DATA, { cause: err });
+    // Only `--set` values were wrong: the command line, not the spec.
+    const usage = err.problems.length > 0 && err.problems.every((p) => p.path.startsWith("--set "));
+    return new CliError(err.message, missing ? CliExit.NO_INPUT : usage ? CliExit.USAGE : CliExit.DATA, { cause: err });
   }
   if (err instanceof ResumeError) return new CliError(err.message, CliExit.USAGE, { cause: err });
   if (err instanceof CompileError) return new CliError(`cannot compile the pipeline:\n  ${err.problems.join("\n  ")}`, CliExit.DATA, { cause: err });

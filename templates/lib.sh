@@ -427,6 +427,8 @@ _hp_pack_run() {
 # exits as an unpacked task would. Arguments: INDEX BODY [KEY VALUE]
 _hp_pack_item() {
   _HP_PACK_PARENT=0
+  # The task's verdict so far (an earlier item failed) is not this item's.
+  _HP_JOB_FAILED=0
   _HP_PACK_RUNNING=()
   _HP_PACK_ORDER=()
   _HP_PACK_OLDEST=0
@@ -744,6 +746,16 @@ hp_step() {
   local -a files=() problems=() not_provided=()
   local o path
   for o in "${outputs[@]}"; do
+    if ((_HP_HAS_ITEM)); then
+      # Per-item output patterns: {i} is the item's index, {item} its value (quoted: never a pattern, no '&').
+      path=${o//"{i}"/"$HPCPIPE_TASK"}
+      path=${path//"{item}"/"$_HP_ITEM"}
+      if [[ $path != "$o" && ($path == /* || /$path/ == */../*) ]]; then
+        problems+=("output '$o' for this item is '$path', which leaves the working directory")
+        continue
+      fi
+      o=$path
+    fi
     path=$o
     [[ $path == /* ]] || path="$_HP_RUN_DIR/work/$o"
     if [[ -e $path ]]; then files+=("$o"); else problems+=("missing output file '$o'"); fi

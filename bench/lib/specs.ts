@@ -15,7 +15,7 @@ export function ownerSpec(): string {
     "context: { tag: none }",
     "defaults:",
     "  cpus: 1",
-    '  time: "1:00"',
+    '  time: "2:00"',
     "steps:",
     "  - step: whoami",
     "    requires: [tag]",

@@ -31,7 +31,7 @@ export function registerPlanCommand(program: Command): void {
     )
     .action(async (spec: string, flags: PlanFlags) => {
       await guarded(() => {
-        const { plan } = preparePlan({
+        const { plan, warnings } = preparePlan({
           spec,
           cluster: flags.cluster,
           set: parseSetOption(flags.set),
@@ -39,6 +39,7 @@ export function registerPlanCommand(program: Command): void {
           ...(flags.templates ? { templatesDir: flags.templates } : {}),
           runId: "preview",
         });
+        for (const warning of warnings) process.stderr.write(`hpcpipe: warning: ${warning}\n`);
         process.stdout.write(formatPlan(plan, flags.format));
       });
     });

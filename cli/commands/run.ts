@@ -1,10 +1,13 @@
+import { Option } from "commander";
 import type { Command } from "commander";
 import { preparePlan } from "../../src/app/prepare.js";
+import { failedStepTails, formatFailureTails } from "../../src/app/failure-tails.js";
 import { runLocal } from "../../src/app/run-local.js";
 import { formatResultSummary } from "../../src/app/summary.js";
 import { CliError, CliExit } from "../../src/cli-exit.js";
 import { exitCodeFrom } from "../../src/core/exit-code.js";
-import { createLogger } from "../../src/core/logger.js";
+import { createLogger, logFormatFor } from "../../src/core/logger.js";
+import type { LogFormat } from "../../src/core/logger.js";
 import type { LocalRunEvent } from "../../src/local/index.js";
 import { collect, guarded, parseSetOption } from "../errors.js";
 
@@ -17,6 +20,7 @@ interface RunFlags {
   templates?: string;
   quiet?: boolean;
   verbose?: boolean;
+  logFormat: LogFormat | "auto";
 }
 
 function progressLine(e: LocalRunEvent): string | null {
@@ -41,12 +45,17 @@ export function registerRunCommand(program: Command): void {
     .option("--no-fuse", "do not fuse consecutive steps with equal resources into one job")
     .option("--templates <dir>", "render with your own templates (sbatch.hbs, submit.hbs, partials/)")
     .option("-q, --quiet", "no progress lines on stderr")
-    .option("-v, --verbose", "log executor events as JSON lines on stderr")
+    .option("-v, --verbose", "log executor events on stderr (instead of the progress lines)")
+    .addOption(
+      new Option("--log-format <format>", "with -v: compact lines for people, or JSON lines (auto: pretty on a terminal, JSON otherwise)")
+        .choices(["auto", "pretty", "json"])
+        .default("auto"),
+    )
     .addHelpText(
       "after",
       "\nExamples:\n" +
         "  $ hpcpipe run examples/specs/thumbnail-shape.yaml\n" +
-        "  $ hpcpipe run examples/specs/batch-map.yaml --set threshold=3 --json > result.json\n" +
+        "  $ hpcpipe run examples/specs/batch-map.yaml --set min_bytes=8 --json > result.json\n" +
         "\nThe run directory (scripts, states/, logs/, result.json) is printed at the end; step logs are in its logs/.\n",
     )
     .action(async (spec: string, flags: RunFlags) => {
@@ -65,6 +74,14 @@ export function registerRunCommand(program: Command): void {
           ...(flags.runsDir ? { localRunsDir: flags.runsDir } : {}),
         }),
       );
+      // With -v every stderr line comes from the logger, all JSON or all for people: never a mix.
+      const format = logFormatFor(process.stderr, flags.logFormat);
+      const logger = flags.verbose ? createLogger({ sink: process.stderr, format, name: "hpcpipe" }) : undefined;
+      const jsonLog = logger !== undefined && format === "json";
+      for (const warning of prepared.warnings) {
+        if (logger) logger.warn({ warning }, "warning");
+        else process.stderr.write(`hpcpipe: warning: ${warning}\n`);
+      }
       const abort = new AbortController();
       const onSigint = (): void => abort.abort();
       process.once("SIGINT", onSigint);
@@ -72,15 +89,22 @@ export function registerRunCommand(program: Command): void {
         const outcome = await runLocal(prepared, {
           ...(cpus !== undefined ? { cpus } : {}),
           signal: abort.signal,
-          ...(flags.verbose ? { logger: createLogger() } : {}),
+          ...(logger ? { logger } : {}),
           onEvent: (e) => {
-            const line = flags.quiet ? null : progressLine(e);
+            const line = flags.quiet || logger ? null : progressLine(e);
             if (line) process.stderr.write(`hpcpipe: ${line}\n`);
           },
         });
         if (flags.json) process.stdout.write(`${JSON.stringify(outcome.state, null, 2)}\n`);
         else process.stdout.write(formatResultSummary(outcome.state, `pipeline ${prepared.plan.pipeline}, run ${prepared.plan.runId}`));
-        process.stderr.write(`hpcpipe: run directory ${outcome.runDir} (result.json, states/, logs/)\n`);
+        const failures = outcome.state.success ? { tails: [], more: 0 } : await failedStepTails(outcome.runDir, outcome.state);
+        if (jsonLog) {
+          for (const t of failures.tails) logger.error(t, "step failed");
+          logger.info({ run_dir: outcome.runDir }, "run directory");
+        } else {
+          process.stderr.write(formatFailureTails(failures));
+          process.stderr.write(`hpcpipe: run directory ${outcome.runDir} (result.json, states/, logs/)\n`);
+        }
         process.exitCode = abort.signal.aborted ? CliExit.INTERRUPTED : exitCodeFrom(outcome.state);
       } finally {
         process.removeListener("SIGINT", onSigint);

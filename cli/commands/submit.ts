@@ -13,6 +13,7 @@ import type { InterruptPolicy } from "../../src/app/submit.js";
 import { formatResultSummary } from "../../src/app/summary.js";
 import { CliError, CliExit } from "../../src/cli-exit.js";
 import { exitCodeFrom } from "../../src/core/exit-code.js";
+import { formatPlanJson } from "../../src/compiler/format.js";
 import type { CompiledPlan } from "../../src/plan/plan.js";
 import { RunStateError } from "../../src/runs/index.js";
 import type { RunRecord } from "../../src/runs/index.js";
@@ -84,6 +85,14 @@ export function dryRunListing(plan: CompiledPlan): string {
   return parts.join("\n");
 }
 
+/** `--dry-run --json`: the plan (without script texts) and every script by path, in submission order. */
+export function dryRunJson(plan: CompiledPlan): string {
+  const scripts: Record<string, string> = {};
+  for (const job of plan.jobs) scripts[job.scriptPath] = job.script;
+  scripts["scripts/submit.sh"] = plan.files["scripts/submit.sh"] ?? "";
+  return `${JSON.stringify({ plan: JSON.parse(formatPlanJson(plan)) as unknown, scripts }, null, 2)}\n`;
+}
+
 /** Writes every file of the bundle under DIR, as it would be uploaded. */
 export async function writeBundle(plan: CompiledPlan, dir: string): Promise<void> {
   for (const [rel, text] of Object.entries(plan.files)) {
@@ -124,7 +133,7 @@ export function registerSubmitCommand(program: Command): void {
       "after",
       "\nExamples:\n" +
         "  $ hpcpipe submit examples/specs/thumbnail-shape.yaml --cluster localcluster --wait\n" +
-        "  $ hpcpipe submit examples/specs/batch-map.yaml --cluster localcluster --set threshold=3\n" +
+        "  $ hpcpipe submit examples/specs/batch-map.yaml --cluster localcluster --set min_bytes=8\n" +
         "  $ hpcpipe submit examples/specs/batch-map.yaml --cluster localcluster --resume 20261128-161900-a1b2c3 --wait\n" +
         "  $ hpcpipe submit examples/specs/thumbnail-shape.yaml --cluster localcluster --dry-run\n" +
         "  $ hpcpipe submit examples/specs/batch-map.yaml --cluster example-university --dry-run --out /tmp/bundle\n" +
@@ -143,16 +152,19 @@ export function registerSubmitCommand(program: Command): void {
           process.exitCode = await submitCommand(spec, flags);
           return;
         }
-        const { plan } = preparePlan({
+        const { plan, warnings } = preparePlan({
           spec,
           cluster: flags.cluster,
           set: parseSetOption(flags.set),
           fuse: flags.fuse,
           ...(flags.templates ? { templatesDir: flags.templates } : {}),
         });
+        for (const warning of warnings) process.stderr.write(`hpcpipe: warning: ${warning}\n`);
         if (flags.out) {
           await writeBundle(plan, flags.out);
           process.stdout.write(`wrote ${Object.keys(plan.files).length} files for ${plan.jobs.length} job(s) to ${flags.out}\n`);
+        } else if (flags.json) {
+          process.stdout.write(dryRunJson(plan));
         } else {
           process.stdout.write(dryRunListing(plan));
         }

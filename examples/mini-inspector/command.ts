@@ -1,6 +1,8 @@
+import { Option } from "commander";
 import type { Command } from "commander";
 import { CliError, CliExit } from "../../src/cli-exit.js";
-import { createLogger } from "../../src/index.js";
+import { createLogger, logFormatFor } from "../../src/core/logger.js";
+import type { LogFormat } from "../../src/core/logger.js";
 import { PIPELINE_NAME, resolveStepNames, runMiniInspector, STEP_NAMES, UnknownStepError } from "./inspector.js";
 import type { MiniInspectorResult, StepName } from "./inspector.js";
 import { formatSummary } from "./summary.js";
@@ -23,6 +25,7 @@ interface InspectFlags {
   force?: boolean;
   json?: boolean;
   quiet?: boolean;
+  logFormat: LogFormat | "auto";
 }
 
 /** "hpcpipe inspect" as a subcommand, "mini-inspector" standalone. */
@@ -50,7 +53,12 @@ export function configureInspectCommand(cmd: Command, output: InspectOutput = pr
     .option("--dry-run", "check the plan and print it; run nothing, write nothing")
     .option("--force", "rerun steps even if they already succeeded")
     .option("--json", "print the pipeline's result (CompletedState) as JSON instead of the summary")
-    .option("-q, --quiet", "do not log pipeline events (JSON lines) to stderr")
+    .option("-q, --quiet", "do not log pipeline events to stderr")
+    .addOption(
+      new Option("--log-format <format>", "pipeline events on stderr: compact lines for people, or JSON lines (auto: pretty on a terminal, JSON otherwise)")
+        .choices(["auto", "pretty", "json"])
+        .default("auto"),
+    )
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride()
     .addHelpText("after", () => {
@@ -83,7 +91,7 @@ export function configureInspectCommand(cmd: Command, output: InspectOutput = pr
         steps,
         dryRun: flags.dryRun ?? false,
         force: flags.force ?? false,
-        logger: flags.quiet ? undefined : createLogger(),
+        logger: flags.quiet ? undefined : createLogger({ sink: { write: (line: string) => output.stderr(line) }, format: logFormatFor(process.stderr, flags.logFormat) }),
       });
       output.stdout(flags.json ? `${JSON.stringify(result.state.toJSON(), null, 2)}\n` : formatSummary(result));
       if (!result.state.success) output.stderr(`${me}: ${failureLine(model, result)}\n`);

@@ -3,7 +3,7 @@ import { checkResources, loadClusterConfig, toCompileTarget } from "../cluster/i
 import type { ClusterConfig } from "../cluster/index.js";
 import { compile } from "../compiler/compile.js";
 import { CompileError } from "../compiler/errors.js";
-import type { CompiledPlan } from "../plan/plan.js";
+import type { CompiledPlan, PlanNode } from "../plan/plan.js";
 import { loadSpec } from "../spec/index.js";
 import type { LoadedSpec } from "../spec/index.js";
 import { templateRenderer } from "./renderer.js";
@@ -31,6 +31,19 @@ export interface PreparedPlan {
   plan: CompiledPlan;
   loaded: LoadedSpec;
   config: ClusterConfig;
+  /** What compiles but is probably not meant (a map with no items), for people to read before it runs. */
+  warnings: string[];
+}
+
+/** Maps with no items: they compile to no job and succeed without running anything. */
+export function planWarnings(plan: CompiledPlan): string[] {
+  const warnings: string[] = [];
+  const walk = (node: PlanNode): void => {
+    if (node.kind === "map" && node.items === 0) warnings.push(`map ${node.key} has 0 items: its steps will not run (and it counts as ok)`);
+    for (const child of node.children) walk(child);
+  };
+  walk(plan.tree);
+  return warnings;
 }
 
 /**
@@ -59,5 +72,5 @@ export function preparePlan(options: PrepareOptions): PreparedPlan {
   // Every job's request (fused jobs add their steps' times) must fit the cluster's partition limits.
   const problems = plan.jobs.flatMap((job) => checkResources(config, job.resources, job.steps.length === 1 ? (job.steps[0] ?? job.id) : `${job.id} (${job.steps.join(", ")})`));
   if (problems.length > 0) throw new CompileError(problems.join("\n"), problems);
-  return { plan, loaded, config };
+  return { plan, loaded, config, warnings: planWarnings(plan) };
 }

@@ -238,7 +238,7 @@ function stoppedAt(plan: CompiledPlan, jobs: Readonly<Record<string, string>>): 
 
 /** The plan a submission sends: the submit options, a run id (new unless resuming) and what is already done. */
 function prepareFor(options: SubmitOptions, runId: string | undefined, done?: ReadonlySet<string>): ReturnType<typeof preparePlan> {
-  return preparePlan({
+  const prepared = preparePlan({
     spec: options.spec,
     cluster: options.cluster,
     ...(runId ? { runId } : {}),
@@ -247,6 +247,8 @@ function prepareFor(options: SubmitOptions, runId: string | undefined, done?: Re
     ...(options.templatesDir ? { templatesDir: options.templatesDir } : {}),
     ...(done ? { done } : {}),
   });
+  for (const warning of prepared.warnings) options.onProgress?.(`warning: ${warning}`);
+  return prepared;
 }
 
 function requireSlurm(config: ClusterConfig, options: SubmitOptions): void {

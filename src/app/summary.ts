@@ -1,20 +1,34 @@
 import type { CompletedState } from "../core/completed-state.js";
 import { exitCodeFrom } from "../core/exit-code.js";
+import { countFailures, itemTallyText, summaryRows } from "./map-items.js";
+import type { OutcomeView } from "./map-items.js";
 
-/** One line per recorded step (namespaced key, result, seconds, error), then the overall result and exit code. */
+const outcomeOf = (s: CompletedState): OutcomeView => ({ success: s.success, notRun: s.meta.not_run === true });
+
+/**
+ * One line per recorded step (namespaced key, result, seconds, error), a map's
+ * items collapsed into one line of counts, then the overall result and exit code.
+ */
 export function formatResultSummary(state: CompletedState, title: string): string {
-  const entries = Object.entries(state.step_states ?? {});
-  const width = Math.min(70, Math.max(4, ...entries.map(([k]) => k.length)));
+  const rows = summaryRows(state.step_states ?? {}, outcomeOf);
+  let widest = 4;
+  for (const row of rows) widest = Math.max(widest, row.key.length);
+  const width = Math.min(70, widest);
   const lines = [title, `${"step".padEnd(width)}  result             time`];
-  for (const [key, s] of entries) {
+  for (const row of rows) {
+    const s = row.state;
     const result = s.success ? "ok" : s.meta.not_run ? "not run" : (s.failure ?? "failed");
     const time = `${s.duration_s.toFixed(2)}s`;
-    const error = s.success ? "" : `  ${oneLine(s.error ?? "")}`;
-    lines.push(`${key.padEnd(width)}  ${result.padEnd(17)}  ${time.padStart(7)}${error}`);
+    const notes = [row.kind === "map" ? itemTallyText(row.items) : "", s.success ? "" : oneLine(s.error ?? "")].filter((t) => t !== "");
+    lines.push(`${row.key.padEnd(width)}  ${result.padEnd(17)}  ${time.padStart(7)}${notes.length > 0 ? `  ${notes.join("; ")}` : ""}`);
   }
   const code = exitCodeFrom(state);
-  const allowed = Array.isArray(state.meta.failed_allowed) ? ` (allowed failures: ${state.meta.failed_allowed.length})` : "";
-  lines.push(state.success ? `result: ok${allowed}, exit ${code}` : `result: ${state.failure ?? "failed"}: ${oneLine(state.error ?? "")}, exit ${code}`);
+  if (state.success) {
+    const allowed = countFailures(rows, outcomeOf);
+    lines.push(`result: ok${allowed > 0 ? `, ${allowed.toLocaleString("en-US")} failure${allowed === 1 ? "" : "s"} allowed` : ""}, exit ${code}`);
+  } else {
+    lines.push(`result: ${state.failure ?? "failed"}: ${oneLine(state.error ?? "")}, exit ${code}`);
+  }
   return `${lines.join("\n")}\n`;
 }
 

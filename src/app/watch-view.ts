@@ -4,7 +4,8 @@
  * Pure functions over a RunStatus snapshot.
  */
 import type { JobStatus } from "../runs/index.js";
-import type { RunStatus } from "./status.js";
+import { itemTallyText, summaryRows } from "./map-items.js";
+import type { RunStatus, StepResult } from "./status.js";
 
 /** A SLURM state with its reason: `PENDING (Dependency)`, `CANCELLED (DependencyNeverSatisfied)`, `COMPLETED`. */
 export function stateText(state: string, reason: string | null): string {
@@ -44,11 +45,18 @@ export function renderWatchView(status: RunStatus, options: { width?: number } =
     counts: [j.counts.pending, j.counts.running, j.counts.done, j.counts.failed].map(String),
     state: stateText(j.state, j.reason),
   }));
-  const idW = Math.max(3, ...rows.map((r) => r.job.length));
-  const slurmW = Math.max(5, ...rows.map((r) => r.slurm.length));
-  const numW = Math.max(4, ...rows.flatMap((r) => r.counts.map((c) => c.length)));
+  let idW = 3;
+  let slurmW = 5;
+  let numW = 4;
+  let widestLabel = 4;
+  for (const r of rows) {
+    idW = Math.max(idW, r.job.length);
+    slurmW = Math.max(slurmW, r.slurm.length);
+    for (const c of r.counts) numW = Math.max(numW, c.length);
+    widestLabel = Math.max(widestLabel, r.label.length);
+  }
   const fixed = idW + slurmW + 4 * (numW + 2) + 6 + 24;
-  const labelW = Math.max(12, Math.min(Math.max(4, ...rows.map((r) => r.label.length)), width - fixed));
+  const labelW = Math.max(12, Math.min(widestLabel, width - fixed));
   const line = (id: string, slurm: string, label: string, counts: string[], state: string): string =>
     [id.padEnd(idW), slurm.padEnd(slurmW), clip(label, labelW).padEnd(labelW), ...counts.map((c) => c.padStart(numW)), state].join("  ").trimEnd();
   const out = [clip(headline(status), width), line("job", "slurm", "step", ["pend", "run", "done", "fail"], "state")];
@@ -87,12 +95,16 @@ export function formatStatus(status: RunStatus): string {
   lines.pop();
   if (status.error) lines.push(`error: ${status.error}`);
   if (status.steps !== null) {
-    const entries = Object.entries(status.steps);
-    const w = Math.min(70, Math.max(4, ...entries.map(([k]) => k.length)));
+    const rows = summaryRows(status.steps, (s: StepResult) => ({ success: s.success, notRun: s.not_run }));
+    let w = 4;
+    for (const row of rows) w = Math.max(w, row.key.length);
+    w = Math.min(70, w);
     lines.push("", `${"step".padEnd(w)}  result`);
-    for (const [key, s] of entries) {
-      const result = s.success ? "ok" : s.not_run ? `not run: ${stateText(s.slurm_state ?? "?", s.slurm_reason)}` : `${s.failure ?? "failed"}: ${s.error ?? ""}`;
-      lines.push(`${key.padEnd(w)}  ${result.replace(/\s+/g, " ").slice(0, 200)}`);
+    for (const row of rows) {
+      const s = row.state;
+      const own = s.success ? "ok" : s.not_run ? `not run: ${stateText(s.slurm_state ?? "?", s.slurm_reason)}` : `${s.failure ?? "failed"}: ${s.error ?? ""}`;
+      const result = row.kind === "map" ? `${own.replace(/\s+/g, " ").slice(0, 160)}; ${itemTallyText(row.items)}` : own.replace(/\s+/g, " ").slice(0, 200);
+      lines.push(`${row.key.padEnd(w)}  ${result}`);
     }
   }
   for (const p of status.state_problems) lines.push(`unusable state file ${p.file}: ${p.error}`);

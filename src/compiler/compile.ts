@@ -11,6 +11,7 @@ import { contextKeyProblem } from "../spec/context-keys.js";
 import { chunkArray } from "./chunk.js";
 import type { Chunk } from "./chunk.js";
 import { CompileError } from "./errors.js";
+import { commandStepProblems } from "./command-checks.js";
 import { combineResources, sameResources } from "./job-resources.js";
 import { resolvePacking } from "./packing.js";
 import type { CompileTarget } from "./target.js";
@@ -279,6 +280,12 @@ export function compile(input: CompileInput): CompiledPlan {
   };
 
   build(unitsOf(root, root.name, fuse), []);
+  for (const d of drafts) {
+    // One way to write a time limit everywhere (plan, #SBATCH, messages): HH:MM:SS, or D-HH:MM:SS past a day.
+    if (d.resources.time !== undefined) d.resources = { ...d.resources, time: secondsToSlurmTime(slurmSeconds(d.resources.time)) };
+    const problem = graceProblem(d, target);
+    if (problem !== null) problems.push(problem);
+  }
   if (problems.length > 0) throw new CompileError(problems.join("\n"), problems);
   if (input.done) pruneDone(drafts, input.done, items);
 
@@ -373,6 +380,7 @@ function resolveNeeds(root: PipelineStep, contextKeys: Set<string>, problems: st
   const needs = new Map<string, Need[]>();
   const walk = (step: PipelineStep, key: string, providers: Map<string, string>, scoped: Set<string>): void => {
     if (step instanceof CommandStep) {
+      for (const p of commandStepProblems(step, key, providers)) problems.push(p);
       const list: Need[] = [];
       for (const k of step.requires) {
         const from = providers.get(k);
@@ -421,6 +429,20 @@ function planNode(step: PipelineStep, key: string): PlanNode {
     ...(map ? { items: map.items.length, item_key: map.as, continue_on_item_error: map.continue_on_item_error } : {}),
     children: step.children.map((c) => planNode(c, `${childPrefix}.${c.name}`)),
   };
+}
+
+/** SLURM sends the warning signal `signal_grace_s` before the limit: at or past the start, it stops the job at once. */
+function graceProblem(job: Omit<PlanJob, "script">, target: CompileTarget): string | null {
+  const grace = target.signalGraceS;
+  const time = job.resources.time;
+  if (grace <= 0 || time === undefined) return null;
+  const limit = slurmSeconds(time);
+  if (grace < limit) return null;
+  const who = job.steps.length === 1 ? `step ${job.steps[0] ?? job.id}` : `steps ${job.steps.join(", ")} (job ${job.id})`;
+  return (
+    `${who}: signal_grace_s (${grace} s) of cluster ${target.name} is not below the time limit ${time} (${limit} s): ` +
+    `the warning signal would stop it as soon as it starts; give it a time limit above ${grace} s or lower signal_grace_s`
+  );
 }
 
 function jobName(id: string, label: string): string {

@@ -60,7 +60,8 @@ export function formatPlanJson(plan: CompiledPlan): string {
 export function formatPlanMermaid(plan: CompiledPlan): string {
   const esc = (s: string): string => s.replace(/["<>]/g, (c) => ({ '"': "#quot;", "<": "#lt;", ">": "#gt;" })[c] ?? c);
   const lines = ["flowchart TD"];
-  for (const job of plan.jobs) lines.push(`  ${job.id}["${esc(`${job.id} ${arrayLabel(job)}<br/>${runsLabel(job)}`)}"]`);
+  // The texts are escaped; the line break between them is Mermaid's own markup.
+  for (const job of plan.jobs) lines.push(`  ${job.id}["${esc(`${job.id} ${arrayLabel(job)}`)}<br/>${esc(runsLabel(job))}"]`);
   for (const job of plan.jobs) {
     for (const d of job.dependencies) lines.push(`  ${d.job} ${d.type === "afterok" ? "-->" : "-.->"} ${job.id}`);
   }

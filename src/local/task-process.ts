@@ -44,13 +44,32 @@ export function warnDelayS(limitS: number, warnS: number): number {
   return Math.max(limitS - warnS, Math.min(1, limitS / 2));
 }
 
+/** Node's longest timer (2^31-1 ms, about 24.8 days); a longer delay fires at once with a TimeoutOverflowWarning. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A timer that may be cleared. */
+export interface Timer {
+  clear(): void;
+}
+
+/** setTimeout for any delay: waits longer than Node's timers allow in steps of at most MAX_TIMER_MS. */
+export function setLongTimeout(fn: () => void, ms: number): Timer {
+  let handle: NodeJS.Timeout;
+  const arm = (left: number): void => {
+    const step = Math.min(Math.max(0, left), MAX_TIMER_MS);
+    handle = setTimeout(() => (left > MAX_TIMER_MS ? arm(left - MAX_TIMER_MS) : fn()), step);
+  };
+  arm(ms);
+  return { clear: () => clearTimeout(handle) };
+}
+
 export class TaskProcess {
   readonly pid: number | undefined;
   readonly done: Promise<TaskOutcome>;
   private timedOut = false;
   private cancelled = false;
   private exited = false;
-  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly timers: Timer[] = [];
 
   constructor(private readonly spec: TaskSpec) {
     const fds: number[] = [];
@@ -83,7 +102,7 @@ export class TaskProcess {
     if (timeLimitS === null) return;
     if (warn !== null) {
       this.timers.push(
-        setTimeout(() => {
+        setLongTimeout(() => {
           if (this.exited) return;
           if (warn.batchOnly) {
             try {
@@ -96,7 +115,7 @@ export class TaskProcess {
       );
     }
     this.timers.push(
-      setTimeout(() => {
+      setLongTimeout(() => {
         if (this.exited || this.cancelled) return;
         this.timedOut = true;
         this.terminate();
@@ -109,7 +128,7 @@ export class TaskProcess {
     const pid = this.pid;
     if (pid === undefined || this.exited) return;
     killGroup(pid, "SIGTERM");
-    const t = setTimeout(() => {
+    const t = setLongTimeout(() => {
       if (!this.exited) killGroup(pid, "SIGKILL");
     }, this.spec.killWaitS * 1000);
     this.timers.push(t);
@@ -130,7 +149,7 @@ export class TaskProcess {
   ): void {
     if (this.exited) return;
     this.exited = true;
-    for (const t of this.timers) clearTimeout(t);
+    for (const t of this.timers) t.clear();
     // The batch shell is gone: like slurmstepd, kill whatever it left behind in the job.
     if (this.pid !== undefined) killGroup(this.pid, "SIGKILL");
     resolveDone({ exitCode: code, signal, timedOut: this.timedOut, cancelled: this.cancelled, launchError });

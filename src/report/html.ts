@@ -270,6 +270,8 @@ footer{margin-top:32px;color:var(--muted);font-size:12px}
 /** The whole page. */
 export function renderReportHtml(m: ReportModel): string {
   const title = `${m.pipeline} run ${m.runId}: ${m.success ? "ok" : (m.failure ?? "failed")}`;
+  // What went wrong first: below a large tree (a 50-item map) the errors would be thousands of pixels down.
+  const failedFirst = m.errors.length > 0;
   const page = html`<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -282,9 +284,10 @@ export function renderReportHtml(m: ReportModel): string {
 </head>
 <body>
 ${header(m)}
+${failedFirst ? errorsSection(m) : ""}
 ${treeSection(m)}
 ${timelineSection(m)}
-${errorsSection(m)}
+${failedFirst ? "" : errorsSection(m)}
 ${imagesSection(m)}
 <footer>Made by <code>hpcpipe report</code> at ${formatTime(m.generated)}.</footer>
 </body>

@@ -129,7 +129,8 @@ export class SlurmScheduler {
         if (have === undefined) found.set(id, list);
         else {
           const tasks = new Set(have.map((r) => r.taskId));
-          have.push(...list.filter((r) => r.taskId !== null && !tasks.has(r.taskId)));
+          // One at a time: a spread of an array job's records (100,000 tasks) into push() overflows the stack.
+          for (const r of list) if (r.taskId !== null && !tasks.has(r.taskId)) have.push(r);
         }
       }
     };

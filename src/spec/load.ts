@@ -104,7 +104,18 @@ function buildSpec(obj: unknown, file: string, options: LoadSpecOptions, source?
     if (pipeline && top.fuse === false) noFuse(pipeline);
   }
   if (problems.length > 0 || pipeline === undefined) throw fail();
+  problems.push(...unknownSetKeys(options.set ?? {}, top.context ?? {}, pipeline.requires));
+  if (problems.length > 0) throw fail();
   return { pipeline, spec, specDir, context, bundle, defaults: top.defaults ?? {} };
+}
+
+/** `--set` may change what the pipeline reads from its context: the spec's `context` keys and what its steps require from outside. */
+function unknownSetKeys(set: Record<string, string>, context: Record<string, unknown>, requires: readonly string[]): FieldProblem[] {
+  const known = [...new Set([...Object.keys(context), ...requires])].sort();
+  const list = known.length === 0 ? "none (it has no context and its steps require nothing from outside)" : known.join(", ");
+  return Object.keys(set)
+    .filter((k) => !known.includes(k))
+    .map((k) => ({ path: `--set ${k}`, expected: `unknown context key: this pipeline knows ${list}` }));
 }
 
 interface ParseEnv {

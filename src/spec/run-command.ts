@@ -13,6 +13,7 @@ import type { Context, RunOptions } from "../core/step.js";
 import type { CommandStep } from "./command-step.js";
 import { contextKeyProblem } from "./context-keys.js";
 import { itemScopeOf } from "./item-scope.js";
+import { itemOutputPath } from "./output-patterns.js";
 
 /** How much of each of stdout and stderr is kept (the end of it). */
 export const OUTPUT_TAIL_BYTES = 64 * 1024;
@@ -237,21 +238,29 @@ export async function runCommandInProcess(step: CommandStep, context: Context, o
     }
 
     const missingFiles: string[] = [];
-    for (const out of step.outputs) if (!(await exists(resolve(cwd, out)))) missingFiles.push(out);
+    const files: string[] = [];
+    const pathProblems: string[] = [];
+    for (const pattern of step.outputs) {
+      const concrete = scope === undefined ? { path: pattern } : itemOutputPath(pattern, scope.index, scope.item);
+      if ("problem" in concrete) pathProblems.push(concrete.problem);
+      else if (await exists(resolve(cwd, concrete.path))) files.push(concrete.path);
+      else missingFiles.push(concrete.path);
+    }
     const unpublished = step.provides.filter((k) => published.values[k] === undefined);
     const problemsAfter: string[] = [];
+    problemsAfter.push(...pathProblems);
     if (missingFiles.length > 0) problemsAfter.push(`missing output file${missingFiles.length > 1 ? "s" : ""} ${missingFiles.join(", ")}`);
     if (unpublished.length > 0) problemsAfter.push(`did not publish ${unpublished.map((k) => `'${k}'`).join(", ")}`);
     if (problemsAfter.length > 0) {
       return CompletedState.fail(`validation failed: ${problemsAfter.join("; ")}`, {
         meta: { exit_code: 0, ...tails },
-        outputs: { published: published.values, files: [...step.outputs] },
+        outputs: { published: published.values, files: [...files, ...missingFiles] },
       });
     }
 
     for (const [k, v] of Object.entries(published.values)) context[k] = v;
     return CompletedState.ok({
-      outputs: { published: published.values, files: [...step.outputs] },
+      outputs: { published: published.values, files },
       meta: { exit_code: 0, ...tails },
     });
   } finally {

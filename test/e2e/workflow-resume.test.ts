@@ -6,6 +6,8 @@ import type { WorkflowEnv } from "../fixtures/workflow/support.js";
 
 // Item c fails the first time it runs and succeeds after; every run of every step is counted in out/.
 const SPEC = `name: resumable
+context:
+  tag: first
 steps:
   - step: prep
     fuse: false
@@ -79,7 +81,7 @@ describe.skipIf(e2eSkipped)("resuming a run on the test cluster", { timeout: 180
     expect(first.code, first.stderr).toBe(0);
     const runId = (JSON.parse(first.stdout) as { run_id: string }).run_id;
     await cli("cancel", runId);
-    const resumed = await cli("submit", spec, "--cluster", cluster, "--resume", runId, "--set", "extra=1");
+    const resumed = await cli("submit", spec, "--cluster", cluster, "--resume", runId, "--set", "tag=second");
     expect(resumed.code).toBe(64);
     expect(resumed.stderr).toContain("the context differs");
   });

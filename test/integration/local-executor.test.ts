@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { preparePlan } from "../../src/app/prepare.js";
 import { exitCodeFrom, ExitCode } from "../../src/core/index.js";
 import { stateFileSchema } from "../../src/plan/state-file.js";
-import { listTree, outcomeKinds, runCompiled, runInProcess, tempBase, writeYaml } from "./helpers.js";
+import { listTree, outcomeKinds, runCompiled, runInProcess, tempBase, writeLocalCluster, writeYaml } from "./helpers.js";
 
 let dir: string;
 let cleanup: () => void;
@@ -115,6 +115,9 @@ describe("dependencies on the local executor", () => {
   });
 });
 
+/** A local cluster whose warning signal comes 1 s before a limit: 2 s limits are refused under the default 10 s grace. */
+const quickCluster = (): string => writeLocalCluster(dir, "quick", { signal_grace_s: 1 });
+
 describe("time limits on the local executor", () => {
   it("a step over its time limit ends as TIMEOUT, its dependents do not run, and the run returns without waiting for the command", async () => {
     const spec = writeYaml(dir, "slow", {
@@ -122,7 +125,7 @@ describe("time limits on the local executor", () => {
       steps: [step("sleepy", 'echo $$ > "$HPCPIPE_OUT_DIR/sleepy.pid"; sleep 60', { resources: { time: "00:02" } }), step("next", "touch next-ran", { fuse: false })],
     });
     const t0 = Date.now();
-    const { outcome } = await runCompiled({ spec, localRunsDir: runsDir(), runId: "r1", cpus: 4 });
+    const { outcome } = await runCompiled({ spec, cluster: quickCluster(), localRunsDir: runsDir(), runId: "r1", cpus: 4 });
     const elapsedS = (Date.now() - t0) / 1000;
 
     const s = outcome.state.step_states?.["slow.sleepy"];
@@ -158,7 +161,7 @@ describe("time limits inside a map", () => {
     });
 
   it("an item over its time limit ends as TIMEOUT (step and item) while the other item succeeds", async () => {
-    const { outcome } = await runCompiled({ spec: timedMap(), localRunsDir: runsDir(), runId: "r1", cpus: 4 });
+    const { outcome } = await runCompiled({ spec: timedMap(), cluster: quickCluster(), localRunsDir: runsDir(), runId: "r1", cpus: 4 });
     const states = outcome.state.step_states ?? {};
     expect(states["timed.m.0.w"]?.success).toBe(true);
     expect(states["timed.m.1.w"]?.meta.reason).toBe("TIMEOUT");
@@ -173,7 +176,7 @@ describe("time limits inside a map", () => {
   // (DependencyNeverSatisfied), while the merged map state says the map succeeded. Expected: like any other tolerated
   // item failure (docs/runtime-contract.md, hp_job_end), the steps after the map run and the run succeeds.
   it("with continue_on_item_error, a timed-out item does not stop the steps after the map", async () => {
-    const { outcome } = await runCompiled({ spec: timedMap(), localRunsDir: runsDir(), runId: "r1", cpus: 4 });
+    const { outcome } = await runCompiled({ spec: timedMap(), cluster: quickCluster(), localRunsDir: runsDir(), runId: "r1", cpus: 4 });
     expect(outcome.state.step_states?.["timed.m"]?.success).toBe(true);
     expect(outcome.state.step_states?.["timed.after"]?.success).toBe(true);
     expect(existsSync(join(outcome.runDir, "work", "after-ran"))).toBe(true);

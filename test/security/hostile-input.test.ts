@@ -173,7 +173,7 @@ describe("context values", () => {
   };
 
   it.each(refusedCases(policy("set")))("--set %s is refused before any connection", async (_, h, message) => {
-    await submitRefused(writeSpec(oneStep()), h.value.includes("\0") ? 64 : 65, message, `--set=s_${h.id}=${h.value}`);
+    await submitRefused(writeSpec(oneStep({ requires: [`s_${h.id}`] })), h.value.includes("\0") ? 64 : 65, message, `--set=s_${h.id}=${h.value}`);
   });
 
   it.each(refusedCases(policy("spec")))("spec context %s is refused before any connection", async (_, h, message) => {

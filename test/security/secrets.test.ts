@@ -105,9 +105,9 @@ describe("secrets never leave the environment they were given in", { timeout: 12
   it("a local run with verbose logging succeeds and records its result", async () => {
     const result = await hpcpipe(["run", spec, "--runs-dir", runs, "-v"]);
     expect(result.code, result.stderr).toBe(0);
-    // -v logs the executor's events as JSON lines: the logging really is on.
+    // -v logs the executor's events as JSON lines (stderr is a pipe): the logging really is on.
     expect(result.stderr).toMatch(/"msg":"job finished"/);
-    const runDir = /run directory (.+) \(result\.json/.exec(result.stderr)?.[1] ?? "";
+    const runDir = result.stderr.split("\n").flatMap((l) => (l.includes('"msg":"run directory"') ? [(JSON.parse(l) as { run_dir: string }).run_dir] : []))[0] ?? "";
     expect(statSync(runDir).mode & 0o777).toBe(0o700);
     expect(statSync(path.join(runDir, "result.json")).mode & 0o777).toBe(0o600);
   });

@@ -46,7 +46,8 @@ describe("hostile context values", () => {
   });
 
   it("are accepted through --set as data", () => {
-    expect(loadText(`name: t\nsteps:\n  - step: s\n    run: "true"\n`, {}, { set: HOSTILE }).context).toEqual(HOSTILE);
+    const yaml = `name: t\nsteps:\n  - step: s\n    run: "true"\n    requires: ${JSON.stringify(Object.keys(HOSTILE))}\n`;
+    expect(loadText(yaml, {}, { set: HOSTILE }).context).toEqual(HOSTILE);
   });
 
   it("reach an in-process command as the exact bytes, and nothing in them executes", async () => {

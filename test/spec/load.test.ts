@@ -115,9 +115,11 @@ describe("loading a spec with every kind of entry", () => {
 });
 
 describe("spec details", () => {
-  it("lets --set override and extend the context", () => {
-    const loaded = loadText(`name: t\ncontext: { a: 1, b: x }\nsteps:\n  - step: s\n    run: "true"\n`, {}, { set: { a: "2", c: "new value" } });
+  it("lets --set override the context and set what the steps require from it; an unknown key is refused, listing the known ones", () => {
+    const yaml = `name: t\ncontext: { a: 1, b: x }\nsteps:\n  - step: s\n    run: "true"\n    requires: [c]\n`;
+    const loaded = loadText(yaml, {}, { set: { a: "2", c: "new value" } });
     expect(loaded.context).toEqual({ a: "2", b: "x", c: "new value" });
+    expect(() => loadText(yaml, {}, { set: { c: "v", d: "typo" } })).toThrow(/--set d: .*unknown context key: this pipeline knows a, b, c/);
   });
 
   it("gives a spec-built pipeline the same signature as the same pipeline built in TypeScript", () => {

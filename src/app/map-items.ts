@@ -1,0 +1,140 @@
+/**
+ * The rows of a result summary with each map's items collapsed into counts:
+ * a map of 100,000 items is one row ("99,999 ok, 1 failed (item 23)"), not
+ * 200,000. One pass over the step states, no spreads over them, so any
+ * number of items fits (a spread into Math.max overflows the stack).
+ */
+
+/** What a row needs to know of a step's state. */
+export interface OutcomeView {
+  success: boolean;
+  notRun: boolean;
+}
+
+/** A map's items by outcome; `failedItems` holds the first failed (or not run) item indices. */
+export interface ItemTally {
+  total: number;
+  ok: number;
+  failed: number;
+  notRun: number;
+  failedItems: number[];
+}
+
+export type SummaryRow<S> = { kind: "step"; key: string; state: S } | { kind: "map"; key: string; state: S; items: ItemTally };
+
+/** How many failed item indices a tally keeps (the rest are counted). */
+export const FAILED_ITEMS_SHOWN = 5;
+
+const DIGITS = /^\d+$/;
+
+/** `<map>.<index>` or `<map>.<index>.<more>` where `<map>` is a recorded step: the map and the index. */
+function itemOf(key: string, has: (k: string) => boolean): { map: string; index: number; unit: boolean } | null {
+  let dot = key.indexOf(".");
+  while (dot >= 0) {
+    const next = key.indexOf(".", dot + 1);
+    const segment = next < 0 ? key.slice(dot + 1) : key.slice(dot + 1, next);
+    if (DIGITS.test(segment)) {
+      const map = key.slice(0, dot);
+      if (has(map)) return { map, index: Number(segment), unit: next < 0 };
+    }
+    dot = next;
+  }
+  return null;
+}
+
+interface ItemFacts {
+  unit: OutcomeView | null;
+  failedRan: boolean;
+  failedNotRun: boolean;
+}
+
+/** The summary rows in the states' own order; a map's row stands where the map's own key is. */
+export function summaryRows<S>(states: Record<string, S>, view: (s: S) => OutcomeView): Array<SummaryRow<S>> {
+  const has = (k: string): boolean => Object.prototype.hasOwnProperty.call(states, k);
+  const rows: Array<SummaryRow<S>> = [];
+  const maps = new Map<string, { row: Extract<SummaryRow<S>, { kind: "map" }>; items: Map<number, ItemFacts> }>();
+  const itemsOf = (map: string): Map<number, ItemFacts> => {
+    let entry = maps.get(map);
+    if (entry === undefined) {
+      const state = states[map] as S;
+      entry = { row: { kind: "map", key: map, state, items: { total: 0, ok: 0, failed: 0, notRun: 0, failedItems: [] } }, items: new Map() };
+      maps.set(map, entry);
+    }
+    return entry.items;
+  };
+  const order: string[] = [];
+  for (const key of Object.keys(states)) {
+    const item = itemOf(key, has);
+    if (item === null) {
+      order.push(key);
+      continue;
+    }
+    const items = itemsOf(item.map);
+    let facts = items.get(item.index);
+    if (facts === undefined) {
+      facts = { unit: null, failedRan: false, failedNotRun: false };
+      items.set(item.index, facts);
+    }
+    const v = view(states[key] as S);
+    if (item.unit) facts.unit = v;
+    else if (!v.success) {
+      if (v.notRun) facts.failedNotRun = true;
+      else facts.failedRan = true;
+    }
+  }
+  for (const key of order) {
+    const entry = maps.get(key);
+    if (entry === undefined) {
+      rows.push({ kind: "step", key, state: states[key] as S });
+      continue;
+    }
+    const tally = entry.row.items;
+    const indices = [...entry.items.keys()].sort((a, b) => a - b);
+    for (const index of indices) {
+      const f = entry.items.get(index) as ItemFacts;
+      const outcome = f.unit !== null ? (f.unit.success ? "ok" : f.unit.notRun ? "notRun" : "failed") : f.failedRan ? "failed" : f.failedNotRun ? "notRun" : "ok";
+      tally.total++;
+      tally[outcome]++;
+      if (outcome !== "ok" && tally.failedItems.length < FAILED_ITEMS_SHOWN) tally.failedItems.push(index);
+    }
+    rows.push(entry.row);
+  }
+  return rows;
+}
+
+const n = (x: number): string => x.toLocaleString("en-US");
+
+/** `49,999 ok, 1 failed (item 23)`; `2 ok, 3 failed (items 4, 7 and 1 more), 5 not run`. */
+export function itemTallyText(t: ItemTally): string {
+  const parts = [`${n(t.ok)} ok`];
+  const bad = t.failed + t.notRun;
+  const shown = t.failedItems;
+  const which =
+    bad === 0
+      ? ""
+      : ` (item${bad > 1 ? "s" : ""} ${shown.join(", ")}${bad > shown.length ? ` and ${n(bad - shown.length)} more` : ""})`;
+  if (t.failed > 0) parts.push(`${n(t.failed)} failed${t.notRun === 0 ? which : ""}`);
+  if (t.notRun > 0) parts.push(`${n(t.notRun)} not run${which}`);
+  return `${n(t.total)} item${t.total === 1 ? "" : "s"}: ${parts.join(", ")}`;
+}
+
+/**
+ * Failures that did not stop the run (continue_on_error, continue_on_item_error):
+ * each failed map item once, and each failed step outside a map that is not
+ * just the parent of another failure.
+ */
+export function countFailures<S>(rows: ReadonlyArray<SummaryRow<S>>, view: (s: S) => OutcomeView): number {
+  let count = 0;
+  const failedKeys: string[] = [];
+  for (const row of rows) {
+    if (row.kind === "map") count += row.items.failed + row.items.notRun;
+    else if (!view(row.state).success) failedKeys.push(row.key);
+  }
+  const parents = new Set<string>();
+  for (const row of rows) {
+    if (row.kind === "map" ? row.items.failed + row.items.notRun === 0 : view(row.state).success) continue;
+    for (let dot = row.key.lastIndexOf("."); dot > 0; dot = row.key.lastIndexOf(".", dot - 1)) parents.add(row.key.slice(0, dot));
+  }
+  for (const key of failedKeys) if (!parents.has(key)) count++;
+  return count;
+}
