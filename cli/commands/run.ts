@@ -1,12 +1,15 @@
 import type { Command } from "commander";
-import { preparePlan } from "../../src/app/prepare.js";
-import { runLocal } from "../../src/app/run-local.js";
+import { submitPipeline } from "../../src/app/lifecycle.js";
+import { waitAndCollect } from "../../src/app/submit.js";
+import { preview } from "../../src/render/quote.js";
+import { RUN_ID_PATTERN } from "../../src/runs/record.js";
 import { formatResultSummary } from "../../src/app/summary.js";
 import { CliError, CliExit } from "../../src/cli-exit.js";
 import { exitCodeFrom } from "../../src/core/exit-code.js";
 import { createLogger } from "../../src/core/logger.js";
 import type { LocalRunEvent } from "../../src/local/index.js";
 import { collect, guarded, parseSetOption } from "../errors.js";
+import { cpusOption } from "./submit.js";
 
 interface RunFlags {
   set: string[];
@@ -17,6 +20,7 @@ interface RunFlags {
   templates?: string;
   quiet?: boolean;
   verbose?: boolean;
+  resume?: string;
 }
 
 function progressLine(e: LocalRunEvent): string | null {
@@ -31,7 +35,8 @@ export function registerRunCommand(program: Command): void {
     .description(
       "Run a pipeline on this machine with the local executor: the same job scripts a cluster would run, with bash, " +
         "array tasks concurrently, dependencies, time limits and state files; then print the merged result. " +
-        "Exit status: the pipeline's (0-4).",
+        "The same as `submit PIPELINE --cluster local --wait`, supervised by this process (Ctrl-C cancels the run); " +
+        "the run is recorded, so `runs`, `status`, `logs`, `collect` and `report` know it. Exit status: the pipeline's (0-4).",
     )
     .argument("<pipeline>", "the pipeline spec (YAML)")
     .option("--set <key=value>", "set or override a context value (repeatable)", collect, [])
@@ -40,6 +45,7 @@ export function registerRunCommand(program: Command): void {
     .option("--runs-dir <dir>", "where run directories go (default: .hpcpipe/runs)")
     .option("--no-fuse", "do not fuse consecutive steps with equal resources into one job")
     .option("--templates <dir>", "render with your own templates (sbatch.hbs, submit.hbs, partials/)")
+    .option("--resume <run>", "run RUN again: only steps that did not succeed with the same definition run, in the same run directory; then merge again")
     .option("-q, --quiet", "no progress lines on stderr")
     .option("-v, --verbose", "log executor events as JSON lines on stderr")
     .addHelpText(
@@ -50,40 +56,55 @@ export function registerRunCommand(program: Command): void {
         "\nThe run directory (scripts, states/, logs/, result.json) is printed at the end; step logs are in its logs/.\n",
     )
     .action(async (spec: string, flags: RunFlags) => {
-      let cpus: number | undefined;
-      if (flags.cpus !== undefined) {
-        cpus = Number(flags.cpus);
-        if (!Number.isInteger(cpus) || cpus < 1) throw new CliError(`--cpus must be a whole number >= 1, got ${flags.cpus}`, CliExit.USAGE);
-      }
-      const prepared = await guarded(() =>
-        preparePlan({
-          spec,
-          cluster: "local",
-          set: parseSetOption(flags.set),
-          fuse: flags.fuse,
-          ...(flags.templates ? { templatesDir: flags.templates } : {}),
-          ...(flags.runsDir ? { localRunsDir: flags.runsDir } : {}),
-        }),
-      );
+      if (flags.resume !== undefined && !RUN_ID_PATTERN.test(flags.resume)) throw new CliError(`--resume: invalid run id ${preview(flags.resume)}`, CliExit.USAGE);
+      const cpus = flags.cpus !== undefined ? cpusOption(flags.cpus) : undefined;
+      // `run` is `submit --cluster local --wait` with the supervisor in this process: Ctrl-C (or SIGTERM) cancels the run.
       const abort = new AbortController();
-      const onSigint = (): void => abort.abort();
-      process.once("SIGINT", onSigint);
+      const onSignal = (): void => abort.abort();
+      process.once("SIGINT", onSignal);
+      process.once("SIGTERM", onSignal);
       try {
-        const outcome = await runLocal(prepared, {
-          ...(cpus !== undefined ? { cpus } : {}),
-          signal: abort.signal,
-          ...(flags.verbose ? { logger: createLogger() } : {}),
-          onEvent: (e) => {
-            const line = flags.quiet ? null : progressLine(e);
-            if (line) process.stderr.write(`hpcpipe: ${line}\n`);
-          },
-        });
-        if (flags.json) process.stdout.write(`${JSON.stringify(outcome.state, null, 2)}\n`);
-        else process.stdout.write(formatResultSummary(outcome.state, `pipeline ${prepared.plan.pipeline}, run ${prepared.plan.runId}`));
-        process.stderr.write(`hpcpipe: run directory ${outcome.runDir} (result.json, states/, logs/)\n`);
-        process.exitCode = abort.signal.aborted ? CliExit.INTERRUPTED : exitCodeFrom(outcome.state);
+        const outcome = await guarded(() =>
+          submitPipeline(
+            {
+              spec,
+              cluster: "local",
+              set: parseSetOption(flags.set),
+              fuse: flags.fuse,
+              ...(flags.templates ? { templatesDir: flags.templates } : {}),
+              ...(flags.resume !== undefined ? { resume: flags.resume } : {}),
+              ...(flags.quiet ? {} : { onProgress: (message: string) => process.stderr.write(`hpcpipe: ${message}\n`) }),
+              local: {
+                ...(cpus !== undefined ? { cpus } : {}),
+                ...(flags.runsDir ? { runsDir: flags.runsDir } : {}),
+                attached: {
+                  signal: abort.signal,
+                  ...(flags.verbose ? { logger: createLogger() } : {}),
+                  onEvent: (e) => {
+                    const line = flags.quiet ? null : progressLine(e);
+                    if (line) process.stderr.write(`hpcpipe: ${line}\n`);
+                  },
+                },
+              },
+            },
+            (run) => waitAndCollect(run),
+          ),
+        );
+        const collected = outcome.then?.collect;
+        if (!collected) {
+          // A resume with nothing left to run.
+          process.exitCode = 0;
+          return;
+        }
+        const { state } = collected;
+        for (const p of collected.problems) process.stderr.write(`hpcpipe: unusable state file ${p.file}: ${p.error}\n`);
+        if (flags.json) process.stdout.write(`${JSON.stringify(state, null, 2)}\n`);
+        else process.stdout.write(formatResultSummary(state, `pipeline ${outcome.plan.pipeline}, run ${outcome.record.run_id}`));
+        process.stderr.write(`hpcpipe: run directory ${outcome.record.remote_dir} (result.json, states/, logs/)\n`);
+        process.exitCode = abort.signal.aborted ? CliExit.INTERRUPTED : exitCodeFrom(state);
       } finally {
-        process.removeListener("SIGINT", onSigint);
+        process.removeListener("SIGINT", onSignal);
+        process.removeListener("SIGTERM", onSignal);
       }
     });
 }

@@ -21,6 +21,7 @@ import { collectRun, queryJobStatuses, readRemoteStates } from "./collect.js";
 import type { CollectOutcome } from "./collect.js";
 import { defaultTransportFactory, loadRun, schedulerOver } from "./connect.js";
 import type { RunContext, TransportFactory } from "./connect.js";
+import type { RunExecutor } from "./executor.js";
 import { BundleError, bundleSource } from "./bundle-path.js";
 import { preparePlan } from "./prepare.js";
 import { clearSubmitter, markSubmitter, reconcileSubmission } from "./reconcile.js";
@@ -459,7 +460,7 @@ async function resumeRun<T>(options: SubmitOptions, runId: string, store: RunSto
 export type InterruptPolicy = "cancel" | "leave" | "ask";
 
 /** Applies the interrupt policy; `ask` asks (true = cancel). Returns the cancellation, or null when the jobs were left running. */
-export async function handleInterrupt(run: RunContext, policy: InterruptPolicy, ask: () => Promise<boolean>): Promise<CancelOutcome | null> {
+export async function handleInterrupt(run: RunContext | RunExecutor, policy: InterruptPolicy, ask: () => Promise<boolean>): Promise<CancelOutcome | null> {
   const cancel = policy === "cancel" || (policy === "ask" && (await ask()));
   return cancel ? cancelRun(run) : null;
 }
@@ -471,7 +472,7 @@ export interface WaitOutcome {
 }
 
 /** `submit --wait`: watch until every job is final, then collect (reusing the last poll's job facts). */
-export async function waitAndCollect(run: RunContext, options: WatchOptions = {}): Promise<WaitOutcome> {
+export async function waitAndCollect(run: RunContext | RunExecutor, options: WatchOptions = {}): Promise<WaitOutcome> {
   const watch = await watchRun(run, options);
   if (watch.aborted) return { watch, collect: null };
   const collect = await collectRun(run, { jobs: watch.status.jobs, ...(watch.remote ? { remote: watch.remote } : {}) });
