@@ -17,7 +17,8 @@ import type { OpenRunOptions } from "./connect.js";
 import type { RunExecutor } from "./executor.js";
 import { localExecutor, supervisorAlive } from "./local-executor.js";
 import { spawnSupervisor, superviseRun } from "./local-supervisor.js";
-import { preparePlan } from "./prepare.js";
+import { preparePlan, sourceLabel } from "./prepare.js";
+import type { PipelineSource } from "./prepare.js";
 import { checkSameInputs, doneSteps, ResumeError } from "./resume.js";
 import { copyBundle } from "./run-local.js";
 import { slurmExecutor } from "./slurm-executor.js";
@@ -62,12 +63,12 @@ export async function openRun<T>(runId: string, options: OpenRunOptions, action:
 }
 
 /** The record of a new local run, before anything runs. */
-function localRecord(plan: CompiledPlan, spec: string, config: { name: string; source?: string | null }, cpus: number | undefined, now: string): RunRecord {
+function localRecord(plan: CompiledPlan, spec: PipelineSource, config: { name: string; source?: string | null }, cpus: number | undefined, now: string): RunRecord {
   return {
     format: 1,
     run_id: plan.runId,
     pipeline: plan.pipeline,
-    spec: resolve(spec),
+    spec: sourceLabel(spec),
     cluster: config.name,
     cluster_config: resolve(config.source ?? "local"),
     remote_dir: plan.layout.runDir,

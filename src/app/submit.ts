@@ -23,7 +23,7 @@ import { defaultTransportFactory, loadRun, schedulerOver } from "./connect.js";
 import type { RunContext, TransportFactory } from "./connect.js";
 import type { RunExecutor } from "./executor.js";
 import { BundleError, bundleSource } from "./bundle-path.js";
-import { preparePlan } from "./prepare.js";
+import { preparePlan, sourceLabel } from "./prepare.js";
 import { clearSubmitter, markSubmitter, reconcileSubmission } from "./reconcile.js";
 import type { PrepareOptions } from "./prepare.js";
 import { checkNothingActive, checkSameInputs, doneSteps, ResumeError } from "./resume.js";
@@ -189,7 +189,7 @@ export async function submitRun<T = undefined>(options: SubmitOptions, then?: (r
     format: 1,
     run_id: plan.runId,
     pipeline: plan.pipeline,
-    spec: resolve(options.spec),
+    spec: sourceLabel(options.spec),
     cluster: config.name,
     cluster_config: resolve(config.source ?? options.cluster),
     remote_dir: plan.layout.runDir,
@@ -261,7 +261,7 @@ function prepareFor(options: SubmitOptions, runId: string | undefined, done?: Re
 function requireSlurm(config: ClusterConfig, options: SubmitOptions): void {
   if (config.executor !== "slurm") {
     throw new ConfigError(config.source ?? options.cluster, [
-      { path: "executor", expected: `expected slurm to submit (this config runs on this machine: use \`hpcpipe run ${options.spec}\`)` },
+      { path: "executor", expected: `expected slurm to submit (this config runs on this machine: use \`hpcpipe run ${typeof options.spec === "string" ? options.spec : "PIPELINE"}\` or --cluster local)` },
     ]);
   }
 }
