@@ -100,7 +100,8 @@ export async function superviseRun(options: SuperviseOptions): Promise<{ state: 
   table.finished = true;
   table.cancelled = cancelled;
   await writer.flush();
-  await store.updateRecord(runId, { phase: cancelled ? "cancelled" : "collected" });
+  // The run has ended: no process supervises it any more (this one may live on, as `hpcpipe run` or an API caller).
+  await store.updateRecord(runId, { phase: cancelled ? "cancelled" : "collected", supervisor: null });
   return { state: result.state, cancelled };
 }
 

@@ -6,6 +6,7 @@
 import { arrayTaskIds } from "../collect/job-index.js";
 import type { JobFact, TaskFact } from "../collect/merge.js";
 import type { CompiledPlan, PlanJob } from "../plan/plan.js";
+import { logicalTask } from "../plan/task-map.js";
 import { isFinal, translateState, unknownRecord } from "../slurm/index.js";
 import type { JobStatusMap, TaskRecord } from "../slurm/index.js";
 
@@ -67,10 +68,10 @@ export function phaseOf(state: string): TaskPhase {
   return "pending";
 }
 
-function taskStatus(record: TaskRecord, slurmId: string, isArray: boolean, taskId: number, offset: number): TaskStatus {
+function taskStatus(record: TaskRecord, slurmId: string, isArray: boolean, taskId: number, task: number): TaskStatus {
   const state = record.state === "UNKNOWN" && record.rawState !== "" ? record.rawState : record.state;
   return {
-    task: taskId + offset,
+    task,
     taskId,
     slurmJobId: isArray ? `${slurmId}_${taskId}` : slurmId,
     state,
@@ -136,16 +137,15 @@ function countPhases(tasks: readonly TaskStatus[]): PhaseCounts {
 export function mapJobStatuses(plan: CompiledPlan, slurmIds: Readonly<Record<string, string>>, status: JobStatusMap): JobStatus[] {
   return plan.jobs.map((job) => {
     const slurmJobId = slurmIds[job.id] ?? null;
-    const offset = job.array?.offset ?? 0;
     const records = slurmJobId === null ? [] : (status.get(slurmJobId) ?? [unknownRecord(slurmJobId)]);
     const whole = records.find((r) => r.taskId === null);
     const tasks: TaskStatus[] = arrayTaskIds(job).map((taskId) => {
       if (slurmJobId === null) {
         // Never submitted (the submission failed before it): it will never run.
-        return { task: taskId + offset, taskId, slurmJobId: null, state: NOT_SUBMITTED, reason: "submission failed", exitCode: null, signal: null, phase: "failed", final: true };
+        return { task: logicalTask(job.array, taskId), taskId, slurmJobId: null, state: NOT_SUBMITTED, reason: "submission failed", exitCode: null, signal: null, phase: "failed", final: true };
       }
       const own = job.array === null ? (whole ?? records[0]) : (records.find((r) => r.taskId === taskId) ?? whole);
-      return taskStatus(own ?? unknownRecord(slurmJobId), slurmJobId, job.array !== null, taskId, offset);
+      return taskStatus(own ?? unknownRecord(slurmJobId), slurmJobId, job.array !== null, taskId, logicalTask(job.array, taskId));
     });
     const { state, reason } = aggregateState(tasks);
     const a = job.array;

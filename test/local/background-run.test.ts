@@ -162,7 +162,7 @@ describe("a local run in the background (detached supervisor, real bash jobs)", 
     writeFileSync(fix, "");
     const resumed = await hpcpipe("run", spec, "--runs-dir", path.join(dir, "runs"), "--resume", id as string, "--json");
     expect(resumed.stderr).toMatch(/2 step\(s\) already succeeded; running 1 job\(s\) again/);
-    expect(resumed.code).toBe(0);
+    expect(resumed.code, resumed.stderr + resumed.stdout).toBe(0);
     const merged = JSON.parse(resumed.stdout) as { success: boolean; step_states: Record<string, { success: boolean }> };
     expect(merged.success).toBe(true);
     expect(Object.keys(merged.step_states).filter((k) => k.endsWith(".work")).sort()).toEqual(["flaky.each.0.work", "flaky.each.1.work", "flaky.each.2.work"]);
