@@ -1,4 +1,5 @@
 import { taskMapArgument } from "../plan/task-map.js";
+import { TRANSIENT_SLURM_ERRORS } from "../slurm/transient.js";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { CompiledPlan, Dependency, PlanJob, PlanStep, TaskBody } from "../plan/plan.js";
@@ -352,7 +353,7 @@ export function renderSubmitScript(plan: RenderablePlan, templates: Templates = 
       earlier.add(job.id);
       return { id: job.id, scriptPath: job.scriptPath, dependencies };
     });
-    return templates.submit({ runDir: plan.layout.runDir, runId: plan.runId, pipeline: plan.pipeline, jobs });
+    return templates.submit({ runDir: plan.layout.runDir, runId: plan.runId, pipeline: plan.pipeline, jobs, transientErrors: TRANSIENT_SLURM_ERRORS });
   } catch (err) {
     throw new RenderValueError(`submit script: ${describe(err)}`, { cause: err });
   }
