@@ -12,6 +12,7 @@ import { STATE_FILE_MAX_BYTES } from "../plan/state-file.js";
 import type { StateFile } from "../plan/state-file.js";
 import { jobFactsOf, mapJobStatuses, RunStateError } from "../runs/index.js";
 import type { JobStatus, RunRecord } from "../runs/index.js";
+import type { UnknownJobRule } from "../runs/job-status.js";
 import type { SlurmScheduler } from "../slurm/index.js";
 import type { Transport } from "../transport/index.js";
 import type { RunContext } from "./connect.js";
@@ -82,9 +83,10 @@ export async function queryJobStatuses(
   plan: CompiledPlan,
   jobs: Readonly<Record<string, string>>,
   known: readonly JobStatus[] | null = null,
+  rule?: UnknownJobRule,
 ): Promise<JobStatus[]> {
   const ids = [...new Set(Object.values(jobs))];
-  return mapJobStatuses(plan, jobs, await scheduler.status(ids, { expect: expectedTasks(plan, jobs, known) }));
+  return mapJobStatuses(plan, jobs, await scheduler.status(ids, { expect: expectedTasks(plan, jobs, known) }), rule);
 }
 
 /** Per SLURM array job id, the task ids not yet seen final: a task squeue leaves out of its array is then asked of accounting. */

@@ -1,4 +1,4 @@
-export { JOB_STATES, isFinal, isSuccess, translateState } from "./states.js";
+export { JOB_STATES, isFinal, isFinalText, isSuccess, translateState, unknownJobState } from "./states.js";
 export type { JobState, TranslatedState } from "./states.js";
 export {
   AccountingDisabledError,
