@@ -13,3 +13,12 @@ export type { Resources } from "./plan/resources.js";
 export { stateFileSchema } from "./plan/state-file.js";
 export type { StateFile } from "./plan/state-file.js";
 export * from "./slurm/index.js";
+// The run lifecycle: submit (to a cluster or this machine), watch with typed progress events, collect, cancel.
+export { submit, getRun, Run, changedEvents } from "./app/api.js";
+export type { ProgressEvent, SubmitRequest, WatchOptions as RunWatchOptions } from "./app/api.js";
+export type { InlinePipeline, PipelineSource } from "./app/prepare.js";
+export type { RunStatus, StepResult } from "./app/status.js";
+export type { CollectOutcome } from "./app/collect.js";
+export type { CancelOutcome, ExecutorKind } from "./app/executor.js";
+export { RunStore } from "./runs/index.js";
+export type { JobStatus, RunRecord, TaskStatus } from "./runs/index.js";

@@ -276,10 +276,12 @@ _hp_load_context() {
   done <"$file"
 }
 
-# hp_job_begin JOB_ID OFFSET IS_ARRAY: traps, run directory, task index, context.
+# hp_job_begin JOB_ID OFFSET IS_ARRAY [TASK_MAP]: traps, run directory, task index, context.
+# TASK_MAP ("3,17,42"): a remapped rerun, array task id i runs logical task i of the list.
 hp_job_begin() {
   _HP_JOB_ID=$1
-  local offset=$2 is_array=$3 id
+  local offset=$2 is_array=$3 map=${4:-} id
+  local -a tasks
   _hp_install_traps
   [[ -n ${HPCPIPE_RUN_DIR:-} ]] || _hp_die "HPCPIPE_RUN_DIR is not set"
   _HP_RUN_DIR=$HPCPIPE_RUN_DIR
@@ -288,7 +290,13 @@ hp_job_begin() {
   if [[ $is_array == 1 ]]; then
     id=${SLURM_ARRAY_TASK_ID:-}
     [[ $id =~ ^[0-9]{1,9}$ ]] || _hp_die "job $_HP_JOB_ID is an array job but SLURM_ARRAY_TASK_ID is '${id}'"
-    HPCPIPE_TASK=$((10#$id + offset))
+    if [[ -n $map ]]; then
+      IFS=, read -ra tasks <<<"$map"
+      [[ ${tasks[10#$id]:-} =~ ^[0-9]{1,9}$ ]] || _hp_die "job $_HP_JOB_ID: array task id $id has no task in its map"
+      HPCPIPE_TASK=$((10#${tasks[10#$id]}))
+    else
+      HPCPIPE_TASK=$((10#$id + offset))
+    fi
   else
     HPCPIPE_TASK=0
   fi

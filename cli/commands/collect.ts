@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { collectRun } from "../../src/app/collect.js";
-import { withRun } from "../../src/app/connect.js";
+import { openRun } from "../../src/app/lifecycle.js";
 import { formatResultSummary } from "../../src/app/summary.js";
 import { exitCodeFrom } from "../../src/core/exit-code.js";
 import { guarded } from "../errors.js";
@@ -31,7 +31,7 @@ export function registerCollectCommand(program: Command): void {
     )
     .action(async (runId: string, flags: CollectFlags) => {
       await guarded(() =>
-        withRun(runId, { acceptNewHostKey: flags.acceptNewHostKey ?? false }, async (run) => {
+        openRun(runId, { acceptNewHostKey: flags.acceptNewHostKey ?? false }, async (run) => {
           const outcome = await collectRun(run);
           for (const p of outcome.problems) process.stderr.write(`hpcpipe: unusable state file ${p.file}: ${p.error}\n`);
           if (!outcome.final) {

@@ -1,6 +1,6 @@
 import { Option } from "commander";
 import type { Command } from "commander";
-import { loadRun, withRun } from "../../src/app/connect.js";
+import { openRun } from "../../src/app/lifecycle.js";
 import { followLog, readLog, resolveLogTarget, stepJobState } from "../../src/app/logs.js";
 import { stateText } from "../../src/app/watch-view.js";
 import { CliError, CliExit } from "../../src/cli-exit.js";
@@ -46,9 +46,10 @@ export function registerLogsCommand(program: Command): void {
         const stream = flags.stderr ? "stderr" : "stdout";
         const store = new RunStore();
         // Resolved before connecting: a wrong step name costs no network.
-        const { plan } = await loadRun(runId, store);
+        await store.readRecord(runId);
+        const plan = await store.readPlan(runId);
         const target = resolveLogTarget(plan, step, flags.task, stream);
-        await withRun(runId, { store, acceptNewHostKey: flags.acceptNewHostKey ?? false }, async (run) => {
+        await openRun(runId, { store, acceptNewHostKey: flags.acceptNewHostKey ?? false }, async (run) => {
           if (flags.follow) {
             const ended = await onSigint((signal) =>
               followLog(run, target, {

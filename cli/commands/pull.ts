@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import type { Command } from "commander";
-import { withRun } from "../../src/app/connect.js";
+import { openRun } from "../../src/app/lifecycle.js";
 import { pullRun } from "../../src/app/pull.js";
 import type { PullRunOutcome } from "../../src/app/pull.js";
 import { CliError, CliExit } from "../../src/cli-exit.js";
@@ -43,7 +43,8 @@ export function registerPullCommand(program: Command): void {
       "Bring a run's declared outputs home: the files its steps list under `outputs:` (all, or those matching the " +
         "patterns), in ONE transfer streamed to disk, each checked against the hash the cluster computed and renamed " +
         "into place. Files already here with the same SHA-256 are skipped. Symlinks, paths leading outside the run and " +
-        "files over the size caps are refused (exit 65). A run not yet collected is collected first.",
+        "files over the size caps are refused (exit 65). A run not yet collected is collected first. Works the same for " +
+        "a run on this machine (the files are copied from its run directory).",
     )
     .argument("<run>", "the run id (see `hpcpipe runs`)")
     .argument("[patterns...]", "output paths or globs, relative to the run's work/ directory (`*` within a directory, `**` across)")
@@ -65,7 +66,7 @@ export function registerPullCommand(program: Command): void {
       const maxFileBytes = flags.maxFile !== undefined ? parseSize(flags.maxFile, "--max-file") : PULL_MAX_FILE_BYTES;
       const maxTotalBytes = flags.maxTotal !== undefined ? parseSize(flags.maxTotal, "--max-total") : PULL_MAX_TOTAL_BYTES;
       await guarded(() =>
-        withRun(runId, { acceptNewHostKey: flags.acceptNewHostKey ?? false }, async (run) => {
+        openRun(runId, { acceptNewHostKey: flags.acceptNewHostKey ?? false }, async (run) => {
           const bar = transferBar(process.stderr, "pull");
           const outcome = await pullRun(run, patterns, { to, maxFileBytes, maxTotalBytes, onBytes: (n) => bar.update(n, null) });
           bar.end();

@@ -1,8 +1,10 @@
 import { Option } from "commander";
 import type { Command } from "commander";
-import { preparePlan } from "../../src/app/prepare.js";
 import { failedStepTails, formatFailureTails } from "../../src/app/failure-tails.js";
-import { runLocal } from "../../src/app/run-local.js";
+import { submitPipeline } from "../../src/app/lifecycle.js";
+import { waitAndCollect } from "../../src/app/submit.js";
+import { preview } from "../../src/render/quote.js";
+import { RUN_ID_PATTERN } from "../../src/runs/record.js";
 import { formatResultSummary } from "../../src/app/summary.js";
 import { CliError, CliExit } from "../../src/cli-exit.js";
 import { exitCodeFrom } from "../../src/core/exit-code.js";
@@ -10,6 +12,7 @@ import { createLogger, logFormatFor } from "../../src/core/logger.js";
 import type { LogFormat } from "../../src/core/logger.js";
 import type { LocalRunEvent } from "../../src/local/index.js";
 import { collect, guarded, parseSetOption } from "../errors.js";
+import { cpusOption } from "./submit.js";
 
 interface RunFlags {
   set: string[];
@@ -21,6 +24,7 @@ interface RunFlags {
   quiet?: boolean;
   verbose?: boolean;
   logFormat: LogFormat | "auto";
+  resume?: string;
 }
 
 function progressLine(e: LocalRunEvent): string | null {
@@ -35,7 +39,8 @@ export function registerRunCommand(program: Command): void {
     .description(
       "Run a pipeline on this machine with the local executor: the same job scripts a cluster would run, with bash, " +
         "array tasks concurrently, dependencies, time limits and state files; then print the merged result. " +
-        "Exit status: the pipeline's (0-4).",
+        "The same as `submit PIPELINE --cluster local --wait`, supervised by this process (Ctrl-C cancels the run); " +
+        "the run is recorded, so `runs`, `status`, `logs`, `collect` and `report` know it. Exit status: the pipeline's (0-4).",
     )
     .argument("<pipeline>", "the pipeline spec (YAML)")
     .option("--set <key=value>", "set or override a context value (repeatable)", collect, [])
@@ -44,6 +49,7 @@ export function registerRunCommand(program: Command): void {
     .option("--runs-dir <dir>", "where run directories go (default: .hpcpipe/runs)")
     .option("--no-fuse", "do not fuse consecutive steps with equal resources into one job")
     .option("--templates <dir>", "render with your own templates (sbatch.hbs, submit.hbs, partials/)")
+    .option("--resume <run>", "run RUN again: only steps that did not succeed with the same definition run, in the same run directory; then merge again")
     .option("-q, --quiet", "no progress lines on stderr")
     .option("-v, --verbose", "log executor events on stderr (instead of the progress lines)")
     .addOption(
@@ -59,55 +65,71 @@ export function registerRunCommand(program: Command): void {
         "\nThe run directory (scripts, states/, logs/, result.json) is printed at the end; step logs are in its logs/.\n",
     )
     .action(async (spec: string, flags: RunFlags) => {
-      let cpus: number | undefined;
-      if (flags.cpus !== undefined) {
-        cpus = Number(flags.cpus);
-        if (!Number.isInteger(cpus) || cpus < 1) throw new CliError(`--cpus must be a whole number >= 1, got ${flags.cpus}`, CliExit.USAGE);
-      }
-      const prepared = await guarded(() =>
-        preparePlan({
-          spec,
-          cluster: "local",
-          set: parseSetOption(flags.set),
-          fuse: flags.fuse,
-          ...(flags.templates ? { templatesDir: flags.templates } : {}),
-          ...(flags.runsDir ? { localRunsDir: flags.runsDir } : {}),
-        }),
-      );
+      if (flags.resume !== undefined && !RUN_ID_PATTERN.test(flags.resume)) throw new CliError(`--resume: invalid run id ${preview(flags.resume)}`, CliExit.USAGE);
+      const cpus = flags.cpus !== undefined ? cpusOption(flags.cpus) : undefined;
+      // `run` is `submit --cluster local --wait` with the supervisor in this process: Ctrl-C (or SIGTERM) cancels the run.
       // With -v every stderr line comes from the logger, all JSON or all for people: never a mix.
       const format = logFormatFor(process.stderr, flags.logFormat);
       const logger = flags.verbose ? createLogger({ sink: process.stderr, format, name: "hpcpipe" }) : undefined;
       const jsonLog = logger !== undefined && format === "json";
-      for (const warning of prepared.warnings) {
-        if (logger) logger.warn({ warning }, "warning");
-        else process.stderr.write(`hpcpipe: warning: ${warning}\n`);
-      }
+      const say = (message: string): void => {
+        if (logger) logger.info({ message }, message.startsWith("warning: ") ? "warning" : "progress");
+        else if (!flags.quiet || message.startsWith("warning: ")) process.stderr.write(`hpcpipe: ${message}\n`);
+      };
       const abort = new AbortController();
-      const onSigint = (): void => abort.abort();
-      process.once("SIGINT", onSigint);
+      const onSignal = (): void => abort.abort();
+      process.once("SIGINT", onSignal);
+      process.once("SIGTERM", onSignal);
       try {
-        const outcome = await runLocal(prepared, {
-          ...(cpus !== undefined ? { cpus } : {}),
-          signal: abort.signal,
-          ...(logger ? { logger } : {}),
-          onEvent: (e) => {
-            const line = flags.quiet || logger ? null : progressLine(e);
-            if (line) process.stderr.write(`hpcpipe: ${line}\n`);
-          },
-        });
-        if (flags.json) process.stdout.write(`${JSON.stringify(outcome.state, null, 2)}\n`);
-        else process.stdout.write(formatResultSummary(outcome.state, `pipeline ${prepared.plan.pipeline}, run ${prepared.plan.runId}`));
-        const failures = outcome.state.success ? { tails: [], more: 0 } : await failedStepTails(outcome.runDir, outcome.state);
+        const outcome = await guarded(() =>
+          submitPipeline(
+            {
+              spec,
+              cluster: "local",
+              set: parseSetOption(flags.set),
+              fuse: flags.fuse,
+              ...(flags.templates ? { templatesDir: flags.templates } : {}),
+              ...(flags.resume !== undefined ? { resume: flags.resume } : {}),
+              onProgress: say,
+              local: {
+                ...(cpus !== undefined ? { cpus } : {}),
+                ...(flags.runsDir ? { runsDir: flags.runsDir } : {}),
+                attached: {
+                  signal: abort.signal,
+                  ...(logger ? { logger } : {}),
+                  onEvent: (e) => {
+                    const line = flags.quiet || logger ? null : progressLine(e);
+                    if (line) process.stderr.write(`hpcpipe: ${line}\n`);
+                  },
+                },
+              },
+            },
+            (run) => waitAndCollect(run),
+          ),
+        );
+        const collected = outcome.then?.collect;
+        if (!collected) {
+          // A resume with nothing left to run.
+          process.exitCode = 0;
+          return;
+        }
+        const { state } = collected;
+        for (const p of collected.problems) process.stderr.write(`hpcpipe: unusable state file ${p.file}: ${p.error}\n`);
+        if (flags.json) process.stdout.write(`${JSON.stringify(state, null, 2)}\n`);
+        else process.stdout.write(formatResultSummary(state, `pipeline ${outcome.plan.pipeline}, run ${outcome.record.run_id}`));
+        const runDir = outcome.record.remote_dir;
+        const failures = state.success ? { tails: [], more: 0 } : await failedStepTails(runDir, state);
         if (jsonLog) {
           for (const t of failures.tails) logger.error(t, "step failed");
-          logger.info({ run_dir: outcome.runDir }, "run directory");
+          logger.info({ run_dir: runDir }, "run directory");
         } else {
           process.stderr.write(formatFailureTails(failures));
-          process.stderr.write(`hpcpipe: run directory ${outcome.runDir} (result.json, states/, logs/)\n`);
+          process.stderr.write(`hpcpipe: run directory ${runDir} (result.json, states/, logs/)\n`);
         }
-        process.exitCode = abort.signal.aborted ? CliExit.INTERRUPTED : exitCodeFrom(outcome.state);
+        process.exitCode = abort.signal.aborted ? CliExit.INTERRUPTED : exitCodeFrom(state);
       } finally {
-        process.removeListener("SIGINT", onSigint);
+        process.removeListener("SIGINT", onSignal);
+        process.removeListener("SIGTERM", onSignal);
       }
     });
 }

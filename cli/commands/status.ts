@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { withRun } from "../../src/app/connect.js";
+import { openRun } from "../../src/app/lifecycle.js";
 import { getRunStatus, watchRun } from "../../src/app/status.js";
 import type { RunStatus, WatchOptions } from "../../src/app/status.js";
 import { changeLines, formatStatus, redrawFrame, renderWatchView } from "../../src/app/watch-view.js";
@@ -81,7 +81,7 @@ export function registerStatusCommand(program: Command): void {
     )
     .action(async (runId: string, flags: StatusFlags) => {
       await guarded(() =>
-        withRun(runId, { acceptNewHostKey: flags.acceptNewHostKey ?? false }, async (run) => {
+        openRun(runId, { acceptNewHostKey: flags.acceptNewHostKey ?? false }, async (run) => {
           if (!flags.watch) {
             const { status } = await getRunStatus(run);
             process.stdout.write(flags.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status));

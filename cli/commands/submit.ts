@@ -3,10 +3,11 @@ import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { Option } from "commander";
 import type { Command } from "commander";
-import type { RunContext } from "../../src/app/connect.js";
+import type { RunExecutor } from "../../src/app/executor.js";
+import { submitPipeline } from "../../src/app/lifecycle.js";
 import { preparePlan } from "../../src/app/prepare.js";
 import { pullRun } from "../../src/app/pull.js";
-import { handleInterrupt, submitRun, waitAndCollect } from "../../src/app/submit.js";
+import { handleInterrupt, waitAndCollect } from "../../src/app/submit.js";
 import { preview } from "../../src/render/quote.js";
 import { RUN_ID_PATTERN } from "../../src/runs/record.js";
 import type { InterruptPolicy } from "../../src/app/submit.js";
@@ -36,6 +37,8 @@ interface SubmitFlags {
   resume?: string;
   pull?: boolean;
   to?: string;
+  cpus?: string;
+  runsDir?: string;
 }
 
 /** What `submit` prints once the jobs are in: the run id first, then how to follow it. */
@@ -43,8 +46,8 @@ export function submittedText(record: RunRecord): string {
   const ids = Object.values(record.jobs);
   const id = record.run_id;
   return (
-    `submitted run ${id}: ${ids.length} job(s) on ${record.cluster} (SLURM ${ids.join(", ")})\n` +
-    `  remote directory: ${record.remote_dir}\n` +
+    `submitted run ${id}: ${ids.length} job(s) on ${record.cluster} (${record.executor === "local" ? "local job" : "SLURM"} ${ids.join(", ")})\n` +
+    `  ${record.executor === "local" ? "run directory:   " : "remote directory:"} ${record.remote_dir}\n` +
     `  follow it:        hpcpipe status ${id} --watch\n` +
     `  step logs:        hpcpipe logs ${id} STEP [--follow]\n` +
     `  results:          hpcpipe collect ${id}\n` +
@@ -70,9 +73,9 @@ function askCancel(record: RunRecord): Promise<boolean> {
 }
 
 /** After Ctrl-C: cancel, leave or ask, say what happened, and exit 130. */
-async function interrupted(run: RunContext, policy: InterruptPolicy): Promise<number> {
+async function interrupted(run: RunExecutor, policy: InterruptPolicy): Promise<number> {
   const cancelled = await handleInterrupt(run, policy, () => askCancel(run.record));
-  if (cancelled) process.stderr.write(`hpcpipe: interrupted; cancelled run ${run.record.run_id} (scancel of ${cancelled.cancelled.length} job(s))\n`);
+  if (cancelled) process.stderr.write(`hpcpipe: interrupted; ${cancelled.message}\n`);
   else process.stderr.write(`hpcpipe: interrupted; run ${run.record.run_id} goes on: \`hpcpipe status ${run.record.run_id} --watch\` follows it, \`hpcpipe cancel ${run.record.run_id}\` cancels it\n`);
   return CliExit.INTERRUPTED;
 }
@@ -102,11 +105,18 @@ export async function writeBundle(plan: CompiledPlan, dir: string): Promise<void
   }
 }
 
+/** --cpus: a whole number >= 1. */
+export function cpusOption(value: string): number {
+  const cpus = Number(value);
+  if (!Number.isInteger(cpus) || cpus < 1) throw new CliError(`--cpus must be a whole number >= 1, got ${preview(value)}`, CliExit.USAGE);
+  return cpus;
+}
+
 export function registerSubmitCommand(program: Command): void {
   program
     .command("submit")
     .description(
-      "Submit a pipeline to a SLURM cluster. With --dry-run, print (or write to --out DIR) every sbatch script and the " +
+      "Submit a pipeline to a SLURM cluster, or with --cluster local run it on this machine in the background (a detached supervisor starts its jobs; follow it with status, logs, collect, cancel as a cluster run). With --dry-run, print (or write to --out DIR) every sbatch script and the " +
         "generated submit script in submission order, and contact nothing.",
     )
     .argument("<pipeline>", "the pipeline spec (YAML)")
@@ -121,6 +131,8 @@ export function registerSubmitCommand(program: Command): void {
     .option("--json", "print the run record as JSON (with --wait: the merged result)")
     .option("--pull", "with --wait: then bring the declared outputs home in one transfer (see `hpcpipe pull`)")
     .option("--to <dir>", "with --pull: where the outputs go (default: ./<run id>)")
+    .option("--cpus <n>", "a run on this machine (--cluster local): most CPUs in use at once (default: this machine's)")
+    .option("--runs-dir <dir>", "a run on this machine (--cluster local): where run directories go (default: .hpcpipe/runs)")
     .option(ACCEPT_HOST_KEY_FLAGS, ACCEPT_HOST_KEY_HELP)
     .addOption(
       new Option("--on-interrupt <what>", "on Ctrl-C after the jobs are in: cancel them, leave them running, or ask (default: ask on a terminal, else leave)").choices([
@@ -146,8 +158,8 @@ export function registerSubmitCommand(program: Command): void {
         if (flags.dryRun && flags.resume !== undefined) throw new CliError("--resume submits; it does not combine with --dry-run", CliExit.USAGE);
         if (!flags.dryRun) {
           if (flags.out) throw new CliError("--out is for --dry-run only", CliExit.USAGE);
-        if (flags.pull && !flags.wait) throw new CliError("--pull needs --wait (or run `hpcpipe pull RUN` once the run has ended)", CliExit.USAGE);
-        if (flags.to !== undefined && !flags.pull) throw new CliError("--to is for --pull", CliExit.USAGE);
+          if (flags.pull && !flags.wait) throw new CliError("--pull needs --wait (or run `hpcpipe pull RUN` once the run has ended)", CliExit.USAGE);
+          if (flags.to !== undefined && !flags.pull) throw new CliError("--to is for --pull", CliExit.USAGE);
           if (flags.resume !== undefined && !RUN_ID_PATTERN.test(flags.resume)) throw new CliError(`--resume: invalid run id ${preview(flags.resume)}`, CliExit.USAGE);
           process.exitCode = await submitCommand(spec, flags);
           return;
@@ -184,7 +196,7 @@ async function submitCommand(spec: string, flags: SubmitFlags): Promise<number> 
   process.on("SIGINT", onSigint);
   const bar = transferBar(process.stderr, "upload");
   try {
-    const outcome = await submitRun(
+    const outcome = await submitPipeline(
       {
         spec,
         cluster: flags.cluster,
@@ -201,8 +213,9 @@ async function submitCommand(spec: string, flags: SubmitFlags): Promise<number> 
           bar.update(sent, total);
           if (sent >= total) bar.end();
         },
+        local: { ...(flags.cpus !== undefined ? { cpus: cpusOption(flags.cpus) } : {}), ...(flags.runsDir ? { runsDir: flags.runsDir } : {}) },
       },
-      async (run): Promise<number> => {
+      async (run: RunExecutor): Promise<number> => {
         if (flags.json && !flags.wait) process.stdout.write(`${JSON.stringify(run.record, null, 2)}\n`);
         else (flags.wait || flags.json ? process.stderr : process.stdout).write(submittedText(run.record));
         if (abort.signal.aborted) return interrupted(run, policy);

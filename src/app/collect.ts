@@ -12,9 +12,12 @@ import { STATE_FILE_MAX_BYTES } from "../plan/state-file.js";
 import type { StateFile } from "../plan/state-file.js";
 import { jobFactsOf, mapJobStatuses, RunStateError } from "../runs/index.js";
 import type { JobStatus, RunRecord } from "../runs/index.js";
+import type { UnknownJobRule } from "../runs/job-status.js";
 import type { SlurmScheduler } from "../slurm/index.js";
 import type { Transport } from "../transport/index.js";
 import type { RunContext } from "./connect.js";
+import type { RunExecutor } from "./executor.js";
+import { executorOf } from "./slurm-executor.js";
 
 /** Per state file, as the collector reads them (the readers' contract). */
 export const STATE_FILE_CAP = STATE_FILE_MAX_BYTES;
@@ -80,9 +83,10 @@ export async function queryJobStatuses(
   plan: CompiledPlan,
   jobs: Readonly<Record<string, string>>,
   known: readonly JobStatus[] | null = null,
+  rule?: UnknownJobRule,
 ): Promise<JobStatus[]> {
   const ids = [...new Set(Object.values(jobs))];
-  return mapJobStatuses(plan, jobs, await scheduler.status(ids, { expect: expectedTasks(plan, jobs, known) }));
+  return mapJobStatuses(plan, jobs, await scheduler.status(ids, { expect: expectedTasks(plan, jobs, known) }), rule);
 }
 
 /** Per SLURM array job id, the task ids not yet seen final: a task squeue leaves out of its array is then asked of accounting. */
@@ -134,13 +138,13 @@ export function mergeRun(plan: CompiledPlan, remote: RemoteStates, jobs: readonl
  * directory. The record becomes "collected" once every job has ended.
  * `jobs` and `remote` reuse what a watch's last poll already fetched.
  */
-export async function collectRun(run: RunContext, options: { now?: string; jobs?: JobStatus[]; remote?: RemoteStates } = {}): Promise<CollectOutcome> {
+export async function collectRun(context: RunContext | RunExecutor, options: { now?: string; jobs?: JobStatus[]; remote?: RemoteStates } = {}): Promise<CollectOutcome> {
+  const run = executorOf(context);
   const { record, plan, store } = run;
   requireJobIds(record);
-  const jobs = options.jobs ?? (await queryJobStatuses(run.scheduler, plan, record.jobs));
+  const jobs = options.jobs ?? (await run.query(null));
   const submitted = Object.keys(record.jobs).length > 0;
-  const remote: RemoteStates =
-    options.remote ?? (submitted ? await readRemoteStates(run.transport, record.remote_dir) : { states: new Map(), problems: [], files: 0 });
+  const remote: RemoteStates = options.remote ?? (submitted ? await run.readStates() : { states: new Map(), problems: [], files: 0 });
   const state = mergeRun(plan, remote, jobs, options.now);
   const resultPath = await store.writeResult(record.run_id, state);
   const final = jobs.every((j) => j.final);

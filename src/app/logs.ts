@@ -11,9 +11,9 @@ import { RunStateError } from "../runs/index.js";
 import { PollInterval, pollPolicy } from "../slurm/index.js";
 import type { PollPolicy } from "../slurm/index.js";
 import { preview } from "../render/quote.js";
-import { RemoteCommandError, remotePath } from "../transport/index.js";
-import { queryJobStatuses } from "./collect.js";
 import type { RunContext } from "./connect.js";
+import type { LogChunk, RunExecutor } from "./executor.js";
+import { executorOf } from "./slurm-executor.js";
 import { abortableSleep } from "./status.js";
 
 /** Largest log `logs` prints without --follow; more is refused with a pointer to the file. */
@@ -80,49 +80,27 @@ export function resolveLogTarget(plan: CompiledPlan, step: string, task?: number
   return fail(`no step ${preview(step)} in the plan (steps: ${all}${templates.length > 30 ? ", ..." : ""})`);
 }
 
-/** The step's whole log in ONE round trip; null when it does not exist yet. */
-export async function readLog(run: RunContext, target: LogTarget): Promise<Buffer | null> {
-  const files = await run.transport.getFiles(run.record.remote_dir, target.path, { maxFileBytes: MAX_LOG_BYTES, maxTotalBytes: MAX_LOG_BYTES + 1 });
-  const content = files.get(target.path);
-  if (content === undefined) return null;
-  if (!Buffer.isBuffer(content)) {
-    throw new RunStateError(`run ${run.record.run_id}: cannot show ${target.path}: ${content.error} (it is on the cluster under ${run.record.remote_dir})`, run.record.run_id);
-  }
-  return content;
+/** The step's whole log in ONE read; null when it does not exist yet. */
+export function readLog(run: RunContext | RunExecutor, target: LogTarget): Promise<Buffer | null> {
+  return executorOf(run).readFile(target.path, MAX_LOG_BYTES);
 }
 
-/** What the step's job (task) is doing now: ONE scheduler query for that job. */
-export async function stepJobState(run: RunContext, target: LogTarget): Promise<{ state: string; reason: string | null; final: boolean }> {
+/** What the step's job (task) is doing now: ONE query for that job. */
+export async function stepJobState(context: RunContext | RunExecutor, target: LogTarget): Promise<{ state: string; reason: string | null; final: boolean }> {
+  const run = executorOf(context);
   const slurmId = run.record.jobs[target.slot.job.id];
   if (slurmId === undefined) return { state: "NOT_SUBMITTED", reason: null, final: true };
-  const statuses = await queryJobStatuses(run.scheduler, run.plan, { [target.slot.job.id]: slurmId });
+  const statuses = await run.query(null);
   const job = statuses.find((j) => j.job === target.slot.job.id);
   const t = job?.tasks.find((x) => x.taskId === target.slot.taskId);
   return { state: t?.state ?? "UNKNOWN", reason: t?.reason ?? null, final: t?.final ?? false };
 }
 
-// Prints the bytes of a file from an offset, base64 so they arrive exact; "T" when the file shrank (rewritten) and reading restarted at 0.
-const READ_FROM_OFFSET = [
-  'f=$1; off=$2; max=$3',
-  'if [ ! -f "$f" ]; then echo A; exit 0; fi',
-  'size=$(stat -c %s -- "$f") || exit 1',
-  'if [ "$size" -lt "$off" ]; then off=0; echo T; else echo K; fi',
-  'tail -c "+$((off + 1))" -- "$f" | head -c "$max" | base64 -w 0',
-].join("\n");
+export type { LogChunk } from "./executor.js";
 
-export interface LogChunk {
-  absent: boolean;
-  restarted: boolean;
-  data: Buffer;
-}
-
-/** New bytes of the log from `offset` (at most 1 MiB): ONE exec, safe to retry. */
-export async function readLogFrom(run: RunContext, target: LogTarget, offset: number): Promise<LogChunk> {
-  const argv = ["bash", "-c", READ_FROM_OFFSET, "hpcpipe-logs", remotePath(`${run.record.remote_dir}/${target.path}`), String(offset), String(FOLLOW_CHUNK_BYTES)];
-  const result = await run.transport.exec(argv, { retrySafe: true, timeoutMs: 60_000 });
-  if (result.code !== 0) throw new RemoteCommandError(`reading ${target.path} failed (exit ${result.code ?? result.signal})`, argv.map(String), result.code, result.signal, result.stdout, result.stderr);
-  const [flag = "", body = ""] = result.stdout.split("\n", 2);
-  return { absent: flag === "A", restarted: flag === "T", data: Buffer.from(body.trim(), "base64") };
+/** New bytes of the log from `offset` (at most 1 MiB): ONE read, safe to retry. */
+export function readLogFrom(run: RunContext | RunExecutor, target: LogTarget, offset: number): Promise<LogChunk> {
+  return executorOf(run).readFileFrom(target.path, offset, FOLLOW_CHUNK_BYTES);
 }
 
 export interface FollowOptions {
@@ -140,8 +118,9 @@ export interface FollowOptions {
  * step's job is final and everything was read, or `signal` aborts.
  * Returns the job's final state, or null when stopped.
  */
-export async function followLog(run: RunContext, target: LogTarget, options: FollowOptions): Promise<{ state: string; reason: string | null } | null> {
-  const interval = new PollInterval(options.policy ?? pollPolicy({ initialMs: 500, maxMs: 5_000 }));
+export async function followLog(context: RunContext | RunExecutor, target: LogTarget, options: FollowOptions): Promise<{ state: string; reason: string | null } | null> {
+  const run = executorOf(context);
+  const interval = new PollInterval(options.policy ?? run.pollPolicy ?? pollPolicy({ initialMs: 500, maxMs: 5_000 }));
   const sleep = options.sleep ?? abortableSleep;
   let offset = 0;
   let ended: { state: string; reason: string | null } | null = null;

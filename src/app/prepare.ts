@@ -6,12 +6,37 @@ import { CompileError } from "../compiler/errors.js";
 import type { CompiledPlan, PlanNode } from "../plan/plan.js";
 import { loadSpec } from "../spec/index.js";
 import type { LoadedSpec } from "../spec/index.js";
+import type { Pipeline } from "../core/pipeline.js";
+import type { Resources } from "../plan/resources.js";
+import { contextKeyProblem } from "../spec/index.js";
 import { templateRenderer } from "./renderer.js";
 import { newRunId } from "./run-id.js";
+import { preview } from "../render/quote.js";
+
+/** A pipeline built in code (the programmatic API), in place of a spec file. */
+export interface InlinePipeline {
+  pipeline: Pipeline;
+  /** The initial context (`set` values are applied over it). */
+  context?: Record<string, string | number | boolean>;
+  /** Resource defaults for every step. */
+  defaults?: Resources;
+  /** Files and directories (relative to `baseDir`) copied into the run's work directory. */
+  bundle?: string[];
+  /** The directory `bundle` paths are relative to (default: the current directory). */
+  baseDir?: string;
+}
+
+/** A pipeline spec: the path of a YAML file, or a pipeline built in code. */
+export type PipelineSource = string | InlinePipeline;
+
+/** How a record names where the pipeline came from. */
+export function sourceLabel(spec: PipelineSource): string {
+  return typeof spec === "string" ? resolve(spec) : `(built in code: ${spec.pipeline.name})`;
+}
 
 export interface PrepareOptions {
-  /** Path of the YAML pipeline spec. */
-  spec: string;
+  /** Path of the YAML pipeline spec, or a pipeline built in code. */
+  spec: PipelineSource;
   /** Cluster config name or path; default `local`. */
   cluster?: string;
   /** `--set key=value` overrides of the spec's context. */
@@ -29,7 +54,7 @@ export interface PrepareOptions {
 
 export interface PreparedPlan {
   plan: CompiledPlan;
-  loaded: LoadedSpec;
+  loaded: Pick<LoadedSpec, "pipeline" | "context" | "specDir" | "bundle" | "defaults">;
   config: ClusterConfig;
   /** What compiles but is probably not meant (a map with no items), for people to read before it runs. */
   warnings: string[];
@@ -52,7 +77,7 @@ export function planWarnings(plan: CompiledPlan): string[] {
  * that the scripts can name it.
  */
 export function preparePlan(options: PrepareOptions): PreparedPlan {
-  const loaded = loadSpec(options.spec, { set: options.set ?? {} });
+  const loaded = typeof options.spec === "string" ? loadSpec(options.spec, { set: options.set ?? {} }) : inlineSpec(options.spec, options.set ?? {});
   const config = loadClusterConfig(options.cluster ?? "local");
   const target = toCompileTarget(config);
   if (config.executor === "local") {
@@ -73,4 +98,15 @@ export function preparePlan(options: PrepareOptions): PreparedPlan {
   const problems = plan.jobs.flatMap((job) => checkResources(config, job.resources, job.steps.length === 1 ? (job.steps[0] ?? job.id) : `${job.id} (${job.steps.join(", ")})`));
   if (problems.length > 0) throw new CompileError(problems.join("\n"), problems);
   return { plan, loaded, config, warnings: planWarnings(plan) };
+}
+
+/** A pipeline built in code, checked like a spec's: `set` keys must be valid context keys. */
+function inlineSpec(source: InlinePipeline, set: Record<string, string>): PreparedPlan["loaded"] {
+  const context: Record<string, string | number | boolean> = { ...(source.context ?? {}) };
+  for (const [key, value] of Object.entries(set)) {
+    const problem = contextKeyProblem(key);
+    if (problem !== null) throw new CompileError(`set: context key ${preview(key)} ${problem}`, [problem]);
+    context[key] = value;
+  }
+  return { pipeline: source.pipeline, context, specDir: resolve(source.baseDir ?? "."), bundle: [...(source.bundle ?? [])], defaults: source.defaults ?? {} };
 }

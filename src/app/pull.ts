@@ -7,10 +7,12 @@
 import { readFile } from "node:fs/promises";
 import { z } from "zod";
 import { RunStateError } from "../runs/index.js";
-import { declaredOutputs, outputGlob, pullOutputs, StoreError } from "../store/index.js";
+import { declaredOutputs, outputGlob, StoreError } from "../store/index.js";
 import type { PullOptions, PullOutcome } from "../store/index.js";
 import { collectRun } from "./collect.js";
 import type { RunContext } from "./connect.js";
+import type { RunExecutor } from "./executor.js";
+import { executorOf } from "./slurm-executor.js";
 
 const resultSchema = z.object({ step_states: z.record(z.string(), z.object({ outputs: z.unknown().optional() }).passthrough()).default({}) }).passthrough();
 
@@ -24,7 +26,7 @@ export interface PullRunOutcome extends PullOutcome {
 }
 
 /** The step states of the run's merged result: the local result.json when collected, else a collect now. */
-async function stepStates(run: RunContext): Promise<Record<string, { outputs?: unknown }>> {
+async function stepStates(run: RunExecutor): Promise<Record<string, { outputs?: unknown }>> {
   if (run.record.phase === "collected") {
     const path = run.store.resultPath(run.record.run_id);
     try {
@@ -39,7 +41,8 @@ async function stepStates(run: RunContext): Promise<Record<string, { outputs?: u
 }
 
 /** `states`: the step states of a result just collected (`submit --wait --pull`), so they are not fetched again. */
-export async function pullRun(run: RunContext, patterns: readonly string[], options: PullOptions, states?: Readonly<Record<string, { outputs?: unknown }>>): Promise<PullRunOutcome> {
+export async function pullRun(context: RunContext | RunExecutor, patterns: readonly string[], options: PullOptions, states?: Readonly<Record<string, { outputs?: unknown }>>): Promise<PullRunOutcome> {
+  const run = executorOf(context);
   const { paths, outside } = declaredOutputs(states ?? (await stepStates(run)));
   if (paths.length === 0) throw new RunStateError(`run ${run.record.run_id} has no declared outputs that its steps produced (declare them with \`outputs:\` on the steps)`, run.record.run_id);
   let asked = paths;
@@ -52,6 +55,6 @@ export async function pullRun(run: RunContext, patterns: readonly string[], opti
     }
     asked = paths.filter((path) => res.some(({ re }) => re.test(path)));
   }
-  const outcome = await pullOutputs(run.transport, run.record.remote_dir, asked, options);
+  const outcome = await run.pull(asked, options);
   return { ...outcome, asked, outside, to: options.to };
 }

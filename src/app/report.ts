@@ -268,7 +268,9 @@ export async function buildReport(options: ReportOptions): Promise<BuiltReport> 
     throw new UnknownRunError(options.run, join(store.root, "runs"), "neither a run directory nor a run id (see `hpcpipe runs`, or give the directory `hpcpipe run` printed)");
   }
   try {
-    await store.readRecord(options.run);
+    const record = await store.readRecord(options.run);
+    // A run of this machine: everything is in its run directory.
+    if (record.executor === "local") return await localReport(record.remote_dir, now);
   } catch (err) {
     if (!(err instanceof UnknownRunError)) throw err;
     const local = await findLocalRun(options.run, resolve(options.localRunsDir ?? join(".hpcpipe", "runs")));

@@ -11,9 +11,11 @@ import { carryFinalStates, mapJobStatuses, totalCounts } from "../runs/index.js"
 import type { JobStatus, PhaseCounts, RunRecord } from "../runs/index.js";
 import { AccountingUnavailableError, PollInterval, SchedulerError } from "../slurm/index.js";
 import type { PollPolicy } from "../slurm/index.js";
-import { mergeRun, queryJobStatuses, readRemoteStates, requireJobIds } from "./collect.js";
+import { mergeRun, requireJobIds } from "./collect.js";
 import type { RemoteStates } from "./collect.js";
 import type { RunContext } from "./connect.js";
+import type { RunExecutor } from "./executor.js";
+import { executorOf } from "./slurm-executor.js";
 
 /** One step's outcome as the status shows it (from the merged state files). */
 export interface StepResult {
@@ -79,9 +81,9 @@ function snapshot(record: RunRecord, jobs: JobStatus[], polledAt: string): RunSt
 }
 
 /** Adds the steps' results from the state files (ONE getFiles) to a final snapshot; also returns the merged state. */
-async function withResults(run: RunContext, status: RunStatus): Promise<{ status: RunStatus; merged: CompletedState | null; remote: RemoteStates | null }> {
+async function withResults(run: RunExecutor, status: RunStatus): Promise<{ status: RunStatus; merged: CompletedState | null; remote: RemoteStates | null }> {
   if (!status.final || Object.keys(run.record.jobs).length === 0) return { status, merged: null, remote: null };
-  const remote = await readRemoteStates(run.transport, run.record.remote_dir);
+  const remote = await run.readStates();
   const merged = mergeRun(run.plan, remote, status.jobs, status.polled_at);
   return {
     status: {
@@ -97,11 +99,12 @@ async function withResults(run: RunContext, status: RunStatus): Promise<{ status
 
 /** One poll: ONE scheduler query; when every job is final, ONE getFiles for the state files. */
 export async function getRunStatus(
-  run: RunContext,
+  context: RunContext | RunExecutor,
   options: { results?: boolean; now?: () => string } = {},
 ): Promise<{ status: RunStatus; merged: CompletedState | null; remote: RemoteStates | null }> {
+  const run = executorOf(context);
   requireJobIds(run.record);
-  const jobs = await queryJobStatuses(run.scheduler, run.plan, run.record.jobs);
+  const jobs = await run.query(null);
   const status = snapshot(run.record, jobs, (options.now ?? isoNow)());
   return options.results === false ? { status, merged: null, remote: null } : withResults(run, status);
 }
@@ -147,9 +150,10 @@ function retryable(error: unknown): error is Error {
  * (status queries are retry-safe). Accounting being briefly down is retried
  * at the next poll.
  */
-export async function watchRun(run: RunContext, options: WatchOptions = {}): Promise<WatchOutcome> {
+export async function watchRun(context: RunContext | RunExecutor, options: WatchOptions = {}): Promise<WatchOutcome> {
+  const run = executorOf(context);
   requireJobIds(run.record);
-  const interval = new PollInterval(options.policy, options.random);
+  const interval = new PollInterval(options.policy ?? run.pollPolicy, options.random);
   const sleep = options.sleep ?? abortableSleep;
   const now = options.now ?? isoNow;
   let previous: JobStatus[] | null = null;
@@ -165,7 +169,7 @@ export async function watchRun(run: RunContext, options: WatchOptions = {}): Pro
     let jobs: JobStatus[];
     try {
       polls += 1;
-      jobs = carryFinalStates(previous, await queryJobStatuses(run.scheduler, run.plan, run.record.jobs, previous));
+      jobs = carryFinalStates(previous, await run.query(previous));
     } catch (error) {
       if (!retryable(error)) throw error;
       options.onRetry?.(error);

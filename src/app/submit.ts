@@ -21,10 +21,11 @@ import { collectRun, queryJobStatuses, readRemoteStates } from "./collect.js";
 import type { CollectOutcome } from "./collect.js";
 import { defaultTransportFactory, loadRun, schedulerOver } from "./connect.js";
 import type { RunContext, TransportFactory } from "./connect.js";
+import type { RunExecutor } from "./executor.js";
 import { BundleError, listBundleFiles } from "./bundle-path.js";
 import { ensureBlobs, formatBytes, hashBundle, layoutWithRepair, storeDir } from "../store/index.js";
 import type { StagedFile, StageOptions } from "../store/index.js";
-import { preparePlan } from "./prepare.js";
+import { preparePlan, sourceLabel } from "./prepare.js";
 import { clearSubmitter, markSubmitter, reconcileSubmission } from "./reconcile.js";
 import type { PrepareOptions } from "./prepare.js";
 import { checkNothingActive, checkSameInputs, doneSteps, ResumeError } from "./resume.js";
@@ -180,7 +181,7 @@ export async function submitRun<T = undefined>(options: SubmitOptions, then?: (r
     format: 1,
     run_id: plan.runId,
     pipeline: plan.pipeline,
-    spec: resolve(options.spec),
+    spec: sourceLabel(options.spec),
     cluster: config.name,
     cluster_config: resolve(config.source ?? options.cluster),
     remote_dir: plan.layout.runDir,
@@ -254,7 +255,7 @@ function prepareFor(options: SubmitOptions, runId: string | undefined, done?: Re
 function requireSlurm(config: ClusterConfig, options: SubmitOptions): void {
   if (config.executor !== "slurm") {
     throw new ConfigError(config.source ?? options.cluster, [
-      { path: "executor", expected: `expected slurm to submit (this config runs on this machine: use \`hpcpipe run ${options.spec}\`)` },
+      { path: "executor", expected: `expected slurm to submit (this config runs on this machine: use \`hpcpipe run ${typeof options.spec === "string" ? options.spec : "PIPELINE"}\` or --cluster local)` },
     ]);
   }
 }
@@ -468,7 +469,7 @@ async function resumeRun<T>(options: SubmitOptions, runId: string, store: RunSto
 export type InterruptPolicy = "cancel" | "leave" | "ask";
 
 /** Applies the interrupt policy; `ask` asks (true = cancel). Returns the cancellation, or null when the jobs were left running. */
-export async function handleInterrupt(run: RunContext, policy: InterruptPolicy, ask: () => Promise<boolean>): Promise<CancelOutcome | null> {
+export async function handleInterrupt(run: RunContext | RunExecutor, policy: InterruptPolicy, ask: () => Promise<boolean>): Promise<CancelOutcome | null> {
   const cancel = policy === "cancel" || (policy === "ask" && (await ask()));
   return cancel ? cancelRun(run) : null;
 }
@@ -480,7 +481,7 @@ export interface WaitOutcome {
 }
 
 /** `submit --wait`: watch until every job is final, then collect (reusing the last poll's job facts). */
-export async function waitAndCollect(run: RunContext, options: WatchOptions = {}): Promise<WaitOutcome> {
+export async function waitAndCollect(run: RunContext | RunExecutor, options: WatchOptions = {}): Promise<WaitOutcome> {
   const watch = await watchRun(run, options);
   if (watch.aborted) return { watch, collect: null };
   const collect = await collectRun(run, { jobs: watch.status.jobs, ...(watch.remote ? { remote: watch.remote } : {}) });

@@ -142,6 +142,8 @@ export const clusterConfigSchema = z
     modules: z.array(moduleSchema).default([]),
     setup: z.array(setupLineSchema).default([]),
     max_array_size: z.number().int().min(1).max(4_000_001).default(1001),
+    /** SLURM's MinJobAge: how long slurmctld keeps a finished job; a job no source knows this long after submission is lost. */
+    min_job_age_s: z.number().int().min(0).max(31_536_000).default(300),
     array_throttle: z.number().int().min(1).nullable().default(null),
     sbatch_options: sbatchOptionsSchema.default([]),
     /** Seconds before the time limit that SLURM signals the job (`--signal=B:USR1@<s>`), so it can write its state. */

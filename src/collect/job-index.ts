@@ -5,6 +5,7 @@
  */
 import { itemsPerTaskOf, packedItemCount, packedItems } from "../plan/plan.js";
 import type { CompiledPlan, PlanJob, PlanStep, TaskBody } from "../plan/plan.js";
+import { arrayTaskIds, logicalTask } from "../plan/task-map.js";
 
 export interface StepSlot {
   job: PlanJob;
@@ -21,18 +22,14 @@ export interface StepSlot {
   unitKey: string | null;
 }
 
-/** The SLURM array task ids a job runs: the sparse list, or 0..count-1. */
-export function arrayTaskIds(job: PlanJob): number[] {
-  if (job.array === null) return [0];
-  return job.array.indices ?? Array.from({ length: job.array.count }, (_, i) => i);
-}
+export { arrayTaskIds } from "../plan/task-map.js";
 
 /** The body a task runs: a map repeats its one body; a group array runs body i for logical task i. */
 export function bodyOfTask(job: PlanJob, taskId: number): TaskBody | undefined {
   if (job.shape === "map") return job.bodies[0];
   if (job.array === null) return job.bodies[0];
-  const logical = taskId + job.array.offset;
-  return job.bodies.length >= job.array.total ? job.bodies[logical] : job.bodies[taskId];
+  const logical = logicalTask(job.array, taskId);
+  return job.bodies.length >= job.array.total ? job.bodies[logical] : job.bodies[logical - job.array.offset];
 }
 
 /** The body run for one item of a task (see itemsOfTask): a packed group's child `item`, else the task's body. */
@@ -61,7 +58,7 @@ export function buildStepIndex(plan: CompiledPlan): Map<string, StepSlot> {
   const index = new Map<string, StepSlot>();
   for (const job of plan.jobs) {
     for (const taskId of arrayTaskIds(job)) {
-      const task = taskId + (job.array?.offset ?? 0);
+      const task = logicalTask(job.array, taskId);
       for (const item of itemsOfTask(plan, job, task)) {
         const body = bodyOfItem(job, taskId, item);
         if (body === undefined) continue;

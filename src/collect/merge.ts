@@ -4,6 +4,7 @@
  * records, plus failed `not_run` states for steps whose job ended without
  * writing them. Pure: no I/O.
  */
+import { isFinalText } from "../slurm/states.js";
 import { CompletedState } from "../core/completed-state.js";
 import { failureOf } from "../core/composite.js";
 import type { CompiledPlan, PlanNode } from "../plan/plan.js";
@@ -37,19 +38,15 @@ export interface MergeOptions {
   now?: string;
 }
 
-/** SLURM states in which a job may still write states: not final. */
-const ACTIVE_STATES = new Set([
-  "PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD",
-  "RESIZING", "SUSPENDED", "SIGNALING", "STAGE_OUT", "STOPPED", "RESV_DEL_HOLD",
-]);
 
 /** The first word of a SLURM state ("CANCELLED by 1001" is CANCELLED). */
 export function baseSlurmState(state: string): string {
   return (state.trim().split(/\s+/)[0] ?? "").replace(/\+$/, "").toUpperCase();
 }
 
+/** Final in the one state vocabulary (src/slurm/states.ts): an unknown spelling is not. */
 export function isFinalSlurmState(state: string): boolean {
-  return !ACTIVE_STATES.has(baseSlurmState(state));
+  return isFinalText(state);
 }
 
 interface MergeContext {

@@ -1,3 +1,4 @@
+import { logicalTasks, remapTasks } from "../plan/task-map.js";
 import { shortSignature } from "../core/signature.js";
 import type { PipelineStep } from "../core/step.js";
 import { mergeResources, secondsToSlurmTime, slurmTimeToSeconds as slurmSeconds } from "../plan/resources.js";
@@ -287,7 +288,7 @@ export function compile(input: CompileInput): CompiledPlan {
     if (problem !== null) problems.push(problem);
   }
   if (problems.length > 0) throw new CompileError(problems.join("\n"), problems);
-  if (input.done) pruneDone(drafts, input.done, items);
+  if (input.done) pruneDone(drafts, input.done, items, target.maxArraySize);
 
   const runDir = `${target.workdir.replace(/\/+$/, "")}/${root.name}/${input.runId}`;
   const layout: PlanLayout = { runDir, scripts: "scripts", states: "states", logs: "logs", out: "out", ctx: "ctx", items: "items", work: "work" };
@@ -484,7 +485,7 @@ function taskKeys(job: Omit<PlanJob, "script">, logical: number, items: Record<s
  * `--array` list). A job that depended on a left-out job waits instead for
  * what that job waited for, so the order of the remaining work holds.
  */
-function pruneDone(drafts: Array<Omit<PlanJob, "script">>, done: ReadonlySet<string>, items: Record<string, string[]>): void {
+function pruneDone(drafts: Array<Omit<PlanJob, "script">>, done: ReadonlySet<string>, items: Record<string, string[]>, maxArraySize: number): void {
   const removed = new Map<string, Dependency[]>();
   const kept: Array<Omit<PlanJob, "script">> = [];
   for (const job of drafts) {
@@ -493,13 +494,12 @@ function pruneDone(drafts: Array<Omit<PlanJob, "script">>, done: ReadonlySet<str
       else kept.push(job);
       continue;
     }
-    const todo: number[] = [];
-    for (let t = 0; t < job.array.count; t++) {
-      if (!taskKeys(job, job.array.offset + t, items).every((k) => done.has(k))) todo.push(t);
-    }
+    const array = job.array;
+    const todo = logicalTasks(job).filter((task) => !taskKeys(job, task, items).every((k) => done.has(k)));
     if (todo.length === 0) removed.set(job.id, job.dependencies);
     else {
-      if (todo.length < job.array.count) job.array = { ...job.array, indices: todo };
+      // The tasks that must run again, remapped onto ids 0..n-1 (one mechanism: src/plan/task-map.ts).
+      job.array = remapTasks(array, todo, maxArraySize);
       kept.push(job);
     }
   }

@@ -11,6 +11,7 @@ import { silentLogger } from "../core/logger.js";
 import type { Logger } from "../core/logger.js";
 import type { CompiledPlan, PlanJob } from "../plan/plan.js";
 import { slurmTimeToSeconds } from "../plan/resources.js";
+import { arrayTaskIds, logicalTask } from "../plan/task-map.js";
 import { bundlePath } from "./bundle.js";
 import { expandFilenamePattern, parseSbatchDirectives, parseSbatchOptions } from "./sbatch-directives.js";
 import type { WarnSignal } from "./sbatch-directives.js";
@@ -128,7 +129,7 @@ export class LocalRun {
       const limitS = timeLimitOf(job, d.time);
       const warn: WarnSignal | null =
         limitS === null ? null : (d.signal ?? { signal: "SIGUSR1", seconds: Math.min(60, limitS / 10), batchOnly: true });
-      const taskIds = job.array === null ? [0] : (job.array.indices ?? Array.from({ length: job.array.count }, (_, i) => i));
+      const taskIds = arrayTaskIds(job);
       const slurmJobId = this.nextId();
       const lastTask = taskIds.reduce((a, b) => Math.max(a, b), -1);
       const rec: JobRec = {
@@ -143,7 +144,7 @@ export class LocalRun {
         // SLURM runs an array's last task under the array's own job id; the others get fresh ids when they start.
         tasks: taskIds.map((taskId) => ({
           taskId,
-          task: taskId + (job.array?.offset ?? 0),
+          task: logicalTask(job.array, taskId),
           slurmJobId: job.array === null || taskId === lastTask ? slurmJobId : null,
           status: "PENDING",
           reason: null,

@@ -128,7 +128,10 @@ export interface ArraySpec {
   chunks: number;
   /** Logical array size over all chunks. */
   total: number;
-  /** Sparse task list for resubmission (e.g. only failed tasks), or null for 0..count-1. */
+  /**
+   * A remapped rerun (see task-map.ts): task id i runs logical task
+   * `indices[i]` (ids 0..indices.length-1); null: task id t runs `offset + t`, t in 0..count-1.
+   */
   indices: number[] | null;
 }
 

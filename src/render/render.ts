@@ -1,3 +1,5 @@
+import { taskMapArgument } from "../plan/task-map.js";
+import { TRANSIENT_SLURM_ERRORS } from "../slurm/transient.js";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { CompiledPlan, Dependency, PlanJob, PlanStep, TaskBody } from "../plan/plan.js";
@@ -125,16 +127,17 @@ function arraySpec(job: RenderableJob): string | null {
   const count = checkInt(a.count, "array.count", 1);
   checkInt(a.offset, "array.offset", 0);
   if (a.throttle !== null) checkInt(a.throttle, "array.throttle", 1);
-  let list: string;
+  let n = count;
   if (a.indices !== null) {
+    // A remapped rerun (src/plan/task-map.ts): ids 0..n-1, each running the logical task the prologue is given.
     if (!Array.isArray(a.indices) || a.indices.length === 0) fail("array.indices must be a non-empty list or null");
+    if (new Set(a.indices).size !== a.indices.length) fail("array.indices must not repeat a task");
     for (const i of a.indices) {
-      if (!Number.isInteger(i) || i < 0 || i >= count) fail(`array.indices: ${String(i)} is not a task id in 0..${count - 1}`);
+      if (!Number.isInteger(i) || i < a.offset || i >= a.offset + count) fail(`array.indices: ${String(i)} is not a logical task of this array (${a.offset}..${a.offset + count - 1})`);
     }
-    list = formatIndexList(a.indices);
-  } else {
-    list = count === 1 ? "0" : `0-${count - 1}`;
+    n = a.indices.length;
   }
+  const list = n === 1 ? "0" : `0-${n - 1}`;
   return a.throttle === null ? list : `${list}%${a.throttle}`;
 }
 
@@ -245,7 +248,10 @@ export function jobView(job: RenderableJob, ctx: JobRenderContext) {
   const tasks = job.bodies.map((body, i) => ({ body, task: allBodies ? i : offset + i }));
   // The arms this chunk's tasks run: logical tasks [offset, offset + count), or their children when packed.
   const per = groupPack?.itemsPerTask ?? 1;
-  const inChunk = allBodies ? tasks.filter((t) => t.task >= offset * per && t.task < (offset + count) * per) : tasks;
+  const runs = new Set(job.array?.indices ?? []);
+  const inArray = (logical: number): boolean => (job.array?.indices ? runs.has(logical) : logical >= offset && logical < offset + count);
+  // A map's one body runs every task; a group's bodies are arms by logical task: only the tasks this array runs.
+  const inChunk = isGroup ? tasks.filter((t) => inArray(allBodies ? Math.floor(t.task / per) : t.task)) : tasks;
   const bodies = inChunk.map(({ body, task }) => {
     let unit = null;
     if (body.unitKey !== null) {
@@ -275,6 +281,7 @@ export function jobView(job: RenderableJob, ctx: JobRenderContext) {
       isPacked: pack !== null || groupPack !== null,
       isArray: job.array === null ? 0 : 1,
       offset,
+      taskMap: taskMapArgument(job.array),
     },
     runDir: ctx.runDir,
     runId: ctx.runId,
@@ -346,7 +353,7 @@ export function renderSubmitScript(plan: RenderablePlan, templates: Templates = 
       earlier.add(job.id);
       return { id: job.id, scriptPath: job.scriptPath, dependencies };
     });
-    return templates.submit({ runDir: plan.layout.runDir, runId: plan.runId, pipeline: plan.pipeline, jobs });
+    return templates.submit({ runDir: plan.layout.runDir, runId: plan.runId, pipeline: plan.pipeline, jobs, transientErrors: TRANSIENT_SLURM_ERRORS });
   } catch (err) {
     throw new RenderValueError(`submit script: ${describe(err)}`, { cause: err });
   }

@@ -6,7 +6,8 @@
 import { arrayTaskIds } from "../collect/job-index.js";
 import type { JobFact, TaskFact } from "../collect/merge.js";
 import type { CompiledPlan, PlanJob } from "../plan/plan.js";
-import { isFinal, translateState, unknownRecord } from "../slurm/index.js";
+import { logicalTask } from "../plan/task-map.js";
+import { isFinal, translateState, unknownJobState, unknownRecord } from "../slurm/index.js";
 import type { JobStatusMap, TaskRecord } from "../slurm/index.js";
 
 /** How a task counts in the per-step view. */
@@ -52,7 +53,7 @@ export interface JobStatus {
   tasks: TaskStatus[];
 }
 
-/** The state of a plan job the submit script never submitted. */
+/** The state of a plan job the submit script never submitted (a final state of the one vocabulary, src/slurm/states.ts). */
 export const NOT_SUBMITTED = "NOT_SUBMITTED";
 
 const RUNNING_STATES = new Set(["RUNNING", "COMPLETING"]);
@@ -67,21 +68,24 @@ export function phaseOf(state: string): TaskPhase {
   return "pending";
 }
 
-function taskStatus(record: TaskRecord, slurmId: string, isArray: boolean, taskId: number, offset: number): TaskStatus {
-  const state = record.state === "UNKNOWN" && record.rawState !== "" ? record.rawState : record.state;
-  return {
-    task: taskId + offset,
-    taskId,
-    slurmJobId: isArray ? `${slurmId}_${taskId}` : slurmId,
-    state,
-    reason: record.reason,
-    exitCode: record.exitCode,
-    signal: record.signal,
-    // A job no source knows (squeue, sacct, scontrol) has ended long ago: pending and running jobs are always in
-    // squeue. Its steps' state files say how it ended.
-    phase: record.state === "UNKNOWN" ? "failed" : phaseOf(record.state),
-    final: record.state === "UNKNOWN" || isFinal(record.state),
-  };
+/** What a job no source knows is (see unknownJobState): LOST once MinJobAge has passed since submission. */
+export interface UnknownJobRule {
+  /** When the run's jobs were submitted (ISO). */
+  submitted: string | null;
+  now: number;
+  minJobAgeS: number;
+}
+
+function taskStatus(record: TaskRecord, slurmId: string, isArray: boolean, taskId: number, task: number, rule: UnknownJobRule | undefined): TaskStatus {
+  const base = { task, taskId, slurmJobId: isArray ? `${slurmId}_${taskId}` : slurmId, exitCode: record.exitCode, signal: record.signal };
+  if (record.state === "UNKNOWN" && record.rawState === "") {
+    // No source (squeue, sacct, scontrol) knows the job: purged, or not yet visible. Lost only after MinJobAge.
+    const u = rule === undefined ? { state: "UNKNOWN" as const, reason: null, final: false } : unknownJobState(rule.submitted, rule.now, rule.minJobAgeS);
+    return { ...base, state: u.state, reason: u.reason, phase: u.final ? "failed" : "pending", final: u.final };
+  }
+  // An unknown spelling keeps its raw text and is not final (it is asked again).
+  const state = record.state === "UNKNOWN" ? record.rawState : record.state;
+  return { ...base, state, reason: record.reason, phase: phaseOf(record.state), final: isFinal(record.state) };
 }
 
 /** A dot key's parent: `p.renders.front` -> `p.renders`. */
@@ -133,19 +137,18 @@ function countPhases(tasks: readonly TaskStatus[]): PhaseCounts {
  * offset). A task no record mentions is UNKNOWN; a job without a SLURM id
  * (never submitted) is NOT_SUBMITTED, which is final.
  */
-export function mapJobStatuses(plan: CompiledPlan, slurmIds: Readonly<Record<string, string>>, status: JobStatusMap): JobStatus[] {
+export function mapJobStatuses(plan: CompiledPlan, slurmIds: Readonly<Record<string, string>>, status: JobStatusMap, rule?: UnknownJobRule): JobStatus[] {
   return plan.jobs.map((job) => {
     const slurmJobId = slurmIds[job.id] ?? null;
-    const offset = job.array?.offset ?? 0;
     const records = slurmJobId === null ? [] : (status.get(slurmJobId) ?? [unknownRecord(slurmJobId)]);
     const whole = records.find((r) => r.taskId === null);
     const tasks: TaskStatus[] = arrayTaskIds(job).map((taskId) => {
       if (slurmJobId === null) {
         // Never submitted (the submission failed before it): it will never run.
-        return { task: taskId + offset, taskId, slurmJobId: null, state: NOT_SUBMITTED, reason: "submission failed", exitCode: null, signal: null, phase: "failed", final: true };
+        return { task: logicalTask(job.array, taskId), taskId, slurmJobId: null, state: NOT_SUBMITTED, reason: "submission failed", exitCode: null, signal: null, phase: "failed", final: true };
       }
       const own = job.array === null ? (whole ?? records[0]) : (records.find((r) => r.taskId === taskId) ?? whole);
-      return taskStatus(own ?? unknownRecord(slurmJobId), slurmJobId, job.array !== null, taskId, offset);
+      return taskStatus(own ?? unknownRecord(slurmJobId), slurmJobId, job.array !== null, taskId, logicalTask(job.array, taskId), rule);
     });
     const { state, reason } = aggregateState(tasks);
     const a = job.array;

@@ -33,6 +33,12 @@ export const runRecordSchema = z.object({
   resumes: z.string().nullable().optional(),
   /** 1 for the first submission; each `submit --resume` adds one. */
   attempt: z.number().int().min(1).optional(),
+  /** Which executor runs it: a SLURM cluster over SSH (absent in records older than this field) or this machine. */
+  executor: z.enum(["slurm", "local"]).optional(),
+  /** A local run's supervisor process: its pid and start time (a pid reused by another process has another start time). */
+  supervisor: z.object({ pid: z.number().int().positive(), started: z.string().max(64) }).nullable().optional(),
+  /** A local run's options, kept so `--resume` runs it the same way. */
+  local: z.object({ cpus: z.number().int().min(1).nullable() }).optional(),
   /** Earlier attempts' SLURM job ids, oldest first. */
   history: z
     .array(z.object({ attempt: z.number().int().min(1), jobs: z.record(z.string(), z.string().regex(/^\d+$/)), phase: z.enum(RUN_PHASES), updated: z.string().max(64) }))

@@ -1,6 +1,8 @@
 // Typed failures of SLURM commands, recognised from their exit code and stderr
 // (texts observed on SLURM 22.05.8; see test/fixtures/slurm/).
 
+import { isTransientSlurmError } from "./transient.js";
+
 /** What running one argv returned; `code` is null when the process died by a signal. */
 export interface CommandResult {
   code: number | null;
@@ -11,14 +13,6 @@ export interface CommandResult {
 /** Runs one command given as argv (never a shell string); the transport provides it. */
 export type CommandExecutor = (argv: string[]) => Promise<CommandResult>;
 
-/** Messages SLURM clients print when slurmctld or slurmdbd is briefly overloaded or unreachable. */
-const TRANSIENT_PATTERNS = [
-  /Socket timed out on send\/recv operation/i,
-  /Resource temporarily unavailable/i,
-  /Unable to contact slurm controller/i,
-  /Zero Bytes were transmitted or received/i,
-  /Communication connection failure/i,
-];
 
 /** A SLURM command failed or printed something hpcpipe cannot read; keeps everything it printed. */
 export class SchedulerError extends Error {
@@ -37,7 +31,7 @@ export class SchedulerError extends Error {
     this.code = result.code;
     this.stdout = result.stdout;
     this.stderr = result.stderr;
-    this.transient = TRANSIENT_PATTERNS.some((pattern) => pattern.test(result.stderr));
+    this.transient = isTransientSlurmError(result.stderr);
   }
 }
 

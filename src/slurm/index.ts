@@ -1,4 +1,4 @@
-export { JOB_STATES, isFinal, isSuccess, translateState } from "./states.js";
+export { JOB_STATES, isFinal, isFinalText, isSuccess, translateState, unknownJobState } from "./states.js";
 export type { JobState, TranslatedState } from "./states.js";
 export {
   AccountingDisabledError,
@@ -34,3 +34,4 @@ export { SlurmScheduler, unknownRecord } from "./scheduler.js";
 export type { JobStatusMap, SlurmSchedulerOptions } from "./scheduler.js";
 export { DEFAULT_POLL_POLICY, PollInterval, busyCapOf, nextPollDelay, pollPolicy, statusFingerprint } from "./poll.js";
 export type { PollPolicy, PollStep } from "./poll.js";
+export { TRANSIENT_SLURM_ERRORS, isTransientSlurmError } from "./transient.js";

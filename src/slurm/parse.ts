@@ -4,7 +4,7 @@ import { z } from "zod";
 import { SlurmOutputError } from "./errors.js";
 import { translateState, type JobState } from "./states.js";
 
-export type RecordSource = "squeue" | "sacct" | "scontrol" | "none";
+export type RecordSource = "squeue" | "sacct" | "scontrol" | "local" | "none";
 
 /** The state of one job, or of one task of an array job. */
 export interface TaskRecord {

@@ -18,6 +18,8 @@ export const JOB_STATES = [
   "REQUEUED",
   "SUSPENDED",
   "REVOKED",
+  "LOST",
+  "NOT_SUBMITTED",
   "UNKNOWN",
 ] as const;
 
@@ -45,8 +47,14 @@ export const JOB_STATES = [
  * - `SUSPENDED`: stopped by an admin (`scontrol suspend`) or gang scheduling;
  *   resumes later. Not final.
  * - `REVOKED`: a federation sibling started the job elsewhere. Final.
- * - `UNKNOWN`: a spelling hpcpipe does not know, or a job no source knows any
- *   more; the record keeps the raw text. Not final: the caller decides.
+ * - `LOST` (hpcpipe's own): no source (squeue, sacct, scontrol) knows the
+ *   job any more, and SLURM's MinJobAge has passed since it was submitted:
+ *   slurmctld has purged it and accounting never had it. Final; its steps
+ *   without a state file fail with that reason.
+ * - `NOT_SUBMITTED` (hpcpipe's own): the submission stopped before this job. Final.
+ * - `UNKNOWN`: a spelling hpcpipe does not know (the record keeps the raw
+ *   text), or a job no source knows yet within MinJobAge. Not final: it is
+ *   asked again.
  */
 export type JobState = (typeof JOB_STATES)[number];
 
@@ -61,11 +69,30 @@ const FINAL_STATES: ReadonlySet<JobState> = new Set<JobState>([
   "BOOT_FAIL",
   "DEADLINE",
   "REVOKED",
+  "LOST",
+  "NOT_SUBMITTED",
 ]);
 
 /** True for the states a job never leaves. */
 export function isFinal(state: JobState): boolean {
   return FINAL_STATES.has(state);
+}
+
+/** Whether a state as printed (`CANCELLED by 1001`, `COMPLETED+`, `CD`, an unknown word) is final: unknown spellings are not. */
+export function isFinalText(text: string): boolean {
+  return isFinal(translateState(text).state);
+}
+
+/**
+ * A job no source knows: LOST (final) once MinJobAge has passed since it was
+ * submitted, else UNKNOWN (asked again).
+ */
+export function unknownJobState(submittedIso: string | null, now: number, minJobAgeS: number): { state: JobState; reason: string | null; final: boolean } {
+  const submitted = submittedIso === null ? Number.NaN : Date.parse(submittedIso);
+  if (!Number.isNaN(submitted) && now - submitted >= minJobAgeS * 1000) {
+    return { state: "LOST", reason: `no scheduler source knows the job ${minJobAgeS} s (MinJobAge) after its submission`, final: true };
+  }
+  return { state: "UNKNOWN", reason: null, final: false };
 }
 
 /** True only for COMPLETED: the one final state that is a success. */

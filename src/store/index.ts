@@ -16,4 +16,4 @@ export {
   type EnsureOutcome,
 } from "./staging.js";
 
-export { declaredOutputs, outputGlob, pullDestination, pullOutputs, PULL_MAX_FILE_BYTES, PULL_MAX_TOTAL_BYTES, type PullOptions, type PullOutcome } from "./pull.js";
+export { declaredOutputs, outputGlob, pullDestination, pullLocalOutputs, pullOutputs, PULL_MAX_FILE_BYTES, PULL_MAX_TOTAL_BYTES, type PullOptions, type PullOutcome } from "./pull.js";

@@ -11,8 +11,8 @@
  */
 import { createHash } from "node:crypto";
 import type { Hash } from "node:crypto";
-import { closeSync, existsSync, lstatSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
-import { dirname, isAbsolute, relative, resolve, sep } from "node:path";
+import { closeSync, copyFileSync, existsSync, lstatSync, mkdirSync, openSync, realpathSync, renameSync, rmSync, writeSync } from "node:fs";
+import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { remotePath, RemoteCommandError } from "../transport/index.js";
 import type { Transport } from "../transport/index.js";
 import { hashFile, mapLimit } from "./hash.js";
@@ -258,3 +258,69 @@ export function declaredOutputs(stepStates: Readonly<Record<string, { outputs?: 
   return { paths: [...paths].sort(), outside: [...outside].sort() };
 }
 
+
+/**
+ * The same as pullOutputs for a run on this machine: its declared outputs copied from
+ * `<runDir>/work/` into `options.to` with the same rules (a symlink, a path leading outside
+ * the run's work/ directory, a missing file or one over the caps is refused; a file already
+ * there with the same SHA-256 is skipped), each written to a temp file, checked and renamed.
+ */
+export async function pullLocalOutputs(runDir: string, paths: readonly string[], options: PullOptions): Promise<PullOutcome> {
+  const to = resolve(options.to);
+  const work = realpathSync(join(runDir, "work"));
+  const maxFile = options.maxFileBytes ?? PULL_MAX_FILE_BYTES;
+  const maxTotal = options.maxTotalBytes ?? PULL_MAX_TOTAL_BYTES;
+  const outcome: PullOutcome = { fetched: [], skipped: [], refused: [], bytes: 0, roundTrips: 0 };
+  let total = 0;
+  for (const path of [...new Set(paths)]) {
+    const dest = pullDestination(to, path);
+    const src = join(work, path);
+    let info;
+    try {
+      info = lstatSync(src);
+    } catch {
+      outcome.refused.push({ path, reason: "missing" });
+      continue;
+    }
+    if (info.isSymbolicLink()) {
+      outcome.refused.push({ path, reason: "a symlink" });
+      continue;
+    }
+    if (!info.isFile()) {
+      outcome.refused.push({ path, reason: "not a regular file" });
+      continue;
+    }
+    const real = realpathSync(src);
+    if (!real.startsWith(`${work}${sep}`)) {
+      outcome.refused.push({ path, reason: "outside the run directory" });
+      continue;
+    }
+    if (info.size > maxFile) {
+      outcome.refused.push({ path, reason: `over the size cap of one file (${info.size} bytes)` });
+      continue;
+    }
+    const sum = (await hashFile(real)).sha256;
+    if (existsSync(dest) && lstatSync(dest).isFile() && (await hashFile(dest)).sha256 === sum) {
+      outcome.skipped.push(path);
+      continue;
+    }
+    if (total + info.size > maxTotal) {
+      outcome.refused.push({ path, reason: "over the size cap of one pull" });
+      continue;
+    }
+    total += info.size;
+    mkdirSync(dirname(dest), { recursive: true });
+    if (existsSync(dest) && lstatSync(dest).isSymbolicLink()) throw new Error(`refusing to write ${dest}: it is a symlink here`);
+    const temp = `${dest}.hpcpipe-pull-${process.pid}`;
+    copyFileSync(real, temp);
+    if ((await hashFile(temp)).sha256 !== sum) {
+      rmSync(temp, { force: true });
+      throw new Error(`${path} changed while it was copied; nothing was written for it`);
+    }
+    renameSync(temp, dest);
+    outcome.fetched.push(path);
+    outcome.bytes += info.size;
+    options.onBytes?.(outcome.bytes);
+  }
+  return outcome;
+}

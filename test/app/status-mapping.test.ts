@@ -93,14 +93,31 @@ describe("mapping scheduler records to plan jobs and tasks", () => {
     expect(jobs.every((j) => j.final)).toBe(true);
   });
 
-  it("marks a job no source knows UNKNOWN and final (pending and running jobs are always in squeue), and a job never submitted NOT_SUBMITTED (final)", async () => {
+  it("a job no source knows is UNKNOWN and not final within MinJobAge of its submission, then LOST (final) with that reason; a job never submitted is NOT_SUBMITTED (final)", async () => {
     run = await tempRun("examples/specs/thumbnail-shape.yaml");
-    const jobs = mapJobStatuses(run.plan, { j000: "100" }, new Map());
-    expect(jobs.map((j) => [j.state, j.final])).toEqual([
-      ["UNKNOWN", true],
+    const submitted = "2026-12-07T10:00:00.000Z";
+    const at = (s: number): number => Date.parse(submitted) + s * 1000;
+    const early = mapJobStatuses(run.plan, { j000: "100" }, new Map(), { submitted, now: at(299), minJobAgeS: 300 });
+    expect(early.map((j) => [j.state, j.final])).toEqual([
+      ["UNKNOWN", false],
       [NOT_SUBMITTED, true],
       [NOT_SUBMITTED, true],
     ]);
+    const late = mapJobStatuses(run.plan, { j000: "100" }, new Map(), { submitted, now: at(300), minJobAgeS: 300 });
+    expect(late.map((j) => [j.state, j.final])).toEqual([
+      ["LOST", true],
+      [NOT_SUBMITTED, true],
+      [NOT_SUBMITTED, true],
+    ]);
+    expect(late[0]?.reason).toBe("no scheduler source knows the job 300 s (MinJobAge) after its submission");
+    // Without the rule (no submission time known), it is never taken as final.
+    expect(mapJobStatuses(run.plan, { j000: "100" }, new Map())[0]?.final).toBe(false);
+  });
+
+  it("a state spelling hpcpipe does not know keeps its text and is not final", async () => {
+    run = await tempRun("examples/specs/thumbnail-shape.yaml");
+    const jobs = mapJobStatuses(run.plan, { j000: "100" }, statusOf([squeueJob("100", "WEIRD_NEW_STATE")]));
+    expect([jobs[0]?.state, jobs[0]?.final, jobs[0]?.tasks[0]?.phase]).toEqual(["WEIRD_NEW_STATE", false, "pending"]);
   });
 
   it("keeps a task's final state when a later poll no longer knows the job", async () => {

@@ -3,6 +3,7 @@ import { FunctionStep } from "../../src/index.js";
 import { CompileError } from "../../src/compiler/errors.js";
 import { chunkArray } from "../../src/compiler/chunk.js";
 import { MapStep } from "../../src/spec/map-step.js";
+import { templateRenderer } from "../../src/app/renderer.js";
 import { cmd, compileTree, group, pipe, target } from "./helpers.js";
 
 describe("sequential steps", () => {
@@ -266,10 +267,25 @@ describe("resuming: leaving out what already succeeded", () => {
     expect(plan.jobs[0]?.array).toMatchObject({ count: 4, indices: [1, 3] });
   });
 
-  test("a chunked map reruns only the items not done, with chunk-local task ids", () => {
+  test("a chunked map reruns only the items not done, remapped onto array task ids from 0 (the logical tasks in indices)", () => {
     const m = new MapStep({ name: "m", items: ["a", "b", "c", "d", "e", "f", "g"], steps: [cmd("w", { requires: ["item"] })] });
     const done = new Set(["big.m.0.w", "big.m.1.w", "big.m.2.w", "big.m.4.w", "big.m.5.w", "big.m.6.w"]);
-    const plan = compileTree(pipe("big", [m]), { target: target({ maxArraySize: 3 }), done });
-    expect(plan.jobs.map((j) => [j.array?.offset, j.array?.indices])).toEqual([[3, [0]]]);
+    const plan = compileTree(pipe("big", [m]), { target: target({ maxArraySize: 3 }), done, renderer: templateRenderer() });
+    expect(plan.jobs.map((j) => [j.array?.offset, j.array?.indices])).toEqual([[3, [3]]]);
+    const script = plan.jobs[0]?.script ?? "";
+    expect(script).toMatch(/^#SBATCH --array=0$/m);
+    expect(script).toMatch(/^hp_job_begin j\d+ 3 1 3$/m);
+  });
+
+  test("a rerun of tasks far above MaxArraySize in a large logical array asks sbatch only for ids below it", () => {
+    const items = Array.from({ length: 50 }, (_, i) => `i${i}`);
+    const m = new MapStep({ name: "m", items, steps: [cmd("w", { requires: ["item"] })] });
+    const done = new Set(items.map((_, i) => `big.m.${i}.w`).filter((k) => !["big.m.17.w", "big.m.18.w", "big.m.49.w"].includes(k)));
+    const plan = compileTree(pipe("big", [m]), { target: target({ maxArraySize: 20 }), done, renderer: templateRenderer() });
+    expect(plan.jobs.map((j) => [j.array?.offset, j.array?.indices])).toEqual([
+      [0, [17, 18]],
+      [40, [49]],
+    ]);
+    expect(plan.jobs.map((j) => /^#SBATCH --array=(\S+)$/m.exec(j.script)?.[1])).toEqual(["0-1", "0"]);
   });
 });

@@ -136,12 +136,12 @@ describe("task packing in the compiler", () => {
     expect(compileTree(pipe("p", [mapOf(20, { itemsPerTask: 5 }), cmd("after", { fuse: false })]), { done: all }).jobs.map((j) => j.steps)).toEqual([["p.after"]]);
   });
 
-  test("resume with chunks: sparse task ids are chunk-local", () => {
+  test("resume with chunks: the packed tasks still to run are remapped onto ids from 0, their logical tasks in indices", () => {
     const done = new Set(Array.from({ length: 9 }, (_, i) => [`big.m.${i}.a`, `big.m.${i}.b`]).flat());
     // 12 items, 3 per task = 4 tasks; MaxArraySize 2: chunks [0,1] and [2,3]; items 0-8 done = tasks 0, 1, 2.
     const plan = compileTree(pipe("big", [mapOf(12, { itemsPerTask: 3 })]), { target: target({ maxArraySize: 2 }), done });
     expect(plan.jobs).toHaveLength(1);
-    expect(plan.jobs[0]?.array).toMatchObject({ offset: 2, count: 2, indices: [1] });
+    expect(plan.jobs[0]?.array).toMatchObject({ offset: 2, count: 2, indices: [3] });
   });
 
   test("the plan text names the items per task", () => {

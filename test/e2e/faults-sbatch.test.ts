@@ -55,6 +55,24 @@ describe.skipIf(e2eSkipped)("sbatch fails (shim sbatch in front of the real one)
     expect(await executions(remote, record.remote_dir, COUNTED_STEPS)).toEqual({ a: 1, g1: 1, g2: 1, c: 1 });
   });
 
+  it("a transient error from an sbatch that queued the job all the same: the job is found by the run's tag and never submitted twice", async () => {
+    const spec = env.spec("queued", countingSpec("queued"));
+    await shim.configure({ queuedThenTransientAt: 2 });
+    const result = await cli("submit", spec, "--cluster", cluster, "--wait");
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toContain(`transient error (sbatch: error: Batch job submission failed: ${TRANSIENT_MESSAGES[0]}); retry 1 of 5 in 2 s`);
+    expect(result.stderr).toMatch(/job j001 was queued despite the error, as SLURM job \d+; not submitting it again/);
+    // Three sbatch calls for three jobs: the second job's call queued it and "failed"; it was not called again.
+    expect((await shim.calls()).map((c) => c.n)).toEqual([1, 2, 3]);
+    const runId = runIdFrom(result.stderr);
+    const record = await env.record(runId);
+    expect(record.phase).toBe("collected");
+    const tagged = await taggedJobs(remote, runId);
+    expect([...tagged.values()].map((ids) => ids.length)).toEqual([1, 1, 1]);
+    expect(Object.values(record.jobs).sort()).toEqual([...tagged.values()].flat().sort());
+    expect(await executions(remote, record.remote_dir, COUNTED_STEPS)).toEqual({ a: 1, g1: 1, g2: 1, c: 1 });
+  });
+
   it("for good half-way: the jobs already submitted are cancelled, nothing else runs, and the error names the job and the sbatch message", async () => {
     const spec = env.spec("permanent", countingSpec("permanent", { sleepA: 60 }));
     await shim.configure({ failAt: 2 });

@@ -21,6 +21,8 @@ export interface ShimBehaviour {
   /** The D-th call sleeps delayS seconds before doing anything else (0: never). */
   delayAt?: number;
   delayS?: number;
+  /** The Q-th call submits the job with the real sbatch, then fails with the first transient message (0: never). */
+  queuedThenTransientAt?: number;
 }
 
 export interface ShimCall {
@@ -39,9 +41,10 @@ n=0
 n=$((n + 1))
 printf '%s\n' "$n" >"$dir/calls"
 printf '%s %s %s\n' "$n" "$(date +%s.%N)" "$*" >>"$dir/log"
-transient_first=0 fail_at=0 delay_at=0 delay_s=0
+transient_first=0 fail_at=0 delay_at=0 delay_s=0 queued_at=0
 while IFS='=' read -r key value; do
   case $key in
+    queued_at) queued_at=$value ;;
     transient_first) transient_first=$value ;;
     fail_at) fail_at=$value ;;
     delay_at) delay_at=$value ;;
@@ -55,6 +58,11 @@ fi
 if ((n <= transient_first)); then
   if ((n % 2 == 1)); then msg='__T0__'; else msg='__T1__'; fi
   printf 'sbatch: error: Batch job submission failed: %s\n' "$msg" >&2
+  exit 1
+fi
+if ((queued_at > 0 && n == queued_at)); then
+  /usr/bin/sbatch "$@" >/dev/null 2>&1
+  printf 'sbatch: error: Batch job submission failed: %s\n' '__T0__' >&2
   exit 1
 fi
 if ((fail_at > 0 && n == fail_at)); then
@@ -77,7 +85,7 @@ export class SbatchShim {
     if (!home.startsWith("/")) throw new Error(`unexpected remote HOME ${JSON.stringify(home)}`);
     const dir = `${home}/.hpcpipe-faults-${randomBytes(4).toString("hex")}`;
     const script = SCRIPT.replace("__DIR__", dir)
-      .replace("__T0__", TRANSIENT_MESSAGES[0])
+      .replaceAll("__T0__", TRANSIENT_MESSAGES[0])
       .replace("__T1__", TRANSIENT_MESSAGES[1])
       .replace("__P__", PERMANENT_MESSAGE);
     await remote.putFiles(dir, new Map([["bin/sbatch", script], ["config", ""]]), { executable: new Set(["bin/sbatch"]) });
@@ -95,6 +103,7 @@ export class SbatchShim {
       `fail_at=${behaviour.failAt ?? 0}`,
       `delay_at=${behaviour.delayAt ?? 0}`,
       `delay_s=${behaviour.delayS ?? 0}`,
+      `queued_at=${behaviour.queuedThenTransientAt ?? 0}`,
       "",
     ].join("\n");
     await this.remote.putFiles(this.dir, new Map([["config", config], ["calls", "0\n"], ["log", ""], ["delaying", ""]]));

@@ -202,17 +202,17 @@ describe("local executor: arrays", () => {
     expect(Object.keys(result.state.step_states ?? {}).filter((k) => k.endsWith(".rec")).sort()).toEqual(items.map((_, i) => `p.m.${i}.rec`));
   });
 
-  it("runs only the task ids of a sparse array, with SLURM's array variables for them", async () => {
+  it("runs a remapped rerun as array task ids 0..n-1, each task keyed by its logical task, with SLURM's array variables for the ids", async () => {
     const record = 'echo "$SLURM_ARRAY_TASK_ID $SLURM_ARRAY_TASK_COUNT $SLURM_ARRAY_TASK_MIN $SLURM_ARRAY_TASK_MAX" > "$HPCPIPE_RUN_DIR/out/t$SLURM_ARRAY_TASK_ID"';
     const plan = compilePlan(pipeline("p", [map("m", ["a", "b", "c", "d"], [step("rec", { command: record })])]), dirs.runDir);
     const job = plan.jobs[0];
     if (job?.array) job.array.indices = [1, 3];
     const result = await runPlanLocally(plan, { runDir: dirs.runDir });
-    expect(await listDir(join(dirs.runDir, "out"))).toEqual(["t1", "t3"]);
-    expect((await readFile(join(dirs.runDir, "out", "t3"), "utf8")).trim()).toBe("3 2 1 3");
-    expect(result.jobs.get("j001")?.tasks.map((t) => [t.taskId, t.state])).toEqual([
-      [1, "COMPLETED"],
-      [3, "COMPLETED"],
+    expect(await listDir(join(dirs.runDir, "out"))).toEqual(["t0", "t1"]);
+    expect((await readFile(join(dirs.runDir, "out", "t1"), "utf8")).trim()).toBe("1 2 0 1");
+    expect(result.jobs.get("j001")?.tasks.map((t) => [t.taskId, t.task, t.state])).toEqual([
+      [0, 1, "COMPLETED"],
+      [1, 3, "COMPLETED"],
     ]);
   });
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { JOB_STATES, isFinal, isSuccess, translateState, type JobState } from "../../src/slurm/index.js";
+import { JOB_STATES, isFinal, isFinalText, isSuccess, translateState, unknownJobState, type JobState } from "../../src/slurm/index.js";
+import { isFinalSlurmState } from "../../src/collect/index.js";
 
 describe("SLURM job states", () => {
   it("translates every long name to the state of the same name", () => {
@@ -49,14 +50,34 @@ describe("SLURM job states", () => {
     expect(translateState("")).toEqual({ state: "UNKNOWN", raw: "" });
   });
 
-  it("calls only the ten end states final, so REQUEUED, SUSPENDED and UNKNOWN keep a poll going", () => {
+  it("calls only the ten end states and hpcpipe's LOST and NOT_SUBMITTED final, so REQUEUED, SUSPENDED and UNKNOWN keep a poll going", () => {
     const final = JOB_STATES.filter(isFinal);
     expect(final.sort()).toEqual(
-      ["BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "REVOKED", "TIMEOUT"].sort(),
+      ["BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "REVOKED", "TIMEOUT", "LOST", "NOT_SUBMITTED"].sort(),
     );
+    expect(isFinal("UNKNOWN")).toBe(false);
     expect(isFinal("REQUEUED")).toBe(false);
     expect(isFinal("COMPLETING")).toBe(false);
     expect(isSuccess("COMPLETED")).toBe(true);
     expect(isSuccess("TIMEOUT")).toBe(false);
+  });
+});
+
+describe("the one state vocabulary for printed states (the merger uses it too)", () => {
+  it("an unknown spelling is not final; sacct's 'CANCELLED by 1001', 'COMPLETED+' and squeue's codes are read", () => {
+    expect(isFinalText("SOMETHING_NEW")).toBe(false);
+    expect(isFinalSlurmState("SOMETHING_NEW")).toBe(false);
+    expect(isFinalText("CANCELLED by 1001")).toBe(true);
+    expect(isFinalText("COMPLETED+")).toBe(true);
+    expect(isFinalText("CD")).toBe(true);
+    expect(isFinalText("PD")).toBe(false);
+    expect(isFinalSlurmState("NOT_SUBMITTED")).toBe(true);
+  });
+
+  it("a job no source knows is lost only once MinJobAge has passed since its submission", () => {
+    const t0 = Date.parse("2026-12-07T10:00:00Z");
+    expect(unknownJobState("2026-12-07T10:00:00Z", t0 + 299_999, 300)).toEqual({ state: "UNKNOWN", reason: null, final: false });
+    expect(unknownJobState("2026-12-07T10:00:00Z", t0 + 300_000, 300)).toMatchObject({ state: "LOST", final: true });
+    expect(unknownJobState(null, t0 + 10_000_000, 300).final).toBe(false);
   });
 });

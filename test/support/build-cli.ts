@@ -22,7 +22,8 @@ export async function buildCli(dir: string): Promise<string> {
       extends: path.join(REPO, "tsconfig.build.json"),
       compilerOptions: { outDir: out, rootDir: REPO, typeRoots: [path.join(REPO, "node_modules/@types")], declaration: false, sourceMap: false, noCheck: true },
       include: [],
-      files: [path.join(REPO, "cli/main.ts")],
+      // The local supervisor is started by its own path, not imported: compile it too.
+      files: [path.join(REPO, "cli/main.ts"), path.join(REPO, "src/app/local-supervisor-main.ts")],
     }),
   );
   await promisify(execFile)(process.execPath, [path.join(REPO, "node_modules/typescript/bin/tsc"), "-p", tsconfig], { cwd: REPO, timeout: 300_000 });

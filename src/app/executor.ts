@@ -1,0 +1,54 @@
+/**
+ * One run, whatever runs it: the executor interface. A SLURM cluster over
+ * SSH and this machine (a detached local supervisor) both implement it; the
+ * lifecycle (status, watch, collect, logs) is written once against it in
+ * status.ts, collect.ts and logs.ts, so commands never ask which kind of
+ * executor a run has.
+ */
+import type { CompiledPlan } from "../plan/plan.js";
+import type { JobStatus, RunRecord, RunStore } from "../runs/index.js";
+import type { PollPolicy } from "../slurm/index.js";
+import type { PullOptions, PullOutcome } from "../store/index.js";
+import type { RemoteStates } from "./collect.js";
+
+/** Which executor runs a run. */
+export type ExecutorKind = "slurm" | "local";
+
+/** New bytes of a log from an offset (see `RunExecutor.readLogFrom`). */
+export interface LogChunk {
+  absent: boolean;
+  /** The file shrank (rewritten): the bytes are from its start. */
+  restarted: boolean;
+  data: Buffer;
+}
+
+export interface CancelOutcome {
+  /** The job ids that were cancelled (array job ids cancel every task); empty when nothing was left to cancel. */
+  cancelled: string[];
+  record: RunRecord;
+  /** One line for people: what was cancelled, and how. */
+  message: string;
+}
+
+/** An open run on its executor: the primitives the lifecycle is built from. */
+export interface RunExecutor {
+  readonly kind: ExecutorKind;
+  readonly store: RunStore;
+  /** The run's record as last read or written. */
+  record: RunRecord;
+  readonly plan: CompiledPlan;
+  /** How often a watch asks (a local run is cheap to ask). */
+  readonly pollPolicy?: PollPolicy;
+  /** Where every job and task of the run stands: ONE query. `known` is the previous answer (tasks it saw end are not asked again). */
+  query(known: readonly JobStatus[] | null): Promise<JobStatus[]>;
+  /** Every state file of the run, validated. */
+  readStates(): Promise<RemoteStates>;
+  /** Stops every job of the run; the record becomes "cancelled". */
+  cancel(): Promise<CancelOutcome>;
+  /** A file of the run directory (a log), whole; null when it does not exist yet. At most `maxBytes`. */
+  readFile(path: string, maxBytes: number): Promise<Buffer | null>;
+  /** New bytes of a file of the run directory from `offset`, at most `maxBytes`. */
+  readFileFrom(path: string, offset: number, maxBytes: number): Promise<LogChunk>;
+  /** Copies outputs (paths under the run's work/ directory) into `options.to`: ONE transfer, hash-skipped, size-capped (`hpcpipe pull`). */
+  pull(paths: readonly string[], options: PullOptions): Promise<PullOutcome>;
+}
