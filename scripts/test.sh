@@ -40,16 +40,21 @@ echo "type check:      $(verdict "$status_typecheck")"
 echo "lint:            $(verdict "$status_lint")"
 echo "main run:        $(verdict "$status_main"): $(counts "$results/main.json")"
 echo "isolated files:  $(verdict "$status_isolated"): $(counts "$results/isolated.json")"
+# A run that failed without a failing test (its setup failed, a file did not load) counts as one failure.
 node -e '
   const fs = require("node:fs");
   let passed = 0, failed = 0, skipped = 0;
-  for (const f of process.argv.slice(1)) {
+  const args = process.argv.slice(1);
+  for (let i = 0; i < args.length; i += 2) {
+    const status = Number(args[i + 1]);
+    let f = 0;
     try {
-      const r = JSON.parse(fs.readFileSync(f, "utf8"));
-      passed += r.numPassedTests; failed += r.numFailedTests; skipped += r.numPendingTests + (r.numTodoTests ?? 0);
-    } catch { failed += 1; }
+      const r = JSON.parse(fs.readFileSync(args[i], "utf8"));
+      passed += r.numPassedTests; f = r.numFailedTests; skipped += r.numPendingTests + (r.numTodoTests ?? 0);
+    } catch { /* no report */ }
+    failed += status !== 0 && f === 0 ? 1 : f;
   }
   process.stdout.write(`total: ${passed} passed, ${failed} failed, ${skipped} skipped\n`);
-' "$results/main.json" "$results/isolated.json"
+' "$results/main.json" "$status_main" "$results/isolated.json" "$status_isolated"
 
 [ "$status_typecheck" -eq 0 ] && [ "$status_lint" -eq 0 ] && [ "$status_main" -eq 0 ] && [ "$status_isolated" -eq 0 ]

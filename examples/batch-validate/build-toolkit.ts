@@ -55,6 +55,16 @@ export async function buildToolkit(outFile: string = join(repoRoot(), "examples/
       },
       legalComments: "eof",
       logLevel: "silent",
+      // The mini inspector imports the package root, as a user's code would; the steps need only its core
+      // (the root also exports the cluster API, with ssh2 and its native addons, which no step uses).
+      plugins: [
+        {
+          name: "hpcpipe-core-only",
+          setup(b) {
+            b.onResolve({ filter: /(^|\/)src\/index\.js$/ }, (args) => ({ path: resolve(args.resolveDir, args.path.replace(/index\.js$/, "core/index.ts")) }));
+          },
+        },
+      ],
     });
     renameSync(temp, out);
   } catch (error) {
