@@ -4,6 +4,7 @@ import { packageVersion } from "../src/version.js";
 import { registerCancelCommand } from "./commands/cancel.js";
 import { registerCollectCommand } from "./commands/collect.js";
 import { registerPullCommand } from "./commands/pull.js";
+import { registerCacheCommand } from "./commands/cache.js";
 import { registerLogsCommand } from "./commands/logs.js";
 import { registerPlanCommand } from "./commands/plan.js";
 import { registerReportCommand } from "./commands/report.js";
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   registerStatusCommand(program);
   registerCollectCommand(program);
   registerPullCommand(program);
+  registerCacheCommand(program);
   registerCancelCommand(program);
   registerLogsCommand(program);
   registerRunsCommand(program);

@@ -17,3 +17,4 @@ export {
 } from "./staging.js";
 
 export { declaredOutputs, outputGlob, pullDestination, pullLocalOutputs, pullOutputs, PULL_MAX_FILE_BYTES, PULL_MAX_TOTAL_BYTES, type PullOptions, type PullOutcome } from "./pull.js";
+export { manageStore, parseAge, type StoreUsage } from "./manage.js";

@@ -177,6 +177,8 @@ for i in "\${!paths[@]}"; do
   b=$store/blobs/\${h:0:2}/$h
   mkdir -p -- "$(dirname -- "$p")" || exit 2
   rm -f -- "$p"
+  # The blob's mtime is its last use (hpcpipe cache prune --older-than); only its owner can set it.
+  [ -O "$b" ] && touch -c -- "$b" 2>/dev/null
   if [ -O "$b" ] && ln -- "$b" "$p" 2>/dev/null; then linked=$((linked + 1)); continue; fi
   tmp=$p.hpcpipe-copy.$$
   cp -- "$b" "$tmp" || exit 2

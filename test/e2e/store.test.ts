@@ -127,7 +127,11 @@ describe.skipIf(e2eSkipped)("the content-addressed store on the test cluster", {
     const cut: StagedFile = { ...(blobs[3] as StagedFile), size: (blobs[3] as StagedFile).size - 1000 };
     await expect(sendBlobs(remote, [...blobs.slice(0, 3), cut, ...blobs.slice(4)], options)).rejects.toThrow();
     // The receiving end keeps running after the cut (it promotes what arrived whole); the next submission comes later.
-    for (let i = 0; i < 100 && (await sh(`ls -A ${remotePath(`${store}/incoming`).toShell()}`)).trim() !== ""; i++) await new Promise((r) => setTimeout(r, 100));
+    // Wait (bounded) until no receiving script of this store runs and its directory is gone.
+    const busy = async (): Promise<boolean> =>
+      (await sh(`pgrep -u "$(id -u)" -f 'hpcpipe-store-[r]eceive' >/dev/null && echo busy; ls -A ${remotePath(`${store}/incoming`).toShell()}`)).trim() !== "";
+    await new Promise((r) => setTimeout(r, 300));
+    for (let i = 0; i < 100 && (await busy()); i++) await new Promise((r) => setTimeout(r, 100));
     const { missing, recovered } = await missingBlobs(remote, blobs, options);
     expect(missing.map((b) => b.sha256)).toEqual(blobs.slice(3).map((b) => b.sha256));
     // Either the receiving script promoted them itself, or the query recovered them from its directory.
@@ -166,5 +170,39 @@ describe.skipIf(e2eSkipped)("the content-addressed store on the test cluster", {
     expect(laid).toEqual({ bad: [], linked: 0, copied: 1 });
     const stat = await sh(`stat -c '%a %h %U' ${remotePath(`${runDir}/work/x.bin`).toShell()}`);
     expect(stat.trim()).toBe(`444 1 ${env.facts.user}`);
+  });
+
+  it("cache ls shows sizes; cache prune removes only own blobs that no run directory holds and that were unused for the age", async () => {
+    const local = store.replace("$HOME", home);
+    const ls = await cli("cache", "ls", "--cluster", cluster, "--json");
+    expect(ls.code, ls.stderr).toBe(0);
+    const before = JSON.parse(ls.stdout) as { blobs: number; bytes: number; unlinked: number; prunable: number };
+    // The pipeline's 3; 4 of the cut upload (3 delivered + 1 recovered); 4 sent twice at once; 1 owned by "nobody".
+    expect(before.blobs).toBe(3 + 4 + 4 + 1);
+    expect(before.bytes).toBeGreaterThan(12 * 1024 * 1024);
+    // Everything last used two hours ago; then a submission uses the pipeline's 3 blobs again (and its runs hold them).
+    execFileSync("bash", ["-c", 'find "$1/blobs" -type f -exec touch -h -d "2 hours ago" {} +', "age", local]);
+    const used = await submit();
+    expect(used.stderr).toMatch(/3 blob\(s\) already in the store; sending 0/);
+    const dry = await cli("cache", "prune", "--cluster", cluster, "--older-than", "1h", "--dry-run", "--json");
+    expect(dry.code, dry.stderr).toBe(0);
+    const planned = JSON.parse(dry.stdout) as { prunable: number; removed: number; blobs: number };
+    // The blobs sent directly by the tests above were never laid out into a run (the one owned by "nobody" is not ours).
+    expect(planned).toMatchObject({ prunable: 4 + 4, removed: 0, blobs: before.blobs });
+    const pruned = await cli("cache", "prune", "--cluster", cluster, "--older-than", "1h");
+    expect(pruned.code, pruned.stderr).toBe(0);
+    expect(pruned.stdout).toMatch(/removed 8 blob\(s\)/);
+    const after = JSON.parse((await cli("cache", "ls", "--cluster", cluster, "--json")).stdout) as { blobs: number };
+    expect(after.blobs).toBe(before.blobs - 8);
+    // The pipeline's blobs were kept: the next submission sends nothing.
+    expect((await submit()).stderr).toMatch(/3 blob\(s\) already in the store; sending 0/);
+    // Once no run directory holds them and they are old, they go too; a later submission sends them again.
+    await sh(`rm -rf ${remotePath(`${env.workdir}/staged`).toShell()} ${remotePath(`${env.workdir}/layout-test`).toShell()}`);
+    execFileSync("bash", ["-c", 'find "$1/blobs" -type f -exec touch -h -d "2 hours ago" {} +', "age", local]);
+    expect((await cli("cache", "prune", "--cluster", cluster, "--older-than", "1h")).stdout).toMatch(/removed 3 blob\(s\), 12\.0 MiB/);
+    expect((await submit()).stderr).toMatch(/0 blob\(s\) already in the store; sending 3/);
+    const bad = await cli("cache", "prune", "--cluster", cluster, "--older-than", "soon");
+    expect(bad.code).toBe(64);
+    expect(bad.stderr).toContain('--older-than: expected an age such as 30d, 12h or 90m, got "soon"');
   });
 });
