@@ -1,7 +1,8 @@
 // bench/staging: inputs staged by content (src/store/staging.ts), on the test cluster, timed as a user
 // feels it: the CLI in a child process with its default settings, start to exit.
 //   A batch of N generated glTF models (default 2,000; the batch-validate generator) bundled with a
-//   one-step pipeline, submitted with `submit --wait` three times into ONE store:
+//   one-step pipeline, submitted with `submit` (no --wait: staging and submission, start to exit) three
+//   times into ONE store:
 //     1. cold: the store is empty (every blob is sent);
 //     2. again, nothing changed (no blob is sent);
 //     3. again, with 5 models changed (5 blobs are sent).
@@ -45,9 +46,9 @@ await runBench(async () => {
     writeFileSync(spec, ["name: staged", "bundle: [models/, models.txt]", "steps:", "  - step: count", "    run: test \"$(wc -l < models.txt)\" -gt 0 && ls models | wc -l", ""].join("\n"));
     const bytes = Number(spawnSync("du", ["-sb", join(dir, "models")], { encoding: "utf8" }).stdout.split("\t")[0]);
     const submit = async (what: string): Promise<Row> => {
-      const run = await runCliChild(["submit", spec, "--cluster", bench.config, "--wait"], { home: bench.home, cwd: bench.dir, logBase: join(bench.dir, what.replace(/\W+/g, "-")) });
+      const run = await runCliChild(["submit", spec, "--cluster", bench.config], { home: bench.home, cwd: bench.dir, logBase: join(bench.dir, what.replace(/\W+/g, "-")) });
       if (run.code !== 0) process.stderr.write(`${what}: exit ${run.code}\n${run.stderr.slice(-2000)}\n`);
-      return { what: `hpcpipe submit --wait: ${what}`, s: run.s, sent: sentFigure(run.stderr), code: run.code };
+      return { what: `hpcpipe submit: ${what}`, s: run.s, sent: sentFigure(run.stderr), code: run.code };
     };
     const f = bench.facts;
     const byHand = (what: string): Row => {
@@ -83,7 +84,7 @@ await runBench(async () => {
     }
     rows.push(await submit("5 models changed"));
     rows.push(byHand("5 changed"));
-    console.log(`\n${int(n)} models, ${(bytes / 1024 / 1024).toFixed(1)} MiB in the bundle; each hpcpipe row is a whole submit --wait of a one-step job (CLI child process, start to exit)`);
+    console.log(`\n${int(n)} models, ${(bytes / 1024 / 1024).toFixed(1)} MiB in the bundle; each hpcpipe row is a whole \`hpcpipe submit\` (hash, query, send, upload, lay out, sbatch) as a CLI child process, start to exit`);
     table(["workload", "wall time", "sent", "exit"], rows.map((r) => [r.what, sec(r.s), r.sent, String(r.code)]), [2]);
     const [cold, , same, hand2, changed, hand3] = rows;
     if (cold && same && hand2 && changed && hand3) {

@@ -10,6 +10,7 @@ export {
   parseMissing,
   sendBlobs,
   storeDir,
+  STORE_SCRIPTS,
   StoreError,
   type StagedFile,
   type StageOptions,
