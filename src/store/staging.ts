@@ -24,6 +24,7 @@
  * what never arrived is sent again.
  */
 import { createReadStream } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { Readable } from "node:stream";
 import { ConnectionLostError, remotePath, RemoteCommandError, tarStream } from "../transport/index.js";
 import type { Transport } from "../transport/index.js";
@@ -81,9 +82,14 @@ promote() {
   (cd -- "$dir" && printf '%s\\0' "\${good[@]}" | xargs -0 chmod "$mode_blob" --) || return 1
   local shard
   for shard in "\${!shards[@]}"; do printf '%s\\0' "$store/blobs/$shard"; done | xargs -0 mkdir -p -- || return 1
-  for shard in "\${!shards[@]}"; do
-    (cd -- "$dir" && find . -maxdepth 1 -type f -name "$shard*" -print0 | xargs -0 -r mv -f -t "$store/blobs/$shard" --) || return 1
-  done
+  if command -v perl >/dev/null 2>&1; then
+    # One process renames them all (rename(2), atomic: a blob another upload put there first is replaced by the same bytes).
+    (cd -- "$dir" && printf '%s\\0' "\${good[@]}" | HP_BLOBS="$store/blobs" perl -0 -ne 'chomp; rename($_, "$ENV{HP_BLOBS}/" . substr($_, 0, 2) . "/$_") or exit 1') || return 1
+  else
+    for shard in "\${!shards[@]}"; do
+      (cd -- "$dir" && find . -maxdepth 1 -type f -name "$shard*" -print0 | xargs -0 -r mv -f -t "$store/blobs/$shard" --) || return 1
+    done
+  fi
   promoted=$((promoted + \${#good[@]}))
 }
 setup_store() {
@@ -265,6 +271,26 @@ export async function missingBlobs(transport: Transport, blobs: readonly StagedF
   return { missing: missing.map((i) => blobs[i] as StagedFile), recovered };
 }
 
+/** Joins small buffers into chunks of about `size` bytes: one SSH packet per tar header or small file would cost far more than the bytes. */
+async function* coalesce(source: AsyncIterable<Buffer>, size: number): AsyncGenerator<Buffer> {
+  let parts: Buffer[] = [];
+  let bytes = 0;
+  for await (const b of source) {
+    if (b.length >= size && bytes === 0) {
+      yield b;
+      continue;
+    }
+    parts.push(b);
+    bytes += b.length;
+    if (bytes >= size) {
+      yield Buffer.concat(parts, bytes);
+      parts = [];
+      bytes = 0;
+    }
+  }
+  if (bytes > 0) yield Buffer.concat(parts, bytes);
+}
+
 /** ONE stream of `blobs` into the store, read from disk as it is sent. Returns the bytes sent. */
 export async function sendBlobs(transport: Transport, blobs: readonly StagedFile[], options: StageOptions): Promise<number> {
   const total = blobs.reduce((t, b) => t + b.size, 0);
@@ -274,7 +300,9 @@ export async function sendBlobs(transport: Transport, blobs: readonly StagedFile
     size: b.size,
     mode: 0o400,
     open: async function* () {
-      for await (const chunk of createReadStream(b.abs, { highWaterMark: 1 << 20 })) {
+      // A small file in one read; a large one streamed in 1 MiB chunks.
+      const chunks = b.size <= 1 << 20 ? [await readFile(b.abs)] : createReadStream(b.abs, { highWaterMark: 1 << 20 });
+      for await (const chunk of chunks) {
         const data = chunk as Buffer;
         sent += data.length;
         options.onBytes?.(sent, total);
@@ -282,7 +310,7 @@ export async function sendBlobs(transport: Transport, blobs: readonly StagedFile
       }
     },
   }));
-  const stream = Readable.from(tarStream(entries));
+  const stream = Readable.from(coalesce(tarStream(entries), 256 * 1024));
   const result = await transport.exec(["bash", "-c", RECEIVE_SCRIPT, "hpcpipe-store-receive", remotePath(options.store), options.group ?? ""], {
     stdin: stream,
     retrySafe: false,

@@ -51,6 +51,16 @@ describe("the store scripts with a local bash", () => {
     }
   });
 
+  it("receive without perl (one mv a shard) stores the same", () => {
+    const other = join(dir, "store-no-perl");
+    const src = join(dir, "src2");
+    mkdirSync(src);
+    for (const t of ["x", "y", "z"]) writeFileSync(join(src, sha(t)), t);
+    const r = run(STORE_SCRIPTS.receive, [other, ""], execFileSync("tar", ["-c", "-C", src, "."]), { ...process.env, PATH: pathWithoutPerl() });
+    expect(r.stdout.trim()).toBe("stored 3");
+    for (const t of ["x", "y", "z"]) expect(readFileSync(join(other, "blobs", sha(t).slice(0, 2), sha(t)), "utf8")).toBe(t);
+  });
+
   for (const perl of [true, false]) {
     it(`layout ${perl ? "with perl" : "without perl (one ln a file)"}: hard links under the run's work/, the same names`, () => {
       const runDir = join(dir, `run-${perl ? "perl" : "noperl"}`);
