@@ -1,0 +1,82 @@
+// The second test sshd that asks for a key AND a one-time code (scripts/cluster/otp-sshd.sh),
+// and fresh TOTP codes for it computed with oathtool. pam_oath refuses a code whose time step
+// is not newer than the last one it accepted, so codes are taken from successive steps: the
+// current one if still unused, else a later one inside the server's window (the script sets 20).
+import { execFile, execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { z } from "zod";
+import { clusterStateDir } from "./cluster.js";
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
+export const OTP_SSHD_SCRIPT = path.join(REPO, "scripts", "cluster", "otp-sshd.sh");
+
+export const OtpFactsSchema = z.object({
+  host: z.string().min(1),
+  port: z.number().int().min(1).max(65535),
+  user: z.string().regex(/^[a-z_][a-z0-9_-]*$/),
+  identityFile: z.string().startsWith("/"),
+  knownHostsFile: z.string().startsWith("/"),
+  usersFile: z.string().startsWith("/"),
+  secretHex: z.string().regex(/^[0-9a-f]{40}$/),
+  pamService: z.string().min(1),
+});
+export type OtpFacts = z.infer<typeof OtpFactsSchema>;
+
+/** Starts (or checks) the key + TOTP sshd; installs libpam-oath and oathtool on a fresh machine. */
+export async function ensureOtpSshd(): Promise<OtpFacts> {
+  await promisify(execFile)("bash", [OTP_SSHD_SCRIPT], { timeout: 300_000 });
+  const file = path.join(clusterStateDir(), "otp", "otp.json");
+  return OtpFactsSchema.parse(JSON.parse(readFileSync(file, "utf8")));
+}
+
+const STEP_S = 30;
+/** How far ahead of the clock a code may be (below the server's window of 20 steps). */
+const MAX_AHEAD = 15;
+let lastStepHere = 0;
+
+/** The last time step pam_oath accepted, from its users file (it writes it back after each login). */
+function lastAcceptedStep(facts: OtpFacts): number {
+  let text: string;
+  try {
+    text = readFileSync(facts.usersFile, "utf8");
+  } catch {
+    return 0;
+  }
+  // "HOTP/T30 user - secret <counter> <otp> <time>": the counter of a T30 token is its time step.
+  const fields = text.split("\n").find((l) => l.startsWith("HOTP/T30 "))?.split(/\s+/) ?? [];
+  const counter = Number(fields[4]);
+  return Number.isInteger(counter) ? counter : 0;
+}
+
+function codeAt(facts: OtpFacts, step: number): string {
+  const at = new Date(step * STEP_S * 1000 + 1000).toISOString().replace(/\.\d+Z$/, "Z").replace("T", " ").replace("Z", " UTC");
+  return execFileSync("oathtool", ["--totp", "--now", at, facts.secretHex], { encoding: "utf8" }).trim();
+}
+
+/** A code pam_oath has not seen: for a step after every step used so far (by this process or the server's record). */
+export async function freshCode(facts: OtpFacts): Promise<string> {
+  const now = Math.floor(Date.now() / 1000 / STEP_S);
+  let step = Math.max(now, lastAcceptedStep(facts) + 1, lastStepHere + 1);
+  while (step > Math.floor(Date.now() / 1000 / STEP_S) + MAX_AHEAD) await new Promise((r) => setTimeout(r, 1000));
+  lastStepHere = step;
+  return codeAt(facts, step);
+}
+
+/** A six-digit code that is not valid now (nor near now). */
+export function wrongCode(facts: OtpFacts): string {
+  const now = Math.floor(Date.now() / 1000 / STEP_S);
+  const near = new Set<string>();
+  for (let s = now - 25; s <= now + 25; s++) near.add(codeAt(facts, s));
+  for (let n = 0; ; n++) {
+    const candidate = String((123_456 + n * 7_919) % 1_000_000).padStart(6, "0");
+    if (!near.has(candidate)) return candidate;
+  }
+}
+
+/** The shell command (for otp_command) that prints a fresh code, given one computed now. */
+export function printCodeCommand(code: string): string {
+  return `printf '%s\\n' ${code}`;
+}
