@@ -142,7 +142,7 @@ export function runChannel(connection: OpenConnection, spec: RunSpec): Promise<E
  * although the server accepts signals until the channel closes; so send it through the
  * channel's protocol object when that is there, and fall back to the public method.
  */
-function sendSignal(channel: ExecChannel, name: string): void {
+export function sendSignal(channel: ExecChannel, name: string): void {
   const internals = channel as unknown as {
     outgoing?: { id?: number; state?: string };
     _client?: { _protocol?: { signal?: (id: number, signal: string) => void } };

@@ -199,7 +199,7 @@ export async function resolveEndpoint(options: SshConnectOptions, depth = 0): Pr
     envName: options.otpEnv ?? OTP_ENV,
     env,
     prompter: options.prompter === undefined ? defaultPrompter() : options.prompter,
-    hint: options.clusterName !== undefined ? `or run \`hpcpipe connect ${options.clusterName}\` on a terminal once: later commands share that login` : undefined,
+    hint: options.clusterName !== undefined ? `run \`hpcpipe connect ${options.clusterName}\` on a terminal once: later commands share that login` : undefined,
   };
   const keepaliveS = options.keepaliveS ?? alias?.serverAliveIntervalS ?? 15;
   return {
@@ -216,4 +216,26 @@ export async function resolveEndpoint(options: SshConnectOptions, depth = 0): Pr
     otp,
     warnings: [...warnings, ...(jump?.warnings ?? [])],
   };
+}
+
+/**
+ * The login target's hops, first jump host first, as `user@host:port`: what a
+ * connection holder is keyed by. Reads ~/.ssh/config for aliases but no key.
+ */
+export async function resolveTargetChain(options: SshConnectOptions, depth = 0): Promise<string[]> {
+  if (depth > 8) throw new Error("ProxyJump chain longer than 8 hops (a loop in ~/.ssh/config?)");
+  const env = options.env ?? process.env;
+  const home = env.HOME ?? homedir();
+  let alias: SshHostConfig | undefined;
+  if (options.sshConfigHost !== undefined) {
+    const config = await loadSshConfig(expandHome(options.sshConfigFile ?? "~/.ssh/config", home));
+    alias = resolveSshConfigHost(config, options.sshConfigHost, { home, localUser: userInfo().username });
+  }
+  const host = options.host ?? alias?.hostName;
+  if (!host) throw new Error("no host given (set host, or sshConfigHost naming a ~/.ssh/config alias)");
+  const port = options.port ?? alias?.port ?? 22;
+  const user = options.user ?? alias?.user ?? userInfo().username;
+  const jumpSource = options.jump ?? (alias ? jumpOptions(alias.proxyJump, options) : undefined);
+  const before = jumpSource ? await resolveTargetChain({ env: options.env, ...jumpSource }, depth + 1) : [];
+  return [...before, `${user}@${host}:${port}`];
 }

@@ -35,9 +35,20 @@ export async function ensureOtpSshd(): Promise<OtpFacts> {
 const STEP_S = 30;
 /** How far ahead of the clock a code may be (below the server's window of 20 steps). */
 const MAX_AHEAD = 15;
+/** The server's window (window=20 in its PAM line). */
+const WINDOW = 20;
 let lastStepHere = 0;
 
-/** The last time step pam_oath accepted, from its users file (it writes it back after each login). */
+/** Codes for `count` successive steps from `first`, in order (one oathtool call). */
+function codesFrom(facts: OtpFacts, first: number, count: number): string[] {
+  const at = new Date(first * STEP_S * 1000 + 1000).toISOString().replace(/\.\d+Z$/, "").replace("T", " ") + " UTC";
+  return execFileSync("oathtool", ["--totp", "--now", at, "-w", String(count - 1), facts.secretHex], { encoding: "utf8" }).trim().split("\n");
+}
+
+/**
+ * The time step of the last code pam_oath accepted. Its users file keeps that code and when it was
+ * used ("HOTP/T30 user - secret <n> <otp> <time>"), so the step is found among the steps near that time.
+ */
 function lastAcceptedStep(facts: OtpFacts): number {
   let text: string;
   try {
@@ -45,21 +56,23 @@ function lastAcceptedStep(facts: OtpFacts): number {
   } catch {
     return 0;
   }
-  // "HOTP/T30 user - secret <counter> <otp> <time>": the counter of a T30 token is its time step.
-  const fields = text.split("\n").find((l) => l.startsWith("HOTP/T30 "))?.split(/\s+/) ?? [];
-  const counter = Number(fields[4]);
-  return Number.isInteger(counter) ? counter : 0;
+  const fields = text.split("\n").find((l) => l.startsWith("HOTP/T30"))?.split(/\s+/) ?? [];
+  const otp = fields[5];
+  const used = Date.parse(`${(fields[6] ?? "").replace(/L$/, "")}Z`);
+  if (otp === undefined || Number.isNaN(used)) return 0;
+  const first = Math.floor(used / 1000 / STEP_S) - WINDOW;
+  const index = codesFrom(facts, first, 2 * WINDOW + 1).indexOf(otp);
+  return index < 0 ? 0 : first + index;
 }
 
 function codeAt(facts: OtpFacts, step: number): string {
-  const at = new Date(step * STEP_S * 1000 + 1000).toISOString().replace(/\.\d+Z$/, "Z").replace("T", " ").replace("Z", " UTC");
-  return execFileSync("oathtool", ["--totp", "--now", at, facts.secretHex], { encoding: "utf8" }).trim();
+  return codesFrom(facts, step, 1)[0] ?? "";
 }
 
 /** A code pam_oath has not seen: for a step after every step used so far (by this process or the server's record). */
 export async function freshCode(facts: OtpFacts): Promise<string> {
   const now = Math.floor(Date.now() / 1000 / STEP_S);
-  let step = Math.max(now, lastAcceptedStep(facts) + 1, lastStepHere + 1);
+  const step = Math.max(now, lastAcceptedStep(facts) + 1, lastStepHere + 1);
   while (step > Math.floor(Date.now() / 1000 / STEP_S) + MAX_AHEAD) await new Promise((r) => setTimeout(r, 1000));
   lastStepHere = step;
   return codeAt(facts, step);
@@ -68,8 +81,7 @@ export async function freshCode(facts: OtpFacts): Promise<string> {
 /** A six-digit code that is not valid now (nor near now). */
 export function wrongCode(facts: OtpFacts): string {
   const now = Math.floor(Date.now() / 1000 / STEP_S);
-  const near = new Set<string>();
-  for (let s = now - 25; s <= now + 25; s++) near.add(codeAt(facts, s));
+  const near = new Set(codesFrom(facts, now - 25, 51));
   for (let n = 0; ; n++) {
     const candidate = String((123_456 + n * 7_919) % 1_000_000).padStart(6, "0");
     if (!near.has(candidate)) return candidate;
