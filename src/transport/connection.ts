@@ -9,7 +9,7 @@ import type { Duplex, Readable } from "node:stream";
 import ssh2, { type AgentAuthMethod, type AuthenticationType, type AuthHandlerMiddleware, type Client, type ConnectConfig, type KeyboardInteractiveAuthMethod, type PublicKeyAuthMethod } from "ssh2";
 import { AuthError, ConnectionError, type HostKeyError } from "./errors.js";
 import { prepareHostKeyCheck } from "./host-key-check.js";
-import { answerRound, canAnswer, describeSource, howToGiveCode, type AnswerSource, type KbdContext } from "./otp.js";
+import { answerRound, canAnswer, describeSource, howToGiveCode, refusedCodeMessage, type AnswerSource, type KbdContext } from "./otp.js";
 import type { ResolvedEndpoint } from "./options.js";
 
 /** What a command's channel offers: stdout as the stream, stderr, a signal, 'exit' (code, signal) and 'close' events. */
@@ -144,10 +144,8 @@ function mapError(endpoint: ResolvedEndpoint, phase: Phase, error: Ssh2Error, ag
   if (kbd.failure) return kbd.failure;
   if (kbd.tries > 0 && (error.level === "client-authentication" || phase === "auth")) {
     const source = kbd.lastSource ? describeSource(kbd.lastSource, endpoint.otp) : "the one-time code";
-    const keyNote = kbd.keyAccepted ? "the key was accepted, then " : "";
     return new AuthError(
-      `authentication to ${where} failed: ${keyNote}the server refused ${source} (keyboard-interactive${kbd.tries > 1 ? `, ${kbd.tries} tries` : ""}). ` +
-        "Check the code (a time-based code is valid for about 30 s, and a code that was already used is refused), then try again with a new one.",
+      refusedCodeMessage(where, source, kbd.keyAccepted, kbd.tries),
       host,
       port,
       { cause: error },
@@ -228,7 +226,7 @@ async function handshake(endpoint: ResolvedEndpoint, sock: Duplex | undefined, c
     username: endpoint.user,
     prompt: (name, instructions, _lang, prompts, finish) => {
       const round = { name, instructions, prompts: prompts.map((p) => ({ prompt: p.prompt, echo: p.echo ?? false })) };
-      answerRound(round, context, endpoint.otp, where, (waiting) => (waiting ? timer?.pause() : timer?.resume())).then(
+      answerRound(round, { ...context, attempt: kbd.tries, keyAccepted: kbd.keyAccepted }, endpoint.otp, where, (waiting) => (waiting ? timer?.pause() : timer?.resume())).then(
         ({ answers, source }) => {
           if (round.prompts.length > 0) kbd.lastSource = source;
           finish(answers);

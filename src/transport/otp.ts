@@ -26,6 +26,10 @@ export interface KbdContext {
   jump: boolean;
   /** Set when this login replaces a connection that ended (a new code is needed). */
   reason?: string | undefined;
+  /** Which keyboard-interactive try of this login this is (1 first); set by the connection. */
+  attempt?: number | undefined;
+  /** The server accepted the key before asking (partial success). */
+  keyAccepted?: boolean | undefined;
 }
 
 /** Asks a person the server's questions (e.g. on the terminal); resolves the answers in order. */
@@ -158,6 +162,14 @@ export async function answerRound(
     );
   }
   throw new AuthError(howToGiveCode(route, context), where.host, where.port);
+}
+
+/** The message for a login whose code the server refused. */
+export function refusedCodeMessage(target: string, source: string, keyAccepted: boolean, tries: number): string {
+  return (
+    `authentication to ${target} failed: ${keyAccepted ? "the key was accepted, then " : ""}the server refused ${source} (keyboard-interactive${tries > 1 ? `, ${tries} tries` : ""}). ` +
+    "Check the code (a time-based code is valid for about 30 s, and a code that was already used is refused), then try again with a new one."
+  );
 }
 
 /** Words for where a refused code came from. */

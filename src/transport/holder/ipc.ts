@@ -3,7 +3,7 @@ import { z } from "zod";
 import { infoSchema } from "./protocol.js";
 
 const roundSchema = z.object({ name: z.string(), instructions: z.string(), prompts: z.array(z.object({ prompt: z.string(), echo: z.boolean() })) });
-const contextSchema = z.object({ target: z.string(), jump: z.boolean(), reason: z.string().optional() });
+const contextSchema = z.object({ target: z.string(), jump: z.boolean(), reason: z.string().optional(), attempt: z.number().int().optional(), keyAccepted: z.boolean().optional() });
 
 export const toHolderSchema = z.discriminatedUnion("type", [
   z.object({

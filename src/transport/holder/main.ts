@@ -5,6 +5,8 @@
  * socket, reports ready, and then lives on its own until disconnect, the idle
  * timeout, or a dropped SSH connection.
  */
+import { realpathSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { openConnection } from "../connection.js";
 import { AuthError, ConnectionError, HostKeyError, TransportError } from "../errors.js";
 import { resolveEndpoint, type SshConnectOptions } from "../options.js";
@@ -31,7 +33,7 @@ const relay: KbdPrompter = (round, context) =>
   new Promise((resolve, reject) => {
     const id = ++nextId;
     waiting.set(id, { resolve, reject });
-    send({ type: "prompt", id, round, context: context.reason === undefined ? { target: context.target, jump: context.jump } : { ...context, reason: context.reason } });
+    send({ type: "prompt", id, round, context: JSON.parse(JSON.stringify(context)) as typeof context });
   });
 
 function failure(error: unknown): FromHolder {
@@ -52,6 +54,8 @@ function holderOptions(options: Record<string, unknown>): SshConnectOptions {
 let ready = false;
 let server: HolderServer | null = null;
 
+/** Runs this process as a holder: called only when this file is the program (see the end). */
+function runHolderProcess(): void {
 process.on("disconnect", () => {
   if (!ready) {
     log("the parent went away before the login finished");
@@ -101,3 +105,8 @@ process.on("message", (raw: unknown) => {
     }
   })();
 });
+}
+
+// Imported by start.ts (so every build that has `hpcpipe connect` has this file) but only run as the holder program.
+const program = process.argv[1];
+if (program !== undefined && process.send !== undefined && realpathSync(program) === realpathSync(fileURLToPath(import.meta.url))) runHolderProcess();

@@ -11,9 +11,11 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { AuthError, ConnectionError, HostKeyError, TransportError } from "../errors.js";
 import { JUMP_OTP_ENV, OTP_ENV, resolveTargetChain, type SshConnectOptions } from "../options.js";
-import { answerRound, type OtpRoute } from "../otp.js";
+import { answerRound, describeSource, refusedCodeMessage, type AnswerSource, type OtpRoute } from "../otp.js";
 import { defaultPrompter } from "../terminal-prompt.js";
 import { holderControl, probeHolder } from "./client.js";
+// The holder program itself: imported so that every build holding this file holds it too (it runs only as the program).
+import "./main.js";
 import { fromHolderSchema, type FromHolder, type ToHolder } from "./ipc.js";
 import { Frame, type HolderInfo } from "./protocol.js";
 import { checkHolderDir, dirProblem, ensureHolderDir, holderDir, holderKey, socketPathFor } from "./socket-dir.js";
@@ -124,6 +126,8 @@ export async function startHolder(options: SshConnectOptions, settings: HolderSe
   return new Promise<HolderHandle>((resolve, reject) => {
     let settled = false;
     let ownError: Error | null = null;
+    // What answered each hop's last question: a machine code the server asks for again was refused.
+    const answeredBy = new Map<boolean, AnswerSource>();
     const finish = (action: () => void): void => {
       if (settled) return;
       settled = true;
@@ -140,8 +144,18 @@ export async function startHolder(options: SshConnectOptions, settings: HolderSe
         const hop = message.context.jump ? route.jump : route.target;
         const hopAt = message.context.target.lastIndexOf(":");
         const where = { host: message.context.target.slice(message.context.target.indexOf("@") + 1, hopAt), port: Number(message.context.target.slice(hopAt + 1)) };
+        const previous = answeredBy.get(message.context.jump);
+        if ((message.context.attempt ?? 1) > 1 && previous !== undefined && previous !== "person") {
+          const source = describeSource(previous, hop);
+          ownError = new AuthError(refusedCodeMessage(message.context.target, source, message.context.keyAccepted ?? false, 1), where.host, where.port);
+          toChild({ type: "cancel", id: message.id, message: ownError.message });
+          return;
+        }
         answerRound(message.round, { ...message.context, reason: message.context.reason }, { ...hop, hint: undefined }, where).then(
-          ({ answers }) => toChild({ type: "answer", id: message.id, answers }),
+          ({ answers, source }) => {
+            if (message.round.prompts.length > 0) answeredBy.set(message.context.jump, source);
+            toChild({ type: "answer", id: message.id, answers });
+          },
           (error: unknown) => {
             ownError = error instanceof Error ? error : new Error(String(error));
             toChild({ type: "cancel", id: message.id, message: ownError.message });
