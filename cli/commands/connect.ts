@@ -75,7 +75,7 @@ export function registerConnectCommands(program: Command): void {
         "Examples:",
         "  $ hpcpipe connect mycluster --persist 8h     # asks for the code once",
         "  $ hpcpipe submit pipeline.yaml --cluster mycluster && hpcpipe status <run> --watch   # no more codes",
-        "  $ HPCPIPE_SSH_OTP=$(oathtool --totp @~/.otp-secret) hpcpipe connect mycluster   # CI",
+        "  $ HPCPIPE_SSH_OTP=$(oathtool --totp @$HOME/.otp-secret) hpcpipe connect mycluster   # CI",
         "  $ hpcpipe connect mycluster --status",
         "  $ hpcpipe disconnect mycluster",
         "",

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SshTransport } from "../../src/transport/index.js";
-import type { SshTransport as Transport } from "../../src/transport/index.js";
+import type { SshConnectOptions, SshTransport as Transport } from "../../src/transport/index.js";
 import { buildCli } from "../support/build-cli.js";
 import { ensureOtpSshd, freshCode, wrongCode, type OtpFacts } from "../support/otp-sshd.js";
 import { e2eSkipped, workflowEnv } from "../fixtures/workflow/support.js";
@@ -82,6 +82,11 @@ describe.skipIf(e2eSkipped)("one login with a one-time code shared by many comma
     });
   }
 
+  /** Library options for the same login target, with no way to give a code: only the holder can serve them. */
+  function holderOptions(): SshConnectOptions {
+    return { host: facts.host, port: facts.port, user: facts.user, knownHostsFile: facts.knownHostsFile, identityFile: facts.identityFile, prompter: null, env: { HOME: "/root", HPCPIPE_SOCKET_DIR: socketDir } };
+  }
+
   function holderPid(): number {
     const status = execFileSync(process.execPath, [main, "connect", cluster, "--status"], { env: { ...process.env, HPCPIPE_SOCKET_DIR: socketDir }, encoding: "utf8" });
     const pid = Number(/holder pid (\d+)/.exec(status)?.[1]);
@@ -89,7 +94,7 @@ describe.skipIf(e2eSkipped)("one login with a one-time code shared by many comma
     return pid;
   }
 
-  const spec = (name: string): string => env.spec(name, [`name: ${name}`, "steps:", "  - step: hello", "    run: echo hello from the two-factor login", ""].join("\n"));
+  const spec = (name: string, step = "hello"): string => env.spec(name, [`name: ${name}`, "steps:", `  - step: ${step}`, "    run: echo hello from the two-factor login", ""].join("\n"));
 
   it("one code serves connect, submit, status, logs and collect; commands with no code of their own ride on the holder", async () => {
     const connected = await hpcpipe(["connect", cluster, "--persist", "10m", "--max-channels", "2"], await freshCode(facts));
@@ -117,7 +122,7 @@ describe.skipIf(e2eSkipped)("one login with a one-time code shared by many comma
   });
 
   it("commands sharing the holder stay within its channel cap (--max-channels 2)", async () => {
-    const transport = await SshTransport.connect({ host: facts.host, port: facts.port, user: facts.user, knownHostsFile: facts.knownHostsFile, identityFile: facts.identityFile, prompter: null, env: { HOME: "/root", HPCPIPE_SOCKET_DIR: socketDir } });
+    const transport = await SshTransport.connect(holderOptions());
     try {
       expect(transport.usesHolder).toBe(true);
       const dir = `/tmp/hpcpipe-cap-${process.pid}`;
@@ -166,9 +171,17 @@ describe.skipIf(e2eSkipped)("one login with a one-time code shared by many comma
 
   it("a killed holder leaves nothing that blocks the next connect; a command meanwhile says a new code is needed", async () => {
     const socket = holderSocket();
+    const riding = await SshTransport.connect({ ...holderOptions(), reconnect: { tries: 1, baseDelayMs: 10 } });
+    expect(riding.usesHolder).toBe(true);
+    expect((await riding.exec(["echo", "via holder"])).stdout).toBe("via holder\n");
     process.kill(holderPid(), "SIGKILL");
     await new Promise((r) => setTimeout(r, 300));
     expect(existsSync(socket)).toBe(true); // the stale socket is still there...
+
+    // The command that was using it must log in again, which needs a new code: it says so.
+    const lost = await riding.exec(["echo", "again"], { retrySafe: true }).catch((e: unknown) => e);
+    await riding.close();
+    expect(String(lost)).toMatch(/asks for a one-time code \(keyboard-interactive login\) because the connection holder \(hpcpipe connect\) ended/);
 
     const without = await hpcpipe(["runs"]);
     expect(without.code).toBe(0);
@@ -195,10 +208,11 @@ describe.skipIf(e2eSkipped)("one login with a one-time code shared by many comma
     expect(connect.stderr).not.toContain(code);
     expect((await hpcpipe(["connect", cluster, "--status"])).stdout).toContain("not connected");
 
-    const submit = await hpcpipe(["submit", spec("wrongcode"), "--cluster", cluster], wrongCode(facts));
+    const submit = await hpcpipe(["submit", spec("wrongcode", "never_submitted"), "--cluster", cluster], wrongCode(facts));
     expect(submit.code).toBe(69);
     expect(submit.stderr).toContain("refused the code from HPCPIPE_SSH_OTP");
-    const remote = await plain.exec(["bash", "-c", `ls -d ${env.workdir.replace("$HOME", "$HOME")}/wrongcode 2>/dev/null; squeue -h -u ${env.facts.user} -n wrongcode -o %i; sacct -X -n -P -S now-1hour -n wrongcode -o JobID 2>/dev/null; true`]);
-    expect(remote.stdout.trim()).toBe("");
+    // No run directory was uploaded, and no job of that step exists (job names end with the step's name).
+    const remote = await plain.exec(["bash", "-c", `ls -d ${env.workdir}/wrongcode 2>/dev/null; { squeue -h -u ${env.facts.user} -o %j; sacct -X -n -P -S now-1hours -o JobName; } | grep -c never_submitted; true`]);
+    expect(remote.stdout.trim()).toBe("0");
   });
 });

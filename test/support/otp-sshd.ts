@@ -3,7 +3,7 @@
 // is not newer than the last one it accepted, so codes are taken from successive steps: the
 // current one if still unused, else a later one inside the server's window (the script sets 20).
 import { execFile, execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -37,7 +37,6 @@ const STEP_S = 30;
 const MAX_AHEAD = 15;
 /** The server's window (window=20 in its PAM line). */
 const WINDOW = 20;
-let lastStepHere = 0;
 
 /** Codes for `count` successive steps from `first`, in order (one oathtool call). */
 function codesFrom(facts: OtpFacts, first: number, count: number): string[] {
@@ -69,13 +68,42 @@ function codeAt(facts: OtpFacts, step: number): string {
   return codesFrom(facts, step, 1)[0] ?? "";
 }
 
-/** A code pam_oath has not seen: for a step after every step used so far (by this process or the server's record). */
+/** Runs `action` holding a lock file beside the users file, so test files running at once never take the same step. */
+async function withStepLock<T>(facts: OtpFacts, action: () => Promise<T>): Promise<T> {
+  const lock = path.join(path.dirname(facts.usersFile), "test-code.lock");
+  for (let waited = 0; ; waited += 50) {
+    try {
+      closeSync(openSync(lock, "wx", 0o600));
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      // A holder of the lock that died leaves it behind: it never holds it for long.
+      const age = Date.now() - (statSync(lock, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
+      if (waited > 60_000 || age > 60_000) rmSync(lock, { force: true });
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  try {
+    return await action();
+  } finally {
+    rmSync(lock, { force: true });
+  }
+}
+
+/**
+ * A code pam_oath has not seen: for a step after every step used so far (by the server's record,
+ * and by every test process, which reserve steps in a file beside the users file).
+ */
 export async function freshCode(facts: OtpFacts): Promise<string> {
-  const now = Math.floor(Date.now() / 1000 / STEP_S);
-  const step = Math.max(now, lastAcceptedStep(facts) + 1, lastStepHere + 1);
-  while (step > Math.floor(Date.now() / 1000 / STEP_S) + MAX_AHEAD) await new Promise((r) => setTimeout(r, 1000));
-  lastStepHere = step;
-  return codeAt(facts, step);
+  const reservedFile = path.join(path.dirname(facts.usersFile), "test-code.reserved");
+  return withStepLock(facts, async () => {
+    const reserved = Number(existsSync(reservedFile) ? readFileSync(reservedFile, "utf8").trim() : 0) || 0;
+    const now = Math.floor(Date.now() / 1000 / STEP_S);
+    const step = Math.max(now, lastAcceptedStep(facts) + 1, reserved + 1);
+    while (step > Math.floor(Date.now() / 1000 / STEP_S) + MAX_AHEAD) await new Promise((r) => setTimeout(r, 1000));
+    writeFileSync(reservedFile, `${step}\n`, { mode: 0o600 });
+    return codeAt(facts, step);
+  });
 }
 
 /** A six-digit code that is not valid now (nor near now). */
