@@ -13,7 +13,7 @@
 set -euo pipefail
 
 SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=scripts/cluster/lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$SCRIPT_DIR/lib.sh"
 
 PORT=2223
@@ -26,7 +26,7 @@ while (($#)); do
     *) die "unknown option '$1' (see --help)" ;;
   esac
 done
-[[ "$PORT" =~ ^[0-9]+$ ]] && ((PORT >= 1024 && PORT <= 65535)) || die "--port must be a number from 1024 to 65535"
+if ! [[ "$PORT" =~ ^[0-9]+$ ]] || ((PORT < 1024 || PORT > 65535)); then die "--port must be a number from 1024 to 65535"; fi
 [[ "$(id -u)" == 0 ]] || die "must run as root (it installs packages and starts an sshd)"
 check_state_dir
 

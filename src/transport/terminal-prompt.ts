@@ -14,7 +14,6 @@ function printable(text: string): string {
 }
 
 function ask(question: string, echo: boolean): Promise<string | undefined> {
-  process.stderr.write(question);
   let muted = !echo;
   const output = new Writable({
     write(chunk: Buffer, _encoding, done) {
@@ -22,7 +21,9 @@ function ask(question: string, echo: boolean): Promise<string | undefined> {
       done();
     },
   });
+  // The terminal is in raw mode (no echo by the terminal itself) before the question appears.
   const rl = createInterface({ input: process.stdin, output, terminal: true });
+  process.stderr.write(question);
   return new Promise((resolve) => {
     rl.question("", (answer) => {
       muted = false;

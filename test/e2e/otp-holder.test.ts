@@ -200,6 +200,36 @@ describe.skipIf(e2eSkipped)("one login with a one-time code shared by many comma
     expect(existsSync(socket)).toBe(false);
   });
 
+  it("on a terminal, the server's question is shown naming the host, the code typed is not echoed, and the login is kept", async () => {
+    // A real pseudo-terminal (util-linux `script`): the CLI sees a TTY on stdin and stderr.
+    const childEnv: NodeJS.ProcessEnv = { ...process.env, HPCPIPE_HOME: env.home, HPCPIPE_SOCKET_DIR: socketDir };
+    delete childEnv.HPCPIPE_SSH_OTP;
+    const command = [process.execPath, main, "connect", cluster, "--persist", "2s"].map((w) => `'${w}'`).join(" ");
+    const child = spawn("script", ["-qfec", command, "/dev/null"], { env: childEnv, stdio: ["pipe", "pipe", "pipe"] });
+    let output = "";
+    const code = await freshCode(facts);
+    let typed = false;
+    child.stdout.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+      if (!typed && /One-time password[^\n]*: ?$/.test(output)) {
+        typed = true;
+        child.stdin.write(`${code}\r`);
+      }
+    });
+    const exit = await new Promise<number | null>((resolve) => child.once("close", resolve));
+    expect(output).toContain(`Login to ${facts.user}@${facts.host}:${facts.port}`);
+    expect(output).toContain(`[${facts.user}@${facts.host}:${facts.port}] One-time password`);
+    expect(output).not.toContain(code);
+    expect(output).toContain("connected to");
+    expect(exit).toBe(0);
+
+    // --persist 2s: with no command using it, the holder ends by itself and removes its socket.
+    const socket = holderSocket();
+    await new Promise((r) => setTimeout(r, 3_500));
+    expect(existsSync(socket)).toBe(false);
+    expect((await hpcpipe(["connect", cluster, "--status"])).stdout).toContain("not connected");
+  });
+
   it("a wrong code gives a clear error, and nothing is submitted", async () => {
     const code = wrongCode(facts);
     const connect = await hpcpipe(["connect", cluster], code);
