@@ -3,7 +3,9 @@ import { sshOptionsOf } from "../../src/app/connect.js";
 import { CliError, CliExit } from "../../src/cli-exit.js";
 import { loadClusterConfig } from "../../src/cluster/index.js";
 import type { ClusterConfig } from "../../src/cluster/index.js";
-import { DEFAULT_HOLDER_SETTINGS, holderLocation, holderStatus, startHolder, stopHolder } from "../../src/transport/index.js";
+import { AuthError, DEFAULT_HOLDER_SETTINGS, holderLocation, holderStatus, startHolder, stopHolder } from "../../src/transport/index.js";
+import type { HolderHandle, HolderSettings, SshConnectOptions } from "../../src/transport/index.js";
+import { promptPassphrase } from "../passphrase.js";
 import type { HolderInfo } from "../../src/transport/index.js";
 import { guarded } from "../errors.js";
 import { ACCEPT_HOST_KEY_FLAGS, ACCEPT_HOST_KEY_HELP } from "./status.js";
@@ -42,6 +44,20 @@ function human(seconds: number): string {
 
 function describe(info: HolderInfo): string {
   return `holder pid ${info.pid}, logged in since ${info.started_at}, ends after ${human(info.idle_timeout_s)} unused; ${info.commands} command(s) served, at most ${info.max_channels} channels at once`;
+}
+
+/** Like every other command: an encrypted identity file's passphrase is asked once on a terminal when the environment has none. */
+async function startWithPassphrase(options: SshConnectOptions, settings: HolderSettings, config: ClusterConfig): Promise<HolderHandle> {
+  try {
+    return await startHolder(options, settings);
+  } catch (error) {
+    const file = config.connection?.identity_file;
+    const needsPassphrase = error instanceof AuthError && /is encrypted and no passphrase was given/.test(error.message);
+    if (!needsPassphrase || file === undefined || !process.stdin.isTTY) throw error;
+    const passphrase = await promptPassphrase(file);
+    if (passphrase === undefined) throw error;
+    return startHolder({ ...options, passphrase }, settings);
+  }
 }
 
 export function registerConnectCommands(program: Command): void {
@@ -94,7 +110,7 @@ export function registerConnectCommands(program: Command): void {
           process.stdout.write(info ? `connected to ${where.chain.join(" -> ")}: ${describe(info)}\n` : `not connected to ${where.chain.join(" -> ")} (no holder at ${where.socketPath})\n`);
           return;
         }
-        const handle = await startHolder(options, { idleMs: idleS * 1000, maxChannels });
+        const handle = await startWithPassphrase(options, { idleMs: idleS * 1000, maxChannels }, config);
         const target = handle.info.target.join(" -> ");
         if (handle.already) {
           process.stdout.write(`already connected to ${target} (${describe(handle.info)}); no new login was needed\n`);

@@ -34,7 +34,7 @@ export async function ensureOtpSshd(): Promise<OtpFacts> {
 
 const STEP_S = 30;
 /** How far ahead of the clock a code may be (below the server's window of 20 steps). */
-const MAX_AHEAD = 15;
+const MAX_AHEAD = 19;
 /** The server's window (window=20 in its PAM line). */
 const WINDOW = 20;
 
