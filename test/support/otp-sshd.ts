@@ -8,10 +8,18 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { z } from "zod";
-import { clusterStateDir } from "./cluster.js";
 
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
-export const OTP_SSHD_SCRIPT = path.join(REPO, "scripts", "cluster", "otp-sshd.sh");
+/** The script, found from this file whether it runs from test/support or compiled under dist/ (bench). */
+function findScript(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++, dir = path.dirname(dir)) {
+    const candidate = path.join(dir, "scripts", "cluster", "otp-sshd.sh");
+    if (existsSync(candidate)) return candidate;
+  }
+  throw new Error("scripts/cluster/otp-sshd.sh not found above test/support");
+}
+export const OTP_SSHD_SCRIPT = findScript();
+const STATE_DIR = process.env.HPCPIPE_TESTCLUSTER_DIR ?? "/var/lib/hpcpipe-testcluster";
 
 export const OtpFactsSchema = z.object({
   host: z.string().min(1),
@@ -28,7 +36,7 @@ export type OtpFacts = z.infer<typeof OtpFactsSchema>;
 /** Starts (or checks) the key + TOTP sshd; installs libpam-oath and oathtool on a fresh machine. */
 export async function ensureOtpSshd(): Promise<OtpFacts> {
   await promisify(execFile)("bash", [OTP_SSHD_SCRIPT], { timeout: 300_000 });
-  const file = path.join(clusterStateDir(), "otp", "otp.json");
+  const file = path.join(STATE_DIR, "otp", "otp.json");
   return OtpFactsSchema.parse(JSON.parse(readFileSync(file, "utf8")));
 }
 
