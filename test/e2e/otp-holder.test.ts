@@ -3,7 +3,7 @@
 // holder's login. The CLI runs as real child processes (compiled by test/support/build-cli.ts) without
 // a terminal, so a command that could not use the holder would fail for want of a code.
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, lstatSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -228,6 +228,59 @@ describe.skipIf(e2eSkipped)("one login with a one-time code shared by many comma
     await new Promise((r) => setTimeout(r, 3_500));
     expect(existsSync(socket)).toBe(false);
     expect((await hpcpipe(["connect", cluster, "--status"])).stdout).toContain("not connected");
+  });
+
+  it("a jump host that asks for its own code gets it from HPCPIPE_SSH_OTP_JUMP, and the holder keeps the login through it", async () => {
+    // Target: the shared key-only sshd; jump host: the key + TOTP sshd. One known_hosts for both.
+    const knownHosts = path.join(env.dir, "both_known_hosts");
+    writeFileSync(knownHosts, readFileSync(env.facts.knownHostsFile, "utf8") + readFileSync(facts.knownHostsFile, "utf8"));
+    const jumpCluster = path.join(env.dir, "viajump.yaml");
+    writeFileSync(
+      jumpCluster,
+      [
+        "name: viajump",
+        "executor: slurm",
+        "connection:",
+        `  host: ${env.facts.host}`,
+        `  port: ${env.facts.port}`,
+        `  user: ${env.facts.user}`,
+        `  identity_file: ${env.facts.identityFile}`,
+        `  known_hosts: ${knownHosts}`,
+        "  jump:",
+        `    host: ${facts.host}`,
+        `    port: ${facts.port}`,
+        `    user: ${facts.user}`,
+        `    identity_file: ${facts.identityFile}`,
+        `workdir: ${env.workdir}`,
+        "",
+      ].join("\n"),
+    );
+    const withoutCode = await hpcpipe(["connect", jumpCluster]);
+    expect(withoutCode.code).toBe(69);
+    expect(withoutCode.stderr).toContain(`the jump host ${facts.user}@${facts.host}:${facts.port} asks for a one-time code`);
+    expect(withoutCode.stderr).toContain("HPCPIPE_SSH_OTP_JUMP=<code>");
+
+    const childEnv: NodeJS.ProcessEnv = { ...process.env, HPCPIPE_SOCKET_DIR: socketDir, HPCPIPE_SSH_OTP_JUMP: await freshCode(facts) };
+    delete childEnv.HPCPIPE_SSH_OTP;
+    const connected = execFileSync(process.execPath, [main, "connect", jumpCluster, "--persist", "1m"], { env: childEnv, encoding: "utf8" });
+    expect(connected).toContain(`connected to ${facts.user}@${facts.host}:${facts.port} -> ${env.facts.user}@${env.facts.host}:${env.facts.port}`);
+    const via = await SshTransport.connect({
+      host: env.facts.host,
+      port: env.facts.port,
+      user: env.facts.user,
+      identityFile: env.facts.identityFile,
+      knownHostsFile: knownHosts,
+      prompter: null,
+      env: { HOME: "/root", HPCPIPE_SOCKET_DIR: socketDir },
+      jump: { host: facts.host, port: facts.port, user: facts.user, identityFile: facts.identityFile, knownHostsFile: knownHosts },
+    });
+    try {
+      expect(via.usesHolder).toBe(true);
+      expect((await via.exec(["echo", "through the jump"])).stdout).toBe("through the jump\n");
+    } finally {
+      await via.close();
+    }
+    expect((await hpcpipe(["disconnect", jumpCluster])).stdout).toContain("disconnected from cluster viajump");
   });
 
   it("a wrong code gives a clear error, and nothing is submitted", async () => {
