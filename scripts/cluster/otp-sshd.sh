@@ -83,7 +83,7 @@ changed=0
 tmp="$(mktemp "$OTP_DIR/.pam.XXXXXX")"
 cat >"$tmp" <<EOF
 # hpcpipe test cluster: key + TOTP sshd (written by scripts/cluster/otp-sshd.sh)
-auth required pam_oath.so usersfile=$USERS_FILE window=20 digits=6
+auth required pam_oath.so usersfile=$USERS_FILE window=40 digits=6
 account required pam_unix.so
 session required pam_permit.so
 EOF
@@ -97,7 +97,7 @@ fi
 SECRET="$(cat -- "$SECRET_FILE")"
 [[ "$SECRET" =~ ^[0-9a-f]{40}$ ]] || die "$SECRET_FILE does not hold a 40-digit hex secret"
 # pam_oath rewrites this file with the last code used (so a code is refused twice); keep its state.
-if [[ ! -s "$USERS_FILE" ]] || ! grep -q "^HOTP/T30 $TEST_USER - $SECRET" "$USERS_FILE"; then
+if [[ ! -s "$USERS_FILE" ]] || ! grep -Eq "^HOTP/T30[[:space:]]+${TEST_USER}[[:space:]]+-[[:space:]]+$SECRET" "$USERS_FILE"; then
   printf 'HOTP/T30 %s - %s\n' "$TEST_USER" "$SECRET" >"$USERS_FILE"
 fi
 chmod 0600 "$USERS_FILE"

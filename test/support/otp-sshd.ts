@@ -1,7 +1,7 @@
 // The second test sshd that asks for a key AND a one-time code (scripts/cluster/otp-sshd.sh),
 // and fresh TOTP codes for it computed with oathtool. pam_oath refuses a code whose time step
 // is not newer than the last one it accepted, so codes are taken from successive steps: the
-// current one if still unused, else a later one inside the server's window (the script sets 20).
+// current one if still unused, else a later one inside the server's window (the script sets 40).
 import { execFile, execFileSync } from "node:child_process";
 import { closeSync, existsSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -41,10 +41,10 @@ export async function ensureOtpSshd(): Promise<OtpFacts> {
 }
 
 const STEP_S = 30;
-/** How far ahead of the clock a code may be (below the server's window of 20 steps). */
-const MAX_AHEAD = 19;
-/** The server's window (window=20 in its PAM line). */
-const WINDOW = 20;
+/** How far ahead of the clock a code may be (below the server's window of 40 steps). */
+const MAX_AHEAD = 38;
+/** The server's window (window=40 in its PAM line). */
+const WINDOW = 40;
 
 /** Codes for `count` successive steps from `first`, in order (one oathtool call). */
 function codesFrom(facts: OtpFacts, first: number, count: number): string[] {
@@ -117,7 +117,7 @@ export async function freshCode(facts: OtpFacts): Promise<string> {
 /** A six-digit code that is not valid now (nor near now). */
 export function wrongCode(facts: OtpFacts): string {
   const now = Math.floor(Date.now() / 1000 / STEP_S);
-  const near = new Set(codesFrom(facts, now - 25, 51));
+  const near = new Set(codesFrom(facts, now - WINDOW - 5, 2 * WINDOW + 11));
   for (let n = 0; ; n++) {
     const candidate = String((123_456 + n * 7_919) % 1_000_000).padStart(6, "0");
     if (!near.has(candidate)) return candidate;
