@@ -6,10 +6,11 @@
  */
 import type { Duplex, Readable } from "node:stream";
 // ssh2 is CommonJS: Node's ESM loader only gives it as a default export.
-import ssh2, { type AgentAuthMethod, type AuthenticationType, type AuthHandlerMiddleware, type Client, type ConnectConfig, type KeyboardInteractiveAuthMethod, type PublicKeyAuthMethod } from "ssh2";
+import ssh2, { type AuthHandlerMiddleware, type Client, type ConnectConfig, type KeyboardInteractiveAuthMethod } from "ssh2";
 import { AuthError, ConnectionError, type HostKeyError } from "./errors.js";
 import { prepareHostKeyCheck } from "./host-key-check.js";
-import { answerRound, canAnswer, describeSource, howToGiveCode, refusedCodeMessage, type AnswerSource, type KbdContext } from "./otp.js";
+import { makeAuthHandler, PausableTimer, type KbdState } from "./auth.js";
+import { answerRound, describeSource, refusedCodeMessage, type KbdContext } from "./otp.js";
 import type { ResolvedEndpoint } from "./options.js";
 
 /** What a command's channel offers: stdout as the stream, stderr, a signal, 'exit' (code, signal) and 'close' events. */
@@ -28,108 +29,15 @@ export interface OpenConnection {
   end(): void;
 }
 
-type Phase = "connect" | "handshake" | "auth";
-
-interface Ssh2Error extends Error {
-  level?: string;
-}
-
-type AuthAttempt = PublicKeyAuthMethod | AgentAuthMethod | KeyboardInteractiveAuthMethod;
-
 /** Why this login happens now (a reconnect needs a new code, and the prompt says so). */
 export interface OpenOptions {
   reason?: string;
 }
 
-/** Keyboard-interactive tries per login: a person may mistype; a machine code is not sent twice. */
-const PERSON_KBD_TRIES = 3;
+type Phase = "connect" | "handshake" | "auth";
 
-/** Pauses while a person is asked for a code: the connect timeout is for the network, not for reading a phone. */
-class PausableTimer {
-  #remaining: number;
-  #started = 0;
-  #timer: NodeJS.Timeout | undefined;
-  #paused = 0;
-
-  constructor(ms: number, private readonly onExpire: () => void) {
-    this.#remaining = ms;
-    this.#run();
-  }
-
-  pause(): void {
-    if (this.#paused++ > 0 || this.#timer === undefined) return;
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#remaining -= Date.now() - this.#started;
-  }
-
-  resume(): void {
-    if (--this.#paused > 0) return;
-    this.#paused = 0;
-    this.#run();
-  }
-
-  stop(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#paused = Number.POSITIVE_INFINITY;
-  }
-
-  #run(): void {
-    if (this.#paused === Number.POSITIVE_INFINITY) return;
-    this.#started = Date.now();
-    this.#timer = setTimeout(this.onExpire, Math.max(0, this.#remaining));
-  }
-}
-
-/** State of one login's keyboard-interactive part, for messages. */
-interface KbdState {
-  tries: number;
-  lastSource: AnswerSource | null;
-  /** Set when the login must fail with this error (no way to give a code, a cancelled prompt...). */
-  failure: AuthError | null;
-  keyAccepted: boolean;
-}
-
-function keyAttempts(endpoint: ResolvedEndpoint): (PublicKeyAuthMethod | AgentAuthMethod)[] {
-  const attempts: (PublicKeyAuthMethod | AgentAuthMethod)[] = endpoint.keys.map((key) => {
-    const attempt: PublicKeyAuthMethod = { type: "publickey", username: endpoint.user, key: key.data };
-    if (key.passphrase !== undefined) attempt.passphrase = key.passphrase;
-    return attempt;
-  });
-  if (endpoint.agent) attempts.push({ type: "agent", username: endpoint.user, agent: endpoint.agent });
-  return attempts;
-}
-
-/**
- * The next method to try, given what the server still accepts: keys and the agent first,
- * then keyboard-interactive. A function (not a list) because only then does ssh2 go on
- * after a partial success (`AuthenticationMethods publickey,keyboard-interactive`).
- */
-function makeAuthHandler(
-  endpoint: ResolvedEndpoint,
-  state: KbdState,
-  kbd: () => KeyboardInteractiveAuthMethod,
-  context: KbdContext,
-): (methodsLeft: AuthenticationType[] | null, partialSuccess: boolean | null) => AuthAttempt | false {
-  const pending = keyAttempts(endpoint);
-  return (methodsLeft, partialSuccess) => {
-    if (partialSuccess) state.keyAccepted = true;
-    const allows = (type: AuthenticationType): boolean => methodsLeft === null || methodsLeft.includes(type);
-    while (pending.length > 0) {
-      const attempt = pending.shift();
-      if (attempt && allows("publickey")) return attempt;
-    }
-    if (methodsLeft === null || !methodsLeft.includes("keyboard-interactive") || state.failure) return false;
-    const limit = state.lastSource === null || state.lastSource === "person" ? PERSON_KBD_TRIES : 1;
-    if (state.tries >= limit) return false;
-    if (!canAnswer(endpoint.otp)) {
-      state.failure = new AuthError(howToGiveCode(endpoint.otp, context), endpoint.host, endpoint.port);
-      return false;
-    }
-    state.tries++;
-    return kbd();
-  };
+interface Ssh2Error extends Error {
+  level?: string;
 }
 
 function describeMethods(endpoint: ResolvedEndpoint): string {
