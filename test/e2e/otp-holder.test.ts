@@ -9,6 +9,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SshTransport } from "../../src/transport/index.js";
 import type { SshConnectOptions, SshTransport as Transport } from "../../src/transport/index.js";
+import { FaultProxy } from "../faults/proxy.js";
 import { buildCli } from "../support/build-cli.js";
 import { ensureOtpSshd, freshCode, wrongCode, type OtpFacts } from "../support/otp-sshd.js";
 import { e2eSkipped, workflowEnv } from "../fixtures/workflow/support.js";
@@ -198,6 +199,35 @@ describe.skipIf(e2eSkipped)("one login with a one-time code shared by many comma
     const disconnected = await hpcpipe(["disconnect", cluster]);
     expect(disconnected.stdout).toContain("disconnected from cluster otp");
     expect(existsSync(socket)).toBe(false);
+  });
+
+  it("when the holder's own SSH connection drops, the holder ends and removes its socket; its users are told a new code is needed", async () => {
+    // The holder reaches the sshd through a TCP proxy that can cut the connection.
+    const proxy = await FaultProxy.start({ host: facts.host, port: facts.port });
+    try {
+      const knownHosts = path.join(env.dir, "proxy_known_hosts");
+      writeFileSync(knownHosts, readFileSync(facts.knownHostsFile, "utf8").replace(`[${facts.host}]:${facts.port} `, `[127.0.0.1]:${proxy.port} `));
+      const proxied = path.join(env.dir, "proxied.yaml");
+      writeFileSync(proxied, readFileSync(cluster, "utf8").replace("name: otp", "name: proxied").replace(`port: ${facts.port}`, `port: ${proxy.port}`).replace(facts.knownHostsFile, knownHosts));
+      const connected = await hpcpipe(["connect", proxied, "--persist", "5m"], await freshCode(facts));
+      expect(connected.code, connected.stderr).toBe(0);
+      const logFile = /log: (\S+)/.exec(connected.stdout)?.[1] ?? "";
+      const options: SshConnectOptions = { ...holderOptions(), port: proxy.port, knownHostsFile: knownHosts, reconnect: { tries: 1, baseDelayMs: 10 } };
+      const riding = await SshTransport.connect(options);
+      expect(riding.usesHolder).toBe(true);
+      expect((await riding.exec(["echo", "before the drop"])).stdout).toBe("before the drop\n");
+
+      expect(proxy.cut()).toBe(1);
+      for (let i = 0; i < 50 && (await hpcpipe(["connect", proxied, "--status"])).stdout.startsWith("connected"); i++) await new Promise((r) => setTimeout(r, 100));
+      expect((await hpcpipe(["connect", proxied, "--status"])).stdout).toContain("not connected");
+      expect(readFileSync(logFile, "utf8")).toContain("ended: the SSH connection dropped");
+
+      const lost = await riding.exec(["echo", "after"], { retrySafe: true }).catch((e: unknown) => e);
+      await riding.close();
+      expect(String(lost)).toMatch(/asks for a one-time code \(keyboard-interactive login\) because the connection holder \(hpcpipe connect\) ended/);
+    } finally {
+      await proxy.close();
+    }
   });
 
   it("on a terminal, the server's question is shown naming the host, the code typed is not echoed, and the login is kept", async () => {
