@@ -97,12 +97,13 @@ describe.skipIf(e2eSkipped)("one login with a one-time code shared by many comma
 
   const spec = (name: string, step = "hello"): string => env.spec(name, [`name: ${name}`, "steps:", `  - step: ${step}`, "    run: echo hello from the two-factor login", ""].join("\n"));
 
-  it("one code serves connect, submit, status, logs and collect; commands with no code of their own ride on the holder", async () => {
+  it("one code serves connect, submit, status, logs, collect and pull; commands with no code of their own ride on the holder", async () => {
     const connected = await hpcpipe(["connect", cluster, "--persist", "10m", "--max-channels", "2"], await freshCode(facts));
     expect(connected.code, connected.stderr).toBe(0);
     expect(connected.stdout).toContain(`connected to ${facts.user}@${facts.host}:${facts.port}`);
 
-    const submitted = await hpcpipe(["submit", spec("twofa"), "--cluster", cluster, "--wait"]);
+    const twofa = env.spec("twofa", ["name: twofa", "steps:", "  - step: hello", "    run: |", "      echo hello from the two-factor login", "      mkdir -p out && printf 'made behind a one-time code\\n' > out/greeting.txt", "    outputs: [out/greeting.txt]", ""].join("\n"));
+    const submitted = await hpcpipe(["submit", twofa, "--cluster", cluster, "--wait"]);
     expect(submitted.code, submitted.stderr).toBe(0);
     const runId = /\brun (\d{8}-\d{6}-[0-9a-f]+)/.exec(submitted.stdout + submitted.stderr)?.[1] ?? "";
     expect(runId).not.toBe("");
@@ -115,11 +116,15 @@ describe.skipIf(e2eSkipped)("one login with a one-time code shared by many comma
     const collected = await hpcpipe(["collect", runId]);
     expect(collected.code, collected.stderr).toBe(0);
     expect(collected.stdout).toContain("result: ok");
+    const to = path.join(env.dir, "pulled");
+    const pulled = await hpcpipe(["pull", runId, "--to", to]);
+    expect(pulled.code, pulled.stderr).toBe(0);
+    expect(readFileSync(path.join(to, "out/greeting.txt"), "utf8")).toBe("made behind a one-time code\n");
 
     const again = await hpcpipe(["connect", cluster]);
     expect(again.code, again.stderr).toBe(0);
     expect(again.stdout).toMatch(/already connected .*no new login was needed/);
-    expect(Number(/(\d+) command\(s\) served/.exec(again.stdout)?.[1])).toBeGreaterThanOrEqual(4);
+    expect(Number(/(\d+) command\(s\) served/.exec(again.stdout)?.[1])).toBeGreaterThanOrEqual(5);
   });
 
   it("commands sharing the holder stay within its channel cap (--max-channels 2)", async () => {
