@@ -56,17 +56,17 @@ let server: HolderServer | null = null;
 
 /** Runs this process as a holder: called only when this file is the program (see the end). */
 function runHolderProcess(): void {
-process.on("disconnect", () => {
-  if (!ready) {
-    log("the parent went away before the login finished");
-    process.exit(1);
-  }
-});
-for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
-  process.on(signal, () => {
-    if (server) server.stop(`ended by ${signal}`);
-    else process.exit(1);
+  process.on("disconnect", () => {
+    if (!ready) {
+      log("the parent went away before the login finished");
+      process.exit(1);
+    }
   });
+  for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
+    process.on(signal, () => {
+      if (server) server.stop(`ended by ${signal}`);
+      else process.exit(1);
+    });
 }
 
 process.on("message", (raw: unknown) => {
