@@ -108,5 +108,13 @@ process.on("message", (raw: unknown) => {
 }
 
 // Imported by start.ts (so every build that has `hpcpipe connect` has this file) but only run as the holder program.
-const program = process.argv[1];
-if (program !== undefined && process.send !== undefined && realpathSync(program) === realpathSync(fileURLToPath(import.meta.url))) runHolderProcess();
+function isTheProgram(): boolean {
+  const program = process.argv[1];
+  if (program === undefined || process.send === undefined) return false;
+  try {
+    return realpathSync(program) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+if (isTheProgram()) runHolderProcess();
