@@ -5,6 +5,7 @@ import { registerCancelCommand } from "./commands/cancel.js";
 import { registerCollectCommand } from "./commands/collect.js";
 import { registerPullCommand } from "./commands/pull.js";
 import { registerCacheCommand } from "./commands/cache.js";
+import { registerConnectCommands } from "./commands/connect.js";
 import { registerLogsCommand } from "./commands/logs.js";
 import { registerPlanCommand } from "./commands/plan.js";
 import { registerReportCommand } from "./commands/report.js";
@@ -40,5 +41,6 @@ export function buildProgram(): Command {
   registerRunsCommand(program);
   registerReportCommand(program);
   registerInspectCommand(program);
+  registerConnectCommands(program);
   return program;
 }

@@ -49,4 +49,6 @@ for ((i = ${#DAEMONS[@]} - 1; i >= 0; i--)); do
     proc_alive "$filepid" || rm -f -- "$pidfile"
   fi
 done
+# The two-factor test sshd (otp-sshd.sh), when it was started.
+if [[ -s "$STATE_DIR/otp/sshd.pid" ]]; then bash "$SCRIPT_DIR/otp-sshd.sh" --stop || log "could not stop the otp sshd"; fi
 log "stopped $stopped daemon(s); packages, config and keys are left in place"

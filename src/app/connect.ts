@@ -32,6 +32,9 @@ export function sshOptionsOf(config: ClusterConfig, options: ConnectOptions = {}
     passphraseEnv: PASSPHRASE_ENV,
     acceptNewHostKey: options.acceptNewHostKey ?? false,
   };
+  out.clusterName = config.name;
+  if (c.otp_command !== undefined) out.otpCommand = c.otp_command;
+  if (c.otp_env !== undefined) out.otpEnv = c.otp_env;
   if (c.user !== undefined) out.user = c.user;
   if (c.identity_file !== undefined) out.identityFile = c.identity_file;
   if (c.agent) out.agent = true;
@@ -45,6 +48,8 @@ export function sshOptionsOf(config: ClusterConfig, options: ConnectOptions = {}
       ...(c.jump.user !== undefined ? { user: c.jump.user } : {}),
       ...(c.jump.identity_file !== undefined ? { identityFile: c.jump.identity_file } : {}),
       ...(c.jump.agent ? { agent: true } : {}),
+      ...(c.jump.otp_command !== undefined ? { otpCommand: c.jump.otp_command } : {}),
+      ...(c.jump.otp_env !== undefined ? { otpEnv: c.jump.otp_env } : {}),
     };
   }
   return out;

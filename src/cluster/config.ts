@@ -38,6 +38,15 @@ const localPathSchema = z
   .refine((p) => !hasControlChar(p), { error: "must not contain a newline or control character" })
   .transform((p) => (p === "~" ? homedir() : p.startsWith("~/") ? `${homedir()}${p.slice(1)}` : p));
 
+/** A local command that prints a one-time code (run with /bin/sh -c on this machine, like ssh's ProxyCommand). */
+const otpCommandSchema = z
+  .string()
+  .min(1)
+  .max(4096)
+  .refine((s) => !hasControlChar(s), { error: "expected one line (no newline or control character)" });
+/** The name of an environment variable that holds a one-time code. */
+const envNameSchema = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, { error: "expected an environment variable name (letters, digits, '_')" });
+
 const jumpSchema = z
   .object({
     host: hostSchema,
@@ -45,6 +54,10 @@ const jumpSchema = z
     user: userSchema.optional(),
     identity_file: localPathSchema.optional(),
     agent: z.boolean().default(false),
+    /** A command printing the jump host's one-time code. */
+    otp_command: otpCommandSchema.optional(),
+    /** Environment variable with the jump host's code (default HPCPIPE_SSH_OTP_JUMP). */
+    otp_env: envNameSchema.optional(),
   })
   .strict();
 
@@ -65,6 +78,10 @@ export const connectionSchema = z
     login_shell: z.boolean().default(false),
     keepalive_s: z.number().int().min(0).max(3600).default(15),
     connect_timeout_s: z.number().int().min(1).max(600).default(20),
+    /** A command printing a one-time code, for clusters that ask for one at login (keyboard-interactive). */
+    otp_command: otpCommandSchema.optional(),
+    /** Environment variable holding a one-time code (default HPCPIPE_SSH_OTP); one code serves one login. */
+    otp_env: envNameSchema.optional(),
   })
   .strict();
 

@@ -4,8 +4,7 @@
  * remote process group, and a channel that ends without an exit status
  * because the connection died is reported as ChannelDropped.
  */
-import type { ClientChannel } from "ssh2";
-import type { OpenConnection } from "./connection.js";
+import type { ExecChannel, OpenConnection } from "./connection.js";
 import { RemoteCommandError, TransportError, type RemoteFailure } from "./errors.js";
 import { describeArgv } from "./quote.js";
 import type { ExecResult } from "./transport.js";
@@ -41,7 +40,7 @@ export function runChannel(connection: OpenConnection, spec: RunSpec): Promise<E
     const stderr: Buffer[] = [];
     let outputBytes = 0;
     let exit: { code: number | null; signal: string | null } | null = null;
-    let channel: ClientChannel | undefined;
+    let channel: ExecChannel | undefined;
     let settled = false;
     let timer: NodeJS.Timeout | undefined;
     const sink = spec.stdoutSink?.();
@@ -84,7 +83,7 @@ export function runChannel(connection: OpenConnection, spec: RunSpec): Promise<E
       }, spec.timeoutMs);
     }
 
-    const onChannel = (error: Error | undefined, ch: ClientChannel): void => {
+    const onChannel = (error: Error | undefined, ch: ExecChannel): void => {
       if (error) {
         settle(() => reject(connection.isClosed() ? new ChannelDropped(false, { cause: error }) : new TransportError(`could not open an SSH channel for ${describeArgv(spec.label)}: ${error.message}`, { cause: error })));
         return;
@@ -130,7 +129,7 @@ export function runChannel(connection: OpenConnection, spec: RunSpec): Promise<E
     };
 
     try {
-      connection.client.exec(spec.command, onChannel);
+      connection.exec(spec.command, onChannel);
     } catch (error) {
       settle(() => reject(connection.isClosed() ? new ChannelDropped(false, { cause: error }) : error));
     }
@@ -139,11 +138,11 @@ export function runChannel(connection: OpenConnection, spec: RunSpec): Promise<E
 
 /**
  * Asks sshd to kill the command's process group (OpenSSH >= 7.9 honours "signal" requests).
- * ssh2's ClientChannel.signal() sends nothing once stdin has ended (it checks `writable`),
+ * ssh2's ExecChannel.signal() sends nothing once stdin has ended (it checks `writable`),
  * although the server accepts signals until the channel closes; so send it through the
  * channel's protocol object when that is there, and fall back to the public method.
  */
-function sendSignal(channel: ClientChannel, name: string): void {
+export function sendSignal(channel: ExecChannel, name: string): void {
   const internals = channel as unknown as {
     outgoing?: { id?: number; state?: string };
     _client?: { _protocol?: { signal?: (id: number, signal: string) => void } };
@@ -158,7 +157,7 @@ function sendSignal(channel: ClientChannel, name: string): void {
   }
 }
 
-function feedStdin(channel: ClientChannel, stdin: RunSpec["stdin"], onError: (error: Error) => void): void {
+function feedStdin(channel: ExecChannel, stdin: RunSpec["stdin"], onError: (error: Error) => void): void {
   if (stdin === undefined) {
     channel.end();
   } else if (typeof stdin === "string" || Buffer.isBuffer(stdin)) {

@@ -4,16 +4,22 @@
  * verification, and turns ssh2's errors into ConnectionError / AuthError /
  * HostKeyError by the phase they happened in.
  */
-import type { Duplex } from "node:stream";
+import type { Duplex, Readable } from "node:stream";
 // ssh2 is CommonJS: Node's ESM loader only gives it as a default export.
-import ssh2, { type AgentAuthMethod, type Client, type ConnectConfig, type PublicKeyAuthMethod } from "ssh2";
+import ssh2, { type AuthHandlerMiddleware, type Client, type ConnectConfig, type KeyboardInteractiveAuthMethod } from "ssh2";
 import { AuthError, ConnectionError, type HostKeyError } from "./errors.js";
 import { prepareHostKeyCheck } from "./host-key-check.js";
+import { makeAuthHandler, PausableTimer, type KbdState } from "./auth.js";
+import { answerRound, describeSource, refusedCodeMessage, type KbdContext } from "./otp.js";
 import type { ResolvedEndpoint } from "./options.js";
 
-/** An open connection; `closed` resolves once it (or the jump under it) is gone. */
+/** What a command's channel offers: stdout as the stream, stderr, a signal, 'exit' (code, signal) and 'close' events. */
+export type ExecChannel = Duplex & { stderr: Readable; signal(name: string): unknown; close(): unknown };
+
+/** An open connection (or a connection holder standing in for one); `closed` resolves once it is gone. */
 export interface OpenConnection {
-  client: Client;
+  /** Opens an exec channel for a command. */
+  exec(command: string, callback: (error: Error | undefined, channel: ExecChannel) => void): void;
   closed: Promise<void>;
   /** The last error ssh2 reported after the connection was up (e.g. ECONNRESET), for messages. */
   lastError(): Error | undefined;
@@ -23,22 +29,15 @@ export interface OpenConnection {
   end(): void;
 }
 
+/** Why this login happens now (a reconnect needs a new code, and the prompt says so). */
+export interface OpenOptions {
+  reason?: string;
+}
+
 type Phase = "connect" | "handshake" | "auth";
 
 interface Ssh2Error extends Error {
   level?: string;
-}
-
-type AuthAttempt = PublicKeyAuthMethod | AgentAuthMethod;
-
-function authAttempts(endpoint: ResolvedEndpoint): AuthAttempt[] {
-  const attempts: AuthAttempt[] = endpoint.keys.map((key) => {
-    const attempt: AuthAttempt = { type: "publickey", username: endpoint.user, key: key.data };
-    if (key.passphrase !== undefined) attempt.passphrase = key.passphrase;
-    return attempt;
-  });
-  if (endpoint.agent) attempts.push({ type: "agent", username: endpoint.user, agent: endpoint.agent });
-  return attempts;
 }
 
 function describeMethods(endpoint: ResolvedEndpoint): string {
@@ -47,9 +46,19 @@ function describeMethods(endpoint: ResolvedEndpoint): string {
   return methods.join(", ");
 }
 
-function mapError(endpoint: ResolvedEndpoint, phase: Phase, error: Ssh2Error, agentErrors: string[]): ConnectionError {
+function mapError(endpoint: ResolvedEndpoint, phase: Phase, error: Ssh2Error, agentErrors: string[], kbd: KbdState): ConnectionError {
   const { host, port, user } = endpoint;
   const where = `${user}@${host}:${port}`;
+  if (kbd.failure) return kbd.failure;
+  if (kbd.tries > 0 && (error.level === "client-authentication" || phase === "auth")) {
+    const source = kbd.lastSource ? describeSource(kbd.lastSource, endpoint.otp) : "the one-time code";
+    return new AuthError(
+      refusedCodeMessage(where, source, kbd.keyAccepted, kbd.tries),
+      host,
+      port,
+      { cause: error },
+    );
+  }
   if (error.level === "client-authentication" || phase === "auth") {
     const agentNote = agentErrors.length ? ` (agent: ${agentErrors.join("; ")})` : "";
     return new AuthError(`authentication to ${where} failed: the server accepted none of: ${describeMethods(endpoint)}${agentNote}`, host, port, { cause: error });
@@ -62,17 +71,18 @@ function mapError(endpoint: ResolvedEndpoint, phase: Phase, error: Ssh2Error, ag
 }
 
 /** Opens the connection (jump first when there is one). */
-export async function openConnection(endpoint: ResolvedEndpoint): Promise<OpenConnection> {
-  const jump = endpoint.jump ? await openConnection(endpoint.jump) : undefined;
+export async function openConnection(endpoint: ResolvedEndpoint, options: OpenOptions = {}, isJump = false): Promise<SshConnection> {
+  const jump = endpoint.jump ? await openConnection(endpoint.jump, options, true) : undefined;
   try {
     const sock = jump ? await forward(jump, endpoint) : undefined;
-    const connection = await handshake(endpoint, sock);
+    const connection = await handshake(endpoint, sock, { target: `${endpoint.user}@${endpoint.host}:${endpoint.port}`, jump: isJump, reason: options.reason });
     if (!jump) return connection;
     // The target rides on the jump: when either goes, both go.
     void jump.closed.then(() => connection.client.end());
     void connection.closed.then(() => jump.end());
     return {
       client: connection.client,
+      exec: connection.exec,
       closed: Promise.race([connection.closed, jump.closed]),
       lastError: () => connection.lastError() ?? jump.lastError(),
       isClosed: () => connection.isClosed() || jump.isClosed(),
@@ -84,7 +94,12 @@ export async function openConnection(endpoint: ResolvedEndpoint): Promise<OpenCo
   }
 }
 
-function forward(jump: OpenConnection, target: ResolvedEndpoint): Promise<Duplex> {
+/** A direct ssh2 connection: an OpenConnection with its client (for forwarding). */
+export interface SshConnection extends OpenConnection {
+  client: Client;
+}
+
+function forward(jump: SshConnection, target: ResolvedEndpoint): Promise<Duplex> {
   return new Promise((resolve, reject) => {
     jump.client.forwardOut("127.0.0.1", 0, target.host, target.port, (error, stream) => {
       if (error) {
@@ -97,7 +112,7 @@ function forward(jump: OpenConnection, target: ResolvedEndpoint): Promise<Duplex
   });
 }
 
-async function handshake(endpoint: ResolvedEndpoint, sock: Duplex | undefined): Promise<OpenConnection> {
+async function handshake(endpoint: ResolvedEndpoint, sock: Duplex | undefined, context: KbdContext): Promise<SshConnection> {
   const hostKeyCheck = await prepareHostKeyCheck({
     host: endpoint.host,
     port: endpoint.port,
@@ -110,6 +125,27 @@ async function handshake(endpoint: ResolvedEndpoint, sock: Duplex | undefined): 
   let lastError: Error | undefined;
   let isClosed = false;
   const agentErrors: string[] = [];
+  const kbd: KbdState = { tries: 0, lastSource: null, failure: null, keyAccepted: false };
+  let timer: PausableTimer | null = null;
+  let failLogin: (error: ConnectionError) => void = () => undefined;
+  const where = { host: endpoint.host, port: endpoint.port };
+  const kbdMethod = (): KeyboardInteractiveAuthMethod => ({
+    type: "keyboard-interactive",
+    username: endpoint.user,
+    prompt: (name, instructions, _lang, prompts, finish) => {
+      const round = { name, instructions, prompts: prompts.map((p) => ({ prompt: p.prompt, echo: p.echo ?? false })) };
+      answerRound(round, { ...context, attempt: kbd.tries, keyAccepted: kbd.keyAccepted }, endpoint.otp, where, (waiting) => (waiting ? timer?.pause() : timer?.resume())).then(
+        ({ answers, source }) => {
+          if (round.prompts.length > 0) kbd.lastSource = source;
+          finish(answers);
+        },
+        (error: unknown) => {
+          kbd.failure = error instanceof AuthError ? error : new AuthError(`${context.target}: ${(error as Error).message}`, endpoint.host, endpoint.port, { cause: error });
+          failLogin(kbd.failure);
+        },
+      );
+    },
+  });
   let closedResolve: () => void = () => undefined;
   const closed = new Promise<void>((resolve) => {
     closedResolve = resolve;
@@ -119,7 +155,8 @@ async function handshake(endpoint: ResolvedEndpoint, sock: Duplex | undefined): 
     host: endpoint.host,
     port: endpoint.port,
     username: endpoint.user,
-    readyTimeout: endpoint.connectTimeoutMs,
+    // Our own timer (below) bounds connect + handshake + auth, paused while a person types a code.
+    readyTimeout: 0,
     keepaliveInterval: endpoint.keepaliveMs,
     keepaliveCountMax: 3,
     hostVerifier: (key: Buffer, verify: (valid: boolean) => void) => {
@@ -131,7 +168,8 @@ async function handshake(endpoint: ResolvedEndpoint, sock: Duplex | undefined): 
         () => verify(false),
       );
     },
-    authHandler: authAttempts(endpoint),
+    // ssh2 takes a returned method (or false: stop) and passes null before the first try; its types say otherwise.
+    authHandler: makeAuthHandler(endpoint, kbd, kbdMethod, context) as unknown as AuthHandlerMiddleware,
   };
   if (sock) config.sock = sock;
   const preferred = hostKeyCheck.preferredAlgorithms;
@@ -142,9 +180,16 @@ async function handshake(endpoint: ResolvedEndpoint, sock: Duplex | undefined): 
     const fail = (error: ConnectionError): void => {
       if (settled) return;
       settled = true;
+      timer?.stop();
       client.end();
+      client.destroy();
       reject(error);
     };
+    failLogin = fail;
+    timer = new PausableTimer(endpoint.connectTimeoutMs, () => {
+      const what = phase === "connect" ? "connecting to" : phase === "handshake" ? "during the SSH handshake with" : "while authenticating to";
+      fail(new ConnectionError(`timed out after ${endpoint.connectTimeoutMs} ms ${what} ${endpoint.host}:${endpoint.port}`, endpoint.host, endpoint.port, phase === "auth" ? "auth" : phase));
+    });
     client.on("connect", () => {
       phase = "handshake";
       // Many small request/response messages: Nagle + delayed ACK would add ~40 ms to each.
@@ -155,6 +200,7 @@ async function handshake(endpoint: ResolvedEndpoint, sock: Duplex | undefined): 
     });
     client.on("ready", () => {
       settled = true;
+      timer?.stop();
       resolve();
     });
     client.on("error", (error: Ssh2Error) => {
@@ -164,7 +210,7 @@ async function handshake(endpoint: ResolvedEndpoint, sock: Duplex | undefined): 
         return; // ssh2 goes on with the next method
       }
       if (hostKeyError) return fail(hostKeyError);
-      fail(mapError(endpoint, phase, error, agentErrors));
+      fail(mapError(endpoint, phase, error, agentErrors, kbd));
     });
     client.on("end", () => {
       isClosed = true;
@@ -173,6 +219,8 @@ async function handshake(endpoint: ResolvedEndpoint, sock: Duplex | undefined): 
       isClosed = true;
       closedResolve();
       if (hostKeyError) return fail(hostKeyError);
+      if (kbd.failure) return fail(kbd.failure);
+      if (kbd.tries > 0) return fail(mapError(endpoint, phase, new Error("the server closed the connection during keyboard-interactive authentication (its LoginGraceTime may have run out)"), agentErrors, kbd));
       fail(new ConnectionError(`connection to ${endpoint.host}:${endpoint.port} closed during the ${phase} phase`, endpoint.host, endpoint.port, phase));
     });
     try {
@@ -181,5 +229,12 @@ async function handshake(endpoint: ResolvedEndpoint, sock: Duplex | undefined): 
       fail(new ConnectionError(`cannot start an SSH connection to ${endpoint.host}:${endpoint.port}: ${(cause as Error).message}`, endpoint.host, endpoint.port, "connect", { cause }));
     }
   });
-  return { client, closed, lastError: () => lastError, isClosed: () => isClosed, end: () => client.end() };
+  return {
+    client,
+    exec: (command, callback) => client.exec(command, callback),
+    closed,
+    lastError: () => lastError,
+    isClosed: () => isClosed,
+    end: () => client.end(),
+  };
 }

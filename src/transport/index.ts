@@ -16,3 +16,8 @@ export {
 export { argvToCommand, remotePath, RemotePath, sh, shQuote, ShellQuoteError, type ShellWord } from "./quote.js";
 export { fingerprintSha256 } from "./known-hosts.js";
 export { tarStream, type TarStreamEntry } from "./tar.js";
+export { OTP_ENV, JUMP_OTP_ENV } from "./options.js";
+export type { KbdContext, KbdPrompt, KbdPrompter, KbdRound } from "./otp.js";
+export { DEFAULT_HOLDER_SETTINGS, holderLocation, holderStatus, startHolder, stopHolder, type HolderHandle, type HolderSettings } from "./holder/start.js";
+export type { HolderInfo } from "./holder/protocol.js";
+export { HolderDirError, SOCKET_DIR_ENV } from "./holder/socket-dir.js";

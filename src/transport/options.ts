@@ -9,6 +9,8 @@ import { homedir, userInfo } from "node:os";
 import path from "node:path";
 import ssh2 from "ssh2";
 import { AuthError } from "./errors.js";
+import type { KbdPrompter, OtpRoute } from "./otp.js";
+import { defaultPrompter } from "./terminal-prompt.js";
 import { loadSshConfig, resolveSshConfigHost, type JumpSpec, type SshHostConfig } from "./ssh-config.js";
 
 export interface SshConnectOptions {
@@ -48,6 +50,16 @@ export interface SshConnectOptions {
   reconnect?: { tries?: number; baseDelayMs?: number; maxDelayMs?: number };
   /** Environment for HOME (~ and default files), SSH_AUTH_SOCK and passphraseEnv (default process.env). */
   env?: NodeJS.ProcessEnv;
+  /** A local command (run with /bin/sh -c) that prints a one-time code for keyboard-interactive logins. */
+  otpCommand?: string;
+  /** An environment variable holding a one-time code (one code serves one login). Default HPCPIPE_SSH_OTP (HPCPIPE_SSH_OTP_JUMP for a jump host). */
+  otpEnv?: string;
+  /** Asks a person the server's keyboard-interactive questions; default: the terminal when there is one; null: never ask. */
+  prompter?: KbdPrompter | null;
+  /** Use a connection holder (`hpcpipe connect`) for this login when one runs (default true). */
+  useHolder?: boolean;
+  /** The cluster's name, for messages ("run `hpcpipe connect NAME`"). */
+  clusterName?: string;
 }
 
 /** A private key ready for ssh2, with where it came from for messages. */
@@ -68,11 +80,16 @@ export interface ResolvedEndpoint {
   keepaliveMs: number;
   connectTimeoutMs: number;
   jump: ResolvedEndpoint | undefined;
+  /** How one-time codes are given to this endpoint (keyboard-interactive). */
+  otp: OtpRoute;
   /** ssh config lines that were not applied. */
   warnings: string[];
 }
 
 const DEFAULT_IDENTITIES = ["id_ed25519", "id_ecdsa", "id_rsa"];
+/** Where a CI job puts a one-time code for the target, and for a jump host. */
+export const OTP_ENV = "HPCPIPE_SSH_OTP";
+export const JUMP_OTP_ENV = "HPCPIPE_SSH_OTP_JUMP";
 
 function expandHome(file: string, home: string): string {
   return file === "~" ? home : file.startsWith("~/") ? path.join(home, file.slice(2)) : file;
@@ -113,7 +130,8 @@ function jumpOptions(hops: JumpSpec[], base: SshConnectOptions): SshConnectOptio
   let jump: SshConnectOptions | undefined;
   for (const hop of hops) {
     // Each hop may itself be an alias (ssh resolves it too); the previous hop is its jump.
-    const next: SshConnectOptions = { sshConfigHost: hop.host, jump, env: base.env, sshConfigFile: base.sshConfigFile, knownHostsFile: base.knownHostsFile, acceptNewHostKey: base.acceptNewHostKey };
+    const next: SshConnectOptions = { sshConfigHost: hop.host, jump, env: base.env, sshConfigFile: base.sshConfigFile, knownHostsFile: base.knownHostsFile, acceptNewHostKey: base.acceptNewHostKey, otpEnv: JUMP_OTP_ENV };
+    if (base.prompter !== undefined) next.prompter = base.prompter;
     if (hop.user !== undefined) next.user = hop.user;
     if (hop.port !== undefined) next.port = hop.port;
     jump = next;
@@ -173,7 +191,16 @@ export async function resolveEndpoint(options: SshConnectOptions, depth = 0): Pr
   }
 
   const jumpSource = options.jump ?? (alias ? jumpOptions(alias.proxyJump, options) : undefined);
-  const jump = jumpSource ? await resolveEndpoint({ env: options.env, ...jumpSource }, depth + 1) : undefined;
+  const jump = jumpSource
+    ? await resolveEndpoint({ env: options.env, otpEnv: JUMP_OTP_ENV, ...(options.prompter !== undefined ? { prompter: options.prompter } : {}), ...jumpSource }, depth + 1)
+    : undefined;
+  const otp: OtpRoute = {
+    command: options.otpCommand,
+    envName: options.otpEnv ?? OTP_ENV,
+    env,
+    prompter: options.prompter === undefined ? defaultPrompter() : options.prompter,
+    hint: options.clusterName !== undefined ? `run \`hpcpipe connect ${options.clusterName}\` on a terminal once: later commands share that login` : undefined,
+  };
   const keepaliveS = options.keepaliveS ?? alias?.serverAliveIntervalS ?? 15;
   return {
     host,
@@ -186,6 +213,29 @@ export async function resolveEndpoint(options: SshConnectOptions, depth = 0): Pr
     keepaliveMs: Math.max(0, keepaliveS) * 1000,
     connectTimeoutMs: options.connectTimeoutMs ?? (alias?.connectTimeoutS ? alias.connectTimeoutS * 1000 : 20_000),
     jump,
+    otp,
     warnings: [...warnings, ...(jump?.warnings ?? [])],
   };
+}
+
+/**
+ * The login target's hops, first jump host first, as `user@host:port`: what a
+ * connection holder is keyed by. Reads ~/.ssh/config for aliases but no key.
+ */
+export async function resolveTargetChain(options: SshConnectOptions, depth = 0): Promise<string[]> {
+  if (depth > 8) throw new Error("ProxyJump chain longer than 8 hops (a loop in ~/.ssh/config?)");
+  const env = options.env ?? process.env;
+  const home = env.HOME ?? homedir();
+  let alias: SshHostConfig | undefined;
+  if (options.sshConfigHost !== undefined) {
+    const config = await loadSshConfig(expandHome(options.sshConfigFile ?? "~/.ssh/config", home));
+    alias = resolveSshConfigHost(config, options.sshConfigHost, { home, localUser: userInfo().username });
+  }
+  const host = options.host ?? alias?.hostName;
+  if (!host) throw new Error("no host given (set host, or sshConfigHost naming a ~/.ssh/config alias)");
+  const port = options.port ?? alias?.port ?? 22;
+  const user = options.user ?? alias?.user ?? userInfo().username;
+  const jumpSource = options.jump ?? (alias ? jumpOptions(alias.proxyJump, options) : undefined);
+  const before = jumpSource ? await resolveTargetChain({ env: options.env, ...jumpSource }, depth + 1) : [];
+  return [...before, `${user}@${host}:${port}`];
 }

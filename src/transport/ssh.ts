@@ -12,7 +12,9 @@ import { ChannelDropped, runChannel, type RunSpec } from "./channel.js";
 import { openConnection, type OpenConnection } from "./connection.js";
 import { AuthError, ConnectionError, ConnectionLostError, HostKeyError, RemoteCommandError, TransportError } from "./errors.js";
 import { ChannelLimiter } from "./limiter.js";
-import { resolveEndpoint, type ResolvedEndpoint, type SshConnectOptions } from "./options.js";
+import { HolderConnection, probeHolder } from "./holder/client.js";
+import { dirProblem, holderDir, socketPathFor } from "./holder/socket-dir.js";
+import { resolveEndpoint, resolveTargetChain, type ResolvedEndpoint, type SshConnectOptions } from "./options.js";
 import { argvToCommand, describeArgv, RemoteGlob, RemotePath, sh, type ShellWord } from "./quote.js";
 import { TarReader } from "./tar-reader.js";
 import { writeTar } from "./tar.js";
@@ -42,8 +44,44 @@ function labelOf(argv: readonly ShellWord[]): string[] {
   return argv.map((word) => (typeof word === "string" ? word : word.toString()));
 }
 
+/** `user@host:port` → host and port, for errors. */
+function whereOf(hop: string): { host: string; port: number } {
+  const at = hop.lastIndexOf(":");
+  return { host: hop.slice(hop.indexOf("@") + 1, at), port: Number(hop.slice(at + 1)) };
+}
+
+/**
+ * Finds a running connection holder (`hpcpipe connect`) for this login target, or null.
+ * A holder directory that is not safe is never used (the reason goes to `warnings`).
+ */
+async function findHolder(options: SshConnectOptions, chain: string[], warnings: string[]): Promise<HolderConnection | null> {
+  if (options.useHolder === false) return null;
+  const dir = holderDir(options.env ?? process.env);
+  const problem = await dirProblem(dir);
+  if (problem === "missing") return null;
+  if (problem) {
+    warnings.push(`connection holder not used: its directory ${dir} is unsafe (${problem})`);
+    return null;
+  }
+  let socketPath: string;
+  try {
+    socketPath = socketPathFor(dir, chain);
+  } catch (error) {
+    warnings.push(`connection holder not used: ${(error as Error).message}`);
+    return null;
+  }
+  const probe = await probeHolder(socketPath, chain);
+  if (probe.kind === "running") return new HolderConnection(socketPath, chain, probe.info);
+  if (probe.kind === "refused") warnings.push(`connection holder not used: ${probe.reason}`);
+  return null;
+}
+
 export class SshTransport implements Transport {
-  readonly #endpoint: ResolvedEndpoint;
+  readonly #options: SshConnectOptions;
+  readonly #chain: string[];
+  readonly #where: { host: string; port: number };
+  #endpoint: ResolvedEndpoint | null = null;
+  readonly #holderWarnings: string[] = [];
   readonly #limiter: ChannelLimiter;
   readonly #backoff: BackoffPolicy;
   readonly #loginShell: boolean;
@@ -53,19 +91,34 @@ export class SshTransport implements Transport {
   #roundTrips = 0;
   #reconnects = 0;
 
-  private constructor(endpoint: ResolvedEndpoint, options: SshConnectOptions) {
-    this.#endpoint = endpoint;
+  private constructor(options: SshConnectOptions, chain: string[]) {
+    this.#options = options;
+    this.#chain = chain;
+    this.#where = whereOf(chain[chain.length - 1] ?? "");
     this.#limiter = new ChannelLimiter(options.maxChannels ?? 8);
     this.#backoff = { ...DEFAULT_BACKOFF, ...options.reconnect };
     this.#loginShell = options.loginShell ?? false;
   }
 
-  /** Resolves the options (ssh config alias, keys, agent), verifies the host key and authenticates. */
+  /**
+   * Uses the connection holder for this login target when one runs (`hpcpipe connect`);
+   * else resolves the options (ssh config alias, keys, agent), verifies the host key and
+   * authenticates (keys, then keyboard-interactive when the server asks for a code).
+   */
   static async connect(options: SshConnectOptions): Promise<SshTransport> {
-    const endpoint = await resolveEndpoint(options);
-    const transport = new SshTransport(endpoint, options);
-    transport.#connection = await openConnection(endpoint);
+    const transport = new SshTransport(options, await resolveTargetChain(options));
+    transport.#connection = (await findHolder(options, transport.#chain, transport.#holderWarnings)) ?? (await openConnection(await transport.#resolved()));
     return transport;
+  }
+
+  async #resolved(): Promise<ResolvedEndpoint> {
+    this.#endpoint ??= await resolveEndpoint(this.#options);
+    return this.#endpoint;
+  }
+
+  /** True while commands run through a connection holder rather than this process's own SSH connection. */
+  get usesHolder(): boolean {
+    return this.#connection instanceof HolderConnection;
   }
 
   get roundTrips(): number {
@@ -84,12 +137,12 @@ export class SshTransport implements Transport {
 
   /** `user@host:port` of the target. */
   get target(): string {
-    return `${this.#endpoint.user}@${this.#endpoint.host}:${this.#endpoint.port}`;
+    return this.#chain[this.#chain.length - 1] ?? "";
   }
 
-  /** ~/.ssh/config lines that were not applied (Match, Include). */
+  /** ~/.ssh/config lines that were not applied (Match, Include), and why a connection holder was not used. */
   get configWarnings(): readonly string[] {
-    return this.#endpoint.warnings;
+    return [...(this.#endpoint?.warnings ?? []), ...this.#holderWarnings];
   }
 
   exec(argv: readonly ShellWord[], opts: ExecOptions = {}): Promise<ExecResult> {
@@ -181,7 +234,7 @@ export class SshTransport implements Transport {
         if (this.#closed) throw new TransportError(`the transport was closed while running: ${describeArgv(spec.label)}`, { cause: error });
         const why = notRetriedBecause(error, spec, attempt);
         if (why === null) continue;
-        const { host, port } = this.#endpoint;
+        const { host, port } = this.#where;
         const reason = error.cause instanceof Error ? ` (${error.cause.message})` : "";
         throw new ConnectionLostError(
           `the SSH connection to ${this.target} dropped${reason} while running: ${describeArgv(spec.label)}\n` +
@@ -201,19 +254,21 @@ export class SshTransport implements Transport {
     const current = this.#connection;
     if (current && !current.isClosed()) return current;
     this.#connection = null;
-    this.#connecting ??= this.#reopen().finally(() => {
+    const reason = current instanceof HolderConnection ? "the connection holder (hpcpipe connect) ended" : "the connection dropped";
+    this.#connecting ??= this.#reopen(reason).finally(() => {
       this.#connecting = null;
     });
     return this.#connecting;
   }
 
-  async #reopen(): Promise<OpenConnection> {
+  async #reopen(reason: string): Promise<OpenConnection> {
     let last: unknown;
     for (let attempt = 0; attempt < this.#backoff.tries; attempt++) {
       await sleep(backoffDelay(this.#backoff, attempt));
       if (this.#closed) throw new TransportError("the transport is closed");
       try {
-        const connection = await openConnection(this.#endpoint);
+        // A holder started (or still there) serves the reconnect; else log in again (a new code when one is asked).
+        const connection = (await findHolder(this.#options, this.#chain, this.#holderWarnings)) ?? (await openConnection(await this.#resolved(), { reason }));
         if (this.#closed) {
           connection.end();
           throw new TransportError("the transport is closed");
@@ -227,7 +282,7 @@ export class SshTransport implements Transport {
         last = error;
       }
     }
-    const { host, port } = this.#endpoint;
+    const { host, port } = this.#where;
     throw new ConnectionError(
       `the SSH connection to ${this.target} was lost and could not be reopened after ${this.#backoff.tries} tries: ${(last as Error | undefined)?.message ?? "unknown error"}`,
       host,
