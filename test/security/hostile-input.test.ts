@@ -564,7 +564,8 @@ describe("cluster config fields", () => {
         expect(outcome.state.success, `${f.field} ${h.id}`).toBe(true);
       }
     }
-  });
+    // About 60 dry runs and local runs: 15-20 s alone, far more on a loaded 2-core machine.
+  }, 180_000);
 });
 
 /** What bash passes to hp_modules from a job script's hp_modules line (the line run with hp_modules printing its arguments). */
