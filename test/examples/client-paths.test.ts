@@ -45,7 +45,7 @@ describe("no example hands the cluster a path of the client", () => {
 
   it.each(specs.map((s) => [s.slice(examples.length + 1), s]))("%s", (_name, spec) => {
     // As `submit --cluster` compiles it for a cluster that shares nothing with this machine.
-    const prepared = preparePlan({ spec, runId: "paths", cluster: join(root, "cluster-configs/example-university.yaml") });
+    const prepared = preparePlan({ spec, runId: "paths", cluster: join(root, "cluster-configs/localcluster.yaml") });
     const shipped: [string, string][] = [
       ...prepared.plan.jobs.map((job): [string, string] => [`script of ${job.id}`, job.script]),
       ...Object.entries(prepared.plan.files).map(([path, text]): [string, string] => [path, text]),
