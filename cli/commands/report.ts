@@ -1,5 +1,4 @@
 import type { Command } from "commander";
-import { buildReport, writeReport } from "../../src/app/report.js";
 import { CliError, CliExit } from "../../src/cli-exit.js";
 import { guarded } from "../errors.js";
 import { ACCEPT_HOST_KEY_FLAGS, ACCEPT_HOST_KEY_HELP } from "./status.js";
@@ -37,6 +36,8 @@ export function registerReportCommand(program: Command): void {
     )
     .action(async (run: string, flags: ReportFlags) => {
       if (flags.out !== undefined && flags.out.trim() === "") throw new CliError("--out needs a file name", CliExit.USAGE);
+      // Loaded only for `report`: other commands start without the report's model and HTML.
+      const { buildReport, writeReport } = await import("../../src/app/report.js");
       const report = await guarded(() =>
         buildReport({
           run,

@@ -3,9 +3,10 @@ import type { Command } from "commander";
 import { CliError, CliExit } from "../../src/cli-exit.js";
 import { createLogger, logFormatFor } from "../../src/core/logger.js";
 import type { LogFormat } from "../../src/core/logger.js";
-import { PIPELINE_NAME, resolveStepNames, runMiniInspector, STEP_NAMES, UnknownStepError } from "./inspector.js";
-import type { MiniInspectorResult, StepName } from "./inspector.js";
-import { formatSummary } from "./summary.js";
+// The inspector (and its glTF library) is loaded only when `inspect` runs: other commands start without it.
+import type { MiniInspectorResult } from "./inspector.js";
+import { PIPELINE_NAME, resolveStepNames, STEP_NAMES, UnknownStepError } from "./step-names.js";
+import type { StepName } from "./step-names.js";
 
 /** Where the command writes; the process streams by default (tests pass their own). */
 export interface InspectOutput {
@@ -85,6 +86,8 @@ export function configureInspectCommand(cmd: Command, output: InspectOutput = pr
           throw err;
         }
       }
+      const { runMiniInspector } = await import("./inspector.js");
+      const { formatSummary } = await import("./summary.js");
       const result = await runMiniInspector({
         model,
         out: flags.out,

@@ -11,28 +11,11 @@ import { ImportModelStep } from "./steps/import-model.js";
 import { PrepareSceneStep } from "./steps/prepare-scene.js";
 import { WriteJsonStep } from "./steps/write-json.js";
 
-export const PIPELINE_NAME = "mini_inspector_e2e";
+import { PIPELINE_NAME, resolveStepNames, STAGES } from "./step-names.js";
+import type { StepName } from "./step-names.js";
 
-/** The seven steps, in the order they run. */
-export const STEP_NAMES = [
-  "prepare_scene",
-  "import_model",
-  "collect_meshes",
-  "compute_counts",
-  "assemble_report",
-  "write_json",
-  "cleanup_scene",
-] as const;
-
-export type StepName = (typeof STEP_NAMES)[number];
-
-/** The four stages (sub-pipelines) and the steps each holds. */
-export const STAGES: readonly { name: string; steps: readonly StepName[] }[] = [
-  { name: "scene_prep", steps: ["prepare_scene", "import_model"] },
-  { name: "analysis", steps: ["collect_meshes", "compute_counts"] },
-  { name: "reporting", steps: ["assemble_report", "write_json"] },
-  { name: "cleanup", steps: ["cleanup_scene"] },
-];
+export { PIPELINE_NAME, resolveStepNames, STAGES, STEP_NAMES, UnknownStepError } from "./step-names.js";
+export type { StepName } from "./step-names.js";
 
 const FACTORIES: Record<StepName, () => PipelineStep> = {
   prepare_scene: () => new PrepareSceneStep(),
@@ -43,29 +26,6 @@ const FACTORIES: Record<StepName, () => PipelineStep> = {
   write_json: () => new WriteJsonStep(),
   cleanup_scene: () => new CleanupSceneStep(),
 };
-
-/** A `steps` list named a step that does not exist (or named none). */
-export class UnknownStepError extends Error {
-  override name = "UnknownStepError";
-  readonly valid: readonly string[] = STEP_NAMES;
-}
-
-/**
- * Checks a list of step names and returns them deduplicated in canonical
- * order; undefined means all seven. Throws UnknownStepError, listing the
- * valid names, for an unknown name or an empty list.
- */
-export function resolveStepNames(names?: readonly string[]): StepName[] {
-  if (names === undefined) return [...STEP_NAMES];
-  const valid = `valid steps: ${STEP_NAMES.join(", ")}`;
-  const wanted = new Set(names.map((n) => n.trim()).filter((n) => n !== ""));
-  if (wanted.size === 0) throw new UnknownStepError(`no step names given (${valid})`);
-  const unknown = [...wanted].filter((n) => !(STEP_NAMES as readonly string[]).includes(n));
-  if (unknown.length > 0) {
-    throw new UnknownStepError(`unknown step${unknown.length > 1 ? "s" : ""} ${unknown.map((n) => `'${n}'`).join(", ")} (${valid})`);
-  }
-  return STEP_NAMES.filter((n) => wanted.has(n));
-}
 
 /**
  * The inspector as a pipeline of pipelines:

@@ -5,7 +5,6 @@
  * the spec's `bundle:` paths are copied.
  */
 import type { CompletedState } from "../core/completed-state.js";
-import { interpretAnswers, readLocalFiles, reportRequests } from "../report/files.js";
 
 export interface FailureTailOptions {
   /** Failed steps shown (the first ones, in step order). */
@@ -48,6 +47,8 @@ export async function failedStepTails(runDir: string, state: CompletedState, opt
   if (failed.length === 0) return { tails: [], more: 0 };
   const shown = failed.slice(0, options.steps ?? 3);
   const keys = shown.map(([key]) => key);
+  // The report's file reader, loaded only when a step failed: a run that succeeds never loads the report code.
+  const { interpretAnswers, readLocalFiles, reportRequests } = await import("../report/files.js");
   const { logs } = interpretAnswers(keys, [], await readLocalFiles(runDir, reportRequests(keys, [])));
   const tails = shown.map(([key, s]): FailedStepTail => {
     const err = logs.get(key)?.find((t) => t.stream === "stderr");
