@@ -18,7 +18,7 @@ import { AccountingDisabledError, failureOf, parseTaggedSacct, parseTaggedSqueue
 
 export { parseTaggedSacct, parseTaggedSqueue, RECONCILE_SQUEUE_FORMAT } from "../slurm/index.js";
 import type { Transport } from "../transport/index.js";
-import type { RunContext } from "./connect.js";
+import type { RunContext } from "./run-context.js";
 
 /** What the cluster says about the jobs of one run. */
 export interface FoundJobs {
