@@ -15,6 +15,7 @@ import { formatResultSummary } from "../../src/app/summary.js";
 import { CliError, CliExit } from "../../src/cli-exit.js";
 import { exitCodeFrom } from "../../src/core/exit-code.js";
 import { formatPlanJson } from "../../src/compiler/format.js";
+import { bundleFileMode, executableBundleFiles } from "../../src/plan/bundle-files.js";
 import type { CompiledPlan } from "../../src/plan/plan.js";
 import { RunStateError } from "../../src/runs/index.js";
 import type { RunRecord } from "../../src/runs/index.js";
@@ -98,10 +99,11 @@ export function dryRunJson(plan: CompiledPlan): string {
 
 /** Writes every file of the bundle under DIR, as it would be uploaded. */
 export async function writeBundle(plan: CompiledPlan, dir: string): Promise<void> {
+  const executable = executableBundleFiles(plan);
   for (const [rel, text] of Object.entries(plan.files)) {
     const path = join(dir, rel);
     await mkdir(dirname(path), { recursive: true });
-    await writeFile(path, text, { mode: rel.endsWith(".sh") || rel.endsWith(".sbatch") ? 0o755 : 0o644 });
+    await writeFile(path, text, { mode: bundleFileMode(rel, executable) });
   }
 }
 

@@ -8,6 +8,7 @@
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { ConfigError } from "../cluster/index.js";
+import { executableBundleFiles } from "../plan/bundle-files.js";
 import { parseSubmitOutput } from "../slurm/index.js";
 import type { ClusterConfig } from "../cluster/index.js";
 import type { CompiledPlan } from "../plan/plan.js";
@@ -81,15 +82,9 @@ export async function readLocalBundle(specDir: string, paths: readonly string[])
 /** Every file uploaded for a run: the plan's (scripts, lib.sh, context, items) and the spec's bundle under work/. */
 export function submissionFiles(plan: CompiledPlan, bundle: ReadonlyMap<string, Buffer>): { files: Map<string, string | Buffer>; executable: Set<string> } {
   const files = new Map<string, string | Buffer>();
-  const executable = new Set<string>();
-  for (const [path, text] of Object.entries(plan.files)) {
-    files.set(path, text);
-    if (path.startsWith("scripts/") && (path.endsWith(".sh") || path.endsWith(".sbatch"))) executable.add(path);
-  }
-  for (const job of plan.jobs) {
-    if (!files.has(job.scriptPath)) files.set(job.scriptPath, job.script);
-    executable.add(job.scriptPath);
-  }
+  const executable = executableBundleFiles(plan);
+  for (const [path, text] of Object.entries(plan.files)) files.set(path, text);
+  for (const job of plan.jobs) if (!files.has(job.scriptPath)) files.set(job.scriptPath, job.script);
   for (const [path, data] of bundle) {
     if (files.has(path)) throw new BundleError(`bundle file ${path} collides with a file of the plan`);
     files.set(path, data);

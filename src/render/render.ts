@@ -1,3 +1,4 @@
+import { RUN_ID_PATTERN } from "../plan/run-id.js";
 import { taskMapArgument } from "../plan/task-map.js";
 import { TRANSIENT_SLURM_ERRORS } from "../slurm/transient.js";
 import { readFileSync } from "node:fs";
@@ -49,7 +50,7 @@ export interface RenderablePlan {
   jobs: Pick<PlanJob, "id" | "scriptPath" | "dependencies">[];
 }
 
-export const RUN_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+export { RUN_ID_PATTERN } from "../plan/run-id.js";
 export const JOB_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 /** A path relative to the run directory: safe segments, no `..`. */
 const RELATIVE_PATH = /^(?!.*(?:^|\/)\.\.?(?:\/|$))[A-Za-z0-9_.-]+(?:\/[A-Za-z0-9_.-]+)*$/;
