@@ -91,7 +91,7 @@ function checkText(value: unknown, what: string): string {
 function checkRunDir(runDir: string): void {
   checkText(runDir, "run directory");
   if (!runDir.startsWith("/") && !startsWithVariable(runDir)) {
-    fail(`run directory ${preview(runDir)} must be absolute or start with $HOME, $SCRATCH or another variable`);
+    fail(`run directory ${preview(runDir)} must be absolute or start with $HOME/ or $SCRATCH/`);
   }
 }
 
