@@ -4,7 +4,7 @@ import { createInterface } from "node:readline";
 import { Option } from "commander";
 import type { Command } from "commander";
 import type { RunExecutor } from "../../src/app/executor.js";
-import { submitPipeline } from "../../src/app/lifecycle.js";
+import { executorWords, submitPipeline } from "../../src/app/lifecycle.js";
 import { preparePlan } from "../../src/app/prepare.js";
 import { pullRun } from "../../src/app/pull.js";
 import { handleInterrupt, waitAndCollect } from "../../src/app/submit.js";
@@ -47,8 +47,8 @@ export function submittedText(record: RunRecord): string {
   const ids = Object.values(record.jobs);
   const id = record.run_id;
   return (
-    `submitted run ${id}: ${ids.length} job(s) on ${record.cluster} (${record.executor === "local" ? "local job" : "SLURM"} ${ids.join(", ")})\n` +
-    `  ${record.executor === "local" ? "run directory:   " : "remote directory:"} ${record.remote_dir}\n` +
+    `submitted run ${id}: ${ids.length} job(s) on ${record.cluster} (${executorWords(record).jobIds} ${ids.join(", ")})\n` +
+    `  ${executorWords(record).directory.padEnd(17)} ${record.remote_dir}\n` +
     `  follow it:        hpcpipe status ${id} --watch\n` +
     `  step logs:        hpcpipe logs ${id} STEP [--follow]\n` +
     `  results:          hpcpipe collect ${id}\n` +
