@@ -4,7 +4,7 @@ import { createInterface } from "node:readline";
 import { Option } from "commander";
 import type { Command } from "commander";
 import type { RunExecutor } from "../../src/app/executor.js";
-import { submitPipeline } from "../../src/app/lifecycle.js";
+import { executorWords, submitPipeline } from "../../src/app/lifecycle.js";
 import { preparePlan } from "../../src/app/prepare.js";
 import { pullRun } from "../../src/app/pull.js";
 import { handleInterrupt, waitAndCollect } from "../../src/app/submit.js";
@@ -15,6 +15,7 @@ import { formatResultSummary } from "../../src/app/summary.js";
 import { CliError, CliExit } from "../../src/cli-exit.js";
 import { exitCodeFrom } from "../../src/core/exit-code.js";
 import { formatPlanJson } from "../../src/compiler/format.js";
+import { bundleFileMode, executableBundleFiles } from "../../src/plan/bundle-files.js";
 import type { CompiledPlan } from "../../src/plan/plan.js";
 import { RunStateError } from "../../src/runs/index.js";
 import type { RunRecord } from "../../src/runs/index.js";
@@ -46,8 +47,8 @@ export function submittedText(record: RunRecord): string {
   const ids = Object.values(record.jobs);
   const id = record.run_id;
   return (
-    `submitted run ${id}: ${ids.length} job(s) on ${record.cluster} (${record.executor === "local" ? "local job" : "SLURM"} ${ids.join(", ")})\n` +
-    `  ${record.executor === "local" ? "run directory:   " : "remote directory:"} ${record.remote_dir}\n` +
+    `submitted run ${id}: ${ids.length} job(s) on ${record.cluster} (${executorWords(record).jobIds} ${ids.join(", ")})\n` +
+    `  ${executorWords(record).directory.padEnd(17)} ${record.remote_dir}\n` +
     `  follow it:        hpcpipe status ${id} --watch\n` +
     `  step logs:        hpcpipe logs ${id} STEP [--follow]\n` +
     `  results:          hpcpipe collect ${id}\n` +
@@ -98,10 +99,11 @@ export function dryRunJson(plan: CompiledPlan): string {
 
 /** Writes every file of the bundle under DIR, as it would be uploaded. */
 export async function writeBundle(plan: CompiledPlan, dir: string): Promise<void> {
+  const executable = executableBundleFiles(plan);
   for (const [rel, text] of Object.entries(plan.files)) {
     const path = join(dir, rel);
     await mkdir(dirname(path), { recursive: true });
-    await writeFile(path, text, { mode: rel.endsWith(".sh") || rel.endsWith(".sbatch") ? 0o755 : 0o644 });
+    await writeFile(path, text, { mode: bundleFileMode(rel, executable) });
   }
 }
 

@@ -7,6 +7,7 @@ import { AuthError, SshTransport } from "../transport/index.js";
 import type { SshConnectOptions, Transport } from "../transport/index.js";
 import { SlurmScheduler } from "../slurm/index.js";
 import { reconcileRun } from "./reconcile.js";
+import type { RunContext } from "./run-context.js";
 import type { CommandExecutor } from "../slurm/index.js";
 
 /** Environment variable that may hold the identity file's passphrase (never logged). */
@@ -100,15 +101,7 @@ export const defaultTransportFactory: TransportFactory = async (config, options)
   }
 };
 
-/** Everything a command needs to act on one submitted run: its record, plan, cluster and one connection. */
-export interface RunContext {
-  store: RunStore;
-  record: RunRecord;
-  plan: CompiledPlan;
-  config: ClusterConfig;
-  transport: Transport;
-  scheduler: SlurmScheduler;
-}
+export type { RunContext } from "./run-context.js";
 
 export interface OpenRunOptions extends ConnectOptions {
   store?: RunStore;

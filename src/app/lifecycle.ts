@@ -25,6 +25,11 @@ import { slurmExecutor } from "./slurm-executor.js";
 import { submitRun } from "./submit.js";
 import type { SubmitOptions, SubmitOutcome } from "./submit.js";
 
+/** How messages name a run's job ids and directory, by its executor (one place, not in every command). */
+export function executorWords(record: Pick<RunRecord, "executor">): { jobIds: string; directory: string } {
+  return record.executor === "local" ? { jobIds: "local job", directory: "run directory:" } : { jobIds: "SLURM", directory: "remote directory:" };
+}
+
 /** Options only a local run has. */
 export interface LocalSubmitOptions {
   /** Most CPUs in use at once (default: this machine's). */

@@ -14,9 +14,11 @@ import { join } from "node:path";
 import type { CompiledPlan } from "../plan/plan.js";
 import { RunStateError } from "../runs/index.js";
 import type { RunRecord, RunStore } from "../runs/index.js";
-import { AccountingDisabledError, failureOf } from "../slurm/index.js";
+import { AccountingDisabledError, failureOf, parseTaggedSacct, parseTaggedSqueue, taggedSacctArgv, taggedSqueueArgv } from "../slurm/index.js";
+
+export { parseTaggedSacct, parseTaggedSqueue, RECONCILE_SQUEUE_FORMAT } from "../slurm/index.js";
 import type { Transport } from "../transport/index.js";
-import type { RunContext } from "./connect.js";
+import type { RunContext } from "./run-context.js";
 
 /** What the cluster says about the jobs of one run. */
 export interface FoundJobs {
@@ -28,61 +30,10 @@ export interface FoundJobs {
   queries: number;
 }
 
-const JOB_NAME = /^hp-(j\d{3,})-/;
-
-/** squeue's answer for one user's jobs: `<array job id>|<comment>|<name>` per line. */
-export const RECONCILE_SQUEUE_FORMAT = "%F|%k|%j";
-
 function addFound(found: Map<string, Set<string>>, planId: string, slurmId: string): void {
   const ids = found.get(planId) ?? new Set<string>();
   ids.add(slurmId);
   found.set(planId, ids);
-}
-
-/**
- * Parses `squeue -h -o '%F|%k|%j'`: the lines whose comment is exactly
- * `hpcpipe:<runId>` and whose name is `hp-<plan job>-...`. Pure.
- */
-export function parseTaggedSqueue(stdout: string, runId: string): Array<{ planId: string; slurmId: string }> {
-  const out: Array<{ planId: string; slurmId: string }> = [];
-  const tag = `|hpcpipe:${runId}|`;
-  for (const raw of stdout.split("\n")) {
-    const line = raw.replace(/\r$/, "");
-    const at = line.indexOf("|");
-    if (at <= 0) continue;
-    const id = line.slice(0, at);
-    if (!/^\d+$/.test(id) || !line.startsWith(tag, at)) continue;
-    const planId = JOB_NAME.exec(line.slice(at + tag.length))?.[1];
-    if (planId !== undefined) out.push({ planId, slurmId: id });
-  }
-  return out;
-}
-
-/**
- * Parses `sacct -X -n -P -o JobID,JobName,WorkDir`: jobs named `hp-<plan
- * job>-...` whose working directory is the run's (its last component is the
- * run id; the submit script runs every sbatch from the run directory). Pure.
- */
-export function parseTaggedSacct(stdout: string, runId: string): Array<{ planId: string; slurmId: string }> {
-  const out: Array<{ planId: string; slurmId: string }> = [];
-  for (const raw of stdout.split("\n")) {
-    const fields = raw.replace(/\r$/, "").split("|");
-    if (fields.length < 3) continue;
-    const [jobId = "", name = ""] = fields;
-    const workDir = fields.slice(2).join("|").replace(/\/+$/, "");
-    const base = /^(\d+)(?:_.*)?$/.exec(jobId)?.[1];
-    const planId = JOB_NAME.exec(name)?.[1];
-    if (base === undefined || planId === undefined || !workDir.endsWith(`/${runId}`)) continue;
-    out.push({ planId, slurmId: base });
-  }
-  return out;
-}
-
-/** The day before an ISO time, as sacct's `-S` takes it (a margin for time zones). */
-function dayBefore(iso: string): string {
-  const t = Date.parse(iso);
-  const day = new Date((Number.isNaN(t) ? Date.now() : t) - 24 * 3600_000);
-  return day.toISOString().slice(0, 10);
 }
 
 /**
@@ -105,7 +56,7 @@ export async function findRunJobs(transport: Transport, record: RunRecord, plan:
     return result.stdout;
   };
   let queries = 1;
-  take(parseTaggedSqueue(await run(["squeue", "--me", "-h", "-t", "all", "-o", RECONCILE_SQUEUE_FORMAT]), record.run_id));
+  take(parseTaggedSqueue(await run(taggedSqueueArgv()), record.run_id));
   const missing = plan.jobs.filter((j) => !found.has(j.id));
   if (missing.length > 0) {
     queries += 1;
@@ -113,7 +64,7 @@ export async function findRunJobs(transport: Transport, record: RunRecord, plan:
     const names = [...new Set(missing.map((j) => j.name))].filter((n) => /^[A-Za-z0-9_.-]+$/.test(n));
     try {
       if (names.length > 0) {
-        take(parseTaggedSacct(await run(["sacct", "-X", "-n", "-P", "-S", dayBefore(record.created), "--name", names.join(","), "-o", "JobID,JobName,WorkDir"]), record.run_id));
+        take(parseTaggedSacct(await run(taggedSacctArgv(names, record.created)), record.run_id));
       }
     } catch (error) {
       if (!(error instanceof AccountingDisabledError)) throw error;

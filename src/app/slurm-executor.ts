@@ -5,19 +5,11 @@
  */
 import { RunStateError } from "../runs/index.js";
 import { pullOutputs } from "../store/index.js";
-import { RemoteCommandError, remotePath } from "../transport/index.js";
+import { readRemoteFiles } from "../transport/index.js";
+import type { RemoteReadAnswer } from "../transport/index.js";
 import { queryJobStatuses, readRemoteStates, requireJobIds } from "./collect.js";
 import type { RunContext } from "./connect.js";
 import type { LogChunk, RunExecutor } from "./executor.js";
-
-// Prints the bytes of a file from an offset, base64 so they arrive exact; "T" when the file shrank (rewritten) and reading restarted at 0.
-const READ_FROM_OFFSET = [
-  'f=$1; off=$2; max=$3',
-  'if [ ! -f "$f" ]; then echo A; exit 0; fi',
-  'size=$(stat -c %s -- "$f") || exit 1',
-  'if [ "$size" -lt "$off" ]; then off=0; echo T; else echo K; fi',
-  'tail -c "+$((off + 1))" -- "$f" | head -c "$max" | base64 -w 0',
-].join("\n");
 
 export function slurmExecutor(run: RunContext): RunExecutor {
   const executor: RunExecutor = {
@@ -40,22 +32,20 @@ export function slurmExecutor(run: RunContext): RunExecutor {
       run.record = executor.record;
       return { cancelled: ids, record: executor.record, message: `cancelled run ${record.run_id}: scancel of ${ids.length} job(s) (SLURM ${ids.join(", ")})` };
     },
+    // Files of the run directory come through the transport's one remote read (src/transport/read-files.ts).
     readFile: async (path, maxBytes) => {
       const dir = executor.record.remote_dir;
-      const files = await run.transport.getFiles(dir, path, { maxFileBytes: maxBytes, maxTotalBytes: maxBytes + 1 });
-      const content = files.get(path);
-      if (content === undefined) return null;
-      if (!Buffer.isBuffer(content)) {
-        throw new RunStateError(`run ${executor.record.run_id}: cannot show ${path}: ${content.error} (it is on the cluster under ${dir})`, executor.record.run_id);
-      }
-      return content;
+      const answer = (await readRemoteFiles(run.transport, dir, [{ path, kind: "file" }], { tailBytes: 0, fileMaxBytes: maxBytes, totalMaxBytes: maxBytes }, { fail: failure(executor.record.run_id, dir), timeoutMs: 10 * 60_000 })).get(path);
+      if (answer === undefined || answer.status === "absent") return null;
+      if (answer.data === null) throw new RunStateError(`run ${executor.record.run_id}: cannot show ${path}: ${answerText(answer)} (it is on the cluster under ${dir})`, executor.record.run_id);
+      return answer.data;
     },
     readFileFrom: async (path, offset, maxBytes): Promise<LogChunk> => {
-      const argv = ["bash", "-c", READ_FROM_OFFSET, "hpcpipe-logs", remotePath(`${executor.record.remote_dir}/${path}`), String(offset), String(maxBytes)];
-      const result = await run.transport.exec(argv, { retrySafe: true, timeoutMs: 60_000 });
-      if (result.code !== 0) throw new RemoteCommandError(`reading ${path} failed (exit ${result.code ?? result.signal})`, argv.map(String), result.code, result.signal, result.stdout, result.stderr);
-      const [flag = "", body = ""] = result.stdout.split("\n", 2);
-      return { absent: flag === "A", restarted: flag === "T", data: Buffer.from(body.trim(), "base64") };
+      const dir = executor.record.remote_dir;
+      const answer = (await readRemoteFiles(run.transport, dir, [{ path, kind: "from", offset }], { tailBytes: maxBytes, fileMaxBytes: 0, totalMaxBytes: 0 }, { fail: failure(executor.record.run_id, dir), timeoutMs: 60_000 })).get(path);
+      if (answer === undefined || answer.status === "absent") return { absent: true, restarted: false, data: Buffer.alloc(0) };
+      if (answer.data === null) throw new RunStateError(`run ${executor.record.run_id}: cannot follow ${path}: ${answerText(answer)} (it is on the cluster under ${dir})`, executor.record.run_id);
+      return { absent: false, restarted: answer.restarted, data: answer.data };
     },
     pull: (paths, options) => pullOutputs(run.transport, executor.record.remote_dir, paths, options),
   };
@@ -65,4 +55,16 @@ export function slurmExecutor(run: RunContext): RunExecutor {
 /** The executor of a RunContext, or the executor itself: the lifecycle functions take either. */
 export function executorOf(run: RunContext | RunExecutor): RunExecutor {
   return "query" in run ? run : slurmExecutor(run);
+}
+
+function failure(runId: string, dir: string): (why: string, exit: boolean) => never {
+  return (why, exit) => {
+    throw new RunStateError(exit ? `run ${runId}: cannot read its run directory ${dir} on the cluster (${why}` : `run ${runId}: reading ${dir} on the cluster: unexpected output (${why})`, runId);
+  };
+}
+
+function answerText(answer: RemoteReadAnswer): string {
+  const size = answer.size === null ? "" : ` (${answer.size} bytes)`;
+  const why: Record<string, string> = { toolarge: "too large to print", symlink: "a symlink", notfile: "not a regular file", outside: "outside the run directory", unreadable: "unreadable", overtotal: "too large to print" };
+  return `${why[answer.status] ?? answer.status}${size}`;
 }

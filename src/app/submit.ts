@@ -7,8 +7,9 @@
  */
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
-import { z } from "zod";
 import { ConfigError } from "../cluster/index.js";
+import { executableBundleFiles } from "../plan/bundle-files.js";
+import { parseSubmitOutput } from "../slurm/index.js";
 import type { ClusterConfig } from "../cluster/index.js";
 import type { CompiledPlan } from "../plan/plan.js";
 import { RunStore } from "../runs/index.js";
@@ -55,39 +56,7 @@ export class SubmitOutputError extends Error {
   }
 }
 
-const JOB_LINE_PREFIX = "hpcpipe-job";
-const jobLineSchema = z.tuple([z.literal(JOB_LINE_PREFIX), z.string().regex(/^j\d{3,}$/, "a plan job id like j000"), z.string().regex(/^\d{1,20}$/, "a numeric SLURM job id")]);
-
-/**
- * Reads the submit script's stdout: every `hpcpipe-job <plan job id> <slurm
- * id>` line, validated (known plan job, numeric id, each job once, each
- * SLURM id once). Other lines (login banners) are ignored.
- */
-export function parseSubmitOutput(stdout: string, plan: Pick<CompiledPlan, "jobs">): { jobs: Record<string, string>; problems: string[] } {
-  const known = new Set(plan.jobs.map((j) => j.id));
-  const jobs: Record<string, string> = {};
-  const seenIds = new Map<string, string>();
-  const problems: string[] = [];
-  stdout.split("\n").forEach((raw, index) => {
-    const line = raw.replace(/\r$/, "").trim();
-    if (!line.startsWith(`${JOB_LINE_PREFIX} `) && line !== JOB_LINE_PREFIX) return;
-    const where = `line ${index + 1} ${JSON.stringify(line.slice(0, 120))}`;
-    const parsed = jobLineSchema.safeParse(line.split(/\s+/));
-    if (!parsed.success) {
-      problems.push(`${where}: expected "${JOB_LINE_PREFIX} <plan job id> <SLURM job id>" (${parsed.error.issues.map((i) => i.message).join("; ")})`);
-      return;
-    }
-    const [, planId, slurmId] = parsed.data;
-    if (!known.has(planId)) problems.push(`${where}: the plan has no job ${planId}`);
-    else if (jobs[planId] !== undefined && jobs[planId] !== slurmId) problems.push(`${where}: job ${planId} was already reported as SLURM job ${jobs[planId]}`);
-    else if (seenIds.has(slurmId) && seenIds.get(slurmId) !== planId) problems.push(`${where}: SLURM job ${slurmId} was already reported for job ${seenIds.get(slurmId)}`);
-    else {
-      jobs[planId] = slurmId;
-      seenIds.set(slurmId, planId);
-    }
-  });
-  return { jobs, problems };
-}
+export { parseSubmitOutput } from "../slurm/index.js";
 
 /** Most bytes of the spec's bundle files sent in one submission (they travel in one tar stream held in memory). */
 export const MAX_BUNDLE_BYTES = 2 * 1024 * 1024 * 1024;
@@ -113,15 +82,9 @@ export async function readLocalBundle(specDir: string, paths: readonly string[])
 /** Every file uploaded for a run: the plan's (scripts, lib.sh, context, items) and the spec's bundle under work/. */
 export function submissionFiles(plan: CompiledPlan, bundle: ReadonlyMap<string, Buffer>): { files: Map<string, string | Buffer>; executable: Set<string> } {
   const files = new Map<string, string | Buffer>();
-  const executable = new Set<string>();
-  for (const [path, text] of Object.entries(plan.files)) {
-    files.set(path, text);
-    if (path.startsWith("scripts/") && (path.endsWith(".sh") || path.endsWith(".sbatch"))) executable.add(path);
-  }
-  for (const job of plan.jobs) {
-    if (!files.has(job.scriptPath)) files.set(job.scriptPath, job.script);
-    executable.add(job.scriptPath);
-  }
+  const executable = executableBundleFiles(plan);
+  for (const [path, text] of Object.entries(plan.files)) files.set(path, text);
+  for (const job of plan.jobs) if (!files.has(job.scriptPath)) files.set(job.scriptPath, job.script);
   for (const [path, data] of bundle) {
     if (files.has(path)) throw new BundleError(`bundle file ${path} collides with a file of the plan`);
     files.set(path, data);

@@ -105,6 +105,7 @@ function workdirProblem(workdir: string, allowRelative: boolean): string | null 
 
 /** `$SCRATCH/runs` → `{ base: "$SCRATCH", rest: "/runs" }`; an absolute path has base null. */
 export function splitWorkdir(workdir: string): { base: "$HOME" | "$SCRATCH" | null; rest: string } {
+  // A $HOME or $SCRATCH not followed by '/' (`$HOMEX`) is refused by the pattern's check below, not expanded.
   for (const base of ["$HOME", "$SCRATCH"] as const) if (workdir.startsWith(base)) return { base, rest: workdir.slice(base.length) };
   return { base: null, rest: workdir };
 }

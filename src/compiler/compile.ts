@@ -1,3 +1,4 @@
+import { RUN_ID_PATTERN } from "../plan/run-id.js";
 import { logicalTasks, remapTasks } from "../plan/task-map.js";
 import { shortSignature } from "../core/signature.js";
 import type { PipelineStep } from "../core/step.js";
@@ -20,7 +21,7 @@ import type { CompileTarget } from "./target.js";
 /** Largest single `NAME=value` string Linux passes to a process (MAX_ARG_STRLEN - 1). */
 const MAX_ENV_STRING_BYTES = 131_071;
 
-export const RUN_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+export { RUN_ID_PATTERN } from "../plan/run-id.js";
 
 export interface RenderContext {
   runDir: string;

@@ -5,6 +5,7 @@
  */
 import { chmod, lstat, mkdir, writeFile } from "node:fs/promises";
 import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
+import { EXECUTABLE_MODE, executableBundleFiles, FILE_MODE } from "../plan/bundle-files.js";
 import type { CompiledPlan } from "../plan/plan.js";
 
 export class LocalRunError extends Error {
@@ -49,7 +50,8 @@ export function checkRunDir(plan: CompiledPlan, runDir: string): string {
 /** Every file of the bundle: plan.files plus the job scripts (executable). */
 export function bundleFiles(plan: CompiledPlan): Map<string, { text: string; executable: boolean }> {
   const files = new Map<string, { text: string; executable: boolean }>();
-  for (const [path, text] of Object.entries(plan.files)) files.set(path, { text, executable: path.startsWith("scripts/") && path.endsWith(".sh") });
+  const executable = executableBundleFiles(plan);
+  for (const [path, text] of Object.entries(plan.files)) files.set(path, { text, executable: executable.has(path) });
   for (const job of plan.jobs) {
     const prior = files.get(job.scriptPath);
     if (prior !== undefined && prior.text !== job.script) {
@@ -73,8 +75,8 @@ export async function materialiseBundle(plan: CompiledPlan, runDir: string): Pro
     await mkdir(dirname(t.full), { recursive: true, mode: 0o700 });
     const existing = await lstat(t.full).catch(() => null);
     if (existing !== null && !existing.isFile()) throw new LocalRunError(`refusing to write ${t.rel}: it exists and is not a regular file`);
-    await writeFile(t.full, t.text, { mode: t.executable ? 0o700 : 0o600 });
-    await chmod(t.full, t.executable ? 0o700 : 0o600);
+    await writeFile(t.full, t.text, { mode: t.executable ? EXECUTABLE_MODE : FILE_MODE });
+    await chmod(t.full, t.executable ? EXECUTABLE_MODE : FILE_MODE);
   }
   return root;
 }

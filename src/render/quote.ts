@@ -4,6 +4,7 @@
  * (backslash escapes even inside quotes, an unquoted `#` starts a comment).
  */
 
+import { splitPathVariable } from "../shell/path-variable.js";
 import { SAFE_WORD, shQuote as shellQuote, ShellQuoteError } from "../shell/quote.js";
 
 // eslint-disable-next-line no-control-regex
@@ -34,20 +35,18 @@ export function shQuote(value: string): string {
 }
 
 /**
- * Quotes a path for bash, except for a leading `$NAME` or `${NAME}` which is
- * left for the job's shell to expand (run directories under `$SCRATCH`).
+ * Quotes a path for bash, except for a leading `$HOME` or `$SCRATCH` (the one
+ * rule, src/shell/path-variable.ts), left for the job's shell to expand.
  */
 export function shQuotePath(value: string): string {
-  const m = /^\$(?:([A-Za-z_][A-Za-z0-9_]*)|\{([A-Za-z_][A-Za-z0-9_]*)\})/.exec(value);
-  if (m === null) return shQuote(value);
-  const name = m[1] ?? m[2] ?? "";
-  const rest = value.slice(m[0].length);
-  return rest === "" ? `"\${${name}}"` : `"\${${name}}"${shQuote(rest)}`;
+  const { variable, rest } = splitPathVariable(value);
+  if (variable === null) return shQuote(value);
+  return rest === "" ? `"\${${variable}}"` : `"\${${variable}}"${shQuote(rest)}`;
 }
 
-/** Whether a path starts with a variable the job's shell expands. */
+/** Whether a path starts with a variable the job's shell expands ($HOME or $SCRATCH). */
 export function startsWithVariable(value: string): boolean {
-  return /^\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\})/.test(value);
+  return splitPathVariable(value).variable !== null;
 }
 
 /**

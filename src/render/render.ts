@@ -1,3 +1,4 @@
+import { RUN_ID_PATTERN } from "../plan/run-id.js";
 import { taskMapArgument } from "../plan/task-map.js";
 import { TRANSIENT_SLURM_ERRORS } from "../slurm/transient.js";
 import { readFileSync } from "node:fs";
@@ -49,7 +50,7 @@ export interface RenderablePlan {
   jobs: Pick<PlanJob, "id" | "scriptPath" | "dependencies">[];
 }
 
-export const RUN_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+export { RUN_ID_PATTERN } from "../plan/run-id.js";
 export const JOB_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 /** A path relative to the run directory: safe segments, no `..`. */
 const RELATIVE_PATH = /^(?!.*(?:^|\/)\.\.?(?:\/|$))[A-Za-z0-9_.-]+(?:\/[A-Za-z0-9_.-]+)*$/;
@@ -90,7 +91,7 @@ function checkText(value: unknown, what: string): string {
 function checkRunDir(runDir: string): void {
   checkText(runDir, "run directory");
   if (!runDir.startsWith("/") && !startsWithVariable(runDir)) {
-    fail(`run directory ${preview(runDir)} must be absolute or start with $HOME, $SCRATCH or another variable`);
+    fail(`run directory ${preview(runDir)} must be absolute or start with $HOME/ or $SCRATCH/`);
   }
 }
 

@@ -6,11 +6,10 @@
  * and cap sizes: a log is read only from its last LOG_TAIL_BYTES, an image
  * over IMAGE_MAX_BYTES (or past IMAGES_TOTAL_MAX_BYTES in all) is not read.
  */
-import { randomBytes } from "node:crypto";
 import { lstat, open, realpath } from "node:fs/promises";
 import { join, relative, isAbsolute, sep } from "node:path";
 import { RunStateError } from "../runs/errors.js";
-import { remotePath } from "../transport/index.js";
+import { parseRemoteRead, readRemoteFiles as readFilesOnCluster } from "../transport/index.js";
 import type { Transport } from "../transport/index.js";
 import { IMAGE_MAX_BYTES, IMAGES_TOTAL_MAX_BYTES, LOG_TAIL_BYTES, logPaths, safeOutputPath, tailLines } from "./model.js";
 import type { FetchedImage, LogTail } from "./model.js";
@@ -162,67 +161,22 @@ export async function readLocalFiles(runDir: string, requests: readonly FileRequ
 
 // ---------------------------------------------------------------------------- remote
 
-// Args: marker, run dir, tail bytes, file cap, total cap, then (kind, path) pairs.
-// One status line per pair, followed by one base64 line when the status is ok.
-// Only bash and coreutils (tail, base64, stat, realpath).
-const REMOTE_READ = [
-  'marker=$1; dir=$2; tailmax=$3; filemax=$4; totalmax=$5; shift 5',
-  'cd -- "$dir" || exit 3',
-  'root=$(pwd -P) || exit 3',
-  "printf '%s\\n' \"$marker\"",
-  "total=0",
-  'while [ "$#" -ge 2 ]; do',
-  '  kind=$1; f=$2; shift 2',
-  '  if [ -L "$f" ]; then echo "hpcpipe-report symlink"; continue; fi',
-  '  if [ ! -e "$f" ]; then echo "hpcpipe-report absent"; continue; fi',
-  '  if [ ! -f "$f" ]; then echo "hpcpipe-report notfile"; continue; fi',
-  '  real=$(realpath -e -- "$f" 2>/dev/null) || { echo "hpcpipe-report unreadable"; continue; }',
-  '  case $real in "$root"/*) ;; *) echo "hpcpipe-report outside"; continue ;; esac',
-  '  size=$(stat -c %s -- "$real" 2>/dev/null) || { echo "hpcpipe-report unreadable"; continue; }',
-  '  if [ "$kind" = tail ]; then',
-  '    data=$(tail -c "$tailmax" -- "$real" | base64 -w 0) || { echo "hpcpipe-report unreadable $size"; continue; }',
-  "  else",
-  '    if [ "$size" -gt "$filemax" ]; then echo "hpcpipe-report toolarge $size"; continue; fi',
-  '    if [ $((total + size)) -gt "$totalmax" ]; then echo "hpcpipe-report overtotal $size"; continue; fi',
-  '    data=$(base64 -w 0 -- "$real") || { echo "hpcpipe-report unreadable $size"; continue; }',
-  "    total=$((total + size))",
-  "  fi",
-  '  echo "hpcpipe-report ok $size"',
-  "  printf '%s\\n' \"$data\"",
-  "done",
-].join("\n");
-
-const STATUS_LINE = /^hpcpipe-report (ok|absent|symlink|notfile|outside|unreadable|toolarge|overtotal)(?: (\d{1,15}))?$/;
-const BASE64_LINE = /^[A-Za-z0-9+/]*={0,2}$/;
-
-/** Parses what REMOTE_READ printed after the marker: one answer per request, in order. */
+/** Parses what the one remote read printed after the marker (src/transport/read-files.ts): one answer per request, in order. */
 export function parseRemoteAnswers(stdout: string, marker: string, requests: readonly FileRequest[], runId = ""): Map<string, FileAnswer> {
-  const lines = stdout.split("\n");
-  const start = lines.indexOf(marker);
-  const bad = (why: string): never => {
-    throw new RunStateError(`run ${runId}: reading the report's files on the cluster: unexpected output (${why})`, runId);
-  };
-  if (start < 0) bad("the start marker is missing");
-  let at = start + 1;
-  const answers = new Map<string, FileAnswer>();
-  for (const request of requests) {
-    const line = lines[at++];
-    const match = line === undefined ? null : STATUS_LINE.exec(line);
-    if (match === null) return bad(`expected a status line for ${JSON.stringify(request.path)}, got ${JSON.stringify((line ?? "").slice(0, 80))}`);
-    const status = match[1] as FileStatus;
-    const size = match[2] === undefined ? null : Number(match[2]);
-    let data: Buffer | null = null;
-    if (status === "ok") {
-      const body = lines[at++] ?? "";
-      if (!BASE64_LINE.test(body)) bad(`the data of ${JSON.stringify(request.path)} is not base64`);
-      data = Buffer.from(body, "base64");
-    }
-    answers.set(request.path, { status, size, data });
-  }
-  return answers;
+  return toFileAnswers(parseRemoteRead(stdout, marker, requests, badOutput(runId)));
 }
 
-/** Reads the requested files of a cluster run directory in ONE exec (safe to retry: it only reads). */
+function badOutput(runId: string): (why: string) => never {
+  return (why) => {
+    throw new RunStateError(`run ${runId}: reading the report's files on the cluster: unexpected output (${why})`, runId);
+  };
+}
+
+function toFileAnswers(answers: Map<string, { status: FileStatus; size: number | null; data: Buffer | null }>): Map<string, FileAnswer> {
+  return new Map([...answers].map(([path, a]) => [path, { status: a.status, size: a.size, data: a.data }]));
+}
+
+/** Reads the requested files of a cluster run directory in ONE exec, through the transport's one remote read. */
 export async function readRemoteFiles(
   transport: Transport,
   remoteDir: string,
@@ -231,29 +185,11 @@ export async function readRemoteFiles(
 ): Promise<Map<string, FileAnswer>> {
   const limits = options.limits ?? DEFAULT_LIMITS;
   const runId = options.runId ?? "";
-  const unique = requests.filter((r, i) => requests.findIndex((x) => x.path === r.path) === i);
-  if (unique.length === 0) return new Map();
-  const marker = `hpcpipe-report-${randomBytes(8).toString("hex")}`;
-  const argv = [
-    "bash",
-    "-c",
-    REMOTE_READ,
-    "hpcpipe-report",
-    marker,
-    remotePath(remoteDir),
-    String(limits.tailBytes),
-    String(limits.fileMaxBytes),
-    String(limits.totalMaxBytes),
-    ...unique.flatMap((r) => [r.kind, r.path]),
-  ];
-  // base64 is 4/3 of the bytes; the tails and images together are capped above.
-  const maxOutputBytes = Math.ceil(((limits.totalMaxBytes + unique.length * limits.tailBytes) * 4) / 3) + unique.length * 64 + 1024 * 1024;
-  const result = await transport.exec(argv, { retrySafe: true, timeoutMs: 10 * 60_000, maxOutputBytes });
-  if (result.code !== 0) {
-    throw new RunStateError(
-      `run ${runId}: cannot read its run directory ${remoteDir} on the cluster (exit ${String(result.code ?? result.signal)}): ${result.stderr.trim().slice(0, 500)}`,
-      runId,
-    );
-  }
-  return parseRemoteAnswers(result.stdout, marker, unique, runId);
+  const answers = await readFilesOnCluster(transport, remoteDir, requests, limits, {
+    fail: (why, exit) => {
+      if (exit) throw new RunStateError(`run ${runId}: cannot read its run directory ${remoteDir} on the cluster (${why}`, runId);
+      return badOutput(runId)(why);
+    },
+  });
+  return toFileAnswers(answers);
 }

@@ -7,6 +7,7 @@
  * it is markup the tag itself produced: a step name, an error, a log line or
  * a host can only ever be text.
  */
+import { formatDuration } from "../core/units.js";
 import type { ErrorEntry, ImageEntry, LogTail, Outcome, ReportModel, Timeline, TimelineRow, TreeNode } from "./model.js";
 
 /** Markup built by the `html` tag (or `raw`); anything else interpolated into it is escaped. */
@@ -55,15 +56,8 @@ export const REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-
 
 // ---------------------------------------------------------------------------- formatting
 
-/** `1.23 s`, `2 min 03 s`, `1 h 02 min`. */
-export function formatDuration(seconds: number | null): string {
-  if (seconds === null || !Number.isFinite(seconds)) return "–";
-  if (seconds < 10) return `${seconds.toFixed(2)} s`;
-  if (seconds < 60) return `${seconds.toFixed(1)} s`;
-  const s = Math.round(seconds);
-  if (s < 3600) return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, "0")} s`;
-  return `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, "0")} min`;
-}
+/** `1.23 s`, `2 min 03 s`, `1 h 02 min`: the one rule (src/core/units.ts). */
+export { formatDuration } from "../core/units.js";
 
 /** `2026-11-28 16:19:00 UTC`. */
 export function formatTime(iso: string | number | null): string {

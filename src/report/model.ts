@@ -4,6 +4,7 @@
  * scheduler's times, log tails and image bytes. Pure: no I/O, no clock; the
  * app layer (src/app/report.ts) fetches, this module decides.
  */
+import { formatBytes } from "../core/units.js";
 import type { CompletedStateJson, FailureKind } from "../core/completed-state.js";
 import { exitCodeFrom } from "../core/exit-code.js";
 import type { PlanNode } from "../plan/plan.js";
@@ -511,11 +512,6 @@ export function imageMime(bytes: Buffer): string | null {
   return null;
 }
 
-function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
-  return `${(n / (1024 * 1024)).toFixed(1)} MiB`;
-}
 
 function imageEntries(targets: Array<{ key: string; path: string }>, fetched: ReadonlyMap<string, FetchedImage>, notFetched: string | null): ImageEntry[] {
   let total = 0;

@@ -1,11 +1,11 @@
+import { RUN_ID_PATTERN } from "../plan/run-id.js";
 import { z } from "zod";
 
 /** Where a run stands, as far as this machine knows. */
 export const RUN_PHASES = ["submitting", "submitted", "submit_failed", "cancelled", "collected"] as const;
 export type RunPhase = (typeof RUN_PHASES)[number];
 
-/** The shape of a run id (also a directory name, locally and on the cluster). */
-export const RUN_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+export { RUN_ID_PATTERN } from "../plan/run-id.js";
 
 /**
  * The local record of a submitted run: enough for `status`, `cancel`,

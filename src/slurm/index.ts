@@ -35,3 +35,5 @@ export type { JobStatusMap, SlurmSchedulerOptions } from "./scheduler.js";
 export { DEFAULT_POLL_POLICY, PollInterval, busyCapOf, nextPollDelay, pollPolicy, statusFingerprint } from "./poll.js";
 export type { PollPolicy, PollStep } from "./poll.js";
 export { TRANSIENT_SLURM_ERRORS, isTransientSlurmError } from "./transient.js";
+export { parseTaggedSacct, parseTaggedSqueue, RECONCILE_SQUEUE_FORMAT, taggedSacctArgv, taggedSqueueArgv } from "./tagged-jobs.js";
+export { parseSubmitOutput, JOB_LINE_PREFIX } from "./submit-output.js";

@@ -3,7 +3,7 @@ export type { CommandStepOptions } from "./command-step.js";
 export { runCommandInProcess, commandEnvironment, parsePublished, TailBuffer, OUTPUT_TAIL_BYTES, PUBLISH_MAX_BYTES } from "./run-command.js";
 export { MapStep, MapItemPipeline, itemProblem, MAX_ITEM_LENGTH } from "./map-step.js";
 export type { MapPacking, MapStepOptions, PackingOptions } from "./map-step.js";
-export { CONTEXT_KEY_PATTERN, contextKeyProblem } from "./context-keys.js";
+export { CONTEXT_KEY_PATTERN, contextKeyProblem, RESERVED_CONTEXT_KEYS, RESERVED_CONTEXT_PREFIXES } from "./context-keys.js";
 export { fuseOptOut, groupPackingOf, noFuse, throttleOf, withPacking, withThrottle } from "./annotations.js";
 export { ITEM_SCOPE, itemScopeOf } from "./item-scope.js";
 export type { ItemScope } from "./item-scope.js";

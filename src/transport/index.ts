@@ -21,3 +21,5 @@ export type { KbdContext, KbdPrompt, KbdPrompter, KbdRound } from "./otp.js";
 export { DEFAULT_HOLDER_SETTINGS, holderLocation, holderStatus, startHolder, stopHolder, type HolderHandle, type HolderSettings } from "./holder/start.js";
 export type { HolderInfo } from "./holder/protocol.js";
 export { HolderDirError, SOCKET_DIR_ENV } from "./holder/socket-dir.js";
+export { parseRemoteRead, readRemoteFiles, RemoteReadError, REMOTE_READ_SCRIPT } from "./read-files.js";
+export type { RemoteReadAnswer, RemoteReadLimits, RemoteReadRequest, RemoteReadStatus } from "./read-files.js";

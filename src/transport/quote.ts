@@ -4,12 +4,11 @@
  * nothing is ever spliced into a command unquoted.
  */
 
+import { splitPathVariable } from "../shell/path-variable.js";
 import { SAFE_WORD, shQuote, ShellQuoteError } from "../shell/quote.js";
 
 export { SAFE_WORD, shQuote, ShellQuoteError } from "../shell/quote.js";
 
-/** The only variables a remote path may start with; the remote shell expands them, nothing else. */
-const EXPANDED_BASES = ["HOME", "SCRATCH"] as const;
 
 /**
  * A path on the remote host. A leading `$HOME` or `$SCRATCH` (alone or
@@ -27,14 +26,11 @@ export class RemotePath {
 
   /** The path as one shell word. */
   toShell(): string {
-    for (const base of EXPANDED_BASES) {
-      const prefix = `$${base}`;
-      if (this.path === prefix) return `"\${${base}:?${base} is not set on the remote host}"`;
-      if (this.path.startsWith(`${prefix}/`)) {
-        return `"\${${base}:?${base} is not set on the remote host}"${shQuote(this.path.slice(prefix.length))}`;
-      }
-    }
-    return shQuote(this.path);
+    // The one rule for a leading $HOME / $SCRATCH (src/shell/path-variable.ts).
+    const { variable, rest } = splitPathVariable(this.path);
+    if (variable === null) return shQuote(this.path);
+    const expanded = `"\${${variable}:?${variable} is not set on the remote host}"`;
+    return rest === "" ? expanded : `${expanded}${shQuote(rest)}`;
   }
 
   toString(): string {

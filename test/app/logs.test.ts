@@ -45,11 +45,16 @@ describe("reading and following a log", () => {
     run = await tempRun("examples/specs/thumbnail-shape.yaml");
     const fake = new FakeTransport();
     fake.files.set("logs/thumbnail_shape.prep.out", Buffer.from("hello\n"));
+    fake.handler = (argv) => {
+      const found = fake.files.get(String(argv[10]));
+      const file = Buffer.isBuffer(found) ? found : undefined;
+      return ok(`${String(argv[4])}\n${file ? `hpcpipe-report ok ${file.length}\n${file.toString("base64")}\n` : "hpcpipe-report absent\n"}`);
+    };
     await withRun(run.record.run_id, { store: run.store, connect: async () => fake }, async (ctx) => {
       expect((await readLog(ctx, resolveLogTarget(ctx.plan, "prep")))?.toString()).toBe("hello\n");
       expect(await readLog(ctx, resolveLogTarget(ctx.plan, "prep", undefined, "stderr"))).toBeNull();
     });
-    expect(fake.gets.map((g) => g.pattern)).toEqual(["logs/thumbnail_shape.prep.out", "logs/thumbnail_shape.prep.err"]);
+    expect(fake.execs.filter((e) => e.argv[0] === "bash").map((e) => e.argv[10])).toEqual(["logs/thumbnail_shape.prep.out", "logs/thumbnail_shape.prep.err"]);
   });
 
   it("follows new bytes from the last offset, restarts when the file was rewritten, and stops after the job ended and the rest was read", async () => {
@@ -57,12 +62,14 @@ describe("reading and following a log", () => {
     const fake = new FakeTransport();
     let content = Buffer.from("");
     const offsets: number[] = [];
+    // The transport's one remote read (src/transport/read-files.ts): marker, dir, caps, then "from:<offset>" and the path.
     fake.handler = (argv) => {
-      const offset = Number(argv[5]);
+      const offset = Number(String(argv[9]).slice("from:".length));
       offsets.push(offset);
-      if (content.length === 0) return ok("A\n");
+      const marker = String(argv[4]);
+      if (content.length === 0) return ok(`${marker}\nhpcpipe-report absent\n`);
       const from = offset > content.length ? 0 : offset;
-      return ok(`${offset > content.length ? "T" : "K"}\n${content.subarray(from).toString("base64")}`);
+      return ok(`${marker}\nhpcpipe-report ok ${content.length}${offset > content.length ? " restarted" : ""}\n${content.subarray(from).toString("base64")}\n`);
     };
     fake.squeue.set("100", [squeueJob("100", "RUNNING")]);
     const steps = [
@@ -90,7 +97,7 @@ describe("reading and following a log", () => {
     expect(offsets[0]).toBe(0);
     const argv = fake.execs.find((e) => e.argv[0] === "bash")?.argv ?? [];
     expect(argv.slice(0, 2)).toEqual(["bash", "-c"]);
-    expect(argv[4]).toBe(`${run.record.remote_dir}/logs/thumbnail_shape.prep.out`);
+    expect([argv[5], argv[10]]).toEqual([run.record.remote_dir, "logs/thumbnail_shape.prep.out"]);
     expect(fake.execs.filter((e) => e.argv[0] === "bash").every((e) => e.opts.retrySafe)).toBe(true);
   });
 });

@@ -53,9 +53,10 @@ describe("shQuote", () => {
 });
 
 describe("shQuotePath", () => {
-  it("lets the job's shell expand a leading $VAR or ${VAR} and nothing else", () => {
+  it("lets the job's shell expand a leading $HOME or $SCRATCH (the one rule) and nothing else", () => {
     expect(shQuotePath("$SCRATCH/x y")).toBe(`"\${SCRATCH}"'/x y'`);
-    expect(shQuotePath("${HOME}/r")).toBe(`"\${HOME}"/r`);
+    expect(shQuotePath("${HOME}/r")).toBe("'${HOME}/r'");
+    expect(shQuotePath("$WORK/r")).toBe("'$WORK/r'");
     expect(shQuotePath("$HOME")).toBe(`"\${HOME}"`);
     expect(shQuotePath("/abs/$(x)")).toBe("'/abs/$(x)'");
     expect(shQuotePath("$(touch /tmp/pwned)/x")).toBe("'$(touch /tmp/pwned)/x'");

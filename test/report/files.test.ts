@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { interpretAnswers, parseRemoteAnswers, readLocalFiles, readRemoteFiles, reportRequests } from "../../src/report/files.js";
+import { readRemoteFiles as readFilesOnCluster } from "../../src/transport/index.js";
 import type { FileAnswer, FileRequest, ReportLimits } from "../../src/report/files.js";
 import { RunStateError } from "../../src/runs/index.js";
 import { argvToCommand } from "../../src/transport/index.js";
@@ -166,5 +167,24 @@ describe("from answers to the model's inputs", () => {
     expect("bytes" in (images.get("out/one.png") ?? {})).toBe(true);
     expect(images.get("out/big.png")).toEqual({ note: expect.stringMatching(/over the 5 MiB limit per image/) });
     expect(images.get("away/secret.png")).toEqual({ note: "resolves outside the run directory: not read" });
+  });
+});
+
+describe("the transport's one remote read, kind from (a followed log), in real bash", () => {
+  it("reads from an offset at most the chunk size, nothing past the end, and from the start when the file shrank", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "hp-from-"));
+    try {
+      writeFileSync(path.join(dir, "log"), "0123456789");
+      const read = async (offset: number) =>
+        (await readFilesOnCluster(new LocalBashTransport(), dir, [{ path: "log", kind: "from", offset }], { tailBytes: 4, fileMaxBytes: 0, totalMaxBytes: 0 })).get("log");
+      expect(await read(3)).toMatchObject({ status: "ok", size: 10, restarted: false, data: Buffer.from("3456") });
+      expect((await read(10))?.data?.length).toBe(0);
+      writeFileSync(path.join(dir, "log"), "ab");
+      expect(await read(8)).toMatchObject({ status: "ok", size: 2, restarted: true, data: Buffer.from("ab") });
+      rmSync(path.join(dir, "log"));
+      expect(await read(0)).toMatchObject({ status: "absent", data: null });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
