@@ -286,6 +286,8 @@ export function jobView(job: RenderableJob, ctx: JobRenderContext) {
       isMap,
       isPacked: pack !== null || groupPack !== null,
       isBatch,
+      /** Items per task of a map with batch steps (1 when not packed). */
+      batchItemsPerTask: pack?.itemsPerTask ?? 1,
       isArray: job.array === null ? 0 : 1,
       offset,
       taskMap: taskMapArgument(job.array),
@@ -310,7 +312,7 @@ export function jobView(job: RenderableJob, ctx: JobRenderContext) {
     },
     modules: [...(cluster.modules ?? [])],
     setup: [...(cluster.setup ?? [])],
-    map: map === null ? null : { key: map.key, itemsFile: map.itemsFile, itemKey: map.itemKey, ...(pack ?? {}), batchItemsPerTask: pack?.itemsPerTask ?? 1 },
+    map: map === null ? null : { key: map.key, itemsFile: map.itemsFile, itemKey: map.itemKey, ...(pack ?? {}) },
     group: groupPack,
     bodies,
   };
