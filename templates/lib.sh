@@ -939,26 +939,18 @@ hp_batch_unit_end() {
 }
 
 # hp_batch_step [--batch] HP_STEP_ARGS...: a step of a map task with batch steps. With --batch, ONE
-# command for every item still running (_hp_batch_run); without, hp_step once per such item, with `{i}`
-# in --output paths replaced by the item's index.
+# command for every item still running (_hp_batch_run); without, hp_step once per such item.
 hp_batch_step() {
   if [[ ${1-} == --batch ]]; then
     shift
     _hp_batch_run "$@"
     return 0
   fi
-  local i a prev
-  local -a args
+  local i
   for i in "${_HP_B_IDX[@]}"; do
     [[ ${_HP_B_STOP[$i]} == 1 ]] && continue
     _hp_batch_select "$i"
-    args=()
-    prev=""
-    for a in "$@"; do
-      if [[ $prev == --output ]]; then args+=("${a//"{i}"/$i}"); else args+=("$a"); fi
-      prev=$a
-    done
-    hp_step "${args[@]}"
+    hp_step "$@"
     _hp_batch_save "$i"
   done
 }
@@ -1198,7 +1190,7 @@ _hp_batch_ingest() {
 }
 
 # REPLY := the outputs JSON of item INDEX of the running batch step (step key KEY); _HP_B_PROBLEMS := what is
-# missing: declared output files (`{i}` = the index) and provides, or a malformed publish file (as in hp_step).
+# missing: declared output files (`{i}` = the index, `{item}` = the value) and provides, or a malformed publish file (as in hp_step).
 _HP_B_PROBLEMS=()
 _hp_batch_outputs() {
   local key=$1 i=$2 o path size line n=0 bad=0 pk pub="$_HP_RUN_DIR/ctx/$1.pub" k
@@ -1206,7 +1198,14 @@ _hp_batch_outputs() {
   local -A published=()
   _HP_B_PROBLEMS=()
   for o in "${_HP_B_OUTPUTS[@]}"; do
-    o=${o//"{i}"/$i}
+    # Per-item output patterns, as in hp_step: {i} is the item's index, {item} its value.
+    path=${o//"{i}"/"$i"}
+    path=${path//"{item}"/"$_HP_ITEM"}
+    if [[ $path != "$o" && ($path == /* || /$path/ == */../*) ]]; then
+      _HP_B_PROBLEMS+=("output '$o' for this item is '$path', which leaves the working directory")
+      continue
+    fi
+    o=$path
     path=$o
     [[ $path == /* ]] || path="$_HP_RUN_DIR/work/$o"
     if [[ -e $path ]]; then files+=("$o"); else _HP_B_PROBLEMS+=("missing output file '$o'"); fi
