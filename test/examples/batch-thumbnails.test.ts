@@ -63,7 +63,7 @@ describe.skipIf(problem !== null)("the batch thumbnail example on this machine",
     // The same spec without batch: one Blender per model and pass, the helper in per-item mode.
     const perItem = join(dir, "per-item");
     cpSync(join(dir, "batch"), perItem, { recursive: true });
-    writeFileSync(join(perItem, "pipeline.yaml"), readFileSync(spec, "utf8").replaceAll("batch: true", "batch: false"));
+    writeFileSync(join(perItem, "pipeline.yaml"), readFileSync(spec, "utf8").replace(/^(\s+)batch: true$/gm, "$1batch: false"));
     const baseline = await runCompiled({ spec: join(perItem, "pipeline.yaml"), set, localRunsDir: join(dir, "runs"), runId: "per-item", cpus: 2 });
     const other = baseline.outcome.state.step_states ?? {};
     for (const i of [0, 1, 2]) {
