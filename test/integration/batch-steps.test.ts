@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { preparePlan } from "../../src/app/prepare.js";
 import { SpecError } from "../../src/spec/index.js";
 import { stateFileSchema } from "../../src/plan/state-file.js";
-import { outcomeKinds, runCompiled, tempBase, writeYaml } from "./helpers.js";
+import { outcomeKinds, runCompiled, runInProcess, tempBase, writeYaml } from "./helpers.js";
 
 let dir: string;
 let cleanup: () => void;
@@ -174,6 +174,24 @@ describe("batch steps on the local executor (real bash)", () => {
     expect(b.meta.reason).toBe("TERMINATED");
     expect(stateOf(runDir, "killed.m.1").success).toBe(false);
     expect(stateOf(runDir, "killed.m.0").success).toBe(false);
+  });
+});
+
+describe("batch steps in-process (Pipeline.run)", () => {
+  it("each item runs as a one-item batch with the same protocol and outcomes as the job wrapper's", async () => {
+    const spec = mapSpec("inproc", ["a", "b", "c"], `    b) hp_batch_report "$index" failed "b is broken" ;;\n    c) ;;`, { continue_on_item_error: true }, [
+      { step: "check", requires: ["made"], run: 'test "$made" = "$item-made"' },
+    ]);
+    const work = join(dir, "work");
+    const state = await runInProcess(spec, work);
+    const states = state.step_states ?? {};
+    expect(states["inproc.m.0.make"]?.success).toBe(true);
+    expect(states["inproc.m.0.make"]?.outputs).toEqual({ published: { made: "a-made" }, files: ["out/inproc.m/0/made.txt"] });
+    expect(states["inproc.m.0.check"]?.success).toBe(true);
+    expect(states["inproc.m.1.make"]?.error).toBe("the batch command reported it failed: b is broken");
+    expect(states["inproc.m.2.make"]?.error).toBe("not reported by the batch command (it exited with status 0)");
+    expect(states["inproc.m.1.check"]).toBeUndefined();
+    expect(readFileSync(join(work, "out/inproc.m/0/made.txt"), "utf8")).toBe("made a\n");
   });
 });
 
