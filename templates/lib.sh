@@ -221,6 +221,7 @@ _hp_handle_signal() {
   [[ $reason == TERMINATED ]] && error+=" (cancelled, preempted or out of time)"
   _hp_json_str "$error"
   local error_json=$REPLY
+  ((_HP_BATCH)) && _hp_batch_signal "$error" "$reason"
   if [[ -n $_HP_CUR_KEY ]]; then
     _hp_meta_json "\"exit_code\":null,\"reason\":\"$reason\""
     _hp_state_json "$_HP_CUR_KEY" "$_HP_CUR_SIG" "$_HP_CUR_START" "$_HP_CUR_TS" false '"STEP_FAILED"' "$error_json" \
@@ -826,4 +827,461 @@ hp_step() {
   _HP_CUR_KEY=""
   _hp_leave_critical
   return 0
+}
+
+# ---- batch steps ----------------------------------------------------------
+# A map task with batch steps (docs/runtime-contract.md, "Batch steps") keeps every item of the task in
+# this shell and runs each step across all of them: a batch step as ONE command that gets the item list
+# and reports each item on one line, a per-item step once per item. Items whose earlier step failed are
+# left out of the later steps. Per-item state lives in these arrays between steps.
+_HP_BATCH=0
+_HP_B_TASK=0          # the array task (HPCPIPE_TASK holds the index of the item selected)
+_HP_B_MAP=""
+_HP_B_KEYNAME=""
+_HP_B_IDX=()          # the item indices of this task
+declare -A _HP_B_VAL=() _HP_B_STOP=() _HP_B_UKEY=() _HP_B_USTART=() _HP_B_UTS=() _HP_B_UFSTEP=() _HP_B_UFAIL=()
+declare -A _HP_B_UERR=() _HP_B_UALLOWED=() _HP_B_URAN=() _HP_B_USKIP=()
+# The batch command that is running (for the signal handler).
+_HP_B_RUNNING=()
+_HP_B_RUN_KEY=""
+_HP_B_RUN_SIG=""
+_HP_B_RUN_START=0
+_HP_B_RUN_TS=""
+_HP_B_RUN_COE=0
+_HP_B_RUN_LOG=""
+_HP_B_REPORT=""
+_HP_B_PROVIDES=()
+_HP_B_OUTPUTS=()
+_HP_B_REPORT_MAX_BYTES=16777216
+
+# hp_batch_map ITEMS_FILE ITEM_KEY PER_TASK MAP_KEY: this task's items are lines HPCPIPE_TASK*PER_TASK+1
+# .. +PER_TASK of the items file (one line when the map is not packed).
+hp_batch_map() {
+  local file="$_HP_RUN_DIR/$1" key=$2 per=$3 map=$4 i
+  local -a lines=()
+  _hp_is_context_key "$key" || _hp_die "map item key '$key' is not a usable variable name"
+  [[ $per =~ ^[1-9][0-9]{0,8}$ ]] || _hp_die "hp_batch_map: bad items per task '$per'"
+  _hp_is_step_key "$map" || _hp_die "hp_batch_map: map key '$map' is not a valid step key"
+  [[ -r $file ]] || _hp_die "cannot read the items file $file"
+  local first=$((HPCPIPE_TASK * per))
+  mapfile -t -s "$first" -n "$per" lines <"$file"
+  ((${#lines[@]} > 0)) || _hp_die "no items for task $HPCPIPE_TASK in $file"
+  _HP_BATCH=1
+  _HP_B_TASK=$HPCPIPE_TASK
+  _HP_B_MAP=$map
+  _HP_B_KEYNAME=$key
+  for i in "${!lines[@]}"; do
+    _HP_B_IDX+=("$((first + i))")
+    _HP_B_VAL[$((first + i))]=${lines[i]}
+    _HP_B_STOP[$((first + i))]=0
+  done
+  _hp_log "job $_HP_JOB_ID: task $HPCPIPE_TASK runs items $first-$((first + ${#lines[@]} - 1)) step by step (batch steps)"
+}
+
+# Makes item I the current one: task index, item value and variables, and its unit's state.
+_hp_batch_select() {
+  local i=$1
+  HPCPIPE_TASK=$i
+  export HPCPIPE_TASK
+  _HP_SLURM_JSON="${_HP_SLURM_JSON%\"task\":*}\"task\":$i}"
+  _HP_ITEM=${_HP_B_VAL[$i]}
+  _HP_HAS_ITEM=1
+  _HP_CTX[$_HP_B_KEYNAME]=$_HP_ITEM
+  HPCPIPE_ITEM=$_HP_ITEM
+  export HPCPIPE_ITEM
+  export -- "$_HP_B_KEYNAME=$_HP_ITEM"
+  _HP_STOP=${_HP_B_STOP[$i]}
+  _HP_UNIT_KEY=${_HP_B_UKEY[$i]-}
+  _HP_UNIT_START=${_HP_B_USTART[$i]-0}
+  _HP_UNIT_TS=${_HP_B_UTS[$i]-}
+  _HP_UNIT_FAILED_STEP=${_HP_B_UFSTEP[$i]-}
+  _HP_UNIT_FAILURE=${_HP_B_UFAIL[$i]-}
+  _HP_UNIT_ERROR=${_HP_B_UERR[$i]-}
+  _HP_UNIT_ALLOWED=()
+  [[ -n ${_HP_B_UALLOWED[$i]-} ]] && mapfile -t _HP_UNIT_ALLOWED <<<"${_HP_B_UALLOWED[$i]}"
+  _HP_UNIT_RAN=${_HP_B_URAN[$i]-0}
+  _HP_UNIT_SKIP=${_HP_B_USKIP[$i]-0}
+}
+
+# Keeps the current item's state (see _hp_batch_select).
+_hp_batch_save() {
+  local i=$1 IFS=$'\n'
+  _HP_B_STOP[$i]=$_HP_STOP
+  _HP_B_UKEY[$i]=$_HP_UNIT_KEY
+  _HP_B_USTART[$i]=$_HP_UNIT_START
+  _HP_B_UTS[$i]=$_HP_UNIT_TS
+  _HP_B_UFSTEP[$i]=$_HP_UNIT_FAILED_STEP
+  _HP_B_UFAIL[$i]=$_HP_UNIT_FAILURE
+  _HP_B_UERR[$i]=$_HP_UNIT_ERROR
+  _HP_B_UALLOWED[$i]="${_HP_UNIT_ALLOWED[*]}"
+  _HP_B_URAN[$i]=$_HP_UNIT_RAN
+  _HP_B_USKIP[$i]=$_HP_UNIT_SKIP
+}
+
+# hp_batch_unit_begin KEY SIGNATURE ALLOW_FAILURE: opens the unit of every item (see hp_unit_begin).
+hp_batch_unit_begin() {
+  local i
+  for i in "${_HP_B_IDX[@]}"; do
+    _hp_batch_select "$i"
+    hp_unit_begin "$@"
+    _hp_batch_save "$i"
+  done
+}
+
+# hp_batch_unit_end: writes the unit state of every item (see hp_unit_end).
+hp_batch_unit_end() {
+  local i
+  for i in "${_HP_B_IDX[@]}"; do
+    _hp_batch_select "$i"
+    hp_unit_end
+    _hp_batch_save "$i"
+  done
+}
+
+# hp_batch_step [--batch] HP_STEP_ARGS...: a step of a map task with batch steps. With --batch, ONE
+# command for every item still running (_hp_batch_run); without, hp_step once per such item.
+hp_batch_step() {
+  if [[ ${1-} == --batch ]]; then
+    shift
+    _hp_batch_run "$@"
+    return 0
+  fi
+  local i
+  for i in "${_HP_B_IDX[@]}"; do
+    [[ ${_HP_B_STOP[$i]} == 1 ]] && continue
+    _hp_batch_select "$i"
+    hp_step "$@"
+    _hp_batch_save "$i"
+  done
+}
+
+# hp_batch_report INDEX ok|failed [MESSAGE]: one report line, for batch commands written in bash
+# (exported to the command as a function).
+hp_batch_report() {
+  local msg=${3-}
+  [[ -n ${HPCPIPE_BATCH_REPORT:-} ]] || { printf 'hp_batch_report: HPCPIPE_BATCH_REPORT is not set\n' >&2 && return 2; }
+  [[ $1 =~ ^[0-9]{1,9}$ && ($2 == ok || $2 == failed) ]] || { printf 'hp_batch_report: usage: hp_batch_report INDEX ok|failed [MESSAGE]\n' >&2 && return 2; }
+  msg=${msg//[$'\t\n\r']/ }
+  printf '%s\t%s\t%s\n' "$1" "$2" "${msg:0:1000}" >>"$HPCPIPE_BATCH_REPORT"
+}
+
+# _hp_batch_run HP_STEP_ARGS...: the batch step. Items already done (--idempotent) are skipped and items
+# missing a requirement fail as in hp_step; the others are listed in $HPCPIPE_BATCH_ITEMS, one line each:
+#   INDEX <TAB> VALUE <TAB> PUBLISH_FILE <TAB> OUTPUT_DIR <TAB> NEEDS_FILE
+# and the command runs once, in work/, with $HPCPIPE_BATCH_REPORT to append `INDEX <TAB> ok|failed
+# [<TAB> MESSAGE]` lines to. Then every listed item gets its state (_hp_batch_ingest).
+_hp_batch_run() {
+  local key="" sig="" cmd="" coe=0 has_cmd=0 idem=0
+  local -a requires=() provides=() outputs=() need_keys=() need_from=() env_keys=() env_vals=()
+  while (($# > 0)); do
+    case $1 in
+      --key) key=$2 && shift 2 ;;
+      --signature) sig=$2 && shift 2 ;;
+      --require) requires+=("$2") && shift 2 ;;
+      --provide) provides+=("$2") && shift 2 ;;
+      --output) outputs+=("$2") && shift 2 ;;
+      --need) need_keys+=("$2") && need_from+=("$3") && shift 3 ;;
+      --env) env_keys+=("$2") && env_vals+=("$3") && shift 3 ;;
+      --continue-on-error) coe=1 && shift ;;
+      --idempotent) idem=1 && shift ;;
+      --command) cmd=$2 && has_cmd=1 && shift 2 ;;
+      *) _hp_die "hp_batch_step: unexpected argument '$1'" ;;
+    esac || _hp_die "hp_batch_step: '$1' is missing its value"
+  done
+  ((has_cmd)) || _hp_die "hp_batch_step: no --command"
+  local k i n
+  for k in "${env_keys[@]}"; do
+    _hp_is_context_key "$k" || _hp_die "step $key: env name '$k' is not a usable variable name"
+  done
+  for k in "${need_keys[@]}"; do
+    _hp_is_context_key "$k" || _hp_die "step $key: needed key '$k' is not a usable variable name"
+  done
+  local bname=${key//"{i}"/task$_HP_B_TASK}
+  _hp_is_step_key "$bname" || _hp_die "step key '$key' is not a valid step key"
+  local bdir="$_HP_RUN_DIR/batch/$bname"
+  local list="$bdir/items.tsv" report="$bdir/report.tsv"
+  mkdir -p -- "$bdir/needs" || _hp_die "cannot create $bdir"
+  _hp_json_array "${provides[@]}"
+  local provides_json=$REPLY
+  _hp_now_us
+  local start=$REPLY ts
+  _hp_iso_time "$REPLY"
+  ts=$REPLY
+
+  local -a run=() shared=()
+  local -A shared_seen=()
+  local ikey from pub dir needs_file error meta line
+  local listing=""
+  for i in "${_HP_B_IDX[@]}"; do
+    [[ ${_HP_B_STOP[$i]} == 1 ]] && continue
+    _hp_batch_select "$i"
+    ikey=${key//"{i}"/$i}
+    _hp_is_step_key "$ikey" || _hp_die "step key '$ikey' is not a valid step key"
+    if ((idem)) && _hp_already_done "$ikey" "$sig" "${provides[@]}"; then
+      _hp_log "step $ikey: skipped (idempotent, already succeeded with signature $sig)"
+      continue
+    fi
+    _HP_UNIT_RAN=1
+    # Needs, as in hp_step: from the initial context or the item, else from the upstream step's published values.
+    local -a pairs=() missing=()
+    local -A resolved=()
+    for n in "${!need_keys[@]}"; do
+      k=${need_keys[n]}
+      from=${need_from[n]//"{i}"/$i}
+      if [[ $from == context ]]; then
+        [[ -n ${_HP_CTX[$k]+x} ]] || continue
+        line="$k=${_HP_CTX[$k]}"
+      else
+        _hp_is_step_key "$from" || _hp_die "step $ikey: source '$from' of '$k' is not a valid step key"
+        _hp_pub_lookup "$_HP_RUN_DIR/ctx/$from.pub" "$k" || continue
+        line="$k=$REPLY"
+      fi
+      pairs+=("$line")
+      resolved[$k]=1
+      # A value that is the same for every item reaches the command's environment.
+      if [[ ${need_from[n]} != *"{i}"* && $k != "$_HP_B_KEYNAME" && -z ${shared_seen[$k]+x} ]]; then
+        shared+=("$line")
+        shared_seen[$k]=1
+      fi
+    done
+    for k in "${requires[@]}"; do
+      [[ -n ${resolved[$k]+x} || -n ${_HP_CTX[$k]+x} ]] || missing+=("$k")
+    done
+    if ((${#missing[@]} > 0)); then
+      _HP_CRITICAL=1
+      local names="" s=""
+      for k in "${missing[@]}"; do names+="${names:+, }'$k'"; done
+      ((${#missing[@]} > 1)) && s=s
+      error="missing requirement$s $names"
+      _hp_json_array "${missing[@]}"
+      _hp_meta_json "\"exit_code\":null,\"reason\":null,\"missing\":$REPLY"
+      meta=$REPLY
+      _hp_json_str "$error"
+      _hp_state_json "$ikey" "$sig" "$start" "$ts" false '"MISSING_REQUIREMENT"' "$REPLY" "$provides_json" '{}' "$meta" null
+      _hp_step_done "$ikey" "$coe" MISSING_REQUIREMENT "$error" "$REPLY"
+      _hp_batch_save "$i"
+      _hp_leave_critical
+      continue
+    fi
+    pub="$_HP_RUN_DIR/ctx/$ikey.pub"
+    dir="$_HP_RUN_DIR/work/out/$_HP_B_MAP/$i"
+    needs_file="$bdir/needs/$i.env"
+    : >"$pub" || _hp_die "cannot create $pub"
+    mkdir -p -- "$dir" || _hp_die "cannot create $dir"
+    if ((${#pairs[@]} > 0)); then printf '%s\n' "${pairs[@]}" >"$needs_file"; else : >"$needs_file"; fi || _hp_die "cannot write $needs_file"
+    listing+="$i"$'\t'"$_HP_ITEM"$'\t'"$pub"$'\t'"$dir"$'\t'"$needs_file"$'\n'
+    run+=("$i")
+    _hp_batch_save "$i"
+  done
+  ((${#run[@]} > 0)) || return 0
+
+  printf '%s' "$listing" >"$list" || _hp_die "cannot write $list"
+  : >"$report" || _hp_die "cannot create $report"
+  _HP_B_RUNNING=("${run[@]}")
+  _HP_B_RUN_KEY=$key
+  _HP_B_RUN_SIG=$sig
+  _HP_B_RUN_START=$start
+  _HP_B_RUN_TS=$ts
+  _HP_B_RUN_COE=$coe
+  _HP_B_RUN_LOG="$_HP_RUN_DIR/logs/$bname"
+  _HP_B_REPORT=$report
+  _HP_B_PROVIDES=("${provides[@]}")
+  _HP_B_OUTPUTS=("${outputs[@]}")
+  _HP_CUR_PROVIDES_JSON=$provides_json
+  _hp_log "step $key: one command for ${#run[@]} item(s): ${run[*]}"
+  set -m
+  (
+    cd -- "$_HP_RUN_DIR/work" || exit 126
+    unset -v HPCPIPE_ITEM HPCPIPE_PUBLISH "$_HP_B_KEYNAME"
+    # shellcheck disable=SC2163 # each entry is NAME=value: exporting the assignment is the point
+    for k in "${shared[@]}"; do export -- "$k"; done
+    export HPCPIPE_BATCH_ITEMS="$list" HPCPIPE_BATCH_REPORT="$report"
+    for n in "${!env_keys[@]}"; do export -- "${env_keys[n]}=${env_vals[n]}"; done
+    export -f hp_batch_report
+    HPCPIPE_STEP=$key HPCPIPE_TASK=$_HP_B_TASK exec bash -c "$cmd"
+  ) </dev/null >"$_HP_B_RUN_LOG.out" 2>"$_HP_B_RUN_LOG.err" &
+  _HP_CHILD=$!
+  set +m
+  local rc=0
+  wait "$_HP_CHILD" || rc=$?
+  _HP_CRITICAL=1
+  _HP_CHILD=""
+  _hp_batch_ingest "$rc" "" ""
+  _HP_B_RUNNING=()
+  _hp_leave_critical
+  return 0
+}
+
+# _hp_batch_ingest EXIT_CODE ERROR REASON: turns the report into the state of every running item.
+# Reported ok: a success when its outputs and provides are there; reported failed: failed with its
+# message; not reported: failed, with ERROR (a signal) or as "not reported". The first line of an item wins.
+_hp_batch_ingest() {
+  local rc=$1 killed=$2 reason=$3 line idx rest status msg bad=0 i ikey
+  local -A rstatus=() rmsg=() running=()
+  for i in "${_HP_B_RUNNING[@]}"; do running[$i]=1; done
+  while IFS= read -r line || [[ -n $line ]]; do
+    [[ -z $line ]] && continue
+    idx=${line%%$'\t'*}
+    rest=${line#*$'\t'}
+    [[ $line == *$'\t'* ]] || rest=""
+    status=${rest%%$'\t'*}
+    msg=""
+    [[ $rest == *$'\t'* ]] && msg=${rest#*$'\t'}
+    status=${status%$'\r'}
+    if [[ ! $idx =~ ^[0-9]{1,9}$ || ($status != ok && $status != failed) || -z ${running[$((10#$idx))]+x} ]]; then
+      bad=$((bad + 1))
+      continue
+    fi
+    idx=$((10#$idx))
+    [[ -n ${rstatus[$idx]+x} ]] && continue
+    rstatus[$idx]=$status
+    rmsg[$idx]=${msg:0:1000}
+  done < <(head -c "$_HP_B_REPORT_MAX_BYTES" -- "$_HP_B_REPORT" 2>/dev/null)
+  ((bad == 0)) || _hp_log "step $_HP_B_RUN_KEY: ignored $bad report line(s) that are not 'INDEX<TAB>ok|failed[<TAB>MESSAGE]' for an item of this batch"
+  local failure error outputs_json meta code=$rc
+  [[ -n $killed ]] && code=null
+  for i in "${_HP_B_RUNNING[@]}"; do
+    _hp_batch_select "$i"
+    ikey=${_HP_B_RUN_KEY//"{i}"/$i}
+    _hp_batch_outputs "$ikey" "$i"
+    outputs_json=$REPLY
+    failure=""
+    error=""
+    case ${rstatus[$i]-} in
+      ok)
+        if ((${#_HP_B_PROBLEMS[@]} > 0)); then
+          failure=STEP_FAILED
+          printf -v error '%s; ' "${_HP_B_PROBLEMS[@]}"
+          error="validation failed: ${error%; }"
+        fi
+        ;;
+      failed)
+        failure=STEP_FAILED
+        error="the batch command reported it failed${rmsg[$i]:+: ${rmsg[$i]}}"
+        ;;
+      *)
+        failure=STEP_FAILED
+        if [[ -n $killed ]]; then
+          error=$killed
+        else
+          error="not reported by the batch command (it exited with status $rc)"
+        fi
+        ;;
+    esac
+    local reason_json=null
+    [[ -n $reason ]] && reason_json="\"$reason\""
+    local reported=false
+    [[ -n ${rstatus[$i]-} ]] && reported=true
+    _hp_meta_json "\"exit_code\":$code,\"reason\":$reason_json,\"batch\":{\"items\":${#_HP_B_RUNNING[@]},\"reported\":$reported}"
+    meta=$REPLY
+    if [[ -z $failure ]]; then
+      _hp_state_json "$ikey" "$_HP_B_RUN_SIG" "$_HP_B_RUN_START" "$_HP_B_RUN_TS" true null null "$_HP_CUR_PROVIDES_JSON" "$outputs_json" "$meta" "$code"
+    else
+      _hp_json_str "$error"
+      _hp_state_json "$ikey" "$_HP_B_RUN_SIG" "$_HP_B_RUN_START" "$_HP_B_RUN_TS" false "\"$failure\"" "$REPLY" "$_HP_CUR_PROVIDES_JSON" \
+        "$outputs_json" "$meta" "$code"
+    fi
+    # Each item's logs are the batch command's (hard links; copies where links fail).
+    ln -f -- "$_HP_B_RUN_LOG.out" "$_HP_RUN_DIR/logs/$ikey.out" 2>/dev/null || cp -f -- "$_HP_B_RUN_LOG.out" "$_HP_RUN_DIR/logs/$ikey.out" 2>/dev/null
+    ln -f -- "$_HP_B_RUN_LOG.err" "$_HP_RUN_DIR/logs/$ikey.err" 2>/dev/null || cp -f -- "$_HP_B_RUN_LOG.err" "$_HP_RUN_DIR/logs/$ikey.err" 2>/dev/null
+    _hp_step_done "$ikey" "$_HP_B_RUN_COE" "$failure" "$error" "$REPLY"
+    _hp_batch_save "$i"
+  done
+}
+
+# REPLY := the outputs JSON of item INDEX of the running batch step (step key KEY); _HP_B_PROBLEMS := what is
+# missing: declared output files (`{i}` = the index, `{item}` = the value) and provides, or a malformed publish file (as in hp_step).
+_HP_B_PROBLEMS=()
+_hp_batch_outputs() {
+  local key=$1 i=$2 o path size line n=0 bad=0 pk pub="$_HP_RUN_DIR/ctx/$1.pub" k
+  local -a files=() not_provided=() order=()
+  local -A published=()
+  _HP_B_PROBLEMS=()
+  for o in "${_HP_B_OUTPUTS[@]}"; do
+    # Per-item output patterns, as in hp_step: {i} is the item's index, {item} its value.
+    path=${o//"{i}"/"$i"}
+    path=${path//"{item}"/"$_HP_ITEM"}
+    if [[ $path != "$o" && ($path == /* || /$path/ == */../*) ]]; then
+      _HP_B_PROBLEMS+=("output '$o' for this item is '$path', which leaves the working directory")
+      continue
+    fi
+    o=$path
+    path=$o
+    [[ $path == /* ]] || path="$_HP_RUN_DIR/work/$o"
+    if [[ -e $path ]]; then files+=("$o"); else _HP_B_PROBLEMS+=("missing output file '$o'"); fi
+  done
+  size=$(wc -c <"$pub" 2>/dev/null) || size=0
+  if ((size > _HP_PUBLISH_MAX_BYTES)); then
+    _HP_B_PROBLEMS+=("published values exceed $_HP_PUBLISH_MAX_BYTES bytes")
+  elif [[ -f $pub ]]; then
+    while IFS= read -r line || [[ -n $line ]]; do
+      n=$((n + 1))
+      [[ -z $line ]] && continue
+      pk=${line%%=*}
+      if [[ $line != *=* ]] || ! _hp_is_context_key "$pk"; then
+        ((bad)) || _HP_B_PROBLEMS+=("line $n of the published values is not NAME=value with NAME a usable variable name")
+        bad=1
+        continue
+      fi
+      [[ -n ${published[$pk]+x} ]] || order+=("$pk")
+      published[$pk]=${line#*=}
+    done <"$pub"
+  fi
+  local pub_json=""
+  for pk in "${order[@]}"; do
+    _hp_json_str "${published[$pk]}"
+    pub_json+="${pub_json:+,}\"$pk\":$REPLY"
+  done
+  for k in "${_HP_B_PROVIDES[@]}"; do
+    [[ -n ${published[$k]+x} ]] || not_provided+=("'$k'")
+  done
+  if ((${#not_provided[@]} > 0)); then
+    local joined
+    printf -v joined '%s, ' "${not_provided[@]}"
+    _HP_B_PROBLEMS+=("did not provide ${joined%, }")
+  fi
+  _hp_json_array "${files[@]}"
+  REPLY="{\"published\":{$pub_json},\"files\":$REPLY}"
+}
+
+# A signal arrived in a map task with batch steps: a running batch command's items get their states
+# (reported ones as reported, the others killed), and every other item with an open unit gets a failed
+# unit state; the item whose per-item step is running is left to _hp_handle_signal.
+_hp_batch_signal() {
+  local error=$1 reason=$2 cur="" i
+  if [[ -n $_HP_CUR_KEY ]]; then
+    # shellcheck disable=SC2031 # the selected item's index, set by _hp_batch_select in this shell
+    cur=$HPCPIPE_TASK
+    _hp_batch_save "$cur"
+  fi
+  if ((${#_HP_B_RUNNING[@]} > 0)); then
+    _hp_batch_ingest "" "$error" "$reason"
+    _HP_B_RUNNING=()
+  fi
+  for i in "${_HP_B_IDX[@]}"; do
+    [[ $i == "$cur" ]] && continue
+    _hp_batch_select "$i"
+    if [[ -z $_HP_UNIT_KEY ]] || ((_HP_UNIT_SKIP)); then continue; fi
+    local members="\"reason\":\"$reason\""
+    if [[ -n $_HP_UNIT_FAILED_STEP ]]; then
+      _hp_json_str "$_HP_UNIT_FAILED_STEP: $_HP_UNIT_ERROR"
+      local error_json=$REPLY
+      _hp_json_str "$_HP_UNIT_FAILED_STEP"
+      members+=",\"failed_step\":$REPLY"
+    else
+      _hp_json_str "$_HP_UNIT_KEY: $error"
+      local error_json=$REPLY
+    fi
+    _hp_meta_json "$members"
+    _hp_state_json "$_HP_UNIT_KEY" "$_HP_UNIT_SIG" "$_HP_UNIT_START" "$_HP_UNIT_TS" false "\"${_HP_UNIT_FAILURE:-STEP_FAILED}\"" \
+      "$error_json" '[]' '{}' "$REPLY" null
+    _hp_write_state "$_HP_UNIT_KEY" "$REPLY"
+    _HP_UNIT_KEY=""
+    _hp_batch_save "$i"
+  done
+  if [[ -n $cur ]]; then
+    _hp_batch_select "$cur"
+  else
+    _HP_UNIT_KEY=""
+  fi
 }

@@ -109,7 +109,11 @@ export function compile(input: CompileInput): CompiledPlan {
     needs: needs.get(key) ?? [],
     continue_on_error: step.continue_on_error,
     idempotent: step.idempotent,
+    ...(step.batch ? { batch: true as const } : {}),
   });
+  const refuseBatch = (leaf: PlanStep, where: string): void => {
+    if (leaf.batch) problems.push(`${leaf.key}: a batch step runs one command for all the items of a map's task; ${where} is not a map (put the step inside a map, or remove batch)`);
+  };
 
   /** The leaves one array task runs in sequence; `top` is the task's own unit (its continue_on_error is the task's). */
   const leavesOf = (step: PipelineStep, key: string, where: string, top = true): Array<{ leaf: PlanStep; resources: Resources }> => {
@@ -131,6 +135,7 @@ export function compile(input: CompileInput): CompiledPlan {
   const unitsOf = (step: PipelineStep, key: string, fuseAllowed: boolean): Unit[] => {
     if (step instanceof CommandStep) {
       const leaf = planStep(step, key);
+      refuseBatch(leaf, "its place in the pipeline");
       return [
         {
           type: "leaf",
@@ -238,7 +243,9 @@ export function compile(input: CompileInput): CompiledPlan {
       } else if (unit.type === "group") {
         const perChild = unit.step.children.map((child) => {
           const childKey = `${unit.key}.${child.name}`;
-          return { child, childKey, leaves: leavesOf(child, childKey, `parallel group ${unit.key}`) };
+          const leaves = leavesOf(child, childKey, `parallel group ${unit.key}`);
+          for (const l of leaves) refuseBatch(l.leaf, `parallel group ${unit.key}`);
+          return { child, childKey, leaves };
         });
         const bodies: TaskBody[] = perChild.map(({ child, childKey, leaves }) => ({
           unitKey: isComposite(child) ? childKey : null,

@@ -17,7 +17,10 @@ function resourcesLabel(job: PlanJob): string {
 function runsLabel(job: PlanJob): string {
   if (job.shape === "map" && job.map) {
     const packed = (job.map.itemsPerTask ?? 1) > 1 ? ` (${job.map.itemsPerTask} items per task)` : "";
-    return `map ${job.map.key}: ${job.steps.join(" -> ")} per item${packed}`;
+    const batch = new Set(job.bodies.flatMap((b) => b.steps.filter((st) => st.batch === true).map((st) => st.key)));
+    const steps = job.steps.map((k) => (batch.has(k) ? `${k} [batch]` : k));
+    const how = batch.size > 0 ? "step by step over the task's items; [batch]: one command for them all" : "per item";
+    return `map ${job.map.key}: ${steps.join(" -> ")} ${how}${packed}`;
   }
   if (job.shape === "group") {
     const per = job.groupPack?.itemsPerTask ?? 1;

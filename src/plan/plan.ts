@@ -47,6 +47,8 @@ export interface PlanStep {
   needs: Need[];
   continue_on_error: boolean;
   idempotent: boolean;
+  /** A batch step (maps only): one command for every item of the task; absent for a plain step. */
+  batch?: true;
 }
 
 /**

@@ -163,7 +163,7 @@ function outputPath(runDir: string, isArray: boolean): string {
   return `${runDir.replace(/\/+$/, "")}/logs/${file}`;
 }
 
-function stepView(step: PlanStep, allowIndex: boolean) {
+function stepView(step: PlanStep, allowIndex: boolean, inBatchMap: boolean) {
   const what = `step ${preview(step.key)}`;
   checkStepKey(step.key, "step key", allowIndex);
   checkText(step.command, `${what}: command`);
@@ -198,6 +198,8 @@ function stepView(step: PlanStep, allowIndex: boolean) {
     env,
     continueOnError: step.continue_on_error ? 1 : 0,
     idempotent: step.idempotent ? 1 : 0,
+    batch: step.batch === true ? 1 : 0,
+    inBatchMap: inBatchMap ? 1 : 0,
   };
 }
 
@@ -246,6 +248,9 @@ export function jobView(job: RenderableJob, ctx: JobRenderContext) {
       pack = { itemsPerTask: map.itemsPerTask, itemCpus: checkInt(map.itemCpus ?? 1, "map.itemCpus", 1) };
     }
   }
+  // A map with a batch step runs each step across all the items of its task (hp_batch_map).
+  const isBatch = isMap && job.bodies.some((b) => b.steps.some((s) => s.batch === true));
+  if (!isMap && job.bodies.some((b) => b.steps.some((s) => s.batch === true))) fail("a batch step can only run inside a map job");
   const tasks = job.bodies.map((body, i) => ({ body, task: allBodies ? i : offset + i }));
   // The arms this chunk's tasks run: logical tasks [offset, offset + count), or their children when packed.
   const per = groupPack?.itemsPerTask ?? 1;
@@ -262,7 +267,7 @@ export function jobView(job: RenderableJob, ctx: JobRenderContext) {
       const allow = (map?.continueOnItemError ?? false) || body.continue_on_error === true;
       unit = { key: body.unitKey, signature, allowFailure: allow ? 1 : 0 };
     }
-    return { task, unit, steps: body.steps.map((s) => stepView(s, isMap)) };
+    return { task, unit, steps: body.steps.map((s) => stepView(s, isMap, isBatch)) };
   });
 
   const cluster = ctx.cluster;
@@ -280,6 +285,9 @@ export function jobView(job: RenderableJob, ctx: JobRenderContext) {
       isGroup,
       isMap,
       isPacked: pack !== null || groupPack !== null,
+      isBatch,
+      /** Items per task of a map with batch steps (1 when not packed). */
+      batchItemsPerTask: pack?.itemsPerTask ?? 1,
       isArray: job.array === null ? 0 : 1,
       offset,
       taskMap: taskMapArgument(job.array),
@@ -320,8 +328,11 @@ export function renderJobScript(job: RenderableJob, ctx: JobRenderContext, templ
     const view = jobView(job, ctx);
     const text = templates.sbatch(view);
     // Templates written before task packing would run one item per task and silently skip the rest.
-    if (view.job.isMap && view.job.isPacked && !/^\s*hp_map_pack /m.test(text)) {
+    if (view.job.isMap && view.job.isPacked && !view.job.isBatch && !/^\s*hp_map_pack /m.test(text)) {
       fail("the job packs several map items into each task, but the sbatch template does not call hp_map_pack (see templates/sbatch.hbs)");
+    }
+    if (view.job.isBatch && !/^\s*hp_batch_map /m.test(text)) {
+      fail("the map has batch steps, but the sbatch template does not call hp_batch_map (see templates/sbatch.hbs)");
     }
     if (view.job.isGroup && view.job.isPacked && !/^\s*hp_group_pack /m.test(text)) {
       fail("the job packs several group children into each task, but the sbatch template does not call hp_group_pack (see templates/sbatch.hbs)");

@@ -18,6 +18,12 @@ export interface CommandStepOptions extends StepOptions {
   env?: Readonly<Record<string, string>>;
   /** Allow this step to be fused into one job with its sequential neighbours (default true). */
   fuse?: boolean;
+  /**
+   * A batch step (only inside a map): ONE command for every item of its array task, which lists
+   * the items in `$HPCPIPE_BATCH_ITEMS` and reports each one to `$HPCPIPE_BATCH_REPORT`
+   * (docs/runtime-contract.md, "Batch steps").
+   */
+  batch?: boolean;
 }
 
 /**
@@ -44,6 +50,7 @@ export class CommandStep extends PipelineStep {
   readonly resources: Resources;
   readonly env: Readonly<Record<string, string>>;
   readonly fuse: boolean;
+  readonly batch: boolean;
 
   constructor(options: CommandStepOptions) {
     super(options);
@@ -73,10 +80,14 @@ export class CommandStep extends PipelineStep {
     this.resources = res.data;
     this.env = { ...(options.env ?? {}) };
     this.fuse = options.fuse ?? true;
+    if (options.batch !== undefined && typeof options.batch !== "boolean") throw new StepDefinitionError(`step ${options.name}: batch must be true or false`);
+    this.batch = options.batch ?? false;
   }
 
   override signatureData(): unknown {
-    return { command: this.command, outputs: this.outputs, env: this.env, resources: this.resources };
+    const data = { command: this.command, outputs: this.outputs, env: this.env, resources: this.resources };
+    // A batch command speaks another contract; plain steps keep the signatures they always had.
+    return this.batch ? { ...data, batch: true } : data;
   }
 
   override run(context: Context, options: RunOptions = {}): Promise<CompletedState> {

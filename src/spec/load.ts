@@ -79,6 +79,7 @@ function buildSpec(obj: unknown, file: string, options: LoadSpecOptions, source?
   // Entries are checked even when the top level has problems, so one pass reports them all.
   const rawSteps = Array.isArray(obj.steps) ? obj.steps : [];
   const entries = parseEntries(rawSteps, ["steps"], { problems, source, specDir });
+  if (entries !== undefined) refuseBatchOutsideMaps(entries, ["steps"], false, problems, source);
   if (problems.length > 0 || top === undefined || entries === undefined) throw fail();
 
   const bundle: string[] = [];
@@ -116,6 +117,20 @@ function unknownSetKeys(set: Record<string, string>, context: Record<string, unk
   return Object.keys(set)
     .filter((k) => !known.includes(k))
     .map((k) => ({ path: `--set ${k}`, expected: `unknown context key: this pipeline knows ${list}` }));
+}
+
+/** `batch: true` gives a command every item of its array task: it means something only inside a map. */
+function refuseBatchOutsideMaps(entries: readonly SpecEntry[], at: readonly PathSegment[], inMap: boolean, problems: FieldProblem[], source: YamlSource | undefined): void {
+  entries.forEach((entry, i) => {
+    const path = [...at, i];
+    if ("step" in entry) {
+      if (entry.batch === true && !inMap) {
+        problems.push(problemAt([...path, "batch"], `step '${entry.step}': batch: true runs one command for all the items of a map's task; put the step inside a map, or remove batch`, source));
+      }
+      return;
+    }
+    refuseBatchOutsideMaps(entry.steps, [...path, "steps"], inMap || "map" in entry, problems, source);
+  });
 }
 
 interface ParseEnv {
@@ -264,6 +279,7 @@ function buildEntry(entry: SpecEntry, path: PathSegment[], problems: FieldProble
         idempotent: entry.idempotent,
         version: entry.version,
         fuse: entry.fuse,
+        batch: entry.batch,
       })),
     );
   }

@@ -14,6 +14,7 @@ import type { CommandStep } from "./command-step.js";
 import { contextKeyProblem } from "./context-keys.js";
 import { itemScopeOf } from "./item-scope.js";
 import { itemOutputPath } from "./output-patterns.js";
+import { prepareBatch, readReport } from "./batch-in-process.js";
 
 /** How much of each of stdout and stderr is kept (the end of it). */
 export const OUTPUT_TAIL_BYTES = 64 * 1024;
@@ -199,6 +200,16 @@ export async function runCommandInProcess(step: CommandStep, context: Context, o
       item: scope?.item,
     });
     if (problems.length > 0) return CompletedState.fail(problems.join("; "), { meta: { exit_code: null } });
+    // A batch step in-process: the wrapper's protocol for this one item.
+    let batch: Awaited<ReturnType<typeof prepareBatch>> | null = null;
+    if (step.batch) {
+      if (scope === undefined) return CompletedState.fail(`${key}: a batch step runs only inside a map`, { meta: { exit_code: null } });
+      const needs = Object.fromEntries(step.requires.filter((k) => env[k] !== undefined).map((k) => [k, env[k] as string]));
+      batch = await prepareBatch(pubDir, cwd, key, { index: scope.index, value: scope.item }, publishFile, needs);
+      Object.assign(env, batch.env);
+      delete env.HPCPIPE_PUBLISH;
+      delete env.HPCPIPE_ITEM;
+    }
 
     const stdout = new TailBuffer();
     const stderr = new TailBuffer();
@@ -215,25 +226,33 @@ export async function runCommandInProcess(step: CommandStep, context: Context, o
         meta: { exit_code: exit.code, signal: exit.signal, reason: "SIGNAL", aborted: true, ...tails },
       });
     }
-    if (exit.code === null) {
+    if (batch !== null && scope !== undefined) {
+      const reported = await readReport(batch.reportFile, scope.index);
+      const meta = { exit_code: exit.code, batch: { items: 1, reported: reported !== null }, ...tails };
+      if (reported === null) {
+        const how = exit.code === null ? `was killed by signal ${exit.signal ?? "?"}` : `exited with status ${exit.code}`;
+        return CompletedState.fail(`not reported by the batch command (it ${how})`, { meta });
+      }
+      if (!reported.ok) return CompletedState.fail(`the batch command reported it failed${reported.message ? `: ${reported.message}` : ""}`, { meta });
+    } else if (exit.code === null) {
       return CompletedState.fail(`command killed by signal ${exit.signal ?? "?"}`, {
         meta: { exit_code: null, signal: exit.signal, reason: "SIGNAL", ...tails },
       });
     }
-    if (exit.code !== 0) {
+    if (exit.code !== 0 && batch === null) {
       return CompletedState.fail(`command exited with status ${exit.code}`, { meta: { exit_code: exit.code, ...tails } });
     }
 
     const pubSize = (await stat(publishFile)).size;
     if (pubSize > PUBLISH_MAX_BYTES) {
       return CompletedState.fail(`published values file ($HPCPIPE_PUBLISH) is larger than ${PUBLISH_MAX_BYTES} bytes`, {
-        meta: { exit_code: 0, ...tails },
+        meta: { exit_code: exit.code, ...tails },
       });
     }
     const published = parsePublished(await readFile(publishFile, "utf8"));
     if (published.problems.length > 0) {
       return CompletedState.fail(`invalid published value ($HPCPIPE_PUBLISH): ${published.problems.join("; ")}`, {
-        meta: { exit_code: 0, ...tails },
+        meta: { exit_code: exit.code, ...tails },
       });
     }
 
@@ -253,7 +272,7 @@ export async function runCommandInProcess(step: CommandStep, context: Context, o
     if (unpublished.length > 0) problemsAfter.push(`did not publish ${unpublished.map((k) => `'${k}'`).join(", ")}`);
     if (problemsAfter.length > 0) {
       return CompletedState.fail(`validation failed: ${problemsAfter.join("; ")}`, {
-        meta: { exit_code: 0, ...tails },
+        meta: { exit_code: exit.code, ...tails },
         outputs: { published: published.values, files: [...files, ...missingFiles] },
       });
     }
@@ -261,7 +280,7 @@ export async function runCommandInProcess(step: CommandStep, context: Context, o
     for (const [k, v] of Object.entries(published.values)) context[k] = v;
     return CompletedState.ok({
       outputs: { published: published.values, files },
-      meta: { exit_code: 0, ...tails },
+      meta: { exit_code: exit.code, ...tails },
     });
   } finally {
     await rm(pubDir, { recursive: true, force: true });

@@ -142,6 +142,7 @@ export const commandEntrySchema = z
     idempotent: z.boolean().optional(),
     version: versionSchema.optional(),
     fuse: z.boolean().optional(),
+    batch: z.boolean().optional(),
   })
   .strict();
 
