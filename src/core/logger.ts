@@ -50,6 +50,10 @@ const CONTROL = /[\u0000-\u001f\u007f]/g;
 const escapeControl = (text: string): string => text.replace(CONTROL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 
 function fieldText(value: unknown): string {
+  // Durations for people: milliseconds are plenty (0.0018295470000000479 -> 0.002).
+  if (typeof value === "number" && Number.isFinite(value) && !Number.isInteger(value)) {
+    return Math.abs(value) >= 0.001 ? String(Math.round(value * 1000) / 1000) : value.toPrecision(2);
+  }
   if (typeof value === "string") return /^[^\s"=]+$/.test(value) ? escapeControl(value) : escapeControl(JSON.stringify(value));
   return escapeControl(JSON.stringify(value) ?? String(value));
 }

@@ -20,11 +20,13 @@ function bigResult(options: { failedItems: number[]; allowed: boolean }): Comple
   states["p.process"] = mapOk
     ? CompletedState.ok({ duration_s: 30, meta: options.allowed ? { failed_allowed: options.failedItems.map((i) => `p.process.${i}`) } : {} })
     : CompletedState.fail(`p.process.${first}.check: command exited with status 5`, { failure: "STEP_FAILED", meta: { failed_step: `p.process.${first}.check` } });
+  // One state object for every good item (the summary reads states, never writes them): building stays fast.
+  const okItem = CompletedState.ok({ duration_s: 0.1 });
   for (let i = 0; i < ITEMS; i++) {
     const bad = failed.has(i);
     const meta = { item: `model-${i}.glb` };
-    states[`p.process.${i}`] = bad ? CompletedState.fail("check failed", { failure: "STEP_FAILED", meta }) : CompletedState.ok({ meta });
-    states[`p.process.${i}.check`] = bad ? CompletedState.fail("command exited with status 5", { failure: "STEP_FAILED", meta }) : CompletedState.ok({ meta });
+    states[`p.process.${i}`] = bad ? CompletedState.fail("check failed", { failure: "STEP_FAILED", meta }) : okItem;
+    states[`p.process.${i}.check`] = bad ? CompletedState.fail("command exited with status 5", { failure: "STEP_FAILED", meta }) : okItem;
   }
   if (mapOk) states["p.report"] = CompletedState.ok({ duration_s: 2 });
   const root = mapOk

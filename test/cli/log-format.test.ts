@@ -90,5 +90,6 @@ describe("the compact log line", () => {
     );
     expect(line).toMatch(/^\d\d:\d\d:\d\d\.678 WARN {2}unusable\\u001b\[2J state {2}file="states\/a b\.json" n=3 ok=true obj=\{"a":1\}\n$/);
     expect(formatLogLine("not json\n")).toBe("not json\n");
+    expect(formatLogLine(JSON.stringify({ level: 30, time: 0, msg: "m", duration_s: 0.0018295470000000479, big: 12.34567 }))).toMatch(/ INFO {2}m {2}duration_s=0\.002 big=12\.346\n$/);
   });
 });
