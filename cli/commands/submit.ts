@@ -151,8 +151,9 @@ export function registerSubmitCommand(program: Command): void {
         "  $ hpcpipe submit examples/specs/batch-map.yaml --cluster localcluster --resume 20261128-161900-a1b2c3 --wait\n" +
         "  $ hpcpipe submit examples/specs/thumbnail-shape.yaml --cluster localcluster --dry-run\n" +
         "  $ hpcpipe submit examples/specs/batch-map.yaml --cluster example-university --dry-run --out /tmp/bundle\n" +
-        "\nThe run record is written to $HPCPIPE_HOME (default ~/.hpcpipe) before the cluster is contacted; the whole\n" +
-        "bundle goes up in one transfer and one generated script submits every job. Ctrl-C during the submission\n" +
+        "\nThe run record is written to $HPCPIPE_HOME (default ~/.hpcpipe) before the cluster is contacted; the bundle\n" +
+        "goes through the cluster's content-addressed store (only files it lacks are sent, in one stream) and one\n" +
+        "generated script submits every job. Ctrl-C during the submission\n" +
         "lets it finish (it is never half done), then applies --on-interrupt; exit status 130.\n",
     )
     .action(async (spec: string, flags: SubmitFlags) => {
