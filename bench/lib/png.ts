@@ -1,17 +1,20 @@
-// A minimal 8-bit PNG decoder (a copy of test/support/png.ts's, which the bench build cannot import): pixels to compare.
+// A minimal 8-bit PNG decoder (node:zlib only) for the benchmarks and, through test/support/png.ts, the tests:
+// the bench build cannot import test/, so the one copy lives here.
 import { inflateSync } from "node:zlib";
 
 export interface Image {
   width: number;
   height: number;
+  /** Samples per pixel: 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA (8-bit only). */
   channels: number;
+  /** Unfiltered samples, row after row. */
   data: Uint8Array;
 }
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
 /** Width and height from the IHDR chunk, which must come first. `name` is for error messages. */
-function pngSize(bytes: Buffer, name = "image"): { width: number; height: number } {
+export function pngSize(bytes: Buffer, name = "image"): { width: number; height: number } {
   if (bytes.length < 24 || !bytes.subarray(0, 8).equals(PNG_SIGNATURE)) throw new Error(`${name}: not a PNG (no PNG signature)`);
   const first = bytes.toString("latin1", 12, 16);
   if (first !== "IHDR") throw new Error(`${name}: the first PNG chunk is ${JSON.stringify(first)}, expected IHDR`);

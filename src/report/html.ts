@@ -7,7 +7,7 @@
  * it is markup the tag itself produced: a step name, an error, a log line or
  * a host can only ever be text.
  */
-import { formatDuration } from "../core/units.js";
+import { formatBytes, formatDuration } from "../core/units.js";
 import type { ErrorEntry, ImageEntry, LogTail, Outcome, ReportModel, Timeline, TimelineRow, TreeNode } from "./model.js";
 
 /** Markup built by the `html` tag (or `raw`); anything else interpolated into it is escaped. */
@@ -199,13 +199,9 @@ function errorsSection(m: ReportModel): SafeHtml {
 }
 
 function imageFigure(img: ImageEntry): SafeHtml {
-  const caption = html`<figcaption><code>${img.key}</code><br>${img.path}${img.bytes !== null ? html` <span class="muted">(${formatBytesShort(img.bytes)})</span>` : ""}</figcaption>`;
+  const caption = html`<figcaption><code>${img.key}</code><br>${img.path}${img.bytes !== null ? html` <span class="muted">(${formatBytes(img.bytes)})</span>` : ""}</figcaption>`;
   if (img.dataUri === null) return html`<figure class="image missing"><div class="image-note">${img.note ?? "not embedded"}</div>${caption}</figure>`;
   return html`<figure class="image"><img src="${img.dataUri}" alt="${img.path}">${caption}</figure>`;
-}
-
-function formatBytesShort(n: number): string {
-  return n < 1024 ? `${n} B` : n < 1024 * 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / (1024 * 1024)).toFixed(1)} MiB`;
 }
 
 function imagesSection(m: ReportModel): SafeHtml {
