@@ -140,7 +140,7 @@ if ((changed)) && running; then stop_pid "$(cat -- "$PID_FILE")" "otp sshd" 10; 
 if ! running; then
   install -d -m 0755 /run/sshd
   log "starting the key + one-time-code sshd on 127.0.0.1:$PORT (PAM service $SERVICE)"
-  (cd / && setsid "$SSHD_LINK" -f "$CONFIG" -E "$SSHD_LOG" </dev/null >/dev/null 2>&1 9>&- 8>&-)
+  (cd / && env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 setsid "$SSHD_LINK" -f "$CONFIG" -E "$SSHD_LOG" </dev/null >/dev/null 2>&1 9>&- 8>&-)
 fi
 for ((i = 0; i < 100; i++)); do
   if ssh-keyscan -T 2 -p "$PORT" 127.0.0.1 2>/dev/null | grep -q ssh-ed25519; then break; fi

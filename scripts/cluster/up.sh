@@ -12,6 +12,9 @@ source "$SCRIPT_DIR/lib.sh"
 # from / so a caller's directory (a temp clone, a test's scratch dir) that is removed later is not
 # theirs (slurmctld would hand a deleted cwd on, and jobs print "Unable to get current working directory").
 cd /
+# Nothing of the caller's temp directory either: .ci/run puts TMPDIR inside a mode-700 directory,
+# which mysql (mariadb-install-db, mariadbd) and slurm cannot write.
+unset TMPDIR TMP TEMP
 
 PORT=2222
 TEST_USER=hpctest
@@ -188,7 +191,9 @@ start_daemon() {
   # Stale pid files: slurmctld/slurmdbd run as slurm and cannot replace root-owned ones in /run.
   rm -f -- "$(daemon_pidfile "$name")" "$PID_DIR/$name"
   log "starting $name"
-  setsid "$@" </dev/null >>"$LOG_DIR/$name.out" 2>&1 9>&- &
+  # A clean environment, as systemd gives a service: nothing of the caller's (a TMPDIR inside a
+  # mode-700 directory that mysql cannot write, as in .ci/run; a locale; credentials) leaks in.
+  env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 setsid "$@" </dev/null >>"$LOG_DIR/$name.out" 2>&1 9>&- &
   pid=$!
   # Record before exec completes (start time survives exec), so a failed start is still ours to stop.
   record_pid "$name" "$pid" "$exe"
