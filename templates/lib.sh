@@ -621,6 +621,96 @@ _hp_already_done() {
   return 0
 }
 
+# ---- step cache (src/cache) ---------------------------------------------------
+# A submission that found steps in the store's cache restored their states (marked "cached") and
+# outputs into this run; cache/store names the store and cache/keys/<step>.keys each step's key per item.
+
+# True when states/<key>.json is a success of this definition restored from the step cache.
+_hp_restored() {
+  local key=$1 sig=$2 file content
+  file="$_HP_RUN_DIR/states/$key.json"
+  [[ -f $file && ! -L $file ]] || return 1
+  IFS= read -r -d '' -n 1048576 content <"$file" || true
+  [[ $content == '{"success":true,'* && $content == *"\"signature\":\"$sig\","* && $content == *',"cached":{'* ]]
+}
+
+# REPLY := the cache key of step TEMPLATE (its key with {i}) in this task; status 1 when it has none.
+_hp_cache_key() {
+  local template=$1 file idx=0
+  local -a line=()
+  file="$_HP_RUN_DIR/cache/keys/$template.keys"
+  [[ -f $file && -f $_HP_RUN_DIR/cache/store ]] || return 1
+  [[ $template == *"{i}"* ]] && idx=$HPCPIPE_TASK
+  mapfile -t -s "$idx" -n 1 line <"$file"
+  REPLY=${line[0]:-}
+  [[ $REPLY =~ ^[0-9a-f]{64}$ ]]
+}
+
+# _hp_cache_put KEY TEMPLATE STATE PUBFILE OUTPUT...: stores a step that succeeded in the cache: its
+# declared outputs as blobs (copied: the run's own files stay writable), then its entry, one line of
+# JSON renamed into place (two runs writing one key end with one good copy). Best effort: a step that
+# cannot be stored (an output that is not a regular file, a full disk) just is not cached.
+_hp_cache_put() {
+  local key=$1 template=$2 state=$3 pub=$4 ck
+  shift 4
+  _hp_cache_key "$template" || return 0
+  ck=$REPLY
+  (
+    local store group f sum name i blob tmp dir outs="" content="" run
+    local -a lines=() paths=() sums=()
+    mapfile -t -n 2 lines <"$_HP_RUN_DIR/cache/store"
+    store=${lines[0]:-} group=${lines[1]:-}
+    [[ $store == /* ]] || exit 0
+    if [[ -n $group ]]; then umask 007; else umask 077; fi
+    for f in "$@"; do
+      if [[ $f == /* || ! -f $_HP_RUN_DIR/work/$f || -L $_HP_RUN_DIR/work/$f ]]; then
+        _hp_log "step $key: not stored in the step cache (output '$f' is not a regular file under work/)"
+        exit 0
+      fi
+      paths+=("$_HP_RUN_DIR/work/$f")
+    done
+    if ((${#paths[@]} > 0)); then
+      while read -r sum name; do sums+=("${sum#\\}"); done < <(sha256sum -- "${paths[@]}")
+      ((${#sums[@]} == ${#paths[@]})) || exit 0
+    fi
+    for i in "${!paths[@]}"; do
+      sum=${sums[i]}
+      [[ $sum =~ ^[0-9a-f]{64}$ ]] || exit 0
+      blob="$store/blobs/${sum:0:2}/$sum"
+      if [[ ! -f $blob ]]; then
+        [[ -d ${blob%/*} ]] || mkdir -p -- "${blob%/*}" || exit 0
+        tmp="${blob%/*}/.$sum.$$.tmp"
+        if ! { cp -- "${paths[i]}" "$tmp" && chmod 0444 -- "$tmp" && mv -f -- "$tmp" "$blob"; }; then
+          rm -f -- "$tmp"
+          exit 0
+        fi
+      fi
+      _hp_json_str "${paths[i]#"$_HP_RUN_DIR/work/"}"
+      outs+="${outs:+,}{\"path\":$REPLY,\"sha256\":\"$sum\"}"
+    done
+    [[ -f $pub ]] && { IFS= read -r -d '' content <"$pub" || true; }
+    _hp_json_str "$content"
+    local pub_json=$REPLY
+    _hp_json_str "${_HP_RUN_DIR##*/}"
+    run=$REPLY
+    _hp_json_str "$key"
+    local key_json=$REPLY
+    dir="$store/cache/${ck:0:2}"
+    if [[ ! -d $dir ]]; then
+      mkdir -p -- "$dir" || exit 0
+      # Sticky: nobody replaces or removes another user's entry (the owner of the file is its writer).
+      if [[ -n $group ]]; then chgrp -- "$group" "$dir" 2>/dev/null; chmod 3770 -- "$dir" 2>/dev/null; else chmod 1700 -- "$dir" 2>/dev/null; fi
+    fi
+    tmp="$dir/.$ck.$$.tmp"
+    if printf '{"format":1,"key":"%s","step":%s,"run":%s,"state":%s,"pub":%s,"outputs":[%s]}\n' "$ck" "$key_json" "$run" "$state" "$pub_json" "$outs" >"$tmp" &&
+      mv -f -- "$tmp" "$dir/$ck.json" 2>/dev/null; then
+      _hp_log "step $key: stored in the step cache"
+    else
+      rm -f -- "$tmp"
+    fi
+  ) || true
+}
+
 # Records a finished step: its state file, the unit's first failure, whether the body stops.
 _hp_step_done() {
   local key=$1 coe=$2 failure=$3 error=$4 state=$5
@@ -668,6 +758,7 @@ hp_step() {
   done
   ((has_cmd)) || _hp_die "hp_step: no --command"
   ((_HP_STOP)) && return 0
+  local template=$key
   key=${key//"{i}"/$HPCPIPE_TASK}
   _hp_is_step_key "$key" || _hp_die "step key '$key' is not a valid step key"
   local k i
@@ -676,6 +767,10 @@ hp_step() {
   done
   if ((idem)) && _hp_already_done "$key" "$sig" "${provides[@]}"; then
     _hp_log "step $key: skipped (idempotent, already succeeded with signature $sig)"
+    return 0
+  fi
+  if _hp_restored "$key" "$sig"; then
+    _hp_log "step $key: restored from the step cache"
     return 0
   fi
   _HP_UNIT_RAN=1
@@ -823,7 +918,9 @@ hp_step() {
     _hp_state_json "$key" "$sig" "$_HP_CUR_START" "$_HP_CUR_TS" false "\"$failure\"" "$REPLY" "$_HP_CUR_PROVIDES_JSON" \
       "$outputs_json" "$meta" "$rc"
   fi
-  _hp_step_done "$key" "$coe" "$failure" "$error" "$REPLY"
+  local state_json=$REPLY
+  _hp_step_done "$key" "$coe" "$failure" "$error" "$state_json"
+  [[ -n $failure ]] || _hp_cache_put "$key" "$template" "$state_json" "$pub" "${files[@]}"
   _HP_CUR_KEY=""
   _hp_leave_critical
   return 0

@@ -30,6 +30,7 @@ interface SubmitFlags {
   out?: string;
   set: string[];
   fuse: boolean;
+  cache: boolean;
   templates?: string;
   wait?: boolean;
   json?: boolean;
@@ -46,6 +47,14 @@ interface SubmitFlags {
 export function submittedText(record: RunRecord): string {
   const ids = Object.values(record.jobs);
   const id = record.run_id;
+  if (ids.length === 0) {
+    return (
+      `run ${id}: every step was restored from the step cache; nothing to run on ${record.cluster}\n` +
+      `  ${executorWords(record).directory.padEnd(17)} ${record.remote_dir}\n` +
+      `  results:          hpcpipe collect ${id}\n` +
+      `  outputs:          hpcpipe pull ${id}\n`
+    );
+  }
   return (
     `submitted run ${id}: ${ids.length} job(s) on ${record.cluster} (${executorWords(record).jobIds} ${ids.join(", ")})\n` +
     `  ${executorWords(record).directory.padEnd(17)} ${record.remote_dir}\n` +
@@ -127,6 +136,7 @@ export function registerSubmitCommand(program: Command): void {
     .option("-o, --out <dir>", "with --dry-run: write the bundle (scripts, context, items) to this directory instead of printing")
     .option("--set <key=value>", "set or override a context value (repeatable)", collect, [])
     .option("--no-fuse", "do not fuse consecutive steps with equal resources into one job")
+    .option("--no-cache", "neither restore steps from the step cache (results of earlier runs with the same inputs) nor store this run's steps in it")
     .option("--templates <dir>", "render with your own templates (sbatch.hbs, submit.hbs, partials/)")
     .option("-w, --wait", "watch the run until every job has ended, then collect the results (exit status: the pipeline's)")
     .option("--resume <run>", "resubmit RUN: only steps whose state on the cluster is not a success of the same definition run again (failed array tasks as a sparse array), in the same run directory")
@@ -205,6 +215,7 @@ async function submitCommand(spec: string, flags: SubmitFlags): Promise<number> 
         cluster: flags.cluster,
         set: parseSetOption(flags.set),
         fuse: flags.fuse,
+        cache: flags.cache,
         ...(flags.templates ? { templatesDir: flags.templates } : {}),
         acceptNewHostKey: flags.acceptNewHostKey ?? false,
         ...(flags.resume !== undefined ? { resume: flags.resume } : {}),

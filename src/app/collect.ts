@@ -143,7 +143,8 @@ export async function collectRun(context: RunContext | RunExecutor, options: { n
   const { record, plan, store } = run;
   requireJobIds(record);
   const jobs = options.jobs ?? (await run.query(null));
-  const submitted = Object.keys(record.jobs).length > 0;
+  // A run whose every step was restored from the step cache is submitted with no job: its states are there.
+  const submitted = Object.keys(record.jobs).length > 0 || record.phase === "submitted" || record.phase === "collected";
   const remote: RemoteStates = options.remote ?? (submitted ? await run.readStates() : { states: new Map(), problems: [], files: 0 });
   const state = mergeRun(plan, remote, jobs, options.now);
   const resultPath = await store.writeResult(record.run_id, state);

@@ -24,7 +24,8 @@ import { defaultTransportFactory, loadRun, schedulerOver } from "./connect.js";
 import type { RunContext, TransportFactory } from "./connect.js";
 import type { RunExecutor } from "./executor.js";
 import { BundleError, listBundleFiles } from "./bundle-path.js";
-import { ensureBlobs, formatBytes, hashBundle, layoutWithRepair, storeDir } from "../store/index.js";
+import { ensureBlobs, formatBytes, hashBundle, layoutRun, layoutWithRepair, storeDir, StoreError } from "../store/index.js";
+import { applyStepCache } from "./step-cache.js";
 import type { StagedFile, StageOptions } from "../store/index.js";
 import { preparePlan, sourceLabel } from "./prepare.js";
 import { clearSubmitter, markSubmitter, reconcileSubmission } from "./reconcile.js";
@@ -105,6 +106,8 @@ export interface SubmitOptions extends Omit<PrepareOptions, "cluster" | "localRu
   onTransfer?: (sent: number, total: number) => void;
   /** Resubmit this earlier run: only steps whose remote state is not a success of the same definition run again. */
   resume?: string;
+  /** Use the step cache: restore steps that already succeeded with the same key, store what runs (default true; `--no-cache`). */
+  cache?: boolean;
 }
 
 export interface SubmitOutcome<T> {
@@ -172,7 +175,21 @@ export async function submitRun<T = undefined>(options: SubmitOptions, then?: (r
       throw error;
     }
     try {
-      return await sendRun({ transport, plan, config, store, files, executable, staged, options, progress }, then);
+      if (options.cache === false) return await sendRun({ transport, plan, config, store, files, executable, staged, cachedOutputs: [], options, progress }, then);
+      let cached;
+      try {
+        cached = await applyStepCache(transport, plan, staged, config, (done) => prepareFor(options, plan.runId, done).plan, progress);
+      } catch (error) {
+        await store.updateRecord(plan.runId, { phase: "submit_failed", error: `asking the step cache failed, nothing was submitted: ${(error as Error).message}`.slice(0, 60_000) });
+        throw error;
+      }
+      const upload = submissionFiles(cached.plan, new Map());
+      for (const [path, text] of cached.files) upload.files.set(path, text);
+      if (cached.plan !== plan) await store.writePlan(cached.plan);
+      return await sendRun(
+        { transport, plan: cached.plan, config, store, files: upload.files, executable: upload.executable, staged, cachedOutputs: cached.outputs, options, progress },
+        then,
+      );
     } finally {
       await transport.close();
     }
@@ -232,6 +249,8 @@ interface SendContext {
   executable: Set<string>;
   /** The spec's bundle files, hashed: staged through the cluster's content-addressed store. */
   staged: StagedFile[];
+  /** Declared outputs of the steps restored from the step cache, laid out from the store. */
+  cachedOutputs: StagedFile[];
   options: SubmitOptions;
   progress: (message: string) => void;
 }
@@ -245,12 +264,21 @@ async function stagedBundle(specDir: string, paths: readonly string[], progress:
   return hashBundle(files);
 }
 
+/** Lays out the outputs of restored steps from the store; a blob gone since the query (pruned, purged) fails the submission, naming it. */
+async function layoutCachedOutputs(transport: Transport, runDir: string, outputs: readonly StagedFile[], options: StageOptions): Promise<void> {
+  const laid = await layoutRun(transport, runDir, outputs, options);
+  if (laid.bad.length > 0) {
+    const names = laid.bad.map((h) => outputs.find((o) => o.sha256 === h)?.abs ?? h);
+    throw new StoreError(`${names.slice(0, 5).join(", ")}${names.length > 5 ? ` and ${names.length - 5} more` : ""}: gone from the store or corrupt since it was asked (pruned or purged meanwhile?); submit again, or with --no-cache`);
+  }
+}
+
 /**
  * ONE upload of the bundle and ONE run of the submit script over an open
  * connection, recording the outcome (the record is in phase "submitting").
  */
 async function sendRun<T>(ctx: SendContext, then?: (run: RunContext) => Promise<T>): Promise<SubmitOutcome<T>> {
-  const { transport, plan, config, store, files, executable, staged, options, progress } = ctx;
+  const { transport, plan, config, store, files, executable, staged, cachedOutputs, options, progress } = ctx;
   let record: RunRecord;
   const before = transport.roundTrips;
   const storeOptions: StageOptions = { store: storeDir(config), group: config.store_group, timeoutMs: 6 * 60 * 60_000, ...(options.onTransfer ? { onBytes: options.onTransfer } : {}) };
@@ -260,9 +288,18 @@ async function sendRun<T>(ctx: SendContext, then?: (run: RunContext) => Promise<
     progress(`uploading ${files.size} file(s) to ${config.name}:${plan.layout.runDir}`);
     await transport.putFiles(plan.layout.runDir, files, { executable, timeoutMs: 30 * 60_000 });
     if (staged.length > 0) await layoutWithRepair(transport, plan.layout.runDir, staged, { ...storeOptions, ...status });
+    if (cachedOutputs.length > 0) await layoutCachedOutputs(transport, plan.layout.runDir, cachedOutputs, storeOptions);
   } catch (error) {
     record = await store.updateRecord(plan.runId, { phase: "submit_failed", error: `the upload failed, nothing was submitted: ${(error as Error).message}`.slice(0, 60_000) });
     throw error;
+  }
+  if (plan.jobs.length === 0) {
+    // Every step was restored from the step cache: the run is complete without a job.
+    record = await store.updateRecord(plan.runId, { phase: "submitted", jobs: {}, error: null });
+    await clearSubmitter(store, plan.runId);
+    progress("every step was restored from the step cache; nothing to submit");
+    const after = then ? await then({ store, record, plan, config, transport, scheduler: schedulerOver(transport) }) : undefined;
+    return { record, plan, roundTrips: transport.roundTrips - before, then: after };
   }
   progress(`submitting ${plan.jobs.length} job(s)`);
   const runScript = (): Promise<ExecResult> =>
@@ -419,7 +456,7 @@ async function resumeRun<T>(options: SubmitOptions, runId: string, store: RunSto
     await store.updateRecord(runId, { phase: "submitting", jobs: {}, error: null, attempt, history, plan_signature: plan.signature });
     await markSubmitter(store, runId);
     try {
-      return await sendRun({ transport, plan, config, store, files, executable, staged, options, progress }, then);
+      return await sendRun({ transport, plan, config, store, files, executable, staged, cachedOutputs: [], options, progress }, then);
     } finally {
       await clearSubmitter(store, runId);
     }

@@ -17,11 +17,14 @@ export function formatResultSummary(state: CompletedState, title: string): strin
   const lines = [title, `${"step".padEnd(width)}  result             time`];
   for (const row of rows) {
     const s = row.state;
-    const result = s.success ? "ok" : s.meta.not_run ? "not run" : (s.failure ?? "failed");
+    const result = s.success ? (s.meta.cached ? "ok (cached)" : "ok") : s.meta.not_run ? "not run" : (s.failure ?? "failed");
     const time = `${s.duration_s.toFixed(2)}s`;
     const notes = [row.kind === "map" ? itemTallyText(row.items) : "", s.success ? "" : oneLine(s.error ?? "")].filter((t) => t !== "");
     lines.push(`${row.key.padEnd(width)}  ${result.padEnd(17)}  ${time.padStart(7)}${notes.length > 0 ? `  ${notes.join("; ")}` : ""}`);
   }
+  let cached = 0;
+  for (const s of Object.values(state.step_states ?? {})) if (s.meta.cached !== undefined && typeof s.meta.exit_code === "number") cached += 1; // leaves (a unit has no exit code)
+  if (cached > 0) lines.push(`step cache: ${cached.toLocaleString("en-US")} step(s) restored from earlier runs`);
   const code = exitCodeFrom(state);
   if (state.success) {
     const allowed = countFailures(rows, outcomeOf);

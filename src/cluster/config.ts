@@ -181,6 +181,18 @@ export const clusterConfigSchema = z
     store: z.string().optional(),
     /** The group that shares `store` (directories 2770, blobs 0444); none = a private store (700). */
     store_group: z.string().regex(/^[a-z_][a-z0-9_.-]{0,31}$/, { error: "expected a group name (letters, digits, '_', '.', '-')" }).optional(),
+    /**
+     * Whose step cache entries a run may use besides its own user's: cached results cannot be
+     * checked against a hash, so only these users' and these groups' members' entries are trusted
+     * (the writer of an entry is the owner of its file in the store).
+     */
+    cache_trust: z
+      .object({
+        users: z.array(z.string().regex(/^[a-z_][a-z0-9_.-]{0,31}$/, { error: "expected a user name" })).max(256).default([]),
+        groups: z.array(z.string().regex(/^[a-z_][a-z0-9_.-]{0,31}$/, { error: "expected a group name" })).max(64).default([]),
+      })
+      .strict()
+      .optional(),
   })
   .strict()
   .superRefine((c, ctx) => {

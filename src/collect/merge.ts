@@ -75,6 +75,7 @@ export function stateFromFile(file: StateFile, node?: Pick<PlanNode, "provides">
   if (file.slurm !== undefined) meta.slurm = file.slurm;
   if (file.host !== undefined) meta.host = file.host;
   if (file.attempt !== undefined) meta.attempt = file.attempt;
+  if (file.cached !== undefined) meta.cached = file.cached;
   return new CompletedState({
     success: file.success,
     timestamp: file.timestamp,

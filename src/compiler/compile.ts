@@ -110,6 +110,8 @@ export function compile(input: CompileInput): CompiledPlan {
     continue_on_error: step.continue_on_error,
     idempotent: step.idempotent,
     ...(step.batch ? { batch: true as const } : {}),
+    ...(step.inputs.length > 0 ? { inputs: [...step.inputs] } : {}),
+    ...(step.cache ? {} : { cache: false as const }),
   });
   const refuseBatch = (leaf: PlanStep, where: string): void => {
     if (leaf.batch) problems.push(`${leaf.key}: a batch step runs one command for all the items of a map's task; ${where} is not a map (put the step inside a map, or remove batch)`);

@@ -49,6 +49,10 @@ export interface PlanStep {
   idempotent: boolean;
   /** A batch step (maps only): one command for every item of the task; absent for a plain step. */
   batch?: true;
+  /** Input files it reads (patterns under work/, see src/cache/keys.ts): part of its cache key; absent when none. */
+  inputs?: string[];
+  /** `cache: false`: never restored from the step cache, nor stored in it; absent when cached. */
+  cache?: false;
 }
 
 /**

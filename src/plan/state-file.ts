@@ -31,6 +31,17 @@ export const stateFileSchema = z.object({
   host: z.string().max(256).optional(),
   exit_code: z.number().int().nullable().optional(),
   attempt: z.number().int().min(1).optional(),
+  /** Restored from the step cache (src/cache): the run and step whose result this is, and the cache key. */
+  cached: z
+    .object({
+      run: z.string().max(128),
+      step: z.string().regex(STEP_KEY_PATTERN).max(1024),
+      key: z.string().regex(/^[0-9a-f]{64}$/),
+      /** When it ran (the state's own timestamp is when it was restored). */
+      ran: z.string().max(64).optional(),
+    })
+    .strict()
+    .optional(),
 });
 
 export type StateFile = z.infer<typeof stateFileSchema>;

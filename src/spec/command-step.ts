@@ -24,6 +24,14 @@ export interface CommandStepOptions extends StepOptions {
    * (docs/runtime-contract.md, "Batch steps").
    */
   batch?: boolean;
+  /**
+   * Files the step reads (relative to the working directory; `{i}`, `{item}`, `{item_stem}` and
+   * `*`/`**` globs allowed): their content hashes are part of its cache key. A bundle file that no
+   * step declares keys every step.
+   */
+  inputs?: readonly string[];
+  /** False: never restore this step from the step cache nor store it there (default true). */
+  cache?: boolean;
 }
 
 /**
@@ -51,6 +59,8 @@ export class CommandStep extends PipelineStep {
   readonly env: Readonly<Record<string, string>>;
   readonly fuse: boolean;
   readonly batch: boolean;
+  readonly inputs: readonly string[];
+  readonly cache: boolean;
 
   constructor(options: CommandStepOptions) {
     super(options);
@@ -82,6 +92,13 @@ export class CommandStep extends PipelineStep {
     this.fuse = options.fuse ?? true;
     if (options.batch !== undefined && typeof options.batch !== "boolean") throw new StepDefinitionError(`step ${options.name}: batch must be true or false`);
     this.batch = options.batch ?? false;
+    for (const input of options.inputs ?? []) {
+      const problem = outputPathProblem(input);
+      if (problem) throw new StepDefinitionError(`step ${options.name}: input ${JSON.stringify(input)} ${problem}`);
+    }
+    this.inputs = [...(options.inputs ?? [])];
+    if (options.cache !== undefined && typeof options.cache !== "boolean") throw new StepDefinitionError(`step ${options.name}: cache must be true or false`);
+    this.cache = options.cache ?? true;
   }
 
   override signatureData(): unknown {

@@ -280,6 +280,8 @@ function buildEntry(entry: SpecEntry, path: PathSegment[], problems: FieldProble
         version: entry.version,
         fuse: entry.fuse,
         batch: entry.batch,
+        inputs: entry.inputs,
+        cache: entry.cache,
       })),
     );
   }

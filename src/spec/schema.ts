@@ -143,6 +143,8 @@ export const commandEntrySchema = z
     version: versionSchema.optional(),
     fuse: z.boolean().optional(),
     batch: z.boolean().optional(),
+    inputs: z.array(outputPathSchema).optional(),
+    cache: z.boolean().optional(),
   })
   .strict();
 
