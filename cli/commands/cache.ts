@@ -19,6 +19,8 @@ interface CacheFlags {
 export function usageText(store: string, usage: StoreUsage, age: string): string {
   return [
     `store ${store}`,
+    `  step cache entries:        ${usage.entries.toLocaleString("en-US")}, ${formatBytes(usage.entriesBytes)}`,
+    `  of those yours, unused for ${age}: ${usage.prunableEntries.toLocaleString("en-US")}, ${formatBytes(usage.prunableEntriesBytes)}`,
     `  blobs:                     ${usage.blobs.toLocaleString("en-US")}, ${formatBytes(usage.bytes)}`,
     `  held by no run directory:  ${usage.unlinked.toLocaleString("en-US")}, ${formatBytes(usage.unlinkedBytes)}`,
     `  of those yours, unused for ${age}: ${usage.prunable.toLocaleString("en-US")}, ${formatBytes(usage.prunableBytes)}`,
@@ -53,13 +55,14 @@ export function registerCacheCommand(program: Command): void {
   const cache = program
     .command("cache")
     .description(
-      "Look after a cluster's content-addressed store: the blobs that submissions uploaded (the spec's bundle files), " +
-        "deduplicated across runs. A blob is in use while a run directory holds it (work/ files are hard links to it); " +
-        "only blobs no run directory holds can be pruned.",
+      "Look after a cluster's content-addressed store: the blobs that submissions uploaded (the spec's bundle files) " +
+        "and that jobs stored (the outputs of cached steps), deduplicated across runs, and the step cache's entries " +
+        "(what a rerun restores instead of running). A blob is in use while a run directory holds it (work/ files are " +
+        "hard links to it); only blobs no run directory holds can be pruned. An entry is used each time a submission restores it.",
     );
   cache
     .command("ls")
-    .description("Sizes: every blob, those no run directory holds, and those `prune` would remove.")
+    .description("Sizes: the step cache's entries, every blob, those no run directory holds, and what `prune` would remove.")
     .requiredOption("-c, --cluster <name>", "cluster config: a name in ./cluster-configs or hpcpipe's, or a path")
     .option("--older-than <age>", "what counts as unused for the last line: 30d, 12h, 90m", "30d")
     .option("--json", "print the figures as JSON")
@@ -77,8 +80,10 @@ export function registerCacheCommand(program: Command): void {
   cache
     .command("prune")
     .description(
-      "Remove your blobs that no run directory holds and that no submission used for --older-than (every layout of a " +
-        "run marks its blobs used). A run that still exists keeps its blobs; a later submission sends a pruned blob again.",
+      "Remove your step cache entries that no submission restored for --older-than, and your blobs that no run " +
+        "directory holds and that no submission used for --older-than (every layout of a run marks its blobs used). " +
+        "A run that still exists keeps its blobs; a later submission sends a pruned input blob again, and runs a step " +
+        "whose entry or output blob was pruned.",
     )
     .requiredOption("-c, --cluster <name>", "cluster config: a name in ./cluster-configs or hpcpipe's, or a path")
     .requiredOption("--older-than <age>", "unused for at least this long: 30d, 12h, 90m")
@@ -94,7 +99,10 @@ export function registerCacheCommand(program: Command): void {
           if (flags.json) process.stdout.write(`${JSON.stringify({ store, removed: flags.dryRun ? 0 : usage.prunable, removedBytes: flags.dryRun ? 0 : usage.prunableBytes, ...usage }, null, 2)}\n`);
           else {
             process.stdout.write(usageText(store, usage, text));
-            process.stdout.write(`${flags.dryRun ? "would remove" : "removed"} ${usage.prunable.toLocaleString("en-US")} blob(s), ${formatBytes(usage.prunableBytes)}\n`);
+            process.stdout.write(
+              `${flags.dryRun ? "would remove" : "removed"} ${usage.prunableEntries.toLocaleString("en-US")} step cache entr${usage.prunableEntries === 1 ? "y" : "ies"}, ${formatBytes(usage.prunableEntriesBytes)}, ` +
+                `and ${usage.prunable.toLocaleString("en-US")} blob(s), ${formatBytes(usage.prunableBytes)}\n`,
+            );
           }
         }),
       );

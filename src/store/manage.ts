@@ -23,19 +23,38 @@ export interface StoreUsage {
   prunableBytes: number;
   /** Uploads left behind in incoming/ (interrupted). */
   incoming: number;
+  /** Step cache entries (src/cache), and those `prune` would remove: the caller's own, last used more than `olderThanS` ago. */
+  entries: number;
+  entriesBytes: number;
+  prunableEntries: number;
+  prunableEntriesBytes: number;
 }
 
-// $1 store, $2 age in minutes, $3 "prune" or "ls". Prints "blobs N B", "unlinked N B", "prunable N B", "incoming N";
-// with prune, removes the prunable blobs (own, one link, last used more than $2 minutes ago) first.
+// $1 store, $2 age in minutes, $3 "prune" or "ls". Prints "entries N B", "prunable_entries N B", "blobs N B",
+// "unlinked N B", "prunable N B", "incoming N"; with prune, first removes the prunable step cache entries (own,
+// last used more than $2 minutes ago: a hit marks its entry used), then the prunable blobs (own, one link, last
+// used more than $2 minutes ago), and temp files that writers killed mid-way left for more than a day.
 const MANAGE_SCRIPT = `set -u
 store=$1 minutes=$2 action=$3
-if [ ! -d "$store/blobs" ]; then printf 'blobs 0 0\\nunlinked 0 0\\nprunable 0 0\\nincoming 0\\n'; exit 0; fi
 count() { awk '{ n++; b += $1 } END { printf "%d %d\\n", n, b }'; }
+me=$(id -u)
+if [ -d "$store/cache" ]; then
+  printf 'entries %s\\n' "$(find "$store/cache" -type f -name '*.json' -printf '%s\\n' | count)"
+  printf 'prunable_entries %s\\n' "$(find "$store/cache" -type f -name '*.json' -user "$me" -mmin +"$minutes" -printf '%s\\n' | count)"
+  if [ "$action" = prune ]; then
+    find "$store/cache" -type f -name '*.json' -user "$me" -mmin +"$minutes" -delete
+    find "$store/cache" -type f -name '.*.tmp' -user "$me" -mmin +1440 -delete
+  fi
+else
+  printf 'entries 0 0\\nprunable_entries 0 0\\n'
+fi
+if [ ! -d "$store/blobs" ]; then printf 'blobs 0 0\\nunlinked 0 0\\nprunable 0 0\\nincoming 0\\n'; exit 0; fi
 printf 'blobs %s\\n' "$(find "$store/blobs" -type f -printf '%s\\n' | count)"
 printf 'unlinked %s\\n' "$(find "$store/blobs" -type f -links 1 -printf '%s\\n' | count)"
 printf 'prunable %s\\n' "$(find "$store/blobs" -type f -links 1 -user "$(id -u)" -mmin +"$minutes" -printf '%s\\n' | count)"
 if [ "$action" = prune ]; then
   find "$store/blobs" -type f -links 1 -user "$(id -u)" -mmin +"$minutes" -delete
+  find "$store/blobs" -type f -name '.*.tmp' -user "$me" -mmin +1440 -delete
   find "$store/blobs" -mindepth 1 -maxdepth 1 -type d -empty -delete 2>/dev/null
 fi
 printf 'incoming %s\\n' "$(find "$store/incoming" -mindepth 1 -maxdepth 1 -type d 2>/dev/null | wc -l)"
@@ -62,5 +81,7 @@ export async function manageStore(transport: Transport, store: string, options: 
   const [unlinked, unlinkedBytes] = pair("unlinked");
   const [prunable, prunableBytes] = pair("prunable");
   const incoming = Number(/^incoming (\d+)$/m.exec(result.stdout)?.[1] ?? 0);
-  return { blobs, bytes, unlinked, unlinkedBytes, prunable, prunableBytes, incoming };
+  const [entries, entriesBytes] = pair("entries");
+  const [prunableEntries, prunableEntriesBytes] = pair("prunable_entries");
+  return { blobs, bytes, unlinked, unlinkedBytes, prunable, prunableBytes, incoming, entries, entriesBytes, prunableEntries, prunableEntriesBytes };
 }

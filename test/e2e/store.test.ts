@@ -191,7 +191,7 @@ describe.skipIf(e2eSkipped)("the content-addressed store on the test cluster", {
     expect(planned).toMatchObject({ prunable: 4 + 4, removed: 0, blobs: before.blobs });
     const pruned = await cli("cache", "prune", "--cluster", cluster, "--older-than", "1h");
     expect(pruned.code, pruned.stderr).toBe(0);
-    expect(pruned.stdout).toMatch(/removed 8 blob\(s\)/);
+    expect(pruned.stdout).toMatch(/and 8 blob\(s\)/);
     const after = JSON.parse((await cli("cache", "ls", "--cluster", cluster, "--json")).stdout) as { blobs: number };
     expect(after.blobs).toBe(before.blobs - 8);
     // The pipeline's blobs were kept: the next submission sends nothing.
@@ -199,7 +199,7 @@ describe.skipIf(e2eSkipped)("the content-addressed store on the test cluster", {
     // Once no run directory holds them and they are old, they go too; a later submission sends them again.
     await sh(`rm -rf ${remotePath(`${env.workdir}/staged`).toShell()} ${remotePath(`${env.workdir}/layout-test`).toShell()}`);
     execFileSync("bash", ["-c", 'find "$1/blobs" -type f -exec touch -h -d "2 hours ago" {} +', "age", local]);
-    expect((await cli("cache", "prune", "--cluster", cluster, "--older-than", "1h")).stdout).toMatch(/removed 3 blob\(s\), 12\.0 MiB/);
+    expect((await cli("cache", "prune", "--cluster", cluster, "--older-than", "1h")).stdout).toMatch(/and 3 blob\(s\), 12\.0 MiB/);
     expect((await submit()).stderr).toMatch(/0 blob\(s\) already in the store; sending 3/);
     const bad = await cli("cache", "prune", "--cluster", cluster, "--older-than", "soon");
     expect(bad.code).toBe(64);
