@@ -1,0 +1,104 @@
+// The job wrapper's side of the step cache (templates/lib.sh: _hp_cache_key, _hp_cache_put,
+// _hp_restored), with real bash: an entry is one valid line of JSON renamed into place, its outputs are
+// blobs named by their hash; many writers of one key at once leave one good entry and no temp file; an
+// output that is not a regular file leaves the step uncached.
+import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { cacheEntrySchema } from "../../src/cache/remote.js";
+import { libScript } from "../../src/render/render.js";
+
+const KEY = "ab".padEnd(64, "0");
+
+function bash(script: string, env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn("bash", ["-c", script], { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...env }, stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("close", (code) => resolve({ code, stderr }));
+  });
+}
+
+describe("the wrapper's step cache writes", () => {
+  let dir: string;
+  let run: string;
+  let store: string;
+  let lib: string;
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), "hpcpipe-cacheput-"));
+    run = join(dir, "runs", "p", "20261207-000000-abcdef");
+    store = join(dir, "store");
+    for (const d of [join(run, "cache", "keys"), join(run, "work", "out"), join(run, "ctx"), store]) mkdirSync(d, { recursive: true });
+    writeFileSync(join(run, "cache", "store"), `${store}\n\n`);
+    writeFileSync(join(run, "cache", "keys", "p.m.{i}.render.keys"), `-\n${KEY}\n`);
+    lib = join(dir, "lib.sh");
+    writeFileSync(lib, libScript());
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  const put = (content: string, output = "out/1.png") =>
+    bash(
+      `set -u; source "$LIB"; _HP_RUN_DIR=$RUN; HPCPIPE_TASK=1; mkdir -p "$RUN/work/out"; printf %s "$CONTENT" > "$RUN/work/out/1.png.$$" && mv "$RUN/work/out/1.png.$$" "$RUN/work/out/1.png"; ` +
+        `printf 'size=3\\n' > "$RUN/ctx/p.m.1.render.pub"; ` +
+        `_hp_cache_put p.m.1.render 'p.m.{i}.render' '{"success":true,"timestamp":"2026-12-07T00:00:00.000Z","duration_s":1,"provides":["size"],"outputs":{"published":{"size":"3"},"files":["out/1.png"]},"error":null,"meta":{},"signature":"abc","failure":null,"key":"p.m.1.render"}' "$RUN/ctx/p.m.1.render.pub" "$OUT"`,
+      { LIB: lib, RUN: run, CONTENT: content, OUT: output },
+    );
+
+  it("stores the outputs as blobs and the entry as one valid line of JSON, under the item's key", async () => {
+    const r = await put("png-bytes");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/step p\.m\.1\.render: stored in the step cache/);
+    const entry = cacheEntrySchema.parse(JSON.parse(readFileSync(join(store, "cache", "ab", `${KEY}.json`), "utf8")));
+    const sha = createHash("sha256").update("png-bytes").digest("hex");
+    expect(entry).toMatchObject({ key: KEY, step: "p.m.1.render", run: "20261207-000000-abcdef", pub: "size=3\n", outputs: [{ path: "out/1.png", sha256: sha }] });
+    expect(readFileSync(join(store, "blobs", sha.slice(0, 2), sha), "utf8")).toBe("png-bytes");
+    // The run's own file is a copy, still writable; the blob is read-only.
+    expect(readdirSync(join(store, "blobs", sha.slice(0, 2)))).toEqual([sha]);
+  });
+
+  it("many writers of one key at once leave one good entry and no temp file", async () => {
+    const results = await Promise.all(Array.from({ length: 12 }, (_, i) => put(`bytes-of-writer-${i}`)));
+    for (const r of results) expect(r.code, r.stderr).toBe(0);
+    const shard = join(store, "cache", "ab");
+    expect(readdirSync(shard)).toEqual([`${KEY}.json`]);
+    const entry = cacheEntrySchema.parse(JSON.parse(readFileSync(join(shard, `${KEY}.json`), "utf8")));
+    // Its output blob exists and holds the bytes its name says.
+    const blob = join(store, "blobs", entry.outputs[0]?.sha256.slice(0, 2) ?? "", entry.outputs[0]?.sha256 ?? "");
+    expect(createHash("sha256").update(readFileSync(blob)).digest("hex")).toBe(entry.outputs[0]?.sha256);
+    for (const d of readdirSync(join(store, "blobs"))) expect(readdirSync(join(store, "blobs", d)).filter((f) => f.startsWith("."))).toEqual([]);
+  });
+
+  it("an output that is not a regular file (a symlink, a directory) leaves the step uncached", async () => {
+    writeFileSync(join(dir, "elsewhere"), "x");
+    symlinkSync(join(dir, "elsewhere"), join(run, "work", "out", "link.png"));
+    const r = await put("png", "out/link.png");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/not stored in the step cache \(output 'out\/link\.png' is not a regular file under work\/\)/);
+    expect(existsSync(join(store, "cache", "ab", `${KEY}.json`))).toBe(false);
+  });
+
+  it("a step with no key (line '-', or no keys file) is not stored", async () => {
+    const r = await bash(
+      `set -u; source "$LIB"; _HP_RUN_DIR=$RUN; HPCPIPE_TASK=0; _hp_cache_key 'p.m.{i}.render' && echo has; _hp_cache_key 'p.other' && echo has; true`,
+      { LIB: lib, RUN: run },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(existsSync(join(store, "cache"))).toBe(false);
+  });
+
+  it("skips a step whose state was restored from the cache with this signature, and only then", async () => {
+    mkdirSync(join(run, "states"), { recursive: true });
+    const state = (extra: string, sig = "abc") => `{"success":true,"timestamp":"t","duration_s":1,"provides":[],"outputs":{},"error":null,"meta":{},"signature":"${sig}","failure":null,"key":"p.s"${extra}}\n`;
+    const check = async (): Promise<boolean> => (await bash(`source "$LIB"; _HP_RUN_DIR=$RUN; _hp_restored p.s abc`, { LIB: lib, RUN: run })).code === 0;
+    writeFileSync(join(run, "states", "p.s.json"), state(`,"cached":{"run":"r","step":"p.s","key":"${KEY}"}`));
+    expect(await check()).toBe(true);
+    writeFileSync(join(run, "states", "p.s.json"), state(""));
+    expect(await check()).toBe(false);
+    writeFileSync(join(run, "states", "p.s.json"), state(`,"cached":{"run":"r","step":"p.s","key":"${KEY}"}`, "other"));
+    expect(await check()).toBe(false);
+  });
+});
