@@ -139,7 +139,7 @@ export async function submitRun<T = undefined>(options: SubmitOptions, then?: (r
   if (options.resume !== undefined) return resumeRun(options, options.resume, store, then);
   const { plan, loaded, config } = prepareFor(options, options.runId);
   requireSlurm(config, options);
-  const staged = await stagedBundle(loaded.specDir, loaded.bundle, progress);
+  const staged = await stagedBundle(loaded.specDir, loaded.bundle, progress, store.root);
   const { files, executable } = submissionFiles(plan, new Map());
 
   const now = store.now();
@@ -256,12 +256,13 @@ interface SendContext {
 }
 
 /** The spec's bundle files with their SHA-256 (read as streams; no size cap: nothing is held in memory). */
-async function stagedBundle(specDir: string, paths: readonly string[], progress: (message: string) => void): Promise<StagedFile[]> {
+async function stagedBundle(specDir: string, paths: readonly string[], progress: (message: string) => void, hashCacheDir: string | null): Promise<StagedFile[]> {
   const files = await listBundleFiles(specDir, paths);
   if (files.length === 0) return [];
   const bytes = files.reduce((t, f) => t + f.size, 0);
   progress(`hashing ${files.length} bundle file(s), ${formatBytes(bytes)}`);
-  return hashBundle(files);
+  // Files unchanged since they were last hashed here keep their hash (size, times and inode checked).
+  return hashBundle(files, hashCacheDir);
 }
 
 /** Lays out the outputs of restored steps from the store; a blob gone since the query (pruned, purged) fails the submission, naming it. */
@@ -450,7 +451,7 @@ async function resumeRun<T>(options: SubmitOptions, runId: string, store: RunSto
       progress(`run ${runId}: every step already succeeded; nothing to resubmit (hpcpipe collect ${runId})`);
       return { record, plan: previousPlan, roundTrips: 0, then: undefined };
     }
-    const staged = await stagedBundle(loaded.specDir, loaded.bundle, progress);
+    const staged = await stagedBundle(loaded.specDir, loaded.bundle, progress, store.root);
     const { files, executable } = submissionFiles(plan, new Map());
     await store.writePlan(plan);
     await store.updateRecord(runId, { phase: "submitting", jobs: {}, error: null, attempt, history, plan_signature: plan.signature });

@@ -55,6 +55,12 @@ export interface CacheKeys {
 }
 
 const sha = (value: unknown): string => createHash("sha256").update(canonicalJson(value)).digest("hex");
+/** SHA-256 of strings in a fixed order (no canonical JSON on the hot path: a million items). */
+const hashParts = (...parts: string[]): string => {
+  const h = createHash("sha256");
+  for (const p of parts) h.update(p).update("\u0000");
+  return h.digest("hex");
+};
 
 /** `{i}` -> index, `{item}` -> item, `{item_stem}` -> item without its last extension. */
 export function expandInput(pattern: string, index: number | null, item: string | null): string {
@@ -104,13 +110,22 @@ class FileIndex {
     for (let i = lo; i < this.sorted.length && (this.sorted[i] as { path: string }).path.startsWith(prefix); i++) out.push(this.sorted[i] as { path: string; sha256: string });
     return out;
   }
+  private readonly memo = new Map<string, Array<{ path: string; sha256: string }>>();
   /** The files an input pattern names: a file, a directory (everything under it), or a glob. */
   match(pattern: string): Array<{ path: string; sha256: string }> {
+    const hit = this.memo.get(pattern);
+    if (hit !== undefined) return hit;
     const clean = pattern.replace(/\/+$/, "");
     const wild = clean.search(/[*?]/);
-    if (wild < 0) return this.withPrefix(clean).filter((f) => f.path === clean || f.path.startsWith(`${clean}/`));
-    const re = globRegExp(clean);
-    return this.withPrefix(clean.slice(0, wild)).filter((f) => re.test(f.path));
+    let out: Array<{ path: string; sha256: string }>;
+    if (wild < 0) out = this.withPrefix(clean).filter((f) => f.path === clean || f.path.startsWith(`${clean}/`));
+    else {
+      const candidates = this.withPrefix(clean.slice(0, wild));
+      const re = candidates.length > 0 ? globRegExp(clean) : null;
+      out = re === null ? [] : candidates.filter((f) => re.test(f.path));
+    }
+    this.memo.set(pattern, out);
+    return out;
   }
 }
 
@@ -156,9 +171,11 @@ export function cacheKeys(input: CacheKeyInput): CacheKeys {
       .map((f) => [f.path, f.sha256])
       .sort((a, b) => ((a[0] as string) < (b[0] as string) ? -1 : 1)),
   );
-  const env = { modules: [...input.modules], setup: [...input.setup] };
+  const envDigest = sha({ modules: [...input.modules], setup: [...input.setup] });
   const keys = new Map<string, string | null>();
   const before = new Map<string, readonly string[]>();
+  // A template's definition is the same for each of its items: digested once.
+  const definitions = new Map<PlanStep, string>();
 
   /** One leaf instance: its key from the chain digest so far. */
   const leaf = (step: PlanStep, concrete: string, chain: string | null, upstream: readonly string[], item: { index: number; value: string; hash: string | null; as: string } | null): string | null => {
@@ -167,19 +184,19 @@ export function cacheKeys(input: CacheKeyInput): CacheKeys {
       keys.set(concrete, null);
       return null;
     }
-    const context: Record<string, string> = {};
+    const context: string[] = [];
     for (const need of step.needs) {
       if (need.from !== "context") continue;
-      if (item && need.key === item.as) context[need.key] = item.hash !== null ? `sha256:${item.hash}` : `value:${item.value}`;
-      else context[need.key] = `value:${input.plan.context[need.key] ?? ""}`;
+      if (item && need.key === item.as) context.push(need.key, item.hash !== null ? `sha256:${item.hash}` : `value:${item.value}`);
+      else context.push(need.key, `value:${input.plan.context[need.key] ?? ""}`);
     }
     const inputs = (step.inputs ?? []).map((pattern) => {
       const path = expandInput(pattern, item?.index ?? null, item?.value ?? null);
-      return { pattern, files: files.match(path).map((f) => [f.path, f.sha256]) };
+      return [pattern, ...files.match(path).flatMap((f) => [f.path, f.sha256])];
     });
-    const key = sha({
-      v: CACHE_KEY_VERSION,
-      step: {
+    let definition = definitions.get(step);
+    if (definition === undefined) {
+      definition = sha({
         signature: step.signature,
         command: step.command,
         env: step.env,
@@ -187,17 +204,22 @@ export function cacheKeys(input: CacheKeyInput): CacheKeys {
         provides: step.provides,
         outputs: step.outputs,
         continue_on_error: step.continue_on_error,
-      },
+      });
+      definitions.set(step, definition);
+    }
+    const key = hashParts(
+      `hpcpipe-step-cache-v${CACHE_KEY_VERSION}`,
+      definition,
       chain,
-      context,
-      item: item ? (item.hash !== null ? `sha256:${item.hash}` : `value:${item.value}`) : null,
-      index: item && seesIndex(step) ? item.index : null,
+      JSON.stringify(context),
+      item ? (item.hash !== null ? `sha256:${item.hash}` : `value:${item.value}`) : "",
+      item && seesIndex(step) ? String(item.index) : "",
       // An output named after the item ({item}) lands at a path made of its value, whatever its hash.
-      value: item && item.hash !== null && step.outputs.some((o) => o.includes("{item}")) ? item.value : null,
-      inputs,
+      item && item.hash !== null && step.outputs.some((o) => o.includes("{item}")) ? item.value : "",
+      JSON.stringify(inputs),
       code,
-      env,
-    });
+      envDigest,
+    );
     keys.set(concrete, key);
     return key;
   };
@@ -210,7 +232,7 @@ export function cacheKeys(input: CacheKeyInput): CacheKeys {
       if (!step) return { digest: null, steps: chain.steps };
       const concrete = item ? node.key.split("{i}").join(String(item.index)) : node.key;
       const key = leaf(step, concrete, chain.digest, chain.steps, item);
-      return { digest: key === null ? null : sha({ after: chain.digest, step: key }), steps: [...chain.steps, concrete] };
+      return { digest: key === null ? null : hashParts("after", chain.digest ?? "", key), steps: [...chain.steps, concrete] };
     }
     if (node.kind === "map") {
       const values = input.plan.items[node.key] ?? [];
@@ -219,13 +241,13 @@ export function cacheKeys(input: CacheKeyInput): CacheKeys {
       const steps: string[] = [...chain.steps];
       values.forEach((value, index) => {
         const hash = hashes?.[index] ?? null;
-        const start: Chain = { digest: chain.digest === null ? null : sha({ after: chain.digest, map: node.key }), steps: chain.steps };
+        const start: Chain = { digest: chain.digest === null ? null : hashParts("map", chain.digest, node.key), steps: chain.steps };
         let c = start;
         for (const child of node.children) c = walk(child, c, { index, value, hash, as: node.item_key ?? "" });
         ends.push(c.digest);
         for (const s of c.steps.slice(chain.steps.length)) steps.push(s);
       });
-      return { digest: ends.some((e) => e === null) || chain.digest === null ? null : sha({ after: chain.digest, map: node.key, items: ends }), steps };
+      return { digest: ends.some((e) => e === null) || chain.digest === null ? null : hashParts("after-map", chain.digest, node.key, ...(ends as string[])), steps };
     }
     if (node.parallel) {
       const ends: Array<string | null> = [];
@@ -235,7 +257,7 @@ export function cacheKeys(input: CacheKeyInput): CacheKeys {
         ends.push(c.digest);
         for (const s of c.steps.slice(chain.steps.length)) steps.push(s);
       }
-      return { digest: ends.some((e) => e === null) || chain.digest === null ? null : sha({ after: chain.digest, group: node.key, children: ends }), steps };
+      return { digest: ends.some((e) => e === null) || chain.digest === null ? null : hashParts("after-group", chain.digest, node.key, ...(ends as string[])), steps };
     }
     let c = chain;
     for (const child of node.children) c = walk(child, c, item);

@@ -30,6 +30,7 @@ import { ConnectionLostError, remotePath, RemoteCommandError, tarStream } from "
 import type { Transport } from "../transport/index.js";
 import { formatBytes } from "./format.js";
 import { hashFile, mapLimit, SHA256_HEX } from "./hash.js";
+import { hashWithCache } from "./hash-cache.js";
 
 /** A local file to stage: where it is here, where it goes under the run directory (`work/...`), its size. */
 export interface LocalFile {
@@ -53,8 +54,20 @@ export function storeDir(config: { workdir: string; store?: string | undefined }
   return config.store ?? `${config.workdir.replace(/\/+$/, "")}/.hpcpipe/store`;
 }
 
-/** Hashes every file (streamed, a few at once). */
-export async function hashBundle(files: readonly LocalFile[]): Promise<StagedFile[]> {
+/**
+ * Hashes every file (streamed, a few at once). With `cacheDir`, a file whose
+ * size, times and inode did not change since it was last hashed keeps its
+ * hash (src/store/hash-cache.ts): a resubmission of 2,000 models only stats them.
+ */
+export async function hashBundle(files: readonly LocalFile[], cacheDir: string | null = null): Promise<StagedFile[]> {
+  if (cacheDir !== null) {
+    const hashed = await hashWithCache(files.map((f) => f.abs), cacheDir);
+    return files.map((file, i) => {
+      const h = hashed[i] as { size: number; sha256: string };
+      if (h.size !== file.size) throw new StoreError(`${file.abs} changed while it was staged (${file.size} then ${h.size} bytes)`);
+      return { ...file, sha256: h.sha256 };
+    });
+  }
   return mapLimit(files, 4, async (file) => {
     const digest = await hashFile(file.abs);
     if (digest.size !== file.size) throw new StoreError(`${file.abs} changed while it was staged (${file.size} then ${digest.size} bytes)`);
