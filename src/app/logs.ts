@@ -76,6 +76,11 @@ export function resolveLogTarget(plan: CompiledPlan, step: string, task?: number
     }
     if (keys.length > 1) fail(`task ${task} of ${step} runs several steps; name one: ${keys.join(", ")}`);
   }
+  // A step of the pipeline that no job of this run runs: restored from the step cache, or already done when resumed.
+  const inTree = (node: CompiledPlan["tree"]): boolean => node.key === step || withoutItems(node.key) === step || node.children.some(inTree);
+  if (inTree(plan.tree)) {
+    return fail(`step ${preview(step)} ran in no job of this run: it was restored from the step cache or had already succeeded (its state names the run it came from: hpcpipe collect ${plan.runId} --json)`);
+  }
   const all = templates.slice(0, 30).join(", ");
   return fail(`no step ${preview(step)} in the plan (steps: ${all}${templates.length > 30 ? ", ..." : ""})`);
 }
