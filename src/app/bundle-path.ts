@@ -1,5 +1,6 @@
 import { lstat, readdir, stat } from "node:fs/promises";
 import { join, relative, resolve, sep } from "node:path";
+import type { StagedFile } from "../store/staging.js";
 
 /** A spec `bundle` path that is not inside the spec's directory, or does not exist. */
 export class BundleError extends Error {
@@ -46,6 +47,22 @@ export async function listBundleFiles(specDir: string, paths: readonly string[])
   for (const original of paths) {
     const { from, rel } = await bundleSource(specDir, original);
     await add(from, rel, original);
+  }
+  return out;
+}
+
+/**
+ * The bundle's files and the staged map item files (`work/inputs/<map>/...`),
+ * laid out together through the store (one query for both). A bundle file at
+ * the path of an item file with other contents is refused.
+ */
+export function withInputs(bundle: readonly StagedFile[], inputs: readonly StagedFile[]): StagedFile[] {
+  const byRel = new Map(bundle.map((f) => [f.rel, f]));
+  const out = [...bundle];
+  for (const f of inputs) {
+    const other = byRel.get(f.rel);
+    if (other === undefined) out.push(f);
+    else if (other.sha256 !== f.sha256) throw new BundleError(`bundle file ${other.abs} and map item file ${f.abs} would both be ${f.rel}; rename the bundle's inputs/ directory or the map`);
   }
   return out;
 }

@@ -54,7 +54,7 @@ export interface PrepareOptions {
 
 export interface PreparedPlan {
   plan: CompiledPlan;
-  loaded: Pick<LoadedSpec, "pipeline" | "context" | "specDir" | "bundle" | "defaults">;
+  loaded: Pick<LoadedSpec, "pipeline" | "context" | "specDir" | "bundle" | "defaults" | "inputs">;
   config: ClusterConfig;
   /** What compiles but is probably not meant (a map with no items), for people to read before it runs. */
   warnings: string[];
@@ -108,5 +108,5 @@ function inlineSpec(source: InlinePipeline, set: Record<string, string>): Prepar
     if (problem !== null) throw new CompileError(`set: context key ${preview(key)} ${problem}`, [problem]);
     context[key] = value;
   }
-  return { pipeline: source.pipeline, context, specDir: resolve(source.baseDir ?? "."), bundle: [...(source.bundle ?? [])], defaults: source.defaults ?? {} };
+  return { pipeline: source.pipeline, context, specDir: resolve(source.baseDir ?? "."), bundle: [...(source.bundle ?? [])], defaults: source.defaults ?? {}, inputs: [] };
 }
