@@ -8,6 +8,7 @@ import { loadSpec } from "../spec/index.js";
 import type { LoadedSpec } from "../spec/index.js";
 import type { Pipeline } from "../core/pipeline.js";
 import type { Resources } from "../plan/resources.js";
+import type { StagedFile } from "../store/staging.js";
 import { contextKeyProblem } from "../spec/index.js";
 import { templateRenderer } from "./renderer.js";
 import { newRunId } from "./run-id.js";
@@ -24,6 +25,12 @@ export interface InlinePipeline {
   bundle?: string[];
   /** The directory `bundle` paths are relative to (default: the current directory). */
   baseDir?: string;
+  /**
+   * Map item files staged into the run's work directory, keyed `work/...`:
+   * `resolveItemFiles(...).value.files`, whose `items` and `hashes` go to the
+   * MapStep as `items` and `itemHashes`.
+   */
+  inputs?: StagedFile[];
 }
 
 /** A pipeline spec: the path of a YAML file, or a pipeline built in code. */
@@ -108,5 +115,5 @@ function inlineSpec(source: InlinePipeline, set: Record<string, string>): Prepar
     if (problem !== null) throw new CompileError(`set: context key ${preview(key)} ${problem}`, [problem]);
     context[key] = value;
   }
-  return { pipeline: source.pipeline, context, specDir: resolve(source.baseDir ?? "."), bundle: [...(source.bundle ?? [])], defaults: source.defaults ?? {}, inputs: [] };
+  return { pipeline: source.pipeline, context, specDir: resolve(source.baseDir ?? "."), bundle: [...(source.bundle ?? [])], defaults: source.defaults ?? {}, inputs: [...(source.inputs ?? [])] };
 }

@@ -6,12 +6,15 @@ import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { copyBundle } from "../../src/app/run-local.js";
+import { copyBundle, runLocal } from "../../src/app/run-local.js";
+import { Pipeline } from "../../src/core/pipeline.js";
+import { CommandStep } from "../../src/spec/command-step.js";
+import { MapStep as MapStepClass } from "../../src/spec/map-step.js";
 import { preparePlan } from "../../src/app/prepare.js";
 import { checkSameInputs, ResumeError } from "../../src/app/resume.js";
 import { withInputs } from "../../src/app/bundle-path.js";
 import { shortSignature } from "../../src/core/signature.js";
-import { expandGlob } from "../../src/spec/item-files.js";
+import { expandGlob, resolveItemFiles } from "../../src/spec/item-files.js";
 import { loadSpec, SpecError } from "../../src/spec/load.js";
 import type { LoadedSpec } from "../../src/spec/load.js";
 import type { MapStep } from "../../src/spec/map-step.js";
@@ -264,5 +267,25 @@ describe("resume", () => {
     expect(() => checkSameInputs("r1", { ...base, itemHashes: { "t.m": [sha("a")] } }, { ...base, itemHashes: { "t.m": [sha("a")] } })).not.toThrow();
     expect(() => checkSameInputs("r1", { ...base, itemHashes: { "t.m": [sha("a")] } }, { ...base, itemHashes: { "t.m": [sha("b")] } })).toThrow(ResumeError);
     expect(() => checkSameInputs("r1", { ...base, itemHashes: { "t.m": [sha("a")] } }, { ...base, itemHashes: { "t.m": [sha("b")] } })).toThrow(/item files changed/);
+  });
+});
+
+describe("in code", () => {
+  it("resolveItemFiles gives a MapStep its items and hashes, and a pipeline built in code its inputs: it runs locally on the staged copies", async () => {
+    const resolved = resolveItemFiles({ map: "m", glob: ["models/**/*.glb"], root: dir, specDir: dir });
+    if (!("value" in resolved)) throw new Error(JSON.stringify(resolved.problems));
+    const { items, hashes, files } = resolved.value;
+    const map = new MapStepClass({
+      name: "m",
+      items,
+      itemHashes: hashes,
+      steps: [new CommandStep({ name: "s", command: 'mkdir -p seen && sha256sum < "$item" | cut -c1-64 > "seen/$(basename "$item")"', requires: ["item"] })],
+    });
+    const prepared = preparePlan({ spec: { pipeline: new Pipeline({ name: "p", steps: [map] }), inputs: files, baseDir: dir }, runId: "20260101-000000-bbbbbb", localRunsDir: join(dir, "runs") });
+    expect(prepared.plan.itemHashes).toEqual({ "p.m": [sha("box-bytes"), sha("cone-bytes")] });
+    const outcome = await runLocal(prepared);
+    expect(outcome.state.success).toBe(true);
+    expect(readFileSync(join(outcome.runDir, "work/seen/cone.glb"), "utf8").trim()).toBe(sha("cone-bytes"));
+    expect(() => new MapStepClass({ name: "m", items, itemHashes: [hashes[0] as string], steps: [] })).toThrow(/one SHA-256 per item \(2\)/);
   });
 });
