@@ -55,19 +55,23 @@ describe.skipIf(e2eSkipped)("map items that are local files, staged to the test 
       mkdirSync(path.join(specDir, path.dirname(rel)), { recursive: true });
       writeFileSync(path.join(specDir, rel), text);
     }
+    // The step's script travels in the bundle: bundle files and item files go through ONE store query.
+    mkdirSync(path.join(specDir, "bin"));
+    writeFileSync(path.join(specDir, "bin", "look.sh"), `${STEP}\n`);
     spec = path.join(specDir, "pipeline.yaml");
     writeFileSync(
       spec,
       [
         "name: itemfiles",
+        "bundle: [bin/]",
         "steps:",
         "  - map: check",
         '    items_glob: ["models/**/*.glb", "models/**/*.gltf"]',
         '    stage_with: "models/**/*.bin"',
         "    steps:",
         "      - step: look",
-        "        run: |",
-        ...STEP.split("\n").map((l) => `          ${l}`),
+        '        run: bash bin/look.sh',
+        "        requires: [item]",
         "",
       ].join("\n"),
     );
@@ -112,8 +116,9 @@ describe.skipIf(e2eSkipped)("map items that are local files, staged to the test 
 
   it("each step sees its item as inputs/<map>/<layout>, basename kept, read-only, hard-linked from the store, the glTF beside its .bin", async () => {
     const first = await submit();
-    // 3 items and the .bin: 4 files, 4 blobs, all sent in the one stream.
-    expect(first.stderr).toMatch(/bundle: 4 file\(s\); 0 blob\(s\) already in the store; sending 4 \(\d+ B\)/);
+    // The bundle's script, 3 items and the .bin: 5 files, 5 blobs, ONE query, all sent in the one stream.
+    expect(first.stderr).toMatch(/bundle: 5 file\(s\); 0 blob\(s\) already in the store; sending 5 \(\d+ B\)/);
+    expect(first.stderr.match(/already in the store/g)).toHaveLength(1);
     expect(Object.keys(first.seen).sort()).toEqual(["car.glb", "lamp.gltf", "truck.glb"]);
     for (const rel of ["models/vehicles/car.glb", "models/vehicles/trucks/truck.glb", "models/props/lamp.gltf"]) {
       expect(first.seen[path.basename(rel)]).toMatchObject({ ...expected(rel), mode: "444", symlinks: "0" });
@@ -133,11 +138,11 @@ describe.skipIf(e2eSkipped)("map items that are local files, staged to the test 
 
   it("a second submission sends no bytes of unchanged items; an edited item sends only itself", async () => {
     const second = await submit();
-    expect(second.stderr).toMatch(/bundle: 4 file\(s\); 4 blob\(s\) already in the store; sending 0 \(0 B\)/);
+    expect(second.stderr).toMatch(/bundle: 5 file\(s\); 5 blob\(s\) already in the store; sending 0 \(0 B\)/);
     expect(second.seen["car.glb"]).toMatchObject(expected("models/vehicles/car.glb"));
     writeFileSync(path.join(specDir, "models/vehicles/trucks/truck.glb"), "glb: truck, edited (22 B)");
     const third = await submit();
-    expect(third.stderr).toMatch(/bundle: 4 file\(s\); 3 blob\(s\) already in the store; sending 1 \(25 B\)/);
+    expect(third.stderr).toMatch(/bundle: 5 file\(s\); 4 blob\(s\) already in the store; sending 1 \(25 B\)/);
     expect(third.seen["truck.glb"]).toMatchObject({ ...expected("models/vehicles/trucks/truck.glb"), item: "inputs/check/models/vehicles/trucks/truck.glb" });
   });
 
