@@ -18,6 +18,7 @@ import { expandGlob, resolveItemFiles } from "../../src/spec/item-files.js";
 import { loadSpec, SpecError } from "../../src/spec/load.js";
 import type { LoadedSpec } from "../../src/spec/load.js";
 import type { MapStep } from "../../src/spec/map-step.js";
+import { cli } from "../cli/helpers.js";
 import { tempDir } from "./helpers.js";
 
 const sha = (text: string): string => createHash("sha256").update(text).digest("hex");
@@ -267,6 +268,19 @@ describe("resume", () => {
     expect(() => checkSameInputs("r1", { ...base, itemHashes: { "t.m": [sha("a")] } }, { ...base, itemHashes: { "t.m": [sha("a")] } })).not.toThrow();
     expect(() => checkSameInputs("r1", { ...base, itemHashes: { "t.m": [sha("a")] } }, { ...base, itemHashes: { "t.m": [sha("b")] } })).toThrow(ResumeError);
     expect(() => checkSameInputs("r1", { ...base, itemHashes: { "t.m": [sha("a")] } }, { ...base, itemHashes: { "t.m": [sha("b")] } })).toThrow(/item files changed/);
+  });
+});
+
+describe("hpcpipe plan", () => {
+  it("says how many item files a run stages and for which maps; a bad path exits 65 naming the line", async () => {
+    const file = write(`name: t\nsteps:\n  - map: models\n    items_glob: "models/**/*.gltf"\n    stage_with: "models/car/**"\n${MAP_STEPS}`);
+    const r = await cli("plan", file);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/staged item files: 3 file\(s\), \d+ B, under work\/inputs\/ for map items of t\.models \(1\)\n$/);
+    writeFileSync(join(dir, "list.txt"), "models/car/car.gltf\nmodels/car/gone.gltf\n");
+    const bad = await cli("plan", write(`name: t\nsteps:\n  - map: models\n    items_file: list.txt\n    stage_items: true\n${MAP_STEPS}`));
+    expect(bad.code).toBe(65);
+    expect(bad.stderr).toMatch(/steps\[0\]\.items_file: list\.txt line 2: item file "models\/car\/gone\.gltf" does not exist/);
   });
 });
 
