@@ -17,11 +17,14 @@ const sha = (data: string | Buffer): string => createHash("sha256").update(data)
 
 const MODELS: Record<string, string> = {
   "models/vehicles/car.glb": "glb: car",
+  "models/vehicles/old cars/-odd $name's.glb": "glb: a name to quote",
   "models/vehicles/trucks/truck.glb": "glb: truck",
   "models/props/lamp.gltf": '{"asset":{"version":"2.0"},"buffers":[{"uri":"lamp.bin","byteLength":4}]}',
   "models/props/lamp.bin": "\u0001\u0002\u0003\u0004",
   "models/props/notes.txt": "not staged",
 };
+
+const ALL = ["models/vehicles/car.glb", "models/vehicles/old cars/-odd $name's.glb", "models/vehicles/trucks/truck.glb", "models/props/lamp.gltf"];
 
 // Each item reports its value, basename, mode, link count, content hash and the files beside it.
 const STEP = [
@@ -116,33 +119,38 @@ describe.skipIf(e2eSkipped)("map items that are local files, staged to the test 
 
   it("each step sees its item as inputs/<map>/<layout>, basename kept, read-only, hard-linked from the store, the glTF beside its .bin", async () => {
     const first = await submit();
-    // The bundle's script, 3 items and the .bin: 5 files, 5 blobs, ONE query, all sent in the one stream.
-    expect(first.stderr).toMatch(/bundle: 5 file\(s\); 0 blob\(s\) already in the store; sending 5 \(\d+ B\)/);
+    // The bundle's script, 4 items and the .bin: 6 files, 6 blobs, ONE query, all sent in the one stream.
+    expect(first.stderr).toMatch(/bundle: 6 file\(s\); 0 blob\(s\) already in the store; sending 6 \(\d+ B\)/);
     expect(first.stderr.match(/already in the store/g)).toHaveLength(1);
-    expect(Object.keys(first.seen).sort()).toEqual(["car.glb", "lamp.gltf", "truck.glb"]);
-    for (const rel of ["models/vehicles/car.glb", "models/vehicles/trucks/truck.glb", "models/props/lamp.gltf"]) {
+    expect(Object.keys(first.seen).sort()).toEqual(["-odd $name's.glb", "car.glb", "lamp.gltf", "truck.glb"]);
+    for (const rel of ALL) {
       expect(first.seen[path.basename(rel)]).toMatchObject({ ...expected(rel), mode: "444", symlinks: "0" });
     }
     expect(first.seen["lamp.gltf"]?.["gltf-bin"]).toBe("ok");
     expect(first.seen["lamp.gltf"]?.beside).toBe("lamp.bin lamp.gltf");
     // notes.txt matched no pattern: not staged.
-    expect(first.seen["car.glb"]?.beside).toBe("car.glb trucks");
+    expect(first.seen["car.glb"]?.beside).toBe("car.glb old cars trucks");
     const record = await env.record(first.runId);
     const links = await remote.exec(["stat", "-c", "%h", remotePath(`${record.remote_dir}/work/inputs/check/models/vehicles/car.glb`)]);
     expect(Number(links.stdout.trim())).toBeGreaterThanOrEqual(2);
     // The local plan carries each item's content hash, in item order.
     const plan = JSON.parse(readFileSync(path.join(env.home, "runs", first.runId, "plan.json"), "utf8")) as { items: Record<string, string[]>; itemHashes?: Record<string, string[]> };
-    expect(plan.items["itemfiles.check"]).toEqual(["inputs/check/models/props/lamp.gltf", "inputs/check/models/vehicles/car.glb", "inputs/check/models/vehicles/trucks/truck.glb"]);
+    expect(plan.items["itemfiles.check"]).toEqual([
+      "inputs/check/models/props/lamp.gltf",
+      "inputs/check/models/vehicles/car.glb",
+      "inputs/check/models/vehicles/old cars/-odd $name's.glb",
+      "inputs/check/models/vehicles/trucks/truck.glb",
+    ]);
     expect(plan.itemHashes?.["itemfiles.check"]).toEqual(plan.items["itemfiles.check"]?.map((i) => sha(readFileSync(path.join(specDir, i.replace(/^inputs\/check\//, ""))))));
   });
 
   it("a second submission sends no bytes of unchanged items; an edited item sends only itself", async () => {
     const second = await submit();
-    expect(second.stderr).toMatch(/bundle: 5 file\(s\); 5 blob\(s\) already in the store; sending 0 \(0 B\)/);
+    expect(second.stderr).toMatch(/bundle: 6 file\(s\); 6 blob\(s\) already in the store; sending 0 \(0 B\)/);
     expect(second.seen["car.glb"]).toMatchObject(expected("models/vehicles/car.glb"));
     writeFileSync(path.join(specDir, "models/vehicles/trucks/truck.glb"), "glb: truck, edited (22 B)");
     const third = await submit();
-    expect(third.stderr).toMatch(/bundle: 5 file\(s\); 4 blob\(s\) already in the store; sending 1 \(25 B\)/);
+    expect(third.stderr).toMatch(/bundle: 6 file\(s\); 5 blob\(s\) already in the store; sending 1 \(25 B\)/);
     expect(third.seen["truck.glb"]).toMatchObject({ ...expected("models/vehicles/trucks/truck.glb"), item: "inputs/check/models/vehicles/trucks/truck.glb" });
   });
 
@@ -153,7 +161,7 @@ describe.skipIf(e2eSkipped)("map items that are local files, staged to the test 
     const runDir = path.join(runsDir, "itemfiles", readdirSync(path.join(runsDir, "itemfiles"))[0] ?? "");
     const seenDir = path.join(runDir, "work", "seen");
     const seen = parseSeen(new Map(readdirSync(seenDir).map((n) => [n, readFileSync(path.join(seenDir, n), "utf8")])));
-    for (const rel of ["models/vehicles/car.glb", "models/vehicles/trucks/truck.glb", "models/props/lamp.gltf"]) {
+    for (const rel of ALL) {
       expect(seen[path.basename(rel)]).toMatchObject({ ...expected(rel), mode: "444", symlinks: "0" });
     }
     expect(seen["lamp.gltf"]?.["gltf-bin"]).toBe("ok");
