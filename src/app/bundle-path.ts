@@ -1,5 +1,6 @@
 import { lstat, readdir, stat } from "node:fs/promises";
 import { join, relative, resolve, sep } from "node:path";
+import type { CompiledPlan } from "../plan/plan.js";
 import type { StagedFile } from "../store/staging.js";
 
 /** A spec `bundle` path that is not inside the spec's directory, or does not exist. */
@@ -65,4 +66,16 @@ export function withInputs(bundle: readonly StagedFile[], inputs: readonly Stage
     else if (other.sha256 !== f.sha256) throw new BundleError(`bundle file ${other.abs} and map item file ${f.abs} would both be ${f.rel}; rename the bundle's inputs/ directory or the map`);
   }
   return out;
+}
+
+/**
+ * The staged files the step cache's keys see: all but the map items' own
+ * files, whose hashes enter the keys through `plan.itemHashes` (as each
+ * item's value). Left in, one edited model would change every key; files
+ * staged beside the items (`stage_with`) stay in, like the bundle's.
+ */
+export function cacheKeyFiles(staged: readonly StagedFile[], plan: Pick<CompiledPlan, "items" | "itemHashes">): StagedFile[] {
+  const items = new Set<string>();
+  for (const key of Object.keys(plan.itemHashes ?? {})) for (const item of plan.items[key] ?? []) items.add(`work/${item}`);
+  return items.size === 0 ? [...staged] : staged.filter((f) => !items.has(f.rel));
 }

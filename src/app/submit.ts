@@ -23,7 +23,7 @@ import type { CollectOutcome } from "./collect.js";
 import { defaultTransportFactory, loadRun, schedulerOver } from "./connect.js";
 import type { RunContext, TransportFactory } from "./connect.js";
 import type { RunExecutor } from "./executor.js";
-import { BundleError, listBundleFiles, withInputs } from "./bundle-path.js";
+import { BundleError, cacheKeyFiles, listBundleFiles, withInputs } from "./bundle-path.js";
 import { ensureBlobs, formatBytes, hashBundle, layoutRun, layoutWithRepair, storeDir, StoreError } from "../store/index.js";
 import { applyStepCache } from "./step-cache.js";
 import type { StagedFile, StageOptions } from "../store/index.js";
@@ -178,7 +178,7 @@ export async function submitRun<T = undefined>(options: SubmitOptions, then?: (r
       if (options.cache === false) return await sendRun({ transport, plan, config, store, files, executable, staged, cachedOutputs: [], options, progress }, then);
       let cached;
       try {
-        cached = await applyStepCache(transport, plan, staged, config, (done) => prepareFor(options, plan.runId, done).plan, progress);
+        cached = await applyStepCache(transport, plan, cacheKeyFiles(staged, plan), config, (done) => prepareFor(options, plan.runId, done).plan, progress);
       } catch (error) {
         await store.updateRecord(plan.runId, { phase: "submit_failed", error: `asking the step cache failed, nothing was submitted: ${(error as Error).message}`.slice(0, 60_000) });
         throw error;

@@ -39,7 +39,7 @@ const STEP = [
   "  printf 'beside=%s\\n' \"$(ls \"$(dirname \"$item\")\" | tr '\\n' ' ')\"",
   "  printf 'symlinks=%s\\n' \"$(find inputs -type l | wc -l)\"",
   "  case $name in *.gltf) test -f \"$(dirname \"$item\")/lamp.bin\" && echo gltf-bin=ok ;; esac",
-  "} > \"seen/$name.txt\"",
+  "} > \"seen/$HPCPIPE_TASK.txt\"",
 ].join("\n");
 
 describe.skipIf(e2eSkipped)("map items that are local files, staged to the test cluster", { timeout: 180_000 }, () => {
@@ -75,6 +75,7 @@ describe.skipIf(e2eSkipped)("map items that are local files, staged to the test 
         "      - step: look",
         '        run: bash bin/look.sh',
         "        requires: [item]",
+        '        outputs: ["seen/{i}.txt"]',
         "",
       ].join("\n"),
     );
@@ -83,16 +84,17 @@ describe.skipIf(e2eSkipped)("map items that are local files, staged to the test 
     await env?.cleanup();
   });
 
-  /** What each item's step saw, by basename: key=value lines as an object. */
+  /** What each item's step saw, by the item's basename: key=value lines as an object. */
   const parseSeen = (files: Map<string, string>): Record<string, Record<string, string>> => {
     const out: Record<string, Record<string, string>> = {};
-    for (const [name, text] of files) {
-      out[name.replace(/^.*\//, "").replace(/\.txt$/, "")] = Object.fromEntries(
+    for (const text of files.values()) {
+      const fields: Record<string, string> = Object.fromEntries(
         text
           .trim()
           .split("\n")
           .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1).trim()]),
       );
+      out[fields.base ?? "?"] = fields;
     }
     return out;
   };
@@ -100,7 +102,8 @@ describe.skipIf(e2eSkipped)("map items that are local files, staged to the test 
   const submit = async (): Promise<{ runId: string; stderr: string; seen: Record<string, Record<string, string>> }> => {
     const r = await cli("submit", spec, "--cluster", cluster, "--wait");
     expect(r.code, r.stderr).toBe(0);
-    const runId = runIdFrom(r.stderr);
+    // A run the step cache restores whole submits no job: it says so instead of "submitted run".
+    const runId = /^run (\S+): every step was restored/m.exec(r.stderr)?.[1] ?? runIdFrom(r.stderr);
     const record = await env.record(runId);
     const got = await remote.getFiles(`${record.remote_dir}/work`, "seen/*.txt");
     const texts = new Map<string, string>();
@@ -122,6 +125,7 @@ describe.skipIf(e2eSkipped)("map items that are local files, staged to the test 
     // The bundle's script, 4 items and the .bin: 6 files, 6 blobs, ONE query, all sent in the one stream.
     expect(first.stderr).toMatch(/bundle: 6 file\(s\); 0 blob\(s\) already in the store; sending 6 \(\d+ B\)/);
     expect(first.stderr.match(/already in the store/g)).toHaveLength(1);
+    expect(first.stderr).toMatch(/step cache: 0 of 4 step\(s\) restored/);
     expect(Object.keys(first.seen).sort()).toEqual(["-odd $name's.glb", "car.glb", "lamp.gltf", "truck.glb"]);
     for (const rel of ALL) {
       expect(first.seen[path.basename(rel)]).toMatchObject({ ...expected(rel), mode: "444", symlinks: "0" });
@@ -144,13 +148,16 @@ describe.skipIf(e2eSkipped)("map items that are local files, staged to the test 
     expect(plan.itemHashes?.["itemfiles.check"]).toEqual(plan.items["itemfiles.check"]?.map((i) => sha(readFileSync(path.join(specDir, i.replace(/^inputs\/check\//, ""))))));
   });
 
-  it("a second submission sends no bytes of unchanged items; an edited item sends only itself", async () => {
+  it("a second submission sends no bytes of unchanged items and runs none; an edited item sends and runs only itself", async () => {
     const second = await submit();
     expect(second.stderr).toMatch(/bundle: 6 file\(s\); 6 blob\(s\) already in the store; sending 0 \(0 B\)/);
+    // The step cache keys items by their content hash (plan.itemHashes): all 4 are restored, with their declared outputs.
+    expect(second.stderr).toMatch(/step cache: 4 of 4 step\(s\) restored/);
     expect(second.seen["car.glb"]).toMatchObject(expected("models/vehicles/car.glb"));
     writeFileSync(path.join(specDir, "models/vehicles/trucks/truck.glb"), "glb: truck, edited (22 B)");
     const third = await submit();
     expect(third.stderr).toMatch(/bundle: 6 file\(s\); 5 blob\(s\) already in the store; sending 1 \(25 B\)/);
+    expect(third.stderr).toMatch(/step cache: 3 of 4 step\(s\) restored/);
     expect(third.seen["truck.glb"]).toMatchObject({ ...expected("models/vehicles/trucks/truck.glb"), item: "inputs/check/models/vehicles/trucks/truck.glb" });
   });
 

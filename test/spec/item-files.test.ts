@@ -12,7 +12,8 @@ import { CommandStep } from "../../src/spec/command-step.js";
 import { MapStep as MapStepClass } from "../../src/spec/map-step.js";
 import { preparePlan } from "../../src/app/prepare.js";
 import { checkSameInputs, ResumeError } from "../../src/app/resume.js";
-import { withInputs } from "../../src/app/bundle-path.js";
+import { cacheKeyFiles, withInputs } from "../../src/app/bundle-path.js";
+import { cacheKeys } from "../../src/cache/keys.js";
 import { shortSignature } from "../../src/core/signature.js";
 import { expandGlob, resolveItemFiles } from "../../src/spec/item-files.js";
 import { loadSpec, SpecError } from "../../src/spec/load.js";
@@ -301,5 +302,29 @@ describe("in code", () => {
     expect(outcome.state.success).toBe(true);
     expect(readFileSync(join(outcome.runDir, "work/seen/cone.glb"), "utf8").trim()).toBe(sha("cone-bytes"));
     expect(() => new MapStepClass({ name: "m", items, itemHashes: [hashes[0] as string], steps: [] })).toThrow(/one SHA-256 per item \(2\)/);
+  });
+});
+
+describe("step cache keys", () => {
+  it("an edited item file changes only its own item's keys; an edited stage_with file changes every key", () => {
+    const yaml = `name: t\nsteps:\n  - map: models\n    items_glob: "models/**/*.glb"\n    stage_with: "models/car/*.bin"\n${MAP_STEPS.replace("run: ", "requires: [item]\n        run: ")}`;
+    const keysNow = (): Map<string, string | null> => {
+      const prepared = preparePlan({ spec: write(yaml), runId: "20260101-000000-cccccc", localRunsDir: join(dir, "runs") });
+      const staged = cacheKeyFiles(prepared.loaded.inputs, prepared.plan);
+      // The items' own files are left to plan.itemHashes; the .bin stays with the bundle's files.
+      expect(staged.map((f) => f.rel)).toEqual(["work/inputs/models/models/car/car.bin"]);
+      const bundle = staged.map((f) => ({ path: f.rel.slice("work/".length), sha256: f.sha256 }));
+      return cacheKeys({ plan: prepared.plan, bundle, modules: [], setup: [], ...(prepared.plan.itemHashes ? { itemHashes: prepared.plan.itemHashes } : {}) }).keys;
+    };
+    const before = keysNow();
+    expect([...before.keys()]).toEqual(["t.models.0.s", "t.models.1.s"]);
+    writeFileSync(join(dir, "models/props/deep/cone.glb"), "cone, edited");
+    const after = keysNow();
+    expect(after.get("t.models.0.s")).toBe(before.get("t.models.0.s"));
+    expect(after.get("t.models.1.s")).not.toBe(before.get("t.models.1.s"));
+    writeFileSync(join(dir, "models/car/car.bin"), "bin, edited");
+    const sibling = keysNow();
+    expect(sibling.get("t.models.0.s")).not.toBe(after.get("t.models.0.s"));
+    expect(sibling.get("t.models.1.s")).not.toBe(after.get("t.models.1.s"));
   });
 });
