@@ -305,6 +305,10 @@ describe("in code", () => {
   });
 });
 
+function prepared0Items(yaml: string): string[] {
+  return mapOf(loadSpec(write(yaml))).items as string[];
+}
+
 describe("step cache keys", () => {
   it("an edited item file changes only its own item's keys; an edited stage_with file changes every key", () => {
     const yaml = `name: t\nsteps:\n  - map: models\n    items_glob: "models/**/*.glb"\n    stage_with: "models/car/*.bin"\n${MAP_STEPS.replace("run: ", "requires: [item]\n        run: ")}`;
@@ -326,5 +330,21 @@ describe("step cache keys", () => {
     const sibling = keysNow();
     expect(sibling.get("t.models.0.s")).not.toBe(after.get("t.models.0.s"));
     expect(sibling.get("t.models.1.s")).not.toBe(after.get("t.models.1.s"));
+  });
+
+  it("a stage_with file a step declares in its inputs ({item_stem}.bin) changes only its item's key", () => {
+    const yaml = `name: t\nsteps:\n  - map: models\n    items_glob: ["models/**/*.glb", "models/**/*.gltf"]\n    stage_with: "models/car/*.bin"\n${MAP_STEPS.replace("run: ", 'requires: [item]\n        inputs: ["{item_stem}.bin"]\n        run: ')}`;
+    const keysNow = (): Map<string, string | null> => {
+      const prepared = preparePlan({ spec: write(yaml), runId: "20260101-000000-cccccc", localRunsDir: join(dir, "runs") });
+      const bundle = cacheKeyFiles(prepared.loaded.inputs, prepared.plan).map((f) => ({ path: f.rel.slice("work/".length), sha256: f.sha256 }));
+      return cacheKeys({ plan: prepared.plan, bundle, modules: [], setup: [], ...(prepared.plan.itemHashes ? { itemHashes: prepared.plan.itemHashes } : {}) }).keys;
+    };
+    const before = keysNow();
+    expect(prepared0Items(yaml)).toEqual(["inputs/models/models/car/car.gltf", "inputs/models/models/props/box.glb", "inputs/models/models/props/deep/cone.glb"]);
+    writeFileSync(join(dir, "models/car/car.bin"), "bin, edited");
+    const after = keysNow();
+    expect(after.get("t.models.0.s")).not.toBe(before.get("t.models.0.s"));
+    expect(after.get("t.models.1.s")).toBe(before.get("t.models.1.s"));
+    expect(after.get("t.models.2.s")).toBe(before.get("t.models.2.s"));
   });
 });
