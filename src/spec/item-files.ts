@@ -62,7 +62,12 @@ interface Found {
   size: number;
 }
 
-/** The regular files under `dir` (sorted), as paths relative to it; symlinked directories are not followed. */
+/**
+ * The regular files under `dir` (sorted), as paths relative to it. Symlinked
+ * directories are not followed, and names starting with `.` are skipped, as
+ * the shell's globs do: `**\/*.glb` never picks up `.git/` or the copies in a
+ * local run's `.hpcpipe/runs/`.
+ */
 function walk(dir: string, maxDepth: number, out: string[], prefix = "", depth = 1): void {
   let entries: Dirent[];
   try {
@@ -72,6 +77,7 @@ function walk(dir: string, maxDepth: number, out: string[], prefix = "", depth =
   }
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const e of entries) {
+    if (e.name.startsWith(".")) continue;
     const rel = prefix === "" ? e.name : `${prefix}/${e.name}`;
     if (e.isDirectory()) {
       if (depth < maxDepth) walk(join(dir, e.name), maxDepth, out, rel, depth + 1);

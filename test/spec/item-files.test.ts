@@ -230,6 +230,16 @@ describe("bad item files are refused when the spec loads, naming the field and t
 });
 
 describe("expandGlob", () => {
+  it("wildcards skip names starting with a dot (a local run's .hpcpipe/ copies, .git/); a dot directory named literally is searched", () => {
+    mkdirSync(join(dir, ".hpcpipe/runs/t/r1/work/inputs/models/models/props"), { recursive: true });
+    writeFileSync(join(dir, ".hpcpipe/runs/t/r1/work/inputs/models/models/props/box.glb"), "old copy");
+    writeFileSync(join(dir, "models/props/.hidden.glb"), "hidden");
+    const found = expandGlob("**/*.glb", dir);
+    expect("files" in found && found.files.map((f) => f.slice(dir.length + 1))).toEqual(["models/props/box.glb", "models/props/deep/cone.glb"]);
+    const literal = expandGlob(".hpcpipe/runs/**/*.glb", dir);
+    expect("files" in literal && literal.files).toHaveLength(1);
+  });
+
   it("does not follow a symlinked directory, but takes a symlinked file", () => {
     symlinkSync(join(dir, "models/props"), join(dir, "models/linked"));
     symlinkSync(join(dir, "models/props/box.glb"), join(dir, "models/alias.glb"));
