@@ -68,11 +68,13 @@ interface Found {
  * the shell's globs do: `**\/*.glb` never picks up `.git/` or the copies in a
  * local run's `.hpcpipe/runs/`.
  */
-function walk(dir: string, maxDepth: number, out: string[], prefix = "", depth = 1): void {
+function walk(dir: string, maxDepth: number, out: string[], unreadable: string[], prefix = "", depth = 1): void {
   let entries: Dirent[];
   try {
     entries = readdirSync(dir, { withFileTypes: true });
-  } catch {
+  } catch (err) {
+    // A missing base matches nothing (said by the caller); a directory that cannot be read would hide files.
+    if (depth > 1 || (err as NodeJS.ErrnoException).code !== "ENOENT") unreadable.push(`${dir}: ${errorText(err)}`);
     return;
   }
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -80,7 +82,7 @@ function walk(dir: string, maxDepth: number, out: string[], prefix = "", depth =
     if (e.name.startsWith(".")) continue;
     const rel = prefix === "" ? e.name : `${prefix}/${e.name}`;
     if (e.isDirectory()) {
-      if (depth < maxDepth) walk(join(dir, e.name), maxDepth, out, rel, depth + 1);
+      if (depth < maxDepth) walk(join(dir, e.name), maxDepth, out, unreadable, rel, depth + 1);
     } else if (e.isFile()) out.push(rel);
     else if (e.isSymbolicLink()) {
       try {
@@ -111,7 +113,9 @@ export function expandGlob(pattern: string, specDir: string): { files: string[] 
   const rest = segments.slice(wild).join("/");
   const re = globRegExp(rest);
   const candidates: string[] = [];
-  walk(base, rest.includes("**") ? Infinity : segments.length - wild, candidates);
+  const unreadable: string[] = [];
+  walk(base, rest.includes("**") ? Infinity : segments.length - wild, candidates, unreadable);
+  if (unreadable.length > 0) return { problem: `${JSON.stringify(pattern)}: a directory it searches cannot be read (${unreadable[0]}${unreadable.length > 1 ? ` and ${unreadable.length - 1} more` : ""})` };
   const files = candidates.filter((rel) => re.test(rel)).map((rel) => join(base, rel));
   if (files.length === 0) return { problem: `${JSON.stringify(pattern)} matches no file (searched ${base})` };
   return { files };

@@ -180,6 +180,11 @@ describe("bad item files are refused when the spec loads, naming the field and t
     expect(sib.expected).toMatch(/stage_with "models\/\*\*\/\*\.ktx2" matches no file/);
   });
 
+  it("a pattern whose directory cannot be read says so instead of matching nothing", () => {
+    // Root reads every directory: a file where a directory should be is the error this machine can make.
+    expect(problem('    items_glob: "models/props/box.glb/*"\n').expected).toMatch(/"models\/props\/box\.glb\/\*": a directory it searches cannot be read \(.*box\.glb: ENOTDIR/);
+  });
+
   it("a directory named without a wildcard says how to take its files", () => {
     expect(problem('    items_glob: "models/props"\n').expected).toMatch(/"models\/props" is a directory .*write "models\/props\/\*\*" to take every file in it/);
   });
