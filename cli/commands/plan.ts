@@ -2,6 +2,7 @@ import { Option } from "commander";
 import type { Command } from "commander";
 import { preparePlan } from "../../src/app/prepare.js";
 import { formatPlan } from "../../src/compiler/format.js";
+import { formatBytes } from "../../src/store/format.js";
 import type { PlanFormat } from "../../src/compiler/format.js";
 import { collect, guarded, parseSetOption } from "../errors.js";
 
@@ -31,7 +32,7 @@ export function registerPlanCommand(program: Command): void {
     )
     .action(async (spec: string, flags: PlanFlags) => {
       await guarded(() => {
-        const { plan, warnings } = preparePlan({
+        const { plan, warnings, loaded } = preparePlan({
           spec,
           cluster: flags.cluster,
           set: parseSetOption(flags.set),
@@ -41,6 +42,11 @@ export function registerPlanCommand(program: Command): void {
         });
         for (const warning of warnings) process.stderr.write(`hpcpipe: warning: ${warning}\n`);
         process.stdout.write(formatPlan(plan, flags.format));
+        if (flags.format === "text" && loaded.inputs.length > 0) {
+          const bytes = loaded.inputs.reduce((t, f) => t + f.size, 0);
+          const maps = Object.entries(plan.itemHashes ?? {}).map(([key, hashes]) => `${key} (${hashes.length})`);
+          process.stdout.write(`staged item files: ${loaded.inputs.length} file(s), ${formatBytes(bytes)}, under work/inputs/ for map items of ${maps.join(", ")}\n`);
+        }
       });
     });
 }

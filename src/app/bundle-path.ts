@@ -1,5 +1,7 @@
 import { lstat, readdir, stat } from "node:fs/promises";
 import { join, relative, resolve, sep } from "node:path";
+import type { CompiledPlan } from "../plan/plan.js";
+import type { StagedFile } from "../store/staging.js";
 
 /** A spec `bundle` path that is not inside the spec's directory, or does not exist. */
 export class BundleError extends Error {
@@ -48,4 +50,32 @@ export async function listBundleFiles(specDir: string, paths: readonly string[])
     await add(from, rel, original);
   }
   return out;
+}
+
+/**
+ * The bundle's files and the staged map item files (`work/inputs/<map>/...`),
+ * laid out together through the store (one query for both). A bundle file at
+ * the path of an item file with other contents is refused.
+ */
+export function withInputs(bundle: readonly StagedFile[], inputs: readonly StagedFile[]): StagedFile[] {
+  const byRel = new Map(bundle.map((f) => [f.rel, f]));
+  const out = [...bundle];
+  for (const f of inputs) {
+    const other = byRel.get(f.rel);
+    if (other === undefined) out.push(f);
+    else if (other.sha256 !== f.sha256) throw new BundleError(`bundle file ${other.abs} and map item file ${f.abs} would both be ${f.rel}; rename the bundle's inputs/ directory or the map`);
+  }
+  return out;
+}
+
+/**
+ * The staged files the step cache's keys see: all but the map items' own
+ * files, whose hashes enter the keys through `plan.itemHashes` (as each
+ * item's value). Left in, one edited model would change every key; files
+ * staged beside the items (`stage_with`) stay in, like the bundle's.
+ */
+export function cacheKeyFiles(staged: readonly StagedFile[], plan: Pick<CompiledPlan, "items" | "itemHashes">): StagedFile[] {
+  const items = new Set<string>();
+  for (const key of Object.keys(plan.itemHashes ?? {})) for (const item of plan.items[key] ?? []) items.add(`work/${item}`);
+  return items.size === 0 ? [...staged] : staged.filter((f) => !items.has(f.rel));
 }

@@ -139,7 +139,7 @@ async function submitLocal<T>(options: PipelineSubmitOptions & { store: RunStore
   });
   for (const warning of warnings) options.onProgress?.(`warning: ${warning}`);
   const runDir = plan.layout.runDir;
-  await copyBundle(loaded.specDir, loaded.bundle, join(runDir, plan.layout.work));
+  await copyBundle(loaded.specDir, loaded.bundle, join(runDir, plan.layout.work), loaded.inputs);
   // The compiled plan beside the result, as a cluster run's record keeps it: `hpcpipe report` reads the tree from it.
   await writeJsonAtomic(join(runDir, "plan.json"), plan, { mode: 0o600 });
   await store.writePlan(plan);
@@ -186,7 +186,7 @@ async function resumeLocal<T>(options: PipelineSubmitOptions & { store: RunStore
     options.onProgress?.(`run ${runId}: every step already succeeded; nothing to run (hpcpipe collect ${runId})`);
     return { record: previous, plan: previousPlan, roundTrips: 0, then: undefined };
   }
-  await copyBundle(loaded.specDir, loaded.bundle, join(plan.layout.runDir, plan.layout.work));
+  await copyBundle(loaded.specDir, loaded.bundle, join(plan.layout.runDir, plan.layout.work), loaded.inputs);
   await writeJsonAtomic(join(plan.layout.runDir, "plan.json"), plan, { mode: 0o600 });
   await store.writePlan(plan);
   const attempt = (previous.attempt ?? 1) + 1;

@@ -8,6 +8,7 @@ import { loadSpec } from "../spec/index.js";
 import type { LoadedSpec } from "../spec/index.js";
 import type { Pipeline } from "../core/pipeline.js";
 import type { Resources } from "../plan/resources.js";
+import type { StagedFile } from "../store/staging.js";
 import { contextKeyProblem } from "../spec/index.js";
 import { templateRenderer } from "./renderer.js";
 import { newRunId } from "./run-id.js";
@@ -24,6 +25,12 @@ export interface InlinePipeline {
   bundle?: string[];
   /** The directory `bundle` paths are relative to (default: the current directory). */
   baseDir?: string;
+  /**
+   * Map item files staged into the run's work directory, keyed `work/...`:
+   * `resolveItemFiles(...).value.files`, whose `items` and `hashes` go to the
+   * MapStep as `items` and `itemHashes`.
+   */
+  inputs?: StagedFile[];
 }
 
 /** A pipeline spec: the path of a YAML file, or a pipeline built in code. */
@@ -54,7 +61,7 @@ export interface PrepareOptions {
 
 export interface PreparedPlan {
   plan: CompiledPlan;
-  loaded: Pick<LoadedSpec, "pipeline" | "context" | "specDir" | "bundle" | "defaults">;
+  loaded: Pick<LoadedSpec, "pipeline" | "context" | "specDir" | "bundle" | "defaults" | "inputs">;
   config: ClusterConfig;
   /** What compiles but is probably not meant (a map with no items), for people to read before it runs. */
   warnings: string[];
@@ -108,5 +115,5 @@ function inlineSpec(source: InlinePipeline, set: Record<string, string>): Prepar
     if (problem !== null) throw new CompileError(`set: context key ${preview(key)} ${problem}`, [problem]);
     context[key] = value;
   }
-  return { pipeline: source.pipeline, context, specDir: resolve(source.baseDir ?? "."), bundle: [...(source.bundle ?? [])], defaults: source.defaults ?? {} };
+  return { pipeline: source.pipeline, context, specDir: resolve(source.baseDir ?? "."), bundle: [...(source.bundle ?? [])], defaults: source.defaults ?? {}, inputs: [...(source.inputs ?? [])] };
 }

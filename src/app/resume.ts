@@ -41,7 +41,11 @@ export function doneSteps(plan: Pick<CompiledPlan, "jobs" | "items">, states: Re
 }
 
 /** A resume must not change what the steps that already ran were given. */
-export function checkSameInputs(runId: string, previous: Pick<CompiledPlan, "context" | "items" | "pipeline">, next: Pick<CompiledPlan, "context" | "items" | "pipeline">): void {
+export function checkSameInputs(
+  runId: string,
+  previous: Pick<CompiledPlan, "context" | "items" | "pipeline" | "itemHashes">,
+  next: Pick<CompiledPlan, "context" | "items" | "pipeline" | "itemHashes">,
+): void {
   if (previous.pipeline !== next.pipeline) {
     throw new ResumeError(`run ${runId} ran pipeline ${previous.pipeline}, not ${next.pipeline}: resume it with the same spec`);
   }
@@ -50,6 +54,9 @@ export function checkSameInputs(runId: string, previous: Pick<CompiledPlan, "con
   }
   if (canonicalJson(previous.items) !== canonicalJson(next.items)) {
     throw new ResumeError(`run ${runId}: a map's items differ from the ones it was submitted with; start a new run instead of resuming`);
+  }
+  if (canonicalJson(previous.itemHashes ?? {}) !== canonicalJson(next.itemHashes ?? {})) {
+    throw new ResumeError(`run ${runId}: a map's item files changed since it was submitted (same paths, other contents); start a new run instead of resuming`);
   }
 }
 

@@ -23,7 +23,7 @@ import type { CollectOutcome } from "./collect.js";
 import { defaultTransportFactory, loadRun, schedulerOver } from "./connect.js";
 import type { RunContext, TransportFactory } from "./connect.js";
 import type { RunExecutor } from "./executor.js";
-import { BundleError, listBundleFiles } from "./bundle-path.js";
+import { BundleError, cacheKeyFiles, listBundleFiles, withInputs } from "./bundle-path.js";
 import { ensureBlobs, formatBytes, hashBundle, layoutRun, layoutWithRepair, storeDir, StoreError } from "../store/index.js";
 import { applyStepCache } from "./step-cache.js";
 import type { StagedFile, StageOptions } from "../store/index.js";
@@ -139,7 +139,7 @@ export async function submitRun<T = undefined>(options: SubmitOptions, then?: (r
   if (options.resume !== undefined) return resumeRun(options, options.resume, store, then);
   const { plan, loaded, config } = prepareFor(options, options.runId);
   requireSlurm(config, options);
-  const staged = await stagedBundle(loaded.specDir, loaded.bundle, progress, store.root);
+  const staged = withInputs(await stagedBundle(loaded.specDir, loaded.bundle, progress, store.root), loaded.inputs);
   const { files, executable } = submissionFiles(plan, new Map());
 
   const now = store.now();
@@ -178,7 +178,7 @@ export async function submitRun<T = undefined>(options: SubmitOptions, then?: (r
       if (options.cache === false) return await sendRun({ transport, plan, config, store, files, executable, staged, cachedOutputs: [], options, progress }, then);
       let cached;
       try {
-        cached = await applyStepCache(transport, plan, staged, config, (done) => prepareFor(options, plan.runId, done).plan, progress);
+        cached = await applyStepCache(transport, plan, cacheKeyFiles(staged, plan), config, (done) => prepareFor(options, plan.runId, done).plan, progress);
       } catch (error) {
         await store.updateRecord(plan.runId, { phase: "submit_failed", error: `asking the step cache failed, nothing was submitted: ${(error as Error).message}`.slice(0, 60_000) });
         throw error;
@@ -451,7 +451,7 @@ async function resumeRun<T>(options: SubmitOptions, runId: string, store: RunSto
       progress(`run ${runId}: every step already succeeded; nothing to resubmit (hpcpipe collect ${runId})`);
       return { record, plan: previousPlan, roundTrips: 0, then: undefined };
     }
-    const staged = await stagedBundle(loaded.specDir, loaded.bundle, progress, store.root);
+    const staged = withInputs(await stagedBundle(loaded.specDir, loaded.bundle, progress, store.root), loaded.inputs);
     const { files, executable } = submissionFiles(plan, new Map());
     await store.writePlan(plan);
     await store.updateRecord(runId, { phase: "submitting", jobs: {}, error: null, attempt, history, plan_signature: plan.signature });

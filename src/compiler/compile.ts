@@ -64,6 +64,8 @@ interface MapLike extends PipelineStep {
   readonly continue_on_item_error: boolean;
   /** Task packing (absent or null: one array task per item). */
   readonly packing?: MapPacking | null;
+  /** The SHA-256 of each item's file when the items are staged local files. */
+  readonly itemHashes?: readonly string[] | null;
 }
 
 type Unit =
@@ -160,6 +162,7 @@ export function compile(input: CompileInput): CompiledPlan {
 
   const drafts: Array<Omit<PlanJob, "script">> = [];
   const items: Record<string, string[]> = {};
+  const itemHashes: Record<string, string[]> = {};
   const newId = (): string => `j${String(drafts.length).padStart(3, "0")}`;
   const deps = (incoming: Dependency[]): Dependency[] => incoming.map((d) => ({ ...d }));
 
@@ -270,6 +273,7 @@ export function compile(input: CompileInput): CompiledPlan {
         const itemKey = `${unit.key}.{i}`;
         const leaves = m.children.flatMap((c) => leavesOf(c, `${itemKey}.${c.name}`, `map ${unit.key}`, false));
         items[unit.key] = [...m.items];
+        if (m.itemHashes) itemHashes[unit.key] = [...m.itemHashes];
         const body: TaskBody = { unitKey: itemKey, continue_on_error: m.continue_on_item_error, steps: leaves.map((l) => l.leaf) };
         const resources = sequenceResources(leaves.map((l) => l.resources), unit.key, problems);
         const mapInfo = { key: unit.key, itemsFile: `items/${unit.key}.txt`, itemKey: m.as, continueOnItemError: m.continue_on_item_error };
@@ -327,6 +331,7 @@ export function compile(input: CompileInput): CompiledPlan {
     jobs,
     context,
     items,
+    ...(Object.keys(itemHashes).length > 0 ? { itemHashes } : {}),
     files: {},
   };
   const files: Record<string, string> = {};

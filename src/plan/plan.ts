@@ -201,6 +201,13 @@ export interface CompiledPlan {
   context: Record<string, string>;
   /** Map items by map key. */
   items: Record<string, string[]>;
+  /**
+   * Maps whose items are staged local files (`items_glob`, `stage_items`):
+   * the SHA-256 of each item's file, in item order, by map key. For a cache
+   * key, the hash stands for the item (its value is a path that stays the same
+   * when the file changes). Absent when no map stages files.
+   */
+  itemHashes?: Record<string, string[]>;
   /** Files written next to the scripts: lib.sh, the submit script, context, items. Path (relative to the run dir) to text. */
   files: Record<string, string>;
 }

@@ -6,6 +6,8 @@ export type { MapPacking, MapStepOptions, PackingOptions } from "./map-step.js";
 export { CONTEXT_KEY_PATTERN, contextKeyProblem, RESERVED_CONTEXT_KEYS, RESERVED_CONTEXT_PREFIXES } from "./context-keys.js";
 export { fuseOptOut, groupPackingOf, noFuse, throttleOf, withPacking, withThrottle } from "./annotations.js";
 export { ITEM_SCOPE, itemScopeOf } from "./item-scope.js";
+export { expandGlob, INPUTS_DIR, resolveItemFiles } from "./item-files.js";
+export type { ItemFiles, ItemFilesProblem, ItemFilesRequest, ItemPath } from "./item-files.js";
 export type { ItemScope } from "./item-scope.js";
 export { loadSpec, pipelineFromSpecObject, parseItemsText, SpecError, MAX_MAP_ITEMS } from "./load.js";
 export type { LoadedSpec, LoadSpecOptions } from "./load.js";

@@ -11,13 +11,16 @@ import { StepGroup } from "../core/step-group.js";
 import { StepDefinitionError } from "../core/step.js";
 import type { PipelineStep } from "../core/step.js";
 import type { Resources } from "../plan/resources.js";
+import type { StagedFile } from "../store/staging.js";
 import { noFuse, withPacking, withThrottle } from "./annotations.js";
 import { CommandStep } from "./command-step.js";
 import { contextKeyProblem } from "./context-keys.js";
+import { resolveItemFiles } from "./item-files.js";
+import type { ItemPath } from "./item-files.js";
 import { itemProblem, MapStep } from "./map-step.js";
 import { ENTRY_SCHEMAS, SPEC_ENTRY_KINDS, specDocumentSchema } from "./schema.js";
 import type { CommandEntry, GroupEntry, MapEntry, PipelineEntry, SpecDocument, SpecEntry, SpecEntryKind } from "./schema.js";
-import { describeValue, errorText, FieldError, MAX_SOURCE_BYTES, parseWith, problemAt, readYamlFile } from "./source.js";
+import { describeValue, errorText, FieldError, formatPath, MAX_SOURCE_BYTES, parseWith, problemAt, readYamlFile } from "./source.js";
 import type { FieldProblem, PathSegment, YamlSource } from "./source.js";
 
 /** A malformed pipeline spec: `file`, the `path` of the field (e.g. `steps[2].steps[0].run`) and what was `expected`. */
@@ -43,6 +46,12 @@ export interface LoadedSpec {
   bundle: string[];
   /** The spec's resource defaults (empty when none). */
   defaults: Resources;
+  /**
+   * Local files that map items name (`items_glob`, `stage_items`) and their
+   * `stage_with` files, hashed, keyed `work/inputs/<map>/<layout>`: staged
+   * into the run like the bundle. Empty when no map stages files.
+   */
+  inputs: StagedFile[];
 }
 
 /** Most items a map may have (one array task each). */
@@ -78,7 +87,8 @@ function buildSpec(obj: unknown, file: string, options: LoadSpecOptions, source?
   const top = parseWith(specDocumentSchema, obj, [], problems, source);
   // Entries are checked even when the top level has problems, so one pass reports them all.
   const rawSteps = Array.isArray(obj.steps) ? obj.steps : [];
-  const entries = parseEntries(rawSteps, ["steps"], { problems, source, specDir });
+  const inputs: StagedFile[] = [];
+  const entries = parseEntries(rawSteps, ["steps"], { problems, source, specDir, inputs, stagingMaps: new Map() });
   if (entries !== undefined) refuseBatchOutsideMaps(entries, ["steps"], false, problems, source);
   if (problems.length > 0 || top === undefined || entries === undefined) throw fail();
 
@@ -107,7 +117,7 @@ function buildSpec(obj: unknown, file: string, options: LoadSpecOptions, source?
   if (problems.length > 0 || pipeline === undefined) throw fail();
   problems.push(...unknownSetKeys(options.set ?? {}, top.context ?? {}, pipeline.requires));
   if (problems.length > 0) throw fail();
-  return { pipeline, spec, specDir, context, bundle, defaults: top.defaults ?? {} };
+  return { pipeline, spec, specDir, context, bundle, defaults: top.defaults ?? {}, inputs };
 }
 
 /** `--set` may change what the pipeline reads from its context: the spec's `context` keys and what its steps require from outside. */
@@ -137,6 +147,10 @@ interface ParseEnv {
   problems: FieldProblem[];
   source: YamlSource | undefined;
   specDir: string;
+  /** Staged item files found so far (see item-files.ts). */
+  inputs: StagedFile[];
+  /** Maps that stage files, by name (their files go under inputs/<name>/), with the path of the first. */
+  stagingMaps: Map<string, string>;
 }
 
 function parseEntries(list: readonly unknown[], at: readonly PathSegment[], env: ParseEnv): SpecEntry[] | undefined {
@@ -195,9 +209,11 @@ function parseEntry(raw: unknown, path: PathSegment[], env: ParseEnv): SpecEntry
   if (first === "step") return parsed as CommandEntry;
   if (first === "map") {
     const m = parsed as Omit<MapEntry, "steps">;
-    const items = m.items ?? readItemsFile(m.items_file ?? "", [...path, "items_file"], env);
-    if (items === undefined) return undefined;
-    return { ...m, items, steps: children };
+    if (m.items_glob !== undefined) return stagedMap(m, undefined, children, path, env);
+    const lines = m.items !== undefined ? m.items.map((item, i) => ({ item, line: i })) : readItemsFile(m.items_file ?? "", [...path, "items_file"], env);
+    if (lines === undefined) return undefined;
+    if (m.stage_items === true) return stagedMap(m, lines, children, path, env);
+    return { ...m, items: lines.map((l) => l.item), steps: children };
   }
   return { ...(parsed as Omit<GroupEntry | PipelineEntry, "steps">), steps: children } as GroupEntry | PipelineEntry;
 }
@@ -213,7 +229,57 @@ export function parseItemsText(text: string): Array<{ line: number; item: string
   return out;
 }
 
-function readItemsFile(file: string, at: PathSegment[], env: ParseEnv): string[] | undefined {
+/**
+ * A map whose items are local files: finds and hashes them (item-files.ts);
+ * the items become their staged paths `inputs/<map>/...`. `lines` are the
+ * inline items (line = index) or the lines of items_file; undefined for items_glob.
+ */
+function stagedMap(m: Omit<MapEntry, "steps">, lines: Array<{ line: number; item: string }> | undefined, children: SpecEntry[], path: PathSegment[], env: ParseEnv): MapEntry | undefined {
+  const earlier = env.stagingMaps.get(m.map);
+  if (earlier !== undefined) {
+    env.problems.push(problemAt([...path, "map"], `another map named '${m.map}' (${earlier}) stages files too; staged files go under inputs/<map name>/, so give one of them another name`, env.source));
+    return undefined;
+  }
+  env.stagingMaps.set(m.map, formatPath(path));
+  const list = (v: string | string[] | undefined): string[] | undefined => (v === undefined ? undefined : typeof v === "string" ? [v] : v);
+  const paths: ItemPath[] | undefined = lines?.map(({ line, item }) =>
+    m.items_file !== undefined ? { path: item, field: ["items_file"], where: `${m.items_file} line ${line}: ` } : { path: item, field: ["items", line], where: "" },
+  );
+  if (m.items_root !== undefined) {
+    const root = resolve(env.specDir, m.items_root);
+    let isDir = false;
+    try {
+      isDir = statSync(root).isDirectory();
+    } catch {
+      isDir = false;
+    }
+    if (!isDir) {
+      env.problems.push(problemAt([...path, "items_root"], `expected an existing directory (relative to the spec), but ${root} is not one`, env.source));
+      return undefined;
+    }
+  }
+  const resolved = resolveItemFiles({
+    map: m.map,
+    ...(m.items_glob !== undefined ? { glob: list(m.items_glob) as string[] } : {}),
+    ...(paths ? { paths } : {}),
+    ...(m.stage_with !== undefined ? { stageWith: list(m.stage_with) as string[] } : {}),
+    root: resolve(env.specDir, m.items_root ?? "."),
+    specDir: env.specDir,
+  });
+  if ("problems" in resolved) {
+    for (const p of resolved.problems) env.problems.push(problemAt([...path, ...p.field], p.message, env.source));
+    return undefined;
+  }
+  const { items, hashes, files } = resolved.value;
+  if (items.length > MAX_MAP_ITEMS) {
+    env.problems.push(problemAt([...path, "items_glob"], `${items.length} items; at most ${MAX_MAP_ITEMS} are allowed`, env.source));
+    return undefined;
+  }
+  env.inputs.push(...files);
+  return { ...m, items, itemHashes: hashes, steps: children };
+}
+
+function readItemsFile(file: string, at: PathSegment[], env: ParseEnv): Array<{ line: number; item: string }> | undefined {
   const full = isAbsolute(file) ? file : resolve(env.specDir, file);
   let text: string;
   try {
@@ -223,14 +289,13 @@ function readItemsFile(file: string, at: PathSegment[], env: ParseEnv): string[]
     env.problems.push(problemAt(at, `expected a readable file of items (relative to the spec), but ${full}: ${errorText(err)}`, env.source));
     return undefined;
   }
-  const items: string[] = [];
-  for (const { line, item } of parseItemsText(text)) {
+  const items = parseItemsText(text);
+  for (const { line, item } of items) {
     const problem = itemProblem(item);
     if (problem) {
       env.problems.push(problemAt(at, `${file} line ${line}: item ${problem}`, env.source));
       return undefined;
     }
-    items.push(item);
   }
   if (items.length > MAX_MAP_ITEMS) {
     env.problems.push(problemAt(at, `${file} has ${items.length} items; at most ${MAX_MAP_ITEMS} are allowed`, env.source));
@@ -321,7 +386,8 @@ function buildEntry(entry: SpecEntry, path: PathSegment[], problems: FieldProble
         taskCpus: entry.task_cpus,
         continue_on_error: entry.continue_on_error,
         version: entry.version,
-        itemsSource: entry.items_file,
+        itemsSource: entry.items_file ?? (entry.items_glob !== undefined ? `items_glob ${[entry.items_glob].flat().join(", ")}` : undefined),
+        itemHashes: entry.itemHashes,
         steps: children,
       })),
     );

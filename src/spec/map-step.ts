@@ -45,6 +45,12 @@ export interface MapStepOptions extends CompositeOptions {
   /** Where the items came from (a file), for messages and plans. */
   itemsSource?: string;
   /**
+   * Items that are local files staged into the run: the SHA-256 of each
+   * item's file, in item order. A changed file changes the item's signature
+   * (its path stays the same), and the compiled plan carries them (`itemHashes`).
+   */
+  itemHashes?: readonly string[];
+  /**
    * Task packing on a cluster: each array task runs this many items (default
    * 1: one task per item). In-process runs ignore it. Not part of the signature.
    */
@@ -112,12 +118,14 @@ export class MapItemPipeline extends Pipeline {
     readonly item: string,
     readonly as: string,
     steps: readonly PipelineStep[],
+    /** The SHA-256 of the item's file when the item is a staged local file. */
+    readonly itemSha256?: string,
   ) {
     super({ name: String(index), steps });
   }
 
   override signatureData(): unknown {
-    return { item: this.item, as: this.as };
+    return this.itemSha256 === undefined ? { item: this.item, as: this.as } : { item: this.item, as: this.as, sha256: this.itemSha256 };
   }
 }
 
@@ -147,6 +155,8 @@ export class MapStep extends CompositeStep {
   readonly itemsSource: string | undefined;
   /** Task packing on a cluster, or null (one array task per item). */
   readonly packing: MapPacking | null;
+  /** The SHA-256 of each item's file, for items that are staged local files; null for plain items. */
+  readonly itemHashes: readonly string[] | null;
   private itemsDigest: string | undefined;
 
   constructor(options: MapStepOptions) {
@@ -160,6 +170,13 @@ export class MapStep extends CompositeStep {
       const bad = itemProblem(item);
       if (bad) throw new StepDefinitionError(`map ${options.name}: item ${i}${source} ${bad}`);
     });
+    if (options.itemHashes !== undefined) {
+      if (!Array.isArray(options.itemHashes) || options.itemHashes.length !== options.items.length) {
+        throw new StepDefinitionError(`map ${options.name}: itemHashes must hold one SHA-256 per item (${options.items.length})`);
+      }
+      const bad = options.itemHashes.findIndex((h: unknown) => typeof h !== "string" || !/^[0-9a-f]{64}$/.test(h));
+      if (bad >= 0) throw new StepDefinitionError(`map ${options.name}: itemHashes[${bad}] is not a SHA-256 (64 hex digits)`);
+    }
     const concurrency = options.concurrency ?? availableParallelism();
     if (!Number.isInteger(concurrency) || concurrency < 1) {
       throw new StepDefinitionError(`map ${options.name}: concurrency must be a whole number >= 1, got ${concurrency}`);
@@ -171,6 +188,7 @@ export class MapStep extends CompositeStep {
     this.continue_on_item_error = options.continue_on_item_error ?? false;
     this.itemsSource = options.itemsSource;
     this.packing = parsePacking(options, `map ${options.name}`);
+    this.itemHashes = options.itemHashes !== undefined ? Object.freeze([...options.itemHashes]) : null;
   }
 
   override get kind(): "map" {
@@ -184,14 +202,16 @@ export class MapStep extends CompositeStep {
   }
 
   override signatureData(): unknown {
-    return { as: this.as, items: this.items.length, items_sha256: this.itemsHash, continue_on_item_error: this.continue_on_item_error };
+    const data = { as: this.as, items: this.items.length, items_sha256: this.itemsHash, continue_on_item_error: this.continue_on_item_error };
+    // Staged item files: their contents count, not only their (unchanging) paths.
+    return this.itemHashes === null ? data : { ...data, item_files_sha256: createHash("sha256").update(this.itemHashes.join("\n")).digest("hex") };
   }
 
   /** The pipeline that runs item `index` (named `String(index)`, recorded as `<map>.<index>`). */
   itemPipeline(index: number): MapItemPipeline {
     const item = this.items[index];
     if (item === undefined) throw new RangeError(`map ${this.name} has no item ${index}`);
-    return new MapItemPipeline(index, item, this.as, this.steps);
+    return new MapItemPipeline(index, item, this.as, this.steps, this.itemHashes?.[index]);
   }
 
   protected override async runBody(context: Context, key: string, env: ExecEnv): Promise<CompletedState> {

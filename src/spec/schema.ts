@@ -104,6 +104,12 @@ const bundlePathSchema = z.string().superRefine((path, ctx) => {
   if (problem) ctx.addIssue({ code: "custom", message: `expected a path relative to the spec file: ${problem}`, input: path });
 });
 
+/** A local path or glob pattern (relative to the spec's directory, or absolute): one printable line. */
+const localPathSchema = z
+  .string()
+  .min(1, { error: "expected a non-empty path" })
+  .refine((s) => !hasControlChar(s), { error: "must not contain a newline or control character" });
+
 const itemSchema = z.unknown().transform((item, ctx) => {
   const text = typeof item === "number" && Number.isFinite(item) ? String(item) : item;
   const problem = itemProblem(text);
@@ -197,6 +203,10 @@ export const mapEntrySchema = z
       .min(1)
       .refine((s) => !hasControlChar(s), { error: "must not contain a newline or control character" })
       .optional(),
+    items_glob: z.union([localPathSchema, z.array(localPathSchema).min(1, { error: "expected at least one pattern" })]).optional(),
+    stage_items: z.boolean().optional(),
+    stage_with: z.union([localPathSchema, z.array(localPathSchema)]).optional(),
+    items_root: localPathSchema.optional(),
     as: contextKeySchema.optional(),
     throttle: throttleSchema.optional(),
     continue_on_item_error: z.boolean().optional(),
@@ -212,15 +222,40 @@ export const mapEntrySchema = z
   .strict()
   .superRefine((m, ctx) => {
     refinePacking(m, ctx);
-    if ((m.items === undefined) === (m.items_file === undefined)) {
-      ctx.addIssue({
-        code: "custom",
-        message: m.items === undefined ? "expected items (a list) or items_file (a file of lines)" : "expected items or items_file, not both",
-        path: m.items === undefined ? [] : ["items_file"],
-        input: m,
-      });
-    }
+    refineItemSources(m, ctx);
   });
+
+interface ItemSourceFields {
+  items?: unknown;
+  items_file?: string | undefined;
+  items_glob?: string | string[] | undefined;
+  stage_items?: boolean | undefined;
+  stage_with?: string | string[] | undefined;
+  items_root?: string | undefined;
+}
+
+/** Exactly one of items, items_file, items_glob; the staging fields only where items are local files. */
+function refineItemSources(m: ItemSourceFields, ctx: z.RefinementCtx): void {
+  const given = (["items", "items_file", "items_glob"] as const).filter((k) => m[k] !== undefined);
+  if (given.length !== 1) {
+    ctx.addIssue({
+      code: "custom",
+      message: given.length === 0 ? "expected items (a list), items_file (a file of lines) or items_glob (local files matching a pattern)" : `expected one of items, items_file or items_glob, not ${given.join(" and ")}`,
+      path: given.length === 0 ? [] : [given[1] as string],
+      input: m,
+    });
+    return;
+  }
+  if (m.items_glob !== undefined && m.stage_items !== undefined) {
+    ctx.addIssue({ code: "custom", message: "items_glob always stages the files it matches; remove stage_items", path: ["stage_items"], input: m.stage_items });
+  }
+  const staged = m.items_glob !== undefined || m.stage_items === true;
+  for (const k of ["stage_with", "items_root"] as const) {
+    if (m[k] !== undefined && !staged) {
+      ctx.addIssue({ code: "custom", message: `${k} applies to items that are local files: add items_glob, or stage_items: true with items or items_file`, path: [k], input: m[k] });
+    }
+  }
+}
 
 interface PackingFields {
   items_per_task?: number | undefined;
@@ -275,9 +310,14 @@ export interface GroupEntry extends Omit<z.output<typeof groupEntrySchema>, "ste
 export interface PipelineEntry extends Omit<z.output<typeof pipelineEntrySchema>, "steps"> {
   steps: SpecEntry[];
 }
-/** A map entry; `items` holds the items whether they were inline or read from `items_file`. */
+/**
+ * A map entry; `items` holds the items whether they were inline or read from
+ * `items_file`, or the staged paths (`inputs/<map>/...`) of local item files,
+ * whose SHA-256 are in `itemHashes`.
+ */
 export interface MapEntry extends Omit<z.output<typeof mapEntrySchema>, "steps" | "items"> {
   items: string[];
+  itemHashes?: string[];
   steps: SpecEntry[];
 }
 export type SpecEntry = CommandEntry | GroupEntry | PipelineEntry | MapEntry;

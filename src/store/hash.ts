@@ -1,6 +1,6 @@
 /** SHA-256 of local files, read as streams (never whole in memory). */
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { closeSync, createReadStream, fstatSync, openSync, readSync } from "node:fs";
 import { stat } from "node:fs/promises";
 
 export const SHA256_HEX = /^[0-9a-f]{64}$/;
@@ -22,6 +22,25 @@ export async function hashFile(path: string): Promise<FileDigest> {
   }
   if (size !== before.size) throw new Error(`${path} changed while it was hashed (${before.size} then ${size} bytes)`);
   return { sha256: hash.digest("hex"), size };
+}
+
+/** The same digest, read synchronously in 1 MiB chunks (for the spec loader, which is synchronous); never whole in memory. */
+export function hashFileSync(path: string): FileDigest {
+  const fd = openSync(path, "r");
+  try {
+    const before = fstatSync(fd).size;
+    const hash = createHash("sha256");
+    const buffer = Buffer.allocUnsafe(1 << 20);
+    let size = 0;
+    for (let n = readSync(fd, buffer); n > 0; n = readSync(fd, buffer)) {
+      size += n;
+      hash.update(buffer.subarray(0, n));
+    }
+    if (size !== before) throw new Error(`${path} changed while it was hashed (${before} then ${size} bytes)`);
+    return { sha256: hash.digest("hex"), size };
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Runs `fn` over `items` with at most `limit` at once, keeping the order of the results. */

@@ -1,4 +1,5 @@
-export { hashFile, mapLimit, SHA256_HEX, type FileDigest } from "./hash.js";
+export { globRegExp, hasWildcard } from "./glob.js";
+export { hashFile, hashFileSync, mapLimit, SHA256_HEX, type FileDigest } from "./hash.js";
 export { formatBytes } from "./format.js";
 export {
   distinctBlobs,

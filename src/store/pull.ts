@@ -15,6 +15,7 @@ import { closeSync, copyFileSync, existsSync, lstatSync, mkdirSync, openSync, re
 import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { remotePath, RemoteCommandError } from "../transport/index.js";
 import type { Transport } from "../transport/index.js";
+import { globRegExp } from "./glob.js";
 import { hashFile, mapLimit } from "./hash.js";
 
 /** Default caps: one file, and all files of one pull. */
@@ -227,20 +228,7 @@ export async function pullOutputs(transport: Transport, runDir: string, paths: r
 }
 
 /** A simple glob for output paths: `*` and `?` stay within a path segment, `**` crosses segments. */
-export function outputGlob(pattern: string): RegExp {
-  let re = "";
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i] as string;
-    if (c === "*" && pattern[i + 1] === "*") {
-      re += ".*";
-      i++;
-      if (pattern[i + 1] === "/") i++;
-    } else if (c === "*") re += "[^/]*";
-    else if (c === "?") re += "[^/]";
-    else re += c.replace(/[.+^${}()|[\]\\]/g, "\\$&");
-  }
-  return new RegExp(`^${re}$`);
-}
+export const outputGlob = globRegExp;
 
 /** The output paths of a merged result's steps (files the wrapper found; under work/), in a stable order. */
 export function declaredOutputs(stepStates: Readonly<Record<string, { outputs?: unknown }>>): { paths: string[]; outside: string[] } {

@@ -90,9 +90,10 @@ describe("a malformed spec is refused with the file, the path of the field and w
     expectProblem(yaml, "steps[0].items_file", "l.txt line 2: item must not contain a control character", { "l.txt": "a\nb\tc\n" });
   });
 
-  it("refuses a map with neither items nor items_file, and one with both", () => {
-    expectProblem(`${HEAD}  - map: m\n    steps:\n      - step: s\n        run: x\n`, "steps[0]", "expected items (a list) or items_file (a file of lines)");
-    expectProblem(`${HEAD}  - map: m\n    items: [a]\n    items_file: f\n    steps:\n      - step: s\n        run: x\n`, "steps[0].items_file", "expected items or items_file, not both");
+  it("refuses a map with neither items nor items_file nor items_glob, and one with two of them", () => {
+    expectProblem(`${HEAD}  - map: m\n    steps:\n      - step: s\n        run: x\n`, "steps[0]", "expected items (a list), items_file (a file of lines) or items_glob (local files matching a pattern)");
+    expectProblem(`${HEAD}  - map: m\n    items: [a]\n    items_file: f\n    steps:\n      - step: s\n        run: x\n`, "steps[0].items_file", "expected one of items, items_file or items_glob, not items and items_file");
+    expectProblem(`${HEAD}  - map: m\n    items_file: f\n    items_glob: "*.glb"\n    steps:\n      - step: s\n        run: x\n`, "steps[0].items_glob", "not items_file and items_glob");
   });
 
   it("names the line and column of a YAML syntax error", () => {
