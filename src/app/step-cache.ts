@@ -41,8 +41,7 @@ export function bundleForKeys(staged: readonly StagedFile[]): Array<{ path: stri
 }
 
 export function planCacheKeys(full: CompiledPlan, staged: readonly StagedFile[], config: Pick<ClusterConfig, "modules" | "setup">): CacheKeys {
-  const itemHashes = (full as { itemHashes?: Record<string, Array<string | null>> }).itemHashes;
-  return cacheKeys({ plan: full, bundle: bundleForKeys(staged), modules: config.modules, setup: config.setup, ...(itemHashes ? { itemHashes } : {}) });
+  return cacheKeys({ plan: full, bundle: bundleForKeys(staged), modules: config.modules, setup: config.setup, ...(full.itemHashes ? { itemHashes: full.itemHashes } : {}) });
 }
 
 /**

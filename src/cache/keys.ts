@@ -29,6 +29,7 @@
 import { createHash } from "node:crypto";
 import { canonicalJson } from "../core/signature.js";
 import type { CompiledPlan, PlanNode, PlanStep } from "../plan/plan.js";
+import { globRegExp } from "../store/glob.js";
 
 /** Format of the key material: bump to invalidate every key. */
 export const CACHE_KEY_VERSION = 1;
@@ -75,20 +76,9 @@ export function expandInput(pattern: string, index: number | null, item: string 
   return out;
 }
 
-/** A glob (`*` within a path segment, `**` across segments, `?` one character) as a RegExp over work/-relative paths. */
-export function globRegExp(pattern: string): RegExp {
-  let re = "";
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i] as string;
-    if (c === "*" && pattern[i + 1] === "*") {
-      re += ".*";
-      i++;
-      if (pattern[i + 1] === "/") i++;
-    } else if (c === "*") re += "[^/]*";
-    else if (c === "?") re += "[^/]";
-    else re += c.replace(/[.+^${}()|[\]\\]/g, "\\$&");
-  }
-  return new RegExp(`^${re}(?:/.*)?$`);
+/** A glob as a RegExp over work/-relative paths: the one glob rule (src/store/glob.ts); a directory names everything under it. */
+function inputRegExp(pattern: string): RegExp {
+  return new RegExp(`${globRegExp(pattern).source.slice(0, -1)}(?:/.*)?$`);
 }
 
 /** The bundle's files sorted by path, for prefix lookups (a million items must not test every file against every pattern). */
@@ -121,7 +111,7 @@ class FileIndex {
     if (wild < 0) out = this.withPrefix(clean).filter((f) => f.path === clean || f.path.startsWith(`${clean}/`));
     else {
       const candidates = this.withPrefix(clean.slice(0, wild));
-      const re = candidates.length > 0 ? globRegExp(clean) : null;
+      const re = candidates.length > 0 ? inputRegExp(clean) : null;
       out = re === null ? [] : candidates.filter((f) => re.test(f.path));
     }
     this.memo.set(pattern, out);

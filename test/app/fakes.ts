@@ -61,6 +61,11 @@ export class FakeTransport implements Transport {
       return ok(ids.flatMap((id) => this.sacct.get(id) ?? []).map((l) => `${l}\n`).join(""));
     }
     if (words[0] === "scancel") return ok();
+    // The step cache's query (src/cache/remote.ts): an empty cache, as on a new cluster.
+    if (words[0] === "bash" && words[3] === "hpcpipe-cache-query") {
+      const keys = typeof opts.stdin === "string" ? opts.stdin.split("\n").filter((l) => l !== "").length : 0;
+      return ok(`store /fake/store\nend ${keys}\n`);
+    }
     return this.handler(words, opts);
   }
 

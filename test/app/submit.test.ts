@@ -103,7 +103,8 @@ describe("submitRun with a fake cluster", () => {
     expect(fake.puts).toHaveLength(1);
     expect(fake.puts[0]?.dir).toBe(outcome.plan.layout.runDir);
     expect([...(fake.puts[0]?.files.keys() ?? [])]).toEqual(expect.arrayContaining(["scripts/submit.sh", "scripts/j000.sbatch", "scripts/lib.sh", "context.env0"]));
-    const submitCalls = fake.execs.filter((e) => e.argv[0] === "bash");
+    // The submit script (the step cache's query is a bash script too, retry-safe: it only reads).
+    const submitCalls = fake.execs.filter((e) => e.argv[0] === "bash" && e.argv[3] !== "hpcpipe-cache-query");
     expect(submitCalls).toHaveLength(1);
     expect(submitCalls[0]?.argv).toEqual(["bash", `${outcome.plan.layout.runDir}/scripts/submit.sh`]);
     expect(submitCalls[0]?.opts.retrySafe).toBe(false);

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { cacheKeys, effectiveHits, expandInput, globRegExp } from "../../src/cache/keys.js";
+import { cacheKeys, effectiveHits, expandInput } from "../../src/cache/keys.js";
 import type { CacheKeyInput } from "../../src/cache/keys.js";
 import { preparePlan } from "../../src/app/prepare.js";
 
@@ -174,10 +174,18 @@ describe("input patterns", () => {
     expect(expandInput("{item_stem}", 0, "noext")).toBe("noext");
   });
   it("globs: * within a segment, ** across, a directory names what is under it", () => {
-    expect(globRegExp("models/*.glb").test("models/a.glb")).toBe(true);
-    expect(globRegExp("models/*.glb").test("models/deep/a.glb")).toBe(false);
-    expect(globRegExp("models/**/*.glb").test("models/deep/er/a.glb")).toBe(true);
-    expect(globRegExp("models").test("models/deep/a.glb")).toBe(true);
-    expect(globRegExp("a+b(c).txt").test("a+b(c).txt")).toBe(true);
+    const files = ["models/a.glb", "models/deep/a.glb", "models/deep/er/b.glb", "a+b(c).txt"].map((path, i) => ({ path, sha256: String(i).repeat(64) }));
+    // Declared files key only the steps that declare them; the rest (code) keys every step: so compare declared sets.
+    const declared = (pattern: string): string[] => {
+      const plan = planOf();
+      plan.jobs.forEach((j) => j.bodies.forEach((b) => b.steps.forEach((s) => s.key === "keyed.prep" && (s.inputs = [pattern]))));
+      const base = cacheKeys({ plan: planOf(), bundle: files, modules: [], setup: [] }).declared;
+      return [...cacheKeys({ plan, bundle: files, modules: [], setup: [] }).declared].filter((f) => !base.has(f)).sort();
+    };
+    expect(declared("models/deep/*.glb")).toEqual(["models/deep/a.glb"]);
+    // models/a.glb is an item's input already (the baseline): ** adds the deeper ones.
+    expect(declared("models/**/*.glb")).toEqual(["models/deep/a.glb", "models/deep/er/b.glb"]);
+    expect(declared("models/deep")).toEqual(["models/deep/a.glb", "models/deep/er/b.glb"]);
+    expect(declared("a+b(c).txt")).toEqual(["a+b(c).txt"]);
   });
 });

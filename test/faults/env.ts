@@ -114,6 +114,8 @@ export function countingSpec(name: string, extra: { bundle?: string; sleepA?: nu
     "steps:",
     "  - step: a",
     "    fuse: false",
+    // Every step counts its runs (a side effect): never restored from the step cache, nor the steps after it (its chain).
+    "    cache: false",
     `    run: ${JSON.stringify(extra.sleepA ? `sleep ${extra.sleepA}; ${count("a")}` : count("a"))}`,
     "  - group: g",
     "    parallel: true",
