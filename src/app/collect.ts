@@ -91,13 +91,13 @@ export async function queryJobStatuses(
 
 /** Per SLURM array job id, the task ids not yet seen final: a task squeue leaves out of its array is then asked of accounting. */
 export function expectedTasks(plan: CompiledPlan, jobs: Readonly<Record<string, string>>, known: readonly JobStatus[] | null): Map<string, number[]> {
-  const ended = new Map((known ?? []).map((j) => [j.job, new Set(j.tasks.filter((t) => t.final).map((t) => t.taskId))]));
+  const ended = new Map((known ?? []).map((j) => [j.job, j.tasks]));
   const out = new Map<string, number[]>();
   for (const job of plan.jobs) {
     const id = jobs[job.id];
     if (id === undefined || job.array === null) continue;
     const seen = ended.get(job.id);
-    const open = arrayTaskIds(job).filter((t) => !(seen?.has(t) ?? false));
+    const open = seen === undefined ? arrayTaskIds(job) : seen.taskIdsWhere((k) => !k.final);
     if (open.length > 0) out.set(id, open);
   }
   return out;
