@@ -10,7 +10,7 @@
 // key, task and SLURM ids of that item. Items whose index ends in 00 (hex) fail step b
 // (exit 3), as the real run's command makes them, about 0.4 % of the items.
 //
-//   npm run bench:scale -- [--sizes 1000,10000,100000] [--per-task 100] [--keep]
+//   npm run bench:scale -- [--sizes 1000,10000,100000] [--no-merge 1000000] [--per-task 100] [--keep]
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -28,7 +28,9 @@ import { REPO } from "./lib/cluster.js";
 import { int, mib, table } from "./lib/format.js";
 import { checkInterrupt, runBench, syncCleanups } from "./lib/interrupt.js";
 
-const USAGE = "usage: npm run bench:scale -- [--sizes 1000,10000,100000,1000000] [--per-task 100] [--keep]";
+const USAGE =
+  "usage: npm run bench:scale -- [--sizes 1000,10000,100000,1000000] [--no-merge SIZES] [--per-task 100] [--keep]\n" +
+  "  --no-merge SIZES: at these sizes, only plan, dry-run and one poll of the running run (no state files, no collect, report or final status)";
 const CLI = join(REPO, "dist", "cli", "main.js");
 const SLURM_CONFIG = join(REPO, "cluster-configs", "localcluster.yaml");
 const LOCAL_CONFIG = join(REPO, "cluster-configs", "local.yaml");
@@ -151,7 +153,7 @@ interface SyntheticRun {
 }
 
 /** A finished local run of `n` items, written as `hpcpipe run` leaves it: record, plan, job table, state files. */
-async function synthesizeRun(dir: string, home: string, spec: string, t: Templates, label: string): Promise<{ run: SyntheticRun; plan: CompiledPlan; record: RunRecord }> {
+async function synthesizeRun(dir: string, home: string, spec: string, t: Templates, label: string, withStates: boolean): Promise<{ run: SyntheticRun; plan: CompiledPlan; record: RunRecord }> {
   const runId = `20261207-000000-${label}`;
   const { plan, config } = preparePlan({ spec, cluster: LOCAL_CONFIG, runId, localRunsDir: join(dir, "runs") });
   const runDir = plan.layout.runDir;
@@ -168,7 +170,7 @@ async function synthesizeRun(dir: string, home: string, spec: string, t: Templat
       const own = String(nextId++);
       tasks.push({ taskId, slurmJobId: own, state: "COMPLETED", reason: null, exitCode: 0 });
       const slurm = { job_id: own, array_job_id: arrayId, array_task_id: String(taskId), task };
-      for (const i of itemsOfTask(plan, job, task)) {
+      for (const i of withStates ? itemsOfTask(plan, job, task) : []) {
         const item = itemOf(i);
         const tpl = fails(i) ? t.failed : t.ok;
         for (const suffix of ["", ".a", ".b"]) {
@@ -230,13 +232,14 @@ function cell(m: Measure | undefined): string {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { sizes: { type: "string" }, "per-task": { type: "string" }, keep: { type: "boolean", default: false }, help: { type: "boolean", short: "h", default: false } } });
+  const { values } = parseArgs({ options: { sizes: { type: "string" }, "no-merge": { type: "string" }, "per-task": { type: "string" }, keep: { type: "boolean", default: false }, help: { type: "boolean", short: "h", default: false } } });
   if (values.help) return console.log(USAGE);
   const sizes = (values.sizes ?? "1000,10000,100000,1000000").split(",").map((s) => {
     const n = Number(s.trim());
     if (!Number.isInteger(n) || n < 1) throw new Error(`--sizes wants whole numbers >= 1 (got ${s})\n${USAGE}`);
     return n;
   });
+  const noMerge = new Set((values["no-merge"] ?? "").split(",").filter((s) => s.trim() !== "").map((s) => Number(s.trim())));
   const perTask = Number(values["per-task"] ?? 100);
   if (!Number.isInteger(perTask) || perTask < 1) throw new Error(`--per-task wants a whole number >= 1\n${USAGE}`);
   const work = mkdtempSync(join(tmpdir(), "hpcpipe-bench-scale-"));
@@ -266,14 +269,17 @@ async function main(): Promise<void> {
       put("plan", k, await cli(["plan", spec, "--cluster", SLURM_CONFIG], env));
       put("submit --dry-run", k, await cli(["submit", spec, "--cluster", SLURM_CONFIG, "--dry-run", "--out", join(dir, "dry")], env));
       const t0 = performance.now();
-      const { run, record } = await synthesizeRun(dir, home, spec, templates, `n${n}`.padEnd(6, "0").slice(0, 6));
-      console.log(`  ${int(n)} items: ${int(3 * n)} state files written in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-      put("collect (merge)", k, await cli(["collect", run.runId], env));
-      // A local run's supervisor leaves the merged result in the run directory, where `report` reads it.
-      const merged = join(home, "runs", run.runId, "result.json");
-      if (existsSync(merged)) copyFileSync(merged, join(run.runDir, "result.json"));
-      put("report --offline", k, await cli(["report", run.runId, "--offline", "--out", join(dir, "report.html")], env));
-      put("status (finished: poll + merge)", k, await cli(["status", run.runId], env));
+      const merging = !noMerge.has(n);
+      const { run, record } = await synthesizeRun(dir, home, spec, templates, `n${n}`.padEnd(6, "0").slice(0, 6), merging);
+      if (merging) {
+        console.log(`  ${int(n)} items: ${int(3 * n)} state files written in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+        put("collect (merge)", k, await cli(["collect", run.runId], env));
+        // A local run's supervisor leaves the merged result in the run directory, where `report` reads it.
+        const merged = join(home, "runs", run.runId, "result.json");
+        if (existsSync(merged)) copyFileSync(merged, join(run.runDir, "result.json"));
+        put("report --offline", k, await cli(["report", run.runId, "--offline", "--out", join(dir, "report.html")], env));
+        put("status (finished: poll + merge)", k, await cli(["status", run.runId], env));
+      }
       await markRunning(home, run, record, supervisor);
       put("status (running: one poll)", k, await cli(["status", run.runId], env));
       const done = [...rows].map(([p, ms]) => `${p}: ${cell(ms[k])}`).join("; ");
