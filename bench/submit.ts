@@ -98,7 +98,7 @@ async function submission(bench: Bench, n: number, config: string, poll: boolean
           times.push(now() - t0);
           const c = status.counts;
           // Failed tasks say which job and why (a trivial job should not fail).
-          const failed = status.jobs.flatMap((j) => j.tasks.filter((t) => t.phase === "failed").map((t) => `${j.job} ${t.state}${t.reason ? `/${t.reason}` : ""}`));
+          const failed = status.jobs.flatMap((j) => j.tasks.where((k) => k.phase === "failed").map((t) => `${j.job} ${t.state}${t.reason ? `/${t.reason}` : ""}`));
           const why = failed.length > 0 ? ` (${failed.slice(0, 3).join(", ")}${failed.length > 3 ? ", ..." : ""})` : "";
           states = `pending ${c.pending}, running ${c.running}, done ${c.done}, failed ${c.failed}${why}`;
         }

@@ -21,4 +21,4 @@ export type { RunStatus, StepResult } from "./app/status.js";
 export type { CollectOutcome } from "./app/collect.js";
 export type { CancelOutcome, ExecutorKind } from "./app/executor.js";
 export { RunStore } from "./runs/index.js";
-export type { JobStatus, RunRecord, TaskStatus } from "./runs/index.js";
+export type { JobStatus, RunRecord, StateCount, TaskKind, TaskStatus, TaskTable } from "./runs/index.js";

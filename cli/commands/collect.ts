@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { collectRun } from "../../src/app/collect.js";
 import { openRun } from "../../src/app/lifecycle.js";
+import { writeJsonTo } from "../../src/core/json-stream.js";
 import { formatResultSummary } from "../../src/app/summary.js";
 import { exitCodeFrom } from "../../src/core/exit-code.js";
 import { guarded } from "../errors.js";
@@ -39,7 +40,8 @@ export function registerCollectCommand(program: Command): void {
             process.stderr.write(`hpcpipe: ${running.length} job(s) have not ended yet: ${running.join(", ")}; this result is partial\n`);
           }
           const { state } = outcome;
-          process.stdout.write(flags.json ? `${JSON.stringify(state, null, 2)}\n` : formatResultSummary(state, `pipeline ${run.plan.pipeline}, run ${runId}`));
+          if (flags.json) await writeJsonTo(process.stdout, state);
+          else process.stdout.write(formatResultSummary(state, `pipeline ${run.plan.pipeline}, run ${runId}`));
           process.stderr.write(`hpcpipe: ${outcome.stateFiles} state file(s); result written to ${outcome.resultPath}\n`);
           process.exitCode = exitCodeFrom(state);
         }),

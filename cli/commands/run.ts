@@ -2,6 +2,7 @@ import { Option } from "commander";
 import type { Command } from "commander";
 import { failedStepTails, formatFailureTails } from "../../src/app/failure-tails.js";
 import { submitPipeline } from "../../src/app/lifecycle.js";
+import { writeJsonTo } from "../../src/core/json-stream.js";
 import { waitAndCollect } from "../../src/app/submit.js";
 import { preview } from "../../src/render/quote.js";
 import { RUN_ID_PATTERN } from "../../src/runs/record.js";
@@ -115,7 +116,7 @@ export function registerRunCommand(program: Command): void {
         }
         const { state } = collected;
         for (const p of collected.problems) process.stderr.write(`hpcpipe: unusable state file ${p.file}: ${p.error}\n`);
-        if (flags.json) process.stdout.write(`${JSON.stringify(state, null, 2)}\n`);
+        if (flags.json) await writeJsonTo(process.stdout, state);
         else process.stdout.write(formatResultSummary(state, `pipeline ${outcome.plan.pipeline}, run ${outcome.record.run_id}`));
         const runDir = outcome.record.remote_dir;
         const failures = state.success ? { tails: [], more: 0 } : await failedStepTails(runDir, state);

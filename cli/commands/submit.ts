@@ -5,6 +5,7 @@ import { Option } from "commander";
 import type { Command } from "commander";
 import type { RunExecutor } from "../../src/app/executor.js";
 import { executorWords, submitPipeline } from "../../src/app/lifecycle.js";
+import { writeJsonTo } from "../../src/core/json-stream.js";
 import { preparePlan } from "../../src/app/prepare.js";
 import { pullRun } from "../../src/app/pull.js";
 import { handleInterrupt, waitAndCollect } from "../../src/app/submit.js";
@@ -238,7 +239,8 @@ async function submitCommand(spec: string, flags: SubmitFlags): Promise<number> 
         if (waited.collect === null) return interrupted(run, policy);
         const { state, resultPath, problems } = waited.collect;
         for (const p of problems) process.stderr.write(`hpcpipe: unusable state file ${p.file}: ${p.error}\n`);
-        process.stdout.write(flags.json ? `${JSON.stringify(state, null, 2)}\n` : formatResultSummary(state, `pipeline ${run.plan.pipeline}, run ${run.record.run_id}`));
+        if (flags.json) await writeJsonTo(process.stdout, state);
+        else process.stdout.write(formatResultSummary(state, `pipeline ${run.plan.pipeline}, run ${run.record.run_id}`));
         process.stderr.write(`hpcpipe: result written to ${resultPath}\n`);
         const code = exitCodeFrom(state);
         if (!flags.pull) return code;

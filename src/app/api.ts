@@ -4,8 +4,11 @@
  * events, await its merged CompletedState, cancel it. The same lifecycle as
  * the CLI (which is built on the same functions).
  */
-import type { CompletedState } from "../core/completed-state.js";
+import { readFile } from "node:fs/promises";
+import { CompletedState } from "../core/completed-state.js";
 import { exitCodeFrom } from "../core/exit-code.js";
+import { mapItemStates } from "../core/map-items.js";
+import type { MapItemState } from "../core/map-items.js";
 import { RunStore } from "../runs/index.js";
 import type { JobStatus, RunRecord } from "../runs/index.js";
 import { collectRun } from "./collect.js";
@@ -131,6 +134,22 @@ export class Run {
     }
     await watching;
     if (failure !== null) throw failure;
+  }
+
+  /**
+   * Every item of the map `mapKey` (a full step key such as `thumbs.each`) in
+   * index order, from the run's collected result (collected now when it was
+   * not): its index, item, own state and steps' states, whatever the map's size.
+   */
+  async *items(mapKey: string): AsyncGenerator<MapItemState, void, undefined> {
+    const record = await this.record();
+    let state: CompletedState | null = null;
+    if (record.phase === "collected") {
+      const text = await readFile(this.store.resultPath(this.runId), "utf8").catch(() => null);
+      if (text !== null) state = CompletedState.fromJSON(JSON.parse(text));
+    }
+    state ??= (await this.collect()).state;
+    yield* mapItemStates(state, mapKey);
   }
 
   /** Waits for every job to end, then collects: the merged CompletedState (also written to the run's result.json). */

@@ -91,13 +91,13 @@ export async function queryJobStatuses(
 
 /** Per SLURM array job id, the task ids not yet seen final: a task squeue leaves out of its array is then asked of accounting. */
 export function expectedTasks(plan: CompiledPlan, jobs: Readonly<Record<string, string>>, known: readonly JobStatus[] | null): Map<string, number[]> {
-  const ended = new Map((known ?? []).map((j) => [j.job, new Set(j.tasks.filter((t) => t.final).map((t) => t.taskId))]));
+  const ended = new Map((known ?? []).map((j) => [j.job, j.tasks]));
   const out = new Map<string, number[]>();
   for (const job of plan.jobs) {
     const id = jobs[job.id];
     if (id === undefined || job.array === null) continue;
     const seen = ended.get(job.id);
-    const open = arrayTaskIds(job).filter((t) => !(seen?.has(t) ?? false));
+    const open = seen === undefined ? arrayTaskIds(job) : seen.taskIdsWhere((k) => !k.final);
     if (open.length > 0) out.set(id, open);
   }
   return out;
@@ -138,7 +138,10 @@ export function mergeRun(plan: CompiledPlan, remote: RemoteStates, jobs: readonl
  * directory. The record becomes "collected" once every job has ended.
  * `jobs` and `remote` reuse what a watch's last poll already fetched.
  */
-export async function collectRun(context: RunContext | RunExecutor, options: { now?: string; jobs?: JobStatus[]; remote?: RemoteStates } = {}): Promise<CollectOutcome> {
+export async function collectRun(
+  context: RunContext | RunExecutor,
+  options: { now?: string; jobs?: JobStatus[]; remote?: RemoteStates; merged?: CompletedState } = {},
+): Promise<CollectOutcome> {
   const run = executorOf(context);
   const { record, plan, store } = run;
   requireJobIds(record);
@@ -146,7 +149,8 @@ export async function collectRun(context: RunContext | RunExecutor, options: { n
   // A run whose every step was restored from the step cache is submitted with no job: its states are there.
   const submitted = Object.keys(record.jobs).length > 0 || record.phase === "submitted" || record.phase === "collected";
   const remote: RemoteStates = options.remote ?? (submitted ? await run.readStates() : { states: new Map(), problems: [], files: 0 });
-  const state = mergeRun(plan, remote, jobs, options.now);
+  // A watch's last poll already merged these states with these jobs: a million items are not merged twice.
+  const state = options.merged !== undefined && options.jobs !== undefined && options.remote !== undefined ? options.merged : mergeRun(plan, remote, jobs, options.now);
   const resultPath = await store.writeResult(record.run_id, state);
   const final = jobs.every((j) => j.final);
   const updated = final && record.phase === "submitted" ? await store.updateRecord(record.run_id, { phase: "collected" }) : record;

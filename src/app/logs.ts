@@ -97,7 +97,7 @@ export async function stepJobState(context: RunContext | RunExecutor, target: Lo
   if (slurmId === undefined) return { state: "NOT_SUBMITTED", reason: null, final: true };
   const statuses = await run.query(null);
   const job = statuses.find((j) => j.job === target.slot.job.id);
-  const t = job?.tasks.find((x) => x.taskId === target.slot.taskId);
+  const t = job?.tasks.at(target.slot.taskId);
   return { state: t?.state ?? "UNKNOWN", reason: t?.reason ?? null, final: t?.final ?? false };
 }
 

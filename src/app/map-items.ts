@@ -9,6 +9,8 @@
 export interface OutcomeView {
   success: boolean;
   notRun: boolean;
+  /** How long it took (seconds), when known: a map's slowest items are named by their own state's. */
+  durationS?: number;
 }
 
 /** A map's items by outcome; `failedItems` holds the first failed (or not run) item indices. */
@@ -18,7 +20,12 @@ export interface ItemTally {
   failed: number;
   notRun: number;
   failedItems: number[];
+  /** The slowest items by their own state's duration, slowest first (at most SLOWEST_ITEMS_SHOWN). */
+  slowest: Array<{ index: number; durationS: number }>;
 }
+
+/** How many of a map's slowest items a tally names. */
+export const SLOWEST_ITEMS_SHOWN = 3;
 
 export type SummaryRow<S> = { kind: "step"; key: string; state: S } | { kind: "map"; key: string; state: S; items: ItemTally };
 
@@ -57,7 +64,7 @@ export function summaryRows<S>(states: Record<string, S>, view: (s: S) => Outcom
     let entry = maps.get(map);
     if (entry === undefined) {
       const state = states[map] as S;
-      entry = { row: { kind: "map", key: map, state, items: { total: 0, ok: 0, failed: 0, notRun: 0, failedItems: [] } }, items: new Map() };
+      entry = { row: { kind: "map", key: map, state, items: { total: 0, ok: 0, failed: 0, notRun: 0, failedItems: [], slowest: [] } }, items: new Map() };
       maps.set(map, entry);
     }
     return entry.items;
@@ -96,10 +103,30 @@ export function summaryRows<S>(states: Record<string, S>, view: (s: S) => Outcom
       tally.total++;
       tally[outcome]++;
       if (outcome !== "ok" && tally.failedItems.length < FAILED_ITEMS_SHOWN) tally.failedItems.push(index);
+      const d = f.unit?.durationS;
+      if (d !== undefined && Number.isFinite(d)) keepSlowest(tally.slowest, index, d);
     }
     rows.push(entry.row);
   }
   return rows;
+}
+
+/** Keeps the SLOWEST_ITEMS_SHOWN slowest in `list` (slowest first): a few comparisons per item, no sort of all items. */
+function keepSlowest(list: Array<{ index: number; durationS: number }>, index: number, durationS: number): void {
+  if (list.length === SLOWEST_ITEMS_SHOWN && durationS <= (list.at(-1)?.durationS ?? -Infinity)) return;
+  let at = list.length;
+  while (at > 0 && (list[at - 1]?.durationS ?? Infinity) < durationS) at--;
+  list.splice(at, 0, { index, durationS });
+  if (list.length > SLOWEST_ITEMS_SHOWN) list.pop();
+}
+
+/** A map with fewer items shows them all anyway: its summary names no slowest ones. */
+const SLOWEST_FROM_ITEMS = 10;
+
+/** `slowest: item 12 (3.20 s), item 9 (2.91 s)`; empty when no item's duration is known or the map is small. */
+export function slowestText(t: ItemTally): string {
+  if (t.slowest.length === 0 || t.total < SLOWEST_FROM_ITEMS) return "";
+  return `slowest: ${t.slowest.map((s) => `item ${s.index} (${s.durationS.toFixed(2)} s)`).join(", ")}`;
 }
 
 const n = (x: number): string => x.toLocaleString("en-US");

@@ -111,7 +111,7 @@ export async function getRunStatus(
 
 /** What changes between polls: each task's state and reason. */
 export function statusKey(jobs: readonly JobStatus[]): string {
-  return jobs.map((j) => `${j.job}:${j.tasks.map((t) => `${t.taskId}=${t.state}/${t.reason ?? ""}`).join(",")}`).join(";");
+  return jobs.map((j) => `${j.job}:${j.tasks.fingerprint()}`).join(";");
 }
 
 export interface WatchOptions {

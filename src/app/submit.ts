@@ -485,6 +485,6 @@ export interface WaitOutcome {
 export async function waitAndCollect(run: RunContext | RunExecutor, options: WatchOptions = {}): Promise<WaitOutcome> {
   const watch = await watchRun(run, options);
   if (watch.aborted) return { watch, collect: null };
-  const collect = await collectRun(run, { jobs: watch.status.jobs, ...(watch.remote ? { remote: watch.remote } : {}) });
+  const collect = await collectRun(run, { jobs: watch.status.jobs, ...(watch.remote ? { remote: watch.remote } : {}), ...(watch.merged && watch.remote ? { merged: watch.merged } : {}) });
   return { watch, collect };
 }

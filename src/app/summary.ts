@@ -1,9 +1,9 @@
 import type { CompletedState } from "../core/completed-state.js";
 import { exitCodeFrom } from "../core/exit-code.js";
-import { countFailures, itemTallyText, summaryRows } from "./map-items.js";
+import { countFailures, itemTallyText, slowestText, summaryRows } from "./map-items.js";
 import type { OutcomeView } from "./map-items.js";
 
-const outcomeOf = (s: CompletedState): OutcomeView => ({ success: s.success, notRun: s.meta.not_run === true });
+const outcomeOf = (s: CompletedState): OutcomeView => ({ success: s.success, notRun: s.meta.not_run === true, durationS: s.duration_s });
 
 /**
  * One line per recorded step (namespaced key, result, seconds, error), a map's
@@ -19,7 +19,7 @@ export function formatResultSummary(state: CompletedState, title: string): strin
     const s = row.state;
     const result = s.success ? (s.meta.cached ? "ok (cached)" : "ok") : s.meta.not_run ? "not run" : (s.failure ?? "failed");
     const time = `${s.duration_s.toFixed(2)}s`;
-    const notes = [row.kind === "map" ? itemTallyText(row.items) : "", s.success ? "" : oneLine(s.error ?? "")].filter((t) => t !== "");
+    const notes = [row.kind === "map" ? itemTallyText(row.items) : "", row.kind === "map" ? slowestText(row.items) : "", s.success ? "" : oneLine(s.error ?? "")].filter((t) => t !== "");
     lines.push(`${row.key.padEnd(width)}  ${result.padEnd(17)}  ${time.padStart(7)}${notes.length > 0 ? `  ${notes.join("; ")}` : ""}`);
   }
   let cached = 0;

@@ -26,7 +26,7 @@ export interface TaskFact {
 
 /** Facts about a plan job; `tasks` (by logical task index) override the job's own for array tasks. */
 export interface JobFact extends TaskFact {
-  tasks?: ReadonlyMap<number, TaskFact>;
+  tasks?: Pick<ReadonlyMap<number, TaskFact>, "get">;
 }
 
 export interface MergeOptions {

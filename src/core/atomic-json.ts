@@ -1,6 +1,7 @@
 import { open, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
+import { jsonChunks } from "./json-stream.js";
 
 export interface WriteJsonOptions {
   /** Spaces of indentation; default 2. */
@@ -15,14 +16,20 @@ export interface WriteJsonOptions {
  * rename over the target, fsync the directory. The temp file is removed on failure.
  */
 export async function writeJsonAtomic(path: string, data: unknown, options: WriteJsonOptions = {}): Promise<void> {
-  const text = `${JSON.stringify(data, null, options.indent ?? 2)}\n`;
   const dir = dirname(path);
   const tmp = join(dir, `pipeline_${basename(path)}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`);
   let renamed = false;
   try {
     const fh = await open(tmp, "wx", options.mode ?? 0o644);
     try {
-      await fh.writeFile(text, "utf8");
+      // In pieces (each writeFile goes on from the position the last one left): a merged
+      // result of a million items is larger than one string may be. A small value is one write.
+      let pending: string | null = null;
+      for (const chunk of jsonChunks(data, options.indent ?? 2)) {
+        if (pending !== null) await fh.writeFile(pending, "utf8");
+        pending = chunk;
+      }
+      await fh.writeFile(`${pending ?? ""}\n`, "utf8");
       await fh.sync();
     } finally {
       await fh.close();

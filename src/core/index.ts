@@ -18,4 +18,7 @@ export { shortSignature, canonicalJson } from "./signature.js";
 export { systemClock, ManualClock } from "./clock.js";
 export type { Clock } from "./clock.js";
 export { silentLogger, createLogger } from "./logger.js";
+export { mapItemStates } from "./map-items.js";
+export type { MapItemState } from "./map-items.js";
+export { jsonChunks, writeJsonTo } from "./json-stream.js";
 export type { Logger } from "./logger.js";

@@ -16,3 +16,5 @@ export {
   totalCounts,
 } from "./job-status.js";
 export type { JobStatus, PhaseCounts, TaskPhase, TaskStatus } from "./job-status.js";
+export { JSON_TASKS_MAX, TaskTable } from "./task-table.js";
+export type { StateCount, TaskKind } from "./task-table.js";

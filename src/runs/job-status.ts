@@ -3,32 +3,15 @@
  * logical task: SLURM's per-task records (one squeue/sacct answer for the
  * whole run) mapped onto the plan's jobs, arrays and chunk offsets. Pure.
  */
-import { arrayTaskIds } from "../collect/job-index.js";
 import type { JobFact, TaskFact } from "../collect/merge.js";
 import type { CompiledPlan, PlanJob } from "../plan/plan.js";
-import { logicalTask } from "../plan/task-map.js";
 import { isFinal, translateState, unknownJobState, unknownRecord } from "../slurm/index.js";
 import type { JobStatusMap, TaskRecord } from "../slurm/index.js";
+import { TaskTable } from "./task-table.js";
+import type { StateCount, TaskKind, TaskPhase } from "./task-table.js";
 
-/** How a task counts in the per-step view. */
-export type TaskPhase = "pending" | "running" | "done" | "failed";
-
-export interface TaskStatus {
-  /** Logical task index (SLURM array task id + chunk offset); what `{i}` stands for. 0 for a plain job. */
-  task: number;
-  /** SLURM array task id (0 for a plain job). */
-  taskId: number;
-  /** The task's own SLURM job id once known. */
-  slurmJobId: string | null;
-  /** SLURM state by name (PENDING, RUNNING, COMPLETED, CANCELLED, ...). */
-  state: string;
-  /** SLURM's reason (Dependency, DependencyNeverSatisfied, TimeLimit, ...), or null. */
-  reason: string | null;
-  exitCode: number | null;
-  signal: number | null;
-  phase: TaskPhase;
-  final: boolean;
-}
+export type { StateCount, TaskKind, TaskPhase, TaskStatus } from "./task-table.js";
+export { JSON_TASKS_MAX, TaskTable } from "./task-table.js";
 
 export interface PhaseCounts {
   pending: number;
@@ -50,7 +33,10 @@ export interface JobStatus {
   reason: string | null;
   final: boolean;
   counts: PhaseCounts;
-  tasks: TaskStatus[];
+  /** Tasks per distinct state (state, reason, exit code), most first: the job at a glance. */
+  states: StateCount[];
+  /** Every task, in ONE record for the job (see TaskTable): `at(taskId)`, `byTask(logical)`, iteration. */
+  tasks: TaskTable;
 }
 
 /** The state of a plan job the submit script never submitted (a final state of the one vocabulary, src/slurm/states.ts). */
@@ -76,8 +62,8 @@ export interface UnknownJobRule {
   minJobAgeS: number;
 }
 
-function taskStatus(record: TaskRecord, slurmId: string, isArray: boolean, taskId: number, task: number, rule: UnknownJobRule | undefined): TaskStatus {
-  const base = { task, taskId, slurmJobId: isArray ? `${slurmId}_${taskId}` : slurmId, exitCode: record.exitCode, signal: record.signal };
+function taskKind(record: TaskRecord, rule: UnknownJobRule | undefined): TaskKind {
+  const base = { exitCode: record.exitCode, signal: record.signal };
   if (record.state === "UNKNOWN" && record.rawState === "") {
     // No source (squeue, sacct, scontrol) knows the job: purged, or not yet visible. Lost only after MinJobAge.
     const u = rule === undefined ? { state: "UNKNOWN" as const, reason: null, final: false } : unknownJobState(rule.submitted, rule.now, rule.minJobAgeS);
@@ -109,7 +95,7 @@ export function jobLabel(job: PlanJob): string {
 }
 
 /** The single state shown for a job whose tasks disagree. */
-export function aggregateState(tasks: readonly TaskStatus[]): { state: string; reason: string | null } {
+export function aggregateState(tasks: readonly Pick<TaskKind, "state" | "reason" | "phase" | "final">[]): { state: string; reason: string | null } {
   const first = tasks[0];
   if (first === undefined) return { state: "UNKNOWN", reason: null };
   const reasonOf = (state: string): string | null => tasks.find((t) => t.state === state && t.reason !== null)?.reason ?? null;
@@ -125,10 +111,31 @@ export function aggregateState(tasks: readonly TaskStatus[]): { state: string; r
   return { state: first.state, reason: reasonOf(first.state) };
 }
 
-function countPhases(tasks: readonly TaskStatus[]): PhaseCounts {
+function countPhases(table: TaskTable): PhaseCounts {
   const counts: PhaseCounts = { pending: 0, running: 0, done: 0, failed: 0 };
-  for (const t of tasks) counts[t.phase] += 1;
+  table.kinds.forEach((k, i) => (counts[k.phase] += table.countOf(i)));
   return counts;
+}
+
+const NOT_SUBMITTED_KIND: TaskKind = { state: "NOT_SUBMITTED", reason: "submission failed", exitCode: null, signal: null, phase: "failed", final: true };
+
+/** A job's record from its task table: one state for the whole job, counts by phase and by state. */
+function jobStatusOf(job: PlanJob, slurmJobId: string | null, tasks: TaskTable): JobStatus {
+  const { state, reason } = aggregateState(tasks.kinds);
+  const a = job.array;
+  return {
+    job: job.id,
+    label: jobLabel(job),
+    slurmJobId,
+    steps: [...job.steps],
+    array: a === null ? null : { offset: a.offset, count: a.count, total: a.total, chunk: a.chunk, chunks: a.chunks },
+    state,
+    reason,
+    final: tasks.size > 0 && tasks.kinds.every((k) => k.final),
+    counts: countPhases(tasks),
+    states: tasks.tally(),
+    tasks,
+  };
 }
 
 /**
@@ -140,30 +147,33 @@ function countPhases(tasks: readonly TaskStatus[]): PhaseCounts {
 export function mapJobStatuses(plan: CompiledPlan, slurmIds: Readonly<Record<string, string>>, status: JobStatusMap, rule?: UnknownJobRule): JobStatus[] {
   return plan.jobs.map((job) => {
     const slurmJobId = slurmIds[job.id] ?? null;
-    const records = slurmJobId === null ? [] : (status.get(slurmJobId) ?? [unknownRecord(slurmJobId)]);
-    const whole = records.find((r) => r.taskId === null);
-    const tasks: TaskStatus[] = arrayTaskIds(job).map((taskId) => {
-      if (slurmJobId === null) {
-        // Never submitted (the submission failed before it): it will never run.
-        return { task: logicalTask(job.array, taskId), taskId, slurmJobId: null, state: NOT_SUBMITTED, reason: "submission failed", exitCode: null, signal: null, phase: "failed", final: true };
+    const size = job.array === null ? 1 : (job.array.indices?.length ?? job.array.count);
+    if (slurmJobId === null) {
+      // Never submitted (the submission failed before it): it will never run.
+      return jobStatusOf(job, null, TaskTable.build(job.array, null, size, () => NOT_SUBMITTED_KIND));
+    }
+    const records = status.get(slurmJobId) ?? [unknownRecord(slurmJobId)];
+    let whole: TaskRecord | undefined;
+    // One look-up table per job, not a search per task: a 100,000-task array is linear, not quadratic.
+    const byTask = new Map<number, TaskRecord>();
+    for (const r of records) {
+      if (r.taskId === null) whole ??= r;
+      else if (!byTask.has(r.taskId)) byTask.set(r.taskId, r);
+    }
+    const fallback = whole ?? (job.array === null ? records[0] : undefined) ?? unknownRecord(slurmJobId);
+    // Most tasks share their state with many others: one kind object per distinct state, reason and exit.
+    const kindOfText = new Map<string, TaskKind>();
+    const kindFor = (r: TaskRecord): TaskKind => {
+      const text = `${r.state}\u0000${r.rawState}\u0000${r.reason ?? "\u0001"}\u0000${r.exitCode ?? ""}\u0000${r.signal ?? ""}`;
+      let k = kindOfText.get(text);
+      if (k === undefined) {
+        k = taskKind(r, rule);
+        kindOfText.set(text, k);
       }
-      const own = job.array === null ? (whole ?? records[0]) : (records.find((r) => r.taskId === taskId) ?? whole);
-      return taskStatus(own ?? unknownRecord(slurmJobId), slurmJobId, job.array !== null, taskId, logicalTask(job.array, taskId), rule);
-    });
-    const { state, reason } = aggregateState(tasks);
-    const a = job.array;
-    return {
-      job: job.id,
-      label: jobLabel(job),
-      slurmJobId,
-      steps: [...job.steps],
-      array: a === null ? null : { offset: a.offset, count: a.count, total: a.total, chunk: a.chunk, chunks: a.chunks },
-      state,
-      reason,
-      final: tasks.length > 0 && tasks.every((t) => t.final),
-      counts: countPhases(tasks),
-      tasks,
+      return k;
     };
+    const single = job.array === null ? kindFor(fallback) : null;
+    return jobStatusOf(job, slurmJobId, TaskTable.build(job.array, slurmJobId, size, (taskId) => single ?? kindFor(byTask.get(taskId) ?? fallback)));
   });
 }
 
@@ -177,19 +187,18 @@ export function carryFinalStates(previous: readonly JobStatus[] | null, next: Jo
   const before = new Map(previous.map((j) => [j.job, j]));
   return next.map((job) => {
     const old = before.get(job.job);
-    if (old === undefined) return job;
-    const oldTasks = new Map(old.tasks.map((t) => [t.taskId, t]));
+    if (old === undefined || !job.tasks.kinds.some((k) => k.state === "UNKNOWN")) return job;
     let carried = false;
-    const tasks = job.tasks.map((t) => {
-      const prior = oldTasks.get(t.taskId);
-      if (t.state === "UNKNOWN" && prior?.final) {
-        carried = true;
-        return prior;
-      }
-      return t;
+    const tasks = job.tasks.rebuild((taskId) => {
+      const now = job.tasks.kindAt(taskId) as TaskKind;
+      if (now.state !== "UNKNOWN") return now;
+      const prior = old.tasks.kindAt(taskId);
+      if (prior?.final !== true) return now;
+      carried = true;
+      return prior;
     });
     if (!carried) return job;
-    return { ...job, tasks, ...aggregateState(tasks), final: tasks.every((t) => t.final), counts: countPhases(tasks) };
+    return { ...job, ...aggregateState(tasks.kinds), final: tasks.kinds.every((k) => k.final), counts: countPhases(tasks), states: tasks.tally(), tasks };
   });
 }
 
@@ -204,7 +213,13 @@ export function totalCounts(jobs: readonly JobStatus[]): PhaseCounts {
 export function jobFactsOf(jobs: readonly JobStatus[]): Map<string, JobFact> {
   const facts = new Map<string, JobFact>();
   for (const j of jobs) {
-    const tasks = new Map<number, TaskFact>(j.tasks.map((t) => [t.task, { state: t.state, reason: t.reason, slurmJobId: t.slurmJobId ?? j.slurmJobId }]));
+    // Looked up per logical task on demand: no object per task of a big array.
+    const tasks = {
+      get: (task: number): TaskFact | undefined => {
+        const t = j.tasks.byTask(task);
+        return t === undefined ? undefined : { state: t.state, reason: t.reason, slurmJobId: t.slurmJobId ?? j.slurmJobId };
+      },
+    };
     facts.set(j.job, { state: j.state, reason: j.reason, slurmJobId: j.slurmJobId, tasks });
   }
   return facts;

@@ -10,8 +10,8 @@ import { RunStoreError, UnknownRunError } from "./errors.js";
 import { RUN_ID_PATTERN, runRecordSchema } from "./record.js";
 import type { RunRecord } from "./record.js";
 
-/** Largest record or plan file the store reads back. */
-const MAX_FILE_BYTES = 64 * 1024 * 1024;
+/** Largest record or plan file the store reads back: a plan holds its maps' items (a million 60-byte paths make about 70 MB). */
+const MAX_FILE_BYTES = 512 * 1024 * 1024;
 
 /** The default home of run records: $HPCPIPE_HOME, else ~/.hpcpipe. */
 export function defaultStoreDir(): string {

@@ -112,6 +112,11 @@ interface RecordBase {
   source: RecordSource;
 }
 
+/** Appends one at a time: a spread of a big range (125,000+ tasks) into push() overflows the stack. */
+function appendAll<T>(into: T[], items: readonly T[]): void {
+  for (const item of items) into.push(item);
+}
+
 // One row per task: a range row becomes one record per index, all sharing the array job id.
 function toRecords(row: RecordBase, parsed: ParsedId, arrayJobIdHint: string | null): TaskRecord[] {
   const translated = translateState(row.state);
@@ -177,8 +182,9 @@ export function parseSqueue(stdout: string): TaskRecord[] {
     const isArray = row.taskField !== "N/A";
     const dependencyText = nullable(row.dependency);
     const commentText = row.comment === undefined ? null : nullable(row.comment);
-    records.push(
-      ...toRecords(
+    appendAll(
+      records,
+      toRecords(
         {
           rawId: row.rawId,
           ownJobId: row.jobId,
@@ -227,8 +233,9 @@ export function parseSacct(stdout: string): TaskRecord[] {
     const parsedId = parsePrintedJobId(row.rawId);
     if (!parsedId) throw new SlurmOutputError("sacct JobID has an unknown shape", line, lineNumber);
     const isArray = parsedId.taskIds !== null;
-    records.push(
-      ...toRecords(
+    appendAll(
+      records,
+      toRecords(
         {
           rawId: row.rawId,
           ownJobId: JOB_ID.test(row.jobIdRaw) ? row.jobIdRaw : parsedId.baseId,
@@ -429,8 +436,9 @@ export function parseScontrol(stdout: string): TaskRecord[] {
     }
     const dependency = nullable(job.Dependency);
     const comment = nullable(job.Comment);
-    records.push(
-      ...toRecords(
+    appendAll(
+      records,
+      toRecords(
         {
           rawId,
           ownJobId: job.JobId,

@@ -4,7 +4,7 @@
  * throws a SpecError naming the file, the path of the field and what was
  * expected; nothing is built half-way.
  */
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { dirname, isAbsolute, normalize, resolve } from "node:path";
 import { Pipeline } from "../core/pipeline.js";
 import { StepGroup } from "../core/step-group.js";
@@ -17,10 +17,11 @@ import { CommandStep } from "./command-step.js";
 import { contextKeyProblem } from "./context-keys.js";
 import { resolveItemFiles } from "./item-files.js";
 import type { ItemPath } from "./item-files.js";
+import { forEachItemLine } from "./items-file.js";
 import { itemProblem, MapStep } from "./map-step.js";
 import { ENTRY_SCHEMAS, SPEC_ENTRY_KINDS, specDocumentSchema } from "./schema.js";
 import type { CommandEntry, GroupEntry, MapEntry, PipelineEntry, SpecDocument, SpecEntry, SpecEntryKind } from "./schema.js";
-import { describeValue, errorText, FieldError, formatPath, MAX_SOURCE_BYTES, parseWith, problemAt, readYamlFile } from "./source.js";
+import { describeValue, errorText, FieldError, formatPath, parseWith, problemAt, readYamlFile } from "./source.js";
 import type { FieldProblem, PathSegment, YamlSource } from "./source.js";
 
 /** A malformed pipeline spec: `file`, the `path` of the field (e.g. `steps[2].steps[0].run`) and what was `expected`. */
@@ -279,26 +280,25 @@ function stagedMap(m: Omit<MapEntry, "steps">, lines: Array<{ line: number; item
   return { ...m, items, itemHashes: hashes, steps: children };
 }
 
+/** Reads an items file line by line (no size cap: at most MAX_MAP_ITEMS items, each checked); stops at the first bad line. */
 function readItemsFile(file: string, at: PathSegment[], env: ParseEnv): Array<{ line: number; item: string }> | undefined {
   const full = isAbsolute(file) ? file : resolve(env.specDir, file);
-  let text: string;
+  const items: Array<{ line: number; item: string }> = [];
+  let bad: string | null = null;
   try {
-    if (statSync(full).size > MAX_SOURCE_BYTES) throw new Error(`file is larger than ${MAX_SOURCE_BYTES} bytes`);
-    text = readFileSync(full, "utf8");
+    forEachItemLine(full, (item, line) => {
+      const problem = itemProblem(item);
+      if (problem) bad = `${file} line ${line}: item ${problem}`;
+      else if (items.length === MAX_MAP_ITEMS) bad = `${file} has more than ${MAX_MAP_ITEMS} items (line ${line} is item ${MAX_MAP_ITEMS + 1}); at most ${MAX_MAP_ITEMS} are allowed`;
+      else items.push({ line, item });
+      return bad === null;
+    });
   } catch (err) {
     env.problems.push(problemAt(at, `expected a readable file of items (relative to the spec), but ${full}: ${errorText(err)}`, env.source));
     return undefined;
   }
-  const items = parseItemsText(text);
-  for (const { line, item } of items) {
-    const problem = itemProblem(item);
-    if (problem) {
-      env.problems.push(problemAt(at, `${file} line ${line}: item ${problem}`, env.source));
-      return undefined;
-    }
-  }
-  if (items.length > MAX_MAP_ITEMS) {
-    env.problems.push(problemAt(at, `${file} has ${items.length} items; at most ${MAX_MAP_ITEMS} are allowed`, env.source));
+  if (bad !== null) {
+    env.problems.push(problemAt(at, bad, env.source));
     return undefined;
   }
   return items;

@@ -19,11 +19,16 @@ import { hasControlChar } from "./source.js";
 /** Longest item, in characters. */
 export const MAX_ITEM_LENGTH = 4096;
 
+/** Any control character (tab, newline, CR and NUL included): one regex test for the common, valid item. */
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHAR = /[\x00-\x1f\x7f]/;
+
 /**
  * Why a map item cannot be used, or null. Items travel one per line in a
  * file and into environment variables, so they are single printable lines.
  */
 export function itemProblem(item: unknown): string | null {
+  if (typeof item === "string" && item.length > 0 && item.length <= MAX_ITEM_LENGTH && !CONTROL_CHAR.test(item)) return null;
   if (typeof item !== "string") return `must be a string, got ${item === null ? "null" : typeof item}`;
   if (item.length === 0) return "must not be empty";
   if (item.length > MAX_ITEM_LENGTH) return `is longer than ${MAX_ITEM_LENGTH} characters`;
@@ -166,10 +171,10 @@ export class MapStep extends CompositeStep {
     if (problem) throw new StepDefinitionError(`map ${options.name}: as: ${problem}`);
     if (!Array.isArray(options.items)) throw new StepDefinitionError(`map ${options.name}: items must be a list of strings`);
     const source = options.itemsSource ? ` (from ${options.itemsSource})` : "";
-    options.items.forEach((item: unknown, i) => {
-      const bad = itemProblem(item);
+    for (let i = 0; i < options.items.length; i++) {
+      const bad = itemProblem(options.items[i] as unknown);
       if (bad) throw new StepDefinitionError(`map ${options.name}: item ${i}${source} ${bad}`);
-    });
+    }
     if (options.itemHashes !== undefined) {
       if (!Array.isArray(options.itemHashes) || options.itemHashes.length !== options.items.length) {
         throw new StepDefinitionError(`map ${options.name}: itemHashes must hold one SHA-256 per item (${options.items.length})`);

@@ -42,7 +42,7 @@ describe("mapping scheduler records to plan jobs and tasks", () => {
     const renders = jobs[1];
     expect(renders?.label).toBe("thumbnail_shape.renders [4 tasks]");
     expect(renders?.counts).toEqual({ pending: 1, running: 2, done: 1, failed: 0 });
-    expect(renders?.tasks.map((t) => [t.task, t.state, t.slurmJobId])).toEqual([
+    expect(renders?.tasks.list().map((t) => [t.task, t.state, t.slurmJobId])).toEqual([
       [0, "COMPLETED", "200_0"],
       [1, "RUNNING", "200_1"],
       [2, "RUNNING", "200_2"],
@@ -69,7 +69,7 @@ describe("mapping scheduler records to plan jobs and tasks", () => {
       squeueJob("500", "PENDING", "Dependency"),
     ]);
     const jobs = mapJobStatuses(run.plan, run.record.jobs, status);
-    const tasks = jobs.filter((j) => j.array !== null).flatMap((j) => j.tasks.map((t) => [t.task, t.taskId, t.state]));
+    const tasks = jobs.filter((j) => j.array !== null).flatMap((j) => j.tasks.list().map((t) => [t.task, t.taskId, t.state]));
     expect(tasks.map((t) => t[0])).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
     expect(tasks[7]).toEqual([7, 2, "FAILED"]);
     expect(tasks[11]).toEqual([11, 1, "PENDING"]);
@@ -88,7 +88,7 @@ describe("mapping scheduler records to plan jobs and tasks", () => {
     );
     const jobs = mapJobStatuses(run.plan, run.record.jobs, status);
     expect(jobs.map((j) => `${j.state}/${j.reason ?? ""}`)).toEqual(["NODE_FAIL/", "OUT_OF_MEMORY/", "CANCELLED/DependencyNeverSatisfied"]);
-    expect(jobs[1]?.tasks.map((t) => t.state)).toEqual(["TIMEOUT", "CANCELLED", "OUT_OF_MEMORY", "COMPLETED"]);
+    expect(jobs[1]?.tasks.list().map((t) => t.state)).toEqual(["TIMEOUT", "CANCELLED", "OUT_OF_MEMORY", "COMPLETED"]);
     expect(jobs[1]?.counts).toEqual({ pending: 0, running: 0, done: 1, failed: 3 });
     expect(jobs.every((j) => j.final)).toBe(true);
   });
@@ -117,7 +117,7 @@ describe("mapping scheduler records to plan jobs and tasks", () => {
   it("a state spelling hpcpipe does not know keeps its text and is not final", async () => {
     run = await tempRun("examples/specs/thumbnail-shape.yaml");
     const jobs = mapJobStatuses(run.plan, { j000: "100" }, statusOf([squeueJob("100", "WEIRD_NEW_STATE")]));
-    expect([jobs[0]?.state, jobs[0]?.final, jobs[0]?.tasks[0]?.phase]).toEqual(["WEIRD_NEW_STATE", false, "pending"]);
+    expect([jobs[0]?.state, jobs[0]?.final, jobs[0]?.tasks.at(0)?.phase]).toEqual(["WEIRD_NEW_STATE", false, "pending"]);
   });
 
   it("keeps a task's final state when a later poll no longer knows the job", async () => {

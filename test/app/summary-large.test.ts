@@ -58,6 +58,13 @@ describe("the summary of a 100,000-item map", () => {
     const text = formatResultSummary(bigResult({ failedItems: many, allowed: true }), "t");
     expect(text).toContain("99,960 ok, 40 failed (items 0, 7, 14, 21, 28 and 35 more)");
   });
+
+  it("names the map's three slowest items by their own duration", () => {
+    const result = bigResult({ failedItems: [], allowed: true });
+    const states = result.step_states ?? {};
+    for (const [i, d] of [[70_001, 9.5], [12, 4.25], [99_999, 7], [5, 4]] as const) states[`p.process.${i}`] = CompletedState.ok({ duration_s: d });
+    expect(formatResultSummary(result, "t")).toMatch(/^p\.process +ok .*100,000 items: 100,000 ok; slowest: item 70001 \(9\.50 s\), item 99999 \(7\.00 s\), item 12 \(4\.25 s\)$/m);
+  });
 });
 
 describe("the final status of a 100,000-item map", () => {

@@ -2,25 +2,28 @@ import { describe, expect, it } from "vitest";
 import type { RunStatus } from "../../src/app/status.js";
 import { changeLines, formatStatus, redrawFrame, renderWatchView, stateText } from "../../src/app/watch-view.js";
 import type { JobStatus, TaskStatus } from "../../src/runs/index.js";
-import { totalCounts } from "../../src/runs/index.js";
+import { TaskTable, totalCounts } from "../../src/runs/index.js";
 
 function task(task: number, state: string, phase: TaskStatus["phase"], reason: string | null = null): TaskStatus {
   return { task, taskId: task, slurmJobId: `7_${task}`, state, reason, exitCode: null, signal: null, phase, final: phase === "done" || phase === "failed" };
 }
 
-function job(id: string, label: string, state: string, reason: string | null, tasks: TaskStatus[], array = false): JobStatus {
+function job(id: string, label: string, state: string, reason: string | null, list: TaskStatus[], array = false): JobStatus {
   const counts = { pending: 0, running: 0, done: 0, failed: 0 };
-  for (const t of tasks) counts[t.phase] += 1;
+  for (const t of list) counts[t.phase] += 1;
+  const spec = array ? { offset: 0, count: list.length, total: list.length, chunk: 0, chunks: 1, throttle: null, indices: null } : null;
+  const tasks = TaskTable.build(spec, id.replace("j", "1"), list.length, (i) => list[i] as TaskStatus);
   return {
     job: id,
     label,
     slurmJobId: id.replace("j", "1"),
     steps: [],
-    array: array ? { offset: 0, count: tasks.length, total: tasks.length, chunk: 0, chunks: 1 } : null,
+    array: spec === null ? null : { offset: 0, count: list.length, total: list.length, chunk: 0, chunks: 1 },
     state,
     reason,
-    final: tasks.every((t) => t.final),
+    final: list.every((t) => t.final),
     counts,
+    states: tasks.tally(),
     tasks,
   };
 }

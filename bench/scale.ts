@@ -1,0 +1,298 @@
+// bench:scale — what the CLI costs on this machine as a map grows from 1,000 to 1,000,000
+// items (issue 16): `plan`, `submit --dry-run`, `collect` (merge), `report` and one
+// `status` poll, each timed as a child process (wall time, user + system CPU, and peak
+// resident memory from /usr/bin/time -v).
+//
+// The map is packed (100 items per task) with 2 trivial steps per item. One real local
+// run of a small map (`hpcpipe run`) gives the state files exactly as the wrapper
+// (templates/lib.sh) writes them; every size's run is then made from those files, one
+// item's three files (the item pipeline and its two steps) per item, with the item,
+// key, task and SLURM ids of that item. Items whose index ends in 00 (hex) fail step b
+// (exit 3), as the real run's command makes them, about 0.4 % of the items.
+//
+//   npm run bench:scale -- [--sizes 1000,10000,100000] [--no-merge 1000000] [--per-task 100] [--keep]
+import { spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { preparePlan } from "../src/app/prepare.js";
+import { itemsOfTask } from "../src/collect/job-index.js";
+import { identityOf } from "../src/local/process-identity.js";
+import { arrayTaskIds, logicalTask } from "../src/plan/task-map.js";
+import type { CompiledPlan } from "../src/plan/plan.js";
+import { RunStore } from "../src/runs/index.js";
+import type { RunRecord } from "../src/runs/index.js";
+import { REPO } from "./lib/cluster.js";
+import { int, mib, table } from "./lib/format.js";
+import { checkInterrupt, runBench, syncCleanups } from "./lib/interrupt.js";
+
+const USAGE =
+  "usage: npm run bench:scale -- [--sizes 1000,10000,100000,1000000] [--no-merge SIZES] [--per-task 100] [--keep]\n" +
+  "  --no-merge SIZES: at these sizes, only plan, dry-run and one poll of the running run (no state files, no collect, report or final status)";
+const CLI = join(REPO, "dist", "cli", "main.js");
+const SLURM_CONFIG = join(REPO, "cluster-configs", "localcluster.yaml");
+const LOCAL_CONFIG = join(REPO, "cluster-configs", "local.yaml");
+const TEMPLATE_ITEMS = 260;
+/** Each path may take this long before it is stopped (and shown as killed). */
+const PATH_TIMEOUT_MS = 15 * 60_000;
+
+interface Measure {
+  code: number | null;
+  signal: string | null;
+  wallS: number;
+  cpuS: number;
+  rssKb: number;
+  stderr: string;
+}
+
+/** Runs `node dist/cli/main.js ARGS` under /usr/bin/time -v; wall, CPU (user + system) and peak RSS. */
+function cli(args: string[], env: { home: string; cwd: string }): Promise<Measure> {
+  const timeFile = join(env.cwd, `time-${process.hrtime.bigint()}.txt`);
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn("/usr/bin/time", ["-v", "-o", timeFile, process.execPath, CLI, ...args], {
+      cwd: env.cwd,
+      env: { ...process.env, HPCPIPE_HOME: env.home },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    const stop = (): void => void child.kill("SIGTERM");
+    syncCleanups.add(stop);
+    const timer = setTimeout(stop, PATH_TIMEOUT_MS);
+    const err: Buffer[] = [];
+    child.stderr.on("data", (d: Buffer) => err.push(d));
+    child.once("error", reject);
+    child.once("close", (code, signal) => {
+      clearTimeout(timer);
+      syncCleanups.delete(stop);
+      const text = readFileSync(timeFile, "utf8");
+      rmSync(timeFile, { force: true });
+      const num = (re: RegExp): number => Number(re.exec(text)?.[1] ?? NaN);
+      const exit = /Command exited with non-zero status (\d+)/.exec(text);
+      const killed = /Command terminated by signal (\d+)/.exec(text);
+      resolve({
+        code: exit ? Number(exit[1]) : killed ? null : code,
+        signal: killed ? `signal ${killed[1]}` : signal,
+        wallS: (performance.now() - t0) / 1000,
+        cpuS: num(/User time \(seconds\): ([\d.]+)/) + num(/System time \(seconds\): ([\d.]+)/),
+        rssKb: num(/Maximum resident set size \(kbytes\): (\d+)/),
+        stderr: Buffer.concat(err).toString("utf8"),
+      });
+    });
+  });
+}
+
+/** Item i: an Objaverse-like path of 60 bytes. */
+const itemOf = (i: number): string => `objaverse/glbs/000-${String(i % 160).padStart(3, "0")}/${i.toString(16).padStart(32, "0")}.glb`;
+const fails = (i: number): boolean => i % 256 === 0;
+
+function writeSpec(dir: string, n: number, perTask: number): string {
+  const items: string[] = [];
+  for (let i = 0; i < n; i++) items.push(itemOf(i));
+  writeFileSync(join(dir, "items.txt"), `${items.join("\n")}\n`);
+  const spec = join(dir, "scale.yaml");
+  writeFileSync(
+    spec,
+    [
+      "name: scale",
+      "steps:",
+      "  - map: each",
+      "    items_file: items.txt",
+      `    items_per_task: ${perTask}`,
+      "    continue_on_item_error: true",
+      "    steps:",
+      "      - step: a",
+      '        run: "true"',
+      "        requires: [item]",
+      "      - step: b",
+      // Fails (exit 3) for items whose hex index ends in 00.
+      `        run: 'case "$item" in *00.glb) exit 3 ;; esac'`,
+      "        requires: [item]",
+      "",
+    ].join("\n"),
+  );
+  return spec;
+}
+
+/** The three state files of one item as the wrapper wrote them in a real run, parsed. */
+interface Templates {
+  ok: Record<string, Record<string, unknown>>;
+  failed: Record<string, Record<string, unknown>>;
+}
+
+/** One real local run of a small map: the state files of an item that succeeded and of one that failed. */
+async function captureTemplates(work: string, perTask: number): Promise<Templates> {
+  const dir = join(work, "template");
+  mkdirSync(dir, { recursive: true });
+  const spec = writeSpec(dir, TEMPLATE_ITEMS, perTask);
+  const m = await cli(["run", spec, "--runs-dir", join(dir, "runs"), "-q"], { home: join(dir, "home"), cwd: dir });
+  // continue_on_item_error: the map succeeds with its failed items listed (exit 0).
+  if (m.code !== 0) throw new Error(`the template run should end with exit 0, got ${m.code ?? m.signal}: ${m.stderr.slice(-2000)}`);
+  const runDir = join(dir, "runs", "scale", readdirSync(join(dir, "runs", "scale"))[0] as string);
+  const read = (i: number): Record<string, Record<string, unknown>> => {
+    const out: Record<string, Record<string, unknown>> = {};
+    for (const suffix of ["", ".a", ".b"]) out[suffix] = JSON.parse(readFileSync(join(runDir, "states", `scale.each.${i}${suffix}.json`), "utf8")) as Record<string, unknown>;
+    return out;
+  };
+  const t: Templates = { ok: read(1), failed: read(0) };
+  if (t.failed[".b"]?.success !== false || t.ok[".b"]?.success !== true) throw new Error("the template run's item 0 should fail step b and item 1 succeed");
+  return t;
+}
+
+/** The state file text of one item's step, from the template, as the wrapper writes it (one JSON line). */
+function stateText(template: Record<string, unknown>, key: string, item: string, slurm: Record<string, unknown>, at: number): string {
+  const meta = { ...(template.meta as Record<string, unknown>), item };
+  const timestamp = new Date(Date.parse("2026-12-07T00:00:00.000Z") + at).toISOString();
+  return `${JSON.stringify({ ...template, timestamp, duration_s: 0.02 + (at % 97) / 1000, meta, key, slurm })}\n`;
+}
+
+interface SyntheticRun {
+  runId: string;
+  runDir: string;
+}
+
+/** A finished local run of `n` items, written as `hpcpipe run` leaves it: record, plan, job table, state files. */
+async function synthesizeRun(dir: string, home: string, spec: string, t: Templates, label: string, withStates: boolean): Promise<{ run: SyntheticRun; plan: CompiledPlan; record: RunRecord }> {
+  const runId = `20261207-000000-${label}`;
+  const { plan, config } = preparePlan({ spec, cluster: LOCAL_CONFIG, runId, localRunsDir: join(dir, "runs") });
+  const runDir = plan.layout.runDir;
+  const statesDir = join(runDir, plan.layout.states);
+  mkdirSync(statesDir, { recursive: true });
+  let nextId = plan.jobs.length + 1;
+  const jobs: Record<string, { slurmJobId: string; tasks: unknown[] }> = {};
+  let at = 0;
+  plan.jobs.forEach((job, j) => {
+    const arrayId = String(j + 1);
+    const tasks: unknown[] = [];
+    for (const taskId of arrayTaskIds(job)) {
+      const task = logicalTask(job.array, taskId);
+      const own = String(nextId++);
+      tasks.push({ taskId, slurmJobId: own, state: "COMPLETED", reason: null, exitCode: 0 });
+      const slurm = { job_id: own, array_job_id: arrayId, array_task_id: String(taskId), task };
+      for (const i of withStates ? itemsOfTask(plan, job, task) : []) {
+        const item = itemOf(i);
+        const tpl = fails(i) ? t.failed : t.ok;
+        for (const suffix of ["", ".a", ".b"]) {
+          const key = `scale.each.${i}${suffix}`;
+          writeFileSync(join(statesDir, `${key}.json`), stateText(tpl[suffix] as Record<string, unknown>, key, item, slurm, at++));
+        }
+      }
+    }
+    jobs[job.id] = { slurmJobId: arrayId, tasks };
+  });
+  writeFileSync(join(runDir, "local-jobs.json"), JSON.stringify({ format: 1, run_id: runId, attempt: 1, finished: true, cancelled: false, jobs }));
+  const store = new RunStore(home);
+  const record: RunRecord = {
+    format: 1,
+    run_id: runId,
+    pipeline: plan.pipeline,
+    spec,
+    cluster: config.name,
+    cluster_config: LOCAL_CONFIG,
+    remote_dir: runDir,
+    plan_signature: plan.signature,
+    created: "2026-12-07T00:00:00.000Z",
+    updated: "2026-12-07T00:00:00.000Z",
+    phase: "submitted",
+    jobs: Object.fromEntries(Object.entries(jobs).map(([k, v]) => [k, v.slurmJobId])),
+    error: null,
+    resumes: null,
+    attempt: 1,
+    executor: "local",
+    supervisor: null,
+    local: { cpus: null },
+  };
+  await store.writePlan(plan);
+  await store.writeRecord(record);
+  return { run: { runId, runDir }, plan, record };
+}
+
+/** The same run while it is still running (half its tasks done, a few running), watched by a live supervisor stand-in. */
+async function markRunning(home: string, run: SyntheticRun, record: RunRecord, supervisor: ChildProcess): Promise<void> {
+  const path = join(run.runDir, "local-jobs.json");
+  const table = JSON.parse(readFileSync(path, "utf8")) as { finished: boolean; jobs: Record<string, { tasks: Array<{ state: string; exitCode: number | null }> }> };
+  table.finished = false;
+  for (const job of Object.values(table.jobs)) {
+    job.tasks.forEach((t, i) => {
+      const where = i / job.tasks.length;
+      if (where >= 0.5) [t.state, t.exitCode] = where < 0.52 ? ["RUNNING", null] : ["PENDING", null];
+    });
+  }
+  writeFileSync(path, JSON.stringify(table));
+  const identity = identityOf(supervisor.pid ?? -1);
+  if (identity === null) throw new Error("the supervisor stand-in is not running");
+  await new RunStore(home).writeRecord({ ...record, supervisor: identity });
+}
+
+function cell(m: Measure | undefined): string {
+  if (m === undefined) return "-";
+  const how = m.code === 0 || m.code === 4 ? "" : m.signal !== null ? ` (${m.signal})` : ` (exit ${m.code})`;
+  return `${m.wallS.toFixed(m.wallS < 10 ? 2 : 1)} s, ${m.cpuS.toFixed(1)} s CPU, ${mib(m.rssKb)}${how}`;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { sizes: { type: "string" }, "no-merge": { type: "string" }, "per-task": { type: "string" }, keep: { type: "boolean", default: false }, help: { type: "boolean", short: "h", default: false } } });
+  if (values.help) return console.log(USAGE);
+  const sizes = (values.sizes ?? "1000,10000,100000,1000000").split(",").map((s) => {
+    const n = Number(s.trim());
+    if (!Number.isInteger(n) || n < 1) throw new Error(`--sizes wants whole numbers >= 1 (got ${s})\n${USAGE}`);
+    return n;
+  });
+  const noMerge = new Set((values["no-merge"] ?? "").split(",").filter((s) => s.trim() !== "").map((s) => Number(s.trim())));
+  const perTask = Number(values["per-task"] ?? 100);
+  if (!Number.isInteger(perTask) || perTask < 1) throw new Error(`--per-task wants a whole number >= 1\n${USAGE}`);
+  const work = mkdtempSync(join(tmpdir(), "hpcpipe-bench-scale-"));
+  const cleanup = (): void => {
+    if (!values.keep) rmSync(work, { recursive: true, force: true });
+  };
+  syncCleanups.add(cleanup);
+  const supervisor = spawn("sleep", ["86400"], { stdio: "ignore" });
+  syncCleanups.add(() => supervisor.kill());
+  try {
+    console.log(`bench:scale in ${work}: ${perTask} items per task, 2 steps per item; capturing the wrapper's state files from a real local run of ${TEMPLATE_ITEMS} items`);
+    const templates = await captureTemplates(work, perTask);
+    const rows = new Map<string, Array<Measure | undefined>>();
+    const put = (path: string, k: number, m: Measure | undefined): void => {
+      if (m !== undefined && m.code !== 0 && m.code !== 4) console.log(`  ${path} at ${int(sizes[k] ?? 0)} items failed: ${m.stderr.trim().split("\n").slice(-3).join(" / ").slice(0, 600)}`);
+      const row = rows.get(path) ?? sizes.map(() => undefined);
+      row[k] = m;
+      rows.set(path, row);
+    };
+    for (const [k, n] of sizes.entries()) {
+      checkInterrupt();
+      const dir = join(work, `n${n}`);
+      mkdirSync(dir, { recursive: true });
+      const home = join(dir, "home");
+      const env = { home, cwd: dir };
+      const spec = writeSpec(dir, n, perTask);
+      put("plan", k, await cli(["plan", spec, "--cluster", SLURM_CONFIG], env));
+      put("submit --dry-run", k, await cli(["submit", spec, "--cluster", SLURM_CONFIG, "--dry-run", "--out", join(dir, "dry")], env));
+      const t0 = performance.now();
+      const merging = !noMerge.has(n);
+      const { run, record } = await synthesizeRun(dir, home, spec, templates, `n${n}`.padEnd(6, "0").slice(0, 6), merging);
+      if (merging) {
+        console.log(`  ${int(n)} items: ${int(3 * n)} state files written in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+        put("collect (merge)", k, await cli(["collect", run.runId], env));
+        // A local run's supervisor leaves the merged result in the run directory, where `report` reads it.
+        const merged = join(home, "runs", run.runId, "result.json");
+        if (existsSync(merged)) copyFileSync(merged, join(run.runDir, "result.json"));
+        put("report --offline", k, await cli(["report", run.runId, "--offline", "--out", join(dir, "report.html")], env));
+        put("status (finished: poll + merge)", k, await cli(["status", run.runId], env));
+      }
+      await markRunning(home, run, record, supervisor);
+      put("status (running: one poll)", k, await cli(["status", run.runId], env));
+      const done = [...rows].map(([p, ms]) => `${p}: ${cell(ms[k])}`).join("; ");
+      console.log(`  ${int(n)} items: ${done}`);
+      rmSync(dir, { recursive: true, force: true });
+    }
+    console.log("");
+    table(["path", ...sizes.map((n) => `${int(n)} items`)], [...rows].map(([p, ms]) => [p, ...ms.map(cell)]));
+    console.log("\n(wall time, user + system CPU, peak RSS of the CLI child process; /usr/bin/time -v)");
+  } finally {
+    supervisor.kill();
+    cleanup();
+  }
+}
+
+await runBench(main);
