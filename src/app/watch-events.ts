@@ -149,6 +149,7 @@ export async function watchByEvents(run: RunExecutor, options: WatchOptions): Pr
     const merged = mergeRun(run.plan, remote, status.jobs, status.polled_at);
     const done = { ...status, ...resultsOf(merged, remote) };
     options.onUpdate?.(done, changed);
+    debug(`watch ended: ${queries} scheduler quer${queries === 1 ? "y" : "ies"}, ${events} watcher line(s), learning by ${mode}`);
     return { status: done, merged, remote, aborted: false, polls: queries, queries, events, mode };
   };
 
