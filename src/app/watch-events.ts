@@ -97,17 +97,26 @@ export async function watchByEvents(run: RunExecutor, options: WatchOptions): Pr
   const start = (): void => {
     ready = false;
     ended = null;
-    const w = startWatcher(
-      {
-        onEvent: (event) => {
-          if (watcher !== w) return;
-          queue.push(event);
-          poke();
+    let w: RemoteWatcher;
+    try {
+      w = startWatcher(
+        {
+          onEvent: (event) => {
+            if (watcher !== w) return;
+            queue.push(event);
+            poke();
+          },
+          onBad: (preview) => debug(`state watcher: ignored a line that is not valid: ${preview}`),
         },
-        onBad: (preview) => debug(`state watcher: ignored a line that is not valid: ${preview}`),
-      },
-      options.watcher,
-    );
+        options.watcher,
+      );
+    } catch (error) {
+      // No watcher can be started here (its script unreadable, a bad setting): poll for the rest of the watch.
+      debug(`state watcher not started: ${(error as Error).message}`);
+      failedStarts = WATCHER_GIVE_UP;
+      ended = { reason: "failed", error: error as Error };
+      return;
+    }
     watcher = w;
     void w.ended.then((end) => {
       if (watcher !== w) return;

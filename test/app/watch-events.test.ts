@@ -231,6 +231,29 @@ describe("watching by state-file events (a scripted watcher, a fake scheduler)",
     expect(h.debug.some((m) => /starting a new state watcher/.test(m))).toBe(true);
   });
 
+  it("polls for the whole watch when no watcher can be started", async () => {
+    run = await tempRun("examples/specs/thumbnail-shape.yaml");
+    const fake = new FakeTransport();
+    fake.squeue.set("100", [squeueJob("100", "COMPLETED")]);
+    fake.squeue.set("200", [0, 1, 2, 3].map((t) => squeueTask("200", t, "COMPLETED")));
+    fake.squeue.set("300", [squeueJob("300", "COMPLETED")]);
+    const debug: string[] = [];
+    const outcome = await withRun(run.record.run_id, { store: run.store, connect: async () => fake }, (ctx) => {
+      const base = slurmExecutor(ctx);
+      const executor: RunExecutor = Object.assign(Object.create(null) as RunExecutor, base, {
+        record: base.record,
+        watchStates: () => {
+          throw new Error("cannot read templates/watch-states.sh");
+        },
+      });
+      return watchRun(executor, { events: true, onDebug: (m) => debug.push(m), policy: { initialMs: 10, factor: 1, maxMs: 10, jitter: 0 } });
+    });
+    expect(outcome.mode).toBe("polling");
+    expect(outcome.status.final).toBe(true);
+    expect(debug.some((m) => m.includes("state watcher not started: cannot read templates/watch-states.sh"))).toBe(true);
+    expect(fake.gets).toHaveLength(1);
+  });
+
   it("a 2,000-task run of 16 minutes (simulated clock): at most one scheduler query a minute on average, the end seen within a second", { timeout: 180_000 }, async () => {
     scratch = mkdtempSync(path.join(tmpdir(), "hpcpipe-watch-events-"));
     writeFileSync(path.join(scratch, "items.txt"), Array.from({ length: 2000 }, (_, i) => `item${i}`).join("\n") + "\n");
