@@ -23,7 +23,8 @@ import type { WorkflowEnv } from "../fixtures/workflow/support.js";
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Waits until `check` holds, polling every 100 ms; fails with `what` after `timeoutMs`. */
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+// A job may wait behind other sessions' jobs on the shared test cluster: waits are generous.
+async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 120_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
@@ -31,7 +32,7 @@ async function until(what: string, check: () => boolean | Promise<boolean>, time
   }
 }
 
-describe.skipIf(e2eSkipped)("the state watcher on the test cluster", { timeout: 120_000 }, () => {
+describe.skipIf(e2eSkipped)("the state watcher on the test cluster", { timeout: 300_000 }, () => {
   let env: WorkflowEnv;
   let remote: SshTransport;
   let buildDir: string;
