@@ -30,8 +30,10 @@ import { BENCH_DIR, closeBench, openBench, writeConfig } from "./lib/cluster.js"
 import type { Bench } from "./lib/cluster.js";
 import { int, median, msec, now, sec, signed, table } from "./lib/format.js";
 import { checkInterrupt, liveJobs, runBench, syncCleanups } from "./lib/interrupt.js";
-import { printWorkloads, SPECS, timedSubmit, w2Workloads, workloadRows } from "./lib/workloads.js";
-import type { SubmitTiming, Workload } from "./lib/workloads.js";
+import { baselineRun, printWorkloads, SPECS, timedSubmit, w2Workloads, workloadRows } from "./lib/workloads.js";
+import type { SubmitTiming } from "./lib/workloads.js";
+import { cliWorkloadRows, printCliWorkloads } from "./lib/cli-workload.js";
+import type { CliWorkload } from "./lib/cli-workload.js";
 import { addNetem, removeStaleNetem } from "./submit/netem.js";
 
 const PROXY = join(BENCH_DIR, "submit", "delay-proxy.js");
@@ -42,9 +44,10 @@ const USAGE = `usage: node dist/bench/submit.js [options]
   --only LIST        sections to run, comma-separated (default all):
                      submit  round trips of a 10- and a 1,000-job submission, scheduler queries per poll
                      collect time to collect 2,000 state files
-                     w1,w2,w3  submit to merged result, hpcpipe next to bench/submit/baseline.sh
+                     w1,w3   submit to merged result: the CLI (child process, default settings) next to bench/submit/baseline.sh
+                     w2      the same for W2, hpcpipe in-process
                      delay   the submission figures with added delay on the SSH path
-  --rounds N         rounds of every workload (median shown; default W1 5, W2 1, W3 3)
+  --rounds N         rounds of every workload (median shown; default W1 15, W2 1, W3 5)
   --delay-ms MS      added delay each way on the SSH path (default 50)
   --delay-mode M     auto (tc netem, else a labelled userspace delay proxy), netem, proxy (default auto)
   --no-packed        leave out the W2 row with task packing
@@ -547,13 +550,20 @@ async function main(): Promise<void> {
       process.stderr.write("collect: 2,000 state files...\n");
       printCollect(await collectBench(bench));
     }
-    const workloads: Workload[] = [];
-    if (want("w1")) workloads.push({ id: "w1", label: "W1 prep -> 4 parallel -> metadata", spec: join(SPECS, "w1.yaml"), jobs: join(SPECS, "w1.jobs"), goal: { max: 1.2, text: "<= 1.2x" }, rounds: 5 });
-    if (want("w2")) workloads.push(...w2Workloads(!values["no-packed"]));
-    if (want("w3")) workloads.push({ id: "w3", label: "W3 chain of 20 trivial steps", spec: join(SPECS, "w3.yaml"), jobs: join(SPECS, "w3.jobs"), goal: { max: 0.1, text: ">= 10x faster" }, rounds: 3 });
-    if (workloads.length > 0) {
-      process.stderr.write("workloads:\n");
-      printWorkloads(await workloadRows(bench, workloads), "4.");
+    const cliWorkloads: CliWorkload[] = [];
+    if (want("w1")) {
+      cliWorkloads.push({ label: "W1 prep -> 4 parallel -> metadata", spec: join(SPECS, "w1.yaml"), jobs: join(SPECS, "w1.jobs"), rounds: rounds ?? 15, goal: { text: "<= 1.1x", met: (_s, r) => r <= 1.1 } });
+    }
+    if (want("w3")) {
+      cliWorkloads.push({ label: "W3 chain of 20 trivial steps (fused)", spec: join(SPECS, "w3.yaml"), jobs: join(SPECS, "w3.jobs"), rounds: rounds ?? 5, goal: { text: "< 1.5 s", met: (s) => s < 1.5 } });
+    }
+    if (cliWorkloads.length > 0) {
+      process.stderr.write("workloads through the CLI:\n");
+      printCliWorkloads(await cliWorkloadRows(bench, cliWorkloads, (jobs) => baselineRun(bench, jobs)), "4.");
+    }
+    if (want("w2")) {
+      process.stderr.write("W2 (in-process):\n");
+      printWorkloads(await workloadRows(bench, w2Workloads(!values["no-packed"])), "5.");
     }
     if (want("delay")) {
       process.stderr.write(`delay: ${delayMs} ms each way...\n`);

@@ -2,6 +2,9 @@
 import { setPassphrasePrompt } from "../src/app/connect.js";
 import { promptPassphrase } from "./passphrase.js";
 import { runCli } from "./run-cli.js";
+import { markTiming } from "../src/core/timing.js";
+
+markTiming("cli-loaded");
 
 // An encrypted identity file without HPCPIPE_SSH_PASSPHRASE is asked for on a terminal, never echoed or stored.
 if (process.stdin.isTTY && process.stderr.isTTY) setPassphrasePrompt(promptPassphrase);
@@ -13,4 +16,5 @@ for (const stream of [process.stdout, process.stderr]) stream.on("error", () => 
 // asynchronously: exiting before it is flushed would cut it at the pipe's buffer size, so wait for it.
 const code = await runCli(process.argv);
 await Promise.all([process.stdout, process.stderr].map((stream) => new Promise<void>((resolve) => stream.write("", () => resolve()))));
+markTiming("exit");
 process.exit(code);

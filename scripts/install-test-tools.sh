@@ -3,7 +3,8 @@
 # cluster (scripts/cluster/up.sh): shellcheck, to lint every rendered job script;
 # blender, python3-numpy (Blender's glTF importer needs it) and ffmpeg, for the
 # thumbnail example (examples/thumbnails/); chromium (headless), to render and
-# screenshot the HTML run reports (`hpcpipe report`).
+# screenshot the HTML run reports (`hpcpipe report`); inotify-tools, for the
+# inotify path of the state watcher (templates/watch-states.sh).
 # Idempotent; needs root and apt-get only when something is missing.
 set -euo pipefail
 
@@ -14,6 +15,8 @@ command -v blender >/dev/null 2>&1 || missing+=(blender)
 dpkg-query -W -f='${Status}' python3-numpy 2>/dev/null | grep -q 'install ok installed' || missing+=(python3-numpy)
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# The state watcher of `status --watch` lets inotifywait wake its scan early when the cluster has it.
+command -v inotifywait >/dev/null 2>&1 || missing+=(inotify-tools)
 [ "${#missing[@]}" -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then

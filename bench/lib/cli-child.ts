@@ -9,7 +9,7 @@ import { BENCH_DIR, REPO } from "./cluster.js";
 import { now } from "./format.js";
 import { syncCleanups } from "./interrupt.js";
 
-const CLI = join(REPO, "dist", "cli", "main.js");
+export const CLI = join(REPO, "dist", "cli", "main.js");
 const PRELOAD = pathToFileURL(join(BENCH_DIR, "lib", "count-queries.js")).href;
 const TIME = "/usr/bin/time";
 

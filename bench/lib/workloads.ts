@@ -319,7 +319,7 @@ async function workloadRow(bench: Bench, w: Workload, baseline: BaselineRun[] | 
 /** Prints the workloads' table under the heading numbered `section`. */
 export function printWorkloads(rows: WorkloadRow[], section: string): void {
   console.log(
-    `\n${section} Submit to merged result: hpcpipe (\`submit --wait\` via submitRun + waitAndCollect, fusion on) next to a hand-written bash client\n` +
+    `\n${section} Submit to merged result: hpcpipe IN-PROCESS (\`submit --wait\` via submitRun + waitAndCollect, fusion on, polling: no process start) next to a hand-written bash client\n` +
       "   (bench/submit/baseline.sh: every job up front, one job per step, arrays for groups/maps, afterok + --kill-on-invalid-dep=yes,\n" +
       "   one ssh connection, squeue every 0.5 s until all ended; it merges nothing). Times: median [min-max] of the rounds.",
   );

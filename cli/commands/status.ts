@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { openRun } from "../../src/app/lifecycle.js";
 import { getRunStatus, watchRun } from "../../src/app/status.js";
 import type { RunStatus, WatchOptions } from "../../src/app/status.js";
+import { eventsAllowed } from "../../src/app/watch-events.js";
 import { changeLines, formatStatus, redrawFrame, renderWatchView } from "../../src/app/watch-view.js";
 import { CliExit } from "../../src/cli-exit.js";
 import { guarded } from "../errors.js";
@@ -21,11 +22,14 @@ export const ACCEPT_HOST_KEY_HELP = "trust and record the cluster's host key whe
  * in place; otherwise one plain line per change; with json, one JSON object
  * per changed snapshot (JSON Lines).
  */
-export function watchPrinter(stream: NodeJS.WriteStream, mode: { json?: boolean; tty?: boolean }): Pick<WatchOptions, "onUpdate" | "onRetry"> {
+export function watchPrinter(stream: NodeJS.WriteStream, mode: { json?: boolean; tty?: boolean }): Pick<WatchOptions, "onUpdate" | "onRetry" | "onDebug" | "events"> {
   let previous: RunStatus | null = null;
   let drawn = 0;
   const tty = mode.tty ?? stream.isTTY === true;
   return {
+    // State-file events from a watcher on the cluster unless HPCPIPE_WATCH=poll; HPCPIPE_DEBUG=1 shows what it does.
+    events: eventsAllowed(),
+    ...(process.env.HPCPIPE_DEBUG === "1" ? { onDebug: (message: string) => process.stderr.write(`hpcpipe: debug: ${message}\n`) } : {}),
     onUpdate: (status, changed) => {
       if (mode.json) {
         if (changed || status.final) stream.write(`${JSON.stringify(status)}\n`);

@@ -219,6 +219,7 @@ async function submitCommand(spec: string, flags: SubmitFlags): Promise<number> 
         cache: flags.cache,
         ...(flags.templates ? { templatesDir: flags.templates } : {}),
         acceptNewHostKey: flags.acceptNewHostKey ?? false,
+        connectEarly: true,
         ...(flags.resume !== undefined ? { resume: flags.resume } : {}),
         onProgress: (message) => {
           bar.end();

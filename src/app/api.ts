@@ -17,6 +17,7 @@ import type { CancelOutcome, ExecutorKind, RunExecutor } from "./executor.js";
 import { openRun, submitPipeline } from "./lifecycle.js";
 import type { PipelineSource } from "./prepare.js";
 import { getRunStatus, watchRun } from "./status.js";
+import { eventsAllowed } from "./watch-events.js";
 import type { RunStatus } from "./status.js";
 
 /** What `submit` needs. */
@@ -60,6 +61,8 @@ export interface WatchOptions {
   /** Stops watching (the run goes on); `watch` then resolves with `aborted`. */
   signal?: AbortSignal;
   onEvent?: (event: ProgressEvent) => void;
+  /** Learn from state-file events streamed from the cluster (default: yes, unless HPCPIPE_WATCH=poll); false polls the scheduler. */
+  events?: boolean;
 }
 
 /** A submitted run: ask, follow, collect or cancel it, from this process or a later one (`openRun`). */
@@ -90,6 +93,7 @@ export class Run {
     const seen = new Map<string, string>();
     const outcome = await this.with((run) =>
       watchRun(run, {
+        events: options.events ?? eventsAllowed(),
         ...(options.signal ? { signal: options.signal } : {}),
         onRetry: (error) => emit({ type: "retry", runId: this.runId, error }),
         onUpdate: (status) => {

@@ -9,6 +9,8 @@ import type { CompiledPlan } from "../plan/plan.js";
 import type { JobStatus, RunRecord, RunStore } from "../runs/index.js";
 import type { PollPolicy } from "../slurm/index.js";
 import type { PullOptions, PullOutcome } from "../store/index.js";
+import type { WatchEvent } from "../watch/events.js";
+import type { RemoteWatcher, RemoteWatcherOptions } from "../watch/remote-watcher.js";
 import type { RemoteStates } from "./collect.js";
 
 /** Which executor runs a run. */
@@ -49,6 +51,11 @@ export interface RunExecutor {
   readFile(path: string, maxBytes: number): Promise<Buffer | null>;
   /** New bytes of a file of the run directory from `offset`, at most `maxBytes`. */
   readFileFrom(path: string, offset: number, maxBytes: number): Promise<LogChunk>;
+  /**
+   * Starts a watcher that streams an event for each new state file of the run (the SLURM executor: over the
+   * open SSH connection); absent when the executor has none, and then a watch polls.
+   */
+  watchStates?(handlers: { onEvent: (event: WatchEvent) => void; onBad: (preview: string) => void }, options?: RemoteWatcherOptions): RemoteWatcher;
   /** Copies outputs (paths under the run's work/ directory) into `options.to`: ONE transfer, hash-skipped, size-capped (`hpcpipe pull`). */
   pull(paths: readonly string[], options: PullOptions): Promise<PullOutcome>;
 }

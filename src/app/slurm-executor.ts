@@ -7,6 +7,7 @@ import { RunStateError } from "../runs/index.js";
 import { pullOutputs } from "../store/index.js";
 import { readRemoteFiles } from "../transport/index.js";
 import type { RemoteReadAnswer } from "../transport/index.js";
+import { startRemoteWatcher } from "../watch/remote-watcher.js";
 import { queryJobStatuses, readRemoteStates, requireJobIds } from "./collect.js";
 import type { RunContext } from "./connect.js";
 import type { LogChunk, RunExecutor } from "./executor.js";
@@ -47,6 +48,7 @@ export function slurmExecutor(run: RunContext): RunExecutor {
       if (answer.data === null) throw new RunStateError(`run ${executor.record.run_id}: cannot follow ${path}: ${answerText(answer)} (it is on the cluster under ${dir})`, executor.record.run_id);
       return { absent: false, restarted: answer.restarted, data: answer.data };
     },
+    watchStates: (handlers, options) => startRemoteWatcher(run.transport, executor.record.remote_dir, handlers, options),
     pull: (paths, options) => pullOutputs(run.transport, executor.record.remote_dir, paths, options),
   };
   return executor;

@@ -15,7 +15,11 @@ import { mergeRun, requireJobIds } from "./collect.js";
 import type { RemoteStates } from "./collect.js";
 import type { RunContext } from "./connect.js";
 import type { RunExecutor } from "./executor.js";
+import { markTiming } from "../core/timing.js";
 import { executorOf } from "./slurm-executor.js";
+import { watchByEvents } from "./watch-events.js";
+import type { CadencePolicy } from "../watch/cadence.js";
+import type { RemoteWatcherOptions } from "../watch/remote-watcher.js";
 
 /** One step's outcome as the status shows it (from the merged state files). */
 export interface StepResult {
@@ -62,7 +66,7 @@ export function stepResults(state: CompletedState): Record<string, StepResult> {
   return out;
 }
 
-function snapshot(record: RunRecord, jobs: JobStatus[], polledAt: string): RunStatus {
+export function snapshot(record: RunRecord, jobs: JobStatus[], polledAt: string): RunStatus {
   return {
     run_id: record.run_id,
     pipeline: record.pipeline,
@@ -80,21 +84,21 @@ function snapshot(record: RunRecord, jobs: JobStatus[], polledAt: string): RunSt
   };
 }
 
+/** The steps' results and the run's outcome from a merged state. */
+export function resultsOf(merged: CompletedState, remote: RemoteStates): Pick<RunStatus, "steps" | "result" | "state_problems"> {
+  return {
+    steps: stepResults(merged),
+    result: { success: merged.success, failure: merged.failure ?? null, error: merged.error ?? null, exit_code: exitCodeFrom(merged) },
+    state_problems: remote.problems,
+  };
+}
+
 /** Adds the steps' results from the state files (ONE getFiles) to a final snapshot; also returns the merged state. */
 async function withResults(run: RunExecutor, status: RunStatus): Promise<{ status: RunStatus; merged: CompletedState | null; remote: RemoteStates | null }> {
   if (!status.final || Object.keys(run.record.jobs).length === 0) return { status, merged: null, remote: null };
   const remote = await run.readStates();
   const merged = mergeRun(run.plan, remote, status.jobs, status.polled_at);
-  return {
-    status: {
-      ...status,
-      steps: stepResults(merged),
-      result: { success: merged.success, failure: merged.failure ?? null, error: merged.error ?? null, exit_code: exitCodeFrom(merged) },
-      state_problems: remote.problems,
-    },
-    merged,
-    remote,
-  };
+  return { status: { ...status, ...resultsOf(merged, remote) }, merged, remote };
 }
 
 /** One poll: ONE scheduler query; when every job is final, ONE getFiles for the state files. */
@@ -126,6 +130,20 @@ export interface WatchOptions {
   onUpdate?: (status: RunStatus, changed: boolean) => void;
   /** A poll that failed in a way the next poll may not (accounting down, a busy controller). */
   onRetry?: (error: Error) => void;
+  /**
+   * Learn from state-file events streamed by a watcher on the cluster (src/app/watch-events.ts) instead of
+   * polling the scheduler, when the executor has one. Default false here; the CLI and the API turn it on
+   * unless HPCPIPE_WATCH=poll.
+   */
+  events?: boolean;
+  /** The watcher's settings (tick, inotify). */
+  watcher?: RemoteWatcherOptions;
+  /** When an event watch asks the scheduler (src/watch/cadence.ts). */
+  cadence?: Partial<CadencePolicy>;
+  /** Milliseconds, for the event watch's scheduler cadence (default Date.now). */
+  clock?: () => number;
+  /** Details for people debugging a watch (a bad event line, the watcher's mode). */
+  onDebug?: (message: string) => void;
 }
 
 export interface WatchOutcome {
@@ -135,11 +153,18 @@ export interface WatchOutcome {
   /** The state files it was merged from. */
   remote: RemoteStates | null;
   aborted: boolean;
+  /** Scheduler queries (each one squeue, plus sacct when squeue has forgotten tasks). */
   polls: number;
+  /** The same count (kept apart from `polls` for readers of the event watch). */
+  queries: number;
+  /** Lines received from the state watcher. */
+  events: number;
+  /** How the watch ended up learning about the run. */
+  mode: "events" | "polling";
 }
 
 /** Errors after which the next poll may well succeed. */
-function retryable(error: unknown): error is Error {
+export function retryable(error: unknown): error is Error {
   return error instanceof AccountingUnavailableError || (error instanceof SchedulerError && error.transient);
 }
 
@@ -153,6 +178,7 @@ function retryable(error: unknown): error is Error {
 export async function watchRun(context: RunContext | RunExecutor, options: WatchOptions = {}): Promise<WatchOutcome> {
   const run = executorOf(context);
   requireJobIds(run.record);
+  if (options.events === true && run.watchStates !== undefined && Object.keys(run.record.jobs).length > 0) return watchByEvents(run, options);
   const interval = new PollInterval(options.policy ?? run.pollPolicy, options.random);
   const sleep = options.sleep ?? abortableSleep;
   const now = options.now ?? isoNow;
@@ -164,7 +190,7 @@ export async function watchRun(context: RunContext | RunExecutor, options: Watch
     if (options.signal?.aborted) {
       // Stopped before any poll answered: every task as yet unknown.
       const status = last ?? snapshot(run.record, mapJobStatuses(run.plan, run.record.jobs, new Map()), now());
-      return { status, merged: null, remote: null, aborted: true, polls };
+      return { status, merged: null, remote: null, aborted: true, polls, queries: polls, events: 0, mode: "polling" };
     }
     let jobs: JobStatus[];
     try {
@@ -182,18 +208,19 @@ export async function watchRun(context: RunContext | RunExecutor, options: Watch
     lastKey = key;
     const status = snapshot(run.record, jobs, now());
     if (status.final) {
+      markTiming("end-detected");
       const done = await withResults(run, status);
       options.onUpdate?.(done.status, changed);
-      return { ...done, aborted: false, polls };
+      return { ...done, aborted: false, polls, queries: polls, events: 0, mode: "polling" };
     }
     last = status;
     options.onUpdate?.(status, changed);
-    if (options.signal?.aborted) return { status, merged: null, remote: null, aborted: true, polls };
+    if (options.signal?.aborted) return { status, merged: null, remote: null, aborted: true, polls, queries: polls, events: 0, mode: "polling" };
     await sleep(interval.next(changed), options.signal);
   }
 }
 
-function isoNow(): string {
+export function isoNow(): string {
   return new Date().toISOString();
 }
 

@@ -5,9 +5,10 @@
  * files under work/) and ONE run of the generated submit script, whose
  * `hpcpipe-job <plan job> <slurm id>` lines are recorded.
  */
+import { markTiming, reached } from "../core/timing.js";
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
-import { ConfigError } from "../cluster/index.js";
+import { ConfigError, loadClusterConfig } from "../cluster/index.js";
 import { executableBundleFiles } from "../plan/bundle-files.js";
 import { parseSubmitOutput } from "../slurm/index.js";
 import type { ClusterConfig } from "../cluster/index.js";
@@ -108,6 +109,11 @@ export interface SubmitOptions extends Omit<PrepareOptions, "cluster" | "localRu
   resume?: string;
   /** Use the step cache: restore steps that already succeeded with the same key, store what runs (default true; `--no-cache`). */
   cache?: boolean;
+  /**
+   * Start the SSH handshake before preparing the plan, so that the two overlap (the CLI does). Connecting
+   * changes nothing on the cluster: the run record is still written before anything is sent.
+   */
+  connectEarly?: boolean;
 }
 
 export interface SubmitOutcome<T> {
@@ -137,9 +143,23 @@ export async function submitRun<T = undefined>(options: SubmitOptions, then?: (r
   const progress = options.onProgress ?? (() => undefined);
   const store = options.store ?? new RunStore();
   if (options.resume !== undefined) return resumeRun(options, options.resume, store, then);
-  const { plan, loaded, config } = prepareFor(options, options.runId);
-  requireSlurm(config, options);
-  const staged = withInputs(await stagedBundle(loaded.specDir, loaded.bundle, progress, store.root), loaded.inputs);
+  const connect = options.connect ?? defaultTransportFactory;
+  const early = options.connectEarly ? connectEarly(options, connect) : null;
+  // Reading the ssh config and keys takes a few event-loop turns; let the first packet leave before compiling.
+  if (early !== null) await Promise.race([reached("connect-start", 200), early.then(() => undefined, () => undefined)]);
+  let prepared;
+  try {
+    prepared = prepareFor(options, options.runId);
+    requireSlurm(prepared.config, options);
+  } catch (error) {
+    void early?.then((t) => t.close(), () => undefined);
+    throw error;
+  }
+  const { plan, loaded, config } = prepared;
+  const staged = withInputs(await stagedBundle(loaded.specDir, loaded.bundle, progress, store.root).catch(async (error: unknown) => {
+    void early?.then((t) => t.close(), () => undefined);
+    throw error;
+  }), loaded.inputs);
   const { files, executable } = submissionFiles(plan, new Map());
 
   const now = store.now();
@@ -166,10 +186,9 @@ export async function submitRun<T = undefined>(options: SubmitOptions, then?: (r
   // Another process reconciling this run waits while this one is alive (see reconcile.ts).
   await markSubmitter(store, plan.runId);
   try {
-    const connect = options.connect ?? defaultTransportFactory;
     let transport;
     try {
-      transport = await connect(config, { acceptNewHostKey: options.acceptNewHostKey ?? false });
+      transport = await (early ?? connect(config, { acceptNewHostKey: options.acceptNewHostKey ?? false }));
     } catch (error) {
       await store.updateRecord(plan.runId, { phase: "submit_failed", error: `could not connect to ${config.name}: ${(error as Error).message}`.slice(0, 60_000) });
       throw error;
@@ -218,6 +237,20 @@ function stoppedAt(plan: CompiledPlan, jobs: Readonly<Record<string, string>>): 
 }
 
 /** The plan a submission sends: the submit options, a run id (new unless resuming) and what is already done. */
+/** The connection to the cluster a submission goes to, started at once (a config that runs locally: none). */
+function connectEarly(options: SubmitOptions, connect: TransportFactory): Promise<Transport> | null {
+  let config: ClusterConfig;
+  try {
+    config = loadClusterConfig(options.cluster);
+  } catch {
+    return null; // preparing the plan reports it
+  }
+  if (config.executor !== "slurm") return null;
+  const pending = connect(config, { acceptNewHostKey: options.acceptNewHostKey ?? false });
+  pending.catch(() => undefined); // awaited (and reported) after the record is written
+  return pending;
+}
+
 function prepareFor(options: SubmitOptions, runId: string | undefined, done?: ReadonlySet<string>): ReturnType<typeof preparePlan> {
   const prepared = preparePlan({
     spec: options.spec,
@@ -364,6 +397,7 @@ async function sendRun<T>(ctx: SendContext, then?: (run: RunContext) => Promise<
       all,
     );
   }
+  markTiming("submitted");
   record = await store.updateRecord(plan.runId, { phase: "submitted", jobs, error: null });
   await clearSubmitter(store, plan.runId);
   // What the script said on the way (sbatch warnings, transient errors it retried) is worth showing.
@@ -486,5 +520,6 @@ export async function waitAndCollect(run: RunContext | RunExecutor, options: Wat
   const watch = await watchRun(run, options);
   if (watch.aborted) return { watch, collect: null };
   const collect = await collectRun(run, { jobs: watch.status.jobs, ...(watch.remote ? { remote: watch.remote } : {}), ...(watch.merged && watch.remote ? { merged: watch.merged } : {}) });
+  markTiming("collected");
   return { watch, collect };
 }

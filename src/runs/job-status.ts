@@ -111,7 +111,7 @@ export function aggregateState(tasks: readonly Pick<TaskKind, "state" | "reason"
   return { state: first.state, reason: reasonOf(first.state) };
 }
 
-function countPhases(table: TaskTable): PhaseCounts {
+export function countPhases(table: TaskTable): PhaseCounts {
   const counts: PhaseCounts = { pending: 0, running: 0, done: 0, failed: 0 };
   table.kinds.forEach((k, i) => (counts[k.phase] += table.countOf(i)));
   return counts;

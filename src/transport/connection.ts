@@ -12,6 +12,7 @@ import { prepareHostKeyCheck } from "./host-key-check.js";
 import { makeAuthHandler, PausableTimer, type KbdState } from "./auth.js";
 import { answerRound, describeSource, refusedCodeMessage, type KbdContext } from "./otp.js";
 import type { ResolvedEndpoint } from "./options.js";
+import { markTiming } from "../core/timing.js";
 
 /** What a command's channel offers: stdout as the stream, stderr, a signal, 'exit' (code, signal) and 'close' events. */
 export type ExecChannel = Duplex & { stderr: Readable; signal(name: string): unknown; close(): unknown };
@@ -199,6 +200,7 @@ async function handshake(endpoint: ResolvedEndpoint, sock: Duplex | undefined, c
       phase = "auth";
     });
     client.on("ready", () => {
+      markTiming("connected");
       settled = true;
       timer?.stop();
       resolve();
@@ -224,6 +226,7 @@ async function handshake(endpoint: ResolvedEndpoint, sock: Duplex | undefined, c
       fail(new ConnectionError(`connection to ${endpoint.host}:${endpoint.port} closed during the ${phase} phase`, endpoint.host, endpoint.port, phase));
     });
     try {
+      markTiming("connect-start");
       client.connect(config);
     } catch (cause) {
       fail(new ConnectionError(`cannot start an SSH connection to ${endpoint.host}:${endpoint.port}: ${(cause as Error).message}`, endpoint.host, endpoint.port, "connect", { cause }));

@@ -189,6 +189,38 @@ describe.skipIf(e2eSkipped)("the SSH connection drops (fault proxy on the real s
     await expectExactlyOnce(outcome.record.run_id, outcome.record.remote_dir, ["j000", "j001", "j002"]);
   });
 
+  it("drops during a watch by state-file events: the watch polls, reconnects, starts a new watcher and learns the end from its events", async () => {
+    await shim.configure({});
+    const slow = env.spec("faulty-events", countingSpec("faulty_events", { sleepA: 4 }));
+    const store = env.store();
+    const factory = recordingFactory();
+    const debug: string[] = [];
+    let cut = false;
+    const outcome = await submitRun({ spec: slow, cluster: viaProxy, store, connect: factory.connect }, (run) =>
+      watchRun(run, {
+        events: true,
+        policy: FAST,
+        onDebug: (message) => {
+          debug.push(message);
+          // Cut once, as soon as the first watcher has done its first scan.
+          if (!cut && /first scan done/.test(message)) {
+            cut = true;
+            proxy.cut();
+          }
+        },
+      }),
+    );
+    expect(cut).toBe(true);
+    expect((factory.opened[0] as SshTransport).reconnects).toBeGreaterThanOrEqual(1);
+    expect(debug.some((m) => /^state watcher ended .*polling until it can be started again$/.test(m))).toBe(true);
+    expect(debug.some((m) => /starting a new state watcher/.test(m))).toBe(true);
+    expect(debug.filter((m) => /^state watcher started/.test(m)).length).toBeGreaterThanOrEqual(2);
+    expect(outcome.then?.mode).toBe("events");
+    expect(outcome.then?.status.final).toBe(true);
+    expect(outcome.then?.merged?.success).toBe(true);
+    await expectExactlyOnce(outcome.record.run_id, outcome.record.remote_dir, ["j000", "j001", "j002"]);
+  });
+
   it("drops during collection (in the middle of the state files' transfer): collect reconnects and every state comes back", async () => {
     await shim.configure({});
     // A map of 24 items: 24 state files of about 1 kB, well over the 6 kB after which the transfer is cut.

@@ -1,0 +1,233 @@
+/**
+ * Watching a run by its state files: a watcher on the cluster streams an
+ * event for each new state file (src/watch/), finished work is learned from
+ * those events, and the run's end is decided from them (every task of every
+ * submitted job has its state files) within a fraction of a second. The
+ * scheduler is asked only for what files cannot say, on the cadence of
+ * src/watch/cadence.ts. When the watcher's channel ends (the connection
+ * dropped), the watch falls back to polling and starts a new watcher after
+ * the next answered poll. No event line can crash it: a bad line is dropped
+ * with a debug message.
+ */
+import { markTiming } from "../core/timing.js";
+import { parseStateText } from "../collect/read-states.js";
+import type { StateProblem } from "../collect/read-states.js";
+import type { StateFile } from "../plan/state-file.js";
+import { carryFinalStates, mapJobStatuses } from "../runs/job-status.js";
+import type { JobStatus } from "../runs/job-status.js";
+import { PollInterval } from "../slurm/index.js";
+import { cadencePolicy, SchedulerCadence } from "../watch/cadence.js";
+import type { AnswerFacts } from "../watch/cadence.js";
+import type { WatchEvent } from "../watch/events.js";
+import type { RemoteWatcher, WatcherEnd } from "../watch/remote-watcher.js";
+import { TaskEnds } from "../watch/task-ends.js";
+import { mergeRun } from "./collect.js";
+import type { RemoteStates } from "./collect.js";
+import type { RunExecutor } from "./executor.js";
+import { abortableSleep, resultsOf, retryable, snapshot, statusKey } from "./status.js";
+import type { RunStatus, WatchOptions, WatchOutcome } from "./status.js";
+
+/** Consecutive watchers that ended before their first scan after which the watch stays with polling. */
+const WATCHER_GIVE_UP = 3;
+
+interface FileEntry {
+  text: string | null;
+  parsed: { ok: true; key: string; state: StateFile } | { ok: false; error: string } | null;
+}
+
+/** Whether the environment asks for polling only (HPCPIPE_WATCH=poll). */
+export function eventsAllowed(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env.HPCPIPE_WATCH !== "poll";
+}
+
+/** The state files the events brought, as a collect would have read them; null when one came without content (fetch them). */
+function statesFromEvents(files: ReadonlyMap<string, FileEntry>): RemoteStates | null {
+  const states = new Map<string, StateFile>();
+  const problems: StateProblem[] = [];
+  for (const [name, entry] of files) {
+    if (entry.parsed === null) return null;
+    if (entry.parsed.ok) states.set(entry.parsed.key, entry.parsed.state);
+    else problems.push({ file: name, error: entry.parsed.error });
+  }
+  return { states, problems, files: files.size };
+}
+
+/** Failed tasks in a job list, as `job:task` strings. */
+function failedTasks(jobs: readonly JobStatus[]): Set<string> {
+  const out = new Set<string>();
+  for (const j of jobs) for (const t of j.tasks) if (t.phase === "failed") out.add(`${j.job}:${t.taskId}`);
+  return out;
+}
+
+/** What an answer taught beyond the files, and whether a failure's consequences are still unsettled. */
+function judge(run: RunExecutor, before: readonly JobStatus[], after: readonly JobStatus[]): AnswerFacts {
+  const known = failedTasks(before);
+  const learned = [...failedTasks(after)].some((t) => !known.has(t));
+  const failedJobs = new Set(after.filter((j) => j.counts.failed > 0).map((j) => j.job));
+  const byId = new Map(after.map((j) => [j.job, j]));
+  const unsettled = run.plan.jobs.some((job) => !(byId.get(job.id)?.final ?? true) && job.dependencies.some((d) => failedJobs.has(d.job)));
+  return { learned, unsettled };
+}
+
+export async function watchByEvents(run: RunExecutor, options: WatchOptions): Promise<WatchOutcome> {
+  const startWatcher = run.watchStates;
+  if (startWatcher === undefined) throw new Error("watchByEvents: this executor has no state watcher");
+  const now = options.now ?? (() => new Date().toISOString());
+  const clock = options.clock ?? Date.now;
+  const sleep = options.sleep ?? abortableSleep;
+  const debug = options.onDebug ?? (() => undefined);
+  const tracker = new TaskEnds(run.plan, run.record.jobs);
+  const files = new Map<string, FileEntry>();
+  const queue: WatchEvent[] = [];
+  const cadence = new SchedulerCadence(cadencePolicy(options.cadence), clock(), true);
+  const polling = new PollInterval(options.policy ?? run.pollPolicy, options.random);
+  let wake: AbortController | null = null;
+  let watcher: RemoteWatcher | null = null;
+  let ended: WatcherEnd | null = null;
+  let ready = false;
+  let failedStarts = 0;
+  let mode: "events" | "polling" = "events";
+  let answered: JobStatus[] | null = null;
+  let queries = 0;
+  let events = 0;
+  let lastKey: string | null = null;
+  let last: RunStatus | null = null;
+
+  const poke = (): void => wake?.abort();
+  const start = (): void => {
+    ready = false;
+    ended = null;
+    let w: RemoteWatcher;
+    try {
+      w = startWatcher(
+        {
+          onEvent: (event) => {
+            if (watcher !== w) return;
+            queue.push(event);
+            poke();
+          },
+          onBad: (preview) => debug(`state watcher: ignored a line that is not valid: ${preview}`),
+        },
+        options.watcher,
+      );
+    } catch (error) {
+      // No watcher can be started here (its script unreadable, a bad setting): poll for the rest of the watch.
+      debug(`state watcher not started: ${(error as Error).message}`);
+      failedStarts = WATCHER_GIVE_UP;
+      ended = { reason: "failed", error: error as Error };
+      return;
+    }
+    watcher = w;
+    void w.ended.then((end) => {
+      if (watcher !== w) return;
+      ended = end;
+      poke();
+    });
+  };
+
+  const take = (event: WatchEvent): boolean => {
+    events += 1;
+    if (event.kind === "hello") debug(`state watcher started (protocol ${event.protocol}, pid ${event.pid})`);
+    else if (event.kind === "mode") debug(`state watcher: woken by ${event.mode === "inotify" ? "inotify and its scan" : "its scan alone"}`);
+    else if (event.kind === "ready") {
+      ready = true;
+      failedStarts = 0;
+      markTiming("watcher-ready");
+      debug(`state watcher: first scan done (${event.mode})`);
+    } else {
+      const entry: FileEntry = { text: event.text, parsed: event.text === null ? null : parseStateText(event.name, event.text) };
+      files.set(event.name, entry);
+      const key = event.name.slice(0, -".json".length);
+      if (entry.parsed !== null && !entry.parsed.ok) debug(`state watcher: ${event.name}: ${entry.parsed.error}`);
+      const state = entry.parsed?.ok ? entry.parsed.state : null;
+      if (entry.parsed === null || entry.parsed.ok) tracker.apply(key, { state, fresh: ready });
+      return tracker.isFailure(key);
+    }
+    return false;
+  };
+
+  const finish = async (status: RunStatus, changed: boolean): Promise<WatchOutcome> => {
+    markTiming("end-detected");
+    // The events hold every state file only when the files ended the run (the scheduler may have seen a job end
+    // before its last file reached the watcher) and the watcher that sent them is still the live one.
+    const complete = tracker.allEnded() && mode === "events" && ready && ended === null;
+    // Not awaited: the watcher ends at its stdin's EOF within a tick, and nothing here needs it any more.
+    void watcher?.close();
+    watcher = null;
+    const remote = (complete ? statesFromEvents(files) : null) ?? (await run.readStates());
+    const merged = mergeRun(run.plan, remote, status.jobs, status.polled_at);
+    const done = { ...status, ...resultsOf(merged, remote) };
+    options.onUpdate?.(done, changed);
+    debug(`watch ended: ${queries} scheduler quer${queries === 1 ? "y" : "ies"}, ${events} watcher line(s), learning by ${mode}`);
+    return { status: done, merged, remote, aborted: false, polls: queries, queries, events, mode };
+  };
+
+  start();
+  try {
+    for (;;) {
+      if (options.signal?.aborted) {
+        const status = last ?? snapshot(run.record, mapJobStatuses(run.plan, run.record.jobs, new Map()), now());
+        return { status, merged: null, remote: null, aborted: true, polls: queries, queries, events, mode };
+      }
+      let failure = false;
+      for (const event of queue.splice(0)) if (take(event)) failure = true;
+      if (failure) cadence.failure(clock());
+      if (ended !== null && mode === "events") {
+        const why: WatcherEnd = ended;
+        if (!ready) failedStarts += 1;
+        debug(`state watcher ended (${why.reason === "failed" ? why.error.message.split("\n")[0] : why.reason === "exited" ? `exit ${String(why.code ?? why.signal)}${why.stderr ? `: ${why.stderr.trim().slice(0, 200)}` : ""}` : "closed"}); polling until it can be started again`);
+        watcher = null;
+        mode = "polling";
+        polling.reset();
+      }
+
+      let changedByQuery = false;
+      if (mode === "polling" || clock() >= cadence.dueAt) {
+        try {
+          queries += 1;
+          const before = tracker.overlay(answered ?? mapJobStatuses(run.plan, run.record.jobs, new Map()));
+          const answer = carryFinalStates(answered, await run.query(answered));
+          const facts = judge(run, before, tracker.overlay(answer));
+          answered = answer;
+          changedByQuery = true;
+          cadence.answered(clock(), facts);
+          if (mode === "polling" && failedStarts < WATCHER_GIVE_UP) {
+            debug("the connection answers again: starting a new state watcher");
+            mode = "events";
+            start();
+          }
+        } catch (error) {
+          if (!retryable(error)) throw error;
+          options.onRetry?.(error);
+          cadence.answered(clock(), { learned: false, unsettled: true });
+        }
+      }
+
+      const jobs = tracker.overlay(answered ?? mapJobStatuses(run.plan, run.record.jobs, new Map()));
+      const key = statusKey(jobs);
+      const changed = key !== lastKey;
+      lastKey = key;
+      const status = snapshot(run.record, jobs, now());
+      if (status.final) return await finish(status, changed);
+      last = status;
+      if (changed || changedByQuery) options.onUpdate?.(status, changed);
+      if (options.signal?.aborted) return { status, merged: null, remote: null, aborted: true, polls: queries, queries, events, mode };
+
+      if (queue.length > 0 || (ended !== null && mode === "events")) continue;
+      const waitMs = mode === "polling" ? polling.next(changed) : Math.max(0, cadence.dueAt - clock());
+      wake = new AbortController();
+      const stop = (): void => wake?.abort();
+      options.signal?.addEventListener("abort", stop, { once: true });
+      try {
+        await sleep(waitMs, wake.signal);
+      } finally {
+        options.signal?.removeEventListener("abort", stop);
+        wake = null;
+      }
+    }
+  } finally {
+    const w = watcher as RemoteWatcher | null;
+    watcher = null;
+    await w?.close();
+  }
+}

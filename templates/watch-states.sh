@@ -1,0 +1,112 @@
+# hpcpipe-state-watcher: streams the state files of one run's states/ directory to the client watching it.
+# Shipped by the client as `bash -c "$(this file)" hpcpipe-state-watcher DIR TICK INOTIFY MAX FULL_EVERY`;
+# every value is a positional argument, never part of this text. bash and coreutils only.
+#   DIR         the run's states/ directory (it may not exist yet)
+#   TICK        seconds between scans (a fraction of a second)
+#   INOTIFY     1: let inotifywait, when installed, wake a tick early; 0: scan only
+#   MAX         largest state file (bytes) sent inline; bigger ones are announced without content
+#   FULL_EVERY  scan every file every N ticks even when the directory looks unchanged
+# Lines it prints (src/watch/events.ts parses and validates them):
+#   H <protocol> <pid>                     hello
+#   M inotify|scan                         how ticks are woken from now on
+#   R inotify|scan                         the first scan is done: every file present was sent
+#   S <inode:size:mtime:ctime> <name> <json or ->   a new or changed state file
+# It waits on its stdin between ticks and exits at EOF: when the client closes the channel, or dies, so
+# does the watcher (and the inotifywait it started).
+set -u
+shopt -s nullglob
+dir=$1 tick=$2 want_inotify=$3 max=$4 full_every=$5
+[[ $tick =~ ^[0-9]*\.?[0-9]+$ && $want_inotify =~ ^[01]$ && $max =~ ^[0-9]{1,9}$ && $full_every =~ ^[1-9][0-9]{0,5}$ ]] || {
+  echo "hpcpipe-state-watcher: bad arguments" >&2
+  exit 2
+}
+declare -A seen=()
+ino_pid="" ino_fd="" mode=scan last_dir="" ticks=0 scans=0
+stop() {
+  if [[ -n $ino_pid ]]; then kill "$ino_pid" 2>/dev/null; fi
+}
+trap stop EXIT
+trap 'exit 0' HUP PIPE TERM INT
+say() { printf '%s\n' "$1" || exit 0; }
+
+# Sends every state file that is new or changed since it was last sent (temp files start with a dot: not matched).
+scan() {
+  local -a names=(*.json)
+  local rec sig name content size i
+  for ((i = 0; i < ${#names[@]}; i += 500)); do
+    while IFS= read -r -d '' rec; do
+      sig=${rec%% *}
+      name=${rec#* }
+      [[ $name =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]*\.json$ ]] || continue
+      [[ ${seen[$name]:-} == "$sig" ]] && continue
+      seen[$name]=$sig
+      size=${sig#*:}
+      size=${size%%:*}
+      content=""
+      # read stops at a NUL (status 0: not a state file's text) or at the end of the file (status 1: all of it).
+      if ((size > max)) || IFS= read -r -d '' content <"$name"; then content=""; fi
+      content=${content%$'\n'}
+      if [[ -z $content || $content == *[[:cntrl:]]* ]]; then content=-; fi
+      say "S $sig $name $content"
+    done < <(stat --printf '%i:%s:%Y:%Z %n\0' -- "${names[@]:i:500}" 2>/dev/null)
+  done
+}
+
+start_inotify() {
+  [[ $want_inotify == 1 && -z $ino_pid ]] || return 0
+  command -v inotifywait >/dev/null 2>&1 || return 0
+  coproc INO { exec inotifywait -q -m -e moved_to -e close_write -e create --format x -- . 2>/dev/null; }
+  ino_pid=$INO_PID
+  ino_fd=${INO[0]}
+  mode=inotify
+  say "M inotify"
+}
+
+# Waits one tick on stdin (EOF ends the watcher) or, with inotify, on its events, which end the tick early.
+wait_tick() {
+  local rc n=0
+  if [[ -n $ino_pid ]]; then
+    if read -r -t "$tick" -u "$ino_fd" _; then
+      # Let a burst settle, then scan once for all of it.
+      while ((n < 10000)) && read -r -t 0.02 -u "$ino_fd" _; do n=$((n + 1)); done
+      last_dir=""
+    else
+      rc=$?
+      if ((rc <= 128)); then
+        # inotifywait ended (watch limit, the directory went away): the scan goes on alone.
+        ino_pid="" ino_fd="" mode=scan
+        say "M scan"
+      fi
+    fi
+    if read -r -t 0 -u 0; then
+      IFS= read -r -t 1 _
+      rc=$?
+      ((rc == 0 || rc > 128)) || exit 0
+    fi
+  else
+    IFS= read -r -t "$tick" _
+    rc=$?
+    ((rc == 0 || rc > 128)) || exit 0
+  fi
+}
+
+say "H 1 $$"
+until [[ -d $dir ]] && cd -- "$dir" 2>/dev/null; do
+  if ((scans == 0)); then
+    scans=1
+    say "R scan"
+  fi
+  wait_tick
+done
+start_inotify
+while :; do
+  now=$(stat -c '%i %y %z' -- . 2>/dev/null) || exit 0
+  if [[ $now != "$last_dir" ]] || ((ticks % full_every == 0)); then
+    last_dir=$now
+    scan
+    scans=$((scans + 1))
+    ((scans != 1)) || say "R $mode"
+  fi
+  ticks=$((ticks + 1))
+  wait_tick
+done
