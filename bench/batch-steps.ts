@@ -2,9 +2,9 @@
 // (scripts/cluster/up.sh): the batch thumbnailer (examples/batch-thumbnails) for N generated glTF models
 // x 4 render passes (textured, normal, depth, edges) at S px, side by side in ONE run:
 //   batch     the example as it is: each pass a batch step, ONE Blender process per pass for the
-//             models of an array task (50 models per task);
-//   per item  the same spec with `batch: false`: ONE Blender process per model and pass (the same
-//             Python script, in its per-item mode; the same packing).
+//             models of an array task (50 models per task), and ONE ffmpeg for the task's contact sheets;
+//   per item  the same spec with `batch: false`: ONE Blender process per model and pass, ONE ffmpeg per
+//             contact sheet (the same commands, in their per-item mode; the same packing).
 // Each is `hpcpipe submit --wait --json --pull` run as the CLI in a child process with default settings,
 // timed from start to exit. Prints both wall times and their ratio (goal: batch >= 8x faster), then
 // checks that every pulled image is identical pixel by pixel (Cycles on the CPU, seed 0, the task's
@@ -125,8 +125,8 @@ async function main(): Promise<void> {
     const perItemDir = join(bench.dir, "per-item");
     cpSync(batchDir, perItemDir, { recursive: true });
     const spec = readFileSync(join(batchDir, "pipeline.yaml"), "utf8");
-    const passSteps = spec.match(/^\s+batch: true$/gm)?.length ?? 0;
-    if (passSteps !== PASSES.length) throw new Error(`expected ${PASSES.length} batch steps in the example, found ${passSteps}`);
+    const batchSteps = spec.match(/^\s+batch: true$/gm)?.length ?? 0;
+    if (batchSteps !== PASSES.length + 1) throw new Error(`expected ${PASSES.length + 1} batch steps in the example (the passes and the sheet), found ${batchSteps}`);
     writeFileSync(join(perItemDir, "pipeline.yaml"), spec.replace(/^(\s+)batch: true$/gm, "$1batch: false"));
     const set = ["--set", `size=${size}`, "--set", `samples=${samples}`];
 
@@ -140,6 +140,7 @@ async function main(): Promise<void> {
     const itemsOk = (v: Variant): number => Object.entries(v.states).filter(([k, s]) => new RegExp(`^${MAP.replaceAll(".", "\\.")}\\.\\d+$`).test(k) && s.success).length;
     const sheets = (v: Variant): number => Object.entries(v.states).filter(([k, s]) => k.endsWith(".sheet") && s.success).length;
     const passRuns = (v: Variant): number => Object.keys(v.states).filter((k) => PASSES.some((p) => k.endsWith(`.${p}`))).length;
+    const sheetRuns = (v: Variant): number => Object.keys(v.states).filter((k) => k.endsWith(".sheet")).length;
     const images = compareImages(batch, perItem, models);
     const tasks = Math.ceil(models / 50);
 
@@ -150,6 +151,7 @@ async function main(): Promise<void> {
         ["wall time: hpcpipe submit --wait --pull (CLI child, default settings)", sec(batch.run.s), sec(perItem.run.s)],
         ["exit status", String(batch.run.code), String(perItem.run.code)],
         ["Blender processes for the passes", `${int(tasks * PASSES.length)} (${PASSES.length} per array task)`, `${int(passRuns(perItem))} (one per model and pass)`],
+        ["ffmpeg processes for the contact sheets", `${int(tasks)} (one per array task)`, `${int(sheetRuns(perItem))} (one per model)`],
         ["contact sheets made", int(sheets(batch)), int(sheets(perItem))],
         ["map items succeeded (empty scenes fail in both)", int(itemsOk(batch)), int(itemsOk(perItem))],
         ["run", batch.runId ?? "-", perItem.runId ?? "-"],
