@@ -1143,7 +1143,7 @@ _hp_batch_run() {
   _hp_iso_time "$REPLY"
   ts=$REPLY
 
-  local -a run=() shared=()
+  local -a run=() shared=() newdirs=()
   local -A shared_seen=()
   local ikey from pub dir needs_file error meta line
   local listing=""
@@ -1202,13 +1202,17 @@ _hp_batch_run() {
     dir="$_HP_RUN_DIR/work/out/$_HP_B_MAP/$i"
     needs_file="$bdir/needs/$i.env"
     : >"$pub" || _hp_die "cannot create $pub"
-    mkdir -p -- "$dir" || _hp_die "cannot create $dir"
+    [[ -d $dir ]] || newdirs+=("$dir")
     if ((${#pairs[@]} > 0)); then printf '%s\n' "${pairs[@]}" >"$needs_file"; else : >"$needs_file"; fi || _hp_die "cannot write $needs_file"
     listing+="$i"$'\t'"$_HP_ITEM"$'\t'"$pub"$'\t'"$dir"$'\t'"$needs_file"$'\n'
     run+=("$i")
     _hp_batch_save "$i"
   done
   ((${#run[@]} > 0)) || return 0
+  # The items' output directories that do not exist yet, in one `mkdir` (at most 500 names a call).
+  for ((n = 0; n < ${#newdirs[@]}; n += 500)); do
+    mkdir -p -- "${newdirs[@]:n:500}" || _hp_die "cannot create the output directories of step $key under $_HP_RUN_DIR/work/out/$_HP_B_MAP"
+  done
 
   printf '%s' "$listing" >"$list" || _hp_die "cannot write $list"
   : >"$report" || _hp_die "cannot create $report"
@@ -1251,7 +1255,7 @@ _hp_batch_run() {
 # Reported ok: a success when its outputs and provides are there; reported failed: failed with its
 # message; not reported: failed, with ERROR (a signal) or as "not reported". The first line of an item wins.
 _hp_batch_ingest() {
-  local rc=$1 killed=$2 reason=$3 line idx rest status msg bad=0 i ikey
+  local rc=$1 killed=$2 reason=$3 line idx rest status msg bad=0 i ikey k
   local -A rstatus=() rmsg=() running=()
   for i in "${_HP_B_RUNNING[@]}"; do running[$i]=1; done
   while IFS= read -r line || [[ -n $line ]]; do
@@ -1318,9 +1322,15 @@ _hp_batch_ingest() {
       _hp_state_json "$ikey" "$_HP_B_RUN_SIG" "$_HP_B_RUN_START" "$_HP_B_RUN_TS" false "\"$failure\"" "$REPLY" "$_HP_CUR_PROVIDES_JSON" \
         "$outputs_json" "$meta" "$code"
     fi
-    # Each item's logs are the batch command's (hard links; copies where links fail).
-    ln -f -- "$_HP_B_RUN_LOG.out" "$_HP_RUN_DIR/logs/$ikey.out" 2>/dev/null || cp -f -- "$_HP_B_RUN_LOG.out" "$_HP_RUN_DIR/logs/$ikey.out" 2>/dev/null
-    ln -f -- "$_HP_B_RUN_LOG.err" "$_HP_RUN_DIR/logs/$ikey.err" 2>/dev/null || cp -f -- "$_HP_B_RUN_LOG.err" "$_HP_RUN_DIR/logs/$ikey.err" 2>/dev/null
+    # Each item's logs are the batch command's (hard links; copies where links fail; an empty log of a
+    # command that has exited is an empty file, which needs no process).
+    for k in out err; do
+      if [[ -z $killed && ! -s $_HP_B_RUN_LOG.$k ]]; then
+        : >"$_HP_RUN_DIR/logs/$ikey.$k"
+      else
+        ln -f -- "$_HP_B_RUN_LOG.$k" "$_HP_RUN_DIR/logs/$ikey.$k" 2>/dev/null || cp -f -- "$_HP_B_RUN_LOG.$k" "$_HP_RUN_DIR/logs/$ikey.$k" 2>/dev/null
+      fi
+    done
     _hp_step_done "$ikey" "$_HP_B_RUN_COE" "$failure" "$error" "$REPLY"
     _hp_batch_save "$i"
   done
