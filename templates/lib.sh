@@ -64,6 +64,7 @@ _hp_log() {
 # A fault of the job itself (broken bundle, unreadable run directory): no state can describe it.
 _hp_die() {
   _hp_log "error: $*"
+  _hp_states_bulk_end
   exit 1
 }
 
@@ -140,15 +141,49 @@ _hp_json_array() {
   REPLY="[$out]"
 }
 
-# Writes text to states/<key>.json through a temp file in the same directory.
+# Writes text to states/<key>.json through a temp file in the same directory (in a bulk, see below).
 _hp_write_state() {
   local key=$1 text=$2
   local final="$_HP_RUN_DIR/states/$key.json"
   local tmp="$_HP_RUN_DIR/states/.$key.json.tmp.$$"
+  if [[ -n $_HP_STATE_BULK ]]; then
+    printf '%s\n' "$text" >"$_HP_STATE_BULK/$key.json" && return 0
+    rm -f -- "$_HP_STATE_BULK/$key.json"
+  fi
   if ! { printf '%s\n' "$text" >"$tmp" && mv -f -- "$tmp" "$final"; }; then
     rm -f -- "$tmp"
     _hp_log "error: cannot write $final"
   fi
+}
+
+# The states of many items at once (a batch step's items, a batch map's units): between
+# _hp_states_bulk_begin and _hp_states_bulk_end, _hp_write_state writes states/<key>.json into
+# states/.hpcpipe-bulk-<pid>/ (a directory the readers of states/*.json never see), and the end renames them
+# all into states/ with one `mv` instead of one process per item; each rename stays atomic. A signal or
+# _hp_die ends the bulk first, so no written state is lost.
+_HP_STATE_BULK=""
+_hp_states_bulk_begin() {
+  local dir="$_HP_RUN_DIR/states/.hpcpipe-bulk-$BASHPID"
+  [[ -z $_HP_STATE_BULK ]] || return 0
+  # Without the directory (left by a killed process of the same pid), states are written one by one.
+  mkdir -- "$dir" 2>/dev/null && _HP_STATE_BULK=$dir
+  return 0
+}
+_hp_states_bulk_end() {
+  local dir=$_HP_STATE_BULK f k
+  [[ -n $dir ]] || return 0
+  _HP_STATE_BULK=""
+  local -a files=()
+  for f in "$dir"/*.json; do [[ -f $f ]] && files+=("$f"); done
+  # At most 500 names per mv (keys are up to 1,024 characters; the argument list is bounded).
+  for ((k = 0; k < ${#files[@]}; k += 500)); do
+    mv -f -t "$_HP_RUN_DIR/states" -- "${files[@]:k:500}" 2>/dev/null && continue
+    for f in "${files[@]:k:500}"; do
+      [[ -e $f ]] || continue
+      mv -f -- "$f" "$_HP_RUN_DIR/states/" || _hp_log "error: cannot write $_HP_RUN_DIR/states/${f##*/}"
+    done
+  done
+  rmdir -- "$dir" 2>/dev/null || rm -rf -- "$dir"
 }
 
 # REPLY := a whole state file. Arguments: key signature start_us ts success
@@ -205,6 +240,7 @@ _hp_handle_signal() {
   local sig=$1 num reason error
   _HP_IN_SIGNAL=1
   trap '' TERM USR1 INT HUP
+  _hp_states_bulk_end
   case $sig in
     # TERM alone is a cancel, a preemption or a time limit without warning; the collector names which from SLURM.
     TERM) num=15 reason=TERMINATED ;;
@@ -1025,14 +1061,16 @@ hp_batch_unit_begin() {
   done
 }
 
-# hp_batch_unit_end: writes the unit state of every item (see hp_unit_end).
+# hp_batch_unit_end: writes the unit state of every item (see hp_unit_end), in one bulk.
 hp_batch_unit_end() {
   local i
+  _hp_states_bulk_begin
   for i in "${_HP_B_IDX[@]}"; do
     _hp_batch_select "$i"
     hp_unit_end
     _hp_batch_save "$i"
   done
+  _hp_states_bulk_end
 }
 
 # hp_batch_step [--batch] HP_STEP_ARGS...: a step of a map task with batch steps. With --batch, ONE
@@ -1105,7 +1143,7 @@ _hp_batch_run() {
   _hp_iso_time "$REPLY"
   ts=$REPLY
 
-  local -a run=() shared=()
+  local -a run=() shared=() newdirs=()
   local -A shared_seen=()
   local ikey from pub dir needs_file error meta line
   local listing=""
@@ -1164,13 +1202,17 @@ _hp_batch_run() {
     dir="$_HP_RUN_DIR/work/out/$_HP_B_MAP/$i"
     needs_file="$bdir/needs/$i.env"
     : >"$pub" || _hp_die "cannot create $pub"
-    mkdir -p -- "$dir" || _hp_die "cannot create $dir"
+    [[ -d $dir ]] || newdirs+=("$dir")
     if ((${#pairs[@]} > 0)); then printf '%s\n' "${pairs[@]}" >"$needs_file"; else : >"$needs_file"; fi || _hp_die "cannot write $needs_file"
     listing+="$i"$'\t'"$_HP_ITEM"$'\t'"$pub"$'\t'"$dir"$'\t'"$needs_file"$'\n'
     run+=("$i")
     _hp_batch_save "$i"
   done
   ((${#run[@]} > 0)) || return 0
+  # The items' output directories that do not exist yet, in one `mkdir` (at most 500 names a call).
+  for ((n = 0; n < ${#newdirs[@]}; n += 500)); do
+    mkdir -p -- "${newdirs[@]:n:500}" || _hp_die "cannot create the output directories of step $key under $_HP_RUN_DIR/work/out/$_HP_B_MAP"
+  done
 
   printf '%s' "$listing" >"$list" || _hp_die "cannot write $list"
   : >"$report" || _hp_die "cannot create $report"
@@ -1213,7 +1255,7 @@ _hp_batch_run() {
 # Reported ok: a success when its outputs and provides are there; reported failed: failed with its
 # message; not reported: failed, with ERROR (a signal) or as "not reported". The first line of an item wins.
 _hp_batch_ingest() {
-  local rc=$1 killed=$2 reason=$3 line idx rest status msg bad=0 i ikey
+  local rc=$1 killed=$2 reason=$3 line idx rest status msg bad=0 i ikey k
   local -A rstatus=() rmsg=() running=()
   for i in "${_HP_B_RUNNING[@]}"; do running[$i]=1; done
   while IFS= read -r line || [[ -n $line ]]; do
@@ -1237,6 +1279,8 @@ _hp_batch_ingest() {
   ((bad == 0)) || _hp_log "step $_HP_B_RUN_KEY: ignored $bad report line(s) that are not 'INDEX<TAB>ok|failed[<TAB>MESSAGE]' for an item of this batch"
   local failure error outputs_json meta code=$rc
   [[ -n $killed ]] && code=null
+  _hp_batch_pub_sizes
+  _hp_states_bulk_begin
   for i in "${_HP_B_RUNNING[@]}"; do
     _hp_batch_select "$i"
     ikey=${_HP_B_RUN_KEY//"{i}"/$i}
@@ -1278,12 +1322,35 @@ _hp_batch_ingest() {
       _hp_state_json "$ikey" "$_HP_B_RUN_SIG" "$_HP_B_RUN_START" "$_HP_B_RUN_TS" false "\"$failure\"" "$REPLY" "$_HP_CUR_PROVIDES_JSON" \
         "$outputs_json" "$meta" "$code"
     fi
-    # Each item's logs are the batch command's (hard links; copies where links fail).
-    ln -f -- "$_HP_B_RUN_LOG.out" "$_HP_RUN_DIR/logs/$ikey.out" 2>/dev/null || cp -f -- "$_HP_B_RUN_LOG.out" "$_HP_RUN_DIR/logs/$ikey.out" 2>/dev/null
-    ln -f -- "$_HP_B_RUN_LOG.err" "$_HP_RUN_DIR/logs/$ikey.err" 2>/dev/null || cp -f -- "$_HP_B_RUN_LOG.err" "$_HP_RUN_DIR/logs/$ikey.err" 2>/dev/null
+    # Each item's logs are the batch command's (hard links; copies where links fail; an empty log of a
+    # command that has exited is an empty file, which needs no process).
+    for k in out err; do
+      if [[ -z $killed && ! -s $_HP_B_RUN_LOG.$k ]]; then
+        : >"$_HP_RUN_DIR/logs/$ikey.$k"
+      else
+        ln -f -- "$_HP_B_RUN_LOG.$k" "$_HP_RUN_DIR/logs/$ikey.$k" 2>/dev/null || cp -f -- "$_HP_B_RUN_LOG.$k" "$_HP_RUN_DIR/logs/$ikey.$k" 2>/dev/null
+      fi
+    done
     _hp_step_done "$ikey" "$_HP_B_RUN_COE" "$failure" "$error" "$REPLY"
     _hp_batch_save "$i"
   done
+  _hp_states_bulk_end
+}
+
+# _HP_B_PUBSIZE[<key>.pub] := the size in bytes of every running item's published-values file, from
+# ONE `wc -c` for the whole batch (an item whose file is missing has no entry).
+declare -A _HP_B_PUBSIZE=()
+_hp_batch_pub_sizes() {
+  local i size name
+  local -a names=()
+  _HP_B_PUBSIZE=()
+  for i in "${_HP_B_RUNNING[@]}"; do names+=("${_HP_B_RUN_KEY//"{i}"/$i}.pub"); done
+  ((${#names[@]} > 0)) || return 0
+  # Names are step keys ([A-Za-z0-9_.-]): `wc` prints them as they are, one "SIZE NAME" line each (and a
+  # total, which matches no name); they reach it on stdin, so no argument list can grow too long.
+  while read -r size name; do
+    [[ $size =~ ^[0-9]+$ ]] && _HP_B_PUBSIZE[$name]=$size
+  done < <(cd -- "$_HP_RUN_DIR/ctx" 2>/dev/null && printf '%s\0' "${names[@]}" | wc -c --files0-from=- 2>/dev/null)
 }
 
 # REPLY := the outputs JSON of item INDEX of the running batch step (step key KEY); _HP_B_PROBLEMS := what is
@@ -1307,7 +1374,7 @@ _hp_batch_outputs() {
     [[ $path == /* ]] || path="$_HP_RUN_DIR/work/$o"
     if [[ -e $path ]]; then files+=("$o"); else _HP_B_PROBLEMS+=("missing output file '$o'"); fi
   done
-  size=$(wc -c <"$pub" 2>/dev/null) || size=0
+  size=${_HP_B_PUBSIZE[$key.pub]-0}
   if ((size > _HP_PUBLISH_MAX_BYTES)); then
     _HP_B_PROBLEMS+=("published values exceed $_HP_PUBLISH_MAX_BYTES bytes")
   elif [[ -f $pub ]]; then

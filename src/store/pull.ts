@@ -28,25 +28,87 @@ export const PULL_MAX_TOTAL_BYTES = 256 * 1024 ** 3;
 //   S <path, base64>                                  skipped: the client has the same bytes
 //   R <path, base64> <reason>                         refused
 // and "E" at the end.
+// Few processes a file: the checks are bash tests; a file's real path is its directory's (`cd -P`, once a
+// directory; the file itself is no symlink); names are base64-encoded in bash; sizes and hashes come from ONE
+// `stat` and ONE `sha256sum` per 500 files (one a file again when a file vanished in between); only sending a
+// file (`head -c`) is a process of its own.
 const PULL_SCRIPT = `set -u
+export LC_ALL=C
 run=$1 maxfile=$2 maxtotal=$3
 cd -- "$run/work" 2>/dev/null || { echo "no work directory in $run" >&2; exit 2; }
 root=$(pwd -P)
 total=0
+abc=ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/
+b64() { # REPLY := $1 in base64 (one character is one byte under LC_ALL=C)
+  local s=$1 out="" i n=\${#1} a b c v
+  for ((i = 0; i < n; i += 3)); do
+    printf -v a '%d' "'\${s:i:1}"
+    b=0 c=0
+    ((i + 1 < n)) && printf -v b '%d' "'\${s:i+1:1}"
+    ((i + 2 < n)) && printf -v c '%d' "'\${s:i+2:1}"
+    v=$(((a & 255) << 16 | (b & 255) << 8 | (c & 255)))
+    out+=\${abc:v >> 18 & 63:1}\${abc:v >> 12 & 63:1}
+    if ((i + 1 < n)); then out+=\${abc:v >> 6 & 63:1}; else out+="="; fi
+    if ((i + 2 < n)); then out+=\${abc:v & 63:1}; else out+="="; fi
+  done
+  REPLY=$out
+}
 printf 'hpcpipe-pull 1\\n'
+declare -A realdir=()
+paths=() haves=() encs=()
 while IFS= read -r -d '' rec; do
   have=\${rec%% *}; p=\${rec#* }
-  enc=$(printf %s "$p" | base64 -w0)
+  b64 "$p"; enc=$REPLY
   if [ -L "$p" ]; then printf 'R %s a symlink\\n' "$enc"; continue; fi
   if [ ! -e "$p" ]; then printf 'R %s missing\\n' "$enc"; continue; fi
   if [ ! -f "$p" ]; then printf 'R %s not a regular file\\n' "$enc"; continue; fi
-  real=$(realpath -e -- "$p" 2>/dev/null) || { printf 'R %s unreadable\\n' "$enc"; continue; }
-  case $real in "$root"/*) ;; *) printf 'R %s outside the run directory\\n' "$enc"; continue ;; esac
+  d=.; case $p in */*) d=\${p%/*} ;; esac
+  if [ -z "\${realdir[$d]+x}" ]; then
+    realdir[$d]=""
+    if cd -P -- "$d" 2>/dev/null; then realdir[$d]=$PWD; fi
+    cd -- "$root" || exit 2
+  fi
+  [ -n "\${realdir[$d]}" ] || { printf 'R %s unreadable\\n' "$enc"; continue; }
+  case \${realdir[$d]}/\${p##*/} in "$root"/*) ;; *) printf 'R %s outside the run directory\\n' "$enc"; continue ;; esac
   [ -r "$p" ] || { printf 'R %s unreadable\\n' "$enc"; continue; }
-  size=$(stat -c %s -- "$p")
+  paths+=("$p"); haves+=("$have"); encs+=("$enc")
+done
+n=\${#paths[@]}
+sizes=() sums=()
+for ((k = 0; k < n; k += 500)); do
+  count=$((n - k < 500 ? n - k : 500))
+  got=()
+  mapfile -t got < <(stat -c %s -- "\${paths[@]:k:count}" 2>/dev/null)
+  if [ "\${#got[@]}" -ne "$count" ]; then
+    got=()
+    for ((j = k; j < k + count; j++)); do got+=("$(stat -c %s -- "\${paths[j]}" 2>/dev/null || echo -)"); done
+  fi
+  for ((j = 0; j < count; j++)); do sizes[k + j]=\${got[j]}; done
+done
+hash=()
+for ((j = 0; j < n; j++)); do
+  case \${sizes[j]} in '' | *[!0-9]*) continue ;; esac
+  [ "\${sizes[j]}" -gt "$maxfile" ] || hash+=("$j")
+done
+for ((k = 0; k < \${#hash[@]}; k += 500)); do
+  part=("\${hash[@]:k:500}")
+  files=()
+  for j in "\${part[@]}"; do files+=("\${paths[j]}"); done
+  got=()
+  mapfile -t got < <(sha256sum -- "\${files[@]}" 2>/dev/null)
+  if [ "\${#got[@]}" -ne "\${#part[@]}" ]; then
+    got=()
+    for j in "\${part[@]}"; do got+=("$(sha256sum -- "\${paths[j]}" 2>/dev/null || echo -)"); done
+  fi
+  for ((i = 0; i < \${#part[@]}; i++)); do sum=\${got[i]#\\\\}; sums[\${part[i]}]=\${sum%% *}; done
+done
+for ((j = 0; j < n; j++)); do
+  p=\${paths[j]} enc=\${encs[j]} size=\${sizes[j]}
+  case $size in '' | *[!0-9]*) printf 'R %s unreadable\\n' "$enc"; continue ;; esac
   if [ "$size" -gt "$maxfile" ]; then printf 'R %s over the size cap of one file (%s bytes)\\n' "$enc" "$size"; continue; fi
-  sum=$(sha256sum -- "$p"); sum=\${sum%% *}
-  if [ "$sum" = "$have" ]; then printf 'S %s\\n' "$enc"; continue; fi
+  sum=\${sums[j]-}
+  case $sum in [0-9a-f]*) ;; *) printf 'R %s unreadable\\n' "$enc"; continue ;; esac
+  if [ "$sum" = "\${haves[j]}" ]; then printf 'S %s\\n' "$enc"; continue; fi
   if [ $((total + size)) -gt "$maxtotal" ]; then printf 'R %s over the size cap of one pull\\n' "$enc"; continue; fi
   total=$((total + size))
   printf 'F %s %s %s\\n' "$size" "$sum" "$enc"

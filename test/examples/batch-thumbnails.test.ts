@@ -7,9 +7,11 @@
  * (bpy/hpcpipe_batch.py) reports each model, and also runs as a plain
  * per-item step with the same pixels.
  */
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
+import { parse } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writeThumbnailBatch } from "../../examples/batch-thumbnails/generate.js";
 import { blenderToolsProblem, inCI, warnUntested } from "../support/blender-tools.js";
@@ -58,7 +60,7 @@ describe.skipIf(problem !== null)("the batch thumbnail example on this machine",
     const logName = readdirSync(join(outcome.runDir, "logs")).find((f) => f.startsWith("slurm-")) ?? "no wrapper log";
     const slurmLog = readFileSync(join(outcome.runDir, "logs", logName), "utf8");
     expect(slurmLog.match(/one command for 4 item\(s\)/g)?.length).toBe(1);
-    expect(slurmLog.match(/one command for 3 item\(s\)/g)?.length).toBe(3);
+    expect(slurmLog.match(/one command for 3 item\(s\)/g)?.length, "three passes and the contact sheets").toBe(4);
 
     // The same spec without batch: one Blender per model and pass, the helper in per-item mode.
     const perItem = join(dir, "per-item");
@@ -67,7 +69,7 @@ describe.skipIf(problem !== null)("the batch thumbnail example on this machine",
     const baseline = await runCompiled({ spec: join(perItem, "pipeline.yaml"), set, localRunsDir: join(dir, "runs"), runId: "per-item", cpus: 2 });
     const other = baseline.outcome.state.step_states ?? {};
     for (const i of [0, 1, 2]) {
-      for (const pass of PASSES) {
+      for (const pass of [...PASSES, "sheet"]) {
         const a = decodePng(join(outcome.runDir, `work/out/${MAP}/${i}/${pass}.png`));
         const b = decodePng(join(baseline.outcome.runDir, `work/out/${MAP}/${i}/${pass}.png`));
         expect(Buffer.compare(Buffer.from(a.data), Buffer.from(b.data)), `${i} ${pass}: the same pixels`).toBe(0);
@@ -79,5 +81,63 @@ describe.skipIf(problem !== null)("the batch thumbnail example on this machine",
         Object.entries(s).map(([k, v]) => [k, { success: v.success, failure: v.failure, outputs: JSON.parse(JSON.stringify(v.outputs).replaceAll(runDir, "RUN")) as unknown }]),
       );
     expect(summary(other, baseline.outcome.runDir)).toEqual(summary(states, outcome.runDir));
+  });
+
+  it("the contact sheet batch step: ONE ffmpeg for the task's models; when a model's pass image is broken, one ffmpeg per model and only that model fails", () => {
+    const spec = parse(readFileSync(resolve(import.meta.dirname, "../../examples/batch-thumbnails/pipeline.yaml"), "utf8")) as {
+      steps: Array<{ steps: Array<{ step: string; batch?: boolean; run: string }> }>;
+    };
+    const step = spec.steps[0]?.steps.find((s) => s.step === "sheet");
+    expect(step?.batch).toBe(true);
+    const work = join(dir, "sheet-step");
+    const shim = join(dir, "sheet-shim");
+    mkdirSync(shim, { recursive: true });
+    const ffmpeg = spawnSync("bash", ["-c", "command -v ffmpeg"], { encoding: "utf8" }).stdout.trim();
+    // Counts ffmpeg processes, then runs the real one.
+    writeFileSync(join(shim, "ffmpeg"), `#!/bin/bash\necho ffmpeg >> "$SHEET_CALLS"\nexec ${JSON.stringify(ffmpeg)} "$@"\n`);
+    chmodSync(join(shim, "ffmpeg"), 0o755);
+    const run = (broken: number | null): { report: string[]; calls: number } => {
+      rmSync(work, { recursive: true, force: true });
+      const lines: string[] = [];
+      for (const i of [0, 1, 2]) {
+        const out = join(work, `out/${MAP}/${i}`);
+        mkdirSync(out, { recursive: true });
+        const needs: string[] = [];
+        for (const [k, pass] of PASSES.entries()) {
+          const png = join(out, `${pass}.png`);
+          const colour = ["red", "green", "blue", "white"][k] ?? "black";
+          expect(spawnSync(ffmpeg, ["-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", `color=c=${colour}:s=16x16`, "-frames:v", "1", png]).status).toBe(0);
+          if (i === broken && pass === "depth") writeFileSync(png, "not a png");
+          needs.push(`thumb_${pass}=${png}`);
+        }
+        writeFileSync(join(work, `needs${i}.env`), `${needs.join("\n")}\n`);
+        writeFileSync(join(work, `pub${i}`), "");
+        lines.push([i, `models/${i}.glb`, join(work, `pub${i}`), out, join(work, `needs${i}.env`)].join("\t"));
+      }
+      writeFileSync(join(work, "items.tsv"), `${lines.join("\n")}\n`);
+      writeFileSync(join(work, "calls"), "");
+      const lib = resolve(import.meta.dirname, "../../templates/lib.sh");
+      const r = spawnSync("bash", ["-c", 'source "$1" && export -f hp_batch_report && cd "$2" && exec bash -c "$3"', "sheet", lib, work, step?.run ?? "false"], {
+        encoding: "utf8",
+        env: { ...process.env, PATH: `${shim}:${process.env.PATH ?? ""}`, SHEET_CALLS: join(work, "calls"), HPCPIPE_BATCH_ITEMS: join(work, "items.tsv"), HPCPIPE_BATCH_REPORT: join(work, "report.tsv") },
+      });
+      expect(r.status, r.stderr).toBe(0);
+      return { report: readFileSync(join(work, "report.tsv"), "utf8").split("\n").filter((l) => l !== ""), calls: readFileSync(join(work, "calls"), "utf8").trim().split("\n").length };
+    };
+
+    const good = run(null);
+    expect(good.report).toEqual(["0\tok\t", "1\tok\t", "2\tok\t"]);
+    expect(good.calls, "one ffmpeg for every sheet").toBe(1);
+    for (const i of [0, 1, 2]) {
+      const sheet = decodePng(join(work, `out/${MAP}/${i}/sheet.png`));
+      expect([sheet.width, sheet.height]).toEqual([32, 32]);
+      expect(readFileSync(join(work, `pub${i}`), "utf8")).toBe(`contact_sheet=out/${MAP}/${i}/sheet.png\n`);
+    }
+    const bad = run(1);
+    expect(bad.report).toEqual(["0\tok\t", "1\tfailed\tffmpeg could not make the contact sheet", "2\tok\t"]);
+    expect(bad.calls, "the task's ffmpeg, then one per model").toBe(4);
+    expect(existsSync(join(work, `out/${MAP}/1/sheet.png`))).toBe(false);
+    expect(readFileSync(join(work, "pub1"), "utf8")).toBe("");
+    expect(decodePng(join(work, `out/${MAP}/2/sheet.png`)).width).toBe(32);
   });
 });

@@ -4,7 +4,7 @@
  * its items, a line per item on $HPCPIPE_BATCH_REPORT, per-item states.
  */
 import { spawn } from "node:child_process";
-import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { preparePlan } from "../../src/app/prepare.js";
@@ -96,6 +96,29 @@ describe("batch steps on the local executor (real bash)", () => {
     expect(readFileSync(join(outcome.runDir, "logs", readdirSync(join(outcome.runDir, "logs")).find((f) => f.startsWith("slurm-")) ?? ""), "utf8")).toContain("ignored 3 report line(s)");
   });
 
+  it("item and unit states reach states/ through one bulk rename (no bulk directory left); per-item logs are the batch log (hard links), an empty one an empty file; an oversized publish file fails its item only", async () => {
+    const spec = mapSpec("bulk", ["a", "b", "c"], `    b) echo "b says hello"; printf 'big=%0140000d\\n' 0 >> "$publish"; echo "made=b" >> "$publish"; echo made > "$outdir/made.txt"; hp_batch_report "$index" ok ;;`, {
+      items_per_task: 3,
+      continue_on_item_error: true,
+    });
+    const { outcome } = await runCompiled({ spec, localRunsDir: runsDir(), runId: "r1" });
+    const runDir = outcome.runDir;
+    expect(stateOf(runDir, "bulk.m.0.make").success).toBe(true);
+    expect(stateOf(runDir, "bulk.m.2.make").success).toBe(true);
+    const b = stateOf(runDir, "bulk.m.1.make");
+    expect(b.success).toBe(false);
+    expect(b.error).toContain("validation failed: published values exceed 131072 bytes");
+    expect([0, 1, 2].map((i) => stateOf(runDir, `bulk.m.${i}`).success)).toEqual([true, false, true]);
+    expect(readdirSync(join(runDir, "states")).filter((n) => !n.endsWith(".json"))).toEqual([]);
+    const batchLog = join(runDir, "logs/bulk.m.task0.make.out");
+    for (const i of [0, 1, 2]) {
+      const out = join(runDir, `logs/bulk.m.${i}.make.out`);
+      expect(readFileSync(out, "utf8")).toBe("b says hello\n");
+      expect(statSync(out).ino, "a hard link to the batch log").toBe(statSync(batchLog).ino);
+      expect(statSync(join(runDir, `logs/bulk.m.${i}.make.err`)).size).toBe(0);
+    }
+  });
+
   it("a crash in the middle of a batch keeps the items already reported; the rest fail with the exit status", async () => {
     const spec = mapSpec("crash", ["a", "b", "c"], `    b) exit 7 ;;`, { items_per_task: 3, continue_on_item_error: true });
     const { outcome } = await runCompiled({ spec, localRunsDir: runsDir(), runId: "r1" });
@@ -174,6 +197,7 @@ describe("batch steps on the local executor (real bash)", () => {
     expect(b.meta.reason).toBe("TERMINATED");
     expect(stateOf(runDir, "killed.m.1").success).toBe(false);
     expect(stateOf(runDir, "killed.m.0").success).toBe(false);
+    expect(readdirSync(join(runDir, "states")).filter((n) => !n.endsWith(".json")), "no bulk directory or temp file left").toEqual([]);
   });
 });
 
