@@ -101,7 +101,7 @@ describe.skipIf(e2eSkipped)("map items that are local files, staged to the test 
 
   const submit = async (): Promise<{ runId: string; stderr: string; seen: Record<string, Record<string, string>> }> => {
     const r = await cli("submit", spec, "--cluster", cluster, "--wait");
-    expect(r.code, r.stderr).toBe(0);
+    expect(r.code, `${r.stderr}\n${r.stdout}`).toBe(0);
     // A run the step cache restores whole submits no job: it says so instead of "submitted run".
     const runId = /^run (\S+): every step was restored/m.exec(r.stderr)?.[1] ?? runIdFrom(r.stderr);
     const record = await env.record(runId);

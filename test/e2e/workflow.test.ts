@@ -289,8 +289,9 @@ describe.skipIf(e2eSkipped)("the cluster workflow on the test cluster", { timeou
   it("submitting a 3-job plan costs as many round trips as a 30-job plan", async () => {
     const chain = env.spec("chain30", ["name: chain30", "steps:", ...Array.from({ length: 30 }, (_, i) => `  - step: s${i}\n    run: "true"\n    fuse: false`), ""].join("\n"));
     const store = env.store();
-    const small = await submitRun({ spec: THUMBNAIL, cluster, store });
-    const large = await submitRun({ spec: chain, cluster, store });
+    // Without the step cache: the thumbnail pipeline ran earlier in this file and would be restored, not submitted.
+    const small = await submitRun({ spec: THUMBNAIL, cluster, store, cache: false });
+    const large = await submitRun({ spec: chain, cluster, store, cache: false });
     expect(small.plan.jobs).toHaveLength(3);
     expect(large.plan.jobs).toHaveLength(30);
     expect(Object.keys(large.record.jobs)).toHaveLength(30);
