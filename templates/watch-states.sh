@@ -11,6 +11,9 @@
 #   M inotify|scan                         how ticks are woken from now on
 #   R inotify|scan                         the first scan is done: every file present was sent
 #   S <inode:size:mtime:ctime> <name> <json or ->   a new or changed state file
+#   E                                      a scan is done: the S lines before it are one consistent view
+#                                          (a scan sends names in glob order, so an item's unit file can
+#                                          come before its steps' files, which were written first)
 # It waits on its stdin between ticks and exits at EOF: when the client closes the channel, or dies, so
 # does the watcher (and the inotifywait it started).
 set -u
@@ -50,6 +53,7 @@ scan() {
       say "S $sig $name $content"
     done < <(stat --printf '%i:%s:%Y:%Z %n\0' -- "${names[@]:i:500}" 2>/dev/null)
   done
+  say E
 }
 
 start_inotify() {
@@ -90,7 +94,7 @@ wait_tick() {
   fi
 }
 
-say "H 1 $$"
+say "H 2 $$"
 until [[ -d $dir ]] && cd -- "$dir" 2>/dev/null; do
   if ((scans == 0)); then
     scans=1

@@ -8,7 +8,7 @@
 import { markTiming, reached } from "../core/timing.js";
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
-import { ConfigError, loadClusterConfig } from "../cluster/index.js";
+import { ConfigError } from "../cluster/index.js";
 import { executableBundleFiles } from "../plan/bundle-files.js";
 import { parseSubmitOutput } from "../slurm/index.js";
 import type { ClusterConfig } from "../cluster/index.js";
@@ -110,8 +110,8 @@ export interface SubmitOptions extends Omit<PrepareOptions, "cluster" | "localRu
   /** Use the step cache: restore steps that already succeeded with the same key, store what runs (default true; `--no-cache`). */
   cache?: boolean;
   /**
-   * Start the SSH handshake before preparing the plan, so that the two overlap (the CLI does). Connecting
-   * changes nothing on the cluster: the run record is still written before anything is sent.
+   * Start the SSH handshake once the plan is prepared, so that it overlaps hashing and staging the bundle (the
+   * CLI does). Connecting changes nothing on the cluster: the run record is still written before anything is sent.
    */
   connectEarly?: boolean;
 }
@@ -144,17 +144,13 @@ export async function submitRun<T = undefined>(options: SubmitOptions, then?: (r
   const store = options.store ?? new RunStore();
   if (options.resume !== undefined) return resumeRun(options, options.resume, store, then);
   const connect = options.connect ?? defaultTransportFactory;
-  const early = options.connectEarly ? connectEarly(options, connect) : null;
-  // Reading the ssh config and keys takes a few event-loop turns; let the first packet leave before compiling.
+  // The spec, its values and the cluster config are checked before anything reaches the cluster: a
+  // refused input opens no connection (and asks no one for a one-time code).
+  const prepared = prepareFor(options, options.runId);
+  requireSlurm(prepared.config, options);
+  const early = options.connectEarly ? connectEarly(prepared.config, options, connect) : null;
+  // Reading the ssh config and keys takes a few event-loop turns; let the first packet leave before hashing.
   if (early !== null) await Promise.race([reached("connect-start", 200), early.then(() => undefined, () => undefined)]);
-  let prepared;
-  try {
-    prepared = prepareFor(options, options.runId);
-    requireSlurm(prepared.config, options);
-  } catch (error) {
-    void early?.then((t) => t.close(), () => undefined);
-    throw error;
-  }
   const { plan, loaded, config } = prepared;
   const staged = withInputs(await stagedBundle(loaded.specDir, loaded.bundle, progress, store.root).catch(async (error: unknown) => {
     void early?.then((t) => t.close(), () => undefined);
@@ -238,13 +234,7 @@ function stoppedAt(plan: CompiledPlan, jobs: Readonly<Record<string, string>>): 
 
 /** The plan a submission sends: the submit options, a run id (new unless resuming) and what is already done. */
 /** The connection to the cluster a submission goes to, started at once (a config that runs locally: none). */
-function connectEarly(options: SubmitOptions, connect: TransportFactory): Promise<Transport> | null {
-  let config: ClusterConfig;
-  try {
-    config = loadClusterConfig(options.cluster);
-  } catch {
-    return null; // preparing the plan reports it
-  }
+function connectEarly(config: ClusterConfig, options: SubmitOptions, connect: TransportFactory): Promise<Transport> | null {
   if (config.executor !== "slurm") return null;
   const pending = connect(config, { acceptNewHostKey: options.acceptNewHostKey ?? false });
   pending.catch(() => undefined); // awaited (and reported) after the record is written

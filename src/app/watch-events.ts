@@ -97,6 +97,7 @@ export async function watchByEvents(run: RunExecutor, options: WatchOptions): Pr
   const start = (): void => {
     ready = false;
     ended = null;
+    held = [];
     let w: RemoteWatcher;
     try {
       w = startWatcher(
@@ -125,23 +126,38 @@ export async function watchByEvents(run: RunExecutor, options: WatchOptions): Pr
     });
   };
 
+  /** State lines of the scan in progress: applied together when it ends ("E", or "R" after the first scan). */
+  let held: Array<Extract<WatchEvent, { kind: "state" }>> = [];
+  const apply = (event: Extract<WatchEvent, { kind: "state" }>): boolean => {
+    const entry: FileEntry = { text: event.text, parsed: event.text === null ? null : parseStateText(event.name, event.text) };
+    files.set(event.name, entry);
+    const key = event.name.slice(0, -".json".length);
+    if (entry.parsed !== null && !entry.parsed.ok) debug(`state watcher: ${event.name}: ${entry.parsed.error}`);
+    const state = entry.parsed?.ok ? entry.parsed.state : null;
+    if (entry.parsed === null || entry.parsed.ok) tracker.apply(key, { state, fresh: ready });
+    return tracker.isFailure(key);
+  };
+  const applyHeld = (): boolean => {
+    let failure = false;
+    for (const event of held) if (apply(event)) failure = true;
+    held = [];
+    return failure;
+  };
+
   const take = (event: WatchEvent): boolean => {
     events += 1;
     if (event.kind === "hello") debug(`state watcher started (protocol ${event.protocol}, pid ${event.pid})`);
     else if (event.kind === "mode") debug(`state watcher: woken by ${event.mode === "inotify" ? "inotify and its scan" : "its scan alone"}`);
-    else if (event.kind === "ready") {
+    else if (event.kind === "state") held.push(event);
+    else if (event.kind === "scanned") return applyHeld();
+    else {
+      // The first scan's files are not fresh (they may be an earlier attempt's); they are applied before "ready".
+      const failure = applyHeld();
       ready = true;
       failedStarts = 0;
       markTiming("watcher-ready");
       debug(`state watcher: first scan done (${event.mode})`);
-    } else {
-      const entry: FileEntry = { text: event.text, parsed: event.text === null ? null : parseStateText(event.name, event.text) };
-      files.set(event.name, entry);
-      const key = event.name.slice(0, -".json".length);
-      if (entry.parsed !== null && !entry.parsed.ok) debug(`state watcher: ${event.name}: ${entry.parsed.error}`);
-      const state = entry.parsed?.ok ? entry.parsed.state : null;
-      if (entry.parsed === null || entry.parsed.ok) tracker.apply(key, { state, fresh: ready });
-      return tracker.isFailure(key);
+      return failure;
     }
     return false;
   };

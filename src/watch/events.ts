@@ -19,6 +19,8 @@ export type WatchEvent =
   | { kind: "hello"; protocol: number; pid: number }
   | { kind: "mode"; mode: "inotify" | "scan" }
   | { kind: "ready"; mode: "inotify" | "scan" }
+  /** A scan is done: the state lines since the last one are a consistent view (apply them together). */
+  | { kind: "scanned" }
   /** `text` is the file's content, or null when the watcher did not send it (too big, unreadable, not text). */
   | { kind: "state"; name: string; signature: string; size: number; text: string | null };
 
@@ -45,6 +47,7 @@ export function parseWatchLine(line: string): WatchEvent | null {
     const inline = parsed.data.text === "-" ? null : parsed.data.text;
     return { kind: "state", name: parsed.data.name, signature: parsed.data.signature, size, text: inline };
   }
+  if (line === "E") return { kind: "scanned" };
   const words = line.split(" ");
   if (tag === "H ") {
     const parsed = helloSchema.safeParse(words);

@@ -142,7 +142,7 @@ describe("watching by state-file events (a scripted watcher, a fake scheduler)",
     pendingRun(h.fake);
     const keys = keysOf(run.plan);
     const all = [...keys.values()].flat();
-    const outcome = await h.watch({}, (w) => w.send("H 1 4242", "R scan", ...all.map((k) => h.line(k))));
+    const outcome = await h.watch({}, (w) => w.send("H 2 4242", "E", "R scan", ...all.map((k) => h.line(k)), "E"));
     expect(outcome.mode).toBe("events");
     expect(outcome.status.final).toBe(true);
     expect(outcome.merged?.success).toBe(true);
@@ -154,13 +154,35 @@ describe("watching by state-file events (a scripted watcher, a fake scheduler)",
     expect(outcome.status.jobs.map((j) => j.state)).toEqual(["COMPLETED", "COMPLETED", "COMPLETED"]);
   });
 
+  it("applies a scan's files together: an item's unit file sent before its step's file (glob order) does not end the watch without the step", async () => {
+    run = await tempRun("examples/specs/batch-map.yaml");
+    const h = harness(run);
+    h.fake.squeue.set("100", [squeueJob("100", "PENDING", "Priority")]);
+    h.fake.squeue.set("200", Array.from({ length: 12 }, (_, t) => squeueTask("200", t, "PENDING", "Dependency")));
+    h.fake.squeue.set("300", [squeueJob("300", "PENDING", "Dependency")]);
+    const all = [...keysOf(run.plan).values()].flat();
+    // A step of a map item: its item's unit file is written after it, but sorts before it ("x.3.json" < "x.3.look.json").
+    const step = [...buildStepIndex(run.plan)].find(([, slot]) => slot.unitKey !== null)?.[0];
+    expect(step).toBeDefined();
+    const outcome = await h.watch({}, (w) => {
+      w.send("H 2 1", "E", "R scan", ...all.filter((k) => k !== step).map((k) => h.line(k)));
+      // The rest of the same scan reaches the client in a later chunk.
+      setTimeout(() => w.send(h.line(step ?? ""), "E"), 40);
+    });
+    expect(outcome.mode).toBe("events");
+    expect(outcome.merged?.success).toBe(true);
+    // The step's own state, not a "job ended without writing this step's state" made up for it.
+    expect(outcome.merged?.step_states?.[step ?? ""]).toMatchObject({ success: true, error: null });
+    expect(h.fake.gets).toEqual([]);
+  });
+
   it("drops a malformed line with a debug message and goes on", async () => {
     run = await tempRun("examples/specs/thumbnail-shape.yaml");
     const h = harness(run);
     pendingRun(h.fake);
     const all = [...keysOf(run.plan).values()].flat();
     const outcome = await h.watch({}, (w) => {
-      w.send("H 1 1", "R scan", "S nonsense", `S 1:5:1:1 ${all[0] ?? ""}.json {not json`, ...all.map((k) => h.line(k)));
+      w.send("H 2 1", "E", "R scan", "S nonsense", `S 1:5:1:1 ${all[0] ?? ""}.json {not json`, ...all.map((k) => h.line(k)), "E");
     });
     expect(outcome.merged?.success).toBe(true);
     expect(h.debug.some((m) => m.includes('ignored a line that is not valid: "S nonsense"'))).toBe(true);
@@ -174,7 +196,7 @@ describe("watching by state-file events (a scripted watcher, a fake scheduler)",
     const all = [...keysOf(run.plan).values()].flat();
     let answers = 0;
     const outcome = await h.watch({ cadence: { everyMs: 50, maxMs: 50, followUpMs: 10 } }, (w) => {
-      w.send("H 1 1", ...all.map((k) => h.line(k, { jobId: "99" })), "R scan");
+      w.send("H 2 1", ...all.map((k) => h.line(k, { jobId: "99" })), "E", "R scan");
       // Once the scheduler has been asked twice, it says every job ended.
       const timer = setInterval(() => {
         answers = h.fake.schedulerCalls().length;
@@ -199,10 +221,10 @@ describe("watching by state-file events (a scripted watcher, a fake scheduler)",
     const renders = keys.get("j001") ?? [];
     const started = Date.now();
     const outcome = await h.watch({ cadence: { followUpMs: 20 } }, (w) => {
-      w.send("H 1 1", "R scan", ...prep.map((k) => h.line(k)));
+      w.send("H 2 1", "E", "R scan", ...prep.map((k) => h.line(k)), "E");
       h.fake.squeue.set("100", [squeueJob("100", "COMPLETED")]);
       h.fake.squeue.set("200", [0, 1, 2, 3].map((t) => squeueTask("200", t, t === 2 ? "FAILED" : "COMPLETED", t === 2 ? "NonZeroExitCode" : "None")));
-      setTimeout(() => w.send(...renders.map((k, i) => h.line(k, { success: i !== 2 }))), 30);
+      setTimeout(() => w.send(...renders.map((k, i) => h.line(k, { success: i !== 2 })), "E"), 30);
       // SLURM cancels the downstream job a little later (--kill-on-invalid-dep=yes).
       setTimeout(() => h.fake.squeue.set("300", [squeueJob("300", "CANCELLED", "DependencyNeverSatisfied")]), 150);
     });
@@ -220,9 +242,9 @@ describe("watching by state-file events (a scripted watcher, a fake scheduler)",
     const all = [...keysOf(run.plan).values()].flat();
     const outcome = await h.watch({ policy: { initialMs: 10, factor: 1, maxMs: 10, jitter: 0 } }, (w) => {
       if (h.watchers.length === 1) {
-        w.send("H 1 1", "R scan");
+        w.send("H 2 1", "E", "R scan");
         setTimeout(() => w.drop(), 20);
-      } else w.send("H 1 2", "R scan", ...all.map((k) => h.line(k)));
+      } else w.send("H 2 2", "E", "R scan", ...all.map((k) => h.line(k)), "E");
     });
     expect(h.watchers).toHaveLength(2);
     expect(outcome.mode).toBe("events");
@@ -295,7 +317,7 @@ describe("watching by state-file events (a scripted watcher, a fake scheduler)",
           // Time runs to the next file written or the end of the wait, whichever comes first.
           const next = ends[sent]?.s;
           clockMs = next !== undefined ? Math.min(clockMs + ms, Math.max(clockMs, next * 1000)) : clockMs + ms;
-          for (let due = ends[sent]; due !== undefined && due.s * 1000 <= clockMs; due = ends[++sent]) watcher?.send(...due.lines);
+          for (let due = ends[sent]; due !== undefined && due.s * 1000 <= clockMs; due = ends[++sent]) watcher?.send(...due.lines, "E");
           answer();
           await new Promise((resolve) => setImmediate(resolve));
         },
@@ -305,7 +327,7 @@ describe("watching by state-file events (a scripted watcher, a fake scheduler)",
       },
       (w) => {
         watcher = w;
-        w.send("H 1 1", "R scan");
+        w.send("H 2 1", "E", "R scan");
       },
     );
     expect(outcome.status.final).toBe(true);

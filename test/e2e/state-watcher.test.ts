@@ -74,7 +74,9 @@ describe.skipIf(e2eSkipped)("the state watcher on the test cluster", { timeout: 
     await writerJob(dir, ["p.a", "p.b", "p.c"], "printf x > 'states/bad name.json'; printf 'a\\0b' > states/p.nul.json");
     await until("three state files", () => ["p.a.json", "p.b.json", "p.c.json", "p.nul.json"].every((n) => w.states().includes(n)));
     await sleep(800); // a few more scans: nothing is sent twice
-    expect(w.events[0]).toMatchObject({ kind: "hello", protocol: 1 });
+    expect(w.events[0]).toMatchObject({ kind: "hello", protocol: 2 });
+    // Every scan ends with its marker: the client applies a scan's files together.
+    expect(w.events.filter((e) => e.kind === "scanned").length).toBeGreaterThanOrEqual(1);
     expect(w.events.filter((e) => e.kind === "mode")).toEqual([]); // never inotify
     expect(w.events.find((e) => e.kind === "ready")).toEqual({ kind: "ready", mode: "scan" });
     expect(w.states().sort()).toEqual(["p.a.json", "p.b.json", "p.c.json", "p.nul.json"]);
@@ -136,7 +138,7 @@ describe.skipIf(e2eSkipped)("the state watcher on the test cluster", { timeout: 
       let stderr = "";
       child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
       await until("the watcher's first scan", () => /first scan done/.test(stderr), 60_000);
-      const pid = /state watcher started \(protocol 1, pid (\d+)\)/.exec(stderr)?.[1];
+      const pid = /state watcher started \(protocol 2, pid (\d+)\)/.exec(stderr)?.[1];
       expect(pid).toMatch(/^\d+$/);
       const alive = async (): Promise<string> => (await remote.exec(["bash", "-c", 'ps -o pid=,args= -p "$1" --ppid "$1" || true', "ps", pid ?? ""])).stdout;
       expect(await alive()).toContain(WATCHER_NAME);
