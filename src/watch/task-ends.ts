@@ -19,7 +19,7 @@ interface ItemCheck {
   unitKey: string | null;
   /** The unit may fail without failing the task. */
   unitAllowed: boolean;
-  steps: Array<{ key: string; allowed: boolean }>;
+  steps: Array<{ key: string; allowed: boolean; signature: string; skippable: boolean }>;
 }
 
 interface TaskSlot {
@@ -65,7 +65,9 @@ export class TaskEnds {
           items.push({
             unitKey: body.unitKey === null ? null : concreteKey(body.unitKey, item),
             unitAllowed: body.continue_on_error === true,
-            steps: body.steps.map((s) => ({ key: concreteKey(s.key, item), allowed: s.continue_on_error })),
+            // An idempotent step is skipped by the job when an earlier success of its definition is there; a
+            // step restored from the step cache always is (templates/lib.sh _hp_already_done, _hp_restored).
+            steps: body.steps.map((s) => ({ key: concreteKey(s.key, item), allowed: s.continue_on_error, signature: s.signature, skippable: s.idempotent })),
           });
         }
         const slot: TaskSlot = { job, jobIndex, taskId, items };
@@ -146,6 +148,7 @@ export class TaskEnds {
     for (const item of slot.items) {
       const outcome = this.#itemOutcome(slot.job, item);
       if (outcome === "killed") return { kind: "killed" };
+      if (outcome === "skipped") continue;
       if (outcome === "open") open = true;
       else if (outcome === "open-started") {
         open = true;
@@ -159,7 +162,19 @@ export class TaskEnds {
     return seen ? { kind: "running" } : { kind: "none" };
   }
 
-  #itemOutcome(job: PlanJob, item: ItemCheck): "open" | "open-started" | "ok" | "failed" | "killed" {
+  /**
+   * The file of `step` is an earlier success the job skips: written before this submission (a resume's
+   * earlier attempt, or restored from the step cache), successful, of the same definition.
+   */
+  #doneBefore(step: ItemCheck["steps"][number], job: PlanJob): boolean {
+    const state = this.#files.get(step.key)?.state;
+    if (state === undefined || state === null || !state.success || state.signature !== step.signature) return false;
+    if (this.#current(step.key, job) !== null) return false;
+    return step.skippable || state.cached !== undefined;
+  }
+
+  /** "skipped": the job skips the whole item (ended, but no sign that the task started). */
+  #itemOutcome(job: PlanJob, item: ItemCheck): "open" | "open-started" | "ok" | "skipped" | "failed" | "killed" {
     let started = false;
     for (const step of item.steps) {
       const file = this.#current(step.key, job);
@@ -170,13 +185,20 @@ export class TaskEnds {
       if (state.meta.reason === "TERMINATED") return "killed";
       if (!state.success && !step.allowed && item.unitKey === null) return "failed";
     }
+    // Every step an earlier success the job skips (a packed task's restored or resumed items): nothing of this
+    // item will be written, and its unit keeps its earlier state.
+    const skipped = item.steps.length > 0 && item.steps.every((step) => this.#doneBefore(step, job));
     if (item.unitKey !== null) {
       const unit = this.#current(item.unitKey, job);
-      if (unit === null) return started ? "open-started" : "open";
+      if (unit === null) {
+        if (skipped && this.#files.get(item.unitKey)?.state?.success === true) return "skipped";
+        return started ? "open-started" : "open";
+      }
       if (unit.state === null) return "ok";
       return unit.state.success || item.unitAllowed ? "ok" : "failed";
     }
-    for (const step of item.steps) if (this.#current(step.key, job) === null) return started ? "open-started" : "open";
+    if (skipped) return "skipped";
+    for (const step of item.steps) if (this.#current(step.key, job) === null && !this.#doneBefore(step, job)) return started ? "open-started" : "open";
     return "ok";
   }
 }

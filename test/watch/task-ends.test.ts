@@ -1,0 +1,105 @@
+// What the state files alone say about a run's tasks (src/watch/task-ends.ts), for a packed map
+// submitted with some items already done (restored from the step cache, or a resume's earlier
+// successes): the job skips those items and writes nothing for them, so their earlier files end them,
+// but only when the job really skips them: a success of the same definition, restored or idempotent.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { preparePlan } from "../../src/app/prepare.js";
+import { buildStepIndex } from "../../src/collect/job-index.js";
+import type { CompiledPlan } from "../../src/plan/plan.js";
+import { stateFileSchema } from "../../src/plan/state-file.js";
+import { TaskEnds } from "../../src/watch/task-ends.js";
+
+const LOCALCLUSTER = path.resolve("cluster-configs", "localcluster.yaml");
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(path.join(tmpdir(), "hpcpipe-task-ends-"));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A packed map of 4 items, 2 per task; item 0 done before this submission. */
+function packedPlan(idempotent: boolean): CompiledPlan {
+  const spec = path.join(dir, `packed-${String(idempotent)}.yaml`);
+  writeFileSync(
+    spec,
+    [
+      "name: packed",
+      "steps:",
+      "  - map: m",
+      "    items: [a, b, c, d]",
+      "    items_per_task: 2",
+      "    steps:",
+      "      - step: one",
+      "        run: \"true\"",
+      `        idempotent: ${String(idempotent)}`,
+      "",
+    ].join("\n"),
+  );
+  return preparePlan({ spec, cluster: LOCALCLUSTER, runId: "20260101-000000-abcdef", done: new Set(["packed.m.0.one", "packed.m.0"]) }).plan;
+}
+
+/** A state file of `key` as a job writes it (by SLURM array job `arrayJob`). */
+function state(plan: CompiledPlan, key: string, options: { arrayJob: string; success?: boolean; cached?: boolean; signature?: string }) {
+  const slot = buildStepIndex(plan).get(key);
+  const signature = options.signature ?? slot?.steps.find((s) => s.key.replaceAll("{i}", String(slot.index)) === key)?.signature ?? "";
+  return stateFileSchema.parse({
+    success: options.success ?? true,
+    timestamp: "2026-01-01T00:00:01.000Z",
+    duration_s: 0.1,
+    provides: [],
+    outputs: {},
+    error: null,
+    meta: {},
+    signature,
+    failure: null,
+    key,
+    slurm: { job_id: `${options.arrayJob}1`, array_job_id: options.arrayJob, array_task_id: "0", task: 0 },
+    ...(options.cached ? { cached: { run: "20251231-000000-aaaaaa", step: key, key: "a".repeat(64) } } : {}),
+  });
+}
+
+describe("TaskEnds with items done before the submission", () => {
+  it("both tasks of the packed map still run: item 0 shares task 0 with item 1", () => {
+    const plan = packedPlan(true);
+    expect(plan.jobs).toHaveLength(1);
+    expect(plan.jobs[0]?.array?.count).toBe(2);
+  });
+
+  for (const how of ["restored from the step cache", "an idempotent earlier success"] as const) {
+    it(`an item whose earlier files are ${how} ends with its task once the other item's files come`, () => {
+      const plan = packedPlan(how === "an idempotent earlier success");
+      const ends = new TaskEnds(plan, { j000: "500" });
+      const cached = how === "restored from the step cache";
+      ends.apply("packed.m.0.one", { state: state(plan, "packed.m.0.one", { arrayJob: "77", cached }), fresh: false });
+      ends.apply("packed.m.0", { state: state(plan, "packed.m.0", { arrayJob: "77", cached, signature: "" }), fresh: false });
+      expect(ends.allEnded()).toBe(false);
+      for (const i of [1, 2, 3]) {
+        ends.apply(`packed.m.${i}.one`, { state: state(plan, `packed.m.${i}.one`, { arrayJob: "500" }), fresh: true });
+        ends.apply(`packed.m.${i}`, { state: state(plan, `packed.m.${i}`, { arrayJob: "500", signature: "" }), fresh: true });
+      }
+      expect(ends.allEnded()).toBe(true);
+    });
+  }
+
+  it("an earlier file the job will NOT skip does not end its task: a failure, another definition, a step that is not idempotent", () => {
+    const cases: Array<{ idempotent: boolean; success?: boolean; signature?: string }> = [
+      { idempotent: true, success: false },
+      { idempotent: true, signature: "ffffffffffff" },
+      { idempotent: false },
+    ];
+    for (const c of cases) {
+      const plan = packedPlan(c.idempotent);
+      const ends = new TaskEnds(plan, { j000: "500" });
+      ends.apply("packed.m.0.one", { state: state(plan, "packed.m.0.one", { arrayJob: "77", ...c }), fresh: false });
+      ends.apply("packed.m.0", { state: state(plan, "packed.m.0", { arrayJob: "77", signature: "" }), fresh: false });
+      for (const i of [1, 2, 3]) {
+        ends.apply(`packed.m.${i}.one`, { state: state(plan, `packed.m.${i}.one`, { arrayJob: "500" }), fresh: true });
+        ends.apply(`packed.m.${i}`, { state: state(plan, `packed.m.${i}`, { arrayJob: "500", signature: "" }), fresh: true });
+      }
+      expect(ends.allEnded(), JSON.stringify(c)).toBe(false);
+    }
+  });
+});
