@@ -11,7 +11,9 @@
 //   timestamps, durations, job ids (meta.slurm), hosts (meta.host), the `cached` marker, and the
 //   run id at the root.
 // Prints figures only; asserts nothing (the machine and the cluster are shared: times are noisy).
-// Run after a build: `npm run build && node dist/bench/incremental.js [--models N] [--no-compare] [--no-up]`.
+// Run after a build: `npm run build && node dist/bench/incremental.js [--models N] [--reruns K] [--no-compare] [--no-up]`.
+//   --reruns K repeats run 2 K times (its figure is then the median) and prints, for each, when the
+//   CLI sent each remote command (seconds after the child was spawned): where the time goes.
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -19,10 +21,10 @@ import { writeBatch } from "../examples/batch-validate/generate.js";
 import { COMMON_OPTIONS, wholeNumber } from "./lib/args.js";
 import { runCliChild } from "./lib/cli-child.js";
 import { closeBench, openBench } from "./lib/cluster.js";
-import { int, ratio, sec, table } from "./lib/format.js";
+import { int, median, ratio, sec, spread, table } from "./lib/format.js";
 import { runBench } from "./lib/interrupt.js";
 
-const USAGE = "usage: node dist/bench/incremental.js [--models N] [--no-compare] [--no-up]";
+const USAGE = "usage: node dist/bench/incremental.js [--models N] [--reruns K] [--no-compare] [--no-up]";
 
 /** What the comparison ignores: present in every state, different in every run. */
 export const IGNORED = ["timestamp", "duration_s", "meta.slurm", "meta.host", "meta.cached", "meta.run_id (root)"] as const;
@@ -67,8 +69,9 @@ function restoredFigure(stderr: string): string {
 }
 
 await runBench(async () => {
-  const { values } = parseArgs({ options: { ...COMMON_OPTIONS, models: { type: "string" }, "no-compare": { type: "boolean" } }, allowPositionals: false });
+  const { values } = parseArgs({ options: { ...COMMON_OPTIONS, models: { type: "string" }, reruns: { type: "string" }, "no-compare": { type: "boolean" } }, allowPositionals: false });
   const n = values.models === undefined ? 2000 : wholeNumber("--models", values.models, 6, USAGE);
+  const reruns = values.reruns === undefined ? 1 : wholeNumber("--reruns", values.reruns, 1, USAGE);
   const bench = openBench("incremental", { noUp: values["no-up"] === true });
   try {
     const dir = join(bench.dir, "batch");
@@ -83,19 +86,26 @@ await runBench(async () => {
       jobs: string;
       code: number | null;
       result: StateView | null;
+      /** When each remote command was sent, seconds after the spawn. */
+      timeline: string;
     }
     const submit = async (what: string, ...flags: string[]): Promise<Row> => {
       process.stderr.write(`${what}...\n`);
+      const t0 = Date.now() / 1000;
       const run = await runCliChild(["submit", spec, "--cluster", bench.config, "--wait", ...flags], { home: bench.home, cwd: bench.dir, logBase: join(bench.dir, what.replace(/\W+/g, "-")) });
       const id = /(?:submitted run|^run) (\S+):/m.exec(run.stdout + run.stderr)?.[1];
       let result: StateView | null = null;
       if (id) result = JSON.parse(readFileSync(join(bench.home, "runs", id, "result.json"), "utf8")) as StateView;
       else process.stderr.write(`${what}: no run id; exit ${run.code}\n${run.stderr.slice(-2000)}\n`);
       const jobs = /submitting (\d+) job\(s\)/.exec(run.stderr)?.[1] ?? (/nothing to submit/.test(run.stderr) ? "0" : "?");
-      return { what, s: run.s, sent: sentFigure(run.stderr), restored: restoredFigure(run.stderr), jobs, code: run.code, result };
+      const timeline = run.calls.map((c) => `${c.kind} @${(c.t - t0).toFixed(2)}`).join(", ");
+      return { what, s: run.s, sent: sentFigure(run.stderr), restored: restoredFigure(run.stderr), jobs, code: run.code, result, timeline };
     };
     const full = await submit("1. full run (empty store and cache)");
-    const same = await submit("2. rerun, nothing changed");
+    const sames: Row[] = [];
+    for (let k = 0; k < reruns; k += 1) sames.push(await submit(reruns === 1 ? "2. rerun, nothing changed" : `2. rerun, nothing changed (${k + 1} of ${reruns})`));
+    const same = sames[0] as Row;
+    const sameS = median(sames.map((r) => r.s));
     // 5 models change (their bytes; the list and the layout stay).
     const models = readFileSync(join(dir, "models.txt"), "utf8").trim().split("\n");
     const changed = [3, Math.floor(n / 5), Math.floor(n / 2), Math.floor((4 * n) / 5), n - 1].filter((x, k, all) => all.indexOf(x) === k);
@@ -106,14 +116,14 @@ await runBench(async () => {
     const five = await submit(`3. rerun, ${changed.length} models changed`);
     // --no-compare: leave out run 4 (another full run) when only the reruns' times are wanted.
     const fullChanged = values["no-compare"] === true ? null : await submit(`4. full run of the changed batch (--no-cache)`, "--no-cache");
-    const rows = fullChanged ? [full, same, five, fullChanged] : [full, same, five];
+    const rows = fullChanged ? [full, ...sames, five, fullChanged] : [full, ...sames, five];
     console.log(`\n${int(n)} models (examples/batch-validate); each row is a whole \`hpcpipe submit --wait\` as a CLI child process, start to exit`);
     table(
       ["run", "wall time", "jobs", "steps restored", "models sent", "exit"],
       rows.map((r) => [r.what, sec(r.s), r.jobs, r.restored, r.sent, String(r.code)]),
       [0],
     );
-    console.log(`nothing changed: ${sec(same.s)} (goal < 5 s), ${ratio(full.s, same.s)} the full run; ${changed.length} changed: ${sec(five.s)} (goal < 15 s)${fullChanged ? `, ${ratio(fullChanged.s, five.s)} the full run` : ""}`);
+    console.log(`nothing changed: ${reruns === 1 ? sec(sameS) : `${spread(sames.map((r) => r.s))} (median [min-max] of ${reruns})`} (goal < 5 s), ${ratio(full.s, sameS)} the full run; ${changed.length} changed: ${sec(five.s)} (goal < 15 s)${fullChanged ? `, ${ratio(fullChanged.s, five.s)} the full run` : ""}`);
     const compare = (label: string, a: Row, b: Row): void => {
       if (!a.result || !b.result) {
         console.log(`${label}: cannot compare (a run has no result)`);
@@ -123,6 +133,7 @@ await runBench(async () => {
       const states = Object.keys(a.result.step_states ?? {}).length;
       console.log(`${label}: ${diff.length === 0 ? `equal, ${int(states)} step states field by field` : `${diff.length} of ${int(states)} states differ: ${diff.slice(0, 10).join(", ")}`}`);
     };
+    for (const r of [...sames, five]) console.log(`${r.what}: remote commands sent at (s after spawn; exit at ${r.s.toFixed(2)}): ${r.timeline}`);
     console.log(`ignored in the comparison: ${IGNORED.join(", ")}`);
     compare("run 2 vs run 1", same, full);
     if (fullChanged) compare("run 3 vs run 4", five, fullChanged);

@@ -716,7 +716,16 @@ _hp_cache_put() {
       if [[ ! -f $blob ]]; then
         [[ -d ${blob%/*} ]] || mkdir -p -- "${blob%/*}" || exit 0
         tmp="${blob%/*}/.$sum.$$.tmp"
-        if ! { cp -- "${paths[i]}" "$tmp" && chmod 0444 -- "$tmp" && mv -f -- "$tmp" "$blob"; }; then
+        if ! cp -- "${paths[i]}" "$tmp"; then
+          rm -f -- "$tmp"
+          exit 0
+        fi
+        # A blob is named by what was copied, hashed again: the output may have changed since it was hashed
+        # (a process the step left behind still writing it). Only on a miss: one more sha256sum.
+        read -r sum name < <(sha256sum -- "$tmp")
+        sum=${sum#\\}
+        blob="$store/blobs/${sum:0:2}/$sum"
+        if ! { [[ $sum =~ ^[0-9a-f]{64}$ ]] && { [[ -d ${blob%/*} ]] || mkdir -p -- "${blob%/*}"; } && chmod 0444 -- "$tmp" && mv -f -- "$tmp" "$blob"; }; then
           rm -f -- "$tmp"
           exit 0
         fi

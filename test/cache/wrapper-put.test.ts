@@ -60,6 +60,8 @@ describe("the wrapper's step cache writes", () => {
     expect(readdirSync(join(store, "blobs", sha.slice(0, 2)))).toEqual([sha]);
   });
 
+  // The 12 writers also rewrite ONE output file under each other's feet (as a process a step left behind
+  // might): a blob must be named by the bytes it holds, whatever the file held when it was first hashed.
   it("many writers of one key at once leave one good entry and no temp file", async () => {
     const results = await Promise.all(Array.from({ length: 12 }, (_, i) => put(`bytes-of-writer-${i}`)));
     for (const r of results) expect(r.code, r.stderr).toBe(0);
