@@ -15,6 +15,7 @@ import type { Renderer } from "./renderer.js";
 import type { CompileTarget } from "./target.js";
 import { timeLimitProblems, withSlurmTimes } from "./time-limits.js";
 import { unitsOf } from "./units.js";
+import type { LeafContext } from "./units.js";
 
 export { RUN_ID_PATTERN } from "../plan/run-id.js";
 export type { RenderContext, Renderer } from "./renderer.js";
@@ -67,12 +68,12 @@ export function compile(input: CompileInput): CompiledPlan {
   const needs = resolveNeeds(root, new Set(Object.keys(context)), problems);
   refuseIfProblems(problems);
 
-  const leaves = { needs, defaults: mergeResources(target.defaults, input.defaults), problems };
+  const lowering: LeafContext = { needs, defaults: mergeResources(target.defaults, input.defaults), problems };
   const canFuse = input.canFuse ?? ((s: PipelineStep) => !fuseOptOut(s));
-  const units = unitsOf(root, root.name, input.fuse ?? true, { ...leaves, canFuse });
-  const built = buildDrafts(fuseUnits(units), target, leaves);
+  const units = unitsOf(root, root.name, input.fuse ?? true, { ...lowering, canFuse });
+  const built = buildDrafts(fuseUnits(units), target, lowering);
   const timed = withSlurmTimes(built.jobs);
-  problems.push(...timeLimitProblems(timed, target));
+  for (const problem of timeLimitProblems(timed, target)) problems.push(problem);
   refuseIfProblems(problems);
 
   const drafts = input.done ? pruneDone(timed, input.done, built.items, target.maxArraySize) : timed;
