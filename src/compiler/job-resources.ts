@@ -40,3 +40,18 @@ export function combineResources(list: Resources[], key: string, problems: strin
   }
   return out;
 }
+
+/** Steps run one after another in one task: the largest amounts, and the time of all of them together. */
+export function sequenceResources(list: Resources[], key: string, problems: string[]): Resources {
+  const combined = combineResources(list, key, problems);
+  const summed = sumTime(list);
+  return summed.time === undefined ? combined : { ...combined, time: summed.time };
+}
+
+/** A fused job needs the time of all its steps together. */
+export function sumTime(list: Resources[]): Resources {
+  const first = list[0] ?? {};
+  const times = list.map((r) => r.time);
+  if (times.some((t) => t === undefined)) return { ...first };
+  return { ...first, time: secondsToSlurmTime(times.reduce((s, t) => s + slurmTimeToSeconds(t as string), 0)) };
+}

@@ -6,6 +6,8 @@ import { LOCAL_TARGET_DEFAULTS } from "../../src/compiler/target.js";
 import type { CompileTarget } from "../../src/compiler/target.js";
 import { CommandStep } from "../../src/spec/command-step.js";
 import type { CommandStepOptions } from "../../src/spec/command-step.js";
+import type { PlanStep } from "../../src/plan/plan.js";
+import type { LeafUnit } from "../../src/compiler/units.js";
 
 /** A renderer that records what it was given instead of running templates: the compiler's structure is tested alone. */
 export const structureRenderer: Renderer = {
@@ -28,3 +30,28 @@ export const group = (name: string, steps: PipelineStep[], over: Record<string, 
 export function compileTree(root: PipelineStep, over: Partial<CompileInput> = {}) {
   return compile({ root, context: {}, runId: "run1", target: target(), renderer: structureRenderer, ...over });
 }
+
+/** A leaf step as the plan holds it, built by hand for the unit tests of single phases. */
+export const planStepOf = (key: string, over: Partial<PlanStep> = {}): PlanStep => ({
+  key,
+  name: key.split(".").pop() ?? key,
+  signature: "000000000000",
+  command: "true",
+  env: {},
+  requires: [],
+  provides: [],
+  outputs: [],
+  needs: [],
+  continue_on_error: false,
+  idempotent: false,
+  ...over,
+});
+
+export const leafUnit = (key: string, over: Partial<Omit<LeafUnit, "type" | "leaf">> = {}): LeafUnit => ({
+  type: "leaf",
+  leaf: planStepOf(key),
+  resources: {},
+  fusable: true,
+  coe: false,
+  ...over,
+});

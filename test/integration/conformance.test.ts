@@ -323,7 +323,7 @@ describe("conformance of the in-process core and the compiled plan on the local 
  */
 const arrayTolerance: Array<Case & { bug: string }> = [
   {
-    // src/compiler/compile.ts unitsOf returns a parallel group as a plain "group" unit and ignores the group's own
+    // src/compiler/units.ts unitsOf returns a parallel group as a plain "group" unit and ignores the group's own
     // continue_on_error (only sequential composites become an afterany "block"), so its dependents are chained with
     // afterok and never run after a child fails (not_run, DependencyNeverSatisfied); in-process the pipeline goes on.
     bug: "parallel group continue_on_error ignored by the compiler",
@@ -336,7 +336,7 @@ const arrayTolerance: Array<Case & { bug: string }> = [
     mustHave: { "gcoe.g": "STEP_FAILED", "gcoe.after": "ok" },
   },
   {
-    // The same for a map's own continue_on_error (unitsOf returns a "map" unit; arrayJobs always hands on afterok).
+    // The same for a map's own continue_on_error (unitsOf returns a "map" unit; addArrayJobs always hands on afterok).
     bug: "map continue_on_error ignored by the compiler",
     name: "a failing map with continue_on_error (not continue_on_item_error) lets the pipeline go on and succeed",
     doc: {
@@ -347,7 +347,7 @@ const arrayTolerance: Array<Case & { bug: string }> = [
     mustHave: { "mcoe.m": "STEP_FAILED", "mcoe.after": "ok" },
   },
   {
-    // Inside one array task (a map item or a group child pipeline) src/compiler/compile.ts leavesOf flattens nested
+    // Inside one array task (a map item or a group child pipeline) src/compiler/units.ts taskLeaves flattens nested
     // pipelines into a list of steps and drops their continue_on_error, so the wrapper (templates/lib.sh hp_step) stops
     // the task body at the first failed step of a tolerated sub-pipeline; in-process the item goes on (c runs).
     bug: "continue_on_error of a sub-pipeline inside an array task is lost",
