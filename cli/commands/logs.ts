@@ -7,6 +7,8 @@ import { CliError, CliExit } from "../../src/cli-exit.js";
 import { RunStore } from "../../src/runs/index.js";
 import { guarded } from "../errors.js";
 import { ACCEPT_HOST_KEY_FLAGS, ACCEPT_HOST_KEY_HELP, onSigint } from "./status.js";
+import { connectOptions } from "../connect-options.js";
+import type { CliOptions } from "../connect-options.js";
 
 interface LogsFlags {
   task?: number;
@@ -20,7 +22,7 @@ function taskNumber(value: string): number {
   return Number(value);
 }
 
-export function registerLogsCommand(program: Command): void {
+export function registerLogsCommand(program: Command, cli: CliOptions = {}): void {
   program
     .command("logs")
     .description(
@@ -49,7 +51,7 @@ export function registerLogsCommand(program: Command): void {
         await store.readRecord(runId);
         const plan = await store.readPlan(runId);
         const target = resolveLogTarget(plan, step, flags.task, stream);
-        await openRun(runId, { store, acceptNewHostKey: flags.acceptNewHostKey ?? false }, async (run) => {
+        await openRun(runId, { store, ...connectOptions(flags, cli) }, async (run) => {
           if (flags.follow) {
             const ended = await onSigint((signal) =>
               followLog(run, target, {

@@ -8,6 +8,8 @@ import { formatBytes, PULL_MAX_FILE_BYTES, PULL_MAX_TOTAL_BYTES } from "../../sr
 import { guarded } from "../errors.js";
 import { transferBar } from "../transfer-bar.js";
 import { ACCEPT_HOST_KEY_FLAGS, ACCEPT_HOST_KEY_HELP } from "./status.js";
+import { connectOptions } from "../connect-options.js";
+import type { CliOptions } from "../connect-options.js";
 
 interface PullFlags {
   to?: string;
@@ -36,7 +38,7 @@ export function pullSummary(outcome: PullRunOutcome): string {
   return `${lines.map((l) => `hpcpipe: ${l}`).join("\n")}\n`;
 }
 
-export function registerPullCommand(program: Command): void {
+export function registerPullCommand(program: Command, cli: CliOptions = {}): void {
   program
     .command("pull")
     .description(
@@ -66,7 +68,7 @@ export function registerPullCommand(program: Command): void {
       const maxFileBytes = flags.maxFile !== undefined ? parseSize(flags.maxFile, "--max-file") : PULL_MAX_FILE_BYTES;
       const maxTotalBytes = flags.maxTotal !== undefined ? parseSize(flags.maxTotal, "--max-total") : PULL_MAX_TOTAL_BYTES;
       await guarded(() =>
-        openRun(runId, { acceptNewHostKey: flags.acceptNewHostKey ?? false }, async (run) => {
+        openRun(runId, connectOptions(flags, cli), async (run) => {
           const bar = transferBar(process.stderr, "pull");
           const outcome = await pullRun(run, patterns, { to, maxFileBytes, maxTotalBytes, onBytes: (n) => bar.update(n, null) });
           bar.end();
