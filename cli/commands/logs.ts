@@ -9,6 +9,7 @@ import { guarded } from "../errors.js";
 import { ACCEPT_HOST_KEY_FLAGS, ACCEPT_HOST_KEY_HELP, onSigint } from "./status.js";
 import { connectOptions } from "../connect-options.js";
 import type { CliOptions } from "../connect-options.js";
+import { preview } from "../../src/core/preview.js";
 
 interface LogsFlags {
   task?: number;
@@ -18,7 +19,7 @@ interface LogsFlags {
 }
 
 function taskNumber(value: string): number {
-  if (!/^\d{1,9}$/.test(value)) throw new CliError(`--task expects a task index (0, 1, ...), got ${JSON.stringify(value)}`, CliExit.USAGE);
+  if (!/^\d{1,9}$/.test(value)) throw new CliError(`--task expects a task index (0, 1, ...), got ${preview(value)}`, CliExit.USAGE);
   return Number(value);
 }
 

@@ -10,6 +10,7 @@ import { transferBar } from "../transfer-bar.js";
 import { ACCEPT_HOST_KEY_FLAGS, ACCEPT_HOST_KEY_HELP } from "./status.js";
 import { connectOptions } from "../connect-options.js";
 import type { CliOptions } from "../connect-options.js";
+import { preview } from "../../src/core/preview.js";
 
 interface PullFlags {
   to?: string;
@@ -22,7 +23,7 @@ interface PullFlags {
 /** "512M", "4G", "100" (bytes) as bytes. */
 export function parseSize(text: string, flag: string): number {
   const m = /^(\d+(?:\.\d+)?)([KMGT]?)i?B?$/i.exec(text.trim());
-  if (!m) throw new CliError(`${flag}: expected a size such as 500M or 4G, got ${JSON.stringify(text.slice(0, 40))}`, CliExit.USAGE);
+  if (!m) throw new CliError(`${flag}: expected a size such as 500M or 4G, got ${preview(text, 40)}`, CliExit.USAGE);
   const unit = (m[2] ?? "").toUpperCase();
   const factor = unit === "" ? 1 : 1024 ** ("KMGT".indexOf(unit) + 1);
   return Math.floor(Number(m[1]) * factor);

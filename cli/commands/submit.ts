@@ -9,7 +9,7 @@ import { writeJsonTo } from "../../src/core/json-stream.js";
 import { preparePlan } from "../../src/app/prepare.js";
 import { pullRun } from "../../src/app/pull.js";
 import { handleInterrupt, waitAndCollect } from "../../src/app/submit.js";
-import { preview } from "../../src/render/quote.js";
+import { preview } from "../../src/core/preview.js";
 import { RUN_ID_PATTERN } from "../../src/runs/record.js";
 import type { InterruptPolicy } from "../../src/app/submit.js";
 import { formatResultSummary } from "../../src/app/summary.js";

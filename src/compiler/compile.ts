@@ -17,6 +17,7 @@ import { commandStepProblems } from "./command-checks.js";
 import { combineResources, sameResources } from "./job-resources.js";
 import { resolvePacking } from "./packing.js";
 import type { CompileTarget } from "./target.js";
+import { preview } from "../core/preview.js";
 
 /** Largest single `NAME=value` string Linux passes to a process (MAX_ARG_STRLEN - 1). */
 const MAX_ENV_STRING_BYTES = 131_071;
@@ -86,7 +87,7 @@ const mapOf = (s: PipelineStep): MapLike | null => (s.kind === ("map" as string)
  */
 export function compile(input: CompileInput): CompiledPlan {
   const { root, target } = input;
-  if (!RUN_ID_PATTERN.test(input.runId)) throw new CompileError(`invalid run id ${JSON.stringify(input.runId)}`);
+  if (!RUN_ID_PATTERN.test(input.runId)) throw new CompileError(`invalid run id ${preview(input.runId)}`);
   const problems: string[] = [];
   const context = contextStrings(input.context, problems);
   const defaults = mergeResources(target.defaults, input.defaults);

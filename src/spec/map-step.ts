@@ -15,6 +15,7 @@ import type { Context, PipelineStep } from "../core/step.js";
 import { contextKeyProblem } from "./context-keys.js";
 import { withItemScope } from "./item-scope.js";
 import { hasControlChar } from "./source.js";
+import { preview } from "../core/preview.js";
 
 /** Longest item, in characters. */
 export const MAX_ITEM_LENGTH = 4096;
@@ -102,7 +103,7 @@ export function parsePacking(options: PackingOptions, where: string): MapPacking
   const seconds = (value: string | undefined, name: string): number | null => {
     if (value === undefined) return null;
     const s = typeof value === "string" && SLURM_TIME_PATTERN.test(value) ? slurmTimeToSeconds(value) : 0;
-    if (s <= 0) throw new StepDefinitionError(`${where}: ${name} must be a positive SLURM time like "10:00" (MM:SS) or "1:00:00", got ${JSON.stringify(value)}`);
+    if (s <= 0) throw new StepDefinitionError(`${where}: ${name} must be a positive SLURM time like "10:00" (MM:SS) or "1:00:00", got ${preview(value)}`);
     return s;
   };
   const taskDurationS = seconds(taskDuration, "taskDuration");
