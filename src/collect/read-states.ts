@@ -8,7 +8,7 @@ import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { STATE_FILE_MAX_BYTES, STEP_KEY_PATTERN, stateFileSchema } from "../plan/state-file.js";
 import type { StateFile } from "../plan/state-file.js";
-import { preview } from "../core/preview.js";
+import { issuesText, preview } from "../core/preview.js";
 
 /** A state file that could not be used, by file name (relative to the states directory). */
 export interface StateProblem {
@@ -49,9 +49,7 @@ export function parseStateText(name: string, text: string): ParsedState {
   }
   const parsed = stateFileSchema.safeParse(json);
   if (!parsed.success) {
-    const issues = parsed.error.issues.slice(0, 5).map((i) => `${i.path.length > 0 ? i.path.join(".") : "(root)"}: ${i.message}`);
-    const more = parsed.error.issues.length > 5 ? `; and ${parsed.error.issues.length - 5} more` : "";
-    return { ok: false, error: `not a valid state file: ${issues.join("; ")}${more}` };
+    return { ok: false, error: `not a valid state file: ${issuesText(parsed.error.issues)}` };
   }
   if (parsed.data.key !== key) {
     return { ok: false, error: `state file names key ${preview(parsed.data.key)}, not ${preview(key)} as its file name says` };

@@ -8,6 +8,8 @@
 
 /** How many characters of a value a message shows unless told otherwise. */
 export const PREVIEW_CHARS = 60;
+/** For a file path built from input: long enough for ordinary absolute paths. */
+export const PREVIEW_PATH_CHARS = 200;
 
 // C0 and C1 controls and DEL; line and paragraph separators; the bidi, zero-width and BOM marks that reorder or hide text.
 // eslint-disable-next-line no-control-regex
@@ -38,4 +40,41 @@ export function preview(value: unknown, max: number = PREVIEW_CHARS): string {
     text = Object.prototype.toString.call(value); // a cycle, or an object without toString
   }
   return escapeUnsafe(text.length > max ? `${cut(text, max)}...` : text);
+}
+
+/** A failed parse's issue as a message shows it (structural, so the core needs no zod). */
+export interface IssueLike {
+  readonly path: readonly PropertyKey[];
+  readonly message: string;
+  readonly code?: string;
+  readonly keys?: readonly string[];
+}
+
+const PLAIN_SEGMENT = /^[A-Za-z0-9_-]{1,60}$/;
+
+/** Text already written for people (an issue's message): bounded and escaped, not quoted. */
+function printable(text: string, max: number): string {
+  return escapeUnsafe(text.length > max ? `${cut(text, max)}...` : text);
+}
+
+/** A path into a parsed document, `jobs.j000.state`; a key that came from input is previewed (`outputs."\u001b"`). */
+function issuePath(path: readonly PropertyKey[]): string {
+  if (path.length === 0) return "(root)";
+  return path.map((seg) => (typeof seg === "number" || (typeof seg === "string" && PLAIN_SEGMENT.test(seg)) ? String(seg) : preview(String(seg)))).join(".");
+}
+
+function issueMessage(issue: IssueLike): string {
+  // zod's own message for unknown keys quotes them raw and whole: a hostile document's keys would reach the terminal.
+  if (issue.code === "unrecognized_keys" && issue.keys) {
+    const keys = issue.keys.slice(0, 5).map((k) => preview(k));
+    const more = issue.keys.length > 5 ? ` and ${issue.keys.length - 5} more` : "";
+    return `Unrecognized key${issue.keys.length > 1 ? "s" : ""}: ${keys.join(", ")}${more}`;
+  }
+  return printable(issue.message, 300);
+}
+
+/** The first `limit` issues of a failed parse as `path: message; ...` (then `; and N more`), each bounded and escaped. */
+export function issuesText(issues: readonly IssueLike[], limit = 5): string {
+  const shown = issues.slice(0, limit).map((issue) => `${issuePath(issue.path)}: ${issueMessage(issue)}`);
+  return `${shown.join("; ")}${issues.length > limit ? `; and ${issues.length - limit} more` : ""}`;
 }

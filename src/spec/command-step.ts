@@ -7,7 +7,7 @@ import { contextKeyProblem } from "./context-keys.js";
 import { hasControlChar } from "./source.js";
 // Implemented in run-command.ts (kept apart: it spawns processes).
 import { runCommandInProcess } from "./run-command.js";
-import { preview } from "../core/preview.js";
+import { issuesText, preview } from "../core/preview.js";
 
 export interface CommandStepOptions extends StepOptions {
   /** A bash snippet. Context values arrive as environment variables ("$model_path"), never spliced into this text. */
@@ -84,7 +84,7 @@ export class CommandStep extends PipelineStep {
     }
     const res = resourcesSchema.safeParse(options.resources ?? {});
     if (!res.success) {
-      throw new StepDefinitionError(`step ${options.name}: resources: ${res.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+      throw new StepDefinitionError(`step ${options.name}: resources: ${issuesText(res.error.issues, 10)}`);
     }
     this.command = options.command;
     this.outputs = [...(options.outputs ?? [])];

@@ -155,7 +155,7 @@ export function resolveItemFiles(request: ItemFilesRequest): { value: ItemFiles 
     const abs = resolve(specDir, p.path);
     try {
       const info = statSync(abs);
-      if (info.isDirectory()) problems.push({ field: p.field, message: `${p.where}${preview(p.path)} is a directory (${abs}); an item is one file (items_glob: "${p.path.replace(/\/+$/, "")}/**" takes every file in it)` });
+      if (info.isDirectory()) problems.push({ field: p.field, message: `${p.where}${preview(p.path)} is a directory (${abs}); an item is one file (items_glob: ${preview(`${p.path.replace(/\/+$/, "")}/**`)} takes every file in it)` });
       else if (!info.isFile()) problems.push({ field: p.field, message: `${p.where}${preview(p.path)} is not a regular file (${abs})` });
       else itemAbs.push({ abs, field: p.field, where: p.where });
     } catch (err) {

@@ -92,7 +92,7 @@ export function parsePacking(options: PackingOptions, where: string): MapPacking
   const { itemsPerTask, taskDuration, itemDuration, taskCpus } = options;
   if (itemsPerTask === undefined && taskDuration === undefined && itemDuration === undefined && taskCpus === undefined) return null;
   if (itemsPerTask !== undefined && (!Number.isInteger(itemsPerTask) || itemsPerTask < 1)) {
-    throw new StepDefinitionError(`${where}: itemsPerTask must be a whole number >= 1, got ${itemsPerTask}`);
+    throw new StepDefinitionError(`${where}: itemsPerTask must be a whole number >= 1, got ${preview(itemsPerTask)}`);
   }
   if (itemsPerTask !== undefined && (taskDuration !== undefined || itemDuration !== undefined)) {
     throw new StepDefinitionError(`${where}: give itemsPerTask or taskDuration with itemDuration, not both`);
@@ -109,7 +109,7 @@ export function parsePacking(options: PackingOptions, where: string): MapPacking
   const taskDurationS = seconds(taskDuration, "taskDuration");
   const itemDurationS = seconds(itemDuration, "itemDuration");
   if (taskCpus !== undefined && (!Number.isInteger(taskCpus) || taskCpus < 1)) {
-    throw new StepDefinitionError(`${where}: taskCpus must be a whole number >= 1, got ${taskCpus}`);
+    throw new StepDefinitionError(`${where}: taskCpus must be a whole number >= 1, got ${preview(taskCpus)}`);
   }
   if (itemsPerTask === undefined && taskDurationS === null) {
     throw new StepDefinitionError(`${where}: taskCpus applies to packed tasks; give itemsPerTask (or taskDuration with itemDuration) too`);
@@ -185,7 +185,7 @@ export class MapStep extends CompositeStep {
     }
     const concurrency = options.concurrency ?? availableParallelism();
     if (!Number.isInteger(concurrency) || concurrency < 1) {
-      throw new StepDefinitionError(`map ${options.name}: concurrency must be a whole number >= 1, got ${concurrency}`);
+      throw new StepDefinitionError(`map ${options.name}: concurrency must be a whole number >= 1, got ${preview(concurrency)}`);
     }
     this.items = Object.freeze([...options.items]);
     this.as = as;

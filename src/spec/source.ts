@@ -201,7 +201,7 @@ export const expectationMap: z.core.$ZodErrorMap = (issue: RawIssue) => {
     case "unrecognized_keys": {
       const shape = (issue.inst as { _zod?: { def?: { shape?: Record<string, unknown> } } } | undefined)?._zod?.def?.shape;
       const allowed = shape ? `; allowed keys: ${Object.keys(shape).join(", ")}` : "";
-      return `unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `'${k}'`).join(", ")}${allowed}`;
+      return `unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => preview(k)).join(", ")}${allowed}`;
     }
     case "invalid_format":
       return issue.format === "regex" ? `expected text matching ${String(issue.pattern ?? "the required pattern")}` : `expected ${issue.format}`;

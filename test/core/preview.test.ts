@@ -2,7 +2,8 @@
 // messages from echoing a value through JSON.stringify instead (eslint.config.js).
 import { ESLint } from "eslint";
 import { describe, expect, it } from "vitest";
-import { preview, PREVIEW_CHARS } from "../../src/core/preview.js";
+import { z } from "zod";
+import { issuesText, preview, PREVIEW_CHARS } from "../../src/core/preview.js";
 
 // eslint-disable-next-line no-control-regex
 const RAW_UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069\u200e\u200f\ufeff]/;
@@ -61,6 +62,35 @@ describe("preview", () => {
 
   it("escapes what an object carries too", () => {
     expect(preview({ k: "a\u202eb\u007f" })).toBe('{"k":"a\\u202eb\\u007f"}');
+  });
+});
+
+describe("issuesText (a failed parse in a message)", () => {
+  const schema = z.strictObject({ name: z.string(), outputs: z.record(z.string(), z.number()) });
+
+  it("shows path and message of each issue, (root) for the document itself", () => {
+    const r = schema.safeParse({ name: 3, outputs: {} });
+    expect(r.success).toBe(false);
+    expect(issuesText(r.error?.issues ?? [])).toBe("name: Invalid input: expected string, received number");
+    expect(issuesText(z.object({}).safeParse(7).error?.issues ?? [])).toMatch(/^\(root\): /);
+  });
+
+  it("previews unknown keys and odd path segments: zod's own message would echo them raw and whole", () => {
+    const hostile = `\u001b[2J${"x".repeat(10_000)}`;
+    const r = schema.safeParse({ name: "n", outputs: { [hostile]: "not a number" }, [hostile]: 1 });
+    const text = issuesText(r.error?.issues ?? []);
+    expect(r.error?.issues.some((i) => i.message.includes(hostile))).toBe(true); // what zod says on its own
+    expect(text).toContain('Unrecognized key: "\\u001b[2Jxxx');
+    expect(text).toContain('outputs."\\u001b[2Jxxx');
+    expect(text).not.toMatch(RAW_UNSAFE);
+    expect(text.length).toBeLessThan(400);
+  });
+
+  it("shows the first issues and counts the rest", () => {
+    const many = z.array(z.string()).safeParse([1, 2, 3, 4, 5, 6, 7]);
+    const text = issuesText(many.error?.issues ?? [], 2);
+    expect(text.split("; ").slice(0, 2).map((t) => t.split(":")[0])).toEqual(["0", "1"]);
+    expect(text.endsWith("; and 5 more")).toBe(true);
   });
 });
 
