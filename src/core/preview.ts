@@ -8,8 +8,6 @@
 
 /** How many characters of a value a message shows unless told otherwise. */
 export const PREVIEW_CHARS = 60;
-/** For a file path built from input: long enough for ordinary absolute paths. */
-export const PREVIEW_PATH_CHARS = 200;
 
 // C0 and C1 controls and DEL; line and paragraph separators; the bidi, zero-width and BOM marks that reorder or hide text.
 // eslint-disable-next-line no-control-regex
