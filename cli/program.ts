@@ -13,9 +13,10 @@ import { registerRunCommand } from "./commands/run.js";
 import { registerRunsCommand } from "./commands/runs.js";
 import { registerStatusCommand } from "./commands/status.js";
 import { registerSubmitCommand } from "./commands/submit.js";
+import type { CliOptions } from "./connect-options.js";
 
-/** Builds the command tree; each command parses its arguments and calls the library. */
-export function buildProgram(): Command {
+/** Builds the command tree; each command parses its arguments and calls the library (`cli`: what main.ts gives them). */
+export function buildProgram(cli: CliOptions = {}): Command {
   const program = new Command();
   program
     .name("hpcpipe")
@@ -31,15 +32,15 @@ export function buildProgram(): Command {
     .exitOverride();
   registerRunCommand(program);
   registerPlanCommand(program);
-  registerSubmitCommand(program);
-  registerStatusCommand(program);
-  registerCollectCommand(program);
-  registerPullCommand(program);
-  registerCacheCommand(program);
-  registerCancelCommand(program);
-  registerLogsCommand(program);
+  registerSubmitCommand(program, cli);
+  registerStatusCommand(program, cli);
+  registerCollectCommand(program, cli);
+  registerPullCommand(program, cli);
+  registerCacheCommand(program, cli);
+  registerCancelCommand(program, cli);
+  registerLogsCommand(program, cli);
   registerRunsCommand(program);
-  registerReportCommand(program);
+  registerReportCommand(program, cli);
   registerInspectCommand(program);
   registerConnectCommands(program);
   return program;

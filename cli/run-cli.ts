@@ -1,10 +1,11 @@
 import { CommanderError } from "commander";
 import { CliError, CliExit } from "../src/cli-exit.js";
+import type { CliOptions } from "./connect-options.js";
 import { buildProgram } from "./program.js";
 
 /** Parses argv, runs the command, and maps its result or error to an exit code; never calls process.exit. */
-export async function runCli(argv: string[]): Promise<number> {
-  const program = buildProgram();
+export async function runCli(argv: string[], cli: CliOptions = {}): Promise<number> {
+  const program = buildProgram(cli);
   const before = process.exitCode;
   process.exitCode = undefined;
   try {

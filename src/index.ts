@@ -20,5 +20,6 @@ export type { InlinePipeline, PipelineSource } from "./app/prepare.js";
 export type { RunStatus, StepResult } from "./app/status.js";
 export type { CollectOutcome } from "./app/collect.js";
 export type { CancelOutcome, ExecutorKind } from "./app/executor.js";
+export type { PassphrasePrompt } from "./app/connect.js";
 export { RunStore } from "./runs/index.js";
 export type { JobStatus, RunRecord, StateCount, TaskKind, TaskStatus, TaskTable } from "./runs/index.js";

@@ -1,11 +1,14 @@
 import type { Command } from "commander";
-import { connectCluster } from "../../src/app/connect.js";
+import { defaultTransportFactory } from "../../src/app/connect.js";
+import type { Transport } from "../../src/transport/index.js";
 import { CliError, CliExit } from "../../src/cli-exit.js";
 import { ConfigError, loadClusterConfig } from "../../src/cluster/index.js";
 import { formatBytes, manageStore, parseAge, storeDir } from "../../src/store/index.js";
 import type { StoreUsage } from "../../src/store/index.js";
 import { guarded } from "../errors.js";
 import { ACCEPT_HOST_KEY_FLAGS, ACCEPT_HOST_KEY_HELP } from "./status.js";
+import { connectOptions } from "../connect-options.js";
+import type { CliOptions } from "../connect-options.js";
 
 interface CacheFlags {
   cluster: string;
@@ -29,12 +32,12 @@ export function usageText(store: string, usage: StoreUsage, age: string): string
   ].join("\n");
 }
 
-async function withStore<T>(flags: CacheFlags, action: (transport: Awaited<ReturnType<typeof connectCluster>>, store: string) => Promise<T>): Promise<T> {
+async function withStore<T>(flags: CacheFlags, cli: CliOptions, action: (transport: Transport, store: string) => Promise<T>): Promise<T> {
   const config = loadClusterConfig(flags.cluster);
   if (config.executor !== "slurm") {
     throw new ConfigError(config.source ?? flags.cluster, [{ path: "executor", expected: "expected slurm: the store lives on a cluster (a local run copies its bundle)" }]);
   }
-  const transport = await connectCluster(config, { acceptNewHostKey: flags.acceptNewHostKey ?? false });
+  const transport = await defaultTransportFactory(config, connectOptions(flags, cli));
   try {
     return await action(transport, storeDir(config));
   } finally {
@@ -51,7 +54,7 @@ function age(flags: CacheFlags): { minutes: number; text: string } {
   }
 }
 
-export function registerCacheCommand(program: Command): void {
+export function registerCacheCommand(program: Command, cli: CliOptions = {}): void {
   const cache = program
     .command("cache")
     .description(
@@ -71,7 +74,7 @@ export function registerCacheCommand(program: Command): void {
     .action(async (flags: CacheFlags) => {
       const { minutes, text } = age(flags);
       await guarded(() =>
-        withStore(flags, async (transport, store) => {
+        withStore(flags, cli, async (transport, store) => {
           const usage = await manageStore(transport, store, { olderThanMinutes: minutes, prune: false });
           process.stdout.write(flags.json ? `${JSON.stringify({ store, ...usage }, null, 2)}\n` : usageText(store, usage, text));
         }),
@@ -94,7 +97,7 @@ export function registerCacheCommand(program: Command): void {
     .action(async (flags: CacheFlags) => {
       const { minutes, text } = age(flags);
       await guarded(() =>
-        withStore(flags, async (transport, store) => {
+        withStore(flags, cli, async (transport, store) => {
           const usage = await manageStore(transport, store, { olderThanMinutes: minutes, prune: flags.dryRun !== true });
           if (flags.json) process.stdout.write(`${JSON.stringify({ store, removed: flags.dryRun ? 0 : usage.prunable, removedBytes: flags.dryRun ? 0 : usage.prunableBytes, ...usage }, null, 2)}\n`);
           else {

@@ -6,13 +6,15 @@ import { formatResultSummary } from "../../src/app/summary.js";
 import { exitCodeFrom } from "../../src/core/exit-code.js";
 import { guarded } from "../errors.js";
 import { ACCEPT_HOST_KEY_FLAGS, ACCEPT_HOST_KEY_HELP } from "./status.js";
+import { connectOptions } from "../connect-options.js";
+import type { CliOptions } from "../connect-options.js";
 
 interface CollectFlags {
   json?: boolean;
   acceptNewHostKey?: boolean;
 }
 
-export function registerCollectCommand(program: Command): void {
+export function registerCollectCommand(program: Command, cli: CliOptions = {}): void {
   program
     .command("collect")
     .description(
@@ -32,7 +34,7 @@ export function registerCollectCommand(program: Command): void {
     )
     .action(async (runId: string, flags: CollectFlags) => {
       await guarded(() =>
-        openRun(runId, { acceptNewHostKey: flags.acceptNewHostKey ?? false }, async (run) => {
+        openRun(runId, connectOptions(flags, cli), async (run) => {
           const outcome = await collectRun(run);
           for (const p of outcome.problems) process.stderr.write(`hpcpipe: unusable state file ${p.file}: ${p.error}\n`);
           if (!outcome.final) {

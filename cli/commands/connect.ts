@@ -9,6 +9,7 @@ import { promptPassphrase } from "../passphrase.js";
 import type { HolderInfo } from "../../src/transport/index.js";
 import { guarded } from "../errors.js";
 import { ACCEPT_HOST_KEY_FLAGS, ACCEPT_HOST_KEY_HELP } from "./status.js";
+import { preview } from "../../src/core/preview.js";
 
 interface ConnectFlags {
   persist: string;
@@ -24,7 +25,7 @@ export function parseDuration(text: string, option: string): number {
   const m = /^(\d{1,7})([smhd]?)$/.exec(text.trim());
   const seconds = m ? Number(m[1]) * (UNITS[m[2] || "s"] ?? 1) : NaN;
   if (!Number.isFinite(seconds) || seconds < 1 || seconds > 30 * 86400) {
-    throw new CliError(`${option} expects a duration like 90s, 30m, 8h or 1d (at most 30d), got ${JSON.stringify(text.slice(0, 40))}`, CliExit.USAGE);
+    throw new CliError(`${option} expects a duration like 90s, 30m, 8h or 1d (at most 30d), got ${preview(text, 40)}`, CliExit.USAGE);
   }
   return seconds;
 }

@@ -7,6 +7,9 @@ import { CliError, CliExit } from "../../src/cli-exit.js";
 import { RunStore } from "../../src/runs/index.js";
 import { guarded } from "../errors.js";
 import { ACCEPT_HOST_KEY_FLAGS, ACCEPT_HOST_KEY_HELP, onSigint } from "./status.js";
+import { connectOptions } from "../connect-options.js";
+import type { CliOptions } from "../connect-options.js";
+import { preview } from "../../src/core/preview.js";
 
 interface LogsFlags {
   task?: number;
@@ -16,11 +19,11 @@ interface LogsFlags {
 }
 
 function taskNumber(value: string): number {
-  if (!/^\d{1,9}$/.test(value)) throw new CliError(`--task expects a task index (0, 1, ...), got ${JSON.stringify(value)}`, CliExit.USAGE);
+  if (!/^\d{1,9}$/.test(value)) throw new CliError(`--task expects a task index (0, 1, ...), got ${preview(value)}`, CliExit.USAGE);
   return Number(value);
 }
 
-export function registerLogsCommand(program: Command): void {
+export function registerLogsCommand(program: Command, cli: CliOptions = {}): void {
   program
     .command("logs")
     .description(
@@ -49,7 +52,7 @@ export function registerLogsCommand(program: Command): void {
         await store.readRecord(runId);
         const plan = await store.readPlan(runId);
         const target = resolveLogTarget(plan, step, flags.task, stream);
-        await openRun(runId, { store, acceptNewHostKey: flags.acceptNewHostKey ?? false }, async (run) => {
+        await openRun(runId, { store, ...connectOptions(flags, cli) }, async (run) => {
           if (flags.follow) {
             const ended = await onSigint((signal) =>
               followLog(run, target, {

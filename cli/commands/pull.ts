@@ -8,6 +8,9 @@ import { formatBytes, PULL_MAX_FILE_BYTES, PULL_MAX_TOTAL_BYTES } from "../../sr
 import { guarded } from "../errors.js";
 import { transferBar } from "../transfer-bar.js";
 import { ACCEPT_HOST_KEY_FLAGS, ACCEPT_HOST_KEY_HELP } from "./status.js";
+import { connectOptions } from "../connect-options.js";
+import type { CliOptions } from "../connect-options.js";
+import { preview } from "../../src/core/preview.js";
 
 interface PullFlags {
   to?: string;
@@ -20,7 +23,7 @@ interface PullFlags {
 /** "512M", "4G", "100" (bytes) as bytes. */
 export function parseSize(text: string, flag: string): number {
   const m = /^(\d+(?:\.\d+)?)([KMGT]?)i?B?$/i.exec(text.trim());
-  if (!m) throw new CliError(`${flag}: expected a size such as 500M or 4G, got ${JSON.stringify(text.slice(0, 40))}`, CliExit.USAGE);
+  if (!m) throw new CliError(`${flag}: expected a size such as 500M or 4G, got ${preview(text, 40)}`, CliExit.USAGE);
   const unit = (m[2] ?? "").toUpperCase();
   const factor = unit === "" ? 1 : 1024 ** ("KMGT".indexOf(unit) + 1);
   return Math.floor(Number(m[1]) * factor);
@@ -36,7 +39,7 @@ export function pullSummary(outcome: PullRunOutcome): string {
   return `${lines.map((l) => `hpcpipe: ${l}`).join("\n")}\n`;
 }
 
-export function registerPullCommand(program: Command): void {
+export function registerPullCommand(program: Command, cli: CliOptions = {}): void {
   program
     .command("pull")
     .description(
@@ -66,7 +69,7 @@ export function registerPullCommand(program: Command): void {
       const maxFileBytes = flags.maxFile !== undefined ? parseSize(flags.maxFile, "--max-file") : PULL_MAX_FILE_BYTES;
       const maxTotalBytes = flags.maxTotal !== undefined ? parseSize(flags.maxTotal, "--max-total") : PULL_MAX_TOTAL_BYTES;
       await guarded(() =>
-        openRun(runId, { acceptNewHostKey: flags.acceptNewHostKey ?? false }, async (run) => {
+        openRun(runId, connectOptions(flags, cli), async (run) => {
           const bar = transferBar(process.stderr, "pull");
           const outcome = await pullRun(run, patterns, { to, maxFileBytes, maxTotalBytes, onBytes: (n) => bar.update(n, null) });
           bar.end();

@@ -2,6 +2,8 @@ import type { Command } from "commander";
 import { CliError, CliExit } from "../../src/cli-exit.js";
 import { guarded } from "../errors.js";
 import { ACCEPT_HOST_KEY_FLAGS, ACCEPT_HOST_KEY_HELP } from "./status.js";
+import { connectOptions } from "../connect-options.js";
+import type { CliOptions } from "../connect-options.js";
 
 interface ReportFlags {
   out?: string;
@@ -10,7 +12,7 @@ interface ReportFlags {
   acceptNewHostKey?: boolean;
 }
 
-export function registerReportCommand(program: Command): void {
+export function registerReportCommand(program: Command, cli: CliOptions = {}): void {
   program
     .command("report")
     .description(
@@ -42,7 +44,7 @@ export function registerReportCommand(program: Command): void {
         buildReport({
           run,
           offline: flags.offline ?? false,
-          acceptNewHostKey: flags.acceptNewHostKey ?? false,
+          ...connectOptions(flags, cli),
           ...(flags.runsDir !== undefined ? { localRunsDir: flags.runsDir } : {}),
         }),
       );

@@ -4,7 +4,7 @@ import { failedStepTails, formatFailureTails } from "../../src/app/failure-tails
 import { submitPipeline } from "../../src/app/lifecycle.js";
 import { writeJsonTo } from "../../src/core/json-stream.js";
 import { waitAndCollect } from "../../src/app/submit.js";
-import { preview } from "../../src/render/quote.js";
+import { preview } from "../../src/core/preview.js";
 import { RUN_ID_PATTERN } from "../../src/runs/record.js";
 import { formatResultSummary } from "../../src/app/summary.js";
 import { CliError, CliExit } from "../../src/cli-exit.js";

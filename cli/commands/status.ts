@@ -6,6 +6,8 @@ import { eventsAllowed } from "../../src/app/watch-events.js";
 import { changeLines, formatStatus, redrawFrame, renderWatchView } from "../../src/app/watch-view.js";
 import { CliExit } from "../../src/cli-exit.js";
 import { guarded } from "../errors.js";
+import { connectOptions } from "../connect-options.js";
+import type { CliOptions } from "../connect-options.js";
 
 interface StatusFlags {
   watch?: boolean;
@@ -64,7 +66,7 @@ export async function onSigint<T>(action: (signal: AbortSignal) => Promise<T>): 
   }
 }
 
-export function registerStatusCommand(program: Command): void {
+export function registerStatusCommand(program: Command, cli: CliOptions = {}): void {
   program
     .command("status")
     .description(
@@ -85,7 +87,7 @@ export function registerStatusCommand(program: Command): void {
     )
     .action(async (runId: string, flags: StatusFlags) => {
       await guarded(() =>
-        openRun(runId, { acceptNewHostKey: flags.acceptNewHostKey ?? false }, async (run) => {
+        openRun(runId, connectOptions(flags, cli), async (run) => {
           if (!flags.watch) {
             const { status } = await getRunStatus(run);
             process.stdout.write(flags.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status));

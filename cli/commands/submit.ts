@@ -9,7 +9,7 @@ import { writeJsonTo } from "../../src/core/json-stream.js";
 import { preparePlan } from "../../src/app/prepare.js";
 import { pullRun } from "../../src/app/pull.js";
 import { handleInterrupt, waitAndCollect } from "../../src/app/submit.js";
-import { preview } from "../../src/render/quote.js";
+import { preview } from "../../src/core/preview.js";
 import { RUN_ID_PATTERN } from "../../src/runs/record.js";
 import type { InterruptPolicy } from "../../src/app/submit.js";
 import { formatResultSummary } from "../../src/app/summary.js";
@@ -24,6 +24,8 @@ import { collect, guarded, parseSetOption } from "../errors.js";
 import { transferBar } from "../transfer-bar.js";
 import { pullSummary } from "./pull.js";
 import { ACCEPT_HOST_KEY_FLAGS, ACCEPT_HOST_KEY_HELP, watchPrinter } from "./status.js";
+import { connectOptions } from "../connect-options.js";
+import type { CliOptions } from "../connect-options.js";
 
 interface SubmitFlags {
   cluster: string;
@@ -124,7 +126,7 @@ export function cpusOption(value: string): number {
   return cpus;
 }
 
-export function registerSubmitCommand(program: Command): void {
+export function registerSubmitCommand(program: Command, cli: CliOptions = {}): void {
   program
     .command("submit")
     .description(
@@ -175,7 +177,7 @@ export function registerSubmitCommand(program: Command): void {
           if (flags.pull && !flags.wait) throw new CliError("--pull needs --wait (or run `hpcpipe pull RUN` once the run has ended)", CliExit.USAGE);
           if (flags.to !== undefined && !flags.pull) throw new CliError("--to is for --pull", CliExit.USAGE);
           if (flags.resume !== undefined && !RUN_ID_PATTERN.test(flags.resume)) throw new CliError(`--resume: invalid run id ${preview(flags.resume)}`, CliExit.USAGE);
-          process.exitCode = await submitCommand(spec, flags);
+          process.exitCode = await submitCommand(spec, flags, cli);
           return;
         }
         const { plan, warnings } = preparePlan({
@@ -198,7 +200,7 @@ export function registerSubmitCommand(program: Command): void {
     });
 }
 
-async function submitCommand(spec: string, flags: SubmitFlags): Promise<number> {
+async function submitCommand(spec: string, flags: SubmitFlags, cli: CliOptions): Promise<number> {
   const tty = process.stdin.isTTY === true && process.stderr.isTTY === true;
   const policy: InterruptPolicy = flags.onInterrupt ?? (tty ? "ask" : "leave");
   const abort = new AbortController();
@@ -218,7 +220,7 @@ async function submitCommand(spec: string, flags: SubmitFlags): Promise<number> 
         fuse: flags.fuse,
         cache: flags.cache,
         ...(flags.templates ? { templatesDir: flags.templates } : {}),
-        acceptNewHostKey: flags.acceptNewHostKey ?? false,
+        ...connectOptions(flags, cli),
         connectEarly: true,
         ...(flags.resume !== undefined ? { resume: flags.resume } : {}),
         onProgress: (message) => {

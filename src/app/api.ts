@@ -12,6 +12,8 @@ import type { MapItemState } from "../core/map-items.js";
 import { RunStore } from "../runs/index.js";
 import type { JobStatus, RunRecord } from "../runs/index.js";
 import { collectRun } from "./collect.js";
+import { connectOptionsOf } from "./connect.js";
+import type { ConnectOptions, PassphrasePrompt } from "./connect.js";
 import type { CollectOutcome } from "./collect.js";
 import type { CancelOutcome, ExecutorKind, RunExecutor } from "./executor.js";
 import { openRun, submitPipeline } from "./lifecycle.js";
@@ -36,6 +38,8 @@ export interface SubmitRequest {
   templatesDir?: string;
   /** Record an unknown host key instead of refusing it (check its fingerprint first). */
   acceptNewHostKey?: boolean;
+  /** Asked for an encrypted identity file's passphrase when HPCPIPE_SSH_PASSPHRASE is not set (default: no prompt, such a key is refused). */
+  passphrasePrompt?: PassphrasePrompt;
   /** Where run records go (default $HPCPIPE_HOME, else ~/.hpcpipe). */
   home?: string;
   /** Local runs: most CPUs in use at once, and where run directories go. */
@@ -70,11 +74,11 @@ export class Run {
   constructor(
     readonly runId: string,
     private readonly store: RunStore,
-    private readonly options: { acceptNewHostKey?: boolean } = {},
+    private readonly options: ConnectOptions = {},
   ) {}
 
   private with<T>(action: (run: RunExecutor) => Promise<T>): Promise<T> {
-    return openRun(this.runId, { store: this.store, acceptNewHostKey: this.options.acceptNewHostKey ?? false }, action);
+    return openRun(this.runId, { store: this.store, ...connectOptionsOf(this.options) }, action);
   }
 
   /** The run's record as this machine keeps it. */
@@ -213,18 +217,18 @@ export async function submit(request: SubmitRequest, options: { onEvent?: (event
     ...(request.resume !== undefined ? { resume: request.resume } : {}),
     ...(request.fuse !== undefined ? { fuse: request.fuse } : {}),
     ...(request.templatesDir ? { templatesDir: request.templatesDir } : {}),
-    ...(request.acceptNewHostKey !== undefined ? { acceptNewHostKey: request.acceptNewHostKey } : {}),
+    ...connectOptionsOf(request),
     ...(request.onMessage ? { onProgress: request.onMessage } : {}),
     local: { ...(request.cpus !== undefined ? { cpus: request.cpus } : {}), ...(request.runsDir !== undefined ? { runsDir: request.runsDir } : {}) },
   });
   const record = outcome.record;
   options.onEvent?.({ type: "submitted", runId: record.run_id, executor: record.executor ?? "slurm", jobs: { ...record.jobs } });
-  return new Run(record.run_id, store, request.acceptNewHostKey !== undefined ? { acceptNewHostKey: request.acceptNewHostKey } : {});
+  return new Run(record.run_id, store, connectOptionsOf(request));
 }
 
 /** A run submitted earlier (by the CLI or the API), by its id. */
-export async function getRun(runId: string, options: { home?: string; acceptNewHostKey?: boolean } = {}): Promise<Run> {
+export async function getRun(runId: string, options: { home?: string } & ConnectOptions = {}): Promise<Run> {
   const store = storeOf(options.home);
   await store.readRecord(runId);
-  return new Run(runId, store, options.acceptNewHostKey !== undefined ? { acceptNewHostKey: options.acceptNewHostKey } : {});
+  return new Run(runId, store, connectOptionsOf(options));
 }

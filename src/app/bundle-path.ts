@@ -2,6 +2,7 @@ import { lstat, readdir, stat } from "node:fs/promises";
 import { join, relative, resolve, sep } from "node:path";
 import type { CompiledPlan } from "../plan/plan.js";
 import type { StagedFile } from "../store/staging.js";
+import { preview } from "../core/preview.js";
 
 /** A spec `bundle` path that is not inside the spec's directory, or does not exist. */
 export class BundleError extends Error {
@@ -12,9 +13,9 @@ export class BundleError extends Error {
 export async function bundleSource(specDir: string, rel: string): Promise<{ from: string; rel: string }> {
   const from = resolve(specDir, rel);
   const back = relative(specDir, from);
-  if (back === "" || back === ".." || back.startsWith(`..${sep}`)) throw new BundleError(`bundle path ${JSON.stringify(rel)} is outside the spec's directory`);
+  if (back === "" || back === ".." || back.startsWith(`..${sep}`)) throw new BundleError(`bundle path ${preview(rel)} is outside the spec's directory`);
   await lstat(from).catch(() => {
-    throw new BundleError(`bundle path ${JSON.stringify(rel)} does not exist (relative to ${specDir})`);
+    throw new BundleError(`bundle path ${preview(rel)} does not exist (relative to ${specDir})`);
   });
   return { from, rel: back.split(sep).join("/") };
 }
@@ -38,11 +39,11 @@ export async function listBundleFiles(specDir: string, paths: readonly string[])
     const link = await lstat(abs);
     const info = link.isSymbolicLink() ? await stat(abs) : link;
     if (info.isDirectory()) {
-      if (link.isSymbolicLink()) throw new BundleError(`bundle path ${JSON.stringify(original)}: ${rel} is a symlink to a directory; bundle the directory itself`);
+      if (link.isSymbolicLink()) throw new BundleError(`bundle path ${preview(original)}: ${rel} is a symlink to a directory; bundle the directory itself`);
       for (const name of (await readdir(abs)).sort()) await add(join(abs, name), `${rel}/${name}`, original);
       return;
     }
-    if (!info.isFile()) throw new BundleError(`bundle path ${JSON.stringify(original)}: ${rel} is not a regular file`);
+    if (!info.isFile()) throw new BundleError(`bundle path ${preview(original)}: ${rel} is not a regular file`);
     out.push({ abs, rel: `work/${rel}`, size: info.size });
   };
   for (const original of paths) {

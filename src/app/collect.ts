@@ -18,6 +18,7 @@ import type { Transport } from "../transport/index.js";
 import type { RunContext } from "./connect.js";
 import type { RunExecutor } from "./executor.js";
 import { executorOf } from "./slurm-executor.js";
+import { preview } from "../core/preview.js";
 
 /** Per state file, as the collector reads them (the readers' contract). */
 export const STATE_FILE_CAP = STATE_FILE_MAX_BYTES;
@@ -53,7 +54,7 @@ export function parseFetchedStates(files: ReadonlyMap<string, Buffer | { error: 
     const name = stateFileName(path);
     if (name === null) {
       // JSON-quoted so the merger cannot read it as any step's file.
-      problems.push({ file: JSON.stringify(path), error: `unexpected file name from the cluster: ${JSON.stringify(path)}` });
+      problems.push({ file: preview(path), error: `unexpected file name from the cluster: ${preview(path)}` });
       continue;
     }
     if (!Buffer.isBuffer(content)) {

@@ -13,9 +13,22 @@ import type { CommandExecutor } from "../slurm/index.js";
 /** Environment variable that may hold the identity file's passphrase (never logged). */
 export const PASSPHRASE_ENV = "HPCPIPE_SSH_PASSPHRASE";
 
+/** Asks a person for an identity file's passphrase (the CLI passes one when it runs on a terminal); undefined: no answer. */
+export type PassphrasePrompt = (identityFile: string) => Promise<string | undefined>;
+
 export interface ConnectOptions {
   /** Record an unknown host key in the known_hosts file instead of refusing it (the CLI's --accept-new-host-key). */
   acceptNewHostKey?: boolean;
+  /**
+   * Asked once when the identity file is encrypted and HPCPIPE_SSH_PASSPHRASE is not set. Without it
+   * such a key is refused with a message that names the variable.
+   */
+  passphrasePrompt?: PassphrasePrompt;
+}
+
+/** The connection options among a use case's options, to hand on to a TransportFactory. */
+export function connectOptionsOf(options: ConnectOptions): ConnectOptions {
+  return { acceptNewHostKey: options.acceptNewHostKey ?? false, ...(options.passphrasePrompt ? { passphrasePrompt: options.passphrasePrompt } : {}) };
 }
 
 /** ssh2 options from a cluster config's connection block; the host may be a ~/.ssh/config alias. */
@@ -76,17 +89,9 @@ export function schedulerOver(transport: Transport): SlurmScheduler {
 /** Opens the connection for a cluster config; tests pass a fake (fault injection). */
 export type TransportFactory = (config: ClusterConfig, options: ConnectOptions) => Promise<Transport>;
 
-/** Asks a person for an identity file's passphrase; installed by the CLI when it runs on a terminal. */
-export type PassphrasePrompt = (identityFile: string) => Promise<string | undefined>;
-let passphrasePrompt: PassphrasePrompt | null = null;
-
-export function setPassphrasePrompt(prompt: PassphrasePrompt | null): void {
-  passphrasePrompt = prompt;
-}
-
 /**
  * Connects; when the identity file is encrypted, no passphrase came from
- * HPCPIPE_SSH_PASSPHRASE and a prompt is installed, asks once and retries.
+ * HPCPIPE_SSH_PASSPHRASE and the options carry a prompt, asks once and retries.
  */
 export const defaultTransportFactory: TransportFactory = async (config, options) => {
   try {
@@ -94,8 +99,9 @@ export const defaultTransportFactory: TransportFactory = async (config, options)
   } catch (error) {
     const file = config.connection?.identity_file;
     const needsPassphrase = error instanceof AuthError && /is encrypted and no passphrase was given/.test(error.message);
-    if (!needsPassphrase || passphrasePrompt === null || file === undefined) throw error;
-    const passphrase = await passphrasePrompt(file);
+    const prompt = options.passphrasePrompt;
+    if (!needsPassphrase || prompt === undefined || file === undefined) throw error;
+    const passphrase = await prompt(file);
     if (passphrase === undefined) throw error;
     return SshTransport.connect({ ...sshOptionsOf(config, options), passphrase });
   }
@@ -126,7 +132,7 @@ export async function withRun<T>(runId: string, options: OpenRunOptions, action:
   const store = options.store ?? new RunStore();
   const { record, plan, config } = await loadRun(runId, store);
   const connect = options.connect ?? defaultTransportFactory;
-  const transport = await connect(config, { acceptNewHostKey: options.acceptNewHostKey ?? false });
+  const transport = await connect(config, connectOptionsOf(options));
   try {
     // A run left "submitting" (its submitter was killed or cut off) is reconciled from the cluster first.
     return await action(await reconcileRun({ store, record, plan, config, transport, scheduler: schedulerOver(transport) }));

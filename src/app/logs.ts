@@ -10,7 +10,7 @@ import type { CompiledPlan } from "../plan/plan.js";
 import { RunStateError } from "../runs/index.js";
 import { PollInterval, pollPolicy } from "../slurm/index.js";
 import type { PollPolicy } from "../slurm/index.js";
-import { preview } from "../render/quote.js";
+import { preview } from "../core/preview.js";
 import type { RunContext } from "./connect.js";
 import type { LogChunk, RunExecutor } from "./executor.js";
 import { executorOf } from "./slurm-executor.js";

@@ -12,7 +12,7 @@ import type { StagedFile } from "../store/staging.js";
 import { contextKeyProblem } from "../spec/index.js";
 import { templateRenderer } from "./renderer.js";
 import { newRunId } from "./run-id.js";
-import { preview } from "../render/quote.js";
+import { preview } from "../core/preview.js";
 
 /** A pipeline built in code (the programmatic API), in place of a spec file. */
 export interface InlinePipeline {

@@ -13,6 +13,7 @@ import { collectRun } from "./collect.js";
 import type { RunContext } from "./connect.js";
 import type { RunExecutor } from "./executor.js";
 import { executorOf } from "./slurm-executor.js";
+import { preview } from "../core/preview.js";
 
 const resultSchema = z.object({ step_states: z.record(z.string(), z.object({ outputs: z.unknown().optional() }).passthrough()).default({}) }).passthrough();
 
@@ -51,7 +52,7 @@ export async function pullRun(context: RunContext | RunExecutor, patterns: reado
     const unmatched = res.filter(({ re }) => !paths.some((path) => re.test(path))).map(({ p }) => p);
     if (unmatched.length > 0) {
       const shown = paths.slice(0, 20).join(", ");
-      throw new StoreError(`no output of run ${run.record.run_id} matches ${unmatched.map((p) => JSON.stringify(p)).join(", ")}; its outputs are: ${shown}${paths.length > 20 ? `, and ${paths.length - 20} more` : ""}`);
+      throw new StoreError(`no output of run ${run.record.run_id} matches ${unmatched.map((p) => preview(p)).join(", ")}; its outputs are: ${shown}${paths.length > 20 ? `, and ${paths.length - 20} more` : ""}`);
     }
     asked = paths.filter((path) => res.some(({ re }) => re.test(path)));
   }

@@ -24,18 +24,17 @@ import type { RunRecord } from "../runs/index.js";
 import { SchedulerError } from "../slurm/index.js";
 import type { JobTimesRecord } from "../slurm/index.js";
 import { collectRun } from "./collect.js";
-import { withRun } from "./connect.js";
-import type { RunContext, TransportFactory } from "./connect.js";
+import { connectOptionsOf, withRun } from "./connect.js";
+import type { ConnectOptions, RunContext, TransportFactory } from "./connect.js";
 
 /** Largest result.json or plan.json read. */
 const MAX_JSON_BYTES = 256 * 1024 * 1024;
 
-export interface ReportOptions {
+export interface ReportOptions extends ConnectOptions {
   /** A run id of the run store, or the path of a local run directory. */
   run: string;
   /** Use only local files: no connection (cluster runs need a collected result). */
   offline?: boolean;
-  acceptNewHostKey?: boolean;
   store?: RunStore;
   connect?: TransportFactory;
   /** Where local run directories are looked for when `run` is a run id the store does not know (default `.hpcpipe/runs`). */
@@ -223,7 +222,7 @@ async function clusterReport(runId: string, options: ReportOptions, store: RunSt
   }
 
   let roundTrips: number | null = null;
-  const built = await withRun(runId, { store, acceptNewHostKey: options.acceptNewHostKey ?? false, ...(options.connect ? { connect: options.connect } : {}) }, async (run) => {
+  const built = await withRun(runId, { store, ...connectOptionsOf(options), ...(options.connect ? { connect: options.connect } : {}) }, async (run) => {
     const before = run.transport.roundTrips;
     let result = existing;
     let partial: string | null = null;

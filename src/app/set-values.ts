@@ -1,4 +1,4 @@
-import { preview } from "../render/quote.js";
+import { preview } from "../core/preview.js";
 import { CONTEXT_KEY_PATTERN, contextKeyProblem } from "../spec/context-keys.js";
 
 /** Parses repeated `--set key=value` options; the value is taken literally (it may contain '=' and anything else). */

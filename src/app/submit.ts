@@ -21,8 +21,8 @@ import { cancelRun } from "./cancel.js";
 import type { CancelOutcome } from "./cancel.js";
 import { collectRun, queryJobStatuses, readRemoteStates } from "./collect.js";
 import type { CollectOutcome } from "./collect.js";
-import { defaultTransportFactory, loadRun, schedulerOver } from "./connect.js";
-import type { RunContext, TransportFactory } from "./connect.js";
+import { connectOptionsOf, defaultTransportFactory, loadRun, schedulerOver } from "./connect.js";
+import type { ConnectOptions, RunContext, TransportFactory } from "./connect.js";
 import type { RunExecutor } from "./executor.js";
 import { BundleError, cacheKeyFiles, listBundleFiles, withInputs } from "./bundle-path.js";
 import { ensureBlobs, formatBytes, hashBundle, layoutRun, layoutWithRepair, storeDir, StoreError } from "../store/index.js";
@@ -94,9 +94,8 @@ export function submissionFiles(plan: CompiledPlan, bundle: ReadonlyMap<string, 
   return { files, executable };
 }
 
-export interface SubmitOptions extends Omit<PrepareOptions, "cluster" | "localRunsDir"> {
+export interface SubmitOptions extends Omit<PrepareOptions, "cluster" | "localRunsDir">, ConnectOptions {
   cluster: string;
-  acceptNewHostKey?: boolean;
   store?: RunStore;
   connect?: TransportFactory;
   /** Bound on the submit script (it retries transient sbatch errors for up to about a minute per job); default 30 min. */
@@ -184,7 +183,7 @@ export async function submitRun<T = undefined>(options: SubmitOptions, then?: (r
   try {
     let transport;
     try {
-      transport = await (early ?? connect(config, { acceptNewHostKey: options.acceptNewHostKey ?? false }));
+      transport = await (early ?? connect(config, connectOptionsOf(options)));
     } catch (error) {
       await store.updateRecord(plan.runId, { phase: "submit_failed", error: `could not connect to ${config.name}: ${(error as Error).message}`.slice(0, 60_000) });
       throw error;
@@ -236,7 +235,7 @@ function stoppedAt(plan: CompiledPlan, jobs: Readonly<Record<string, string>>): 
 /** The connection to the cluster a submission goes to, started at once (a config that runs locally: none). */
 function connectEarly(config: ClusterConfig, options: SubmitOptions, connect: TransportFactory): Promise<Transport> | null {
   if (config.executor !== "slurm") return null;
-  const pending = connect(config, { acceptNewHostKey: options.acceptNewHostKey ?? false });
+  const pending = connect(config, connectOptionsOf(options));
   pending.catch(() => undefined); // awaited (and reported) after the record is written
   return pending;
 }
@@ -450,7 +449,7 @@ async function resumeRun<T>(options: SubmitOptions, runId: string, store: RunSto
   checkSameInputs(runId, previousPlan, full.plan);
 
   const connect = options.connect ?? defaultTransportFactory;
-  const transport = await connect(config, { acceptNewHostKey: options.acceptNewHostKey ?? false });
+  const transport = await connect(config, connectOptionsOf(options));
   try {
     if (previous.phase === "submitting") {
       // Its submission's outcome is unknown: the cluster says which jobs exist before anything is resubmitted.

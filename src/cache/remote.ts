@@ -24,6 +24,7 @@ import { outputPathProblem } from "../spec/command-step.js";
 import { SHA256_HEX } from "../store/hash.js";
 import { remotePath, RemoteCommandError } from "../transport/index.js";
 import type { Transport } from "../transport/index.js";
+import { preview } from "../core/preview.js";
 
 export const CACHE_KEY_PATTERN = /^[0-9a-f]{64}$/;
 
@@ -154,7 +155,7 @@ export function parseCacheAnswer(stdout: string, keys: readonly string[]): Cache
 
 /** ONE round trip: which of `keys` the store holds, with the trusted entries. */
 export async function queryCache(transport: Transport, keys: readonly string[], options: CacheQuery): Promise<CacheAnswer> {
-  for (const k of keys) if (!CACHE_KEY_PATTERN.test(k)) throw new Error(`not a cache key: ${JSON.stringify(k)}`);
+  for (const k of keys) if (!CACHE_KEY_PATTERN.test(k)) throw new Error(`not a cache key: ${preview(k)}`);
   const trust = options.trust ?? {};
   const result = await transport.exec(
     ["bash", "-c", QUERY_SCRIPT, "hpcpipe-cache-query", remotePath(options.store), options.group ?? "", (trust.users ?? []).join(","), (trust.groups ?? []).join(",")],

@@ -11,6 +11,7 @@ import { resourcesSchema, sbatchValue, SLURM_TIME_PATTERN, slurmTimeToSeconds } 
 import type { Resources } from "../plan/resources.js";
 import { hasControlChar, FieldError, parseWith } from "../spec/source.js";
 import type { FieldProblem, YamlSource } from "../spec/source.js";
+import { preview } from "../core/preview.js";
 
 /** A malformed cluster config: `file`, the `path` of the field and what was `expected`. */
 export class ConfigError extends FieldError {
@@ -276,7 +277,7 @@ const MEM_FACTORS: Record<string, number> = { K: 1 / 1024, M: 1, G: 1024, T: 102
 
 /** Megabytes in a SLURM memory amount (`500M`, `4G`, `4000` = megabytes). */
 export function memoryToMb(mem: string): number {
-  if (!MEMORY_PATTERN.test(mem)) throw new Error(`not a memory amount: ${JSON.stringify(mem)}`);
+  if (!MEMORY_PATTERN.test(mem)) throw new Error(`not a memory amount: ${preview(mem)}`);
   const unit = mem.slice(-1);
   const factor = MEM_FACTORS[unit];
   return factor === undefined ? Number(mem) : Number(mem.slice(0, -1)) * factor;

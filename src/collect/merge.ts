@@ -13,6 +13,7 @@ import { buildStepIndex } from "./job-index.js";
 import type { StepSlot } from "./job-index.js";
 import { keyOfStateFile } from "./read-states.js";
 import type { StateProblem } from "./read-states.js";
+import { preview } from "../core/preview.js";
 
 /** What the scheduler (or the local executor) knows about one task of a job. */
 export interface TaskFact {
@@ -109,7 +110,7 @@ function fileState(node: PlanNode, key: string, ctx: MergeContext): CompletedSta
   const file = ctx.states.get(key);
   if (file !== undefined) {
     ctx.visited.add(key);
-    if (file.key !== key) return problemState(node, key, `its key field is ${JSON.stringify(file.key)}`, ctx);
+    if (file.key !== key) return problemState(node, key, `its key field is ${preview(file.key)}`, ctx);
     return stateFromFile(file, node);
   }
   const problem = ctx.problems.get(key);

@@ -8,6 +8,7 @@ import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { STATE_FILE_MAX_BYTES, STEP_KEY_PATTERN, stateFileSchema } from "../plan/state-file.js";
 import type { StateFile } from "../plan/state-file.js";
+import { issuesText, preview } from "../core/preview.js";
 
 /** A state file that could not be used, by file name (relative to the states directory). */
 export interface StateProblem {
@@ -36,7 +37,7 @@ export function keyOfStateFile(name: string): string | null {
 /** Validates the text of one state file; pure, so remote collectors reuse it on fetched text. */
 export function parseStateText(name: string, text: string): ParsedState {
   const key = keyOfStateFile(name);
-  if (key === null) return { ok: false, error: `file name ${JSON.stringify(name)} is not <step key>.json` };
+  if (key === null) return { ok: false, error: `file name ${preview(name)} is not <step key>.json` };
   const bytes = Buffer.byteLength(text, "utf8");
   if (bytes > STATE_FILE_MAX_BYTES) return tooBig(bytes);
   let json: unknown;
@@ -48,12 +49,10 @@ export function parseStateText(name: string, text: string): ParsedState {
   }
   const parsed = stateFileSchema.safeParse(json);
   if (!parsed.success) {
-    const issues = parsed.error.issues.slice(0, 5).map((i) => `${i.path.length > 0 ? i.path.join(".") : "(root)"}: ${i.message}`);
-    const more = parsed.error.issues.length > 5 ? `; and ${parsed.error.issues.length - 5} more` : "";
-    return { ok: false, error: `not a valid state file: ${issues.join("; ")}${more}` };
+    return { ok: false, error: `not a valid state file: ${issuesText(parsed.error.issues)}` };
   }
   if (parsed.data.key !== key) {
-    return { ok: false, error: `state file names key ${JSON.stringify(parsed.data.key)}, not ${JSON.stringify(key)} as its file name says` };
+    return { ok: false, error: `state file names key ${preview(parsed.data.key)}, not ${preview(key)} as its file name says` };
   }
   return { ok: true, key, state: parsed.data };
 }

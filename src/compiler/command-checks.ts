@@ -8,6 +8,7 @@
  */
 import type { CommandStep } from "../spec/command-step.js";
 import { ITEM_PATTERN_TOKENS } from "../spec/output-patterns.js";
+import { preview } from "../core/preview.js";
 
 const NAME = /[A-Za-z_][A-Za-z0-9_]*/y;
 
@@ -88,7 +89,7 @@ export function commandStepProblems(step: CommandStep, key: string, providers: R
     for (const out of step.outputs) {
       const token = ITEM_PATTERN_TOKENS.find((t) => out.includes(t));
       if (token !== undefined) {
-        problems.push(`step ${key}: output ${JSON.stringify(out)} uses ${token}, which only the steps of a map have (one value per item)`);
+        problems.push(`step ${key}: output ${preview(out)} uses ${token}, which only the steps of a map have (one value per item)`);
       }
     }
   }

@@ -16,6 +16,7 @@ import type { CompileTarget } from "./target.js";
 import { timeLimitProblems, withSlurmTimes } from "./time-limits.js";
 import { unitsOf } from "./units.js";
 import type { LeafContext } from "./units.js";
+import { preview } from "../core/preview.js";
 
 export { RUN_ID_PATTERN } from "../plan/run-id.js";
 export type { RenderContext, Renderer } from "./renderer.js";
@@ -59,7 +60,7 @@ function refuseIfProblems(problems: string[]): void {
  */
 export function compile(input: CompileInput): CompiledPlan {
   const { root, target } = input;
-  if (!RUN_ID_PATTERN.test(input.runId)) throw new CompileError(`invalid run id ${JSON.stringify(input.runId)}`);
+  if (!RUN_ID_PATTERN.test(input.runId)) throw new CompileError(`invalid run id ${preview(input.runId)}`);
   const problems: string[] = [];
   const context = contextStrings(input.context, problems);
   refuseInProcessSteps(root, problems);

@@ -1,6 +1,7 @@
 import { canonicalJson } from "../core/signature.js";
 import { secondsToSlurmTime, slurmTimeToSeconds } from "../plan/resources.js";
 import type { Resources } from "../plan/resources.js";
+import { preview } from "../core/preview.js";
 
 export function sameResources(a: Resources, b: Resources): boolean {
   return canonicalJson(a) === canonicalJson(b);
@@ -31,7 +32,7 @@ export function combineResources(list: Resources[], key: string, problems: strin
     }
     for (const name of ["partition", "account", "qos", "constraint", "gres"] as const) {
       if (r[name] !== first[name]) {
-        problems.push(`${key}: its tasks run as one array job, so they must share ${name}; found ${JSON.stringify(first[name])} and ${JSON.stringify(r[name])}`);
+        problems.push(`${key}: its tasks run as one array job, so they must share ${name}; found ${preview(first[name])} and ${preview(r[name])}`);
       }
     }
     if (canonicalJson(r.sbatch ?? []) !== canonicalJson(first.sbatch ?? [])) {

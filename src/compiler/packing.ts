@@ -6,6 +6,7 @@
 import { secondsToSlurmTime, slurmTimeToSeconds } from "../plan/resources.js";
 import type { Resources } from "../plan/resources.js";
 import type { MapPacking } from "../spec/map-step.js";
+import { preview } from "../core/preview.js";
 
 export interface ResolvedPacking {
   /** Items each array task runs (>= 2; the last task may run fewer). */
@@ -75,7 +76,7 @@ export function resolvePacking(
     if (item.mem !== undefined) resources.mem = scaleMem(item.mem, slots);
     if (item.gpus !== undefined) resources.gpus = item.gpus * slots;
     if (item.gres !== undefined) {
-      problems.push(`${key}: a packed task running ${slots} items at once cannot scale gres ${JSON.stringify(item.gres)}; use gpus, or lower task_cpus`);
+      problems.push(`${key}: a packed task running ${slots} items at once cannot scale gres ${preview(item.gres)}; use gpus, or lower task_cpus`);
     }
   }
   if (item.time !== undefined) resources.time = secondsToSlurmTime(slurmTimeToSeconds(item.time) * Math.ceil(n / slots));

@@ -66,6 +66,7 @@ function* pieces(value: unknown, indent: string, level: string): Generator<strin
   for (const key of Object.keys(object)) {
     const v = object[key];
     if (omitted(v)) continue;
+    // eslint-disable-next-line no-restricted-syntax -- JSON text being written (a key), not a message
     yield `${first ? "" : ","}${open}${JSON.stringify(key)}${sep}`;
     first = false;
     yield* pieces(v, indent, inner);

@@ -4,6 +4,7 @@
  * them (`<map>.<i>` for the item's pipeline, `<map>.<i>.<step>` for its steps).
  */
 import type { CompletedState } from "./completed-state.js";
+import { preview } from "./preview.js";
 
 /** One item of a map: its index, the item text when recorded, its pipeline's state and its steps' states. */
 export interface MapItemState {
@@ -24,7 +25,7 @@ const DIGITS = /^\d+$/;
  */
 export function* mapItemStates(result: CompletedState, mapKey: string): Generator<MapItemState, void, undefined> {
   const states = result.step_states ?? {};
-  if (!Object.prototype.hasOwnProperty.call(states, mapKey)) throw new RangeError(`the result has no step ${JSON.stringify(mapKey)}`);
+  if (!Object.prototype.hasOwnProperty.call(states, mapKey)) throw new RangeError(`the result has no step ${preview(mapKey)}`);
   const prefix = `${mapKey}.`;
   const items = new Map<number, MapItemState>();
   for (const key of Object.keys(states)) {

@@ -7,6 +7,7 @@ import { runChild } from "./execute.js";
 import type { ExecEnv } from "./execute.js";
 import { StepDefinitionError } from "./step.js";
 import type { Context } from "./step.js";
+import { preview } from "./preview.js";
 
 export interface StepGroupOptions extends CompositeOptions {
   /** Run children at the same time; their `provides` must not overlap. */
@@ -34,7 +35,7 @@ export class StepGroup extends CompositeStep {
     this.isParallel = parallel;
     const concurrency = options.concurrency ?? availableParallelism();
     if (!Number.isInteger(concurrency) || concurrency < 1) {
-      throw new StepDefinitionError(`group ${options.name}: concurrency must be a whole number >= 1, got ${concurrency}`);
+      throw new StepDefinitionError(`group ${options.name}: concurrency must be a whole number >= 1, got ${preview(concurrency)}`);
     }
     this.concurrency = concurrency;
     this.throttle = options.concurrency ?? null;

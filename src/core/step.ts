@@ -1,6 +1,7 @@
 import type { CompletedState } from "./completed-state.js";
 import type { Clock } from "./clock.js";
 import type { Logger } from "./logger.js";
+import { preview } from "./preview.js";
 
 /**
  * The shared context: one object flows through the whole tree. Steps read
@@ -45,7 +46,7 @@ export class StepDefinitionError extends Error {
 export function assertStepName(name: unknown, what = "step"): asserts name is string {
   if (typeof name !== "string" || !STEP_NAME_PATTERN.test(name)) {
     throw new StepDefinitionError(
-      `invalid ${what} name ${JSON.stringify(name)}: use 1-100 letters, digits, '_' or '-' ` +
+      `invalid ${what} name ${preview(name)}: use 1-100 letters, digits, '_' or '-' ` +
         `(not starting with '-'); dots are reserved for namespacing`,
     );
   }
@@ -55,7 +56,7 @@ function keyList(keys: readonly string[] | undefined, owner: string, field: stri
   const list = [...(keys ?? [])];
   for (const k of list) {
     if (typeof k !== "string" || k.length === 0 || k === "step_states") {
-      throw new StepDefinitionError(`step ${owner}: ${field} has an invalid key ${JSON.stringify(k)}`);
+      throw new StepDefinitionError(`step ${owner}: ${field} has an invalid key ${preview(k)}`);
     }
   }
   return [...new Set(list)];

@@ -7,6 +7,7 @@ import { chmod, lstat, mkdir, writeFile } from "node:fs/promises";
 import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { EXECUTABLE_MODE, executableBundleFiles, FILE_MODE } from "../plan/bundle-files.js";
 import type { CompiledPlan } from "../plan/plan.js";
+import { preview } from "../core/preview.js";
 
 export class LocalRunError extends Error {
   override name = "LocalRunError";
@@ -18,19 +19,19 @@ export const RUN_SUBDIRS = ["scripts", "states", "logs", "ctx", "out", "work", "
 /** Checks a bundle path and returns it resolved under `runDir`; throws for absolute paths and escapes. */
 export function bundlePath(runDir: string, rel: string): string {
   if (typeof rel !== "string" || rel === "" || rel.includes("\0")) {
-    throw new LocalRunError(`refusing bundle path ${JSON.stringify(rel)}: empty or contains NUL`);
+    throw new LocalRunError(`refusing bundle path ${preview(rel)}: empty or contains NUL`);
   }
   if (isAbsolute(rel) || rel.startsWith("~")) {
-    throw new LocalRunError(`refusing bundle path ${JSON.stringify(rel)}: must be relative to the run directory`);
+    throw new LocalRunError(`refusing bundle path ${preview(rel)}: must be relative to the run directory`);
   }
   if (rel.split(/[\\/]/).some((seg) => seg === "..")) {
-    throw new LocalRunError(`refusing bundle path ${JSON.stringify(rel)}: escapes the run directory`);
+    throw new LocalRunError(`refusing bundle path ${preview(rel)}: escapes the run directory`);
   }
   const root = resolve(runDir);
   const full = resolve(root, rel);
   const back = relative(root, full);
   if (back === "" || back.startsWith(`..${sep}`) || back === ".." || isAbsolute(back)) {
-    throw new LocalRunError(`refusing bundle path ${JSON.stringify(rel)}: escapes the run directory`);
+    throw new LocalRunError(`refusing bundle path ${preview(rel)}: escapes the run directory`);
   }
   return full;
 }
@@ -40,7 +41,7 @@ export function checkRunDir(plan: CompiledPlan, runDir: string): string {
   const wanted = resolve(runDir);
   if (resolve(plan.layout.runDir) !== wanted) {
     throw new LocalRunError(
-      `the plan was compiled for run directory ${JSON.stringify(plan.layout.runDir)}, but the local run uses ${JSON.stringify(wanted)}: ` +
+      `the plan was compiled for run directory ${preview(plan.layout.runDir)}, but the local run uses ${preview(wanted)}: ` +
         "its scripts would write elsewhere; compile the plan for the local run directory",
     );
   }
@@ -55,7 +56,7 @@ export function bundleFiles(plan: CompiledPlan): Map<string, { text: string; exe
   for (const job of plan.jobs) {
     const prior = files.get(job.scriptPath);
     if (prior !== undefined && prior.text !== job.script) {
-      throw new LocalRunError(`job ${job.id}: script path ${JSON.stringify(job.scriptPath)} is also a different file of the bundle`);
+      throw new LocalRunError(`job ${job.id}: script path ${preview(job.scriptPath)} is also a different file of the bundle`);
     }
     files.set(job.scriptPath, { text: job.script, executable: true });
   }

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import { arrayTaskIds } from "../collect/job-index.js";
 import { writeJsonAtomic } from "../core/atomic-json.js";
+import { issuesText } from "../core/preview.js";
 import type { CompiledPlan } from "../plan/plan.js";
 import type { JobStatusMap, TaskRecord } from "../slurm/index.js";
 import type { LocalRunEvent } from "./types.js";
@@ -143,6 +144,6 @@ export async function readJobTable(runDir: string): Promise<JobTable | null> {
     throw new Error(`${path}: not valid JSON (${err instanceof Error ? err.message : String(err)})`);
   }
   const parsed = jobTableSchema.safeParse(json);
-  if (!parsed.success) throw new Error(`${path}: not a valid job table: ${parsed.error.issues.slice(0, 3).map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+  if (!parsed.success) throw new Error(`${path}: not a valid job table: ${issuesText(parsed.error.issues, 3)}`);
   return parsed.data;
 }

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { preview } from "../core/preview.js";
 
 /** A SLURM time limit: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS. */
 export const SLURM_TIME_PATTERN = /^(?:\d+-\d{1,2}(?::\d{1,2}(?::\d{1,2})?)?|\d+(?::\d{1,2}){0,2})$/;
@@ -37,7 +38,7 @@ export type Resources = z.infer<typeof resourcesSchema>;
 
 /** Seconds in a SLURM time limit string (validated by SLURM_TIME_PATTERN). */
 export function slurmTimeToSeconds(time: string): number {
-  if (!SLURM_TIME_PATTERN.test(time)) throw new Error(`not a SLURM time: ${JSON.stringify(time)}`);
+  if (!SLURM_TIME_PATTERN.test(time)) throw new Error(`not a SLURM time: ${preview(time)}`);
   let days = 0;
   let rest = time;
   const dash = time.indexOf("-");

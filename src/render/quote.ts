@@ -4,6 +4,7 @@
  * (backslash escapes even inside quotes, an unquoted `#` starts a comment).
  */
 
+import { preview } from "../core/preview.js";
 import { splitPathVariable } from "../shell/path-variable.js";
 import { SAFE_WORD, shQuote as shellQuote, ShellQuoteError } from "../shell/quote.js";
 
@@ -18,11 +19,8 @@ export class RenderValueError extends Error {
   }
 }
 
-/** A short, printable preview of a value for error messages. */
-export function preview(value: string, max = 60): string {
-  const shown = value.length > max ? `${value.slice(0, max)}...` : value;
-  return JSON.stringify(shown);
-}
+// The one preview of a value in an error message lives in the core (src/core/preview.ts); re-exported for render's users.
+export { preview };
 
 /** Quotes a string as one bash word (see src/shell/quote.ts); a value that cannot be quoted is a RenderValueError. */
 export function shQuote(value: string): string {

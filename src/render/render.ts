@@ -8,7 +8,8 @@ import { contextKeyProblem } from "../spec/context-keys.js";
 import { STEP_KEY_PATTERN } from "../plan/state-file.js";
 import { defaultTemplatesDir, loadTemplates } from "./environment.js";
 import type { Templates } from "./environment.js";
-import { preview, RenderValueError, startsWithVariable } from "./quote.js";
+import { preview } from "../core/preview.js";
+import { RenderValueError, startsWithVariable } from "./quote.js";
 
 /** What the cluster config contributes to every job script. */
 export interface ClusterRenderSettings {

@@ -5,6 +5,7 @@
 import { z } from "zod";
 import { CompletedState } from "../core/completed-state.js";
 import type { CompletedStateJson } from "../core/completed-state.js";
+import { issuesText } from "../core/preview.js";
 import type { PlanNode } from "../plan/plan.js";
 import type { ReportPlan } from "./model.js";
 
@@ -40,8 +41,7 @@ export interface ReportPlanFile extends ReportPlan {
 }
 
 function issues(error: z.ZodError): string {
-  const list = error.issues.slice(0, 5).map((i) => `${i.path.length > 0 ? i.path.join(".") : "(root)"}: ${i.message}`);
-  return `${list.join("; ")}${error.issues.length > 5 ? `; and ${error.issues.length - 5} more` : ""}`;
+  return issuesText(error.issues);
 }
 
 /** Checks a parsed plan.json; returns the problem (naming the field) instead of throwing. */

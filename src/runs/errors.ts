@@ -1,4 +1,4 @@
-import { preview } from "../render/quote.js";
+import { preview } from "../core/preview.js";
 
 /** A run record or plan that cannot be used (malformed, wrong run, too large). */
 export class RunStoreError extends Error {

@@ -9,6 +9,7 @@ import type { CompiledPlan } from "../plan/plan.js";
 import { RunStoreError, UnknownRunError } from "./errors.js";
 import { RUN_ID_PATTERN, runRecordSchema } from "./record.js";
 import type { RunRecord } from "./record.js";
+import { issuesText, preview } from "../core/preview.js";
 
 /** Largest record or plan file the store reads back: a plan holds its maps' items (a million 60-byte paths make about 70 MB). */
 const MAX_FILE_BYTES = 512 * 1024 * 1024;
@@ -115,9 +116,9 @@ export class RunStore {
     const json = await readJson(path, () => new UnknownRunError(runId, join(this.root, "runs")));
     const parsed = runRecordSchema.safeParse(json);
     if (!parsed.success) {
-      throw new RunStoreError(`${path}: not a valid run record: ${parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ")}`);
+      throw new RunStoreError(`${path}: not a valid run record: ${issuesText(parsed.error.issues)}`);
     }
-    if (parsed.data.run_id !== runId) throw new RunStoreError(`${path}: the record is of run ${JSON.stringify(parsed.data.run_id)}, not ${JSON.stringify(runId)}`);
+    if (parsed.data.run_id !== runId) throw new RunStoreError(`${path}: the record is of run ${preview(parsed.data.run_id)}, not ${preview(runId)}`);
     return parsed.data;
   }
 
@@ -127,10 +128,9 @@ export class RunStore {
     const json = await readJson(path, () => new RunStoreError(`run ${runId}: its plan is missing (${path}); the record cannot be used`));
     const parsed = savedPlanSchema.safeParse(json);
     if (!parsed.success) {
-      const issues = parsed.error.issues.slice(0, 5).map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`);
-      throw new RunStoreError(`${path}: not a valid plan: ${issues.join("; ")}`);
+      throw new RunStoreError(`${path}: not a valid plan: ${issuesText(parsed.error.issues)}`);
     }
-    if (parsed.data.runId !== runId) throw new RunStoreError(`${path}: the plan is of run ${JSON.stringify(parsed.data.runId)}, not ${JSON.stringify(runId)}`);
+    if (parsed.data.runId !== runId) throw new RunStoreError(`${path}: the plan is of run ${preview(parsed.data.runId)}, not ${preview(runId)}`);
     return parsed.data as unknown as CompiledPlan;
   }
 

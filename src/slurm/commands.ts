@@ -1,6 +1,7 @@
 // argv builders for every SLURM command hpcpipe runs. Each returns an array of
 // words (never a shell string); the transport quotes them for the remote shell.
 import { SACCT_FIELDS, SACCT_TIME_FIELDS, SQUEUE_FORMAT } from "./parse.js";
+import { preview } from "../core/preview.js";
 
 /** A job id as hpcpipe stores it: `123`, or one array task `123_4`. Anything else could change the meaning of an id list. */
 const JOB_ID = /^\d+(?:_\d+)?$/;
@@ -8,7 +9,7 @@ const JOB_ID = /^\d+(?:_\d+)?$/;
 export function assertJobIds(ids: readonly string[]): void {
   if (ids.length === 0) throw new Error("no job ids given");
   for (const id of ids) {
-    if (!JOB_ID.test(id)) throw new Error(`not a SLURM job id: ${JSON.stringify(id)}`);
+    if (!JOB_ID.test(id)) throw new Error(`not a SLURM job id: ${preview(id)}`);
   }
 }
 
@@ -108,14 +109,14 @@ export interface SbatchOptions {
 
 function option(name: string, value: string | undefined): string[] {
   if (value === undefined) return [];
-  if (/[\n\r\0]/.test(value)) throw new Error(`sbatch --${name} value contains a line break or NUL: ${JSON.stringify(value)}`);
+  if (/[\n\r\0]/.test(value)) throw new Error(`sbatch --${name} value contains a line break or NUL: ${preview(value)}`);
   return [`--${name}=${value}`];
 }
 
 /** `sbatch --parsable [options] <script>`: each option is one `--name=value` word, so no value can become another option. */
 export function sbatchArgv(options: SbatchOptions): string[] {
   if (options.script === "" || options.script.startsWith("-")) {
-    throw new Error(`sbatch script path must not be empty or start with '-': ${JSON.stringify(options.script)}`);
+    throw new Error(`sbatch script path must not be empty or start with '-': ${preview(options.script)}`);
   }
   const dependencies = options.dependencies?.filter((dependency) => dependency.jobIds.length > 0) ?? [];
   for (const dependency of dependencies) assertJobIds(dependency.jobIds);
@@ -125,10 +126,10 @@ export function sbatchArgv(options: SbatchOptions): string[] {
       : undefined;
   const killOnInvalidDep = options.killOnInvalidDep ?? dependencies.length > 0;
   if (options.array !== undefined && !/^[\d,\-:%]+$/.test(options.array)) {
-    throw new Error(`not an sbatch --array expression: ${JSON.stringify(options.array)}`);
+    throw new Error(`not an sbatch --array expression: ${preview(options.array)}`);
   }
   for (const word of options.extra ?? []) {
-    if (/[\n\r\0]/.test(word)) throw new Error(`sbatch option contains a line break or NUL: ${JSON.stringify(word)}`);
+    if (/[\n\r\0]/.test(word)) throw new Error(`sbatch option contains a line break or NUL: ${preview(word)}`);
   }
   return [
     "sbatch",

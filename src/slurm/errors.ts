@@ -2,6 +2,7 @@
 // (texts observed on SLURM 22.05.8; see test/fixtures/slurm/).
 
 import { isTransientSlurmError } from "./transient.js";
+import { preview } from "../core/preview.js";
 
 /** What running one argv returned; `code` is null when the process died by a signal. */
 export interface CommandResult {
@@ -74,7 +75,7 @@ export class SlurmOutputError extends Error {
     readonly line: string,
     readonly lineNumber: number,
   ) {
-    super(`${message} (line ${lineNumber}: ${JSON.stringify(line)})`);
+    super(`${message} (line ${lineNumber}: ${preview(line)})`);
     this.name = "SlurmOutputError";
   }
 }

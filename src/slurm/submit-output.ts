@@ -4,6 +4,7 @@
  * and validated.
  */
 import { z } from "zod";
+import { issuesText, preview } from "../core/preview.js";
 
 export const JOB_LINE_PREFIX = "hpcpipe-job";
 const jobLineSchema = z.tuple([z.literal(JOB_LINE_PREFIX), z.string().regex(/^j\d{3,}$/, "a plan job id like j000"), z.string().regex(/^\d{1,20}$/, "a numeric SLURM job id")]);
@@ -21,10 +22,10 @@ export function parseSubmitOutput(stdout: string, plan: { jobs: ReadonlyArray<{ 
   stdout.split("\n").forEach((raw, index) => {
     const line = raw.replace(/\r$/, "").trim();
     if (!line.startsWith(`${JOB_LINE_PREFIX} `) && line !== JOB_LINE_PREFIX) return;
-    const where = `line ${index + 1} ${JSON.stringify(line.slice(0, 120))}`;
+    const where = `line ${index + 1} ${preview(line, 120)}`;
     const parsed = jobLineSchema.safeParse(line.split(/\s+/));
     if (!parsed.success) {
-      problems.push(`${where}: expected "${JOB_LINE_PREFIX} <plan job id> <SLURM job id>" (${parsed.error.issues.map((i) => i.message).join("; ")})`);
+      problems.push(`${where}: expected "${JOB_LINE_PREFIX} <plan job id> <SLURM job id>" (${issuesText(parsed.error.issues)})`);
       return;
     }
     const [, planId, slurmId] = parsed.data;

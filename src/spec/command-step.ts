@@ -7,6 +7,7 @@ import { contextKeyProblem } from "./context-keys.js";
 import { hasControlChar } from "./source.js";
 // Implemented in run-command.ts (kept apart: it spawns processes).
 import { runCommandInProcess } from "./run-command.js";
+import { issuesText, preview } from "../core/preview.js";
 
 export interface CommandStepOptions extends StepOptions {
   /** A bash snippet. Context values arrive as environment variables ("$model_path"), never spliced into this text. */
@@ -79,11 +80,11 @@ export class CommandStep extends PipelineStep {
     }
     for (const out of options.outputs ?? []) {
       const problem = outputPathProblem(out);
-      if (problem) throw new StepDefinitionError(`step ${options.name}: output ${JSON.stringify(out)} ${problem}`);
+      if (problem) throw new StepDefinitionError(`step ${options.name}: output ${preview(out)} ${problem}`);
     }
     const res = resourcesSchema.safeParse(options.resources ?? {});
     if (!res.success) {
-      throw new StepDefinitionError(`step ${options.name}: resources: ${res.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+      throw new StepDefinitionError(`step ${options.name}: resources: ${issuesText(res.error.issues, 10)}`);
     }
     this.command = options.command;
     this.outputs = [...(options.outputs ?? [])];
@@ -94,7 +95,7 @@ export class CommandStep extends PipelineStep {
     this.batch = options.batch ?? false;
     for (const input of options.inputs ?? []) {
       const problem = outputPathProblem(input);
-      if (problem) throw new StepDefinitionError(`step ${options.name}: input ${JSON.stringify(input)} ${problem}`);
+      if (problem) throw new StepDefinitionError(`step ${options.name}: input ${preview(input)} ${problem}`);
     }
     this.inputs = [...(options.inputs ?? [])];
     if (options.cache !== undefined && typeof options.cache !== "boolean") throw new StepDefinitionError(`step ${options.name}: cache must be true or false`);

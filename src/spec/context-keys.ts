@@ -1,4 +1,4 @@
-import { preview } from "../render/quote.js";
+import { preview } from "../core/preview.js";
 
 /**
  * Context keys that reach a job become environment variable names, so they

@@ -17,6 +17,7 @@ import type { StagedFile } from "../store/staging.js";
 import { itemProblem } from "./map-step.js";
 import { errorText } from "./source.js";
 import type { PathSegment } from "./source.js";
+import { preview } from "../core/preview.js";
 
 /** Where staged item files go, relative to the run's work directory (steps run there). */
 export const INPUTS_DIR = "inputs";
@@ -103,10 +104,10 @@ export function expandGlob(pattern: string, specDir: string): { files: string[] 
     try {
       const info = statSync(abs);
       if (info.isFile()) return { files: [abs] };
-      if (info.isDirectory()) return { problem: `${JSON.stringify(pattern)} is a directory (${abs}); write ${JSON.stringify(`${pattern.replace(/\/+$/, "")}/**`)} to take every file in it` };
-      return { problem: `${JSON.stringify(pattern)} is not a regular file (${abs})` };
+      if (info.isDirectory()) return { problem: `${preview(pattern)} is a directory (${abs}); write ${preview(`${pattern.replace(/\/+$/, "")}/**`)} to take every file in it` };
+      return { problem: `${preview(pattern)} is not a regular file (${abs})` };
     } catch (err) {
-      return { problem: `${JSON.stringify(pattern)} matches no file: ${abs}: ${errorText(err)}` };
+      return { problem: `${preview(pattern)} matches no file: ${abs}: ${errorText(err)}` };
     }
   }
   const base = resolve(specDir, segments.slice(0, wild).join("/") || (isAbsolute(pattern) ? "/" : "."));
@@ -115,9 +116,9 @@ export function expandGlob(pattern: string, specDir: string): { files: string[] 
   const candidates: string[] = [];
   const unreadable: string[] = [];
   walk(base, rest.includes("**") ? Infinity : segments.length - wild, candidates, unreadable);
-  if (unreadable.length > 0) return { problem: `${JSON.stringify(pattern)}: a directory it searches cannot be read (${unreadable[0]}${unreadable.length > 1 ? ` and ${unreadable.length - 1} more` : ""})` };
+  if (unreadable.length > 0) return { problem: `${preview(pattern)}: a directory it searches cannot be read (${unreadable[0]}${unreadable.length > 1 ? ` and ${unreadable.length - 1} more` : ""})` };
   const files = candidates.filter((rel) => re.test(rel)).map((rel) => join(base, rel));
-  if (files.length === 0) return { problem: `${JSON.stringify(pattern)} matches no file (searched ${base})` };
+  if (files.length === 0) return { problem: `${preview(pattern)} matches no file (searched ${base})` };
   return { files };
 }
 
@@ -141,7 +142,7 @@ export function resolveItemFiles(request: ItemFilesRequest): { value: ItemFiles 
     const field: PathSegment[] = request.glob && request.glob.length > 1 ? ["items_glob", i] : ["items_glob"];
     const found = expandGlob(pattern, specDir);
     if ("problem" in found) problems.push({ field, message: `items_glob ${found.problem}` });
-    else for (const abs of found.files) itemAbs.push({ abs, field, where: `items_glob ${JSON.stringify(pattern)}: ` });
+    else for (const abs of found.files) itemAbs.push({ abs, field, where: `items_glob ${preview(pattern)}: ` });
   });
   if (request.glob) {
     // Several patterns: one sorted list, each file once.
@@ -154,11 +155,11 @@ export function resolveItemFiles(request: ItemFilesRequest): { value: ItemFiles 
     const abs = resolve(specDir, p.path);
     try {
       const info = statSync(abs);
-      if (info.isDirectory()) problems.push({ field: p.field, message: `${p.where}${JSON.stringify(p.path)} is a directory (${abs}); an item is one file (items_glob: "${p.path.replace(/\/+$/, "")}/**" takes every file in it)` });
-      else if (!info.isFile()) problems.push({ field: p.field, message: `${p.where}${JSON.stringify(p.path)} is not a regular file (${abs})` });
+      if (info.isDirectory()) problems.push({ field: p.field, message: `${p.where}${preview(p.path)} is a directory (${abs}); an item is one file (items_glob: ${preview(`${p.path.replace(/\/+$/, "")}/**`)} takes every file in it)` });
+      else if (!info.isFile()) problems.push({ field: p.field, message: `${p.where}${preview(p.path)} is not a regular file (${abs})` });
       else itemAbs.push({ abs, field: p.field, where: p.where });
     } catch (err) {
-      problems.push({ field: p.field, message: `${p.where}item file ${JSON.stringify(p.path)} does not exist or cannot be read (${abs}: ${errorText(err)})` });
+      problems.push({ field: p.field, message: `${p.where}item file ${preview(p.path)} does not exist or cannot be read (${abs}: ${errorText(err)})` });
     }
   }
 
@@ -199,7 +200,7 @@ export function resolveItemFiles(request: ItemFilesRequest): { value: ItemFiles 
     const value = `${INPUTS_DIR}/${request.map}/${staged.rel}`;
     const bad = itemProblem(value);
     if (bad) {
-      problems.push({ field: item.field, message: `${item.where}the item ${JSON.stringify(value)} (for ${item.abs}) ${bad}` });
+      problems.push({ field: item.field, message: `${item.where}the item ${preview(value)} (for ${item.abs}) ${bad}` });
       continue;
     }
     items.push(value);

@@ -7,6 +7,7 @@
 import { existsSync, statSync } from "node:fs";
 import { dirname, isAbsolute, normalize, resolve } from "node:path";
 import { Pipeline } from "../core/pipeline.js";
+import { preview } from "../core/preview.js";
 import { StepGroup } from "../core/step-group.js";
 import { StepDefinitionError } from "../core/step.js";
 import type { PipelineStep } from "../core/step.js";
@@ -102,7 +103,7 @@ function buildSpec(obj: unknown, file: string, options: LoadSpecOptions, source?
   const context: Record<string, string | number | boolean> = { ...(top.context ?? {}) };
   for (const [k, v] of Object.entries(options.set ?? {})) {
     const problem = contextKeyProblem(k);
-    if (problem) problems.push({ path: `--set ${k}`, expected: problem });
+    if (problem) problems.push({ path: `--set ${preview(k)}`, expected: problem });
     else if (typeof v !== "string" || v.includes("\0")) problems.push({ path: `--set ${k}`, expected: "expected a value without NUL bytes" });
     else context[k] = v;
   }
@@ -195,7 +196,7 @@ function parseEntry(raw: unknown, path: PathSegment[], env: ParseEnv): SpecEntry
   const first = kinds[0];
   if (first === undefined) {
     const keys = Object.keys(raw);
-    problems.push(problemAt(path, `expected exactly one of the keys ${kindsList}, found ${keys.length > 0 ? keys.map((k) => `'${k}'`).join(", ") : "none"}`, source));
+    problems.push(problemAt(path, `expected exactly one of the keys ${kindsList}, found ${keys.length > 0 ? keys.map((k) => preview(k)).join(", ") : "none"}`, source));
     return undefined;
   }
   if (kinds.length > 1) {

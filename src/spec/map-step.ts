@@ -15,6 +15,7 @@ import type { Context, PipelineStep } from "../core/step.js";
 import { contextKeyProblem } from "./context-keys.js";
 import { withItemScope } from "./item-scope.js";
 import { hasControlChar } from "./source.js";
+import { preview } from "../core/preview.js";
 
 /** Longest item, in characters. */
 export const MAX_ITEM_LENGTH = 4096;
@@ -91,7 +92,7 @@ export function parsePacking(options: PackingOptions, where: string): MapPacking
   const { itemsPerTask, taskDuration, itemDuration, taskCpus } = options;
   if (itemsPerTask === undefined && taskDuration === undefined && itemDuration === undefined && taskCpus === undefined) return null;
   if (itemsPerTask !== undefined && (!Number.isInteger(itemsPerTask) || itemsPerTask < 1)) {
-    throw new StepDefinitionError(`${where}: itemsPerTask must be a whole number >= 1, got ${itemsPerTask}`);
+    throw new StepDefinitionError(`${where}: itemsPerTask must be a whole number >= 1, got ${preview(itemsPerTask)}`);
   }
   if (itemsPerTask !== undefined && (taskDuration !== undefined || itemDuration !== undefined)) {
     throw new StepDefinitionError(`${where}: give itemsPerTask or taskDuration with itemDuration, not both`);
@@ -102,13 +103,13 @@ export function parsePacking(options: PackingOptions, where: string): MapPacking
   const seconds = (value: string | undefined, name: string): number | null => {
     if (value === undefined) return null;
     const s = typeof value === "string" && SLURM_TIME_PATTERN.test(value) ? slurmTimeToSeconds(value) : 0;
-    if (s <= 0) throw new StepDefinitionError(`${where}: ${name} must be a positive SLURM time like "10:00" (MM:SS) or "1:00:00", got ${JSON.stringify(value)}`);
+    if (s <= 0) throw new StepDefinitionError(`${where}: ${name} must be a positive SLURM time like "10:00" (MM:SS) or "1:00:00", got ${preview(value)}`);
     return s;
   };
   const taskDurationS = seconds(taskDuration, "taskDuration");
   const itemDurationS = seconds(itemDuration, "itemDuration");
   if (taskCpus !== undefined && (!Number.isInteger(taskCpus) || taskCpus < 1)) {
-    throw new StepDefinitionError(`${where}: taskCpus must be a whole number >= 1, got ${taskCpus}`);
+    throw new StepDefinitionError(`${where}: taskCpus must be a whole number >= 1, got ${preview(taskCpus)}`);
   }
   if (itemsPerTask === undefined && taskDurationS === null) {
     throw new StepDefinitionError(`${where}: taskCpus applies to packed tasks; give itemsPerTask (or taskDuration with itemDuration) too`);
@@ -184,7 +185,7 @@ export class MapStep extends CompositeStep {
     }
     const concurrency = options.concurrency ?? availableParallelism();
     if (!Number.isInteger(concurrency) || concurrency < 1) {
-      throw new StepDefinitionError(`map ${options.name}: concurrency must be a whole number >= 1, got ${concurrency}`);
+      throw new StepDefinitionError(`map ${options.name}: concurrency must be a whole number >= 1, got ${preview(concurrency)}`);
     }
     this.items = Object.freeze([...options.items]);
     this.as = as;

@@ -6,6 +6,7 @@
  * working directory. templates/lib.sh does the same on a cluster.
  */
 import { outputPathProblem } from "./command-step.js";
+import { preview } from "../core/preview.js";
 
 export const ITEM_PATTERN_TOKENS = ["{i}", "{item}"] as const;
 
@@ -14,5 +15,5 @@ export function itemOutputPath(pattern: string, index: number, item: string): { 
   const path = pattern.split("{i}").map((part) => part.split("{item}").join(item)).join(String(index));
   if (path === pattern) return { path };
   const problem = outputPathProblem(path);
-  return problem === null ? { path } : { problem: `output ${JSON.stringify(pattern)} for item ${index} is ${JSON.stringify(path)}, which ${problem}` };
+  return problem === null ? { path } : { problem: `output ${preview(pattern)} for item ${index} is ${preview(path)}, which ${problem}` };
 }

@@ -15,6 +15,7 @@ import { contextKeyProblem } from "./context-keys.js";
 import { itemScopeOf } from "./item-scope.js";
 import { itemOutputPath } from "./output-patterns.js";
 import { prepareBatch, readReport } from "./batch-in-process.js";
+import { preview } from "../core/preview.js";
 
 /** How much of each of stdout and stderr is kept (the end of it). */
 export const OUTPUT_TAIL_BYTES = 64 * 1024;
@@ -88,7 +89,7 @@ export function parsePublished(text: string): { values: Record<string, string>; 
     if (line.trim() === "") return;
     const eq = line.indexOf("=");
     if (eq < 0) {
-      problems.push(`line ${i + 1} is not key=value: ${JSON.stringify(line.slice(0, 80))}`);
+      problems.push(`line ${i + 1} is not key=value: ${preview(line, 80)}`);
       return;
     }
     const key = line.slice(0, eq);

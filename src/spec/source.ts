@@ -7,6 +7,7 @@ import { readFileSync, statSync } from "node:fs";
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
 import type { Node as YamlNode } from "yaml";
 import type { z } from "zod";
+import { preview } from "../core/preview.js";
 
 export type PathSegment = string | number;
 
@@ -58,7 +59,7 @@ export function formatPath(segments: readonly PathSegment[]): string {
   for (const seg of segments) {
     if (typeof seg === "number") out += `[${seg}]`;
     else if (IDENT.test(seg)) out += out === "" ? seg : `.${seg}`;
-    else out += `[${JSON.stringify(seg.length > 60 ? `${seg.slice(0, 60)}...` : seg)}]`;
+    else out += `[${preview(seg)}]`;
   }
   return out;
 }
@@ -161,7 +162,7 @@ export function describeValue(value: unknown): string {
   if (value === null) return "null (an empty value)";
   if (Array.isArray(value)) return "a list";
   if (typeof value === "object") return "a mapping";
-  if (typeof value === "string") return `the string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value)}`;
+  if (typeof value === "string") return `the string ${preview(value, 40)}`;
   if (typeof value === "number") return `the number ${value}`;
   if (typeof value === "boolean") return `${value}`;
   return typeof value;
@@ -196,11 +197,11 @@ export const expectationMap: z.core.$ZodErrorMap = (issue: RawIssue) => {
       return `expected a number ${issue.inclusive === false ? "<" : "<="} ${max}`;
     }
     case "invalid_value":
-      return `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`;
+      return `expected one of ${issue.values.map((v) => preview(v)).join(", ")}`;
     case "unrecognized_keys": {
       const shape = (issue.inst as { _zod?: { def?: { shape?: Record<string, unknown> } } } | undefined)?._zod?.def?.shape;
       const allowed = shape ? `; allowed keys: ${Object.keys(shape).join(", ")}` : "";
-      return `unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `'${k}'`).join(", ")}${allowed}`;
+      return `unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => preview(k)).join(", ")}${allowed}`;
     }
     case "invalid_format":
       return issue.format === "regex" ? `expected text matching ${String(issue.pattern ?? "the required pattern")}` : `expected ${issue.format}`;

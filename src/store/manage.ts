@@ -11,6 +11,7 @@
  */
 import { remotePath, RemoteCommandError } from "../transport/index.js";
 import type { Transport } from "../transport/index.js";
+import { preview } from "../core/preview.js";
 
 export interface StoreUsage {
   blobs: number;
@@ -63,7 +64,7 @@ printf 'incoming %s\\n' "$(find "$store/incoming" -mindepth 1 -maxdepth 1 -type 
 /** "30d", "12h", "90m", "0" as minutes. */
 export function parseAge(text: string): number {
   const m = /^(\d+)([dhm]?)$/.exec(text.trim());
-  if (!m) throw new Error(`expected an age such as 30d, 12h or 90m, got ${JSON.stringify(text.slice(0, 40))}`);
+  if (!m) throw new Error(`expected an age such as 30d, 12h or 90m, got ${preview(text, 40)}`);
   const n = Number(m[1]);
   return m[2] === "d" ? n * 1440 : m[2] === "h" ? n * 60 : m[2] === "m" ? n : n * 1440;
 }

@@ -17,6 +17,7 @@ import { remotePath, RemoteCommandError } from "../transport/index.js";
 import type { Transport } from "../transport/index.js";
 import { globRegExp } from "./glob.js";
 import { hashFile, mapLimit } from "./hash.js";
+import { preview } from "../core/preview.js";
 
 /** Default caps: one file, and all files of one pull. */
 export const PULL_MAX_FILE_BYTES = 16 * 1024 ** 3;
@@ -140,11 +141,11 @@ export interface PullOutcome {
 /** A local destination for an output path, refused when it would leave `to`. */
 export function pullDestination(to: string, path: string): string {
   if (path === "" || isAbsolute(path) || path.split("/").some((s) => s === ".." || s === "" || s === ".") || path.includes("\0")) {
-    throw new Error(`refusing output path ${JSON.stringify(path.slice(0, 200))}: not a plain path under the run's work/ directory`);
+    throw new Error(`refusing output path ${preview(path, 200)}: not a plain path under the run's work/ directory`);
   }
   const dest = resolve(to, path);
   const back = relative(resolve(to), dest);
-  if (back.startsWith(`..${sep}`) || back === ".." || isAbsolute(back)) throw new Error(`refusing output path ${JSON.stringify(path)}: leaves ${to}`);
+  if (back.startsWith(`..${sep}`) || back === ".." || isAbsolute(back)) throw new Error(`refusing output path ${preview(path)}: leaves ${to}`);
   return dest;
 }
 
@@ -191,7 +192,7 @@ class PullReceiver {
 
   #path(encoded: string): string {
     const path = Buffer.from(encoded, "base64").toString("utf8");
-    if (!this.wanted.has(path)) throw new Error(`the cluster sent ${JSON.stringify(path.slice(0, 200))}, which was not asked for`);
+    if (!this.wanted.has(path)) throw new Error(`the cluster sent ${preview(path, 200)}, which was not asked for`);
     return path;
   }
 
@@ -214,7 +215,7 @@ class PullReceiver {
       const fd = openSync(temp, "w", 0o644);
       this.#file = { path, dest, temp, fd, left: Number(m[1]), sha256: m[2] as string, hash: createHash("sha256") };
       if (this.#file.left === 0) this.#finishFile();
-    } else throw new Error(`unexpected line in the pull stream: ${JSON.stringify(line.slice(0, 120))}`);
+    } else throw new Error(`unexpected line in the pull stream: ${preview(line, 120)}`);
   }
 
   #finishFile(): void {

@@ -31,6 +31,7 @@ import type { Transport } from "../transport/index.js";
 import { formatBytes } from "./format.js";
 import { hashFile, mapLimit, SHA256_HEX } from "./hash.js";
 import { hashWithCache } from "./hash-cache.js";
+import { preview } from "../core/preview.js";
 
 /** A local file to stage: where it is here, where it goes under the run directory (`work/...`), its size. */
 export interface LocalFile {
@@ -244,7 +245,7 @@ export function parseMissing(stdout: string, count: number): { missing: number[]
     else if ((m = /^(\d+)(?:-(\d+))?$/.exec(line))) {
       const from = Number(m[1]);
       const to = m[2] === undefined ? from : Number(m[2]);
-      if (to < from || to >= count) throw new StoreError(`the store's answer has a bad range ${JSON.stringify(line)} for ${count} hashes`);
+      if (to < from || to >= count) throw new StoreError(`the store's answer has a bad range ${preview(line)} for ${count} hashes`);
       for (let i = from; i <= to; i++) missing.push(i);
     }
   }
@@ -272,7 +273,7 @@ export function distinctBlobs(files: readonly StagedFile[]): StagedFile[] {
 
 /** ONE round trip: the indexes (into `blobs`) of the blobs the store lacks. */
 export async function missingBlobs(transport: Transport, blobs: readonly StagedFile[], options: StageOptions): Promise<{ missing: StagedFile[]; recovered: number }> {
-  for (const b of blobs) if (!SHA256_HEX.test(b.sha256)) throw new StoreError(`not a SHA-256: ${JSON.stringify(b.sha256)}`);
+  for (const b of blobs) if (!SHA256_HEX.test(b.sha256)) throw new StoreError(`not a SHA-256: ${preview(b.sha256)}`);
   const result = await transport.exec(["bash", "-c", MISSING_SCRIPT, "hpcpipe-store-missing", remotePath(options.store), options.group ?? ""], {
     stdin: blobs.map((b) => `${b.sha256}\n`).join(""),
     retrySafe: true,

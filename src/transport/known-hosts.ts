@@ -8,6 +8,7 @@ import { createHash, createHmac, randomBytes } from "node:crypto";
 import { constants as fsConstants } from "node:fs";
 import { mkdir, open, readFile, rename, stat, unlink } from "node:fs/promises";
 import path from "node:path";
+import { preview } from "../core/preview.js";
 
 export interface KnownHostEntry {
   /** 1-based line number in the file. */
@@ -42,7 +43,7 @@ export function parseKnownHosts(text: string): ParsedKnownHosts {
       if (name === "@revoked") marker = "revoked";
       else if (name === "@cert-authority") marker = "cert-authority";
       else {
-        problems.push(`line ${line}: unknown marker ${name}`);
+        problems.push(`line ${line}: unknown marker ${preview(name)}`);
         return;
       }
     }
@@ -53,7 +54,7 @@ export function parseKnownHosts(text: string): ParsedKnownHosts {
     }
     const key = Buffer.from(keyText, "base64");
     if (key.length === 0 || blobKeyType(key) !== keyType) {
-      problems.push(`line ${line}: key does not decode to a ${keyType} key`);
+      problems.push(`line ${line}: key does not decode to a ${preview(keyType)} key`);
       return;
     }
     entries.push({ line, text: trimmed, marker, hosts, keyType, key });

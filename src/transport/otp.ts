@@ -6,6 +6,7 @@
  */
 import { execFile } from "node:child_process";
 import { AuthError } from "./errors.js";
+import { preview } from "../core/preview.js";
 
 /** One question of the server's; `echo` false means the answer is secret (not shown while typed). */
 export interface KbdPrompt {
@@ -154,7 +155,7 @@ export async function answerRound(
     }
   }
   if (machine) {
-    const asked = round.prompts.map((p) => JSON.stringify(p.prompt.trim().slice(0, 80))).join(", ");
+    const asked = round.prompts.map((p) => preview(p.prompt.trim(), 80)).join(", ");
     throw new AuthError(
       `${context.target} asked ${round.prompts.length} questions at once (${asked}); otp_command and ${route.envName ?? "HPCPIPE_SSH_OTP"} answer a single one-time code prompt only: log in on a terminal`,
       where.host,

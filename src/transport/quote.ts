@@ -6,6 +6,7 @@
 
 import { splitPathVariable } from "../shell/path-variable.js";
 import { SAFE_WORD, shQuote, ShellQuoteError } from "../shell/quote.js";
+import { preview } from "../core/preview.js";
 
 export { SAFE_WORD, shQuote, ShellQuoteError } from "../shell/quote.js";
 
@@ -52,7 +53,7 @@ export class RemoteGlob {
 
   static of(pattern: string): RemoteGlob {
     const problem = globProblem(pattern);
-    if (problem) throw new ShellQuoteError(`invalid file pattern ${JSON.stringify(pattern)}: ${problem}`);
+    if (problem) throw new ShellQuoteError(`invalid file pattern ${preview(pattern)}: ${problem}`);
     return new RemoteGlob(pattern);
   }
 
@@ -118,6 +119,6 @@ export function sh(strings: TemplateStringsArray, ...values: (ShellWord | readon
 
 /** A short printable form of an argv for error messages. */
 export function describeArgv(argv: readonly ShellWord[], max = 200): string {
-  const text = argv.map(wordText).map((w) => (SAFE_WORD.test(w) ? w : JSON.stringify(w))).join(" ");
+  const text = argv.map(wordText).map((w) => (SAFE_WORD.test(w) ? w : preview(w, max))).join(" ");
   return text.length > max ? `${text.slice(0, max)}...` : text;
 }

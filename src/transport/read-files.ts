@@ -9,6 +9,7 @@
 import { randomBytes } from "node:crypto";
 import { remotePath } from "./quote.js";
 import type { Transport } from "./transport.js";
+import { preview } from "../core/preview.js";
 
 export interface RemoteReadRequest {
   /** Relative to the directory. */
@@ -87,13 +88,13 @@ export function parseRemoteRead(stdout: string, marker: string, requests: readon
   for (const request of requests) {
     const line = lines[at++];
     const match = line === undefined ? null : STATUS_LINE.exec(line);
-    if (match === null) return fail(`expected a status line for ${JSON.stringify(request.path)}, got ${JSON.stringify((line ?? "").slice(0, 80))}`);
+    if (match === null) return fail(`expected a status line for ${preview(request.path)}, got ${preview(line ?? "", 80)}`);
     const status = match[1] as RemoteReadStatus;
     const size = match[2] === undefined ? null : Number(match[2]);
     let data: Buffer | null = null;
     if (status === "ok") {
       const body = lines[at++] ?? "";
-      if (!BASE64_LINE.test(body)) fail(`the data of ${JSON.stringify(request.path)} is not base64`);
+      if (!BASE64_LINE.test(body)) fail(`the data of ${preview(request.path)} is not base64`);
       data = Buffer.from(body, "base64");
     }
     answers.set(request.path, { status, size, data, restarted: match[3] !== undefined });

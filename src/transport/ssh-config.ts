@@ -7,6 +7,7 @@
  * supported: they are reported as warnings and their lines are not applied.
  */
 import { readFile } from "node:fs/promises";
+import { preview } from "../core/preview.js";
 
 interface ConfigLine {
   keyword: string;
@@ -88,7 +89,7 @@ export function parseProxyJump(value: string): JumpSpec[] | null {
   return value.split(",").map((hop) => {
     const text = hop.trim().replace(/^ssh:\/\//, "");
     const m = /^(?:([^@]+)@)?(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(text);
-    if (!m?.[2]) throw new Error(`invalid ProxyJump hop ${JSON.stringify(hop)}`);
+    if (!m?.[2]) throw new Error(`invalid ProxyJump hop ${preview(hop)}`);
     const spec: JumpSpec = { host: m[2].replace(/^\[(.*)\]$/, "$1") };
     if (m[1]) spec.user = m[1];
     if (m[3]) spec.port = Number(m[3]);
@@ -129,7 +130,7 @@ function expandTokens(value: string, tokens: Record<string, string>): string {
 function toNumber(value: string | undefined, keyword: string): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`ssh config: ${keyword} ${JSON.stringify(value)} is not a number`);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`ssh config: ${keyword} ${preview(value)} is not a number`);
   return n;
 }
 

@@ -6,6 +6,7 @@
  * (absolute, `..`, links, devices) come back as `{ error }`.
  */
 import { BLOCK, FIELD, headerChecksum, unsafePathReason } from "./tar.js";
+import { preview } from "../core/preview.js";
 
 /** The archive itself is malformed (bad checksum, truncated, oversized metadata). */
 export class TarFormatError extends Error {
@@ -54,7 +55,7 @@ function readNumber(header: Buffer, [at, len]: readonly [number, number]): numbe
   }
   const text = field.toString("ascii").replace(/\0.*$/s, "").trim();
   if (text === "") return 0;
-  if (!/^[0-7]+$/.test(text)) throw new TarFormatError(`tar header field is not octal: ${JSON.stringify(text)}`);
+  if (!/^[0-7]+$/.test(text)) throw new TarFormatError(`tar header field is not octal: ${preview(text)}`);
   return parseInt(text, 8);
 }
 
@@ -174,8 +175,8 @@ export class TarReader {
     const unsafe = unsafePathReason(name);
     if (unsafe) return this.skip(name, size, `refused: ${unsafe}`);
     const special = TYPE_NAMES[type];
-    if (special) return this.skip(name, size, `skipped: a ${special}${link ? ` to ${JSON.stringify(link)}` : ""}, not a regular file`);
-    if (type !== "0" && type !== "7") return this.skip(name, size, `skipped: unsupported tar entry type ${JSON.stringify(type)}`);
+    if (special) return this.skip(name, size, `skipped: a ${special}${link ? ` to ${preview(link)}` : ""}, not a regular file`);
+    if (type !== "0" && type !== "7") return this.skip(name, size, `skipped: unsupported tar entry type ${preview(type)}`);
     if (size > this.limits.maxFileBytes) return this.skip(name, size, `skipped: ${size} bytes exceeds the limit of ${this.limits.maxFileBytes} bytes per file`);
     if (this.kept + size > this.limits.maxTotalBytes) {
       return this.skip(name, size, `skipped: the limit of ${this.limits.maxTotalBytes} bytes for all files together was reached`);

@@ -3,6 +3,7 @@
  * on the remote side. Pure Node, no dependencies. The reader is in
  * tar-reader.ts; the header layout shared by both is here.
  */
+import { preview } from "../core/preview.js";
 
 export const BLOCK = 512;
 
@@ -53,7 +54,7 @@ export function headerChecksum(header: Buffer): number {
 
 function writeString(header: Buffer, [at, len]: readonly [number, number], value: string): void {
   const bytes = Buffer.from(value, "utf8");
-  if (bytes.length > len) throw new TarPathError(`${JSON.stringify(value)} does not fit in ${len} bytes`);
+  if (bytes.length > len) throw new TarPathError(`${preview(value)} does not fit in ${len} bytes`);
   bytes.copy(header, at);
 }
 
@@ -75,7 +76,7 @@ function splitName(path: string): { prefix: string; name: string } {
       return { prefix, name };
     }
   }
-  throw new TarPathError(`path too long for ustar (name <= 100 bytes, prefix <= 155 bytes): ${JSON.stringify(path.slice(0, 80))}...`);
+  throw new TarPathError(`path too long for ustar (name <= 100 bytes, prefix <= 155 bytes): ${preview(path, 80)}`);
 }
 
 interface HeaderFields {
@@ -135,11 +136,11 @@ export function writeTar(files: ReadonlyMap<string, string | Buffer>, options: T
   const mtime = options.mtime ?? Math.floor(Date.now() / 1000);
   for (const path of files.keys()) {
     const reason = unsafePathReason(path);
-    if (reason) throw new TarPathError(`refusing to archive ${JSON.stringify(path)}: ${reason}`);
+    if (reason) throw new TarPathError(`refusing to archive ${preview(path)}: ${reason}`);
   }
   const dirs = parentDirs(files.keys());
   for (const dir of dirs) {
-    if (files.has(dir)) throw new TarPathError(`${JSON.stringify(dir)} is both a file and a directory`);
+    if (files.has(dir)) throw new TarPathError(`${preview(dir)} is both a file and a directory`);
   }
   const blocks: Buffer[] = [];
   for (const dir of dirs) blocks.push(header({ path: `${dir}/`, type: "5", size: 0, mode: dirMode, mtime }));
@@ -165,7 +166,7 @@ export interface TarStreamEntry {
 const MAX_OCTAL_SIZE = 0o77777777777;
 
 function streamHeader(entry: TarStreamEntry, mtime: number): Buffer {
-  if (!Number.isSafeInteger(entry.size) || entry.size < 0) throw new RangeError(`tar entry ${JSON.stringify(entry.path)}: bad size ${entry.size}`);
+  if (!Number.isSafeInteger(entry.size) || entry.size < 0) throw new RangeError(`tar entry ${preview(entry.path)}: bad size ${entry.size}`);
   if (entry.size <= MAX_OCTAL_SIZE) return header({ path: entry.path, type: "0", size: entry.size, mode: entry.mode, mtime });
   // GNU base-256: the first byte 0x80, the size big-endian in the other 11 bytes of the field.
   const block = header({ path: entry.path, type: "0", size: 0, mode: entry.mode, mtime });
@@ -194,7 +195,7 @@ export async function* tarStream(entries: Iterable<TarStreamEntry>, options: { m
   const mtime = options.mtime ?? Math.floor(Date.now() / 1000);
   for (const entry of entries) {
     const reason = unsafePathReason(entry.path);
-    if (reason) throw new TarPathError(`refusing to archive ${JSON.stringify(entry.path)}: ${reason}`);
+    if (reason) throw new TarPathError(`refusing to archive ${preview(entry.path)}: ${reason}`);
     yield streamHeader(entry, mtime);
     let sent = 0;
     for await (const chunk of entry.open()) {

@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { STATE_FILE_MAX_BYTES } from "../plan/state-file.js";
+import { preview } from "../core/preview.js";
 
 /** A state file's name as the watcher sends it (the wrapper's keys, `.json`). */
 const STATE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*\.json$/;
@@ -102,7 +103,7 @@ export class WatchLineSplitter {
     this.#skipping = false;
     if (skipped) return;
     const event = parseWatchLine(text);
-    if (event === null) this.onBad(JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}...` : text));
+    if (event === null) this.onBad(preview(text, 80));
     else this.onEvent(event);
   }
 }

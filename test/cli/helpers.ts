@@ -1,4 +1,5 @@
 import { vi } from "vitest";
+import type { CliOptions } from "../../cli/connect-options.js";
 import { runCli } from "../../cli/run-cli.js";
 
 export interface CliResult {
@@ -8,7 +9,12 @@ export interface CliResult {
 }
 
 /** Runs the CLI in this process with its output captured (commands are thin, so this exercises the real code paths). */
-export async function cli(...args: string[]): Promise<CliResult> {
+export function cli(...args: string[]): Promise<CliResult> {
+  return cliWith({}, ...args);
+}
+
+/** Like `cli`, with what main.ts would pass in (a passphrase prompt on a terminal). */
+export async function cliWith(options: CliOptions, ...args: string[]): Promise<CliResult> {
   let stdout = "";
   let stderr = "";
   const out = vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array) => {
@@ -20,7 +26,7 @@ export async function cli(...args: string[]): Promise<CliResult> {
     return true;
   });
   try {
-    const code = await runCli(["node", "hpcpipe", ...args]);
+    const code = await runCli(["node", "hpcpipe", ...args], options);
     return { code, stdout, stderr };
   } finally {
     out.mockRestore();

@@ -112,7 +112,7 @@ describe("a malformed cluster config names the file and the field", () => {
   it("refuses an unknown key", () => {
     const e = configErrorOf(`${SLURM_HEAD}partiton: debug\n`);
     expect(e.path).toBe("partiton");
-    expect(e.expected).toMatch(/unknown key 'partiton'; allowed keys: name, executor, connection/);
+    expect(e.expected).toMatch(/unknown key "partiton"; allowed keys: name, executor, connection/);
     expect(e.location).toEqual({ line: 6, column: 1 });
   });
 

@@ -15,7 +15,7 @@ function expectProblem(yaml: string, path: string, expected: string | RegExp, fi
 
 describe("a malformed spec is refused with the file, the path of the field and what was expected", () => {
   it("names an unknown key and lists the allowed ones", () => {
-    const err = expectProblem(`${HEAD}  - step: s\n    run: x\n    runn: y\n`, "steps[0].runn", /unknown key 'runn'; allowed keys: step, run, /);
+    const err = expectProblem(`${HEAD}  - step: s\n    run: x\n    runn: y\n`, "steps[0].runn", /unknown key "runn"; allowed keys: step, run, /);
     expect(err.location).toEqual({ line: 5, column: 5 });
   });
 
@@ -34,7 +34,15 @@ describe("a malformed spec is refused with the file, the path of the field and w
   });
 
   it("refuses an entry with no kind", () => {
-    expectProblem(`${HEAD}  - run: x\n`, "steps[0]", /expected exactly one of the keys step, group, pipeline, map, found 'run'/);
+    expectProblem(`${HEAD}  - run: x\n`, "steps[0]", /expected exactly one of the keys step, group, pipeline, map, found "run"/);
+  });
+
+  it("shows an entry's unknown keys bounded and with control characters escaped", () => {
+    // An explicit key (`? ...`): YAML allows implicit keys of at most 1024 characters.
+    const err = specErrorOf(`${HEAD}  - ? "${"k".repeat(5000)}\\e[31m"\n    : x\n`);
+    expect(err.path).toBe("steps[0]");
+    expect(err.expected).toContain(`found "${"k".repeat(60)}..."`);
+    expect(err.expected.length).toBeLessThan(300);
   });
 
   it("refuses an entry that is not a mapping", () => {
@@ -70,7 +78,7 @@ describe("a malformed spec is refused with the file, the path of the field and w
     expect(err.problems.map((p) => p.path)).toEqual(["steps[0].resources.cpus", "steps[0].resources.mem", "steps[0].resources.time", "steps[0].resources.gpu"]);
     expect(err.message).toContain("steps[0].resources.mem: expected memory like 500M");
     expect(err.message).toContain("steps[0].resources.time: expected a SLURM time");
-    expect(err.message).toContain("steps[0].resources.gpu: unknown key 'gpu'");
+    expect(err.message).toContain('steps[0].resources.gpu: unknown key "gpu"');
   });
 
   it("refuses bad defaults", () => {
@@ -148,7 +156,7 @@ describe("a malformed spec is refused with the file, the path of the field and w
 
   it("refuses a bad --set key", () => {
     const err = specErrorOf(`${HEAD}  - step: s\n    run: x\n`, {}, { set: { "a-b": "1" } });
-    expect(err.path).toBe("--set a-b");
+    expect(err.path).toBe('--set "a-b"');
     expect(err.expected).toMatch(/must be a shell identifier/);
   });
 

@@ -105,8 +105,8 @@ describe("parseKnownHosts and lookup", () => {
     expect(entries).toHaveLength(1);
     expect(problems).toEqual([
       expect.stringContaining("line 1"),
-      expect.stringContaining("line 2: unknown marker @weird"),
-      expect.stringContaining("line 3: key does not decode to a ssh-rsa key"),
+      expect.stringContaining('line 2: unknown marker "@weird"'),
+      expect.stringContaining('line 3: key does not decode to a "ssh-rsa" key'),
     ]);
   });
 
