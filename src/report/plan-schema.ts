@@ -6,7 +6,7 @@ import { z } from "zod";
 import { CompletedState } from "../core/completed-state.js";
 import type { CompletedStateJson } from "../core/completed-state.js";
 import type { PlanNode } from "../plan/plan.js";
-import type { ReportPlan } from "./model.js";
+import type { ReportPlan } from "./tree.js";
 
 const planNodeSchema: z.ZodType<PlanNode> = z.lazy(() =>
   z.looseObject({
