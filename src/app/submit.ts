@@ -12,10 +12,9 @@
  * submit-wait (`--wait`, Ctrl-C).
  */
 import { RunStore } from "../runs/index.js";
-import { withInputs } from "./bundle-path.js";
 import { defaultTransportFactory } from "./connect.js";
 import { clearSubmitter } from "./reconcile.js";
-import { stagedBundle } from "./submit-bundle.js";
+import { stagedInputs } from "./submit-bundle.js";
 import { connectEarly, connectForSubmit, dropEarly, letConnectStart } from "./submit-connect.js";
 import type { AfterSubmit, SubmitOptions, SubmitOutcome } from "./submit-options.js";
 import { firstRecord, prepareFor, recordBeforeContact, requireSlurm } from "./submit-prepare.js";
@@ -52,13 +51,10 @@ export async function submitRun<T = undefined>(options: SubmitOptions, then?: Af
   requireSlurm(config, options);
   const early = options.connectEarly ? connectEarly(config, options, connect) : null;
   if (early !== null) await letConnectStart(early);
-  const staged = withInputs(
-    await stagedBundle(loaded.specDir, loaded.bundle, progress, store.root).catch(async (error: unknown) => {
-      dropEarly(early);
-      throw error;
-    }),
-    loaded.inputs,
-  );
+  const staged = await stagedInputs(loaded, progress, store.root).catch(async (error: unknown) => {
+    dropEarly(early);
+    throw error;
+  });
   await recordBeforeContact(store, plan, firstRecord(plan, config, options, store.now()));
   try {
     const transport = await connectForSubmit(store, plan.runId, config, () => early ?? connect(config, { acceptNewHostKey: options.acceptNewHostKey ?? false }));

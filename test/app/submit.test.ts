@@ -158,6 +158,21 @@ describe("submitRun with a fake cluster", () => {
     expect(existsSync(path.join(store.runDir("r-key"), "plan.json"))).toBe(true);
   });
 
+  it("a bundle file that clashes with a map's staged item file is refused before anything is written, and closes the connection started early", async () => {
+    mkdirSync(path.join(dir, "models"), { recursive: true });
+    mkdirSync(path.join(dir, "inputs", "m", "models"), { recursive: true });
+    writeFileSync(path.join(dir, "models", "a.glb"), "item bytes");
+    writeFileSync(path.join(dir, "inputs", "m", "models", "a.glb"), "other bytes");
+    const spec = path.join(dir, "clash.yaml");
+    writeFileSync(spec, `name: clash\nbundle: [inputs/]\nsteps:\n  - map: m\n    items_glob: "models/*.glb"\n    steps:\n      - step: s\n        run: "true"\n`);
+    const fake = new FakeTransport();
+    await expect(submitRun({ spec, cluster: LOCALCLUSTER, store, runId: "r-clash", connectEarly: true, connect: async () => fake })).rejects.toThrow(/would both be work\/inputs\/m\/models\/a\.glb/);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(fake.closed).toBe(true);
+    expect(fake.execs).toEqual([]);
+    expect((await store.list()).records).toEqual([]);
+  });
+
   it("refuses a cluster config of the local executor before writing anything", async () => {
     await expect(submitRun({ spec: path.join(REPO, "examples/specs/thumbnail-shape.yaml"), cluster: "local", store, connect: async () => new FakeTransport() })).rejects.toThrow(/expected slurm to submit/);
     expect((await store.list()).records).toEqual([]);
