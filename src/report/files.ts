@@ -11,8 +11,10 @@ import { join, relative, isAbsolute, sep } from "node:path";
 import { RunStateError } from "../runs/errors.js";
 import { parseRemoteRead, readRemoteFiles as readFilesOnCluster } from "../transport/index.js";
 import type { Transport } from "../transport/index.js";
-import { IMAGE_MAX_BYTES, IMAGES_TOTAL_MAX_BYTES, LOG_TAIL_BYTES, logPaths, safeOutputPath, tailLines } from "./model.js";
-import type { FetchedImage, LogTail } from "./model.js";
+import { IMAGE_MAX_BYTES, IMAGES_TOTAL_MAX_BYTES, safeOutputPath } from "./images.js";
+import type { FetchedImage } from "./images.js";
+import { LOG_TAIL_BYTES, logPaths, tailLines } from "./log-tails.js";
+import type { LogTail } from "./log-tails.js";
 
 /** One file to read: the end of a log (`tail`) or a whole image (`file`), relative to the run directory. */
 export interface FileRequest {

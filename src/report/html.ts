@@ -8,7 +8,13 @@
  * a host can only ever be text.
  */
 import { formatBytes, formatDuration } from "../core/units.js";
-import type { ErrorEntry, ImageEntry, LogTail, Outcome, ReportModel, Timeline, TimelineRow, TreeNode } from "./model.js";
+import type { ErrorEntry } from "./failures.js";
+import type { ImageEntry } from "./images.js";
+import type { LogTail } from "./log-tails.js";
+import type { ReportModel } from "./model.js";
+import type { Outcome } from "./states.js";
+import type { Timeline, TimelineRow } from "./timeline.js";
+import type { TreeNode } from "./tree.js";
 
 /** Markup built by the `html` tag (or `raw`); anything else interpolated into it is escaped. */
 export class SafeHtml {

@@ -7,7 +7,7 @@ import { CompletedState } from "../core/completed-state.js";
 import type { CompletedStateJson } from "../core/completed-state.js";
 import { issuesText } from "../core/preview.js";
 import type { PlanNode } from "../plan/plan.js";
-import type { ReportPlan } from "./model.js";
+import type { ReportPlan } from "./tree.js";
 
 const planNodeSchema: z.ZodType<PlanNode> = z.lazy(() =>
   z.looseObject({

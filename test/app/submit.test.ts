@@ -5,8 +5,9 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { BundleError, parseSubmitOutput, readLocalBundle, submissionFiles, SubmitFailedError, SubmitOutputError, submitRun } from "../../src/app/submit.js";
 import type { CompiledPlan } from "../../src/plan/plan.js";
 import { RunStore } from "../../src/runs/index.js";
-import { HostKeyError } from "../../src/transport/index.js";
-import { FakeTransport, LOCALCLUSTER, ok, REPO } from "./fakes.js";
+import { concreteSteps } from "../../src/app/resume.js";
+import { ConnectionLostError, HostKeyError } from "../../src/transport/index.js";
+import { FakeTransport, LOCALCLUSTER, ok, REPO, stateJson } from "./fakes.js";
 
 let dir: string;
 let store: RunStore;
@@ -158,8 +159,78 @@ describe("submitRun with a fake cluster", () => {
     expect(existsSync(path.join(store.runDir("r-key"), "plan.json"))).toBe(true);
   });
 
+  it("a bundle file that clashes with a map's staged item file is refused before anything is written, and closes the connection started early", async () => {
+    mkdirSync(path.join(dir, "models"), { recursive: true });
+    mkdirSync(path.join(dir, "inputs", "m", "models"), { recursive: true });
+    writeFileSync(path.join(dir, "models", "a.glb"), "item bytes");
+    writeFileSync(path.join(dir, "inputs", "m", "models", "a.glb"), "other bytes");
+    const spec = path.join(dir, "clash.yaml");
+    writeFileSync(spec, `name: clash\nbundle: [inputs/]\nsteps:\n  - map: m\n    items_glob: "models/*.glb"\n    steps:\n      - step: s\n        run: "true"\n`);
+    const fake = new FakeTransport();
+    await expect(submitRun({ spec, cluster: LOCALCLUSTER, store, runId: "r-clash", connectEarly: true, connect: async () => fake })).rejects.toThrow(/would both be work\/inputs\/m\/models\/a\.glb/);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(fake.closed).toBe(true);
+    expect(fake.execs).toEqual([]);
+    expect((await store.list()).records).toEqual([]);
+  });
+
   it("refuses a cluster config of the local executor before writing anything", async () => {
     await expect(submitRun({ spec: path.join(REPO, "examples/specs/thumbnail-shape.yaml"), cluster: "local", store, connect: async () => new FakeTransport() })).rejects.toThrow(/expected slurm to submit/);
     expect((await store.list()).records).toEqual([]);
+  });
+});
+
+const THUMBNAIL = path.join(REPO, "examples/specs/thumbnail-shape.yaml");
+
+/** A fake cluster whose submit script reports the jobs of the plan.json the run has now (ids from `first`). */
+function planReportingFake(runId: string, first: number): FakeTransport {
+  const fake = new FakeTransport();
+  fake.handler = async (argv) => {
+    if (argv[0] !== "bash") return { code: 127, signal: null, stdout: "", stderr: `fake: no handler for ${argv[0] ?? ""}` };
+    const plan = await store.readPlan(runId);
+    return ok(plan.jobs.map((j, i) => `hpcpipe-job ${j.id} ${first + i}\n`).join(""));
+  };
+  return fake;
+}
+
+describe("submitRun's other paths with a fake cluster", () => {
+  it("a dropped connection under the submit script, with no job on the cluster, runs the script again once and records its jobs", async () => {
+    const fake = planReportingFake("r-drop", 500);
+    const reporting = fake.handler;
+    let scriptRuns = 0;
+    fake.handler = async (argv, opts) => {
+      if (argv[0] === "ps") return ok("");
+      if (argv[0] === "bash" && (scriptRuns += 1) === 1) throw new ConnectionLostError("connection dropped", "127.0.0.1", 2222, "exec");
+      return reporting(argv, opts);
+    };
+    const messages: string[] = [];
+    const outcome = await submitRun({ spec: THUMBNAIL, cluster: LOCALCLUSTER, store, runId: "r-drop", cache: false, connect: async () => fake, onProgress: (m) => messages.push(m) });
+    expect(scriptRuns).toBe(2);
+    expect(messages).toContain("nothing was submitted before the drop; running the submit script again");
+    expect(outcome.record).toMatchObject({ phase: "submitted", jobs: { j000: "500", j001: "501", j002: "502" }, error: null });
+    expect(fake.closed).toBe(true);
+  });
+
+  it("--resume submits again only what did not succeed, as attempt 2 with the first attempt in the record's history", async () => {
+    const first = await submitRun({ spec: THUMBNAIL, cluster: LOCALCLUSTER, store, runId: "r-resume", cache: false, connect: async () => planReportingFake("r-resume", 500) });
+    expect(first.record.jobs).toEqual({ j000: "500", j001: "501", j002: "502" });
+    // Every job has ended: prep succeeded, the renders failed, gather never ran.
+    const fake = planReportingFake("r-resume", 600);
+    fake.sacct.set("500", ["500|500|COMPLETED|0:0|None"]);
+    fake.sacct.set("501", [0, 1, 2, 3].map((t) => `501_${t}|51${t}|FAILED|1:0|None`));
+    fake.sacct.set("502", ["502|502|CANCELLED|0:0|DependencyNeverSatisfied"]);
+    const prep = "thumbnail_shape.prep";
+    fake.files.set(`states/${prep}.json`, Buffer.from(stateJson(prep, { signature: concreteSteps(first.plan).get(prep) })));
+    const messages: string[] = [];
+    const outcome = await submitRun({ spec: THUMBNAIL, cluster: LOCALCLUSTER, store, resume: "r-resume", connect: async () => fake, onProgress: (m) => messages.push(m) });
+    expect(messages).toContain(`run r-resume: 1 step(s) already succeeded; resubmitting ${outcome.plan.jobs.length} job(s)`);
+    expect(outcome.plan.jobs.flatMap((j) => j.steps)).not.toContain(prep);
+    expect(outcome.plan.jobs.length).toBeLessThan(first.plan.jobs.length);
+    expect(outcome.record).toMatchObject({ phase: "submitted", attempt: 2, error: null, history: [{ attempt: 1, jobs: first.record.jobs, phase: "submitted" }] });
+    expect(Object.values(outcome.record.jobs)).toEqual(outcome.plan.jobs.map((_, i) => String(600 + i)));
+    expect(fake.execs.filter((e) => e.argv[0] === "bash")).toHaveLength(1);
+    expect(outcome.roundTrips).toBe(2);
+    expect(await store.readRecord("r-resume")).toEqual(outcome.record);
+    expect(fake.closed).toBe(true);
   });
 });

@@ -1,0 +1,97 @@
+/**
+ * Sending a run over an open connection, in a constant number of round
+ * trips: ONE upload of the plan's files (the bundle's blobs go through the
+ * store, sending only the missing ones), then ONE run of the submit script,
+ * then the outcome recorded. The record is in phase "submitting" on entry.
+ */
+import type { CompiledPlan } from "../plan/plan.js";
+import { ensureBlobs, layoutRun, layoutWithRepair, storeDir, StoreError } from "../store/index.js";
+import type { StagedFile, StageOptions } from "../store/index.js";
+import type { Transport } from "../transport/index.js";
+import { schedulerOver } from "./connect.js";
+import { clearSubmitter } from "./reconcile.js";
+import type { RunContext } from "./run-context.js";
+import type { AfterSubmit, SubmitOutcome } from "./submit-options.js";
+import { recordSubmission } from "./submit-result.js";
+import { runSubmitScript } from "./submit-script.js";
+import type { ScriptContext } from "./submit-script.js";
+
+/** What a submission sends: the plan and its files, after the step cache (if asked) left out what it restores. */
+export interface Sendable {
+  plan: CompiledPlan;
+  files: Map<string, string | Buffer>;
+  executable: Set<string>;
+  /** Declared outputs of the steps restored from the step cache, laid out from the store. */
+  cachedOutputs: StagedFile[];
+}
+
+export interface SendContext extends ScriptContext, Sendable {
+  /** The spec's bundle files, hashed: staged through the cluster's content-addressed store. */
+  staged: StagedFile[];
+  /** Bytes of bundle blobs sent so far, of the total to send (for a progress bar). */
+  onTransfer?: ((sent: number, total: number) => void) | undefined;
+}
+
+/**
+ * ONE upload of the bundle and ONE run of the submit script over an open
+ * connection, recording the outcome (the record is in phase "submitting").
+ */
+export async function sendRun<T>(ctx: SendContext, then?: AfterSubmit<T>): Promise<SubmitOutcome<T>> {
+  const { transport, plan, store, progress } = ctx;
+  const before = transport.roundTrips;
+  await uploadRun(ctx);
+  if (plan.jobs.length === 0) {
+    // Every step was restored from the step cache: the run is complete without a job.
+    const record = await store.updateRecord(plan.runId, { phase: "submitted", jobs: {}, error: null });
+    await clearSubmitter(store, plan.runId);
+    progress("every step was restored from the step cache; nothing to submit");
+    const after = await afterSubmit(then, { ...ctx, record });
+    return { record, plan, roundTrips: transport.roundTrips - before, then: after };
+  }
+  progress(`submitting ${plan.jobs.length} job(s)`);
+  const ran = await runSubmitScript(ctx);
+  if ("record" in ran) {
+    // The connection dropped under the script, and the cluster showed that the submission had completed.
+    await clearSubmitter(store, plan.runId);
+    const after = await afterSubmit(then, { ...ctx, record: ran.record });
+    return { record: ran.record, plan, roundTrips: transport.roundTrips - before, then: after };
+  }
+  const roundTrips = transport.roundTrips - before;
+  const record = await recordSubmission(store, plan, ran.result);
+  // What the script said on the way (sbatch warnings, transient errors it retried) is worth showing.
+  for (const line of ran.result.stderr.split("\n").filter((l) => l.trim() !== "").slice(0, 20)) progress(`submit script: ${line.slice(0, 500)}`);
+  const after = await afterSubmit(then, { ...ctx, record });
+  return { record, plan, roundTrips, then: after };
+}
+
+/** Runs `then` (when given) over the submission's connection. */
+export async function afterSubmit<T>(then: AfterSubmit<T> | undefined, run: Omit<RunContext, "scheduler">): Promise<T | undefined> {
+  const { store, record, plan, config, transport } = run;
+  return then ? await then({ store, record, plan, config, transport, scheduler: schedulerOver(transport) }) : undefined;
+}
+
+/** Stages the bundle's blobs, uploads the plan's files, lays out the run's work directory; a failure is recorded ("submit_failed": nothing was submitted) and thrown. */
+async function uploadRun(ctx: SendContext): Promise<void> {
+  const { transport, plan, config, store, files, executable, staged, cachedOutputs, progress } = ctx;
+  const storeOptions: StageOptions = { store: storeDir(config), group: config.store_group, timeoutMs: 6 * 60 * 60_000, ...(ctx.onTransfer ? { onBytes: ctx.onTransfer } : {}) };
+  try {
+    const status = { onStatus: progress };
+    if (staged.length > 0) await ensureBlobs(transport, staged, { ...storeOptions, ...status });
+    progress(`uploading ${files.size} file(s) to ${config.name}:${plan.layout.runDir}`);
+    await transport.putFiles(plan.layout.runDir, files, { executable, timeoutMs: 30 * 60_000 });
+    if (staged.length > 0) await layoutWithRepair(transport, plan.layout.runDir, staged, { ...storeOptions, ...status });
+    if (cachedOutputs.length > 0) await layoutCachedOutputs(transport, plan.layout.runDir, cachedOutputs, storeOptions);
+  } catch (error) {
+    await store.updateRecord(plan.runId, { phase: "submit_failed", error: `the upload failed, nothing was submitted: ${(error as Error).message}`.slice(0, 60_000) });
+    throw error;
+  }
+}
+
+/** Lays out the outputs of restored steps from the store; a blob gone since the query (pruned, purged) fails the submission, naming it. */
+async function layoutCachedOutputs(transport: Transport, runDir: string, outputs: readonly StagedFile[], options: StageOptions): Promise<void> {
+  const laid = await layoutRun(transport, runDir, outputs, options);
+  if (laid.bad.length > 0) {
+    const names = laid.bad.map((h) => outputs.find((o) => o.sha256 === h)?.abs ?? h);
+    throw new StoreError(`${names.slice(0, 5).join(", ")}${names.length > 5 ? ` and ${names.length - 5} more` : ""}: gone from the store or corrupt since it was asked (pruned or purged meanwhile?); submit again, or with --no-cache`);
+  }
+}
