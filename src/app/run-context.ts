@@ -4,6 +4,7 @@ import type { CompiledPlan } from "../plan/plan.js";
 import type { RunRecord, RunStore } from "../runs/index.js";
 import type { SlurmScheduler } from "../slurm/index.js";
 import type { Transport } from "../transport/index.js";
+import type { RemoteStates } from "./collect.js";
 
 /** Everything a command needs to act on one submitted run: its record, plan, cluster and one connection. */
 export interface RunContext {
@@ -13,4 +14,9 @@ export interface RunContext {
   config: ClusterConfig;
   transport: Transport;
   scheduler: SlurmScheduler;
+  /**
+   * The state files this process itself uploaded to a run that submitted no job (every step restored from
+   * the step cache): nothing else can write to its states/, so a collect reads these instead of the cluster.
+   */
+  sentStates?: RemoteStates;
 }

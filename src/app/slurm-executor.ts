@@ -20,7 +20,7 @@ export function slurmExecutor(run: RunContext): RunExecutor {
     plan: run.plan,
     // A job no source knows is lost once MinJobAge has passed since the record last changed (at or after submission).
     query: (known) => queryJobStatuses(run.scheduler, run.plan, executor.record.jobs, known, { submitted: executor.record.updated, now: Date.now(), minJobAgeS: run.config.min_job_age_s ?? 300 }),
-    readStates: () => readRemoteStates(run.transport, executor.record.remote_dir),
+    readStates: () => (run.sentStates !== undefined && Object.keys(executor.record.jobs).length === 0 ? Promise.resolve(run.sentStates) : readRemoteStates(run.transport, executor.record.remote_dir)),
     cancel: async () => {
       const record = executor.record;
       requireJobIds(record);

@@ -5,9 +5,10 @@
  * then the outcome recorded. The record is in phase "submitting" on entry.
  */
 import type { CompiledPlan } from "../plan/plan.js";
-import { ensureBlobs, layoutRun, layoutWithRepair, storeDir, StoreError } from "../store/index.js";
+import { ensureBlobs, layoutWithRepair, storeDir } from "../store/index.js";
 import type { StagedFile, StageOptions } from "../store/index.js";
-import type { Transport } from "../transport/index.js";
+import { parseFetchedStates } from "./collect.js";
+import type { RemoteStates } from "./collect.js";
 import { schedulerOver } from "./connect.js";
 import { clearSubmitter } from "./reconcile.js";
 import type { RunContext } from "./run-context.js";
@@ -45,7 +46,7 @@ export async function sendRun<T>(ctx: SendContext, then?: AfterSubmit<T>): Promi
     const record = await store.updateRecord(plan.runId, { phase: "submitted", jobs: {}, error: null });
     await clearSubmitter(store, plan.runId);
     progress("every step was restored from the step cache; nothing to submit");
-    const after = await afterSubmit(then, { ...ctx, record });
+    const after = await afterSubmit(then, { ...ctx, record }, sentStates(ctx.files));
     return { record, plan, roundTrips: transport.roundTrips - before, then: after };
   }
   progress(`submitting ${plan.jobs.length} job(s)`);
@@ -65,9 +66,16 @@ export async function sendRun<T>(ctx: SendContext, then?: AfterSubmit<T>): Promi
 }
 
 /** Runs `then` (when given) over the submission's connection. */
-export async function afterSubmit<T>(then: AfterSubmit<T> | undefined, run: Omit<RunContext, "scheduler">): Promise<T | undefined> {
+export async function afterSubmit<T>(then: AfterSubmit<T> | undefined, run: Omit<RunContext, "scheduler">, sent?: RemoteStates): Promise<T | undefined> {
   const { store, record, plan, config, transport } = run;
-  return then ? await then({ store, record, plan, config, transport, scheduler: schedulerOver(transport) }) : undefined;
+  return then ? await then({ store, record, plan, config, transport, scheduler: schedulerOver(transport), ...(sent ? { sentStates: sent } : {}) }) : undefined;
+}
+
+/** The state files among a run's uploaded files, as a read of its states/ would return them. */
+function sentStates(files: ReadonlyMap<string, string | Buffer>): RemoteStates {
+  const states = new Map<string, Buffer>();
+  for (const [path, text] of files) if (/^states\/[^/]+\.json$/.test(path)) states.set(path, Buffer.isBuffer(text) ? text : Buffer.from(text));
+  return parseFetchedStates(states);
 }
 
 /** Stages the bundle's blobs, uploads the plan's files, lays out the run's work directory; a failure is recorded ("submit_failed": nothing was submitted) and thrown. */
@@ -79,19 +87,10 @@ async function uploadRun(ctx: SendContext): Promise<void> {
     if (staged.length > 0) await ensureBlobs(transport, staged, { ...storeOptions, ...status });
     progress(`uploading ${files.size} file(s) to ${config.name}:${plan.layout.runDir}`);
     await transport.putFiles(plan.layout.runDir, files, { executable, timeoutMs: 30 * 60_000 });
-    if (staged.length > 0) await layoutWithRepair(transport, plan.layout.runDir, staged, { ...storeOptions, ...status });
-    if (cachedOutputs.length > 0) await layoutCachedOutputs(transport, plan.layout.runDir, cachedOutputs, storeOptions);
+    // The bundle and the restored steps' outputs in ONE layout (a bad bundle blob is sent again; a lost output fails it).
+    if (staged.length > 0 || cachedOutputs.length > 0) await layoutWithRepair(transport, plan.layout.runDir, staged, { ...storeOptions, ...status }, cachedOutputs);
   } catch (error) {
     await store.updateRecord(plan.runId, { phase: "submit_failed", error: `the upload failed, nothing was submitted: ${(error as Error).message}`.slice(0, 60_000) });
     throw error;
-  }
-}
-
-/** Lays out the outputs of restored steps from the store; a blob gone since the query (pruned, purged) fails the submission, naming it. */
-async function layoutCachedOutputs(transport: Transport, runDir: string, outputs: readonly StagedFile[], options: StageOptions): Promise<void> {
-  const laid = await layoutRun(transport, runDir, outputs, options);
-  if (laid.bad.length > 0) {
-    const names = laid.bad.map((h) => outputs.find((o) => o.sha256 === h)?.abs ?? h);
-    throw new StoreError(`${names.slice(0, 5).join(", ")}${names.length > 5 ? ` and ${names.length - 5} more` : ""}: gone from the store or corrupt since it was asked (pruned or purged meanwhile?); submit again, or with --no-cache`);
   }
 }

@@ -420,15 +420,27 @@ export async function layoutWithRepair(
   runDir: string,
   files: readonly StagedFile[],
   options: StageOptions & { onStatus?: (message: string) => void },
+  /**
+   * Files laid out in the same round trip that the client cannot send again (the outputs of steps restored
+   * from the step cache): a bad blob among them fails the layout, naming it.
+   */
+  fromStore: readonly StagedFile[] = [],
 ): Promise<{ linked: number; copied: number; repaired: number }> {
-  let laid = await layoutRun(transport, runDir, files, options);
+  const all = fromStore.length === 0 ? files : [...files, ...fromStore];
+  let laid = await layoutRun(transport, runDir, all, options);
   if (laid.bad.length === 0) return { linked: laid.linked, copied: laid.copied, repaired: 0 };
+  const sendable = new Set(files.map((f) => f.sha256));
+  const lost = laid.bad.filter((h) => !sendable.has(h));
+  if (lost.length > 0) {
+    const names = lost.map((h) => fromStore.find((o) => o.sha256 === h)?.abs ?? h);
+    throw new StoreError(`${names.slice(0, 5).join(", ")}${names.length > 5 ? ` and ${names.length - 5} more` : ""}: gone from the store or corrupt since it was asked (pruned or purged meanwhile?); submit again, or with --no-cache`);
+  }
   const again = distinctBlobs(files).filter((b) => laid.bad.includes(b.sha256));
   options.onStatus?.(`the store had ${again.length} corrupt or missing blob(s); sending them again`);
   await sendBlobs(transport, again, options);
-  laid = await layoutRun(transport, runDir, files, options);
+  laid = await layoutRun(transport, runDir, all, options);
   if (laid.bad.length > 0) {
-    const names = laid.bad.map((h) => files.find((f) => f.sha256 === h)?.abs ?? h);
+    const names = laid.bad.map((h) => all.find((f) => f.sha256 === h)?.abs ?? h);
     throw new StoreError(`the store ${options.store} cannot hold a good copy of ${names.join(", ")} (sent twice, still corrupt or missing)`);
   }
   return { linked: laid.linked, copied: laid.copied, repaired: again.length };
