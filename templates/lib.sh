@@ -779,196 +779,274 @@ _hp_step_done() {
   fi
 }
 
+# The step hp_step is running: its arguments (_hp_step_args) and what its phases find. Globals, not
+# locals: a local of the function that starts the command would hide the context value of its name.
+_HP_S_TEMPLATE=""     # the key as written (a map item's step key holds {i})
+_HP_S_KEY=""          # the key in this task
+_HP_S_SIG=""
+_HP_S_CMD=""
+_HP_S_COE=0
+_HP_S_IDEM=0
+_HP_S_REQUIRES=()
+_HP_S_PROVIDES=()
+_HP_S_OUTPUTS=()
+_HP_S_NEED_KEYS=()
+_HP_S_NEED_FROM=()
+_HP_S_ENV_KEYS=()
+_HP_S_ENV=()          # the --env entries as NAME=value
+_HP_S_PAIRS=()        # the needs found, as NAME=value
+_HP_S_MISSING=()      # the required keys that no source has
+_HP_S_PUB=""          # ctx/<key>.pub
+_HP_S_RC=0            # the command's exit status
+_HP_S_FILES=()        # the declared output files that exist
+_HP_S_PROBLEMS=()     # why a command that exited 0 still failed
+
 # hp_step --key K --signature S [--require K]... [--provide K]... [--output PATH]...
 #         [--need KEY FROM]... [--env NAME VALUE]... [--continue-on-error] [--idempotent] --command CMD
 # Runs one step's command with bash in work/ and writes states/<key>.json.
 # An --idempotent step whose state already records a success of the same signature is skipped.
 hp_step() {
-  local key="" sig="" cmd="" coe=0 has_cmd=0 idem=0
-  local -a requires=() provides=() outputs=() need_keys=() need_from=() env_keys=() env_vals=()
+  _hp_step_args hp_step "$@"
+  ((_HP_STOP)) && return 0
+  _hp_step_check
+  _hp_step_skipped && return 0
+  _HP_UNIT_RAN=1
+  _hp_step_start
+  if _hp_step_needs; then
+    _hp_step_exec
+    _hp_step_outputs
+    _hp_step_finish "$REPLY"
+  else
+    _hp_step_missing
+  fi
+  _HP_CUR_KEY=""
+  _hp_leave_critical
+  return 0
+}
+
+# _hp_step_args CALLER HP_STEP_ARGS...: the arguments into _HP_S_*; a malformed list stops the job.
+_hp_step_args() {
+  local caller=$1 has_cmd=0
+  shift
+  _HP_S_TEMPLATE="" _HP_S_SIG="" _HP_S_CMD="" _HP_S_COE=0 _HP_S_IDEM=0
+  _HP_S_REQUIRES=() _HP_S_PROVIDES=() _HP_S_OUTPUTS=() _HP_S_NEED_KEYS=() _HP_S_NEED_FROM=() _HP_S_ENV_KEYS=() _HP_S_ENV=()
   while (($# > 0)); do
     case $1 in
-      --key) key=$2 && shift 2 ;;
-      --signature) sig=$2 && shift 2 ;;
-      --require) requires+=("$2") && shift 2 ;;
-      --provide) provides+=("$2") && shift 2 ;;
-      --output) outputs+=("$2") && shift 2 ;;
-      --need) need_keys+=("$2") && need_from+=("$3") && shift 3 ;;
-      --env) env_keys+=("$2") && env_vals+=("$3") && shift 3 ;;
-      --continue-on-error) coe=1 && shift ;;
-      --idempotent) idem=1 && shift ;;
-      --command) cmd=$2 && has_cmd=1 && shift 2 ;;
-      *) _hp_die "hp_step: unexpected argument '$1'" ;;
-    esac || _hp_die "hp_step: '$1' is missing its value"
+      --key) _HP_S_TEMPLATE=$2 && shift 2 ;;
+      --signature) _HP_S_SIG=$2 && shift 2 ;;
+      --require) _HP_S_REQUIRES+=("$2") && shift 2 ;;
+      --provide) _HP_S_PROVIDES+=("$2") && shift 2 ;;
+      --output) _HP_S_OUTPUTS+=("$2") && shift 2 ;;
+      --need) _HP_S_NEED_KEYS+=("$2") && _HP_S_NEED_FROM+=("$3") && shift 3 ;;
+      --env) _HP_S_ENV_KEYS+=("$2") && _HP_S_ENV+=("$2=$3") && shift 3 ;;
+      --continue-on-error) _HP_S_COE=1 && shift ;;
+      --idempotent) _HP_S_IDEM=1 && shift ;;
+      --command) _HP_S_CMD=$2 && has_cmd=1 && shift 2 ;;
+      *) _hp_die "$caller: unexpected argument '$1'" ;;
+    esac || _hp_die "$caller: '$1' is missing its value"
   done
-  ((has_cmd)) || _hp_die "hp_step: no --command"
-  ((_HP_STOP)) && return 0
-  local template=$key
-  key=${key//"{i}"/$HPCPIPE_TASK}
-  _hp_is_step_key "$key" || _hp_die "step key '$key' is not a valid step key"
-  local k i
-  for k in "${env_keys[@]}"; do
-    _hp_is_context_key "$k" || _hp_die "step $key: env name '$k' is not a usable variable name"
-  done
-  if ((idem)) && _hp_already_done "$key" "$sig" "${provides[@]}"; then
-    _hp_log "step $key: skipped (idempotent, already succeeded with signature $sig)"
-    return 0
-  fi
-  if _hp_restored "$key" "$sig"; then
-    _hp_log "step $key: restored from the step cache"
-    return 0
-  fi
-  _HP_UNIT_RAN=1
+  ((has_cmd)) || _hp_die "$caller: no --command"
+}
 
-  _hp_json_array "${provides[@]}"
+# _HP_S_KEY := the step's key in this task; a bad key or env name stops the job.
+_hp_step_check() {
+  local k
+  _HP_S_KEY=${_HP_S_TEMPLATE//"{i}"/$HPCPIPE_TASK}
+  _hp_is_step_key "$_HP_S_KEY" || _hp_die "step key '$_HP_S_KEY' is not a valid step key"
+  for k in "${_HP_S_ENV_KEYS[@]}"; do
+    _hp_is_context_key "$k" || _hp_die "step $_HP_S_KEY: env name '$k' is not a usable variable name"
+  done
+}
+
+# True when the step does not run: an --idempotent step that already succeeded, or one restored from the step cache.
+_hp_step_skipped() {
+  if ((_HP_S_IDEM)) && _hp_already_done "$_HP_S_KEY" "$_HP_S_SIG" "${_HP_S_PROVIDES[@]}"; then
+    _hp_log "step $_HP_S_KEY: skipped (idempotent, already succeeded with signature $_HP_S_SIG)"
+    return 0
+  fi
+  if _hp_restored "$_HP_S_KEY" "$_HP_S_SIG"; then
+    _hp_log "step $_HP_S_KEY: restored from the step cache"
+    return 0
+  fi
+  return 1
+}
+
+# The step is running from now on: what the signal handler records (_HP_CUR_*), and the log line.
+_hp_step_start() {
+  _hp_json_array "${_HP_S_PROVIDES[@]}"
   _HP_CUR_PROVIDES_JSON=$REPLY
-  _HP_CUR_SIG=$sig
+  _HP_CUR_SIG=$_HP_S_SIG
   _hp_now_us
   _HP_CUR_START=$REPLY
   _hp_iso_time "$REPLY"
   _HP_CUR_TS=$REPLY
-  _HP_CUR_KEY=$key
-  _hp_log "step $key: start"
+  _HP_CUR_KEY=$_HP_S_KEY
+  _hp_log "step $_HP_S_KEY: start"
+}
 
-  # Resolve needs: the initial context (or map item), else the upstream step's published values.
-  local -a pairs=()
+# _HP_S_PAIRS := the needs found: from the initial context (or map item), else the upstream step's
+# published values. _HP_S_MISSING := the required keys none of them has; status 1 when there are some.
+_hp_step_needs() {
+  local i k from
   local -A resolved=()
-  local from pub
-  for i in "${!need_keys[@]}"; do
-    k=${need_keys[i]}
-    _hp_is_context_key "$k" || _hp_die "step $key: needed key '$k' is not a usable variable name"
-    from=${need_from[i]//"{i}"/$HPCPIPE_TASK}
+  _HP_S_PAIRS=()
+  _HP_S_MISSING=()
+  for i in "${!_HP_S_NEED_KEYS[@]}"; do
+    k=${_HP_S_NEED_KEYS[i]}
+    _hp_is_context_key "$k" || _hp_die "step $_HP_S_KEY: needed key '$k' is not a usable variable name"
+    from=${_HP_S_NEED_FROM[i]//"{i}"/$HPCPIPE_TASK}
     if [[ $from == context ]]; then
       [[ -n ${_HP_CTX[$k]+x} ]] || continue
-      pairs+=("$k=${_HP_CTX[$k]}")
+      _HP_S_PAIRS+=("$k=${_HP_CTX[$k]}")
       resolved[$k]=1
     else
-      _hp_is_step_key "$from" || _hp_die "step $key: source '$from' of '$k' is not a valid step key"
+      _hp_is_step_key "$from" || _hp_die "step $_HP_S_KEY: source '$from' of '$k' is not a valid step key"
       if _hp_pub_lookup "$_HP_RUN_DIR/ctx/$from.pub" "$k"; then
-        pairs+=("$k=$REPLY")
+        _HP_S_PAIRS+=("$k=$REPLY")
         resolved[$k]=1
       fi
     fi
   done
-  local -a missing=()
-  for k in "${requires[@]}"; do
-    [[ -n ${resolved[$k]+x} || -n ${_HP_CTX[$k]+x} ]] || missing+=("$k")
+  for k in "${_HP_S_REQUIRES[@]}"; do
+    [[ -n ${resolved[$k]+x} || -n ${_HP_CTX[$k]+x} ]] || _HP_S_MISSING+=("$k")
   done
-  if ((${#missing[@]} > 0)); then
-    _HP_CRITICAL=1
-    local list="" s=""
-    for k in "${missing[@]}"; do list+="${list:+, }'$k'"; done
-    ((${#missing[@]} > 1)) && s=s
-    local error="missing requirement$s $list"
-    _hp_json_array "${missing[@]}"
-    _hp_meta_json "\"exit_code\":null,\"reason\":null,\"missing\":$REPLY"
-    local meta=$REPLY
-    _hp_json_str "$error"
-    _hp_state_json "$key" "$sig" "$_HP_CUR_START" "$_HP_CUR_TS" false '"MISSING_REQUIREMENT"' "$REPLY" \
-      "$_HP_CUR_PROVIDES_JSON" '{}' "$meta" null
-    _hp_step_done "$key" "$coe" MISSING_REQUIREMENT "$error" "$REPLY"
-    _HP_CUR_KEY=""
-    _hp_leave_critical
-    return 0
-  fi
+  ((${#_HP_S_MISSING[@]} == 0))
+}
 
-  pub="$_HP_RUN_DIR/ctx/$key.pub"
-  : >"$pub" || _hp_die "cannot create $pub"
+# Records the step as failed with MISSING_REQUIREMENT (its command does not run).
+_hp_step_missing() {
+  local list="" s="" error meta k
+  _HP_CRITICAL=1
+  for k in "${_HP_S_MISSING[@]}"; do list+="${list:+, }'$k'"; done
+  ((${#_HP_S_MISSING[@]} > 1)) && s=s
+  error="missing requirement$s $list"
+  _hp_json_array "${_HP_S_MISSING[@]}"
+  _hp_meta_json "\"exit_code\":null,\"reason\":null,\"missing\":$REPLY"
+  meta=$REPLY
+  _hp_json_str "$error"
+  _hp_state_json "$_HP_S_KEY" "$_HP_S_SIG" "$_HP_CUR_START" "$_HP_CUR_TS" false '"MISSING_REQUIREMENT"' "$REPLY" \
+    "$_HP_CUR_PROVIDES_JSON" '{}' "$meta" null
+  _hp_step_done "$_HP_S_KEY" "$_HP_S_COE" MISSING_REQUIREMENT "$error" "$REPLY"
+}
+
+# Runs the command (bash -c, in work/, stdin /dev/null, logs/<key>.out and .err) with the needs, the
+# HPCPIPE_* variables and the --env entries, in that order; _HP_S_RC := its exit status. From its end
+# on, a signal waits for the state file (_HP_CRITICAL).
+_hp_step_exec() {
+  _HP_S_PUB="$_HP_RUN_DIR/ctx/$_HP_S_KEY.pub"
+  : >"$_HP_S_PUB" || _hp_die "cannot create $_HP_S_PUB"
   # The command runs in its own process group, so a signal can stop all of it.
   set -m
   (
     cd -- "$_HP_RUN_DIR/work" || exit 126
-    # shellcheck disable=SC2163 # each entry is NAME=value: exporting the assignment is the point
-    for k in "${pairs[@]}"; do export -- "$k"; done
-    export HPCPIPE_STEP="$key" HPCPIPE_PUBLISH="$pub"
-    for i in "${!env_keys[@]}"; do export -- "${env_keys[i]}=${env_vals[i]}"; done
-    exec bash -c "$cmd"
-  ) </dev/null >"$_HP_RUN_DIR/logs/$key.out" 2>"$_HP_RUN_DIR/logs/$key.err" &
+    # One `export` per list, with no loop variable that could hide a context value of its name.
+    ((${#_HP_S_PAIRS[@]} == 0)) || export -- "${_HP_S_PAIRS[@]}"
+    export HPCPIPE_STEP="$_HP_S_KEY" HPCPIPE_PUBLISH="$_HP_S_PUB"
+    ((${#_HP_S_ENV[@]} == 0)) || export -- "${_HP_S_ENV[@]}"
+    exec bash -c "$_HP_S_CMD"
+  ) </dev/null >"$_HP_RUN_DIR/logs/$_HP_S_KEY.out" 2>"$_HP_RUN_DIR/logs/$_HP_S_KEY.err" &
   _HP_CHILD=$!
   set +m
-  local rc=0
-  wait "$_HP_CHILD" || rc=$?
+  _HP_S_RC=0
+  wait "$_HP_CHILD" || _HP_S_RC=$?
   _HP_CRITICAL=1
   _HP_CHILD=""
+}
 
-  # Outputs: declared files (relative to work/) and published values.
-  local -a files=() problems=() not_provided=()
+# REPLY := the step's outputs JSON (published values and declared files); _HP_S_FILES := the declared
+# files found; _HP_S_PROBLEMS := what fails the validation of a command that exited 0.
+_hp_step_outputs() {
+  _HP_S_PROBLEMS=()
+  _hp_step_files
+  _hp_step_published
+  local published=$REPLY
+  _hp_json_array "${_HP_S_FILES[@]}"
+  REPLY="{\"published\":{$published},\"files\":$REPLY}"
+}
+
+# _HP_S_FILES := the declared output files that exist (relative to work/); a map item's patterns get
+# {i} (its index) and {item} (its value, quoted: never a pattern, no '&'), and must stay in work/.
+_hp_step_files() {
   local o path
-  for o in "${outputs[@]}"; do
+  _HP_S_FILES=()
+  for o in "${_HP_S_OUTPUTS[@]}"; do
     if ((_HP_HAS_ITEM)); then
-      # Per-item output patterns: {i} is the item's index, {item} its value (quoted: never a pattern, no '&').
       path=${o//"{i}"/"$HPCPIPE_TASK"}
       path=${path//"{item}"/"$_HP_ITEM"}
       if [[ $path != "$o" && ($path == /* || /$path/ == */../*) ]]; then
-        problems+=("output '$o' for this item is '$path', which leaves the working directory")
+        _HP_S_PROBLEMS+=("output '$o' for this item is '$path', which leaves the working directory")
         continue
       fi
       o=$path
     fi
     path=$o
     [[ $path == /* ]] || path="$_HP_RUN_DIR/work/$o"
-    if [[ -e $path ]]; then files+=("$o"); else problems+=("missing output file '$o'"); fi
+    if [[ -e $path ]]; then _HP_S_FILES+=("$o"); else _HP_S_PROBLEMS+=("missing output file '$o'"); fi
   done
+}
+
+# REPLY := the published values as JSON members ("NAME":"value": names in order of appearance, the last
+# value wins). Too many bytes, a line that is not NAME=value, a provide not published: _HP_S_PROBLEMS.
+_hp_step_published() {
   local -A published=()
-  local -a order=()
-  local size line n=0 bad=0 pk
-  size=$(wc -c <"$pub" 2>/dev/null) || size=0
+  local -a order=() not_provided=()
+  local size line n=0 bad=0 pk joined members=""
+  size=$(wc -c <"$_HP_S_PUB" 2>/dev/null) || size=0
   if ((size > _HP_PUBLISH_MAX_BYTES)); then
-    problems+=("published values exceed $_HP_PUBLISH_MAX_BYTES bytes")
+    _HP_S_PROBLEMS+=("published values exceed $_HP_PUBLISH_MAX_BYTES bytes")
   else
     while IFS= read -r line || [[ -n $line ]]; do
       n=$((n + 1))
       [[ -z $line ]] && continue
       pk=${line%%=*}
       if [[ $line != *=* ]] || ! _hp_is_context_key "$pk"; then
-        ((bad)) || problems+=("line $n of the published values is not NAME=value with NAME a usable variable name")
+        ((bad)) || _HP_S_PROBLEMS+=("line $n of the published values is not NAME=value with NAME a usable variable name")
         bad=1
         continue
       fi
       [[ -n ${published[$pk]+x} ]] || order+=("$pk")
       published[$pk]=${line#*=}
-    done <"$pub"
+    done <"$_HP_S_PUB"
   fi
-  local pub_json=""
   for pk in "${order[@]}"; do
     _hp_json_str "${published[$pk]}"
-    pub_json+="${pub_json:+,}\"$pk\":$REPLY"
+    members+="${members:+,}\"$pk\":$REPLY"
   done
-  for k in "${provides[@]}"; do
-    [[ -n ${published[$k]+x} ]] || not_provided+=("'$k'")
+  for pk in "${_HP_S_PROVIDES[@]}"; do
+    [[ -n ${published[$pk]+x} ]] || not_provided+=("'$pk'")
   done
   if ((${#not_provided[@]} > 0)); then
-    local joined
     printf -v joined '%s, ' "${not_provided[@]}"
-    problems+=("did not provide ${joined%, }")
+    _HP_S_PROBLEMS+=("did not provide ${joined%, }")
   fi
-  _hp_json_array "${files[@]}"
-  local outputs_json="{\"published\":{$pub_json},\"files\":$REPLY}"
+  REPLY=$members
+}
 
-  local failure="" error=""
-  if ((rc != 0)); then
+# _hp_step_finish OUTPUTS_JSON: the verdict on the command that ran, its state file, and (a success)
+# its entry in the step cache.
+_hp_step_finish() {
+  local outputs_json=$1 failure="" error="" meta state_json
+  if ((_HP_S_RC != 0)); then
     failure=STEP_FAILED
-    error="command exited with status $rc"
-  elif ((${#problems[@]} > 0)); then
+    error="command exited with status $_HP_S_RC"
+  elif ((${#_HP_S_PROBLEMS[@]} > 0)); then
     failure=STEP_FAILED
-    printf -v error '%s; ' "${problems[@]}"
+    printf -v error '%s; ' "${_HP_S_PROBLEMS[@]}"
     error="validation failed: ${error%; }"
   fi
-  _hp_meta_json "\"exit_code\":$rc,\"reason\":null"
-  local meta=$REPLY
+  _hp_meta_json "\"exit_code\":$_HP_S_RC,\"reason\":null"
+  meta=$REPLY
   if [[ -z $failure ]]; then
-    _hp_state_json "$key" "$sig" "$_HP_CUR_START" "$_HP_CUR_TS" true null null "$_HP_CUR_PROVIDES_JSON" "$outputs_json" "$meta" "$rc"
+    _hp_state_json "$_HP_S_KEY" "$_HP_S_SIG" "$_HP_CUR_START" "$_HP_CUR_TS" true null null "$_HP_CUR_PROVIDES_JSON" \
+      "$outputs_json" "$meta" "$_HP_S_RC"
   else
     _hp_json_str "$error"
-    _hp_state_json "$key" "$sig" "$_HP_CUR_START" "$_HP_CUR_TS" false "\"$failure\"" "$REPLY" "$_HP_CUR_PROVIDES_JSON" \
-      "$outputs_json" "$meta" "$rc"
+    _hp_state_json "$_HP_S_KEY" "$_HP_S_SIG" "$_HP_CUR_START" "$_HP_CUR_TS" false "\"$failure\"" "$REPLY" \
+      "$_HP_CUR_PROVIDES_JSON" "$outputs_json" "$meta" "$_HP_S_RC"
   fi
-  local state_json=$REPLY
-  _hp_step_done "$key" "$coe" "$failure" "$error" "$state_json"
-  [[ -n $failure ]] || _hp_cache_put "$key" "$template" "$state_json" "$pub" "${files[@]}"
-  _HP_CUR_KEY=""
-  _hp_leave_critical
-  return 0
+  state_json=$REPLY
+  _hp_step_done "$_HP_S_KEY" "$_HP_S_COE" "$failure" "$error" "$state_json"
+  [[ -n $failure ]] || _hp_cache_put "$_HP_S_KEY" "$_HP_S_TEMPLATE" "$state_json" "$_HP_S_PUB" "${_HP_S_FILES[@]}"
 }
 
 # ---- batch steps ----------------------------------------------------------
