@@ -309,7 +309,8 @@ _hp_load_context() {
       continue
     fi
     _HP_CTX[$k]=${rec#*=}
-    export -- "$k=${rec#*=}"
+    # -g: a key named like a local of this function (k, rec, file) sets the global, not the local.
+    declare -gx -- "$k=${rec#*=}"
   done <"$file"
 }
 
