@@ -1194,37 +1194,20 @@ hp_batch_report() {
 # and the command runs once, in work/, with $HPCPIPE_BATCH_REPORT to append `INDEX <TAB> ok|failed
 # [<TAB> MESSAGE]` lines to. Then every listed item gets its state (_hp_batch_ingest).
 _hp_batch_run() {
-  local key="" sig="" cmd="" coe=0 has_cmd=0 idem=0
-  local -a requires=() provides=() outputs=() need_keys=() need_from=() env_keys=() env_vals=()
-  while (($# > 0)); do
-    case $1 in
-      --key) key=$2 && shift 2 ;;
-      --signature) sig=$2 && shift 2 ;;
-      --require) requires+=("$2") && shift 2 ;;
-      --provide) provides+=("$2") && shift 2 ;;
-      --output) outputs+=("$2") && shift 2 ;;
-      --need) need_keys+=("$2") && need_from+=("$3") && shift 3 ;;
-      --env) env_keys+=("$2") && env_vals+=("$3") && shift 3 ;;
-      --continue-on-error) coe=1 && shift ;;
-      --idempotent) idem=1 && shift ;;
-      --command) cmd=$2 && has_cmd=1 && shift 2 ;;
-      *) _hp_die "hp_batch_step: unexpected argument '$1'" ;;
-    esac || _hp_die "hp_batch_step: '$1' is missing its value"
-  done
-  ((has_cmd)) || _hp_die "hp_batch_step: no --command"
+  _hp_step_args hp_batch_step "$@"
   local k i n
-  for k in "${env_keys[@]}"; do
-    _hp_is_context_key "$k" || _hp_die "step $key: env name '$k' is not a usable variable name"
+  for k in "${_HP_S_ENV_KEYS[@]}"; do
+    _hp_is_context_key "$k" || _hp_die "step $_HP_S_TEMPLATE: env name '$k' is not a usable variable name"
   done
-  for k in "${need_keys[@]}"; do
-    _hp_is_context_key "$k" || _hp_die "step $key: needed key '$k' is not a usable variable name"
+  for k in "${_HP_S_NEED_KEYS[@]}"; do
+    _hp_is_context_key "$k" || _hp_die "step $_HP_S_TEMPLATE: needed key '$k' is not a usable variable name"
   done
-  local bname=${key//"{i}"/task$_HP_B_TASK}
-  _hp_is_step_key "$bname" || _hp_die "step key '$key' is not a valid step key"
+  local bname=${_HP_S_TEMPLATE//"{i}"/task$_HP_B_TASK}
+  _hp_is_step_key "$bname" || _hp_die "step key '$_HP_S_TEMPLATE' is not a valid step key"
   local bdir="$_HP_RUN_DIR/batch/$bname"
   local list="$bdir/items.tsv" report="$bdir/report.tsv"
   mkdir -p -- "$bdir/needs" || _hp_die "cannot create $bdir"
-  _hp_json_array "${provides[@]}"
+  _hp_json_array "${_HP_S_PROVIDES[@]}"
   local provides_json=$REPLY
   _hp_now_us
   local start=$REPLY ts
@@ -1238,19 +1221,19 @@ _hp_batch_run() {
   for i in "${_HP_B_IDX[@]}"; do
     [[ ${_HP_B_STOP[$i]} == 1 ]] && continue
     _hp_batch_select "$i"
-    ikey=${key//"{i}"/$i}
+    ikey=${_HP_S_TEMPLATE//"{i}"/$i}
     _hp_is_step_key "$ikey" || _hp_die "step key '$ikey' is not a valid step key"
-    if ((idem)) && _hp_already_done "$ikey" "$sig" "${provides[@]}"; then
-      _hp_log "step $ikey: skipped (idempotent, already succeeded with signature $sig)"
+    if ((_HP_S_IDEM)) && _hp_already_done "$ikey" "$_HP_S_SIG" "${_HP_S_PROVIDES[@]}"; then
+      _hp_log "step $ikey: skipped (idempotent, already succeeded with signature $_HP_S_SIG)"
       continue
     fi
     _HP_UNIT_RAN=1
     # Needs, as in hp_step: from the initial context or the item, else from the upstream step's published values.
     local -a pairs=() missing=()
     local -A resolved=()
-    for n in "${!need_keys[@]}"; do
-      k=${need_keys[n]}
-      from=${need_from[n]//"{i}"/$i}
+    for n in "${!_HP_S_NEED_KEYS[@]}"; do
+      k=${_HP_S_NEED_KEYS[n]}
+      from=${_HP_S_NEED_FROM[n]//"{i}"/$i}
       if [[ $from == context ]]; then
         [[ -n ${_HP_CTX[$k]+x} ]] || continue
         line="$k=${_HP_CTX[$k]}"
@@ -1262,12 +1245,12 @@ _hp_batch_run() {
       pairs+=("$line")
       resolved[$k]=1
       # A value that is the same for every item reaches the command's environment.
-      if [[ ${need_from[n]} != *"{i}"* && $k != "$_HP_B_KEYNAME" && -z ${shared_seen[$k]+x} ]]; then
+      if [[ ${_HP_S_NEED_FROM[n]} != *"{i}"* && $k != "$_HP_B_KEYNAME" && -z ${shared_seen[$k]+x} ]]; then
         shared+=("$line")
         shared_seen[$k]=1
       fi
     done
-    for k in "${requires[@]}"; do
+    for k in "${_HP_S_REQUIRES[@]}"; do
       [[ -n ${resolved[$k]+x} || -n ${_HP_CTX[$k]+x} ]] || missing+=("$k")
     done
     if ((${#missing[@]} > 0)); then
@@ -1280,8 +1263,8 @@ _hp_batch_run() {
       _hp_meta_json "\"exit_code\":null,\"reason\":null,\"missing\":$REPLY"
       meta=$REPLY
       _hp_json_str "$error"
-      _hp_state_json "$ikey" "$sig" "$start" "$ts" false '"MISSING_REQUIREMENT"' "$REPLY" "$provides_json" '{}' "$meta" null
-      _hp_step_done "$ikey" "$coe" MISSING_REQUIREMENT "$error" "$REPLY"
+      _hp_state_json "$ikey" "$_HP_S_SIG" "$start" "$ts" false '"MISSING_REQUIREMENT"' "$REPLY" "$provides_json" '{}' "$meta" null
+      _hp_step_done "$ikey" "$_HP_S_COE" MISSING_REQUIREMENT "$error" "$REPLY"
       _hp_batch_save "$i"
       _hp_leave_critical
       continue
@@ -1299,33 +1282,33 @@ _hp_batch_run() {
   ((${#run[@]} > 0)) || return 0
   # The items' output directories that do not exist yet, in one `mkdir` (at most 500 names a call).
   for ((n = 0; n < ${#newdirs[@]}; n += 500)); do
-    mkdir -p -- "${newdirs[@]:n:500}" || _hp_die "cannot create the output directories of step $key under $_HP_RUN_DIR/work/out/$_HP_B_MAP"
+    mkdir -p -- "${newdirs[@]:n:500}" || _hp_die "cannot create the output directories of step $_HP_S_TEMPLATE under $_HP_RUN_DIR/work/out/$_HP_B_MAP"
   done
 
   printf '%s' "$listing" >"$list" || _hp_die "cannot write $list"
   : >"$report" || _hp_die "cannot create $report"
   _HP_B_RUNNING=("${run[@]}")
-  _HP_B_RUN_KEY=$key
-  _HP_B_RUN_SIG=$sig
+  _HP_B_RUN_KEY=$_HP_S_TEMPLATE
+  _HP_B_RUN_SIG=$_HP_S_SIG
   _HP_B_RUN_START=$start
   _HP_B_RUN_TS=$ts
-  _HP_B_RUN_COE=$coe
+  _HP_B_RUN_COE=$_HP_S_COE
   _HP_B_RUN_LOG="$_HP_RUN_DIR/logs/$bname"
   _HP_B_REPORT=$report
-  _HP_B_PROVIDES=("${provides[@]}")
-  _HP_B_OUTPUTS=("${outputs[@]}")
+  _HP_B_PROVIDES=("${_HP_S_PROVIDES[@]}")
+  _HP_B_OUTPUTS=("${_HP_S_OUTPUTS[@]}")
   _HP_CUR_PROVIDES_JSON=$provides_json
-  _hp_log "step $key: one command for ${#run[@]} item(s): ${run[*]}"
+  _hp_log "step $_HP_S_TEMPLATE: one command for ${#run[@]} item(s): ${run[*]}"
   set -m
   (
     cd -- "$_HP_RUN_DIR/work" || exit 126
     unset -v HPCPIPE_ITEM HPCPIPE_PUBLISH "$_HP_B_KEYNAME"
-    # shellcheck disable=SC2163 # each entry is NAME=value: exporting the assignment is the point
-    for k in "${shared[@]}"; do export -- "$k"; done
+    # Before the needs, and one `export` per list: a need named like a local here cannot change what runs.
     export HPCPIPE_BATCH_ITEMS="$list" HPCPIPE_BATCH_REPORT="$report"
-    for n in "${!env_keys[@]}"; do export -- "${env_keys[n]}=${env_vals[n]}"; done
+    ((${#shared[@]} == 0)) || export -- "${shared[@]}"
+    ((${#_HP_S_ENV[@]} == 0)) || export -- "${_HP_S_ENV[@]}"
     export -f hp_batch_report
-    HPCPIPE_STEP=$key HPCPIPE_TASK=$_HP_B_TASK exec bash -c "$cmd"
+    HPCPIPE_STEP=$_HP_S_TEMPLATE HPCPIPE_TASK=$_HP_B_TASK exec bash -c "$_HP_S_CMD"
   ) </dev/null >"$_HP_B_RUN_LOG.out" 2>"$_HP_B_RUN_LOG.err" &
   _HP_CHILD=$!
   set +m
