@@ -957,20 +957,23 @@ _hp_step_exec() {
 # REPLY := the step's outputs JSON (published values and declared files); _HP_S_FILES := the declared
 # files found; _HP_S_PROBLEMS := what fails the validation of a command that exited 0.
 _hp_step_outputs() {
+  local size published
   _HP_S_PROBLEMS=()
-  _hp_step_files
-  _hp_step_published
-  local published=$REPLY
+  _hp_step_files "${_HP_S_OUTPUTS[@]}"
+  size=$(wc -c <"$_HP_S_PUB" 2>/dev/null) || size=0
+  _hp_step_published "$_HP_S_PUB" "$size" "${_HP_S_PROVIDES[@]}"
+  published=$REPLY
   _hp_json_array "${_HP_S_FILES[@]}"
   REPLY="{\"published\":{$published},\"files\":$REPLY}"
 }
 
-# _HP_S_FILES := the declared output files that exist (relative to work/); a map item's patterns get
-# {i} (its index) and {item} (its value, quoted: never a pattern, no '&'), and must stay in work/.
+# _hp_step_files OUTPUT...: _HP_S_FILES := the declared output files that exist (relative to work/); a
+# map item's patterns get {i} (its index) and {item} (its value, quoted: never a pattern, no '&'), and
+# must stay in work/. What is missing goes to _HP_S_PROBLEMS.
 _hp_step_files() {
   local o path
   _HP_S_FILES=()
-  for o in "${_HP_S_OUTPUTS[@]}"; do
+  for o in "$@"; do
     if ((_HP_HAS_ITEM)); then
       path=${o//"{i}"/"$HPCPIPE_TASK"}
       path=${path//"{item}"/"$_HP_ITEM"}
@@ -986,16 +989,17 @@ _hp_step_files() {
   done
 }
 
-# REPLY := the published values as JSON members ("NAME":"value": names in order of appearance, the last
-# value wins). Too many bytes, a line that is not NAME=value, a provide not published: _HP_S_PROBLEMS.
+# _hp_step_published PUBFILE SIZE PROVIDE...: REPLY := the published values of a step as JSON members
+# ("NAME":"value": names in order of appearance, the last value wins). More than the limit of bytes, a
+# line that is not NAME=value, a provide not published: _HP_S_PROBLEMS.
 _hp_step_published() {
+  local pub=$1 size=$2 line n=0 bad=0 pk joined members=""
   local -A published=()
   local -a order=() not_provided=()
-  local size line n=0 bad=0 pk joined members=""
-  size=$(wc -c <"$_HP_S_PUB" 2>/dev/null) || size=0
+  shift 2
   if ((size > _HP_PUBLISH_MAX_BYTES)); then
     _HP_S_PROBLEMS+=("published values exceed $_HP_PUBLISH_MAX_BYTES bytes")
-  else
+  elif [[ -f $pub ]]; then
     while IFS= read -r line || [[ -n $line ]]; do
       n=$((n + 1))
       [[ -z $line ]] && continue
@@ -1007,13 +1011,13 @@ _hp_step_published() {
       fi
       [[ -n ${published[$pk]+x} ]] || order+=("$pk")
       published[$pk]=${line#*=}
-    done <"$_HP_S_PUB"
+    done <"$pub"
   fi
   for pk in "${order[@]}"; do
     _hp_json_str "${published[$pk]}"
     members+="${members:+,}\"$pk\":$REPLY"
   done
-  for pk in "${_HP_S_PROVIDES[@]}"; do
+  for pk in "$@"; do
     [[ -n ${published[$pk]+x} ]] || not_provided+=("'$pk'")
   done
   if ((${#not_provided[@]} > 0)); then
@@ -1355,15 +1359,15 @@ _hp_batch_ingest() {
   for i in "${_HP_B_RUNNING[@]}"; do
     _hp_batch_select "$i"
     ikey=${_HP_B_RUN_KEY//"{i}"/$i}
-    _hp_batch_outputs "$ikey" "$i"
+    _hp_batch_outputs "$ikey"
     outputs_json=$REPLY
     failure=""
     error=""
     case ${rstatus[$i]-} in
       ok)
-        if ((${#_HP_B_PROBLEMS[@]} > 0)); then
+        if ((${#_HP_S_PROBLEMS[@]} > 0)); then
           failure=STEP_FAILED
-          printf -v error '%s; ' "${_HP_B_PROBLEMS[@]}"
+          printf -v error '%s; ' "${_HP_S_PROBLEMS[@]}"
           error="validation failed: ${error%; }"
         fi
         ;;
@@ -1424,59 +1428,16 @@ _hp_batch_pub_sizes() {
   done < <(cd -- "$_HP_RUN_DIR/ctx" 2>/dev/null && printf '%s\0' "${names[@]}" | wc -c --files0-from=- 2>/dev/null)
 }
 
-# REPLY := the outputs JSON of item INDEX of the running batch step (step key KEY); _HP_B_PROBLEMS := what is
-# missing: declared output files (`{i}` = the index, `{item}` = the value) and provides, or a malformed publish file (as in hp_step).
-_HP_B_PROBLEMS=()
+# REPLY := the outputs JSON of the current item of the running batch step (step key KEY), checked as in
+# hp_step (_HP_S_FILES, _HP_S_PROBLEMS); the size of its published values is from _hp_batch_pub_sizes.
 _hp_batch_outputs() {
-  local key=$1 i=$2 o path size line n=0 bad=0 pk pub="$_HP_RUN_DIR/ctx/$1.pub" k
-  local -a files=() not_provided=() order=()
-  local -A published=()
-  _HP_B_PROBLEMS=()
-  for o in "${_HP_B_OUTPUTS[@]}"; do
-    # Per-item output patterns, as in hp_step: {i} is the item's index, {item} its value.
-    path=${o//"{i}"/"$i"}
-    path=${path//"{item}"/"$_HP_ITEM"}
-    if [[ $path != "$o" && ($path == /* || /$path/ == */../*) ]]; then
-      _HP_B_PROBLEMS+=("output '$o' for this item is '$path', which leaves the working directory")
-      continue
-    fi
-    o=$path
-    path=$o
-    [[ $path == /* ]] || path="$_HP_RUN_DIR/work/$o"
-    if [[ -e $path ]]; then files+=("$o"); else _HP_B_PROBLEMS+=("missing output file '$o'"); fi
-  done
-  size=${_HP_B_PUBSIZE[$key.pub]-0}
-  if ((size > _HP_PUBLISH_MAX_BYTES)); then
-    _HP_B_PROBLEMS+=("published values exceed $_HP_PUBLISH_MAX_BYTES bytes")
-  elif [[ -f $pub ]]; then
-    while IFS= read -r line || [[ -n $line ]]; do
-      n=$((n + 1))
-      [[ -z $line ]] && continue
-      pk=${line%%=*}
-      if [[ $line != *=* ]] || ! _hp_is_context_key "$pk"; then
-        ((bad)) || _HP_B_PROBLEMS+=("line $n of the published values is not NAME=value with NAME a usable variable name")
-        bad=1
-        continue
-      fi
-      [[ -n ${published[$pk]+x} ]] || order+=("$pk")
-      published[$pk]=${line#*=}
-    done <"$pub"
-  fi
-  local pub_json=""
-  for pk in "${order[@]}"; do
-    _hp_json_str "${published[$pk]}"
-    pub_json+="${pub_json:+,}\"$pk\":$REPLY"
-  done
-  for k in "${_HP_B_PROVIDES[@]}"; do
-    [[ -n ${published[$k]+x} ]] || not_provided+=("'$k'")
-  done
-  if ((${#not_provided[@]} > 0)); then
-    local joined
-    printf -v joined '%s, ' "${not_provided[@]}"
-    _HP_B_PROBLEMS+=("did not provide ${joined%, }")
-  fi
-  _hp_json_array "${files[@]}"
-  REPLY="{\"published\":{$pub_json},\"files\":$REPLY}"
+  local key=$1 published
+  _HP_S_PROBLEMS=()
+  _hp_step_files "${_HP_B_OUTPUTS[@]}"
+  _hp_step_published "$_HP_RUN_DIR/ctx/$key.pub" "${_HP_B_PUBSIZE[$key.pub]-0}" "${_HP_B_PROVIDES[@]}"
+  published=$REPLY
+  _hp_json_array "${_HP_S_FILES[@]}"
+  REPLY="{\"published\":{$published},\"files\":$REPLY}"
 }
 
 # A signal arrived in a map task with batch steps: a running batch command's items get their states
