@@ -408,16 +408,16 @@ hp_map_item() {
 # states and logs; at most max(1, SLURM_CPUS_PER_TASK / ITEM_CPUS) items at once. An item fails the
 # task as an unpacked task would fail (see hp_job_end). A signal is passed on to the running items,
 # which record their states; items not started yet write nothing.
+# (No locals here nor in hp_group_pack and _hp_pack_run: they stay visible to every item's commands
+# and would replace the context values of their names; see _HP_S_*.)
 hp_map_pack() {
-  local file="$_HP_RUN_DIR/$1" key=$2 per=$3 icpus=$4 body=$5
-  local -a lines=()
-  _hp_is_context_key "$key" || _hp_die "map item key '$key' is not a usable variable name"
-  _hp_pack_check hp_map_pack "$per" "$icpus" "$body"
-  [[ -r $file ]] || _hp_die "cannot read the items file $file"
-  local first=$((HPCPIPE_TASK * per))
-  mapfile -t -s "$first" -n "$per" lines <"$file"
-  ((${#lines[@]} > 0)) || _hp_die "no items for task $HPCPIPE_TASK in $file"
-  _hp_pack_run items "$first" "${#lines[@]}" "$icpus" "$body" "$key" "${lines[@]}"
+  _hp_is_context_key "$2" || _hp_die "map item key '$2' is not a usable variable name"
+  _hp_pack_check hp_map_pack "$3" "$4" "$5"
+  [[ -r $_HP_RUN_DIR/$1 ]] || _hp_die "cannot read the items file $_HP_RUN_DIR/$1"
+  _HP_PACK_ITEMS=()
+  mapfile -t -s "$((HPCPIPE_TASK * $3))" -n "$3" _HP_PACK_ITEMS <"$_HP_RUN_DIR/$1"
+  ((${#_HP_PACK_ITEMS[@]} > 0)) || _hp_die "no items for task $HPCPIPE_TASK in $_HP_RUN_DIR/$1"
+  _hp_pack_run items "$((HPCPIPE_TASK * $3))" "${#_HP_PACK_ITEMS[@]}" "$4" "$5" "$2"
 }
 
 # hp_group_pack CHILDREN PER_TASK CHILD_CPUS BODY: a packed parallel group's task runs the children
@@ -425,14 +425,14 @@ hp_map_pack() {
 # HPCPIPE_TASK is the child's index (BODY selects the child's steps by it), at most
 # floor(SLURM_CPUS_PER_TASK / CHILD_CPUS) at once; this shell writes no state itself.
 hp_group_pack() {
-  local count=$1 per=$2 icpus=$3 body=$4 first n
-  [[ $count =~ ^[1-9][0-9]{0,8}$ ]] || _hp_die "hp_group_pack: bad number of children '$count'"
-  _hp_pack_check hp_group_pack "$per" "$icpus" "$body"
-  first=$((HPCPIPE_TASK * per))
-  ((first < count)) || _hp_die "no children for task $HPCPIPE_TASK (the group has $count)"
-  n=$((count - first))
-  ((n <= per)) || n=$per
-  _hp_pack_run children "$first" "$n" "$icpus" "$body" ""
+  [[ $1 =~ ^[1-9][0-9]{0,8}$ ]] || _hp_die "hp_group_pack: bad number of children '$1'"
+  _hp_pack_check hp_group_pack "$2" "$3" "$4"
+  ((HPCPIPE_TASK * $2 < $1)) || _hp_die "no children for task $HPCPIPE_TASK (the group has $1)"
+  if (($1 - HPCPIPE_TASK * $2 <= $2)); then
+    _hp_pack_run children "$((HPCPIPE_TASK * $2))" "$(($1 - HPCPIPE_TASK * $2))" "$3" "$4" ""
+  else
+    _hp_pack_run children "$((HPCPIPE_TASK * $2))" "$2" "$3" "$4" ""
+  fi
 }
 
 _hp_pack_check() {
@@ -440,26 +440,27 @@ _hp_pack_check() {
   declare -F -- "$4" >/dev/null || _hp_die "$1: the job script defines no function '$4'"
 }
 
-# _hp_pack_run NOUN FIRST N ITEM_CPUS BODY ITEM_KEY [ITEM...]: runs items FIRST .. FIRST+N-1 of the task,
-# each in its own subshell, at most floor(cpus / ITEM_CPUS) at once, and waits for them all. With an
-# ITEM_KEY (a map), item FIRST+i gets the i-th ITEM as its value.
+# _hp_pack_run NOUN FIRST N ITEM_CPUS BODY ITEM_KEY: runs items FIRST .. FIRST+N-1 of the task, each in
+# its own subshell, at most floor(cpus / ITEM_CPUS) at once, and waits for them all. With an ITEM_KEY (a
+# map), item FIRST+i gets _HP_PACK_ITEMS[i] as its value.
+_HP_PACK_ITEMS=()
+_HP_PACK_I=0
+_HP_PACK_SLOTS=1
 _hp_pack_run() {
-  local noun=$1 first=$2 n=$3 icpus=$4 body=$5 key=$6 i
-  shift 6
-  local cpus=${SLURM_CPUS_PER_TASK:-1} slots
-  [[ $cpus =~ ^[1-9][0-9]{0,5}$ ]] || cpus=1
-  slots=$((cpus / icpus))
-  ((slots >= 1)) || slots=1
-  _hp_log "job $_HP_JOB_ID: task $HPCPIPE_TASK runs $noun $first-$((first + n - 1)), at most $slots at once"
+  _HP_PACK_SLOTS=${SLURM_CPUS_PER_TASK:-1}
+  [[ $_HP_PACK_SLOTS =~ ^[1-9][0-9]{0,5}$ ]] || _HP_PACK_SLOTS=1
+  _HP_PACK_SLOTS=$((_HP_PACK_SLOTS / $4))
+  ((_HP_PACK_SLOTS >= 1)) || _HP_PACK_SLOTS=1
+  _hp_log "job $_HP_JOB_ID: task $HPCPIPE_TASK runs $1 $2-$(($2 + $3 - 1)), at most $_HP_PACK_SLOTS at once"
   _HP_PACK_PARENT=1
-  for ((i = 0; i < n; i++)); do
-    while ((${#_HP_PACK_RUNNING[@]} >= slots)); do _hp_pack_reap; done
+  for ((_HP_PACK_I = 0; _HP_PACK_I < $3; _HP_PACK_I++)); do
+    while ((${#_HP_PACK_RUNNING[@]} >= _HP_PACK_SLOTS)); do _hp_pack_reap; done
     # A signal that arrives while an item starts is handled once its pid is recorded (and so passed on).
     _HP_CRITICAL=1
-    if [[ -n $key ]]; then
-      _hp_pack_item "$((first + i))" "$body" "$key" "${@:i+1:1}" &
+    if [[ -n $6 ]]; then
+      _hp_pack_item "$(($2 + _HP_PACK_I))" "$5" "$6" "${_HP_PACK_ITEMS[_HP_PACK_I]}" &
     else
-      _hp_pack_item "$((first + i))" "$body" &
+      _hp_pack_item "$(($2 + _HP_PACK_I))" "$5" &
     fi
     _HP_PACK_RUNNING[$!]=1
     _HP_PACK_ORDER+=("$!")
@@ -1064,6 +1065,7 @@ _HP_B_TASK=0          # the array task (HPCPIPE_TASK holds the index of the item
 _HP_B_MAP=""
 _HP_B_KEYNAME=""
 _HP_B_IDX=()          # the item indices of this task
+_HP_B_I=""
 declare -A _HP_B_VAL=() _HP_B_STOP=() _HP_B_UKEY=() _HP_B_USTART=() _HP_B_UTS=() _HP_B_UFSTEP=() _HP_B_UFAIL=()
 declare -A _HP_B_UERR=() _HP_B_UALLOWED=() _HP_B_URAN=() _HP_B_USKIP=()
 # The batch command that is running (for the signal handler).
@@ -1173,12 +1175,12 @@ hp_batch_step() {
     _hp_batch_run "$@"
     return 0
   fi
-  local i
-  for i in "${_HP_B_IDX[@]}"; do
-    [[ ${_HP_B_STOP[$i]} == 1 ]] && continue
-    _hp_batch_select "$i"
+  # A global loop variable: a local would replace the context value of its name in the commands.
+  for _HP_B_I in "${_HP_B_IDX[@]}"; do
+    [[ ${_HP_B_STOP[$_HP_B_I]} == 1 ]] && continue
+    _hp_batch_select "$_HP_B_I"
     hp_step "$@"
-    _hp_batch_save "$i"
+    _hp_batch_save "$_HP_B_I"
   done
 }
 

@@ -60,4 +60,17 @@ describe("running a batch step (real bash)", () => {
       removeRun(run);
     }
   });
+
+  it("gives a per-item step of a batch map the context values under their own names (the loop over the items hides none)", async () => {
+    const run = makeRun({ context: { i: "ctx-i", n: "ctx-n" }, items: { m: ["a", "b"] } });
+    try {
+      const batch = step("m.{i}.b", `while IFS=$'\\t' read -r index rest; do hp_batch_report "$index" ok; done < "$HPCPIPE_BATCH_ITEMS"`, { batch: true });
+      const perItem = step("m.{i}.s", 'echo "i=$i n=$n" > "$HPCPIPE_OUT_DIR/$HPCPIPE_STEP"');
+      const script = writeJob(run, packedMapJob("m", "it", [batch, perItem], { itemsPerTask: 2 }, { count: 1 }));
+      expect((await runScript(run, script, arrayEnv(0))).code).toBe(0);
+      for (const k of [0, 1]) expect(readFileSync(join(run.runDir, "out", `m.${k}.s`), "utf8")).toBe("i=ctx-i n=ctx-n\n");
+    } finally {
+      removeRun(run);
+    }
+  });
 });
