@@ -1168,11 +1168,12 @@ hp_batch_unit_end() {
 }
 
 # hp_batch_step [--batch] HP_STEP_ARGS...: a step of a map task with batch steps. With --batch, ONE
-# command for every item still running (_hp_batch_run); without, hp_step once per such item.
+# command for every item still running (_hp_batch_prepare, _hp_batch_exec); without, hp_step once per
+# such item.
 hp_batch_step() {
   if [[ ${1-} == --batch ]]; then
     shift
-    _hp_batch_run "$@"
+    _hp_batch_prepare "$@" && _hp_batch_exec
     return 0
   fi
   # A global loop variable: a local would replace the context value of its name in the commands.
@@ -1194,12 +1195,13 @@ hp_batch_report() {
   printf '%s\t%s\t%s\n' "$1" "$2" "${msg:0:1000}" >>"$HPCPIPE_BATCH_REPORT"
 }
 
-# _hp_batch_run HP_STEP_ARGS...: the batch step. Items already done (--idempotent) are skipped and items
-# missing a requirement fail as in hp_step; the others are listed in $HPCPIPE_BATCH_ITEMS, one line each:
+# _hp_batch_prepare HP_STEP_ARGS...: the batch step up to its command. Items already done (--idempotent)
+# are skipped and items missing a requirement fail as in hp_step; the others are listed in
+# $HPCPIPE_BATCH_ITEMS, one line each:
 #   INDEX <TAB> VALUE <TAB> PUBLISH_FILE <TAB> OUTPUT_DIR <TAB> NEEDS_FILE
-# and the command runs once, in work/, with $HPCPIPE_BATCH_REPORT to append `INDEX <TAB> ok|failed
-# [<TAB> MESSAGE]` lines to. Then every listed item gets its state (_hp_batch_ingest).
-_hp_batch_run() {
+# for the command (_hp_batch_exec) that runs once with $HPCPIPE_BATCH_REPORT to append `INDEX <TAB>
+# ok|failed [<TAB> MESSAGE]` lines to. Status 1 when no item is left to run.
+_hp_batch_prepare() {
   _hp_step_args hp_batch_step "$@"
   local k i n
   for k in "${_HP_S_ENV_KEYS[@]}"; do
@@ -1285,7 +1287,7 @@ _hp_batch_run() {
     run+=("$i")
     _hp_batch_save "$i"
   done
-  ((${#run[@]} > 0)) || return 0
+  ((${#run[@]} > 0)) || return 1
   # The items' output directories that do not exist yet, in one `mkdir` (at most 500 names a call).
   for ((n = 0; n < ${#newdirs[@]}; n += 500)); do
     mkdir -p -- "${newdirs[@]:n:500}" || _hp_die "cannot create the output directories of step $_HP_S_TEMPLATE under $_HP_RUN_DIR/work/out/$_HP_B_MAP"
@@ -1304,28 +1306,37 @@ _hp_batch_run() {
   _HP_B_PROVIDES=("${_HP_S_PROVIDES[@]}")
   _HP_B_OUTPUTS=("${_HP_S_OUTPUTS[@]}")
   _HP_CUR_PROVIDES_JSON=$provides_json
+  _HP_B_LIST=$list
+  _HP_B_SHARED=("${shared[@]}")
   _hp_log "step $_HP_S_TEMPLATE: one command for ${#run[@]} item(s): ${run[*]}"
+}
+
+# Runs the batch command prepared by _hp_batch_prepare, in work/, with the needs shared by every item
+# (_HP_B_SHARED) and the --env entries, then gives every listed item its state (_hp_batch_ingest). No
+# locals here, nor in the functions that call it: the command would see their values in place of the
+# context values of their names.
+_HP_B_LIST=""
+_HP_B_SHARED=()
+_hp_batch_exec() {
   set -m
   (
     cd -- "$_HP_RUN_DIR/work" || exit 126
     unset -v HPCPIPE_ITEM HPCPIPE_PUBLISH "$_HP_B_KEYNAME"
-    # Before the needs, and one `export` per list: a need named like a local here cannot change what runs.
-    export HPCPIPE_BATCH_ITEMS="$list" HPCPIPE_BATCH_REPORT="$report"
-    ((${#shared[@]} == 0)) || export -- "${shared[@]}"
+    ((${#_HP_B_SHARED[@]} == 0)) || export -- "${_HP_B_SHARED[@]}"
+    export HPCPIPE_BATCH_ITEMS="$_HP_B_LIST" HPCPIPE_BATCH_REPORT="$_HP_B_REPORT"
     ((${#_HP_S_ENV[@]} == 0)) || export -- "${_HP_S_ENV[@]}"
     export -f hp_batch_report
     HPCPIPE_STEP=$_HP_S_TEMPLATE HPCPIPE_TASK=$_HP_B_TASK exec bash -c "$_HP_S_CMD"
   ) </dev/null >"$_HP_B_RUN_LOG.out" 2>"$_HP_B_RUN_LOG.err" &
   _HP_CHILD=$!
   set +m
-  local rc=0
-  wait "$_HP_CHILD" || rc=$?
+  _HP_S_RC=0
+  wait "$_HP_CHILD" || _HP_S_RC=$?
   _HP_CRITICAL=1
   _HP_CHILD=""
-  _hp_batch_ingest "$rc" "" ""
+  _hp_batch_ingest "$_HP_S_RC" "" ""
   _HP_B_RUNNING=()
   _hp_leave_critical
-  return 0
 }
 
 # _hp_batch_ingest EXIT_CODE ERROR REASON: turns the report into the state of every running item.

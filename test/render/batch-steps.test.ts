@@ -41,15 +41,17 @@ describe("rendering a map with batch steps", () => {
 });
 
 describe("running a batch step (real bash)", () => {
-  it("gives the batch command its needs under their own names: a need named like a wrapper variable changes neither the command nor its files", async () => {
-    const names = ["cmd", "list", "report", "env_vals", "key"];
+  it("gives the batch command its needs and the context under their own names: a name the wrapper uses inside changes neither the command nor its files", async () => {
+    const needed = ["cmd", "list", "report", "shared", "env_vals", "key"];
+    // Not needed: in the environment as every context value is.
+    const names = [...needed, "start", "dir", "run", "n", "i", "pairs"];
     const run = makeRun({ context: Object.fromEntries(names.map((n) => [n, `ctx-${n}`])), items: { m: ["a", "b"] } });
     try {
       const command = [
         `echo "own ${names.map((n) => `${n}=$${n}`).join(" ")} E1=$E1" > "$HPCPIPE_RUN_DIR/seen"`,
         `while IFS=$'\\t' read -r index value publish outdir needs; do hp_batch_report "$index" ok; done < "$HPCPIPE_BATCH_ITEMS"`,
       ].join("\n");
-      const batch = step("m.{i}.s", command, { batch: true, env: { E1: "e1" }, needs: names.map((key) => ({ key, from: "context" })) });
+      const batch = step("m.{i}.s", command, { batch: true, env: { E1: "e1" }, needs: needed.map((key) => ({ key, from: "context" })) });
       const script = writeJob(run, packedMapJob("m", "it", [batch], { itemsPerTask: 2 }, { count: 1 }));
       const res = await runScript(run, script, arrayEnv(0));
       expect(res.code).toBe(0);
