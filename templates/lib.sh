@@ -309,7 +309,8 @@ _hp_load_context() {
       continue
     fi
     _HP_CTX[$k]=${rec#*=}
-    export -- "$k=${rec#*=}"
+    # -g: a key named like a local of this function (k, rec, file) sets the global, not the local.
+    declare -gx -- "$k=${rec#*=}"
   done <"$file"
 }
 
@@ -407,16 +408,16 @@ hp_map_item() {
 # states and logs; at most max(1, SLURM_CPUS_PER_TASK / ITEM_CPUS) items at once. An item fails the
 # task as an unpacked task would fail (see hp_job_end). A signal is passed on to the running items,
 # which record their states; items not started yet write nothing.
+# (No locals here nor in hp_group_pack and _hp_pack_run: they stay visible to every item's commands
+# and would replace the context values of their names; see _HP_S_*.)
 hp_map_pack() {
-  local file="$_HP_RUN_DIR/$1" key=$2 per=$3 icpus=$4 body=$5
-  local -a lines=()
-  _hp_is_context_key "$key" || _hp_die "map item key '$key' is not a usable variable name"
-  _hp_pack_check hp_map_pack "$per" "$icpus" "$body"
-  [[ -r $file ]] || _hp_die "cannot read the items file $file"
-  local first=$((HPCPIPE_TASK * per))
-  mapfile -t -s "$first" -n "$per" lines <"$file"
-  ((${#lines[@]} > 0)) || _hp_die "no items for task $HPCPIPE_TASK in $file"
-  _hp_pack_run items "$first" "${#lines[@]}" "$icpus" "$body" "$key" "${lines[@]}"
+  _hp_is_context_key "$2" || _hp_die "map item key '$2' is not a usable variable name"
+  _hp_pack_check hp_map_pack "$3" "$4" "$5"
+  [[ -r $_HP_RUN_DIR/$1 ]] || _hp_die "cannot read the items file $_HP_RUN_DIR/$1"
+  _HP_PACK_ITEMS=()
+  mapfile -t -s "$((HPCPIPE_TASK * $3))" -n "$3" _HP_PACK_ITEMS <"$_HP_RUN_DIR/$1"
+  ((${#_HP_PACK_ITEMS[@]} > 0)) || _hp_die "no items for task $HPCPIPE_TASK in $_HP_RUN_DIR/$1"
+  _hp_pack_run items "$((HPCPIPE_TASK * $3))" "${#_HP_PACK_ITEMS[@]}" "$4" "$5" "$2"
 }
 
 # hp_group_pack CHILDREN PER_TASK CHILD_CPUS BODY: a packed parallel group's task runs the children
@@ -424,14 +425,14 @@ hp_map_pack() {
 # HPCPIPE_TASK is the child's index (BODY selects the child's steps by it), at most
 # floor(SLURM_CPUS_PER_TASK / CHILD_CPUS) at once; this shell writes no state itself.
 hp_group_pack() {
-  local count=$1 per=$2 icpus=$3 body=$4 first n
-  [[ $count =~ ^[1-9][0-9]{0,8}$ ]] || _hp_die "hp_group_pack: bad number of children '$count'"
-  _hp_pack_check hp_group_pack "$per" "$icpus" "$body"
-  first=$((HPCPIPE_TASK * per))
-  ((first < count)) || _hp_die "no children for task $HPCPIPE_TASK (the group has $count)"
-  n=$((count - first))
-  ((n <= per)) || n=$per
-  _hp_pack_run children "$first" "$n" "$icpus" "$body" ""
+  [[ $1 =~ ^[1-9][0-9]{0,8}$ ]] || _hp_die "hp_group_pack: bad number of children '$1'"
+  _hp_pack_check hp_group_pack "$2" "$3" "$4"
+  ((HPCPIPE_TASK * $2 < $1)) || _hp_die "no children for task $HPCPIPE_TASK (the group has $1)"
+  if (($1 - HPCPIPE_TASK * $2 <= $2)); then
+    _hp_pack_run children "$((HPCPIPE_TASK * $2))" "$(($1 - HPCPIPE_TASK * $2))" "$3" "$4" ""
+  else
+    _hp_pack_run children "$((HPCPIPE_TASK * $2))" "$2" "$3" "$4" ""
+  fi
 }
 
 _hp_pack_check() {
@@ -439,26 +440,27 @@ _hp_pack_check() {
   declare -F -- "$4" >/dev/null || _hp_die "$1: the job script defines no function '$4'"
 }
 
-# _hp_pack_run NOUN FIRST N ITEM_CPUS BODY ITEM_KEY [ITEM...]: runs items FIRST .. FIRST+N-1 of the task,
-# each in its own subshell, at most floor(cpus / ITEM_CPUS) at once, and waits for them all. With an
-# ITEM_KEY (a map), item FIRST+i gets the i-th ITEM as its value.
+# _hp_pack_run NOUN FIRST N ITEM_CPUS BODY ITEM_KEY: runs items FIRST .. FIRST+N-1 of the task, each in
+# its own subshell, at most floor(cpus / ITEM_CPUS) at once, and waits for them all. With an ITEM_KEY (a
+# map), item FIRST+i gets _HP_PACK_ITEMS[i] as its value.
+_HP_PACK_ITEMS=()
+_HP_PACK_I=0
+_HP_PACK_SLOTS=1
 _hp_pack_run() {
-  local noun=$1 first=$2 n=$3 icpus=$4 body=$5 key=$6 i
-  shift 6
-  local cpus=${SLURM_CPUS_PER_TASK:-1} slots
-  [[ $cpus =~ ^[1-9][0-9]{0,5}$ ]] || cpus=1
-  slots=$((cpus / icpus))
-  ((slots >= 1)) || slots=1
-  _hp_log "job $_HP_JOB_ID: task $HPCPIPE_TASK runs $noun $first-$((first + n - 1)), at most $slots at once"
+  _HP_PACK_SLOTS=${SLURM_CPUS_PER_TASK:-1}
+  [[ $_HP_PACK_SLOTS =~ ^[1-9][0-9]{0,5}$ ]] || _HP_PACK_SLOTS=1
+  _HP_PACK_SLOTS=$((_HP_PACK_SLOTS / $4))
+  ((_HP_PACK_SLOTS >= 1)) || _HP_PACK_SLOTS=1
+  _hp_log "job $_HP_JOB_ID: task $HPCPIPE_TASK runs $1 $2-$(($2 + $3 - 1)), at most $_HP_PACK_SLOTS at once"
   _HP_PACK_PARENT=1
-  for ((i = 0; i < n; i++)); do
-    while ((${#_HP_PACK_RUNNING[@]} >= slots)); do _hp_pack_reap; done
+  for ((_HP_PACK_I = 0; _HP_PACK_I < $3; _HP_PACK_I++)); do
+    while ((${#_HP_PACK_RUNNING[@]} >= _HP_PACK_SLOTS)); do _hp_pack_reap; done
     # A signal that arrives while an item starts is handled once its pid is recorded (and so passed on).
     _HP_CRITICAL=1
-    if [[ -n $key ]]; then
-      _hp_pack_item "$((first + i))" "$body" "$key" "${@:i+1:1}" &
+    if [[ -n $6 ]]; then
+      _hp_pack_item "$(($2 + _HP_PACK_I))" "$5" "$6" "${_HP_PACK_ITEMS[_HP_PACK_I]}" &
     else
-      _hp_pack_item "$((first + i))" "$body" &
+      _hp_pack_item "$(($2 + _HP_PACK_I))" "$5" &
     fi
     _HP_PACK_RUNNING[$!]=1
     _HP_PACK_ORDER+=("$!")
@@ -779,149 +781,232 @@ _hp_step_done() {
   fi
 }
 
+# The step hp_step is running: its arguments (_hp_step_args) and what its phases find. Globals, not
+# locals: a local of the function that starts the command would hide the context value of its name.
+_HP_S_TEMPLATE=""     # the key as written (a map item's step key holds {i})
+_HP_S_KEY=""          # the key in this task
+_HP_S_SIG=""
+_HP_S_CMD=""
+_HP_S_COE=0
+_HP_S_IDEM=0
+_HP_S_REQUIRES=()
+_HP_S_PROVIDES=()
+_HP_S_OUTPUTS=()
+_HP_S_NEED_KEYS=()
+_HP_S_NEED_FROM=()
+_HP_S_ENV_KEYS=()
+_HP_S_ENV=()          # the --env entries as NAME=value
+_HP_S_PAIRS=()        # the needs found, as NAME=value
+_HP_S_MISSING=()      # the required keys that no source has
+_HP_S_PUB=""          # ctx/<key>.pub
+_HP_S_RC=0            # the command's exit status
+_HP_S_FILES=()        # the declared output files that exist
+_HP_S_PROBLEMS=()     # why a command that exited 0 still failed
+
 # hp_step --key K --signature S [--require K]... [--provide K]... [--output PATH]...
 #         [--need KEY FROM]... [--env NAME VALUE]... [--continue-on-error] [--idempotent] --command CMD
 # Runs one step's command with bash in work/ and writes states/<key>.json.
 # An --idempotent step whose state already records a success of the same signature is skipped.
 hp_step() {
-  local key="" sig="" cmd="" coe=0 has_cmd=0 idem=0
-  local -a requires=() provides=() outputs=() need_keys=() need_from=() env_keys=() env_vals=()
+  _hp_step_args hp_step "$@"
+  ((_HP_STOP)) && return 0
+  _hp_step_check
+  _hp_step_skipped && return 0
+  _HP_UNIT_RAN=1
+  _hp_step_start
+  if _hp_step_needs; then
+    _hp_step_exec
+    _hp_step_outputs
+    _hp_step_finish "$REPLY"
+  else
+    _hp_step_missing
+  fi
+  _HP_CUR_KEY=""
+  _hp_leave_critical
+  return 0
+}
+
+# _hp_step_args CALLER HP_STEP_ARGS...: the arguments into _HP_S_*; a malformed list stops the job.
+_hp_step_args() {
+  local caller=$1 has_cmd=0
+  shift
+  _HP_S_TEMPLATE="" _HP_S_SIG="" _HP_S_CMD="" _HP_S_COE=0 _HP_S_IDEM=0
+  _HP_S_REQUIRES=() _HP_S_PROVIDES=() _HP_S_OUTPUTS=() _HP_S_NEED_KEYS=() _HP_S_NEED_FROM=() _HP_S_ENV_KEYS=() _HP_S_ENV=()
   while (($# > 0)); do
     case $1 in
-      --key) key=$2 && shift 2 ;;
-      --signature) sig=$2 && shift 2 ;;
-      --require) requires+=("$2") && shift 2 ;;
-      --provide) provides+=("$2") && shift 2 ;;
-      --output) outputs+=("$2") && shift 2 ;;
-      --need) need_keys+=("$2") && need_from+=("$3") && shift 3 ;;
-      --env) env_keys+=("$2") && env_vals+=("$3") && shift 3 ;;
-      --continue-on-error) coe=1 && shift ;;
-      --idempotent) idem=1 && shift ;;
-      --command) cmd=$2 && has_cmd=1 && shift 2 ;;
-      *) _hp_die "hp_step: unexpected argument '$1'" ;;
-    esac || _hp_die "hp_step: '$1' is missing its value"
+      --key) _HP_S_TEMPLATE=$2 && shift 2 ;;
+      --signature) _HP_S_SIG=$2 && shift 2 ;;
+      --require) _HP_S_REQUIRES+=("$2") && shift 2 ;;
+      --provide) _HP_S_PROVIDES+=("$2") && shift 2 ;;
+      --output) _HP_S_OUTPUTS+=("$2") && shift 2 ;;
+      --need) _HP_S_NEED_KEYS+=("$2") && _HP_S_NEED_FROM+=("$3") && shift 3 ;;
+      --env) _HP_S_ENV_KEYS+=("$2") && _HP_S_ENV+=("$2=$3") && shift 3 ;;
+      --continue-on-error) _HP_S_COE=1 && shift ;;
+      --idempotent) _HP_S_IDEM=1 && shift ;;
+      --command) _HP_S_CMD=$2 && has_cmd=1 && shift 2 ;;
+      *) _hp_die "$caller: unexpected argument '$1'" ;;
+    esac || _hp_die "$caller: '$1' is missing its value"
   done
-  ((has_cmd)) || _hp_die "hp_step: no --command"
-  ((_HP_STOP)) && return 0
-  local template=$key
-  key=${key//"{i}"/$HPCPIPE_TASK}
-  _hp_is_step_key "$key" || _hp_die "step key '$key' is not a valid step key"
-  local k i
-  for k in "${env_keys[@]}"; do
-    _hp_is_context_key "$k" || _hp_die "step $key: env name '$k' is not a usable variable name"
-  done
-  if ((idem)) && _hp_already_done "$key" "$sig" "${provides[@]}"; then
-    _hp_log "step $key: skipped (idempotent, already succeeded with signature $sig)"
-    return 0
-  fi
-  if _hp_restored "$key" "$sig"; then
-    _hp_log "step $key: restored from the step cache"
-    return 0
-  fi
-  _HP_UNIT_RAN=1
+  ((has_cmd)) || _hp_die "$caller: no --command"
+}
 
-  _hp_json_array "${provides[@]}"
+# _HP_S_KEY := the step's key in this task; a bad key or env name stops the job.
+_hp_step_check() {
+  local k
+  _HP_S_KEY=${_HP_S_TEMPLATE//"{i}"/$HPCPIPE_TASK}
+  _hp_is_step_key "$_HP_S_KEY" || _hp_die "step key '$_HP_S_KEY' is not a valid step key"
+  for k in "${_HP_S_ENV_KEYS[@]}"; do
+    _hp_is_context_key "$k" || _hp_die "step $_HP_S_KEY: env name '$k' is not a usable variable name"
+  done
+}
+
+# True when the step does not run: an --idempotent step that already succeeded, or one restored from the step cache.
+_hp_step_skipped() {
+  if ((_HP_S_IDEM)) && _hp_already_done "$_HP_S_KEY" "$_HP_S_SIG" "${_HP_S_PROVIDES[@]}"; then
+    _hp_log "step $_HP_S_KEY: skipped (idempotent, already succeeded with signature $_HP_S_SIG)"
+    return 0
+  fi
+  if _hp_restored "$_HP_S_KEY" "$_HP_S_SIG"; then
+    _hp_log "step $_HP_S_KEY: restored from the step cache"
+    return 0
+  fi
+  return 1
+}
+
+# The step is running from now on: what the signal handler records (_HP_CUR_*), and the log line.
+_hp_step_start() {
+  _hp_json_array "${_HP_S_PROVIDES[@]}"
   _HP_CUR_PROVIDES_JSON=$REPLY
-  _HP_CUR_SIG=$sig
+  _HP_CUR_SIG=$_HP_S_SIG
   _hp_now_us
   _HP_CUR_START=$REPLY
   _hp_iso_time "$REPLY"
   _HP_CUR_TS=$REPLY
-  _HP_CUR_KEY=$key
-  _hp_log "step $key: start"
+  _HP_CUR_KEY=$_HP_S_KEY
+  _hp_log "step $_HP_S_KEY: start"
+}
 
-  # Resolve needs: the initial context (or map item), else the upstream step's published values.
-  local -a pairs=()
+# _HP_S_PAIRS := the needs found: from the initial context (or map item), else the upstream step's
+# published values. _HP_S_MISSING := the required keys none of them has; status 1 when there are some.
+_hp_step_needs() {
+  local i k from
   local -A resolved=()
-  local from pub
-  for i in "${!need_keys[@]}"; do
-    k=${need_keys[i]}
-    _hp_is_context_key "$k" || _hp_die "step $key: needed key '$k' is not a usable variable name"
-    from=${need_from[i]//"{i}"/$HPCPIPE_TASK}
+  _HP_S_PAIRS=()
+  _HP_S_MISSING=()
+  for i in "${!_HP_S_NEED_KEYS[@]}"; do
+    k=${_HP_S_NEED_KEYS[i]}
+    _hp_is_context_key "$k" || _hp_die "step $_HP_S_KEY: needed key '$k' is not a usable variable name"
+    from=${_HP_S_NEED_FROM[i]//"{i}"/$HPCPIPE_TASK}
     if [[ $from == context ]]; then
       [[ -n ${_HP_CTX[$k]+x} ]] || continue
-      pairs+=("$k=${_HP_CTX[$k]}")
+      _HP_S_PAIRS+=("$k=${_HP_CTX[$k]}")
       resolved[$k]=1
     else
-      _hp_is_step_key "$from" || _hp_die "step $key: source '$from' of '$k' is not a valid step key"
+      _hp_is_step_key "$from" || _hp_die "step $_HP_S_KEY: source '$from' of '$k' is not a valid step key"
       if _hp_pub_lookup "$_HP_RUN_DIR/ctx/$from.pub" "$k"; then
-        pairs+=("$k=$REPLY")
+        _HP_S_PAIRS+=("$k=$REPLY")
         resolved[$k]=1
       fi
     fi
   done
-  local -a missing=()
-  for k in "${requires[@]}"; do
-    [[ -n ${resolved[$k]+x} || -n ${_HP_CTX[$k]+x} ]] || missing+=("$k")
+  for k in "${_HP_S_REQUIRES[@]}"; do
+    [[ -n ${resolved[$k]+x} || -n ${_HP_CTX[$k]+x} ]] || _HP_S_MISSING+=("$k")
   done
-  if ((${#missing[@]} > 0)); then
-    _HP_CRITICAL=1
-    local list="" s=""
-    for k in "${missing[@]}"; do list+="${list:+, }'$k'"; done
-    ((${#missing[@]} > 1)) && s=s
-    local error="missing requirement$s $list"
-    _hp_json_array "${missing[@]}"
-    _hp_meta_json "\"exit_code\":null,\"reason\":null,\"missing\":$REPLY"
-    local meta=$REPLY
-    _hp_json_str "$error"
-    _hp_state_json "$key" "$sig" "$_HP_CUR_START" "$_HP_CUR_TS" false '"MISSING_REQUIREMENT"' "$REPLY" \
-      "$_HP_CUR_PROVIDES_JSON" '{}' "$meta" null
-    _hp_step_done "$key" "$coe" MISSING_REQUIREMENT "$error" "$REPLY"
-    _HP_CUR_KEY=""
-    _hp_leave_critical
-    return 0
-  fi
+  ((${#_HP_S_MISSING[@]} == 0))
+}
 
-  pub="$_HP_RUN_DIR/ctx/$key.pub"
-  : >"$pub" || _hp_die "cannot create $pub"
+# Records the step as failed with MISSING_REQUIREMENT (its command does not run).
+_hp_step_missing() {
+  local list="" s="" error meta k
+  _HP_CRITICAL=1
+  for k in "${_HP_S_MISSING[@]}"; do list+="${list:+, }'$k'"; done
+  ((${#_HP_S_MISSING[@]} > 1)) && s=s
+  error="missing requirement$s $list"
+  _hp_json_array "${_HP_S_MISSING[@]}"
+  _hp_meta_json "\"exit_code\":null,\"reason\":null,\"missing\":$REPLY"
+  meta=$REPLY
+  _hp_json_str "$error"
+  _hp_state_json "$_HP_S_KEY" "$_HP_S_SIG" "$_HP_CUR_START" "$_HP_CUR_TS" false '"MISSING_REQUIREMENT"' "$REPLY" \
+    "$_HP_CUR_PROVIDES_JSON" '{}' "$meta" null
+  _hp_step_done "$_HP_S_KEY" "$_HP_S_COE" MISSING_REQUIREMENT "$error" "$REPLY"
+}
+
+# Runs the command (bash -c, in work/, stdin /dev/null, logs/<key>.out and .err) with the needs, the
+# HPCPIPE_* variables and the --env entries, in that order; _HP_S_RC := its exit status. From its end
+# on, a signal waits for the state file (_HP_CRITICAL).
+_hp_step_exec() {
+  _HP_S_PUB="$_HP_RUN_DIR/ctx/$_HP_S_KEY.pub"
+  : >"$_HP_S_PUB" || _hp_die "cannot create $_HP_S_PUB"
   # The command runs in its own process group, so a signal can stop all of it.
   set -m
   (
     cd -- "$_HP_RUN_DIR/work" || exit 126
-    # shellcheck disable=SC2163 # each entry is NAME=value: exporting the assignment is the point
-    for k in "${pairs[@]}"; do export -- "$k"; done
-    export HPCPIPE_STEP="$key" HPCPIPE_PUBLISH="$pub"
-    for i in "${!env_keys[@]}"; do export -- "${env_keys[i]}=${env_vals[i]}"; done
-    exec bash -c "$cmd"
-  ) </dev/null >"$_HP_RUN_DIR/logs/$key.out" 2>"$_HP_RUN_DIR/logs/$key.err" &
+    # One `export` per list, with no loop variable that could hide a context value of its name.
+    ((${#_HP_S_PAIRS[@]} == 0)) || export -- "${_HP_S_PAIRS[@]}"
+    export HPCPIPE_STEP="$_HP_S_KEY" HPCPIPE_PUBLISH="$_HP_S_PUB"
+    ((${#_HP_S_ENV[@]} == 0)) || export -- "${_HP_S_ENV[@]}"
+    exec bash -c "$_HP_S_CMD"
+  ) </dev/null >"$_HP_RUN_DIR/logs/$_HP_S_KEY.out" 2>"$_HP_RUN_DIR/logs/$_HP_S_KEY.err" &
   _HP_CHILD=$!
   set +m
-  local rc=0
-  wait "$_HP_CHILD" || rc=$?
+  _HP_S_RC=0
+  wait "$_HP_CHILD" || _HP_S_RC=$?
   _HP_CRITICAL=1
   _HP_CHILD=""
+}
 
-  # Outputs: declared files (relative to work/) and published values.
-  local -a files=() problems=() not_provided=()
+# REPLY := the step's outputs JSON (published values and declared files); _HP_S_FILES := the declared
+# files found; _HP_S_PROBLEMS := what fails the validation of a command that exited 0.
+_hp_step_outputs() {
+  local size published
+  _HP_S_PROBLEMS=()
+  _hp_step_files "${_HP_S_OUTPUTS[@]}"
+  size=$(wc -c <"$_HP_S_PUB" 2>/dev/null) || size=0
+  _hp_step_published "$_HP_S_PUB" "$size" "${_HP_S_PROVIDES[@]}"
+  published=$REPLY
+  _hp_json_array "${_HP_S_FILES[@]}"
+  REPLY="{\"published\":{$published},\"files\":$REPLY}"
+}
+
+# _hp_step_files OUTPUT...: _HP_S_FILES := the declared output files that exist (relative to work/); a
+# map item's patterns get {i} (its index) and {item} (its value, quoted: never a pattern, no '&'), and
+# must stay in work/. What is missing goes to _HP_S_PROBLEMS.
+_hp_step_files() {
   local o path
-  for o in "${outputs[@]}"; do
+  _HP_S_FILES=()
+  for o in "$@"; do
     if ((_HP_HAS_ITEM)); then
-      # Per-item output patterns: {i} is the item's index, {item} its value (quoted: never a pattern, no '&').
       path=${o//"{i}"/"$HPCPIPE_TASK"}
       path=${path//"{item}"/"$_HP_ITEM"}
       if [[ $path != "$o" && ($path == /* || /$path/ == */../*) ]]; then
-        problems+=("output '$o' for this item is '$path', which leaves the working directory")
+        _HP_S_PROBLEMS+=("output '$o' for this item is '$path', which leaves the working directory")
         continue
       fi
       o=$path
     fi
     path=$o
     [[ $path == /* ]] || path="$_HP_RUN_DIR/work/$o"
-    if [[ -e $path ]]; then files+=("$o"); else problems+=("missing output file '$o'"); fi
+    if [[ -e $path ]]; then _HP_S_FILES+=("$o"); else _HP_S_PROBLEMS+=("missing output file '$o'"); fi
   done
+}
+
+# _hp_step_published PUBFILE SIZE PROVIDE...: REPLY := the published values of a step as JSON members
+# ("NAME":"value": names in order of appearance, the last value wins). More than the limit of bytes, a
+# line that is not NAME=value, a provide not published: _HP_S_PROBLEMS.
+_hp_step_published() {
+  local pub=$1 size=$2 line n=0 bad=0 pk joined members=""
   local -A published=()
-  local -a order=()
-  local size line n=0 bad=0 pk
-  size=$(wc -c <"$pub" 2>/dev/null) || size=0
+  local -a order=() not_provided=()
+  shift 2
   if ((size > _HP_PUBLISH_MAX_BYTES)); then
-    problems+=("published values exceed $_HP_PUBLISH_MAX_BYTES bytes")
-  else
+    _HP_S_PROBLEMS+=("published values exceed $_HP_PUBLISH_MAX_BYTES bytes")
+  elif [[ -f $pub ]]; then
     while IFS= read -r line || [[ -n $line ]]; do
       n=$((n + 1))
       [[ -z $line ]] && continue
       pk=${line%%=*}
       if [[ $line != *=* ]] || ! _hp_is_context_key "$pk"; then
-        ((bad)) || problems+=("line $n of the published values is not NAME=value with NAME a usable variable name")
+        ((bad)) || _HP_S_PROBLEMS+=("line $n of the published values is not NAME=value with NAME a usable variable name")
         bad=1
         continue
       fi
@@ -929,46 +1014,45 @@ hp_step() {
       published[$pk]=${line#*=}
     done <"$pub"
   fi
-  local pub_json=""
   for pk in "${order[@]}"; do
     _hp_json_str "${published[$pk]}"
-    pub_json+="${pub_json:+,}\"$pk\":$REPLY"
+    members+="${members:+,}\"$pk\":$REPLY"
   done
-  for k in "${provides[@]}"; do
-    [[ -n ${published[$k]+x} ]] || not_provided+=("'$k'")
+  for pk in "$@"; do
+    [[ -n ${published[$pk]+x} ]] || not_provided+=("'$pk'")
   done
   if ((${#not_provided[@]} > 0)); then
-    local joined
     printf -v joined '%s, ' "${not_provided[@]}"
-    problems+=("did not provide ${joined%, }")
+    _HP_S_PROBLEMS+=("did not provide ${joined%, }")
   fi
-  _hp_json_array "${files[@]}"
-  local outputs_json="{\"published\":{$pub_json},\"files\":$REPLY}"
+  REPLY=$members
+}
 
-  local failure="" error=""
-  if ((rc != 0)); then
+# _hp_step_finish OUTPUTS_JSON: the verdict on the command that ran, its state file, and (a success)
+# its entry in the step cache.
+_hp_step_finish() {
+  local outputs_json=$1 failure="" error="" meta state_json
+  if ((_HP_S_RC != 0)); then
     failure=STEP_FAILED
-    error="command exited with status $rc"
-  elif ((${#problems[@]} > 0)); then
+    error="command exited with status $_HP_S_RC"
+  elif ((${#_HP_S_PROBLEMS[@]} > 0)); then
     failure=STEP_FAILED
-    printf -v error '%s; ' "${problems[@]}"
+    printf -v error '%s; ' "${_HP_S_PROBLEMS[@]}"
     error="validation failed: ${error%; }"
   fi
-  _hp_meta_json "\"exit_code\":$rc,\"reason\":null"
-  local meta=$REPLY
+  _hp_meta_json "\"exit_code\":$_HP_S_RC,\"reason\":null"
+  meta=$REPLY
   if [[ -z $failure ]]; then
-    _hp_state_json "$key" "$sig" "$_HP_CUR_START" "$_HP_CUR_TS" true null null "$_HP_CUR_PROVIDES_JSON" "$outputs_json" "$meta" "$rc"
+    _hp_state_json "$_HP_S_KEY" "$_HP_S_SIG" "$_HP_CUR_START" "$_HP_CUR_TS" true null null "$_HP_CUR_PROVIDES_JSON" \
+      "$outputs_json" "$meta" "$_HP_S_RC"
   else
     _hp_json_str "$error"
-    _hp_state_json "$key" "$sig" "$_HP_CUR_START" "$_HP_CUR_TS" false "\"$failure\"" "$REPLY" "$_HP_CUR_PROVIDES_JSON" \
-      "$outputs_json" "$meta" "$rc"
+    _hp_state_json "$_HP_S_KEY" "$_HP_S_SIG" "$_HP_CUR_START" "$_HP_CUR_TS" false "\"$failure\"" "$REPLY" \
+      "$_HP_CUR_PROVIDES_JSON" "$outputs_json" "$meta" "$_HP_S_RC"
   fi
-  local state_json=$REPLY
-  _hp_step_done "$key" "$coe" "$failure" "$error" "$state_json"
-  [[ -n $failure ]] || _hp_cache_put "$key" "$template" "$state_json" "$pub" "${files[@]}"
-  _HP_CUR_KEY=""
-  _hp_leave_critical
-  return 0
+  state_json=$REPLY
+  _hp_step_done "$_HP_S_KEY" "$_HP_S_COE" "$failure" "$error" "$state_json"
+  [[ -n $failure ]] || _hp_cache_put "$_HP_S_KEY" "$_HP_S_TEMPLATE" "$state_json" "$_HP_S_PUB" "${_HP_S_FILES[@]}"
 }
 
 # ---- batch steps ----------------------------------------------------------
@@ -981,6 +1065,7 @@ _HP_B_TASK=0          # the array task (HPCPIPE_TASK holds the index of the item
 _HP_B_MAP=""
 _HP_B_KEYNAME=""
 _HP_B_IDX=()          # the item indices of this task
+_HP_B_I=""
 declare -A _HP_B_VAL=() _HP_B_STOP=() _HP_B_UKEY=() _HP_B_USTART=() _HP_B_UTS=() _HP_B_UFSTEP=() _HP_B_UFAIL=()
 declare -A _HP_B_UERR=() _HP_B_UALLOWED=() _HP_B_URAN=() _HP_B_USKIP=()
 # The batch command that is running (for the signal handler).
@@ -1083,19 +1168,20 @@ hp_batch_unit_end() {
 }
 
 # hp_batch_step [--batch] HP_STEP_ARGS...: a step of a map task with batch steps. With --batch, ONE
-# command for every item still running (_hp_batch_run); without, hp_step once per such item.
+# command for every item still running (_hp_batch_prepare, _hp_batch_exec); without, hp_step once per
+# such item.
 hp_batch_step() {
   if [[ ${1-} == --batch ]]; then
     shift
-    _hp_batch_run "$@"
+    _hp_batch_prepare "$@" && _hp_batch_exec
     return 0
   fi
-  local i
-  for i in "${_HP_B_IDX[@]}"; do
-    [[ ${_HP_B_STOP[$i]} == 1 ]] && continue
-    _hp_batch_select "$i"
+  # A global loop variable: a local would replace the context value of its name in the commands.
+  for _HP_B_I in "${_HP_B_IDX[@]}"; do
+    [[ ${_HP_B_STOP[$_HP_B_I]} == 1 ]] && continue
+    _hp_batch_select "$_HP_B_I"
     hp_step "$@"
-    _hp_batch_save "$i"
+    _hp_batch_save "$_HP_B_I"
   done
 }
 
@@ -1109,43 +1195,27 @@ hp_batch_report() {
   printf '%s\t%s\t%s\n' "$1" "$2" "${msg:0:1000}" >>"$HPCPIPE_BATCH_REPORT"
 }
 
-# _hp_batch_run HP_STEP_ARGS...: the batch step. Items already done (--idempotent) are skipped and items
-# missing a requirement fail as in hp_step; the others are listed in $HPCPIPE_BATCH_ITEMS, one line each:
+# _hp_batch_prepare HP_STEP_ARGS...: the batch step up to its command. Items already done (--idempotent)
+# are skipped and items missing a requirement fail as in hp_step; the others are listed in
+# $HPCPIPE_BATCH_ITEMS, one line each:
 #   INDEX <TAB> VALUE <TAB> PUBLISH_FILE <TAB> OUTPUT_DIR <TAB> NEEDS_FILE
-# and the command runs once, in work/, with $HPCPIPE_BATCH_REPORT to append `INDEX <TAB> ok|failed
-# [<TAB> MESSAGE]` lines to. Then every listed item gets its state (_hp_batch_ingest).
-_hp_batch_run() {
-  local key="" sig="" cmd="" coe=0 has_cmd=0 idem=0
-  local -a requires=() provides=() outputs=() need_keys=() need_from=() env_keys=() env_vals=()
-  while (($# > 0)); do
-    case $1 in
-      --key) key=$2 && shift 2 ;;
-      --signature) sig=$2 && shift 2 ;;
-      --require) requires+=("$2") && shift 2 ;;
-      --provide) provides+=("$2") && shift 2 ;;
-      --output) outputs+=("$2") && shift 2 ;;
-      --need) need_keys+=("$2") && need_from+=("$3") && shift 3 ;;
-      --env) env_keys+=("$2") && env_vals+=("$3") && shift 3 ;;
-      --continue-on-error) coe=1 && shift ;;
-      --idempotent) idem=1 && shift ;;
-      --command) cmd=$2 && has_cmd=1 && shift 2 ;;
-      *) _hp_die "hp_batch_step: unexpected argument '$1'" ;;
-    esac || _hp_die "hp_batch_step: '$1' is missing its value"
-  done
-  ((has_cmd)) || _hp_die "hp_batch_step: no --command"
+# for the command (_hp_batch_exec) that runs once with $HPCPIPE_BATCH_REPORT to append `INDEX <TAB>
+# ok|failed [<TAB> MESSAGE]` lines to. Status 1 when no item is left to run.
+_hp_batch_prepare() {
+  _hp_step_args hp_batch_step "$@"
   local k i n
-  for k in "${env_keys[@]}"; do
-    _hp_is_context_key "$k" || _hp_die "step $key: env name '$k' is not a usable variable name"
+  for k in "${_HP_S_ENV_KEYS[@]}"; do
+    _hp_is_context_key "$k" || _hp_die "step $_HP_S_TEMPLATE: env name '$k' is not a usable variable name"
   done
-  for k in "${need_keys[@]}"; do
-    _hp_is_context_key "$k" || _hp_die "step $key: needed key '$k' is not a usable variable name"
+  for k in "${_HP_S_NEED_KEYS[@]}"; do
+    _hp_is_context_key "$k" || _hp_die "step $_HP_S_TEMPLATE: needed key '$k' is not a usable variable name"
   done
-  local bname=${key//"{i}"/task$_HP_B_TASK}
-  _hp_is_step_key "$bname" || _hp_die "step key '$key' is not a valid step key"
+  local bname=${_HP_S_TEMPLATE//"{i}"/task$_HP_B_TASK}
+  _hp_is_step_key "$bname" || _hp_die "step key '$_HP_S_TEMPLATE' is not a valid step key"
   local bdir="$_HP_RUN_DIR/batch/$bname"
   local list="$bdir/items.tsv" report="$bdir/report.tsv"
   mkdir -p -- "$bdir/needs" || _hp_die "cannot create $bdir"
-  _hp_json_array "${provides[@]}"
+  _hp_json_array "${_HP_S_PROVIDES[@]}"
   local provides_json=$REPLY
   _hp_now_us
   local start=$REPLY ts
@@ -1159,19 +1229,19 @@ _hp_batch_run() {
   for i in "${_HP_B_IDX[@]}"; do
     [[ ${_HP_B_STOP[$i]} == 1 ]] && continue
     _hp_batch_select "$i"
-    ikey=${key//"{i}"/$i}
+    ikey=${_HP_S_TEMPLATE//"{i}"/$i}
     _hp_is_step_key "$ikey" || _hp_die "step key '$ikey' is not a valid step key"
-    if ((idem)) && _hp_already_done "$ikey" "$sig" "${provides[@]}"; then
-      _hp_log "step $ikey: skipped (idempotent, already succeeded with signature $sig)"
+    if ((_HP_S_IDEM)) && _hp_already_done "$ikey" "$_HP_S_SIG" "${_HP_S_PROVIDES[@]}"; then
+      _hp_log "step $ikey: skipped (idempotent, already succeeded with signature $_HP_S_SIG)"
       continue
     fi
     _HP_UNIT_RAN=1
     # Needs, as in hp_step: from the initial context or the item, else from the upstream step's published values.
     local -a pairs=() missing=()
     local -A resolved=()
-    for n in "${!need_keys[@]}"; do
-      k=${need_keys[n]}
-      from=${need_from[n]//"{i}"/$i}
+    for n in "${!_HP_S_NEED_KEYS[@]}"; do
+      k=${_HP_S_NEED_KEYS[n]}
+      from=${_HP_S_NEED_FROM[n]//"{i}"/$i}
       if [[ $from == context ]]; then
         [[ -n ${_HP_CTX[$k]+x} ]] || continue
         line="$k=${_HP_CTX[$k]}"
@@ -1183,12 +1253,12 @@ _hp_batch_run() {
       pairs+=("$line")
       resolved[$k]=1
       # A value that is the same for every item reaches the command's environment.
-      if [[ ${need_from[n]} != *"{i}"* && $k != "$_HP_B_KEYNAME" && -z ${shared_seen[$k]+x} ]]; then
+      if [[ ${_HP_S_NEED_FROM[n]} != *"{i}"* && $k != "$_HP_B_KEYNAME" && -z ${shared_seen[$k]+x} ]]; then
         shared+=("$line")
         shared_seen[$k]=1
       fi
     done
-    for k in "${requires[@]}"; do
+    for k in "${_HP_S_REQUIRES[@]}"; do
       [[ -n ${resolved[$k]+x} || -n ${_HP_CTX[$k]+x} ]] || missing+=("$k")
     done
     if ((${#missing[@]} > 0)); then
@@ -1201,8 +1271,8 @@ _hp_batch_run() {
       _hp_meta_json "\"exit_code\":null,\"reason\":null,\"missing\":$REPLY"
       meta=$REPLY
       _hp_json_str "$error"
-      _hp_state_json "$ikey" "$sig" "$start" "$ts" false '"MISSING_REQUIREMENT"' "$REPLY" "$provides_json" '{}' "$meta" null
-      _hp_step_done "$ikey" "$coe" MISSING_REQUIREMENT "$error" "$REPLY"
+      _hp_state_json "$ikey" "$_HP_S_SIG" "$start" "$ts" false '"MISSING_REQUIREMENT"' "$REPLY" "$provides_json" '{}' "$meta" null
+      _hp_step_done "$ikey" "$_HP_S_COE" MISSING_REQUIREMENT "$error" "$REPLY"
       _hp_batch_save "$i"
       _hp_leave_critical
       continue
@@ -1217,47 +1287,56 @@ _hp_batch_run() {
     run+=("$i")
     _hp_batch_save "$i"
   done
-  ((${#run[@]} > 0)) || return 0
+  ((${#run[@]} > 0)) || return 1
   # The items' output directories that do not exist yet, in one `mkdir` (at most 500 names a call).
   for ((n = 0; n < ${#newdirs[@]}; n += 500)); do
-    mkdir -p -- "${newdirs[@]:n:500}" || _hp_die "cannot create the output directories of step $key under $_HP_RUN_DIR/work/out/$_HP_B_MAP"
+    mkdir -p -- "${newdirs[@]:n:500}" || _hp_die "cannot create the output directories of step $_HP_S_TEMPLATE under $_HP_RUN_DIR/work/out/$_HP_B_MAP"
   done
 
   printf '%s' "$listing" >"$list" || _hp_die "cannot write $list"
   : >"$report" || _hp_die "cannot create $report"
   _HP_B_RUNNING=("${run[@]}")
-  _HP_B_RUN_KEY=$key
-  _HP_B_RUN_SIG=$sig
+  _HP_B_RUN_KEY=$_HP_S_TEMPLATE
+  _HP_B_RUN_SIG=$_HP_S_SIG
   _HP_B_RUN_START=$start
   _HP_B_RUN_TS=$ts
-  _HP_B_RUN_COE=$coe
+  _HP_B_RUN_COE=$_HP_S_COE
   _HP_B_RUN_LOG="$_HP_RUN_DIR/logs/$bname"
   _HP_B_REPORT=$report
-  _HP_B_PROVIDES=("${provides[@]}")
-  _HP_B_OUTPUTS=("${outputs[@]}")
+  _HP_B_PROVIDES=("${_HP_S_PROVIDES[@]}")
+  _HP_B_OUTPUTS=("${_HP_S_OUTPUTS[@]}")
   _HP_CUR_PROVIDES_JSON=$provides_json
-  _hp_log "step $key: one command for ${#run[@]} item(s): ${run[*]}"
+  _HP_B_LIST=$list
+  _HP_B_SHARED=("${shared[@]}")
+  _hp_log "step $_HP_S_TEMPLATE: one command for ${#run[@]} item(s): ${run[*]}"
+}
+
+# Runs the batch command prepared by _hp_batch_prepare, in work/, with the needs shared by every item
+# (_HP_B_SHARED) and the --env entries, then gives every listed item its state (_hp_batch_ingest). No
+# locals here, nor in the functions that call it: the command would see their values in place of the
+# context values of their names.
+_HP_B_LIST=""
+_HP_B_SHARED=()
+_hp_batch_exec() {
   set -m
   (
     cd -- "$_HP_RUN_DIR/work" || exit 126
     unset -v HPCPIPE_ITEM HPCPIPE_PUBLISH "$_HP_B_KEYNAME"
-    # shellcheck disable=SC2163 # each entry is NAME=value: exporting the assignment is the point
-    for k in "${shared[@]}"; do export -- "$k"; done
-    export HPCPIPE_BATCH_ITEMS="$list" HPCPIPE_BATCH_REPORT="$report"
-    for n in "${!env_keys[@]}"; do export -- "${env_keys[n]}=${env_vals[n]}"; done
+    ((${#_HP_B_SHARED[@]} == 0)) || export -- "${_HP_B_SHARED[@]}"
+    export HPCPIPE_BATCH_ITEMS="$_HP_B_LIST" HPCPIPE_BATCH_REPORT="$_HP_B_REPORT"
+    ((${#_HP_S_ENV[@]} == 0)) || export -- "${_HP_S_ENV[@]}"
     export -f hp_batch_report
-    HPCPIPE_STEP=$key HPCPIPE_TASK=$_HP_B_TASK exec bash -c "$cmd"
+    HPCPIPE_STEP=$_HP_S_TEMPLATE HPCPIPE_TASK=$_HP_B_TASK exec bash -c "$_HP_S_CMD"
   ) </dev/null >"$_HP_B_RUN_LOG.out" 2>"$_HP_B_RUN_LOG.err" &
   _HP_CHILD=$!
   set +m
-  local rc=0
-  wait "$_HP_CHILD" || rc=$?
+  _HP_S_RC=0
+  wait "$_HP_CHILD" || _HP_S_RC=$?
   _HP_CRITICAL=1
   _HP_CHILD=""
-  _hp_batch_ingest "$rc" "" ""
+  _hp_batch_ingest "$_HP_S_RC" "" ""
   _HP_B_RUNNING=()
   _hp_leave_critical
-  return 0
 }
 
 # _hp_batch_ingest EXIT_CODE ERROR REASON: turns the report into the state of every running item.
@@ -1293,15 +1372,15 @@ _hp_batch_ingest() {
   for i in "${_HP_B_RUNNING[@]}"; do
     _hp_batch_select "$i"
     ikey=${_HP_B_RUN_KEY//"{i}"/$i}
-    _hp_batch_outputs "$ikey" "$i"
+    _hp_batch_outputs "$ikey"
     outputs_json=$REPLY
     failure=""
     error=""
     case ${rstatus[$i]-} in
       ok)
-        if ((${#_HP_B_PROBLEMS[@]} > 0)); then
+        if ((${#_HP_S_PROBLEMS[@]} > 0)); then
           failure=STEP_FAILED
-          printf -v error '%s; ' "${_HP_B_PROBLEMS[@]}"
+          printf -v error '%s; ' "${_HP_S_PROBLEMS[@]}"
           error="validation failed: ${error%; }"
         fi
         ;;
@@ -1362,59 +1441,16 @@ _hp_batch_pub_sizes() {
   done < <(cd -- "$_HP_RUN_DIR/ctx" 2>/dev/null && printf '%s\0' "${names[@]}" | wc -c --files0-from=- 2>/dev/null)
 }
 
-# REPLY := the outputs JSON of item INDEX of the running batch step (step key KEY); _HP_B_PROBLEMS := what is
-# missing: declared output files (`{i}` = the index, `{item}` = the value) and provides, or a malformed publish file (as in hp_step).
-_HP_B_PROBLEMS=()
+# REPLY := the outputs JSON of the current item of the running batch step (step key KEY), checked as in
+# hp_step (_HP_S_FILES, _HP_S_PROBLEMS); the size of its published values is from _hp_batch_pub_sizes.
 _hp_batch_outputs() {
-  local key=$1 i=$2 o path size line n=0 bad=0 pk pub="$_HP_RUN_DIR/ctx/$1.pub" k
-  local -a files=() not_provided=() order=()
-  local -A published=()
-  _HP_B_PROBLEMS=()
-  for o in "${_HP_B_OUTPUTS[@]}"; do
-    # Per-item output patterns, as in hp_step: {i} is the item's index, {item} its value.
-    path=${o//"{i}"/"$i"}
-    path=${path//"{item}"/"$_HP_ITEM"}
-    if [[ $path != "$o" && ($path == /* || /$path/ == */../*) ]]; then
-      _HP_B_PROBLEMS+=("output '$o' for this item is '$path', which leaves the working directory")
-      continue
-    fi
-    o=$path
-    path=$o
-    [[ $path == /* ]] || path="$_HP_RUN_DIR/work/$o"
-    if [[ -e $path ]]; then files+=("$o"); else _HP_B_PROBLEMS+=("missing output file '$o'"); fi
-  done
-  size=${_HP_B_PUBSIZE[$key.pub]-0}
-  if ((size > _HP_PUBLISH_MAX_BYTES)); then
-    _HP_B_PROBLEMS+=("published values exceed $_HP_PUBLISH_MAX_BYTES bytes")
-  elif [[ -f $pub ]]; then
-    while IFS= read -r line || [[ -n $line ]]; do
-      n=$((n + 1))
-      [[ -z $line ]] && continue
-      pk=${line%%=*}
-      if [[ $line != *=* ]] || ! _hp_is_context_key "$pk"; then
-        ((bad)) || _HP_B_PROBLEMS+=("line $n of the published values is not NAME=value with NAME a usable variable name")
-        bad=1
-        continue
-      fi
-      [[ -n ${published[$pk]+x} ]] || order+=("$pk")
-      published[$pk]=${line#*=}
-    done <"$pub"
-  fi
-  local pub_json=""
-  for pk in "${order[@]}"; do
-    _hp_json_str "${published[$pk]}"
-    pub_json+="${pub_json:+,}\"$pk\":$REPLY"
-  done
-  for k in "${_HP_B_PROVIDES[@]}"; do
-    [[ -n ${published[$k]+x} ]] || not_provided+=("'$k'")
-  done
-  if ((${#not_provided[@]} > 0)); then
-    local joined
-    printf -v joined '%s, ' "${not_provided[@]}"
-    _HP_B_PROBLEMS+=("did not provide ${joined%, }")
-  fi
-  _hp_json_array "${files[@]}"
-  REPLY="{\"published\":{$pub_json},\"files\":$REPLY}"
+  local key=$1 published
+  _HP_S_PROBLEMS=()
+  _hp_step_files "${_HP_B_OUTPUTS[@]}"
+  _hp_step_published "$_HP_RUN_DIR/ctx/$key.pub" "${_HP_B_PUBSIZE[$key.pub]-0}" "${_HP_B_PROVIDES[@]}"
+  published=$REPLY
+  _hp_json_array "${_HP_S_FILES[@]}"
+  REPLY="{\"published\":{$published},\"files\":$REPLY}"
 }
 
 # A signal arrived in a map task with batch steps: a running batch command's items get their states

@@ -131,6 +131,20 @@ describe("a packed map task", () => {
     expect(existsSync(join(run.runDir, "states", "m.7.json"))).toBe(false);
   });
 
+  it("gives each item's commands the context values under their own names, even names the packing uses inside", async () => {
+    const names = ["n", "i", "key", "file", "body", "first", "per", "icpus", "slots", "cpus", "lines", "count"];
+    const print = `printf '%s\\n' "${names.map((n) => `${n}=\${${n}-unset}`).join(" ")}" > "$HPCPIPE_OUT_DIR/$HPCPIPE_STEP"`;
+    const expected = `${names.map((n) => `${n}=ctx-${n}`).join(" ")}\n`;
+    const run = newRun({ items: { m: letters(4) }, context: Object.fromEntries(names.map((n) => [n, `ctx-${n}`])) });
+    const map = writeJob(run, packedMapJob("m", "model", [step("m.{i}.s", print)], { itemsPerTask: 3 }, { count: 2 }));
+    expect((await runScript(run, map, arrayEnv(1))).code).toBe(0);
+    expect(readFileSync(join(run.runDir, "out", "m.3.s"), "utf8")).toBe(expected);
+    const bodies = [0, 1, 2].map((c) => ({ unitKey: null, steps: [step(`g.c${c}`, print)] }));
+    const group = writeJob(run, groupJob(bodies, { groupPack: { itemsPerTask: 2, itemCpus: 1 }, array: { count: 2, offset: 0, throttle: null, chunk: 0, chunks: 1, total: 2, indices: null } }));
+    expect((await runScript(run, group, arrayEnv(1))).code).toBe(0);
+    expect(readFileSync(join(run.runDir, "out", "g.c2"), "utf8")).toBe(expected);
+  });
+
   it("dies without states when its task has no items (a bundle that does not match its array)", async () => {
     const run = newRun({ items: { m: letters(4) } });
     const script = writeJob(run, packedMapJob("m", "it", [step("m.{i}.s", "true")], { itemsPerTask: 2 }, { count: 3 }));

@@ -313,6 +313,28 @@ describe("the job wrapper", () => {
     expect(res.stderr).toContain("ignoring a context record");
     expect(existsSync(join(run.runDir, "work", "pwned"))).toBe(false);
   });
+
+  it("gives the command each context value and need under its own name, even a name the wrapper uses inside", async () => {
+    // Names of variables the wrapper used while loading the context and starting a step.
+    const names = ["cmd", "key", "pub", "sig", "k", "i", "rec", "file", "from", "template", "offset", "id"];
+    const run = newRun({ context: Object.fromEntries(names.map((n) => [n, `ctx-${n}`])) });
+    const print = names.map((n) => `${n}=\${${n}-unset}`).join(" ");
+    const script = writeJob(
+      run,
+      plainJob([
+        step("s", `printf '%s\\n' "own command" "${print}" "$HPCPIPE_STEP" "$HPCPIPE_PUBLISH" > seen`, {
+          requires: ["cmd", "key", "pub"],
+          needs: ["cmd", "key", "pub"].map((key) => ({ key, from: "context" })),
+        }),
+      ]),
+    );
+    const res = await runScript(run, script);
+    expect(res.code).toBe(0);
+    expect(readFileSync(join(run.runDir, "work", "seen"), "utf8")).toBe(
+      ["own command", names.map((n) => `${n}=ctx-${n}`).join(" "), "s", join(run.runDir, "ctx", "s.pub"), ""].join("\n"),
+    );
+    expect(readState(run, "s")).toMatchObject({ success: true, key: "s" });
+  });
 });
 
 describe("resuming in the same run directory", () => {
