@@ -78,7 +78,7 @@ _hp_is_context_key() {
   local LC_ALL=C
   [[ $1 =~ $_HP_IDENT_RE ]] || return 1
   [[ $_HP_RESERVED != *" $1 "* ]] || return 1
-  case $1 in SLURM_* | HPCPIPE_* | BASH* | LD_* | SBATCH_* | SSH_* | LC_*) return 1 ;; esac
+  case $1 in SLURM_* | HPCPIPE_* | _HP_* | BASH* | LD_* | SBATCH_* | SSH_* | LC_*) return 1 ;; esac
   return 0
 }
 

@@ -14,7 +14,7 @@ export const RESERVED_CONTEXT_KEYS: ReadonlySet<string> = new Set([
   "SHELLOPTS", "BASHOPTS", "GLOBIGNORE", "PROMPT_COMMAND", "step_states",
 ]);
 /** Prefixes a context key may not start with (also in templates/lib.sh: tested to agree). */
-export const RESERVED_CONTEXT_PREFIXES: readonly string[] = ["SLURM_", "HPCPIPE_", "BASH", "LD_", "SBATCH_", "SSH_", "LC_"];
+export const RESERVED_CONTEXT_PREFIXES: readonly string[] = ["SLURM_", "HPCPIPE_", "_HP_", "BASH", "LD_", "SBATCH_", "SSH_", "LC_"];
 
 /** Why a context key cannot be used in a cluster job, or null when it can. */
 export function contextKeyProblem(key: string): string | null {
