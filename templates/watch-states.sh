@@ -25,17 +25,42 @@ dir=$1 tick=$2 want_inotify=$3 max=$4 full_every=$5
 }
 declare -A seen=()
 ino_pid="" ino_fd="" mode=scan last_dir="" ticks=0 scans=0
+# Between full scans, a scan looks only at files whose status changed since (2 s before) the last scan
+# began: two marker files in the run directory, outside the watched one (inotify would see them), on the
+# same file system (the same clock). Without them, every scan is a full one.
+inc=0 mark_old="" mark_new=""
 stop() {
   if [[ -n $ino_pid ]]; then kill "$ino_pid" 2>/dev/null; fi
+  if [[ -n $mark_old ]]; then rm -f -- "$mark_old" "$mark_new" 2>/dev/null; fi
 }
 trap stop EXIT
 trap 'exit 0' HUP PIPE TERM INT
 say() { printf '%s\n' "$1" || exit 0; }
 
-# Sends every state file that is new or changed since it was last sent (temp files start with a dot: not matched).
+setup_marks() {
+  mark_old=../.hpcpipe-watch.$$.a mark_new=../.hpcpipe-watch.$$.b
+  if touch -d '2 seconds ago' -- "$mark_old" "$mark_new" 2>/dev/null && command -v find >/dev/null 2>&1; then
+    inc=1
+  else
+    rm -f -- "$mark_old" "$mark_new" 2>/dev/null
+    mark_old="" mark_new=""
+  fi
+}
+
+# scan full|new: sends every state file (all of them, or those changed since the last scan) that is new
+# or changed since it was last sent (temp files start with a dot: not matched).
 scan() {
-  local -a names=(*.json)
+  local -a names=()
   local rec sig name content size i
+  if ((inc)) && ! touch -d '2 seconds ago' -- "$mark_new" 2>/dev/null; then inc=0; fi
+  if [[ $1 == full ]] || ((!inc)); then
+    names=(*.json)
+  else
+    mapfile -t -d '' names < <(find . -maxdepth 1 -name '*.json' -cnewer "$mark_old" -printf '%f\0' 2>/dev/null)
+  fi
+  if ((inc)); then
+    name=$mark_old mark_old=$mark_new mark_new=$name
+  fi
   for ((i = 0; i < ${#names[@]}; i += 500)); do
     while IFS= read -r -d '' rec; do
       sig=${rec%% *}
@@ -103,13 +128,21 @@ until [[ -d $dir ]] && cd -- "$dir" 2>/dev/null; do
   wait_tick
 done
 start_inotify
+setup_marks
 while :; do
   now=$(stat -c '%i %y %z' -- . 2>/dev/null) || exit 0
-  if [[ $now != "$last_dir" ]] || ((ticks % full_every == 0)); then
+  # The first scan and every 16th periodic one read every file; in between, a scan when the directory
+  # changed, and every FULL_EVERY ticks regardless (coarse or cached directory times), reads only the
+  # files whose status changed lately.
+  if ((ticks % (full_every * 16) == 0)); then
     last_dir=$now
-    scan
+    scan full
     scans=$((scans + 1))
     ((scans != 1)) || say "R $mode"
+  elif [[ $now != "$last_dir" ]] || ((ticks % full_every == 0)); then
+    last_dir=$now
+    scan new
+    scans=$((scans + 1))
   fi
   ticks=$((ticks + 1))
   wait_tick
