@@ -25,9 +25,10 @@ dir=$1 tick=$2 want_inotify=$3 max=$4 full_every=$5
 }
 declare -A seen=()
 ino_pid="" ino_fd="" mode=scan last_dir="" ticks=0 scans=0
-# Between full scans, a scan looks only at files whose status changed since (2 s before) the last scan
-# began: two marker files in the run directory, outside the watched one (inotify would see them), on the
-# same file system (the same clock). Without them, every scan is a full one.
+# Between full scans, a scan looks only at files whose status changed in the last 2-4 s: two marker files
+# in the run directory (outside the watched one: inotify would see them), touched in turn every FULL_EVERY
+# ticks with the file system's own clock (touch without a date), so that neither a skewed clock here nor
+# coarse file times there hide a file. Without them, every scan is a full one.
 inc=0 mark_old="" mark_new=""
 stop() {
   if [[ -n $ino_pid ]]; then kill "$ino_pid" 2>/dev/null; fi
@@ -39,6 +40,7 @@ say() { printf '%s\n' "$1" || exit 0; }
 
 setup_marks() {
   mark_old=../.hpcpipe-watch.$$.a mark_new=../.hpcpipe-watch.$$.b
+  # The first window reaches back 2 s before the watcher started (by this host's clock).
   if touch -d '2 seconds ago' -- "$mark_old" "$mark_new" 2>/dev/null && command -v find >/dev/null 2>&1; then
     inc=1
   else
@@ -47,19 +49,22 @@ setup_marks() {
   fi
 }
 
-# scan full|new: sends every state file (all of them, or those changed since the last scan) that is new
-# or changed since it was last sent (temp files start with a dot: not matched).
+# Every FULL_EVERY ticks: the older marker is touched now and becomes the newer; scans compare with the
+# other one, touched one period ago.
+rotate_marks() {
+  local m=$mark_old
+  if ((inc)) && touch -- "$m" 2>/dev/null; then mark_old=$mark_new mark_new=$m; else inc=0; fi
+}
+
+# scan full|new: sends every state file (all of them, or those changed lately) that is new or changed
+# since it was last sent (temp files start with a dot: not matched).
 scan() {
   local -a names=()
   local rec sig name content size i
-  if ((inc)) && ! touch -d '2 seconds ago' -- "$mark_new" 2>/dev/null; then inc=0; fi
   if [[ $1 == full ]] || ((!inc)); then
     names=(*.json)
   else
     mapfile -t -d '' names < <(find . -maxdepth 1 -name '*.json' -cnewer "$mark_old" -printf '%f\0' 2>/dev/null)
-  fi
-  if ((inc)); then
-    name=$mark_old mark_old=$mark_new mark_new=$name
   fi
   for ((i = 0; i < ${#names[@]}; i += 500)); do
     while IFS= read -r -d '' rec; do
@@ -131,10 +136,11 @@ start_inotify
 setup_marks
 while :; do
   now=$(stat -c '%i %y %z' -- . 2>/dev/null) || exit 0
-  # The first scan and every 16th periodic one read every file; in between, a scan when the directory
+  # The first scan and every 4th periodic one read every file; in between, a scan when the directory
   # changed, and every FULL_EVERY ticks regardless (coarse or cached directory times), reads only the
   # files whose status changed lately.
-  if ((ticks % (full_every * 16) == 0)); then
+  if ((ticks > 0 && ticks % full_every == 0)); then rotate_marks; fi
+  if ((ticks % (full_every * 4) == 0)); then
     last_dir=$now
     scan full
     scans=$((scans + 1))
