@@ -1,8 +1,8 @@
 /**
  * The step cache at submission (issue "Move data like a render farm"): over
  * the open connection, ask the store in ONE round trip which step keys it
- * holds (with their entries, and whether the blobs of their outputs are
- * still there: a purge or a prune may have removed them), then
+ * holds (with their entries), check in ONE more that the blobs of their
+ * outputs are still there (a purge or a prune may have removed them), then
  * compile again leaving the restored steps out (compiling stays offline: the
  * set of restored steps is its input). The run gets the files that restore
  * them and the files that let its jobs store what they compute.
@@ -14,7 +14,7 @@ import { keyFiles, restoration, storeFile } from "../cache/restore.js";
 import type { Restoration } from "../cache/restore.js";
 import type { ClusterConfig } from "../cluster/index.js";
 import type { CompiledPlan } from "../plan/plan.js";
-import { storeDir } from "../store/index.js";
+import { distinctBlobs, missingBlobs, storeDir } from "../store/index.js";
 import type { StagedFile } from "../store/index.js";
 import type { Transport } from "../transport/index.js";
 
@@ -60,16 +60,24 @@ export async function applyStepCache(
   const distinct = [...new Set([...keys.keys.values()].filter((k): k is string => k !== null))];
   const store = storeDir(config);
   const answer = await queryCache(transport, distinct, { store, group: config.store_group, trust: config.cache_trust, timeoutMs: 10 * 60_000 });
-  const hits = new Set(answer.entries.keys());
+  let hits = new Set(answer.entries.keys());
   let restored = effectiveHits(keys, hits);
-  // The outputs of what is restored must still be in the store: the query said which hits name a blob that is
-  // gone (purged, pruned); such a hit is a miss.
+  // The outputs of what would be restored must still be in the store (ONE query): a hit whose blob is gone is a miss.
   let purged = 0;
-  if (answer.gone.size > 0) {
-    const wouldRestore = new Set([...restored].map((step) => keys.keys.get(step)));
-    purged = [...answer.gone].filter((k) => wouldRestore.has(k)).length;
-    for (const k of answer.gone) hits.delete(k);
-    restored = effectiveHits(keys, hits);
+  const blobs = distinctBlobs(restoration(full, keys, restored, answer.entries).outputs);
+  if (blobs.length > 0) {
+    const { missing } = await missingBlobs(transport, blobs, { store, group: config.store_group, timeoutMs: 10 * 60_000 });
+    if (missing.length > 0) {
+      const gone = new Set(missing.map((b) => b.sha256));
+      for (const [key, entry] of answer.entries) {
+        if (entry.outputs.some((o) => gone.has(o.sha256))) {
+          hits.delete(key);
+          purged += 1;
+        }
+      }
+      hits = new Set(hits);
+      restored = effectiveHits(keys, hits);
+    }
   }
   const rest: Restoration = restoration(full, keys, restored, answer.entries);
   const plan = restored.size > 0 ? recompile(restored) : full;

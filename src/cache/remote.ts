@@ -72,14 +72,11 @@ export interface CacheAnswer {
   untrusted: number;
   /** Entries that could not be used (not valid JSON, not this key, not a success): treated as misses. */
   invalid: string[];
-  /** Keys of trusted entries that name an output blob the store no longer holds (purged, pruned): misses. */
-  gone: Set<string>;
 }
 
 // $1 store, $2 group, $3 trusted users (comma-separated), $4 trusted groups. Stdin: one key a line.
-// Prints "store <absolute path>", then "hit <index> <entry>" for each trusted entry (followed by "gone <index>"
-// when a blob its outputs name is not in the store), "untrusted <index>" for an entry of someone else, and
-// "end <count>". Touches the caller's hits (their last use, for prune).
+// Prints "store <absolute path>", then "hit <index> <entry>" for each trusted entry, "untrusted <index>"
+// for an entry of someone else, and "end <count>". Touches the caller's hits (their last use, for prune).
 const QUERY_SCRIPT = `set -u
 store=$1 group=$2 tusers=$3 tgroups=$4
 if [ -n "$group" ]; then umask 007; else umask 077; fi
@@ -101,7 +98,6 @@ for g in "\${names[@]}"; do
 done
 i=0
 declare -a mine=()
-blob_re='"sha256":"([0-9a-f]{64})"'
 while IFS= read -r k; do
   f=$store/cache/\${k:0:2}/$k.json
   if [ -f "$f" ] && [ ! -L "$f" ]; then
@@ -113,16 +109,7 @@ while IFS= read -r k; do
     if [ "$ok" = 1 ]; then
       line=
       IFS= read -r -n 1048576 line <"$f" || true
-      if [ -n "$line" ]; then
-        printf 'hit %s %s\\n' "$i" "$line"
-        # Its outputs' blobs ("sha256":"<hex>" of the outputs list; escaped quotes inside strings never match).
-        rest=$line
-        while [[ $rest =~ $blob_re ]]; do
-          h=\${BASH_REMATCH[1]}
-          if [ ! -f "$store/blobs/\${h:0:2}/$h" ]; then printf 'gone %s\\n' "$i"; break; fi
-          rest=\${rest#*"\${BASH_REMATCH[0]}"}
-        done
-      fi
+      [ -n "$line" ] && printf 'hit %s %s\\n' "$i" "$line"
     else
       printf 'untrusted %s\\n' "$i"
     fi
@@ -138,7 +125,6 @@ export function parseCacheAnswer(stdout: string, keys: readonly string[]): Cache
   const entries = new Map<string, CacheEntry>();
   const invalid: string[] = [];
   let untrusted = 0;
-  const goneAt: number[] = [];
   let storePath: string | null = null;
   let end: number | null = null;
   for (const line of stdout.split("\n")) {
@@ -147,7 +133,6 @@ export function parseCacheAnswer(stdout: string, keys: readonly string[]): Cache
     if ((m = /^store (\/.*)$/.exec(line))) storePath = m[1] as string;
     else if ((m = /^end (\d+)$/.exec(line))) end = Number(m[1]);
     else if ((m = /^untrusted (\d+)$/.exec(line))) untrusted += 1;
-    else if ((m = /^gone (\d+)$/.exec(line))) goneAt.push(Number(m[1]));
     else if ((m = /^hit (\d+) (.*)$/.exec(line))) {
       const key = keys[Number(m[1])];
       if (key === undefined) throw new Error(`the cache's answer names key #${m[1]} of ${keys.length}`);
@@ -165,12 +150,7 @@ export function parseCacheAnswer(stdout: string, keys: readonly string[]): Cache
   }
   if (end !== keys.length) throw new Error(`the cache read ${end ?? "no"} keys of ${keys.length}: the answer was cut short`);
   if (storePath === null) throw new Error("the cache's answer does not say where the store is");
-  const gone = new Set<string>();
-  for (const i of goneAt) {
-    const key = keys[i];
-    if (key !== undefined && entries.has(key)) gone.add(key);
-  }
-  return { storePath, entries, untrusted, invalid, gone };
+  return { storePath, entries, untrusted, invalid };
 }
 
 /** ONE round trip: which of `keys` the store holds, with the trusted entries. */
