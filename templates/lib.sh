@@ -819,7 +819,7 @@ hp_step() {
     _hp_step_outputs
     _hp_step_finish "$REPLY"
   else
-    _hp_step_missing
+    _hp_step_missing "$_HP_S_KEY" "$_HP_CUR_START" "$_HP_CUR_TS" "$_HP_CUR_PROVIDES_JSON" "${_HP_S_MISSING[@]}"
   fi
   _HP_CUR_KEY=""
   _hp_leave_critical
@@ -915,20 +915,21 @@ _hp_step_needs() {
   ((${#_HP_S_MISSING[@]} == 0))
 }
 
-# Records the step as failed with MISSING_REQUIREMENT (its command does not run).
+# _hp_step_missing KEY START TS PROVIDES_JSON MISSING...: records step KEY (a plain step, or one item of a
+# batch step) as failed with MISSING_REQUIREMENT, naming the missing keys (its command does not run).
 _hp_step_missing() {
-  local list="" s="" error meta k
+  local key=$1 start=$2 ts=$3 provides=$4 list="" s="" error meta k
+  shift 4
   _HP_CRITICAL=1
-  for k in "${_HP_S_MISSING[@]}"; do list+="${list:+, }'$k'"; done
-  ((${#_HP_S_MISSING[@]} > 1)) && s=s
+  for k in "$@"; do list+="${list:+, }'$k'"; done
+  (($# > 1)) && s=s
   error="missing requirement$s $list"
-  _hp_json_array "${_HP_S_MISSING[@]}"
+  _hp_json_array "$@"
   _hp_meta_json "\"exit_code\":null,\"reason\":null,\"missing\":$REPLY"
   meta=$REPLY
   _hp_json_str "$error"
-  _hp_state_json "$_HP_S_KEY" "$_HP_S_SIG" "$_HP_CUR_START" "$_HP_CUR_TS" false '"MISSING_REQUIREMENT"' "$REPLY" \
-    "$_HP_CUR_PROVIDES_JSON" '{}' "$meta" null
-  _hp_step_done "$_HP_S_KEY" "$_HP_S_COE" MISSING_REQUIREMENT "$error" "$REPLY"
+  _hp_state_json "$key" "$_HP_S_SIG" "$start" "$ts" false '"MISSING_REQUIREMENT"' "$REPLY" "$provides" '{}' "$meta" null
+  _hp_step_done "$key" "$_HP_S_COE" MISSING_REQUIREMENT "$error" "$REPLY"
 }
 
 # Runs the command (bash -c, in work/, stdin /dev/null, logs/<key>.out and .err) with the needs, the
@@ -1224,7 +1225,7 @@ _hp_batch_prepare() {
 
   local -a run=() shared=() newdirs=()
   local -A shared_seen=()
-  local ikey from pub dir needs_file error meta line
+  local ikey from pub dir needs_file line
   local listing=""
   for i in "${_HP_B_IDX[@]}"; do
     [[ ${_HP_B_STOP[$i]} == 1 ]] && continue
@@ -1262,17 +1263,7 @@ _hp_batch_prepare() {
       [[ -n ${resolved[$k]+x} || -n ${_HP_CTX[$k]+x} ]] || missing+=("$k")
     done
     if ((${#missing[@]} > 0)); then
-      _HP_CRITICAL=1
-      local names="" s=""
-      for k in "${missing[@]}"; do names+="${names:+, }'$k'"; done
-      ((${#missing[@]} > 1)) && s=s
-      error="missing requirement$s $names"
-      _hp_json_array "${missing[@]}"
-      _hp_meta_json "\"exit_code\":null,\"reason\":null,\"missing\":$REPLY"
-      meta=$REPLY
-      _hp_json_str "$error"
-      _hp_state_json "$ikey" "$_HP_S_SIG" "$start" "$ts" false '"MISSING_REQUIREMENT"' "$REPLY" "$provides_json" '{}' "$meta" null
-      _hp_step_done "$ikey" "$_HP_S_COE" MISSING_REQUIREMENT "$error" "$REPLY"
+      _hp_step_missing "$ikey" "$start" "$ts" "$provides_json" "${missing[@]}"
       _hp_batch_save "$i"
       _hp_leave_critical
       continue

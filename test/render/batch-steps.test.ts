@@ -1,4 +1,4 @@
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -58,6 +58,22 @@ describe("running a batch step (real bash)", () => {
       expect(readFileSync(join(run.runDir, "seen"), "utf8")).toBe(`own ${names.map((n) => `${n}=ctx-${n}`).join(" ")} E1=e1\n`);
       expect(readFileSync(join(run.runDir, "batch", "m.task0.s", "report.tsv"), "utf8")).toBe("0\tok\t\n1\tok\t\n");
       for (const i of [0, 1]) expect(readState(run, `m.${i}.s`)).toMatchObject({ success: true, meta: { batch: { items: 2, reported: true } } });
+    } finally {
+      removeRun(run);
+    }
+  });
+
+  it("records each item of a batch step whose requirements no source has as MISSING_REQUIREMENT, naming them, and runs no command for it", async () => {
+    const run = makeRun({ context: {}, items: { m: ["a", "b"] } });
+    try {
+      const batch = step("m.{i}.s", 'touch "$HPCPIPE_RUN_DIR/ran"', { batch: true, requires: ["absent", "gone"] });
+      const script = writeJob(run, packedMapJob("m", "it", [batch], { itemsPerTask: 2 }, { count: 1 }));
+      const res = await runScript(run, script, arrayEnv(0));
+      expect(res.code).not.toBe(0);
+      for (const i of [0, 1]) {
+        expect(readState(run, `m.${i}.s`)).toMatchObject({ success: false, failure: "MISSING_REQUIREMENT", error: "missing requirements 'absent', 'gone'", meta: { missing: ["absent", "gone"] } });
+      }
+      expect(existsSync(join(run.runDir, "ran"))).toBe(false);
     } finally {
       removeRun(run);
     }
