@@ -4,7 +4,7 @@
  * place that picks an executor: by the cluster config at submission, by the
  * run record afterwards.
  */
-import { dirname, join, resolve } from "node:path";
+import { dirname, join } from "node:path";
 import { loadClusterConfig } from "../cluster/index.js";
 import { writeJsonAtomic } from "../core/atomic-json.js";
 import type { Logger } from "../core/logger.js";
@@ -17,11 +17,12 @@ import type { OpenRunOptions } from "./connect.js";
 import type { RunExecutor } from "./executor.js";
 import { localExecutor, supervisorAlive } from "./local-executor.js";
 import { spawnSupervisor, superviseRun } from "./local-supervisor.js";
-import { preparePlan, sourceLabel } from "./prepare.js";
+import { preparePlan } from "./prepare.js";
 import type { PipelineSource } from "./prepare.js";
 import { checkSameInputs, doneSteps, ResumeError } from "./resume.js";
 import { copyBundle } from "./run-local.js";
 import { slurmExecutor } from "./slurm-executor.js";
+import { firstRecord } from "./submit-prepare.js";
 import { submitRun } from "./submit.js";
 import type { SubmitOptions, SubmitOutcome } from "./submit.js";
 
@@ -67,28 +68,9 @@ export async function openRun<T>(runId: string, options: OpenRunOptions, action:
   return withRun(runId, { ...options, store }, (ctx) => action(slurmExecutor(ctx)));
 }
 
-/** The record of a new local run, before anything runs. */
+/** The record of a new local run, before anything runs: a submission's first record, run by the local executor. */
 function localRecord(plan: CompiledPlan, spec: PipelineSource, config: { name: string; source?: string | null }, cpus: number | undefined, now: string): RunRecord {
-  return {
-    format: 1,
-    run_id: plan.runId,
-    pipeline: plan.pipeline,
-    spec: sourceLabel(spec),
-    cluster: config.name,
-    cluster_config: resolve(config.source ?? "local"),
-    remote_dir: plan.layout.runDir,
-    plan_signature: plan.signature,
-    created: now,
-    updated: now,
-    phase: "submitting",
-    jobs: {},
-    error: null,
-    resumes: null,
-    attempt: 1,
-    executor: "local",
-    supervisor: null,
-    local: { cpus: cpus ?? null },
-  };
+  return { ...firstRecord(plan, { name: config.name, source: config.source ?? null }, { spec, cluster: "local" }, now), executor: "local", supervisor: null, local: { cpus: cpus ?? null } };
 }
 
 async function startLocal<T>(

@@ -38,7 +38,7 @@ export function requireSlurm(config: ClusterConfig, options: SubmitOptions): voi
 }
 
 /** The record of a new run, in phase "submitting" with no job yet. */
-export function firstRecord(plan: CompiledPlan, config: ClusterConfig, options: Pick<SubmitOptions, "spec" | "cluster">, now: string): RunRecord {
+export function firstRecord(plan: CompiledPlan, config: Pick<ClusterConfig, "name" | "source">, options: Pick<SubmitOptions, "spec" | "cluster">, now: string): RunRecord {
   return {
     format: 1,
     run_id: plan.runId,
