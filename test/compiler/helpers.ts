@@ -8,6 +8,7 @@ import { CommandStep } from "../../src/spec/command-step.js";
 import type { CommandStepOptions } from "../../src/spec/command-step.js";
 import type { PlanStep } from "../../src/plan/plan.js";
 import type { LeafUnit } from "../../src/compiler/units.js";
+import { step } from "../render/fixtures.js";
 
 /** A renderer that records what it was given instead of running templates: the compiler's structure is tested alone. */
 export const structureRenderer: Renderer = {
@@ -32,20 +33,7 @@ export function compileTree(root: PipelineStep, over: Partial<CompileInput> = {}
 }
 
 /** A leaf step as the plan holds it, built by hand for the unit tests of single phases. */
-export const planStepOf = (key: string, over: Partial<PlanStep> = {}): PlanStep => ({
-  key,
-  name: key.split(".").pop() ?? key,
-  signature: "000000000000",
-  command: "true",
-  env: {},
-  requires: [],
-  provides: [],
-  outputs: [],
-  needs: [],
-  continue_on_error: false,
-  idempotent: false,
-  ...over,
-});
+export const planStepOf = (key: string, over: Partial<PlanStep> = {}): PlanStep => step(key, "true", { signature: "000000000000", idempotent: false, ...over });
 
 export const leafUnit = (key: string, over: Partial<Omit<LeafUnit, "type" | "leaf">> = {}): LeafUnit => ({
   type: "leaf",
