@@ -9,7 +9,6 @@
 import { spawn } from "node:child_process";
 import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { writeJsonAtomic } from "../core/atomic-json.js";
 import type { CompletedState } from "../core/completed-state.js";
 import type { Logger } from "../core/logger.js";
@@ -19,6 +18,7 @@ import { applyEvent, newJobTable, tableJobIds, writeJobTable } from "../local/jo
 import type { JobTable } from "../local/job-table.js";
 import { identityOf } from "../local/process-identity.js";
 import type { RunStore } from "../runs/index.js";
+import { programPath } from "../version.js";
 import { sleep } from "./sleep.js";
 
 /** The supervisor's own log (its stdout and stderr) in the run directory. */
@@ -107,7 +107,7 @@ export async function superviseRun(options: SuperviseOptions): Promise<{ state: 
 
 /** The compiled entry point of a detached supervisor, beside this module. */
 function supervisorEntry(): string {
-  return fileURLToPath(new URL("./local-supervisor-main.js", import.meta.url));
+  return programPath(import.meta.url, "app/local-supervisor.js", "app/local-supervisor-main.js");
 }
 
 /** Thrown when a detached supervisor cannot be started or dies before it took the run. */

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import Handlebars from "handlebars";
@@ -84,14 +85,16 @@ export function defaultTemplatesDir(): string {
   return join(packageRoot(), "templates");
 }
 
-function readTemplate(dir: string, file: string): string {
-  const path = join(dir, file);
-  let source: string;
+function readSource(path: string): string {
   try {
-    source = readFileSync(path, "utf8");
+    return readFileSync(path, "utf8");
   } catch (err) {
     throw new Error(`cannot read template ${path}: ${(err as Error).message}`, { cause: err });
   }
+}
+
+/** Refuses a template that does not parse or prints a value without a quoting helper. */
+export function checkTemplate(path: string, source: string): void {
   let problems;
   try {
     problems = checkTemplateSource(source);
@@ -101,7 +104,61 @@ function readTemplate(dir: string, file: string): string {
   if (problems.length > 0) {
     throw new Error(`template ${path} is unsafe:\n${problems.map((p) => `  line ${p.line}: ${p.message}`).join("\n")}`);
   }
-  return source;
+}
+
+/** The SHA-256 of a template's text, which names its precompiled form. */
+export function templateHash(source: string): string {
+  return createHash("sha256").update(source).digest("hex");
+}
+
+/**
+ * The package's own templates precompiled by `npm run build` (scripts/precompile-templates.mjs): for
+ * each file of templates/ (relative path), the SHA-256 of the text it was made from, and Handlebars'
+ * precompiled template (JavaScript source of the template's object, with COMPILE_OPTIONS), made only
+ * from text that passed checkTemplate. Parsing and compiling the templates is most of what `submit`
+ * does before it can connect; a file whose text no longer has that hash is compiled (and checked) as
+ * before, so an edited templates/ never runs stale.
+ */
+export const PRECOMPILED_FILE = "templates.precompiled.json";
+export type Precompiled = Record<string, { sha256: string; spec: string }>;
+
+/** Precompiles every template of a directory (for dist/templates.precompiled.json); refuses an unsafe one. */
+export function precompileTemplates(dir: string = defaultTemplatesDir()): Precompiled {
+  const out: Precompiled = {};
+  for (const { file, source } of templateFiles(dir)) {
+    checkTemplate(join(dir, file), source);
+    out[file] = { sha256: templateHash(source), spec: Handlebars.precompile(source, COMPILE_OPTIONS) as string };
+  }
+  return out;
+}
+
+function readPrecompiled(root: string): Precompiled {
+  if (root !== defaultTemplatesDir()) return {};
+  try {
+    const data = JSON.parse(readFileSync(join(packageRoot(), "dist", PRECOMPILED_FILE), "utf8")) as unknown;
+    if (typeof data !== "object" || data === null) return {};
+    const out: Precompiled = {};
+    for (const [file, entry] of Object.entries(data as Record<string, unknown>)) {
+      const e = entry as { sha256?: unknown; spec?: unknown } | null;
+      if (typeof e?.sha256 === "string" && typeof e.spec === "string") out[file] = { sha256: e.sha256, spec: e.spec };
+    }
+    return out;
+  } catch {
+    return {}; // not built (tests run the sources), or unreadable: compile
+  }
+}
+
+function templateOf(env: HandlebarsEnv, root: string, file: string, precompiled: Precompiled): Template {
+  const path = join(root, file);
+  const source = readSource(path);
+  const entry = precompiled[file];
+  if (entry !== undefined && entry.sha256 === templateHash(source)) {
+    // Build output of the package itself, like its JavaScript (Handlebars.compile makes the same function).
+    const spec = new Function(`return ${entry.spec};`)() as TemplateSpecification;
+    return env.template(spec) as Template;
+  }
+  checkTemplate(path, source);
+  return env.compile(source, COMPILE_OPTIONS);
 }
 
 let defaultTemplates: Templates | undefined;
@@ -111,22 +168,23 @@ let defaultTemplates: Templates | undefined;
  * (default: the package's `templates/`) into an isolated environment.
  * A template that prints any value without a quoting helper is refused.
  */
-export function loadTemplates(dir?: string): Templates {
-  if (dir === undefined && defaultTemplates !== undefined) return defaultTemplates;
+export function loadTemplates(dir?: string, precompiledTemplates?: Precompiled): Templates {
+  if (dir === undefined && precompiledTemplates === undefined && defaultTemplates !== undefined) return defaultTemplates;
   const root = dir ?? defaultTemplatesDir();
+  const precompiled = precompiledTemplates ?? readPrecompiled(root);
   const env = createEnvironment();
   const partialsDir = join(root, "partials");
   if (existsSync(partialsDir)) {
     for (const file of readdirSync(partialsDir).filter((f) => f.endsWith(".hbs")).sort()) {
-      env.registerPartial(basename(file, ".hbs"), env.compile(readTemplate(partialsDir, file), COMPILE_OPTIONS));
+      env.registerPartial(basename(file, ".hbs"), templateOf(env, root, `partials/${file}`, precompiled));
     }
   }
   const templates: Templates = {
     dir: root,
-    sbatch: env.compile(readTemplate(root, "sbatch.hbs"), COMPILE_OPTIONS),
-    submit: env.compile(readTemplate(root, "submit.hbs"), COMPILE_OPTIONS),
+    sbatch: templateOf(env, root, "sbatch.hbs", precompiled),
+    submit: templateOf(env, root, "submit.hbs", precompiled),
   };
-  if (dir === undefined) defaultTemplates = templates;
+  if (dir === undefined && precompiledTemplates === undefined) defaultTemplates = templates;
   return templates;
 }
 

@@ -37,7 +37,8 @@ describe.skipIf(e2eSkipped)("one login with a one-time code shared by many comma
     env = workflowEnv("otp");
     plain = await env.remote();
     buildDir = mkdtempSync(path.join(tmpdir(), "hpcpipe-otp-cli-"));
-    main = await buildCli(buildDir);
+    // Bundled as `npm run build` bundles it: the holder program must be found outside the bundle.
+    main = await buildCli(buildDir, { bundle: true });
     // Short and private: the holder's socket lives here (HPCPIPE_SOCKET_DIR), created by `connect`.
     socketDir = path.join(mkdtempSync("/tmp/hp-"), "s");
     cluster = path.join(env.dir, "otp.yaml");

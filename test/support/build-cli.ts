@@ -10,10 +10,11 @@ const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", ".
 
 /**
  * Compiles cli/main.ts (and what it imports) into `<dir>/pkg`, with the package's templates,
- * cluster configs and node_modules linked beside it; returns its main.js. Type checking is
+ * cluster configs and node_modules linked beside it; returns its main.js (with `bundle`, bundled
+ * as the package's build bundles it). Type checking is
  * `npm run typecheck`'s job, not this build's (noCheck).
  */
-export async function buildCli(dir: string): Promise<string> {
+export async function buildCli(dir: string, options: { bundle?: boolean } = {}): Promise<string> {
   const out = path.join(dir, "pkg");
   const tsconfig = path.join(dir, "tsconfig.json");
   writeFileSync(
@@ -32,5 +33,7 @@ export async function buildCli(dir: string): Promise<string> {
   for (const name of ["templates", "cluster-configs", "node_modules"]) symlinkSync(path.join(REPO, name), path.join(out, name), "dir");
   const main = path.join(out, "cli", "main.js");
   if (!existsSync(main)) throw new Error(`tsc wrote no ${main}`);
+  // As `npm run build` does: the CLI bundled into main.js and chunks/ (scripts/bundle-cli.mjs).
+  if (options.bundle) await promisify(execFile)(process.execPath, [path.join(REPO, "scripts/bundle-cli.mjs"), main], { cwd: REPO, timeout: 300_000 });
   return main;
 }

@@ -13,6 +13,7 @@ import { AuthError, ConnectionError, HostKeyError, TransportError } from "../err
 import { JUMP_OTP_ENV, OTP_ENV, resolveTargetChain, type SshConnectOptions } from "../options.js";
 import { answerRound, describeSource, refusedCodeMessage, type AnswerSource, type OtpRoute } from "../otp.js";
 import { defaultPrompter } from "../terminal-prompt.js";
+import { programPath } from "../../version.js";
 import { holderControl, probeHolder } from "./client.js";
 // The holder program itself: imported so that every build holding this file holds it too (it runs only as the program).
 import "./main.js";
@@ -71,7 +72,7 @@ export async function stopHolder(options: SshConnectOptions): Promise<boolean> {
 
 function holderProgram(): string {
   const here = fileURLToPath(import.meta.url);
-  const program = path.join(path.dirname(here), `main${path.extname(here) === ".ts" ? ".ts" : ".js"}`);
+  const program = path.extname(here) === ".ts" ? path.join(path.dirname(here), "main.ts") : programPath(import.meta.url, "transport/holder/start.js", "transport/holder/main.js");
   if (path.extname(program) !== ".js") throw new TransportError(`the connection holder runs from the built package (dist/), not from ${program}`);
   return program;
 }
