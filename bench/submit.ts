@@ -44,7 +44,7 @@ const USAGE = `usage: node dist/bench/submit.js [options]
   --only LIST        sections to run, comma-separated (default all):
                      submit  round trips of a 10- and a 1,000-job submission, scheduler queries per poll
                      collect time to collect 2,000 state files
-                     w1,w3   submit to merged result: the CLI (child process, default settings) next to bench/submit/baseline.sh
+                     w1,w3   submit to merged result: the CLI (child process, default settings, --no-cache) next to bench/submit/baseline.sh
                      w2      the same for W2, hpcpipe in-process
                      delay   the submission figures with added delay on the SSH path
   --rounds N         rounds of every workload (median shown; default W1 15, W2 1, W3 5)

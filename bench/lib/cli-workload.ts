@@ -1,5 +1,7 @@
 // `hpcpipe submit SPEC --wait` as a user runs it: the built CLI (`node dist/cli/main.js`) in a child
-// process with its default settings, timed from spawn to exit like the hand-written client, with the
+// process with its default settings but the step cache (`--no-cache`: every round runs the same spec, so
+// from the second round on the cache would restore the whole run and no job would run), timed from spawn
+// to exit like the hand-written client, with the
 // moments it reports under HPCPIPE_TIMING=1 (src/core/timing.ts) splitting the time into process
 // start, connect, submit, waiting for the jobs and noticing their end, and collect.
 import { spawn } from "node:child_process";
@@ -43,7 +45,7 @@ export function cliSubmitRun(bench: Bench, spec: string): Promise<CliWorkloadRun
     delete env.HPCPIPE_WATCH;
     delete env.HPCPIPE_WATCH_INOTIFY;
     const t0 = performance.timeOrigin + performance.now();
-    const child = spawn(process.execPath, [CLI, "submit", spec, "--cluster", bench.config, "--wait", "--json", "--on-interrupt", "cancel"], { env, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [CLI, "submit", spec, "--cluster", bench.config, "--wait", "--json", "--on-interrupt", "cancel", "--no-cache"], { env, stdio: ["ignore", "pipe", "pipe"] });
     const stop = (): void => {
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGINT");
     };
@@ -118,8 +120,8 @@ const ms = (s: number): string => (Number.isFinite(s) ? `${Math.round(s * 1000)}
 /** The table of the CLI rows: totals next to the baseline, then the medians of each phase. */
 export function printCliWorkloads(rows: readonly CliWorkloadRow[], section: string): void {
   console.log(
-    `\n${section} Submit to merged result as a user runs it: \`node dist/cli/main.js submit SPEC --wait\` (default settings: fusion on,\n` +
-      "   watching by state-file events) in a child process, timed from spawn to exit, interleaved round by round with the\n" +
+    `\n${section} Submit to merged result as a user runs it: \`node dist/cli/main.js submit SPEC --wait --no-cache\` (default settings but\n` +
+      "   the step cache, which would restore every round after the first: fusion on, watching by state-file events) in a child process, timed from spawn to exit, interleaved round by round with the\n" +
       "   hand-written bash client (bench/submit/baseline.sh, also spawn to exit: one ssh, squeue every 0.5 s, merges nothing).\n" +
       "   Times: median [min-max].",
   );
