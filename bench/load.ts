@@ -162,8 +162,9 @@ async function mapBench(bench: Bench, tasks: number, throttle: number): Promise<
   table(["what", "figure"], rows, [1]);
   if (run.code !== 0) console.log(`stderr (last line): ${lastLine(run.stderr)}`);
   console.log(
-    "(while tasks keep finishing, nearly every poll sees a change: the watch eases off to its busy interval (5 s ±20%);\n" +
-      " the polling budget of section 3 is for runs whose state does not change)",
+    "(the watch learns of finished tasks from the state watcher's events and asks the scheduler only for what files cannot\n" +
+      " say: at its start, after a failure, and otherwise at most every 60 s (README, Watching a run); HPCPIPE_WATCH=poll\n" +
+      " polls instead, and section 3's polling budget is for that)",
   );
 }
 
