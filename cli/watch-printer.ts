@@ -9,6 +9,7 @@
  *   per row every 5 s, but a failure or a row's end at once;
  * - `--json`: events, one JSON object per line (src/app/progress-events.ts).
  */
+import { isAbsolute, relative } from "node:path";
 import type { RunExecutor } from "../src/app/executor.js";
 import { ProgressTracker } from "../src/app/progress.js";
 import type { RowProgress } from "../src/app/progress.js";
@@ -46,10 +47,17 @@ export interface PrinterMode {
   clock?: () => number;
 }
 
+/** A local run's directory relative to the current one when it is inside it (shorter image paths); else as recorded. */
+function shownRunDir(record: RunExecutor["record"]): string {
+  if (record.executor !== "local") return record.remote_dir;
+  const rel = relative(process.cwd(), record.remote_dir);
+  return rel !== "" && !rel.startsWith("..") && !isAbsolute(rel) ? rel : record.remote_dir;
+}
+
 export function watchPrinter(run: Pick<RunExecutor, "plan" | "record">, stream: NodeJS.WriteStream, mode: PrinterMode = {}): WatchPrinter {
   const clock = mode.clock ?? Date.now;
   const tty = !mode.json && (mode.tty ?? stream.isTTY === true);
-  const tracker = new ProgressTracker(run.plan, run.record.jobs, run.record.remote_dir);
+  const tracker = new ProgressTracker(run.plan, run.record.jobs, shownRunDir(run.record));
   const startedAt = clock();
   let latest: RunStatus | null = null;
   let finished = false;
@@ -70,13 +78,13 @@ export function watchPrinter(run: Pick<RunExecutor, "plan" | "record">, stream: 
     stream.write(`${JSON.stringify(event)}\n`);
   };
 
-  const draw = (): void => {
+  /** Draws the frame over the previous one, with `above` (lines for people) printed where the old one began. */
+  const draw = (above: readonly string[] = []): void => {
     if (pending !== null) clearTimeout(pending);
     pending = null;
-    if (latest === null) return;
     const now = clock();
-    const lines = progressFrame(latest, tracker.rows(now), { width: stream.columns ?? 100, elapsedS: (now - startedAt) / 1000 });
-    stream.write(redrawFrame(lines, drawn));
+    const lines = latest === null ? [] : progressFrame(latest, tracker.rows(now), { width: stream.columns ?? 100, elapsedS: (now - startedAt) / 1000 });
+    stream.write(redrawFrame(lines, drawn, above));
     drawn = lines.length;
     lastDraw = now;
   };
@@ -84,7 +92,7 @@ export function watchPrinter(run: Pick<RunExecutor, "plan" | "record">, stream: 
     if (finished || pending !== null) return;
     const wait = lastDraw + FRAME_MS - clock();
     if (wait <= 0) draw();
-    else pending = setTimeout(draw, wait);
+    else pending = setTimeout(() => draw(), wait);
   };
 
   const rowKeyText = (r: RowProgress): string => `${r.counts.done}/${r.counts.failed}/${r.counts.running}/${r.counts.pending}/${r.state}/${r.latestImage ?? ""}`;
@@ -149,12 +157,9 @@ export function watchPrinter(run: Pick<RunExecutor, "plan" | "record">, stream: 
       emit({ type: "message", at: iso(), text });
       return;
     }
-    if (tty && drawn > 0) {
-      // Take the frame away, print the line where it was, and draw the frame again below it.
-      stream.write(`\x1b[${drawn}A\r\x1b[J`);
-      drawn = 0;
-      stream.write(`${text}\n`);
-      if (!finished) draw();
+    if (tty && drawn > 0 && !finished) {
+      // The line where the frame began, the frame again below it.
+      draw(text.split("\n"));
       return;
     }
     stream.write(`${text}\n`);

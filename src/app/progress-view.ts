@@ -74,23 +74,29 @@ function rateOf(row: RowProgress): string | null {
   return row.total > 1 ? rateText(row.ratePerS) : null;
 }
 
-/** What follows a row's bar, fullest first: left out from the right (state, rate, counts) when the terminal is narrow. */
+/** What follows a row's bar, fullest first: left out from the right (state, rate, then the counts but the failed) when the terminal is narrow. */
 function tails(row: RowProgress): string[] {
   const ended = `${row.counts.done + row.counts.failed}/${row.total}`;
   const rate = rateOf(row);
   const join = (parts: Array<string | null>): string => parts.filter((p): p is string => p !== null).join("  ");
-  return [join([ended, countsText(row), rate, etaOf(row), row.state]), join([ended, countsText(row), rate, etaOf(row)]), join([ended, `${row.counts.failed} failed`, etaOf(row)])];
+  return [
+    join([ended, countsText(row), rate, etaOf(row), row.state]),
+    join([ended, countsText(row), rate, etaOf(row)]),
+    join([ended, countsText(row), etaOf(row)]),
+    join([ended, `${row.counts.failed} failed`, etaOf(row)]),
+  ];
 }
 
 /** Bar width (10-30) and which tail fits every row of a frame `width` wide with labels `labelW` wide. */
 function layout(rows: readonly RowProgress[], labelW: number, width: number): { barW: number; variant: number } {
-  for (let variant = 0; variant < 3; variant++) {
+  const last = 3;
+  for (let variant = 0; variant < last; variant++) {
     let longest = 0;
     for (const row of rows) longest = Math.max(longest, (tails(row)[variant] ?? "").length);
     const barW = width - labelW - 6 - longest;
-    if (barW >= 10 || variant === 2) return { barW: Math.min(30, Math.max(10, barW)), variant };
+    if (barW >= 10) return { barW: Math.min(30, barW), variant };
   }
-  return { barW: 10, variant: 2 };
+  return { barW: 10, variant: last };
 }
 
 /** One row: label, bar, ended/total, the counts, throughput, ETA and state, clipped to `width`. */

@@ -61,6 +61,8 @@ interface Row {
   final: boolean;
   /** When the row was first seen running or ending, and how many tasks had ended by then. */
   activeSince: number | null;
+  /** When the row was first seen final: its throughput stops there. */
+  finalSince: number | null;
   endedAtStart: number;
   maxRunning: number;
   sumS: number;
@@ -152,6 +154,7 @@ export class ProgressTracker {
           reason: null,
           final: false,
           activeSince: null,
+          finalSince: null,
           endedAtStart: 0,
           maxRunning: 0,
           sumS: 0,
@@ -188,6 +191,7 @@ export class ProgressTracker {
       row.state = agg.state;
       row.reason = agg.reason;
       row.final = jobs.every((j) => j.final);
+      if (row.final) row.finalSince ??= nowMs;
       const ended = counts.done + counts.failed;
       if (row.activeSince === null) {
         if (this.#firstObserve) row.endedAtStart = ended;
@@ -257,7 +261,7 @@ export class ProgressTracker {
     const total = c.pending + c.running + c.done + c.failed;
     const ended = c.done + c.failed;
     const since = ended - row.endedAtStart;
-    const elapsedS = row.activeSince === null ? 0 : (nowMs - row.activeSince) / 1000;
+    const elapsedS = row.activeSince === null ? 0 : ((row.finalSince ?? nowMs) - row.activeSince) / 1000;
     const ratePerS = since > 0 && elapsedS > 0 ? since / elapsedS : null;
     const taskMeanS = row.samples > 0 ? (row.sumS / row.samples) * row.rounds : null;
     return {

@@ -66,10 +66,17 @@ export function renderWatchView(status: RunStatus, options: { width?: number } =
   return out.map((l) => clip(l, width));
 }
 
-/** The text that replaces the previous frame in place: cursor up over it, clear to the end, the new lines. */
-export function redrawFrame(lines: readonly string[], previousLineCount: number): string {
-  const up = previousLineCount > 0 ? `\x1b[${previousLineCount}A\r\x1b[J` : "";
-  return `${up}${lines.join("\n")}\n`;
+/**
+ * The text that replaces the previous frame in place: cursor up over it, each line cleared and rewritten
+ * (`before`: lines for people printed above the new frame, where the old one began), and what is left of
+ * the old frame below cleared. Never a clear from the top of the screen: some terminals (tmux) would
+ * scroll the old frame into their history.
+ */
+export function redrawFrame(lines: readonly string[], previousLineCount: number, before: readonly string[] = []): string {
+  const up = previousLineCount > 0 ? `\x1b[${previousLineCount}A` : "";
+  const all = [...before, ...lines];
+  const body = all.map((l) => `\r\x1b[2K${l}\n`).join("");
+  return `${up}${body}${previousLineCount > all.length ? "\x1b[J" : ""}`;
 }
 
 function jobLine(j: JobStatus): string {

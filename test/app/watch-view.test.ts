@@ -65,8 +65,12 @@ describe("the watch view", () => {
   });
 
   it("redraws in place: cursor up over the previous frame, clear, the new lines", () => {
-    expect(redrawFrame(["a", "b"], 0)).toBe("a\nb\n");
-    expect(redrawFrame(["a", "b"], 6)).toBe("\x1b[6A\r\x1b[Ja\nb\n");
+    expect(redrawFrame(["a", "b"], 0)).toBe("\r\x1b[2Ka\n\r\x1b[2Kb\n");
+    // Six lines up; the two new lines rewritten; the four left of the old frame cleared.
+    expect(redrawFrame(["a", "b"], 6)).toBe("\x1b[6A\r\x1b[2Ka\n\r\x1b[2Kb\n\x1b[J");
+    expect(redrawFrame(["a", "b"], 2)).toBe("\x1b[2A\r\x1b[2Ka\n\r\x1b[2Kb\n");
+    // A line for people where the old frame began, the frame below it.
+    expect(redrawFrame(["a"], 1, ["note"])).toBe("\x1b[1A\r\x1b[2Knote\n\r\x1b[2Ka\n");
   });
 
   it("prints plain lines only for what changed", () => {
