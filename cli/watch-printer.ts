@@ -62,7 +62,7 @@ export function watchPrinter(run: Pick<RunExecutor, "plan" | "record">, stream: 
   let latest: RunStatus | null = null;
   let finished = false;
   let drawn = 0;
-  let lastDraw = 0;
+  let lastDraw = -Infinity;
   let pending: NodeJS.Timeout | null = null;
   let ticker: NodeJS.Timeout | null = null;
   // Plain lines: per row, the text last printed, when, and whether it changed since.

@@ -282,12 +282,17 @@ export class ProgressTracker {
 
 /**
  * Seconds until the tasks left have ended: from the mean task duration and
- * how many run at once (the most seen running, at least 1), else from the
- * throughput; null while neither is known.
+ * how many run at once, else from the throughput; null while neither is
+ * known. How many run at once: the most seen running, or what the
+ * throughput says (rate x mean duration: an event watch learns of running
+ * tasks late), at least 1.
  */
 export function etaSeconds(input: { remaining: number; running: number; maxRunning: number; taskMeanS: number | null; ratePerS: number | null }): number | null {
   if (input.remaining <= 0) return 0;
-  if (input.taskMeanS !== null) return (input.remaining * input.taskMeanS) / Math.max(1, input.running, input.maxRunning);
+  if (input.taskMeanS !== null) {
+    const byRate = input.ratePerS !== null ? Math.round(input.ratePerS * input.taskMeanS) : 0;
+    return (input.remaining * input.taskMeanS) / Math.max(1, input.running, input.maxRunning, byRate);
+  }
   if (input.ratePerS !== null && input.ratePerS > 0) return input.remaining / input.ratePerS;
   return null;
 }

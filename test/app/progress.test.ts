@@ -111,6 +111,8 @@ describe("the ETA", () => {
     // Queued for now: as many as ran at once before.
     expect(etaSeconds({ remaining: 10, running: 0, maxRunning: 5, taskMeanS: 4, ratePerS: null })).toBe(8);
     expect(etaSeconds({ remaining: 3, running: 0, maxRunning: 0, taskMeanS: 4, ratePerS: null })).toBe(12);
+    // The files told of no running task, but 1 ended a second with 4 s each: about 4 at once.
+    expect(etaSeconds({ remaining: 12, running: 0, maxRunning: 0, taskMeanS: 4, ratePerS: 1 })).toBe(12);
   });
 
   it("falls back on the throughput, and is 0 when nothing is left", () => {
@@ -143,11 +145,12 @@ describe("the rows of a run", () => {
     rows = t.rows(3_000);
     const map = rows[1] as RowProgress;
     expect(map.counts).toEqual({ done: 3, failed: 0, running: 4, pending: 5 });
-    // The units' (4 + 6 + 5) s over 3 units = 5 s a task (the step inside a unit is not counted again); 9 left, 4 at once.
+    // The units' (4 + 6 + 5) s over 3 units = 5 s a task (the step inside a unit is not counted again).
     expect(map.taskMeanS).toBe(5);
-    expect(map.etaS).toBeCloseTo((9 * 5) / 4);
     // 3 ended in the 2 s since the row was first seen running.
     expect(map.ratePerS).toBeCloseTo(1.5);
+    // 9 left; 4 seen running, but 1.5 a second at 5 s each says about 8 at once.
+    expect(map.etaS).toBeCloseTo((9 * 5) / 8);
     // The newest state's image, under the run's work/ directory; an older state's image does not replace it.
     expect(map.latestImage).toBe("/runs/r1/work/out/frames/f1.png");
 
