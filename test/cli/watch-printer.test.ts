@@ -138,8 +138,11 @@ describe("the watch printer", () => {
     expect(stream.text).toContain("[finished: failed, exit 4]");
     stream.text = "";
     p.finish(snapshot(11, 0, 1, "done"), false);
+    // The final frame, drawn over the last one.
+    expect(stream.text.startsWith("\x1b[5A\r\x1b[2Krun ")).toBe(true);
+    expect(stream.text).toContain("[finished: failed, exit 4]");
+    stream.text = "";
     p.message("after the end");
-    expect(stream.text).toMatch(/after the end\n$/);
     // After the end, no cursor movement: the final frame stays where it is.
     expect(stream.text).toBe("after the end\n");
   });
