@@ -36,21 +36,23 @@ export function registerStatusCommand(program: Command, cli: CliOptions = {}): v
     .description(
       "Show where a submitted run stands: every job and array task by its SLURM state and reason (one squeue per poll for " +
         "the whole run; sacct or scontrol for jobs squeue has forgotten). Once every job has ended, the state files on the " +
-        "cluster give each step's result. With --watch, poll until every job has ended: fast at first, backing off to a cap.",
+        "cluster give each step's result. With --watch, follow it until every job has ended (learning from the state files, asking " +
+        "the scheduler rarely), showing progress per step, group and map.",
     )
     .argument("<run>", "the run id (see `hpcpipe runs`)")
     .option(
       "-w, --watch",
       "follow the run until every job has ended: on a terminal a live view redrawn in place (per step, group and map: a bar of done/failed/running/pending, throughput, ETA, latest image output); otherwise timestamped lines when something changes",
     )
-    .option("--json", "print the status as JSON (with --watch: events, one JSON object per line: start, state, job, progress, message, end; see README \"Events for scripts\")")
+    .option("--json", "print the status as JSON (with --watch: events, one JSON object per line: start, state, job, progress, message, end; schema in README \"Progress a person can read\")")
     .option(ACCEPT_HOST_KEY_FLAGS, ACCEPT_HOST_KEY_HELP)
     .addHelpText(
       "after",
       "\nExamples:\n" +
         "  $ hpcpipe status 20261128-161900-a1b2c3\n" +
         "  $ hpcpipe status 20261128-161900-a1b2c3 --watch\n" +
-        "  $ hpcpipe status 20261128-161900-a1b2c3 --json | jq '.jobs[] | {job, state, reason}'\n",
+        "  $ hpcpipe status 20261128-161900-a1b2c3 --json | jq '.jobs[] | {job, state, reason}'\n" +
+        "  $ hpcpipe status 20261128-161900-a1b2c3 --watch --json | jq -c 'select(.type == \"progress\") | .rows[] | {label, eta_s}'\n",
     )
     .action(async (runId: string, flags: StatusFlags) => {
       await guarded(() =>

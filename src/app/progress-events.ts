@@ -2,7 +2,7 @@
  * The `--json` event stream of a watch (`status --watch --json`, `submit
  * --wait --json`, `run --json`): one JSON object per line, each with a
  * `type`. Declared with zod so that the schema is the documentation (README
- * "Watching a run", "Events for scripts") and tests parse every line with it.
+ * "Progress a person can read") and tests parse every line with it.
  */
 import { z } from "zod";
 import type { RowProgress, StateArrival } from "./progress.js";
