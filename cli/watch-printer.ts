@@ -45,6 +45,8 @@ export interface PrinterMode {
   tty?: boolean;
   /** Milliseconds (default Date.now). */
   clock?: () => number;
+  /** Where debug lines (HPCPIPE_DEBUG=1) go when they are not part of the view (default stderr). */
+  debugSink?: Pick<NodeJS.WriteStream, "write">;
 }
 
 /** A local run's directory relative to the current one when it is inside it (shorter image paths); else as recorded. */
@@ -165,11 +167,19 @@ export function watchPrinter(run: Pick<RunExecutor, "plan" | "record">, stream: 
     stream.write(`${text}\n`);
   };
 
+  // Debug lines for people debugging a watch: above the frame on a terminal, a message event in an event stream on
+  // stderr, else on stderr as they always were (scripts and tests read them there).
+  const debugSink = mode.debugSink ?? process.stderr;
+  const debug = (text: string): void => {
+    if (tty || (mode.json && stream === debugSink)) message(text);
+    else debugSink.write(`${text}\n`);
+  };
+
   return {
     options: {
       // State-file events from a watcher on the cluster unless HPCPIPE_WATCH=poll; HPCPIPE_DEBUG=1 shows what it does.
       events: eventsAllowed(),
-      ...(process.env.HPCPIPE_DEBUG === "1" ? { onDebug: (text: string) => message(`hpcpipe: debug: ${text}`) } : {}),
+      ...(process.env.HPCPIPE_DEBUG === "1" ? { onDebug: (text: string) => debug(`hpcpipe: debug: ${text}`) } : {}),
       onUpdate,
       onState: (key, state) => {
         if (finished) return;
