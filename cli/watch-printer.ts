@@ -64,6 +64,7 @@ export function watchPrinter(run: Pick<RunExecutor, "plan" | "record">, stream: 
   let latest: RunStatus | null = null;
   let finished = false;
   let drawn = 0;
+  let drawnWidth = 0;
   let lastDraw = -Infinity;
   let pending: NodeJS.Timeout | null = null;
   let ticker: NodeJS.Timeout | null = null;
@@ -85,9 +86,13 @@ export function watchPrinter(run: Pick<RunExecutor, "plan" | "record">, stream: 
     if (pending !== null) clearTimeout(pending);
     pending = null;
     const now = clock();
-    const lines = latest === null ? [] : progressFrame(latest, tracker.rows(now), { width: stream.columns ?? 100, elapsedS: (now - startedAt) / 1000 });
-    stream.write(redrawFrame(lines, drawn, above));
+    const width = stream.columns ?? 100;
+    const lines = latest === null ? [] : progressFrame(latest, tracker.rows(now), { width, elapsedS: (now - startedAt) / 1000 });
+    // A terminal resized since the last frame may have rewrapped it: how far up it begins is unknown, so the
+    // new frame goes below it rather than over what is above it.
+    stream.write(redrawFrame(lines, width === drawnWidth ? drawn : 0, above));
     drawn = lines.length;
+    drawnWidth = width;
     lastDraw = now;
   };
   const drawSoon = (): void => {

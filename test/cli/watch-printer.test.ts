@@ -143,7 +143,25 @@ describe("the watch printer", () => {
     expect(stream.text).toContain("[finished: failed, exit 4]");
     stream.text = "";
     p.message("after the end");
-    // After the end, no cursor movement: the final frame stays where it is.
     expect(stream.text).toBe("after the end\n");
+  });
+
+  it("on a terminal resized since the last frame: the new frame goes below the old one, never over what is above it", async () => {
+    run = await tempRun("examples/specs/batch-map.yaml");
+    let now = 0;
+    const stream = new FakeStream(true);
+    const p = watchPrinter(run, stream as unknown as NodeJS.WriteStream, { clock: () => now });
+    p.options.onUpdate?.(snapshot(0, 2), true);
+    stream.text = "";
+    stream.columns = 70;
+    now = 1_000;
+    p.options.onUpdate?.(snapshot(1, 2), true);
+    expect(stream.text.startsWith("\r\x1b[2Krun ")).toBe(true);
+    for (const line of stream.text.split("\n")) expect(line.replace("\r\x1b[2K", "").length).toBeLessThanOrEqual(70);
+    stream.text = "";
+    now = 2_000;
+    p.options.onUpdate?.(snapshot(2, 2), true);
+    expect(stream.text.startsWith("\x1b[5A")).toBe(true);
+    p.finish(null, true);
   });
 });
