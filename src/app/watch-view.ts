@@ -1,7 +1,7 @@
 /**
- * How a run's status looks: a live per-step table for a terminal (redrawn
- * in place with ANSI), and plain lines, one per change, for logs and pipes.
- * Pure functions over a RunStatus snapshot.
+ * How a run's status looks: the per-job table of `status` (and the results
+ * once final), and the in-place redraw the live progress view uses
+ * (progress-view.ts draws its frames). Pure functions over a RunStatus snapshot.
  */
 import type { JobStatus } from "../runs/index.js";
 import { itemTallyText, summaryRows } from "./map-items.js";
@@ -77,23 +77,6 @@ export function redrawFrame(lines: readonly string[], previousLineCount: number,
   const all = [...before, ...lines];
   const body = all.map((l) => `\r\x1b[2K${l}\n`).join("");
   return `${up}${body}${previousLineCount > all.length ? "\x1b[J" : ""}`;
-}
-
-function jobLine(j: JobStatus): string {
-  const counts = j.array !== null ? ` (${countsText(j.counts)})` : "";
-  return `${j.job} ${j.label}: ${stateText(j.state, j.reason)}${counts}`;
-}
-
-/** Plain lines for what changed since the previous snapshot (every job the first time), each stamped with the poll time. */
-export function changeLines(previous: RunStatus | null, next: RunStatus): string[] {
-  const before = new Map((previous?.jobs ?? []).map((j) => [j.job, jobLine(j)]));
-  const stamp = hhmmss(next.polled_at);
-  const lines: string[] = [];
-  for (const j of next.jobs) {
-    const text = jobLine(j);
-    if (before.get(j.job) !== text) lines.push(`${stamp} ${text}`);
-  }
-  return lines;
 }
 
 /** The status as text, for `status` without --watch: the table and, once final, every step's result. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { RunStatus } from "../../src/app/status.js";
-import { changeLines, formatStatus, redrawFrame, renderWatchView, stateText } from "../../src/app/watch-view.js";
+import { formatStatus, redrawFrame, renderWatchView, stateText } from "../../src/app/watch-view.js";
 import type { JobStatus, TaskStatus } from "../../src/runs/index.js";
 import { TaskTable, totalCounts } from "../../src/runs/index.js";
 
@@ -71,18 +71,6 @@ describe("the watch view", () => {
     expect(redrawFrame(["a", "b"], 2)).toBe("\x1b[2A\r\x1b[2Ka\n\r\x1b[2Kb\n");
     // A line for people where the old frame began, the frame below it.
     expect(redrawFrame(["a"], 1, ["note"])).toBe("\x1b[1A\r\x1b[2Knote\n\r\x1b[2Ka\n");
-  });
-
-  it("prints plain lines only for what changed", () => {
-    const first = changeLines(null, running);
-    expect(first).toEqual([
-      "12:00:05 j000 thumbs.prep: COMPLETED",
-      "12:00:05 j001 thumbs.renders [4 tasks]: RUNNING (pending 1, running 2, done 1, failed 0)",
-      "12:00:05 j002 thumbs.metadata: PENDING (Dependency)",
-    ]);
-    expect(changeLines(running, { ...running, polled_at: "2026-01-01T12:00:09.000Z" })).toEqual([]);
-    const later = snapshot([running.jobs[0] as JobStatus, running.jobs[1] as JobStatus, job("j002", "thumbs.metadata", "RUNNING", null, [task(0, "RUNNING", "running")])], "2026-01-01T12:00:10.000Z");
-    expect(changeLines(running, later)).toEqual(["12:00:10 j002 thumbs.metadata: RUNNING"]);
   });
 
   it("formats a final status with every step's result", () => {
