@@ -87,7 +87,7 @@ export function watchPrinter(run: Pick<RunExecutor, "plan" | "record">, stream: 
     pending = null;
     const now = clock();
     const width = stream.columns ?? 100;
-    const lines = latest === null ? [] : progressFrame(latest, tracker.rows(now), { width, elapsedS: (now - startedAt) / 1000 });
+    const lines = latest === null ? [] : progressFrame(latest, tracker.rows(now), { width, ...(stream.rows ? { height: stream.rows } : {}), elapsedS: (now - startedAt) / 1000 });
     // A terminal resized since the last frame may have rewrapped it: how far up it begins is unknown, so the
     // new frame goes below it rather than over what is above it.
     stream.write(redrawFrame(lines, width === drawnWidth ? drawn : 0, above));

@@ -113,18 +113,44 @@ export function frameHeadline(status: RunStatus): string {
   return `run ${status.run_id} (${status.pipeline} on ${status.cluster}): ${c.done + c.failed}/${tasks} tasks ended, ${c.failed} failed [${end}]`;
 }
 
-/** The frame a terminal shows: the run's headline, a row (and its latest image) per step, group and map, and when it was updated. */
-export function progressFrame(status: RunStatus, rows: readonly RowProgress[], options: { width?: number; elapsedS?: number } = {}): string[] {
+/** The rows of a frame and their image lines, within `room` lines: images of ended rows go first, then all images, then ended rows, then the rest. */
+function rowLines(rows: readonly RowProgress[], line: (row: RowProgress) => string, image: (row: RowProgress) => string, room: number): string[] {
+  const build = (showImage: (r: RowProgress) => boolean, shown: readonly RowProgress[]): string[] => {
+    const out: string[] = [];
+    for (const row of shown) {
+      out.push(line(row));
+      if (row.latestImage !== null && showImage(row)) out.push(image(row));
+    }
+    return out;
+  };
+  for (const showImage of [() => true, (r: RowProgress) => !r.final, () => false]) {
+    const out = build(showImage, rows);
+    if (out.length <= room) return out;
+  }
+  const open = rows.filter((r) => !r.final);
+  const ended = rows.length - open.length;
+  const summary = ended > 0 ? [`(${ended} ended row${ended === 1 ? "" : "s"} not shown)`] : [];
+  const out = build(() => false, open);
+  if (out.length + summary.length <= room) return [...summary, ...out];
+  const keep = Math.max(0, room - summary.length - 1);
+  return [...summary, ...out.slice(0, keep), `(${out.length - keep} more row${out.length - keep === 1 ? "" : "s"} not shown)`];
+}
+
+/**
+ * The frame a terminal shows: the run's headline, a row (and its latest image) per step, group and map,
+ * and when it was updated; at most `height` lines (a frame taller than the terminal could not be redrawn
+ * in place).
+ */
+export function progressFrame(status: RunStatus, rows: readonly RowProgress[], options: { width?: number; height?: number; elapsedS?: number } = {}): string[] {
   const width = Math.max(40, options.width ?? 100);
   let widest = 4;
   for (const r of rows) widest = Math.max(widest, r.label.length);
   const labelW = Math.min(widest, Math.max(12, Math.floor(width * 0.35)));
   const shape = layout(rows, labelW, width);
   const out = [clip(frameHeadline(status), width)];
-  for (const row of rows) {
-    out.push(rowLine(row, labelW, width, shape));
-    if (row.latestImage !== null) out.push(`  latest image: ${clipStart(row.latestImage, width - 16)}`);
-  }
+  // The headline and the last line are always there; one line of the terminal stays free for the cursor.
+  const room = Math.max(1, (options.height ?? Number.POSITIVE_INFINITY) - 3);
+  out.push(...rowLines(rows, (row) => rowLine(row, labelW, width, shape), (row) => `  latest image: ${clipStart(row.latestImage ?? "", width - 16)}`, room));
   const elapsed = options.elapsedS === undefined ? "" : `  elapsed ${durationText(options.elapsedS)}`;
   const polled = Date.parse(status.polled_at);
   out.push(clip(`updated ${Number.isNaN(polled) ? status.polled_at : clockText(polled)}${elapsed}${status.final ? "" : "  (Ctrl-C stops watching)"}`, width));

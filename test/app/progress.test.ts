@@ -208,6 +208,22 @@ describe("the frame and the plain lines", () => {
     expect(final.at(-1)).not.toContain("Ctrl-C");
   });
 
+  it("a frame taller than the terminal leaves out images of ended rows, then all images, then ended rows, then says how many more", () => {
+    const s = status([job("j001", "p.m [3 tasks]", "200", ["done", "running", "pending"], true)]);
+    const rows = Array.from({ length: 10 }, (_, i) => row({ key: `r${i}`, label: `p.s${i}`, final: i < 4, latestImage: `/w/f${i}.png` }));
+    expect(progressFrame(s, rows, { width: 120, height: 40 })).toHaveLength(22);
+    const noEndedImages = progressFrame(s, rows, { width: 120, height: 19 });
+    expect(noEndedImages).toHaveLength(18);
+    expect(noEndedImages.filter((l) => l.includes("latest image"))).toHaveLength(6);
+    expect(progressFrame(s, rows, { width: 120, height: 13 }).some((l) => l.includes("latest image"))).toBe(false);
+    const openOnly = progressFrame(s, rows, { width: 120, height: 10 });
+    expect(openOnly[1]).toBe("(4 ended rows not shown)");
+    expect(openOnly.filter((l) => l.startsWith("p.s"))).toHaveLength(6);
+    const cut = progressFrame(s, rows, { width: 120, height: 7 });
+    expect(cut).toHaveLength(6);
+    expect(cut.slice(1, 5)).toEqual(["(4 ended rows not shown)", expect.stringMatching(/^p\.s4 /), expect.stringMatching(/^p\.s5 /), "(4 more rows not shown)"]);
+  });
+
   it("a plain line has the time, the row, its counts, rate, ETA, state and latest image", () => {
     const at = new Date(2026, 0, 1, 9, 5, 7).getTime();
     expect(plainLine(row({ latestImage: "/w/out/f.png" }), at)).toBe("09:05:07 p.m [10 tasks]: 5/10 ended (4 done, 1 failed, 2 running, 3 pending), 30/min, ETA 12s, RUNNING, latest image /w/out/f.png");
