@@ -69,7 +69,7 @@ export function watchPrinter(run: Pick<RunExecutor, "plan" | "record">, stream: 
   let pending: NodeJS.Timeout | null = null;
   let ticker: NodeJS.Timeout | null = null;
   // Plain lines: per row, the text last printed, when, and whether it changed since.
-  const printed = new Map<string, { key: string; at: number; failed: number; final: boolean }>();
+  const printed = new Map<string, { key: string; at: number; failed: number; failedItems: number; final: boolean }>();
   // JSON: each job's state last told, and when progress was last told.
   const jobsTold = new Map<string, string>();
   let progressToldAt = -Infinity;
@@ -102,17 +102,17 @@ export function watchPrinter(run: Pick<RunExecutor, "plan" | "record">, stream: 
     else pending = setTimeout(() => draw(), wait);
   };
 
-  const rowKeyText = (r: RowProgress): string => `${r.counts.done}/${r.counts.failed}/${r.counts.running}/${r.counts.pending}/${r.state}/${r.latestImage ?? ""}`;
+  const rowKeyText = (r: RowProgress): string => `${r.counts.done}/${r.counts.failed}/${r.counts.running}/${r.counts.pending}/${r.failedItems}/${r.state}/${r.latestImage ?? ""}`;
   const plain = (force: boolean): void => {
     const now = clock();
     for (const row of tracker.rows(now)) {
       const key = rowKeyText(row);
       const before = printed.get(row.key);
       if (before?.key === key) continue;
-      const urgent = before === undefined || row.counts.failed > before.failed || (row.final && !before.final);
+      const urgent = before === undefined || row.counts.failed > before.failed || row.failedItems > before.failedItems || (row.final && !before.final);
       if (!force && !urgent && now - before.at < PLAIN_EVERY_MS) continue;
       stream.write(`${plainLine(row, now)}\n`);
-      printed.set(row.key, { key, at: now, failed: row.counts.failed, final: row.final });
+      printed.set(row.key, { key, at: now, failed: row.counts.failed, failedItems: row.failedItems, final: row.final });
     }
   };
 

@@ -73,6 +73,8 @@ export const progressEventSchema = z
           task_mean_s: z.number().nonnegative().nullable(),
           eta_s: z.number().nonnegative().nullable(),
           latest_image: z.string().nullable(),
+          /** Failed items by the state files seen (can exceed counts.failed: allowed failures, packed tasks). */
+          failed_items: z.number().int().nonnegative(),
         })
         .strict(),
     ),
@@ -130,6 +132,7 @@ export function progressEvent(rows: readonly RowProgress[], atIso: string): Watc
       task_mean_s: r.taskMeanS,
       eta_s: r.etaS === null ? null : Math.round(r.etaS * 10) / 10,
       latest_image: r.latestImage,
+      failed_items: r.failedItems,
     })),
   };
 }

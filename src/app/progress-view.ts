@@ -51,9 +51,14 @@ export function rateText(perS: number | null): string {
   return `${(perMin * 60).toFixed(1)}/h`;
 }
 
-export function countsText(row: Pick<RowProgress, "counts">): string {
+export function countsText(row: Pick<RowProgress, "counts" | "failedItems">): string {
   const c = row.counts;
-  return `${c.done} done, ${c.failed} failed, ${c.running} running, ${c.pending} pending`;
+  return `${c.done} done, ${c.failed} failed, ${c.running} running, ${c.pending} pending${itemsFailedText(row)}`;
+}
+
+/** Items that failed beyond the failed tasks (allowed failures, packed tasks): `, 3 items failed`. */
+function itemsFailedText(row: Pick<RowProgress, "counts" | "failedItems">): string {
+  return row.failedItems > row.counts.failed ? `, ${row.failedItems} item${row.failedItems === 1 ? "" : "s"} failed` : "";
 }
 
 function etaOf(row: RowProgress): string {
@@ -83,7 +88,7 @@ function tails(row: RowProgress): string[] {
     join([ended, countsText(row), rate, etaOf(row), row.state]),
     join([ended, countsText(row), rate, etaOf(row)]),
     join([ended, countsText(row), etaOf(row)]),
-    join([ended, `${row.counts.failed} failed`, etaOf(row)]),
+    join([ended, `${row.counts.failed} failed${itemsFailedText(row)}`, etaOf(row)]),
   ];
 }
 

@@ -35,6 +35,11 @@ export interface RowProgress {
   etaS: number | null;
   /** The newest image output of the row (a path under the run directory), or null. */
   latestImage: string | null;
+  /**
+   * Failed items (map items, group children, tasks' last steps) by the state files seen during the watch: more
+   * than the failed tasks when failures are allowed (`continue_on_item_error`) or a packed task holds several.
+   */
+  failedItems: number;
 }
 
 /** What a state file that arrived says, for the JSON event stream. */
@@ -67,6 +72,7 @@ interface Row {
   maxRunning: number;
   sumS: number;
   samples: number;
+  failedItems: number;
   image: { at: string; path: string } | null;
 }
 
@@ -159,6 +165,7 @@ export class ProgressTracker {
           maxRunning: 0,
           sumS: 0,
           samples: 0,
+          failedItems: 0,
           image: null,
         };
         this.#rows.set(key, row);
@@ -213,6 +220,7 @@ export class ProgressTracker {
     if (kind !== null && state.cached === undefined) {
       row.sumS += state.duration_s;
       if (kind === "sample") row.samples += 1;
+      if (kind === "sample" && !state.success) row.failedItems += 1;
     }
     const files = this.#image(state, row);
     return {
@@ -276,6 +284,7 @@ export class ProgressTracker {
       taskMeanS,
       etaS: row.final ? 0 : etaSeconds({ remaining: c.pending + c.running, running: c.running, maxRunning: row.maxRunning, taskMeanS, ratePerS }),
       latestImage: row.image?.path ?? null,
+      failedItems: row.failedItems,
     };
   }
 }

@@ -72,7 +72,7 @@ const items = (done: number, running: number, failed = 0): Array<TaskStatus["pha
 ];
 
 function row(extra: Partial<RowProgress> = {}): RowProgress {
-  return { key: "j001", label: "p.m [10 tasks]", jobs: ["j001"], counts: { done: 4, failed: 1, running: 2, pending: 3 }, total: 10, state: "RUNNING", final: false, ratePerS: 0.5, taskMeanS: 4, etaS: 12, latestImage: null, ...extra };
+  return { key: "j001", label: "p.m [10 tasks]", jobs: ["j001"], counts: { done: 4, failed: 1, running: 2, pending: 3 }, total: 10, state: "RUNNING", final: false, ratePerS: 0.5, taskMeanS: 4, etaS: 12, latestImage: null, failedItems: 0, ...extra };
 }
 
 describe("the bar, durations and rates as text", () => {
@@ -154,6 +154,9 @@ describe("the rows of a run", () => {
     // The newest state's image, under the run's work/ directory; an older state's image does not replace it.
     expect(map.latestImage).toBe("/runs/r1/work/out/frames/f1.png");
 
+    // A failed item allowed to fail: its task is done, the item counts as failed.
+    t.state("batch_map.check_all.4", state("batch_map.check_all.4", { success: false, failure: "STEP_FAILED", slurm: { ...slurm, task: 4 } }));
+    expect(t.rows(3_000)[1]).toMatchObject({ failedItems: 1 });
     t.observe(snapshot(["done"], items(11, 0, 1), ["done"]), 9_000);
     expect(t.rows(9_000)[1]).toMatchObject({ final: true, etaS: 0, state: "FAILED" });
   });
@@ -190,6 +193,10 @@ describe("the frame and the plain lines", () => {
     expect(narrow).toMatch(/5\/10 {2}1 failed {2}ETA 12s$/);
     expect(rowLine(row({ etaS: null }), 16, 140)).toContain("ETA ?");
     expect(rowLine(row({ final: true, etaS: 0 }), 16, 140)).toContain("ended");
+    // Items that failed beyond the failed tasks (allowed failures): said after the counts, also when narrow.
+    expect(rowLine(row({ failedItems: 3 }), 16, 160)).toContain("3 pending, 3 items failed");
+    expect(rowLine(row({ failedItems: 3 }), 16, 80)).toMatch(/ {2}5\/10 {2}1 failed, 3 items failed {2}ETA 12s$/);
+    expect(rowLine(row({ failedItems: 1 }), 16, 160)).not.toContain("items failed");
   });
 
   it("the frame fits the terminal's width, shows each row's latest image, and no Ctrl-C hint once final", () => {
