@@ -63,6 +63,8 @@ export function watchPrinter(run: Pick<RunExecutor, "plan" | "record">, stream: 
   const startedAt = clock();
   let latest: RunStatus | null = null;
   let finished = false;
+  /** The last frame is being drawn: no Ctrl-C hint. */
+  let stopping = false;
   let drawn = 0;
   let drawnWidth = 0;
   let lastDraw = -Infinity;
@@ -87,7 +89,7 @@ export function watchPrinter(run: Pick<RunExecutor, "plan" | "record">, stream: 
     pending = null;
     const now = clock();
     const width = stream.columns ?? 100;
-    const lines = latest === null ? [] : progressFrame(latest, tracker.rows(now), { width, ...(stream.rows ? { height: stream.rows } : {}), elapsedS: (now - startedAt) / 1000 });
+    const lines = latest === null ? [] : progressFrame(latest, tracker.rows(now), { width, ...(stream.rows ? { height: stream.rows } : {}), elapsedS: (now - startedAt) / 1000, stopped: stopping });
     // A terminal resized since the last frame may have rewrapped it: how far up it begins is unknown, so the
     // new frame goes below it rather than over what is above it.
     stream.write(redrawFrame(lines, width === drawnWidth ? drawn : 0, above));
@@ -205,6 +207,7 @@ export function watchPrinter(run: Pick<RunExecutor, "plan" | "record">, stream: 
         latest = status;
         tracker.observe(status, clock());
       }
+      stopping = true;
       if (tty) draw();
       else if (mode.json) {
         if (latest !== null) {

@@ -25,6 +25,7 @@ import { transferBar } from "../transfer-bar.js";
 import { pullSummary } from "./pull.js";
 import { ACCEPT_HOST_KEY_FLAGS, ACCEPT_HOST_KEY_HELP } from "./status.js";
 import { watchPrinter } from "../watch-printer.js";
+import type { WatchPrinter } from "../watch-printer.js";
 import { connectOptions } from "../connect-options.js";
 import type { CliOptions } from "../connect-options.js";
 
@@ -208,9 +209,14 @@ async function submitCommand(spec: string, flags: SubmitFlags, cli: CliOptions):
   const tty = process.stdin.isTTY === true && process.stderr.isTTY === true;
   const policy: InterruptPolicy = flags.onInterrupt ?? (tty ? "ask" : "leave");
   const abort = new AbortController();
+  // The watch's view while it shows: a line for people goes through it (above its frame on a terminal).
+  let printer: WatchPrinter | null = null;
   // Ctrl-C never interrupts the submit script (that could leave half a run): it is acted on once the jobs are in.
   const onSigint = (): void => {
-    if (!abort.signal.aborted) process.stderr.write("\nhpcpipe: interrupt received\n");
+    if (!abort.signal.aborted) {
+      if (printer !== null) printer.message("hpcpipe: interrupt received");
+      else process.stderr.write("\nhpcpipe: interrupt received\n");
+    }
     abort.abort();
   };
   process.on("SIGINT", onSigint);
@@ -243,12 +249,15 @@ async function submitCommand(spec: string, flags: SubmitFlags, cli: CliOptions):
         if (abort.signal.aborted) return interrupted(run, policy);
         if (!flags.wait) return 0;
         // The live view (or with --json the event stream) goes to stderr: stdout keeps the result alone.
-        const printer = watchPrinter(run, process.stderr, { json: flags.json ?? false, tty: process.stderr.isTTY === true });
-        const waited = await waitAndCollect(run, { signal: abort.signal, ...printer.options }).catch((error: unknown) => {
-          printer.finish(null, true);
-          throw error;
-        });
-        printer.finish(waited.watch.status, waited.collect === null, waited.watch.remote?.states);
+        const view = watchPrinter(run, process.stderr, { json: flags.json ?? false, tty: process.stderr.isTTY === true });
+        printer = view;
+        const waited = await waitAndCollect(run, { signal: abort.signal, ...view.options })
+          .catch((error: unknown) => {
+            view.finish(null, true);
+            throw error;
+          })
+          .finally(() => (printer = null));
+        view.finish(waited.watch.status, waited.collect === null, waited.watch.remote?.states);
         if (waited.collect === null) return interrupted(run, policy);
         const { state, resultPath, problems } = waited.collect;
         for (const p of problems) process.stderr.write(`hpcpipe: unusable state file ${p.file}: ${p.error}\n`);

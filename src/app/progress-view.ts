@@ -115,7 +115,8 @@ export function frameHeadline(status: RunStatus): string {
   const c = status.counts;
   const tasks = c.pending + c.running + c.done + c.failed;
   const end = status.final ? (status.result ? (status.result.success ? "finished: ok" : `finished: failed, exit ${status.result.exit_code}`) : "finished") : "running";
-  return `run ${status.run_id} (${status.pipeline} on ${status.cluster}): ${c.done + c.failed}/${tasks} tasks ended, ${c.failed} failed [${end}]`;
+  // Where the run stands comes before the counts: a narrow terminal clips the end of the line.
+  return `run ${status.run_id} (${status.pipeline} on ${status.cluster}) [${end}]: ${c.done + c.failed}/${tasks} tasks ended, ${c.failed} failed`;
 }
 
 /** The rows of a frame and their image lines, within `room` lines: images of ended rows go first, then all images, then ended rows, then the rest. */
@@ -146,7 +147,7 @@ function rowLines(rows: readonly RowProgress[], line: (row: RowProgress) => stri
  * and when it was updated; at most `height` lines (a frame taller than the terminal could not be redrawn
  * in place).
  */
-export function progressFrame(status: RunStatus, rows: readonly RowProgress[], options: { width?: number; height?: number; elapsedS?: number } = {}): string[] {
+export function progressFrame(status: RunStatus, rows: readonly RowProgress[], options: { width?: number; height?: number; elapsedS?: number; stopped?: boolean } = {}): string[] {
   const width = Math.max(40, options.width ?? 100);
   let widest = 4;
   for (const r of rows) widest = Math.max(widest, r.label.length);
@@ -158,7 +159,7 @@ export function progressFrame(status: RunStatus, rows: readonly RowProgress[], o
   out.push(...rowLines(rows, (row) => rowLine(row, labelW, width, shape), (row) => `  latest image: ${clipStart(row.latestImage ?? "", width - 16)}`, room));
   const elapsed = options.elapsedS === undefined ? "" : `  elapsed ${durationText(options.elapsedS)}`;
   const polled = Date.parse(status.polled_at);
-  out.push(clip(`updated ${Number.isNaN(polled) ? status.polled_at : clockText(polled)}${elapsed}${status.final ? "" : "  (Ctrl-C stops watching)"}`, width));
+  out.push(clip(`updated ${Number.isNaN(polled) ? status.polled_at : clockText(polled)}${elapsed}${status.final || options.stopped === true ? "" : "  (Ctrl-C stops watching)"}`, width));
   return out;
 }
 

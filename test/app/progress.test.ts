@@ -208,7 +208,7 @@ describe("the frame and the plain lines", () => {
       expect(lines.some((l) => l.startsWith("  latest image: ") && l.endsWith("frame_0007.png"))).toBe(true);
     }
     const lines = progressFrame(s, rows, { width: 120, elapsedS: 75 });
-    expect(lines[0]).toBe("run 20260101-000000-abcdef (batch_map on localcluster): 1/3 tasks ended, 0 failed [running]");
+    expect(lines[0]).toBe("run 20260101-000000-abcdef (batch_map on localcluster) [running]: 1/3 tasks ended, 0 failed");
     expect(lines.at(-1)).toMatch(/^updated \d\d:\d\d:\d\d {2}elapsed 1m15s {2}\(Ctrl-C stops watching\)$/);
     const final = progressFrame({ ...s, final: true, result: { success: true, failure: null, error: null, exit_code: 0 } }, rows, { width: 120 });
     expect(final[0]).toContain("[finished: ok]");

@@ -113,8 +113,8 @@ function expectHalfWay(text: string, name: string): void {
 function expectFinal(history: string, name: string): void {
   const lines = history.split("\n");
   for (const line of lines) expect(line.length).toBeLessThanOrEqual(WIDTH);
-  expect(lines.filter((l) => /^run \S+ \(.* on local\): /.test(l)), history).toHaveLength(1);
-  expect(history).toMatch(/^run \S+ \(\S+ on local\): 10\/10 tasks ended, 0 failed \[finished: ok\]$/m);
+  expect(lines.filter((l) => /^run \S+ \(.* on local\) \[/.test(l)), history).toHaveLength(1);
+  expect(history).toMatch(/^run \S+ \(\S+ on local\) \[finished: ok\]: 10\/10 tasks ended, 0 failed$/m);
   expect(lines.find((l) => l.startsWith(`${name}.render [${ITEMS} tasks]`)) ?? "", history).toMatch(/\[#+\] {2}8\/8 {2}8 done, 0 failed, 0 running, 0 pending .*ended/);
   expect(lines.find((l) => l.startsWith(`${name}.count`)) ?? "", history).toMatch(/\[#+\] {2}1\/1 {2}1 done/);
   const image = /latest image: (\S+\/work\/out\/frames\/frame_\d\.png)/.exec(history)?.[1];

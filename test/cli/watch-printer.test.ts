@@ -140,6 +140,7 @@ describe("the watch printer", () => {
     p.finish(snapshot(11, 0, 1, "done"), false);
     // The final frame, drawn over the last one.
     expect(stream.text.startsWith("\x1b[5A\r\x1b[2Krun ")).toBe(true);
+    expect(stream.text).not.toContain("Ctrl-C");
     expect(stream.text).toContain("[finished: failed, exit 4]");
     stream.text = "";
     p.message("after the end");
@@ -162,6 +163,11 @@ describe("the watch printer", () => {
     now = 2_000;
     p.options.onUpdate?.(snapshot(2, 2), true);
     expect(stream.text.startsWith("\x1b[5A")).toBe(true);
+    expect(stream.text).toContain("(Ctrl-C stops watching)");
+    stream.text = "";
+    // Stopped before the end (Ctrl-C): the last frame stays, without the hint.
     p.finish(null, true);
+    expect(stream.text).toContain("[running]");
+    expect(stream.text).not.toContain("Ctrl-C");
   });
 });
