@@ -282,7 +282,7 @@ export class ProgressTracker {
       final: row.final,
       ratePerS,
       taskMeanS,
-      etaS: row.final ? 0 : etaSeconds({ remaining: c.pending + c.running, running: c.running, maxRunning: row.maxRunning, taskMeanS, ratePerS }),
+      etaS: row.final ? 0 : etaSeconds({ remaining: c.pending + c.running, running: c.running, maxRunning: row.maxRunning, taskMeanS, ratePerS, rateWindowS: elapsedS }),
       latestImage: row.image?.path ?? null,
       failedItems: row.failedItems,
     };
@@ -290,18 +290,16 @@ export class ProgressTracker {
 }
 
 /**
- * Seconds until the tasks left have ended: from the mean task duration and
- * how many run at once, else from the throughput; null while neither is
- * known. How many run at once: the most seen running, or what the
- * throughput says (rate x mean duration: an event watch learns of running
- * tasks late), at least 1.
+ * Seconds until the tasks left have ended. Early on (the throughput measured over less than two task
+ * durations), from the mean task duration times the tasks left over how many run at once (the most seen
+ * running, at least 1); later from the throughput, which has seen how many really run at once and how long
+ * tasks wait in the queue; from the throughput alone before any duration; null while neither is known.
  */
-export function etaSeconds(input: { remaining: number; running: number; maxRunning: number; taskMeanS: number | null; ratePerS: number | null }): number | null {
+export function etaSeconds(input: { remaining: number; running: number; maxRunning: number; taskMeanS: number | null; ratePerS: number | null; rateWindowS?: number }): number | null {
   if (input.remaining <= 0) return 0;
-  if (input.taskMeanS !== null) {
-    const byRate = input.ratePerS !== null ? Math.round(input.ratePerS * input.taskMeanS) : 0;
-    return (input.remaining * input.taskMeanS) / Math.max(1, input.running, input.maxRunning, byRate);
+  const rate = input.ratePerS !== null && input.ratePerS > 0 ? input.ratePerS : null;
+  if (input.taskMeanS !== null && (rate === null || (input.rateWindowS ?? 0) < 2 * input.taskMeanS)) {
+    return (input.remaining * input.taskMeanS) / Math.max(1, input.running, input.maxRunning);
   }
-  if (input.ratePerS !== null && input.ratePerS > 0) return input.remaining / input.ratePerS;
-  return null;
+  return rate === null ? null : input.remaining / rate;
 }

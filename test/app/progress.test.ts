@@ -111,8 +111,11 @@ describe("the ETA", () => {
     // Queued for now: as many as ran at once before.
     expect(etaSeconds({ remaining: 10, running: 0, maxRunning: 5, taskMeanS: 4, ratePerS: null })).toBe(8);
     expect(etaSeconds({ remaining: 3, running: 0, maxRunning: 0, taskMeanS: 4, ratePerS: null })).toBe(12);
-    // The files told of no running task, but 1 ended a second with 4 s each: about 4 at once.
-    expect(etaSeconds({ remaining: 12, running: 0, maxRunning: 0, taskMeanS: 4, ratePerS: 1 })).toBe(12);
+  });
+
+  it("once the throughput has been measured over two task durations, comes from it (it has seen how many really run at once)", () => {
+    expect(etaSeconds({ remaining: 12, running: 1, maxRunning: 1, taskMeanS: 4, ratePerS: 1, rateWindowS: 7 })).toBe(48);
+    expect(etaSeconds({ remaining: 12, running: 1, maxRunning: 1, taskMeanS: 4, ratePerS: 1, rateWindowS: 8 })).toBe(12);
   });
 
   it("falls back on the throughput, and is 0 when nothing is left", () => {
@@ -149,8 +152,8 @@ describe("the rows of a run", () => {
     expect(map.taskMeanS).toBe(5);
     // 3 ended in the 2 s since the row was first seen running.
     expect(map.ratePerS).toBeCloseTo(1.5);
-    // 9 left; 4 seen running, but 1.5 a second at 5 s each says about 8 at once.
-    expect(map.etaS).toBeCloseTo((9 * 5) / 8);
+    // 9 left, 4 at once (the throughput was measured over 2 s only, less than two durations).
+    expect(map.etaS).toBeCloseTo((9 * 5) / 4);
     // The newest state's image, under the run's work/ directory; an older state's image does not replace it.
     expect(map.latestImage).toBe("/runs/r1/work/out/frames/f1.png");
 
