@@ -30,9 +30,12 @@ describe("hpcpipe run --json", () => {
         "  - map: draw",
         "    items_file: items.txt",
         "    as: n",
+        // One item at a time, half a second each: the feed (a scan every 0.25 s) sees the first items' states
+        // well before the run ends.
+        "    throttle: 1",
         "    steps:",
         "      - step: png",
-        "        run: sleep 0.3; echo \"$n\" > \"out/f$n.png\"",
+        "        run: sleep 0.5; echo \"$n\" > \"out/f$n.png\"",
         "        requires: [n]",
         '        outputs: ["out/f{item}.png"]',
         "",
@@ -49,7 +52,7 @@ describe("hpcpipe run --json", () => {
     const map = last?.type === "progress" ? last.rows.find((r) => r.key === "map:ev.draw") : undefined;
     expect(map).toMatchObject({ label: "ev.draw [4 tasks]", final: true, counts: { done: 4, failed: 0, running: 0, pending: 0 }, eta_s: 0 });
     expect(map?.latest_image).toMatch(/\/work\/out\/f[1-4]\.png$/);
-    // The live feed brings the items' states (a local run's last ones may come after its end: at least one).
+    // The live feed brings the items' states (a local run's last ones may come after its end: the first ones).
     const pngs = events.filter((e) => e.type === "state" && e.step.endsWith(".png"));
     expect(pngs.length).toBeGreaterThan(0);
     for (const e of pngs) expect(e).toMatchObject({ job: "j001", status: "ok", outputs: [expect.stringMatching(/^out\/f[1-4]\.png$/)] });
