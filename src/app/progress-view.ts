@@ -74,9 +74,9 @@ function clip(text: string, width: number): string {
   return text.length <= width ? text : `${text.slice(0, Math.max(0, width - 1))}…`;
 }
 
-/** Throughput means something for a row of more than one task. */
+/** Throughput means something for a row of more than one task, and once it ended only when it was measured. */
 function rateOf(row: RowProgress): string | null {
-  return row.total > 1 ? rateText(row.ratePerS) : null;
+  return row.total > 1 && !(row.final && row.ratePerS === null) ? rateText(row.ratePerS) : null;
 }
 
 /** What follows a row's bar, fullest first: left out from the right (state, rate, then the counts but the failed) when the terminal is narrow. */

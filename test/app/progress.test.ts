@@ -195,7 +195,10 @@ describe("the frame and the plain lines", () => {
     const narrow = rowLine(row(), 16, 60);
     expect(narrow).toMatch(/5\/10 {2}1 failed {2}ETA 12s$/);
     expect(rowLine(row({ etaS: null }), 16, 140)).toContain("ETA ?");
-    expect(rowLine(row({ final: true, etaS: 0 }), 16, 140)).toContain("ended");
+    expect(rowLine(row({ final: true, etaS: 0 }), 16, 140)).toContain("30/min  ended");
+    // Ended before the watch measured anything (a finished run): no rate shown.
+    expect(rowLine(row({ final: true, etaS: 0, ratePerS: null }), 16, 140)).toMatch(/3 pending {2}ended {2}RUNNING$/);
+    expect(rowLine(row({ ratePerS: null }), 16, 140)).toContain("3 pending  -/min  ETA 12s");
     // Items that failed beyond the failed tasks (allowed failures): said after the counts, also when narrow.
     expect(rowLine(row({ failedItems: 3 }), 16, 160)).toContain("3 pending, 3 items failed");
     expect(rowLine(row({ failedItems: 3 }), 16, 80)).toMatch(/ {2}5\/10 {2}1 failed, 3 items failed {2}ETA 12s$/);
