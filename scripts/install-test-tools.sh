@@ -4,7 +4,8 @@
 # blender, python3-numpy (Blender's glTF importer needs it) and ffmpeg, for the
 # thumbnail example (examples/thumbnails/); chromium (headless), to render and
 # screenshot the HTML run reports (`hpcpipe report`); inotify-tools, for the
-# inotify path of the state watcher (templates/watch-states.sh).
+# inotify path of the state watcher (templates/watch-states.sh); tmux, to read the
+# live progress view through a real terminal (test/cli/progress-tmux.test.ts).
 # Idempotent; needs root and apt-get only when something is missing.
 set -euo pipefail
 
@@ -17,6 +18,7 @@ command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 # The state watcher of `status --watch` lets inotifywait wake its scan early when the cluster has it.
 command -v inotifywait >/dev/null 2>&1 || missing+=(inotify-tools)
+command -v tmux >/dev/null 2>&1 || missing+=(tmux)
 [ "${#missing[@]}" -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then

@@ -17,6 +17,9 @@ export * from "./slurm/index.js";
 export { submit, getRun, Run, changedEvents } from "./app/api.js";
 export type { ProgressEvent, SubmitRequest, WatchOptions as RunWatchOptions } from "./app/api.js";
 export type { InlinePipeline, PipelineSource } from "./app/prepare.js";
+// The CLI's `--json` watch events (`status --watch --json`, `submit --wait --json`), for scripts that read them.
+export { watchEventSchema } from "./app/progress-events.js";
+export type { WatchStreamEvent } from "./app/progress-events.js";
 export type { RunStatus, StepResult } from "./app/status.js";
 export type { CollectOutcome } from "./app/collect.js";
 export type { CancelOutcome, ExecutorKind } from "./app/executor.js";

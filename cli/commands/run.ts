@@ -11,9 +11,10 @@ import { CliError, CliExit } from "../../src/cli-exit.js";
 import { exitCodeFrom } from "../../src/core/exit-code.js";
 import { createLogger, logFormatFor } from "../../src/core/logger.js";
 import type { LogFormat } from "../../src/core/logger.js";
-import type { LocalRunEvent } from "../../src/local/index.js";
 import { collect, guarded, parseSetOption } from "../errors.js";
 import { cpusOption } from "./submit.js";
+import { watchPrinter } from "../watch-printer.js";
+import type { WatchPrinter } from "../watch-printer.js";
 
 interface RunFlags {
   set: string[];
@@ -28,12 +29,6 @@ interface RunFlags {
   resume?: string;
 }
 
-function progressLine(e: LocalRunEvent): string | null {
-  if (e.type === "job-started") return `started  ${e.job} (job ${e.slurmJobId})`;
-  if (e.type === "job-finished") return `finished ${e.job}: ${e.state}${e.reason ? ` (${e.reason})` : ""}`;
-  return null;
-}
-
 export function registerRunCommand(program: Command): void {
   program
     .command("run")
@@ -45,14 +40,14 @@ export function registerRunCommand(program: Command): void {
     )
     .argument("<pipeline>", "the pipeline spec (YAML)")
     .option("--set <key=value>", "set or override a context value (repeatable)", collect, [])
-    .option("--json", "print the merged CompletedState as JSON instead of the summary")
+    .option("--json", "print the merged CompletedState as JSON instead of the summary (and the watch's events on stderr, one JSON object per line, unless -q)")
     .option("--cpus <n>", "most CPUs in use at once (default: this machine's)")
     .option("--runs-dir <dir>", "where run directories go (default: .hpcpipe/runs)")
     .option("--no-fuse", "do not fuse consecutive steps with equal resources into one job")
     .option("--templates <dir>", "render with your own templates (sbatch.hbs, submit.hbs, partials/)")
     .option("--resume <run>", "run RUN again: only steps that did not succeed with the same definition run, in the same run directory; then merge again")
-    .option("-q, --quiet", "no progress lines on stderr")
-    .option("-v, --verbose", "log executor events on stderr (instead of the progress lines)")
+    .option("-q, --quiet", "no progress on stderr (neither the live view nor its lines)")
+    .option("-v, --verbose", "log executor events on stderr (instead of the progress view)")
     .addOption(
       new Option("--log-format <format>", "with -v: compact lines for people, or JSON lines (auto: pretty on a terminal, JSON otherwise)")
         .choices(["auto", "pretty", "json"])
@@ -78,6 +73,7 @@ export function registerRunCommand(program: Command): void {
         else if (!flags.quiet || message.startsWith("warning: ")) process.stderr.write(`hpcpipe: ${message}\n`);
       };
       const abort = new AbortController();
+      let printer: WatchPrinter | null = null;
       const onSignal = (): void => abort.abort();
       process.once("SIGINT", onSignal);
       process.once("SIGTERM", onSignal);
@@ -95,19 +91,19 @@ export function registerRunCommand(program: Command): void {
               local: {
                 ...(cpus !== undefined ? { cpus } : {}),
                 ...(flags.runsDir ? { runsDir: flags.runsDir } : {}),
-                attached: {
-                  signal: abort.signal,
-                  ...(logger ? { logger } : {}),
-                  onEvent: (e) => {
-                    const line = flags.quiet || logger ? null : progressLine(e);
-                    if (line) process.stderr.write(`hpcpipe: ${line}\n`);
-                  },
-                },
+                attached: { signal: abort.signal, ...(logger ? { logger } : {}) },
               },
             },
-            (run) => waitAndCollect(run),
+            async (run) => {
+              // The watch shows on stderr (a live view on a terminal, timestamped lines otherwise, events with
+              // --json) unless -q or -v: stdout keeps the result alone.
+              printer = flags.quiet || logger ? null : watchPrinter(run, process.stderr, { json: flags.json ?? false, tty: process.stderr.isTTY === true });
+              const waited = await waitAndCollect(run, printer?.options ?? {});
+              printer?.finish(waited.watch.status, waited.collect === null, waited.watch.remote?.states);
+              return waited;
+            },
           ),
-        );
+        ).finally(() => printer?.finish(null, true));
         const collected = outcome.then?.collect;
         if (!collected) {
           // A resume with nothing left to run.

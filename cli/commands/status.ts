@@ -1,13 +1,12 @@
 import type { Command } from "commander";
 import { openRun } from "../../src/app/lifecycle.js";
 import { getRunStatus, watchRun } from "../../src/app/status.js";
-import type { RunStatus, WatchOptions } from "../../src/app/status.js";
-import { eventsAllowed } from "../../src/app/watch-events.js";
-import { changeLines, formatStatus, redrawFrame, renderWatchView } from "../../src/app/watch-view.js";
+import { formatStatus } from "../../src/app/watch-view.js";
 import { CliExit } from "../../src/cli-exit.js";
 import { guarded } from "../errors.js";
 import { connectOptions } from "../connect-options.js";
 import type { CliOptions } from "../connect-options.js";
+import { watchPrinter } from "../watch-printer.js";
 
 interface StatusFlags {
   watch?: boolean;
@@ -18,41 +17,6 @@ interface StatusFlags {
 /** The option every command that connects has. */
 export const ACCEPT_HOST_KEY_FLAGS = "--accept-new-host-key";
 export const ACCEPT_HOST_KEY_HELP = "trust and record the cluster's host key when known_hosts does not have it yet (check its fingerprint first)";
-
-/**
- * Shows watch snapshots on a stream: on a terminal the per-step view redrawn
- * in place; otherwise one plain line per change; with json, one JSON object
- * per changed snapshot (JSON Lines).
- */
-export function watchPrinter(stream: NodeJS.WriteStream, mode: { json?: boolean; tty?: boolean }): Pick<WatchOptions, "onUpdate" | "onRetry" | "onDebug" | "events"> {
-  let previous: RunStatus | null = null;
-  let drawn = 0;
-  const tty = mode.tty ?? stream.isTTY === true;
-  return {
-    // State-file events from a watcher on the cluster unless HPCPIPE_WATCH=poll; HPCPIPE_DEBUG=1 shows what it does.
-    events: eventsAllowed(),
-    ...(process.env.HPCPIPE_DEBUG === "1" ? { onDebug: (message: string) => process.stderr.write(`hpcpipe: debug: ${message}\n`) } : {}),
-    onUpdate: (status, changed) => {
-      if (mode.json) {
-        if (changed || status.final) stream.write(`${JSON.stringify(status)}\n`);
-      } else if (tty) {
-        const lines = renderWatchView(status, { width: stream.columns ?? 100 });
-        stream.write(redrawFrame(lines, drawn));
-        drawn = lines.length;
-      } else {
-        for (const line of changeLines(previous, status)) stream.write(`${line}\n`);
-      }
-      previous = status;
-    },
-    onRetry: (error) => {
-      const text = `hpcpipe: this poll failed, retrying at the next one: ${error.message.split("\n")[0] ?? ""}\n`;
-      if (!mode.json) {
-        stream.write(text);
-        drawn = 0;
-      } else process.stderr.write(text);
-    },
-  };
-}
 
 /** Turns Ctrl-C into an AbortSignal for the duration of `action` (the default handler would kill the process mid-write). */
 export async function onSigint<T>(action: (signal: AbortSignal) => Promise<T>): Promise<T> {
@@ -72,18 +36,23 @@ export function registerStatusCommand(program: Command, cli: CliOptions = {}): v
     .description(
       "Show where a submitted run stands: every job and array task by its SLURM state and reason (one squeue per poll for " +
         "the whole run; sacct or scontrol for jobs squeue has forgotten). Once every job has ended, the state files on the " +
-        "cluster give each step's result. With --watch, poll until every job has ended: fast at first, backing off to a cap.",
+        "cluster give each step's result. With --watch, follow it until every job has ended (learning from the state files, asking " +
+        "the scheduler rarely), showing progress per step, group and map.",
     )
     .argument("<run>", "the run id (see `hpcpipe runs`)")
-    .option("-w, --watch", "follow the run until every job has ended (a live view on a terminal, one line per change otherwise)")
-    .option("--json", "print the status as JSON (with --watch: one JSON object per change)")
+    .option(
+      "-w, --watch",
+      "follow the run until every job has ended: on a terminal a live view redrawn in place (per step, group and map: a bar of done/failed/running/pending, throughput, ETA, latest image output); otherwise timestamped lines when something changes",
+    )
+    .option("--json", "print the status as JSON (with --watch: events, one JSON object per line: start, state, job, progress, message, end; schema in README \"Progress a person can read\")")
     .option(ACCEPT_HOST_KEY_FLAGS, ACCEPT_HOST_KEY_HELP)
     .addHelpText(
       "after",
       "\nExamples:\n" +
         "  $ hpcpipe status 20261128-161900-a1b2c3\n" +
         "  $ hpcpipe status 20261128-161900-a1b2c3 --watch\n" +
-        "  $ hpcpipe status 20261128-161900-a1b2c3 --json | jq '.jobs[] | {job, state, reason}'\n",
+        "  $ hpcpipe status 20261128-161900-a1b2c3 --json | jq '.jobs[] | {job, state, reason}'\n" +
+        "  $ hpcpipe status 20261128-161900-a1b2c3 --watch --json | jq -c 'select(.type == \"progress\") | .rows[] | {label, eta_s}'\n",
     )
     .action(async (runId: string, flags: StatusFlags) => {
       await guarded(() =>
@@ -94,7 +63,12 @@ export function registerStatusCommand(program: Command, cli: CliOptions = {}): v
             return;
           }
           const tty = process.stdout.isTTY === true;
-          const outcome = await onSigint((signal) => watchRun(run, { signal, ...watchPrinter(process.stdout, { json: flags.json ?? false, tty }) }));
+          const printer = watchPrinter(run, process.stdout, { json: flags.json ?? false, tty });
+          const outcome = await onSigint((signal) => watchRun(run, { signal, ...printer.options })).catch((error: unknown) => {
+            printer.finish(null, true);
+            throw error;
+          });
+          printer.finish(outcome.status, outcome.aborted, outcome.remote?.states);
           if (outcome.aborted) {
             process.stderr.write(`hpcpipe: stopped watching; the run goes on (\`hpcpipe status ${runId} --watch\` to resume watching)\n`);
             process.exitCode = CliExit.INTERRUPTED;

@@ -23,7 +23,9 @@ import type { RunRecord } from "../../src/runs/index.js";
 import { collect, guarded, parseSetOption } from "../errors.js";
 import { transferBar } from "../transfer-bar.js";
 import { pullSummary } from "./pull.js";
-import { ACCEPT_HOST_KEY_FLAGS, ACCEPT_HOST_KEY_HELP, watchPrinter } from "./status.js";
+import { ACCEPT_HOST_KEY_FLAGS, ACCEPT_HOST_KEY_HELP } from "./status.js";
+import { watchPrinter } from "../watch-printer.js";
+import type { WatchPrinter } from "../watch-printer.js";
 import { connectOptions } from "../connect-options.js";
 import type { CliOptions } from "../connect-options.js";
 
@@ -141,9 +143,12 @@ export function registerSubmitCommand(program: Command, cli: CliOptions = {}): v
     .option("--no-fuse", "do not fuse consecutive steps with equal resources into one job")
     .option("--no-cache", "neither restore steps from the step cache (results of earlier runs with the same inputs) nor store this run's steps in it")
     .option("--templates <dir>", "render with your own templates (sbatch.hbs, submit.hbs, partials/)")
-    .option("-w, --wait", "watch the run until every job has ended, then collect the results (exit status: the pipeline's)")
+    .option(
+      "-w, --wait",
+      "watch the run until every job has ended, then collect the results (exit status: the pipeline's); the watch shows on stderr: a live view on a terminal (bars, throughput, ETA, latest image per step, group and map), timestamped lines otherwise",
+    )
     .option("--resume <run>", "resubmit RUN: only steps whose state on the cluster is not a success of the same definition run again (failed array tasks as a sparse array), in the same run directory")
-    .option("--json", "print the run record as JSON (with --wait: the merged result)")
+    .option("--json", "print the run record as JSON (with --wait: the merged result on stdout, and the watch's events on stderr, one JSON object per line)")
     .option("--pull", "with --wait: then bring the declared outputs home in one transfer (see `hpcpipe pull`)")
     .option("--to <dir>", "with --pull: where the outputs go (default: ./<run id>)")
     .option("--cpus <n>", "a run on this machine (--cluster local): most CPUs in use at once (default: this machine's)")
@@ -204,9 +209,14 @@ async function submitCommand(spec: string, flags: SubmitFlags, cli: CliOptions):
   const tty = process.stdin.isTTY === true && process.stderr.isTTY === true;
   const policy: InterruptPolicy = flags.onInterrupt ?? (tty ? "ask" : "leave");
   const abort = new AbortController();
+  // The watch's view while it shows: a line for people goes through it (above its frame on a terminal).
+  let printer: WatchPrinter | null = null;
   // Ctrl-C never interrupts the submit script (that could leave half a run): it is acted on once the jobs are in.
   const onSigint = (): void => {
-    if (!abort.signal.aborted) process.stderr.write("\nhpcpipe: interrupt received\n");
+    if (!abort.signal.aborted) {
+      if (printer !== null) printer.message("hpcpipe: interrupt received");
+      else process.stderr.write("\nhpcpipe: interrupt received\n");
+    }
     abort.abort();
   };
   process.on("SIGINT", onSigint);
@@ -238,7 +248,16 @@ async function submitCommand(spec: string, flags: SubmitFlags, cli: CliOptions):
         else (flags.wait || flags.json ? process.stderr : process.stdout).write(submittedText(run.record));
         if (abort.signal.aborted) return interrupted(run, policy);
         if (!flags.wait) return 0;
-        const waited = await waitAndCollect(run, { signal: abort.signal, ...watchPrinter(process.stderr, { tty: process.stderr.isTTY === true }) });
+        // The live view (or with --json the event stream) goes to stderr: stdout keeps the result alone.
+        const view = watchPrinter(run, process.stderr, { json: flags.json ?? false, tty: process.stderr.isTTY === true });
+        printer = view;
+        const waited = await waitAndCollect(run, { signal: abort.signal, ...view.options })
+          .catch((error: unknown) => {
+            view.finish(null, true);
+            throw error;
+          })
+          .finally(() => (printer = null));
+        view.finish(waited.watch.status, waited.collect === null, waited.watch.remote?.states);
         if (waited.collect === null) return interrupted(run, policy);
         const { state, resultPath, problems } = waited.collect;
         for (const p of problems) process.stderr.write(`hpcpipe: unusable state file ${p.file}: ${p.error}\n`);

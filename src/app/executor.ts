@@ -56,6 +56,12 @@ export interface RunExecutor {
    * open SSH connection); absent when the executor has none, and then a watch polls.
    */
   watchStates?(handlers: { onEvent: (event: WatchEvent) => void; onBad: (preview: string) => void }, options?: RemoteWatcherOptions): RemoteWatcher;
+  /**
+   * Whether a watch decides the run's end from the watcher's events (default: yes when there is a watcher).
+   * No for a local run, whose supervisor's job table is the truth and cheap to read: its watcher only feeds
+   * the progress display (durations, outputs).
+   */
+  readonly eventEnds?: boolean;
   /** Copies outputs (paths under the run's work/ directory) into `options.to`: ONE transfer, hash-skipped, size-capped (`hpcpipe pull`). */
   pull(paths: readonly string[], options: PullOptions): Promise<PullOutcome>;
 }

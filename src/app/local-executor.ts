@@ -18,6 +18,7 @@ import type { RunRecord, RunStore } from "../runs/index.js";
 import { pollPolicy } from "../slurm/index.js";
 import type { LogChunk, RunExecutor } from "./executor.js";
 import { sleep } from "./sleep.js";
+import { startLocalWatcher } from "../watch/local-watcher.js";
 
 /** A local run is cheap to ask: a watch reads its table often. */
 const LOCAL_POLL = pollPolicy({ initialMs: 200, maxMs: 1_000 });
@@ -100,6 +101,8 @@ export function localExecutor(store: RunStore, record: RunRecord, plan: Compiled
     readFile: (path, maxBytes) => readWhole(bundlePath(runDir, path), maxBytes, executor.record.run_id),
     readFileFrom: (path, offset, maxBytes) => readFrom(bundlePath(runDir, path), offset, maxBytes),
     pull: (paths, options) => pullLocalOutputs(runDir, paths, options),
+    watchStates: (handlers, options) => startLocalWatcher(join(runDir, plan.layout.states), handlers, options),
+    eventEnds: false,
   };
   return executor;
 }

@@ -6,6 +6,7 @@
  */
 import type { StateProblem } from "../collect/index.js";
 import type { CompletedState } from "../core/completed-state.js";
+import type { StateFile } from "../plan/state-file.js";
 import { exitCodeFrom } from "../core/exit-code.js";
 import { carryFinalStates, mapJobStatuses, totalCounts } from "../runs/index.js";
 import type { JobStatus, PhaseCounts, RunRecord } from "../runs/index.js";
@@ -17,6 +18,7 @@ import type { RunContext } from "./connect.js";
 import type { RunExecutor } from "./executor.js";
 import { markTiming } from "../core/timing.js";
 import { executorOf } from "./slurm-executor.js";
+import { startStateFeed } from "./state-feed.js";
 import { watchByEvents } from "./watch-events.js";
 import type { CadencePolicy } from "../watch/cadence.js";
 import type { RemoteWatcherOptions } from "../watch/remote-watcher.js";
@@ -144,6 +146,12 @@ export interface WatchOptions {
   clock?: () => number;
   /** Details for people debugging a watch (a bad event line, the watcher's mode). */
   onDebug?: (message: string) => void;
+  /**
+   * A valid state file the event watch received (for the progress display: durations, outputs): every one
+   * after a watcher's first scan, and those of the first watcher's first scan (the run so far); never the
+   * same file twice from a later watcher's first scan.
+   */
+  onState?: (key: string, state: StateFile) => void;
 }
 
 export interface WatchOutcome {
@@ -178,7 +186,17 @@ export function retryable(error: unknown): error is Error {
 export async function watchRun(context: RunContext | RunExecutor, options: WatchOptions = {}): Promise<WatchOutcome> {
   const run = executorOf(context);
   requireJobIds(run.record);
-  if (options.events === true && run.watchStates !== undefined && Object.keys(run.record.jobs).length > 0) return watchByEvents(run, options);
+  if (options.events === true && run.watchStates !== undefined && run.eventEnds !== false && Object.keys(run.record.jobs).length > 0) return watchByEvents(run, options);
+  // The watcher only feeds the display here (a local run's end comes from its job table).
+  const feed = options.events === true && options.onState !== undefined ? startStateFeed(run, options.onState, options.onDebug ?? (() => undefined), options.watcher) : null;
+  try {
+    return await watchByPolling(run, options);
+  } finally {
+    await feed?.close();
+  }
+}
+
+async function watchByPolling(run: RunExecutor, options: WatchOptions): Promise<WatchOutcome> {
   const interval = new PollInterval(options.policy ?? run.pollPolicy, options.random);
   const sleep = options.sleep ?? abortableSleep;
   const now = options.now ?? isoNow;

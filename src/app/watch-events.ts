@@ -86,6 +86,7 @@ export async function watchByEvents(run: RunExecutor, options: WatchOptions): Pr
   let ended: WatcherEnd | null = null;
   let ready = false;
   let failedStarts = 0;
+  let starts = 0;
   let mode: "events" | "polling" = "events";
   let answered: JobStatus[] | null = null;
   let queries = 0;
@@ -95,6 +96,7 @@ export async function watchByEvents(run: RunExecutor, options: WatchOptions): Pr
 
   const poke = (): void => wake?.abort();
   const start = (): void => {
+    starts += 1;
     ready = false;
     ended = null;
     held = [];
@@ -135,6 +137,7 @@ export async function watchByEvents(run: RunExecutor, options: WatchOptions): Pr
     if (entry.parsed !== null && !entry.parsed.ok) debug(`state watcher: ${event.name}: ${entry.parsed.error}`);
     const state = entry.parsed?.ok ? entry.parsed.state : null;
     if (entry.parsed === null || entry.parsed.ok) tracker.apply(key, { state, fresh: ready });
+    if (state !== null && (ready || starts === 1)) options.onState?.(key, state);
     return tracker.isFailure(key);
   };
   const applyHeld = (): boolean => {

@@ -1,7 +1,7 @@
 /**
- * How a run's status looks: a live per-step table for a terminal (redrawn
- * in place with ANSI), and plain lines, one per change, for logs and pipes.
- * Pure functions over a RunStatus snapshot.
+ * How a run's status looks: the per-job table of `status` (and the results
+ * once final), and the in-place redraw the live progress view uses
+ * (progress-view.ts draws its frames). Pure functions over a RunStatus snapshot.
  */
 import type { JobStatus } from "../runs/index.js";
 import { itemTallyText, summaryRows } from "./map-items.js";
@@ -66,27 +66,17 @@ export function renderWatchView(status: RunStatus, options: { width?: number } =
   return out.map((l) => clip(l, width));
 }
 
-/** The text that replaces the previous frame in place: cursor up over it, clear to the end, the new lines. */
-export function redrawFrame(lines: readonly string[], previousLineCount: number): string {
-  const up = previousLineCount > 0 ? `\x1b[${previousLineCount}A\r\x1b[J` : "";
-  return `${up}${lines.join("\n")}\n`;
-}
-
-function jobLine(j: JobStatus): string {
-  const counts = j.array !== null ? ` (${countsText(j.counts)})` : "";
-  return `${j.job} ${j.label}: ${stateText(j.state, j.reason)}${counts}`;
-}
-
-/** Plain lines for what changed since the previous snapshot (every job the first time), each stamped with the poll time. */
-export function changeLines(previous: RunStatus | null, next: RunStatus): string[] {
-  const before = new Map((previous?.jobs ?? []).map((j) => [j.job, jobLine(j)]));
-  const stamp = hhmmss(next.polled_at);
-  const lines: string[] = [];
-  for (const j of next.jobs) {
-    const text = jobLine(j);
-    if (before.get(j.job) !== text) lines.push(`${stamp} ${text}`);
-  }
-  return lines;
+/**
+ * The text that replaces the previous frame in place: cursor up over it, each line cleared and rewritten
+ * (`before`: lines for people printed above the new frame, where the old one began), and what is left of
+ * the old frame below cleared. Never a clear from the top of the screen: some terminals (tmux) would
+ * scroll the old frame into their history.
+ */
+export function redrawFrame(lines: readonly string[], previousLineCount: number, before: readonly string[] = []): string {
+  const up = previousLineCount > 0 ? `\x1b[${previousLineCount}A` : "";
+  const all = [...before, ...lines];
+  const body = all.map((l) => `\r\x1b[2K${l}\n`).join("");
+  return `${up}${body}${previousLineCount > all.length ? "\x1b[J" : ""}`;
 }
 
 /** The status as text, for `status` without --watch: the table and, once final, every step's result. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { RunStatus } from "../../src/app/status.js";
-import { changeLines, formatStatus, redrawFrame, renderWatchView, stateText } from "../../src/app/watch-view.js";
+import { formatStatus, redrawFrame, renderWatchView, stateText } from "../../src/app/watch-view.js";
 import type { JobStatus, TaskStatus } from "../../src/runs/index.js";
 import { TaskTable, totalCounts } from "../../src/runs/index.js";
 
@@ -65,20 +65,12 @@ describe("the watch view", () => {
   });
 
   it("redraws in place: cursor up over the previous frame, clear, the new lines", () => {
-    expect(redrawFrame(["a", "b"], 0)).toBe("a\nb\n");
-    expect(redrawFrame(["a", "b"], 6)).toBe("\x1b[6A\r\x1b[Ja\nb\n");
-  });
-
-  it("prints plain lines only for what changed", () => {
-    const first = changeLines(null, running);
-    expect(first).toEqual([
-      "12:00:05 j000 thumbs.prep: COMPLETED",
-      "12:00:05 j001 thumbs.renders [4 tasks]: RUNNING (pending 1, running 2, done 1, failed 0)",
-      "12:00:05 j002 thumbs.metadata: PENDING (Dependency)",
-    ]);
-    expect(changeLines(running, { ...running, polled_at: "2026-01-01T12:00:09.000Z" })).toEqual([]);
-    const later = snapshot([running.jobs[0] as JobStatus, running.jobs[1] as JobStatus, job("j002", "thumbs.metadata", "RUNNING", null, [task(0, "RUNNING", "running")])], "2026-01-01T12:00:10.000Z");
-    expect(changeLines(running, later)).toEqual(["12:00:10 j002 thumbs.metadata: RUNNING"]);
+    expect(redrawFrame(["a", "b"], 0)).toBe("\r\x1b[2Ka\n\r\x1b[2Kb\n");
+    // Six lines up; the two new lines rewritten; the four left of the old frame cleared.
+    expect(redrawFrame(["a", "b"], 6)).toBe("\x1b[6A\r\x1b[2Ka\n\r\x1b[2Kb\n\x1b[J");
+    expect(redrawFrame(["a", "b"], 2)).toBe("\x1b[2A\r\x1b[2Ka\n\r\x1b[2Kb\n");
+    // A line for people where the old frame began, the frame below it.
+    expect(redrawFrame(["a"], 1, ["note"])).toBe("\x1b[1A\r\x1b[2Knote\n\r\x1b[2Ka\n");
   });
 
   it("formats a final status with every step's result", () => {

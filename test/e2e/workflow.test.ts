@@ -5,6 +5,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { watchEventSchema } from "../../src/app/progress-events.js";
 import { cancelRun } from "../../src/app/cancel.js";
 import { withRun } from "../../src/app/connect.js";
 import { submitRun } from "../../src/app/submit.js";
@@ -77,6 +78,21 @@ describe.skipIf(e2eSkipped)("the cluster workflow on the test cluster", { timeou
       expect(Object.keys(record.jobs)).toEqual(["j000", "j001", "j002"]);
       const result = JSON.parse(readFileSync(path.join(env.home, "runs", runId, "result.json"), "utf8")) as StateJson;
       expect(result.step_states).toEqual(state.step_states);
+      // stdout is the result alone; stderr carries the watch's events (one JSON object per line, by the schema).
+      const events = submitted.stderr.split("\n").filter((l) => l.startsWith("{")).map((l) => watchEventSchema.parse(JSON.parse(l)));
+      expect(events[0]?.type).toBe("start");
+      expect(events.at(-1)).toMatchObject({ type: "end", aborted: false, final: true, result: { success: true, exit_code: 0 }, failed_steps: [] });
+      // One state event per state file the jobs wrote (prep, the four renders, metadata), each of this run's jobs.
+      const states = events.filter((e) => e.type === "state");
+      const files = ["metadata", "prep", "renders.front", "renders.iso", "renders.side", "renders.top"].map((k) => `thumbnail_shape.${k}`);
+      expect(states.map((e) => (e.type === "state" ? e.step : "")).sort()).toEqual(files);
+      expect(states.find((e) => e.type === "state" && e.step === "thumbnail_shape.renders.iso")).toMatchObject({ job: "j001", task: 3, status: "ok", outputs: ["out/views/iso.txt"] });
+      const progress = events.filter((e) => e.type === "progress").at(-1);
+      expect(progress?.type === "progress" ? progress.rows.map((r) => [r.label, r.final, r.counts.done]) : null).toEqual([
+        ["thumbnail_shape.prep", true, 1],
+        ["thumbnail_shape.renders [4 tasks]", true, 4],
+        ["thumbnail_shape.metadata", true, 1],
+      ]);
     });
 
     it("runs, status --json and collect work later from a fresh process (a new RunStore on the same HPCPIPE_HOME)", async () => {

@@ -1,5 +1,5 @@
 // vitest globalSetup: bundles the batch-validate example's toolkit, and installs the tools tests
-// shell out to (shellcheck, Blender, ffmpeg, Chromium) with scripts/install-test-tools.sh.
+// shell out to (shellcheck, Blender, ffmpeg, Chromium, tmux) with scripts/install-test-tools.sh.
 // Under CI a failure fails the run; elsewhere
 // the tests that need a missing tool skip with a loud notice of their own.
 import { spawnSync } from "node:child_process";
