@@ -16,6 +16,8 @@ export interface Templates {
   dir: string;
   sbatch: Template;
   submit: Template;
+  /** A retry controller job (retry.hbs; the package's own when the directory has none). */
+  retry: Template;
 }
 
 interface HelperCall {
@@ -125,6 +127,7 @@ export function loadTemplates(dir?: string): Templates {
     dir: root,
     sbatch: env.compile(readTemplate(root, "sbatch.hbs"), COMPILE_OPTIONS),
     submit: env.compile(readTemplate(root, "submit.hbs"), COMPILE_OPTIONS),
+    retry: env.compile(readTemplate(existsSync(join(root, "retry.hbs")) ? root : defaultTemplatesDir(), "retry.hbs"), COMPILE_OPTIONS),
   };
   if (dir === undefined) defaultTemplates = templates;
   return templates;
@@ -132,7 +135,7 @@ export function loadTemplates(dir?: string): Templates {
 
 /** Every template file of a directory (for checks): path relative to the directory and source. */
 export function templateFiles(dir: string = defaultTemplatesDir()): { file: string; source: string }[] {
-  const out = ["sbatch.hbs", "submit.hbs"].map((file) => ({ file, source: readFileSync(join(dir, file), "utf8") }));
+  const out = ["sbatch.hbs", "submit.hbs", "retry.hbs"].filter((f) => f !== "retry.hbs" || existsSync(join(dir, f))).map((file) => ({ file, source: readFileSync(join(dir, file), "utf8") }));
   const partialsDir = join(dir, "partials");
   if (existsSync(partialsDir)) {
     for (const f of readdirSync(partialsDir).filter((x) => x.endsWith(".hbs")).sort()) {
