@@ -82,6 +82,7 @@ function parentKey(key: string): string {
 
 /** What a plan job runs, in a few words: `p.prep`, `p.a + 2 fused`, `p.renders [4 tasks]`, `p.check_all [chunk 2/3: 5-9]`. */
 export function jobLabel(job: PlanJob): string {
+  if (job.retry !== undefined) return `retries of ${job.retry.of}${job.id.includes(".") ? ` (after attempt ${job.id.split(".r")[1] ?? "?"})` : ""}`;
   let base: string;
   if (job.shape === "map") base = job.map?.key ?? parentKey(parentKey(job.steps[0] ?? job.id));
   else if (job.shape === "group") {
