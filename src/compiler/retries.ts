@@ -7,7 +7,7 @@
  */
 import { itemsPerTaskOf } from "../plan/plan.js";
 import type { Dependency } from "../plan/plan.js";
-import { slurmTimeToSeconds } from "../plan/resources.js";
+import { secondsToSlurmTime, slurmTimeToSeconds } from "../plan/resources.js";
 import type { Resources } from "../plan/resources.js";
 import { retryOnArgument } from "../plan/retry.js";
 import type { RetryControl, RetryPolicy } from "../plan/retry.js";
@@ -35,7 +35,10 @@ export function addControllers(jobs: JobDraft[], deps: Dependency[], policy: Ret
     const job = jobs.find((j) => j.id === dep.job);
     if (job === undefined) return dep;
     const id = `j${String(jobs.length).padStart(3, "0")}`;
-    const resources: Resources = { time: CONTROLLER_TIME, cpus: 1 };
+    // At most the partition's own limit: a controller needs seconds, not minutes.
+    const limit = job.resources.partition === undefined ? undefined : target.partitions?.[job.resources.partition]?.max_time;
+    const time = limit !== undefined && slurmTimeToSeconds(limit) < slurmTimeToSeconds(CONTROLLER_TIME) ? secondsToSlurmTime(slurmTimeToSeconds(limit)) : CONTROLLER_TIME;
+    const resources: Resources = { time, cpus: 1 };
     for (const name of ["partition", "account", "qos"] as const) if (job.resources[name] !== undefined) resources[name] = job.resources[name];
     jobs.push({
       id,

@@ -67,6 +67,14 @@ describe("a step or map with retries gets a retry controller that its dependents
     expect(Object.keys(plan.files)).not.toContain("scripts/retry.sh");
   });
 
+  it("gives the controller 5 minutes, or less when the partition allows less", () => {
+    const root = loadText(withRetry("retries: 2")).pipeline;
+    const time = (maxTime: string): string | undefined =>
+      compileTree(root, { target: target({ partitions: { main: { max_time: maxTime } }, defaults: { partition: "main" } }) }).jobs.find((j) => j.retry !== undefined)?.resources.time;
+    expect(time("1:00:00")).toBe("00:05:00");
+    expect(time("3:00")).toBe("00:03:00");
+  });
+
   it("never fuses a step with retries into its neighbours", () => {
     const yaml = `${HEAD}  - step: a\n    run: echo a\n  - step: b\n    run: echo b\n    retries: 1\n  - step: c\n    run: echo c\n`;
     const plan = compileTree(loadText(yaml).pipeline);
