@@ -106,6 +106,22 @@ describe.skipIf(e2eSkipped)("retries on the test cluster", { timeout: 400_000 },
     expect(result.step_states["hopeless.each.0.work"]?.success).toBe(true);
   });
 
+  it("a packed task holding a failed item reruns only that item: its done items are skipped", async () => {
+    const spec = env.spec("packed", flakySpec("packed", 1, "items_per_task: 2\nretries: 1"));
+    const run = await cli("submit", spec, "--cluster", cluster, "--wait", "--json");
+    expect(run.code, run.stderr).toBe(0);
+    const runId = runIdFrom(run.stderr + run.stdout);
+    const result = JSON.parse(run.stdout) as ResultJson;
+    expect(result.step_states["packed.each.1.work"]?.meta.attempt).toBe(2);
+    expect(result.step_states["packed.each.0.work"]?.meta.attempt).toBe(1);
+    const dir = await remoteDir(runId);
+    // Item a shares task 0 with b: the retry of task 0 skipped it (done), and task 1 (item c) was not retried.
+    expect(await readRemote(remote, dir, "out/runs-a")).toBe("attempt 1\n");
+    expect(await readRemote(remote, dir, "out/runs-b")).toBe("attempt 1\nattempt 2\n");
+    expect(await readRemote(remote, dir, "out/runs-c")).toBe("attempt 1\n");
+    expect(JSON.parse((await readRemote(remote, dir, "retries/j000.2.json")) ?? "{}")).toMatchObject({ tasks: [0] });
+  });
+
   it("after the submitting CLI is killed (SIGKILL) right after submit, the retries still happen on the cluster", async () => {
     const spec = env.spec("orphan", flakySpec("orphan", 2, "retries: 2"));
     const child = spawn(process.execPath, [path.join(REPO, "dist/cli/main.js"), "submit", spec, "--cluster", cluster, "--wait"], {

@@ -38,7 +38,7 @@ describe("the retry controller, with recording shims for SLURM's commands", () =
   let dir = "";
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  function controller(scontrol: string[], states: string[], sinfo: string, chain: string[] = ["--watch", "400", "--attempt", "1"], used = "") {
+  function controller(scontrol: string[], states: string[], sinfo: string, chain: string[] = ["--watch", "400", "--attempt", "1"], used = "", over: string[] = []) {
     dir = mkdtempSync(join(tmpdir(), "hpcpipe-retry-ctl-"));
     const bin = join(dir, "bin");
     const runDir = join(dir, "run");
@@ -59,7 +59,7 @@ describe("the retry controller, with recording shims for SLURM's commands", () =
       mkdirSync(join(runDir, "retries"));
       writeFileSync(join(runDir, "retries", "j001.used"), used);
     }
-    const r = spawnSync("bash", ["-c", 'source "$HPCPIPE_RUN_DIR/scripts/retry.sh" && hp_retry_control "$@"', "controller", ...BASE_ARGS, ...chain], {
+    const r = spawnSync("bash", ["-c", 'source "$HPCPIPE_RUN_DIR/scripts/retry.sh" && hp_retry_control "$@"', "controller", ...BASE_ARGS, ...over, ...chain], {
       env: { PATH: `${bin}:${process.env.PATH ?? ""}`, HPCPIPE_RUN_DIR: runDir, SLURM_JOB_ID: "500", SLURM_CPUS_PER_TASK: "1", SHIM_LOG: join(dir, "calls"), SHIM_DIR: dir },
       encoding: "utf8",
     });
@@ -88,6 +88,15 @@ describe("the retry controller, with recording shims for SLURM's commands", () =
     // Task 3 failed with exit 5, not in retry_on; its SLURM requeue counted as an attempt.
     expect(out.read("retries/j001.failed")).toBe("3 exit 5 (not retried)\n");
     expect(out.read("retries/j001.used").trim().split("\n").sort()).toEqual(["0 1", "1 1", "2 1", "3 2"]);
+  });
+
+  it("escalates the memory of a retry after an OUT_OF_MEMORY, bounded by the partition's max_mem", () => {
+    const out = controller([task(0, "OUT_OF_MEMORY", "n1")], [], "n1\n", ["--watch", "400", "--attempt", "1", "--cur-mem-mb", "3000"], "", ["--on", "ALL", "--mem-factor", "1500", "--mem-mb", "3000", "--max-mem-mb", "4096"]);
+    expect(out.status, out.stderr).toBe(0);
+    const sbatch = out.calls.filter((c) => c.startsWith("sbatch"));
+    expect(sbatch[0]).toContain("[--mem=4096M]");
+    expect(sbatch[0]).not.toContain("--time");
+    expect(sbatch[1]).toContain("[--cur-mem-mb] [4096]");
   });
 
   it("never excludes every node of the partition", () => {
