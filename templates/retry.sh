@@ -30,6 +30,37 @@ _hr_die() {
   exit 1
 }
 
+# What this controller submitted so far: cancelled when it is stopped half-way (hpcpipe cancel, a time limit),
+# so that no retry outlives a cancelled run unrecorded.
+_HR_SUBMITTED=()
+_hr_stopped() {
+  trap '' TERM INT HUP USR1
+  if ((${#_HR_SUBMITTED[@]} > 0)); then scancel "${_HR_SUBMITTED[@]}" 2>/dev/null; fi
+  _hr_log "stopped by SIG$1: cancelled the ${#_HR_SUBMITTED[@]} job(s) it had submitted"
+  exit 1
+}
+
+# _hr_job_lines ID: REPLY := one line per task of job ID as `scontrol show job -o` prints them; from accounting
+# (sacct) when slurmctld no longer holds the job (the controller waited in the queue past MinJobAge).
+_hr_job_lines() {
+  local out line id state ec nl
+  if out=$(scontrol show job -o "$1" 2>&1); then
+    REPLY=$out
+    return 0
+  fi
+  _hr_log "scontrol show job $1 failed ($out); asking sacct"
+  out=$(sacct -j "$1" -X -n -P -o JobID,State,ExitCode,NodeList 2>&1) || _hr_die "neither scontrol nor sacct knows SLURM job $1: $out"
+  REPLY=""
+  while IFS='|' read -r id state ec nl; do
+    state=${state%% *}
+    if [[ $id =~ ^[0-9]+_([0-9]+)$ ]]; then
+      REPLY+="JobId=$id ArrayTaskId=${BASH_REMATCH[1]} JobState=$state Restarts=0 ExitCode=$ec NodeList=$nl"$'\n'
+    elif [[ $id =~ ^[0-9]+$ ]]; then
+      REPLY+="JobId=$id JobState=$state Restarts=0 ExitCode=$ec NodeList=$nl"$'\n'
+    fi
+  done <<<"$out"
+}
+
 # _hr_write FILE TEXT: atomically (temp file in the same directory, then mv).
 _hr_write() {
   local tmp="$1.tmp.$$"
@@ -112,6 +143,9 @@ hp_retry_control() {
   [[ -n ${HPCPIPE_RUN_DIR:-} ]] || _hr_die "HPCPIPE_RUN_DIR is not set"
   cd -- "$HPCPIPE_RUN_DIR" || _hr_die "cannot enter the run directory $HPCPIPE_RUN_DIR"
   mkdir -p retries || _hr_die "cannot create $HPCPIPE_RUN_DIR/retries"
+  trap '_hr_stopped TERM' TERM
+  trap '_hr_stopped INT' INT
+  trap '_hr_stopped HUP' HUP
   local me=${SLURM_JOB_ID:-}
   [[ $me =~ ^[0-9]+$ ]] || _hr_die "SLURM_JOB_ID is not set: a controller runs as a SLURM job"
   # This job's own SLURM variables must not reach the jobs it submits (sbatch passes the environment on).
@@ -125,7 +159,8 @@ hp_retry_control() {
   [[ -z $task_map ]] || IFS=, read -ra first_map <<<"$task_map"
   [[ -z $watch_map ]] || IFS=, read -ra this_map <<<"$watch_map"
   declare -A st=() node=() restarts=() exitc=()
-  out=$(scontrol show job -o "$watch" 2>&1) || _hr_die "scontrol show job $watch failed: $out"
+  _hr_job_lines "$watch"
+  out=$REPLY
   while IFS= read -r line; do
     [[ $line == *JobState=* ]] || continue
     tid=0
@@ -305,12 +340,14 @@ hp_retry_control() {
   rid=$(HPCPIPE_TASK_MAP=$list HPCPIPE_ATTEMPT_BASE=$base sbatch "${args[@]}" "$script" 2>&1) || _hr_die "sbatch of the retry failed: $rid"
   rid=${rid%%;*}
   [[ $rid =~ ^[0-9]+$ ]] || _hr_die "sbatch printed '$rid' instead of a job id"
+  _HR_SUBMITTED+=("$rid")
   printf '%s\n' "$rid" >>logs/submitted-job-ids
   cid=$(sbatch --parsable "--comment=hpcpipe:$run_id" "--job-name=hp-$self_id.r$next-retry-$job" "--dependency=afterany:$rid" --kill-on-invalid-dep=yes \
     "$self" --watch "$rid" --attempt "$next" --watch-map "$list" --cur-time-s "$cur_time_s" --cur-mem-mb "$cur_mem_mb" --exclude "$exclude" 2>&1) ||
     { scancel "$rid"; _hr_die "sbatch of the next controller failed: $cid"; }
   cid=${cid%%;*}
   [[ $cid =~ ^[0-9]+$ ]] || { scancel "$rid"; _hr_die "sbatch printed '$cid' instead of a job id"; }
+  _HR_SUBMITTED+=("$cid")
   printf '%s\n' "$cid" >>logs/submitted-job-ids
 
   # ---- the record the client reads ------------------------------------------------------------------------

@@ -15,7 +15,8 @@ printf ' [%s]' "$@" >>"$SHIM_LOG"
 [[ $(basename "$0") == sbatch ]] && printf ' map=%s base=%s' "\${HPCPIPE_TASK_MAP-unset}" "\${HPCPIPE_ATTEMPT_BASE-unset}" >>"$SHIM_LOG"
 printf '\\n' >>"$SHIM_LOG"
 case $(basename "$0") in
-  scontrol) [[ $1 == show ]] && cat "$SHIM_DIR/scontrol.out"; exit 0 ;;
+  scontrol) if [[ $1 == show ]]; then [[ -f $SHIM_DIR/scontrol.gone ]] && { echo "slurm_load_jobs error: Invalid job id specified" >&2; exit 1; }; cat "$SHIM_DIR/scontrol.out"; fi; exit 0 ;;
+  sacct) cat "$SHIM_DIR/sacct.out" ;;
   sinfo) cat "$SHIM_DIR/sinfo.out" ;;
   squeue) cat "$SHIM_DIR/squeue.out" ;;
   sbatch) n=$(cat "$SHIM_DIR/next-id"); echo $((n + 1)) >"$SHIM_DIR/next-id"; echo "$n" ;;
@@ -38,18 +39,22 @@ describe("the retry controller, with recording shims for SLURM's commands", () =
   let dir = "";
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  function controller(scontrol: string[], states: string[], sinfo: string, chain: string[] = ["--watch", "400", "--attempt", "1"], used = "", over: string[] = []) {
+  function controller(scontrol: string[], states: string[], sinfo: string, chain: string[] = ["--watch", "400", "--attempt", "1"], used = "", over: string[] = [], sacct: string | null = null) {
     dir = mkdtempSync(join(tmpdir(), "hpcpipe-retry-ctl-"));
     const bin = join(dir, "bin");
     const runDir = join(dir, "run");
     mkdirSync(bin);
     for (const d of ["states", "logs", "scripts"]) mkdirSync(join(runDir, d), { recursive: true });
-    for (const name of ["scontrol", "sinfo", "squeue", "sbatch", "scancel"]) {
+    for (const name of ["scontrol", "sacct", "sinfo", "squeue", "sbatch", "scancel"]) {
       writeFileSync(join(bin, name), SHIM);
       chmodSync(join(bin, name), 0o755);
     }
     writeFileSync(join(dir, "scontrol.out"), `${scontrol.join("\n")}\n`);
     writeFileSync(join(dir, "sinfo.out"), sinfo);
+    if (sacct !== null) {
+      writeFileSync(join(dir, "scontrol.gone"), "");
+      writeFileSync(join(dir, "sacct.out"), sacct);
+    }
     writeFileSync(join(dir, "squeue.out"), "700|hpcpipe:RUN|afterok:500(unfulfilled),afterany:300(unfulfilled)\n701|hpcpipe:OTHER|afterok:500(unfulfilled)\n702|hpcpipe:RUN|afterok:5000(unfulfilled)\n");
     writeFileSync(join(dir, "next-id"), "600");
     states.forEach((s, i) => writeFileSync(join(runDir, "states", `s${i}.json`), `${s}\n`));
@@ -97,6 +102,14 @@ describe("the retry controller, with recording shims for SLURM's commands", () =
     expect(sbatch[0]).toContain("[--mem=4096M]");
     expect(sbatch[0]).not.toContain("--time");
     expect(sbatch[1]).toContain("[--cur-mem-mb] [4096]");
+  });
+
+  it("asks accounting (sacct) when slurmctld no longer holds the ended job", () => {
+    const out = controller([], [stateLine(1, 3)], "n1\n", undefined, "", [], "400_0|COMPLETED|0:0|n1\n400_1|FAILED|1:0|n1\n400_2|CANCELLED by 0|0:15|n1\n");
+    expect(out.status, out.stderr).toBe(0);
+    expect(out.stderr).toContain("asking sacct");
+    expect(out.calls.find((c) => c.startsWith("sbatch"))).toContain("map=1 base=1");
+    expect(out.read("retries/j001.failed")).toBe("2 CANCELLED (not retried)\n");
   });
 
   it("never excludes every node of the partition", () => {
