@@ -106,6 +106,32 @@ describe.skipIf(e2eSkipped)("retries on the test cluster", { timeout: 400_000 },
     expect(result.step_states["hopeless.each.0.work"]?.success).toBe(true);
   });
 
+  it("a plain step with retries is retried as a job of its own, and the step after it runs", async () => {
+    const spec = env.spec(
+      "single",
+      `name: single
+steps:
+  - step: flaky
+    retries: 1
+    cache: false
+    run: |
+      echo "attempt $HPCPIPE_ATTEMPT" >> "$HPCPIPE_OUT_DIR/runs"
+      [ "$HPCPIPE_ATTEMPT" -gt 1 ] || exit 7
+  - step: after
+    cache: false
+    run: echo ran > "$HPCPIPE_OUT_DIR/after"
+`,
+    );
+    const run = await cli("submit", spec, "--cluster", cluster, "--wait", "--json");
+    expect(run.code, run.stderr).toBe(0);
+    const result = JSON.parse(run.stdout) as ResultJson;
+    expect((result.step_states["single.flaky"]?.meta.attempts as Array<Record<string, unknown>>).map((a) => [a.attempt, a.retried_because ?? null])).toEqual([
+      [1, "exit 7"],
+      [2, null],
+    ]);
+    expect(result.step_states["single.after"]?.success).toBe(true);
+  });
+
   it("a packed task holding a failed item reruns only that item: its done items are skipped", async () => {
     const spec = env.spec("packed", flakySpec("packed", 1, "items_per_task: 2\nretries: 1"));
     const run = await cli("submit", spec, "--cluster", cluster, "--wait", "--json");
