@@ -19,7 +19,7 @@ export interface CompileTarget {
   signalGraceS: number;
   /** Per-partition limits (the cluster config's `partitions`): they bound a retry's escalated time and memory. */
   partitions?: Record<string, { max_time?: string | undefined; max_mem?: string | undefined }>;
-  /** False where no retry controller can run (the local executor): a step with `retries` is refused, named. */
+  /** False where no retry controller can run: a step with `retries` is refused, named. (Both executors retry.) */
   retriesAllowed?: boolean;
 }
 
