@@ -239,7 +239,7 @@ hp_retry_control() {
     while read -r t u; do [[ $t =~ ^[0-9]+$ && $u =~ ^[0-9]+$ ]] && used[$t]=$u; done <"retries/$job.used"
   fi
   local -a again=()
-  local failed_now="" text="" base=0 timed=0 oom=0 new_nodes=""
+  local failed_now="" text="" base=0 timed=0 oom=0 new_nodes="" nd
   for t in $(printf '%s\n' "${!st[@]}" | sort -n); do
     used[$t]=$((${used[$t]:-0} + 1 + ${restarts[$t]:-0}))
     [[ ${verdict[$t]} == ok ]] && continue
@@ -252,7 +252,12 @@ hp_retry_control() {
       ((used[$t] > base)) && base=${used[$t]}
       [[ ${verdict[$t]} == TIMEOUT ]] && timed=1
       [[ ${verdict[$t]} == OUT_OF_MEMORY ]] && oom=1
-      [[ ${verdict[$t]} == NODE_FAIL && -n ${node[$t]} && ${node[$t]} != "(null)" ]] && new_nodes+="${node[$t]},"
+      if [[ ${verdict[$t]} == NODE_FAIL && -n ${node[$t]} && ${node[$t]} != "(null)" ]]; then
+        # A node list may be compressed (n[1-3]): one name each, and only plain host names.
+        for nd in $(scontrol show hostnames "${node[$t]}" 2>/dev/null || printf '%s\n' "${node[$t]}"); do
+          [[ $nd =~ ^[A-Za-z0-9_.-]{1,128}$ ]] && new_nodes+="$nd,"
+        done
+      fi
     fi
   done
   text=""
@@ -294,7 +299,7 @@ hp_retry_control() {
   fi
   # ---- nodes where a task failed on a node fault, never every node of the partition ----------------------
   if [[ -n $new_nodes ]]; then
-    local all candidate="" nd
+    local all candidate=""
     local -A seen=()
     for nd in ${exclude//,/ } ${new_nodes//,/ }; do
       [[ -n $nd && -z ${seen[$nd]+x} ]] || continue

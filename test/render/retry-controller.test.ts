@@ -15,7 +15,8 @@ printf ' [%s]' "$@" >>"$SHIM_LOG"
 [[ $(basename "$0") == sbatch ]] && printf ' map=%s base=%s' "\${HPCPIPE_TASK_MAP-unset}" "\${HPCPIPE_ATTEMPT_BASE-unset}" >>"$SHIM_LOG"
 printf '\\n' >>"$SHIM_LOG"
 case $(basename "$0") in
-  scontrol) if [[ $1 == show ]]; then [[ -f $SHIM_DIR/scontrol.gone ]] && { echo "slurm_load_jobs error: Invalid job id specified" >&2; exit 1; }; cat "$SHIM_DIR/scontrol.out"; fi; exit 0 ;;
+  scontrol) if [[ $1 == show && $2 == hostnames ]]; then printf '%s\\n' "$3"; exit 0; fi
+    if [[ $1 == show ]]; then [[ -f $SHIM_DIR/scontrol.gone ]] && { echo "slurm_load_jobs error: Invalid job id specified" >&2; exit 1; }; cat "$SHIM_DIR/scontrol.out"; fi; exit 0 ;;
   sacct) cat "$SHIM_DIR/sacct.out" ;;
   sinfo) cat "$SHIM_DIR/sinfo.out" ;;
   squeue) cat "$SHIM_DIR/squeue.out" ;;
