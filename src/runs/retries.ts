@@ -101,12 +101,14 @@ export function annotateAttempts(state: CompletedState, plan: CompiledPlan, reco
       const failed = end?.failed[String(task)];
       const lastEntry = list[list.length - 1];
       if (lastEntry !== undefined && failed !== undefined) lastEntry.failed_for_good = failed;
-      for (const key of taskKeys(plan, job, task)) {
+      for (const { key, unit } of taskKeys(plan, job, task)) {
         const s = steps[key];
         if (s === undefined) continue;
         s.meta.attempts = list.map((entry) => {
           const n = entry.attempt as number;
-          return n === lastAttemptOf(list) ? { ...entry } : { ...entry, state_file: `attempts/${n}/states/${key}.json`, log: `attempts/${n}/logs/${key}.out` };
+          if (n === lastAttemptOf(list)) return { ...entry };
+          // A unit (a map item) has a state but no log of its own.
+          return { ...entry, state_file: `attempts/${n}/states/${key}.json`, ...(unit ? {} : { log: `attempts/${n}/logs/${key}.out` }) };
         });
       }
     }
@@ -118,14 +120,14 @@ function lastAttemptOf(list: ReadonlyArray<Record<string, unknown>>): number {
 }
 
 /** The concrete keys (steps and units) of one logical task of a job. */
-function taskKeys(plan: CompiledPlan, job: PlanJob, task: number): string[] {
-  const out: string[] = [];
+function taskKeys(plan: CompiledPlan, job: PlanJob, task: number): Array<{ key: string; unit: boolean }> {
+  const out: Array<{ key: string; unit: boolean }> = [];
   const taskId = job.array === null ? 0 : job.array.indices === null ? task - job.array.offset : job.array.indices.indexOf(task);
   for (const item of itemsOfTask(plan, job, task)) {
     const body = bodyOfItem(job, taskId, item);
     if (body === undefined) continue;
-    if (body.unitKey !== null) out.push(concreteKey(body.unitKey, item));
-    for (const s of body.steps) out.push(concreteKey(s.key, item));
+    if (body.unitKey !== null) out.push({ key: concreteKey(body.unitKey, item), unit: true });
+    for (const s of body.steps) out.push({ key: concreteKey(s.key, item), unit: false });
   }
   return out;
 }
