@@ -77,3 +77,16 @@ describe("hpcpipe run and retries", () => {
     expect(result.step_states["flaky.each.1.work"]?.meta.attempts).toBeUndefined();
   });
 });
+
+describe("submit --dry-run and plan show the retry controller", () => {
+  test("the controller's script is among the scripts, and the plan names what it retries", async () => {
+    const file = join(dir, "flaky.yaml");
+    await writeFile(file, spec(2, "retries: 2\nretry_on: [3, TIMEOUT]\non_timeout: { time: x2 }"));
+    const dry = await cli("submit", file, "--cluster", "localcluster", "--dry-run");
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toContain("hp_retry_control \\\n  --run-id ");
+    expect(dry.stdout).toContain("submit_controller j001 scripts/j001.sbatch j000\n");
+    const plan = await cli("plan", file, "--cluster", "localcluster");
+    expect(plan.stdout).toContain("retry controller of j000: up to 2 retries of its failed tasks (their failed items) on 3,TIMEOUT, time x2 on TIMEOUT  after j000(afterany)");
+  });
+});
