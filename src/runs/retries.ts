@@ -103,7 +103,8 @@ export function annotateAttempts(state: CompletedState, plan: CompiledPlan, reco
       if (lastEntry !== undefined && failed !== undefined) lastEntry.failed_for_good = failed;
       for (const { key, unit } of taskKeys(plan, job, task)) {
         const s = steps[key];
-        if (s === undefined) continue;
+        // In a packed task, an item done in an earlier attempt was skipped when its task ran again: not retried.
+        if (s === undefined || (s.success && !(typeof s.meta.attempt === "number" && s.meta.attempt > 1))) continue;
         s.meta.attempts = list.map((entry) => {
           const n = entry.attempt as number;
           if (n === lastAttemptOf(list)) return { ...entry };

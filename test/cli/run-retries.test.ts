@@ -63,6 +63,14 @@ describe("hpcpipe run and retries", () => {
     expect(await readFile(join(out, "after"), "utf8")).toBe("ran\n");
   });
 
+  test("the summary names the steps that took more than one attempt", async () => {
+    const file = join(dir, "flaky.yaml");
+    await writeFile(file, spec(9, "retries: 1"));
+    const r = await cli("run", file, "--runs-dir", join(dir, "runs"), "-q");
+    expect(r.code).toBe(4);
+    expect(r.stdout + r.stderr).toContain("retries: 1 step(s) took more than one attempt: flaky.each.1.work (2 attempts, then failed: exit 3 (retries used up after 2 attempts))");
+  });
+
   test("when the retries run out, the run fails as without retries (exit 4, the step after not run)", async () => {
     const { code, result } = await runSpec(spec(9, "retries: 1\nretry_on: [3]"));
     expect(code).toBe(4);
