@@ -19,8 +19,8 @@ export function slurmExecutor(run: RunContext): RunExecutor {
   let records: RetryRecords | null = null;
   const refresh = async (): Promise<void> => {
     if (!hasRetries(run.plan)) return;
-    records = await readRetryRecords(run.transport, executor.record.remote_dir);
     const own = Object.fromEntries(Object.entries(executor.record.jobs).filter(([id]) => !id.includes(".")));
+    records = { ...(await readRetryRecords(run.transport, executor.record.remote_dir)), firstJobIds: own };
     const augmented = withRetryJobs(run.plan, own, records);
     executor.plan = augmented.plan;
     executor.record = { ...executor.record, jobs: augmented.jobs };

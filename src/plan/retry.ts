@@ -114,6 +114,8 @@ export type RetryEnd = z.infer<typeof retryEndSchema>;
 export interface RetryRecords {
   attempts: Map<string, RetryAttempt[]>;
   ends: Map<string, RetryEnd>;
+  /** The SLURM ids of the run's own jobs (the first attempts), when the reader knows them. */
+  firstJobIds?: Readonly<Record<string, string>>;
   /** Record files that could not be used (name and why); they are reported, never trusted. */
   problems: Array<{ file: string; error: string }>;
 }

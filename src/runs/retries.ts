@@ -89,7 +89,7 @@ export function annotateAttempts(state: CompletedState, plan: CompiledPlan, reco
     const byTask = new Map<number, Array<Record<string, unknown>>>();
     for (const a of attempts) {
       for (const task of a.tasks) {
-        const list = byTask.get(task) ?? [{ attempt: 1, slurm_job_id: null }];
+        const list = byTask.get(task) ?? [{ attempt: 1, slurm_job_id: records.firstJobIds?.[jobId] ?? null }];
         // This attempt's record says why the one before it is retried.
         const before = list[list.length - 1];
         if (before !== undefined) before.retried_because = a.reasons[String(task)] ?? null;

@@ -67,7 +67,7 @@ describe("watching a run with retries", () => {
       ["j001.r2", "111", "COMPLETED"],
     ]);
     expect(outcome.merged?.step_states?.["r.each.1.work"]?.meta.attempts).toEqual([
-      { attempt: 1, slurm_job_id: null, retried_because: "exit 3", state_file: "attempts/1/states/r.each.1.work.json", log: "attempts/1/logs/r.each.1.work.out" },
+      { attempt: 1, slurm_job_id: "100", retried_because: "exit 3", state_file: "attempts/1/states/r.each.1.work.json", log: "attempts/1/logs/r.each.1.work.out" },
       { attempt: 2, slurm_job_id: "110", time_s: null, mem_mb: null, exclude: [] },
     ]);
   });
