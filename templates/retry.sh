@@ -91,11 +91,31 @@ _hr_retryable() {
 
 # hp_retry_control ARGS: see the header. The compiled arguments come first; the chain's (--watch,
 # --attempt, --watch-map, --cur-time-s, --cur-mem-mb, --exclude) follow and are set by the submit script
-# or by the controller before.
+# or by the controller before. Its phases below share its variables (bash's dynamic scope).
 hp_retry_control() {
   local run_id="" job="" self_id="" self="" script="" name="" retries=0 on=ALL tf=0 mf=0 time_s=0 mem_mb=0
   local max_time_s=0 max_mem_mb=0 partition="" per_task=1 is_array=0 throttle=0 offset=0 task_map=""
-  local watch="" attempt=1 watch_map="" cur_time_s="" cur_mem_mb="" exclude=""
+  local watch="" attempt=1 watch_map="" cur_time_s="" cur_mem_mb="" exclude="" me=""
+  declare -A st=() node=() restarts=() exitc=() failc=() keys=() verdict=() used=()
+  local -a again=()
+  local failed_now="" base=0 timed=0 oom=0 new_nodes="" next=0 list="" rid="" cid="" t
+  _hr_setup "$@"
+  _hr_read_slurm
+  _hr_read_states
+  _hr_judge
+  _hr_count_attempts
+  ((${#again[@]} > 0)) || _hr_end_chain
+  _hr_escalate
+  _hr_exclude_nodes
+  _hr_resubmit
+  _hr_write_record
+  _hr_move_dependants
+  _hr_log "job $job: attempt $next of tasks $list is SLURM job $rid, its controller $cid (${#again[@]} task(s): $(for t in "${again[@]}"; do printf '%s=%s ' "$t" "${verdict[$t]}"; done))"
+  exit 0
+}
+
+# Parses and checks the arguments, enters the run directory, traps signals, drops SLURM variables.
+_hr_setup() {
   while (($# >= 2)); do
     case $1 in
       --run-id) run_id=$2 ;;
@@ -146,19 +166,20 @@ hp_retry_control() {
   trap '_hr_stopped TERM' TERM
   trap '_hr_stopped INT' INT
   trap '_hr_stopped HUP' HUP
-  local me=${SLURM_JOB_ID:-}
+  me=${SLURM_JOB_ID:-}
   [[ $me =~ ^[0-9]+$ ]] || _hr_die "SLURM_JOB_ID is not set: a controller runs as a SLURM job"
   # This job's own SLURM variables must not reach the jobs it submits (sbatch passes the environment on).
   local v
   for v in $(compgen -e); do [[ $v == SLURM_* && $v != SLURM_CONF ]] && unset "$v"; done
   _hr_log "job $job, attempt $attempt (SLURM job $watch): reading how its tasks ended"
+}
 
-  # ---- SLURM's view: state, node and requeues of every task --------------------------------------------
+# SLURM's view: state, node and requeues of every task of the watched job.
+_hr_read_slurm() {
   local out line tid t state nl rs ec
   local -a first_map=() this_map=()
   [[ -z $task_map ]] || IFS=, read -ra first_map <<<"$task_map"
   [[ -z $watch_map ]] || IFS=, read -ra this_map <<<"$watch_map"
-  declare -A st=() node=() restarts=() exitc=()
   _hr_job_lines "$watch"
   out=$REPLY
   while IFS= read -r line; do
@@ -189,10 +210,11 @@ hp_retry_control() {
     exitc[$t]=$ec
   done <<<"$out"
   ((${#st[@]} > 0)) || _hr_die "scontrol shows no task of SLURM job $watch"
+}
 
-  # ---- the state files this job wrote: exit codes, time limits, and the keys to keep ----------------------
+# The state files the watched job wrote: exit codes, time limits, and the keys to keep.
+_hr_read_states() {
   local pat key item code
-  declare -A failc=() keys=()
   if ((is_array)); then pat="\"array_job_id\":\"$watch\""; else pat="\"job_id\":\"$watch\""; fi
   while IFS= read -r line; do
     [[ $line =~ \"key\":\"([A-Za-z0-9_.-]+)\" ]] || continue
@@ -211,9 +233,10 @@ hp_retry_control() {
       ((10#$code == 0)) || failc[$t]="exit $((10#$code))"
     fi
   done < <(find states -maxdepth 1 -name '*.json' -type f -exec grep -hF -- "$pat" {} + 2>/dev/null)
+}
 
-  # ---- the verdict of each task --------------------------------------------------------------------------
-  declare -A verdict=()
+# The verdict of each task (the test-only hook may replace it).
+_hr_judge() {
   for t in "${!st[@]}"; do
     case ${st[$t]} in
       COMPLETED) verdict[$t]=${failc[$t]:-ok} ;;
@@ -231,15 +254,15 @@ hp_retry_control() {
       verdict[$ft]=$fv
     done <retries/fake-verdicts
   fi
+}
 
-  # ---- attempts used (SLURM's own requeues count), and what to retry -------------------------------------
-  declare -A used=()
+# Attempts used (SLURM's own requeues count), and what to retry.
+_hr_count_attempts() {
   local u
   if [[ -f retries/$job.used ]]; then
     while read -r t u; do [[ $t =~ ^[0-9]+$ && $u =~ ^[0-9]+$ ]] && used[$t]=$u; done <"retries/$job.used"
   fi
-  local -a again=()
-  local failed_now="" text="" base=0 timed=0 oom=0 new_nodes="" nd
+  local text="" nd
   for t in $(printf '%s\n' "${!st[@]}" | sort -n); do
     used[$t]=$((${used[$t]:-0} + 1 + ${restarts[$t]:-0}))
     [[ ${verdict[$t]} == ok ]] && continue
@@ -266,28 +289,30 @@ hp_retry_control() {
   if [[ -n $failed_now ]]; then
     printf '%s' "$failed_now" >>"retries/$job.failed" || _hr_die "cannot write retries/$job.failed"
   fi
+}
 
-  # ---- nothing to retry: the chain ends, ok when no task failed for good ---------------------------------
-  if ((${#again[@]} == 0)); then
-    local ok=true members="" reason
-    if [[ -s retries/$job.failed ]]; then
-      ok=false
-      while read -r t reason; do
-        _hr_json_str "$reason"
-        members+="${members:+,}\"$t\":$REPLY"
-      done <"retries/$job.failed"
-    fi
-    _hr_write "retries/$job.end.json" "{\"job\":\"$job\",\"attempts\":$attempt,\"ok\":$ok,\"by\":\"$me\",\"failed\":{$members}}" ||
-      _hr_die "cannot write retries/$job.end.json"
-    if [[ $ok == true ]]; then
-      _hr_log "job $job: every task succeeded (attempt $attempt); the jobs after it run"
-      exit 0
-    fi
-    _hr_log "job $job: tasks failed for good:"$'\n'"$(<"retries/$job.failed")"
-    exit 1
+# Nothing to retry: the chain ends, ok when no task failed for good.
+_hr_end_chain() {
+  local ok=true members="" reason
+  if [[ -s retries/$job.failed ]]; then
+    ok=false
+    while read -r t reason; do
+      _hr_json_str "$reason"
+      members+="${members:+,}\"$t\":$REPLY"
+    done <"retries/$job.failed"
   fi
+  _hr_write "retries/$job.end.json" "{\"job\":\"$job\",\"attempts\":$attempt,\"ok\":$ok,\"by\":\"$me\",\"failed\":{$members}}" ||
+    _hr_die "cannot write retries/$job.end.json"
+  if [[ $ok == true ]]; then
+    _hr_log "job $job: every task succeeded (attempt $attempt); the jobs after it run"
+    exit 0
+  fi
+  _hr_log "job $job: tasks failed for good:"$'\n'"$(<"retries/$job.failed")"
+  exit 1
+}
 
-  # ---- escalation, bounded by the partition's limits -----------------------------------------------------
+# Escalation, bounded by the partition's limits.
+_hr_escalate() {
   if ((timed && tf > 0 && cur_time_s > 0)); then
     cur_time_s=$(((cur_time_s * tf + 999) / 1000))
     cur_time_s=$(((cur_time_s + 59) / 60 * 60))
@@ -297,7 +322,11 @@ hp_retry_control() {
     cur_mem_mb=$(((cur_mem_mb * mf + 999) / 1000))
     ((max_mem_mb > 0 && cur_mem_mb > max_mem_mb)) && cur_mem_mb=$max_mem_mb
   fi
-  # ---- nodes where a task failed on a node fault, never every node of the partition ----------------------
+}
+
+# Nodes where a task failed on a node fault, never every node of the partition.
+_hr_exclude_nodes() {
+  local nd
   if [[ -n $new_nodes ]]; then
     local all candidate=""
     local -A seen=()
@@ -318,9 +347,12 @@ hp_retry_control() {
       _hr_log "sinfo does not list the partition's nodes: excluding no new node"
     fi
   fi
+}
 
-  # ---- keep this attempt's states and logs, then resubmit the tasks ---------------------------------------
-  local next=$((attempt + 1)) list k
+# Keeps this attempt's states and logs, then resubmits the tasks and the next controller.
+_hr_resubmit() {
+  local k n t
+  next=$((attempt + 1))
   list=$(printf '%s\n' "${again[@]}" | sort -n | paste -sd, -)
   mkdir -p "attempts/$attempt/states" "attempts/$attempt/logs" || _hr_die "cannot create attempts/$attempt"
   for t in "${again[@]}"; do
@@ -341,7 +373,6 @@ hp_retry_control() {
   ((cur_time_s > 0 && cur_time_s != time_s)) && args+=("--time=$(((cur_time_s + 59) / 60))")
   ((cur_mem_mb > 0 && cur_mem_mb != mem_mb)) && args+=("--mem=${cur_mem_mb}M")
   [[ -z $exclude ]] || args+=("--exclude=$exclude")
-  local rid cid
   rid=$(HPCPIPE_TASK_MAP=$list HPCPIPE_ATTEMPT_BASE=$base sbatch "${args[@]}" "$script" 2>&1) || _hr_die "sbatch of the retry failed: $rid"
   rid=${rid%%;*}
   [[ $rid =~ ^[0-9]+$ ]] || _hr_die "sbatch printed '$rid' instead of a job id"
@@ -354,9 +385,11 @@ hp_retry_control() {
   [[ $cid =~ ^[0-9]+$ ]] || { scancel "$rid"; _hr_die "sbatch printed '$cid' instead of a job id"; }
   _HR_SUBMITTED+=("$cid")
   printf '%s\n' "$cid" >>logs/submitted-job-ids
+}
 
-  # ---- the record the client reads ------------------------------------------------------------------------
-  local reasons="" nodes_json=""
+# The record the client reads.
+_hr_write_record() {
+  local reasons="" nodes_json="" t nd
   for t in "${again[@]}"; do
     _hr_json_str "${verdict[$t]}"
     reasons+="${reasons:+,}\"$t\":$REPLY"
@@ -364,9 +397,11 @@ hp_retry_control() {
   for nd in ${exclude//,/ }; do nodes_json+="${nodes_json:+,}\"$nd\""; done
   _hr_write "retries/$job.$next.json" "{\"job\":\"$job\",\"attempt\":$next,\"by\":\"$me\",\"retry_job_id\":\"$rid\",\"controller_job_id\":\"$cid\",\"tasks\":[$list],\"reasons\":{$reasons},\"time_s\":$cur_time_s,\"mem_mb\":$cur_mem_mb,\"exclude\":[$nodes_json]}" ||
     { scancel "$rid" "$cid"; _hr_die "cannot write retries/$job.$next.json"; }
+}
 
-  # ---- the jobs waiting on this controller wait on the next one --------------------------------------------
-  local id comment deps
+# The jobs waiting on this controller wait on the next one.
+_hr_move_dependants() {
+  local id comment deps out
   out=$(squeue --me -h -t PENDING -o '%A|%k|%E' 2>&1) || { scancel "$rid" "$cid"; _hr_die "squeue failed: $out"; }
   while IFS='|' read -r id comment deps; do
     [[ $comment == "hpcpipe:$run_id" && $id =~ ^[0-9]+$ ]] || continue
@@ -379,6 +414,4 @@ hp_retry_control() {
     fi
     _hr_log "job $id now waits on controller $cid ($deps)"
   done <<<"$out"
-  _hr_log "job $job: attempt $next of tasks $list is SLURM job $rid, its controller $cid (${#again[@]} task(s): $(for t in "${again[@]}"; do printf '%s=%s ' "$t" "${verdict[$t]}"; done))"
-  exit 0
 }
