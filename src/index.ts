@@ -8,6 +8,7 @@ export { formatPlan } from "./compiler/format.js";
 export type { PlanFormat } from "./compiler/format.js";
 export type { CompileTarget } from "./compiler/target.js";
 export type * from "./plan/plan.js";
+export type { RetryPolicy } from "./plan/retry.js";
 export { resourcesSchema, slurmTimeToSeconds } from "./plan/resources.js";
 export type { Resources } from "./plan/resources.js";
 export { stateFileSchema } from "./plan/state-file.js";

@@ -315,10 +315,11 @@ _hp_load_context() {
 }
 
 # hp_job_begin JOB_ID OFFSET IS_ARRAY [TASK_MAP]: traps, run directory, task index, context.
-# TASK_MAP ("3,17,42"): a remapped rerun, array task id i runs logical task i of the list.
+# TASK_MAP ("3,17,42"): a remapped rerun, array task id i runs logical task i of the list. A retry
+# (scripts/retry.sh) gives its own in HPCPIPE_TASK_MAP, and its attempts so far in HPCPIPE_ATTEMPT_BASE.
 hp_job_begin() {
   _HP_JOB_ID=$1
-  local offset=$2 is_array=$3 map=${4:-} id
+  local offset=$2 is_array=$3 map=${HPCPIPE_TASK_MAP:-${4:-}} id
   local -a tasks
   _hp_install_traps
   [[ -n ${HPCPIPE_RUN_DIR:-} ]] || _hp_die "HPCPIPE_RUN_DIR is not set"
@@ -340,10 +341,10 @@ hp_job_begin() {
   fi
   if [[ ${HPCPIPE_ATTEMPT:-} =~ ^[1-9][0-9]{0,5}$ ]]; then
     :
-  elif [[ ${SLURM_RESTART_COUNT:-} =~ ^[0-9]{1,5}$ ]]; then
-    HPCPIPE_ATTEMPT=$((10#$SLURM_RESTART_COUNT + 1))
   else
     HPCPIPE_ATTEMPT=1
+    [[ ${HPCPIPE_ATTEMPT_BASE:-} =~ ^[0-9]{1,5}$ ]] && HPCPIPE_ATTEMPT=$((10#$HPCPIPE_ATTEMPT_BASE + 1))
+    [[ ${SLURM_RESTART_COUNT:-} =~ ^[0-9]{1,5}$ ]] && HPCPIPE_ATTEMPT=$((HPCPIPE_ATTEMPT + 10#$SLURM_RESTART_COUNT))
   fi
   HPCPIPE_OUT_DIR="$_HP_RUN_DIR/out"
   export HPCPIPE_RUN_DIR HPCPIPE_TASK HPCPIPE_ATTEMPT HPCPIPE_OUT_DIR

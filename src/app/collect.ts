@@ -19,6 +19,9 @@ import type { RunContext } from "./connect.js";
 import type { RunExecutor } from "./executor.js";
 import { executorOf } from "./slurm-executor.js";
 import { preview } from "../core/preview.js";
+import { parseRetryRecords, RETRY_RECORD_MAX_BYTES } from "../plan/retry.js";
+import type { RetryRecords } from "../plan/retry.js";
+import { annotateAttempts } from "../runs/retries.js";
 
 /** Per state file, as the collector reads them (the readers' contract). */
 export const STATE_FILE_CAP = STATE_FILE_MAX_BYTES;
@@ -32,6 +35,8 @@ export interface RemoteStates {
   problems: StateProblem[];
   /** How many files the cluster sent back. */
   files: number;
+  /** The retry controllers' records, when the plan has retries. */
+  retries?: RetryRecords;
 }
 
 /** A name the tar stream gave us, reduced to `<name>` when it is exactly `states/<name>` with no further `/`; else null. */
@@ -66,6 +71,17 @@ export function parseFetchedStates(files: ReadonlyMap<string, Buffer | { error: 
     else problems.push({ file: name, error: parsed.error });
   }
   return { states, problems, files: files.size };
+}
+
+/** Every retry record (`retries/*.json`) of the run directory in ONE round trip, validated. */
+export async function readRetryRecords(transport: Transport, remoteDir: string): Promise<RetryRecords> {
+  const files = await transport.getFiles(remoteDir, "retries/*.json", { maxFileBytes: RETRY_RECORD_MAX_BYTES, maxTotalBytes: 4 * RETRY_RECORD_MAX_BYTES, timeoutMs: 60_000 });
+  const texts = new Map<string, string>();
+  for (const [path, content] of files) {
+    if (!path.startsWith("retries/") || path.slice("retries/".length).includes("/")) continue;
+    if (Buffer.isBuffer(content)) texts.set(path.slice("retries/".length), content.toString("utf8"));
+  }
+  return parseRetryRecords(texts);
 }
 
 /** Every `states/*.json` of the run directory in ONE round trip, validated. */
@@ -129,7 +145,9 @@ export interface CollectOutcome {
 
 /** The merged result from state files and job facts; pure. */
 export function mergeRun(plan: CompiledPlan, remote: RemoteStates, jobs: readonly JobStatus[], now?: string): CompletedState {
-  return mergeStates(plan, remote.states, { jobFacts: jobFactsOf(jobs), problems: remote.problems, ...(now !== undefined ? { now } : {}) });
+  const state = mergeStates(plan, remote.states, { jobFacts: jobFactsOf(jobs), problems: remote.problems, ...(now !== undefined ? { now } : {}) });
+  if (remote.retries !== undefined) annotateAttempts(state, plan, remote.retries);
+  return state;
 }
 
 /**

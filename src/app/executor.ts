@@ -38,7 +38,8 @@ export interface RunExecutor {
   readonly store: RunStore;
   /** The run's record as last read or written. */
   record: RunRecord;
-  readonly plan: CompiledPlan;
+  /** The plan; on a cluster, with the retries its controllers submitted added as jobs once known (src/runs/retries.ts). */
+  plan: CompiledPlan;
   /** How often a watch asks (a local run is cheap to ask). */
   readonly pollPolicy?: PollPolicy;
   /** Where every job and task of the run stands: ONE query. `known` is the previous answer (tasks it saw end are not asked again). */

@@ -4,7 +4,7 @@
  * keeps, states and logs are files of the run directory, cancel is SIGTERM
  * to the supervisor (which stops the jobs as scancel would).
  */
-import { open, stat } from "node:fs/promises";
+import { open, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { readStateDir } from "../collect/index.js";
 import type { CompiledPlan } from "../plan/plan.js";
@@ -19,6 +19,20 @@ import { pollPolicy } from "../slurm/index.js";
 import type { LogChunk, RunExecutor } from "./executor.js";
 import { sleep } from "./sleep.js";
 import { startLocalWatcher } from "../watch/local-watcher.js";
+import { parseRetryRecords, RETRY_RECORD_MAX_BYTES } from "../plan/retry.js";
+import type { RetryRecords } from "../plan/retry.js";
+import { hasRetries } from "../runs/retries.js";
+
+/** The retry records of a local run (`retries/*.json`), validated like a cluster's. */
+async function readLocalRetryRecords(runDir: string): Promise<RetryRecords> {
+  const texts = new Map<string, string>();
+  const names = await readdir(join(runDir, "retries")).catch(() => [] as string[]);
+  for (const name of names.filter((n) => n.endsWith(".json") && !n.startsWith("."))) {
+    const data = await readWhole(join(runDir, "retries", name), RETRY_RECORD_MAX_BYTES, "").catch(() => null);
+    if (data !== null) texts.set(name, data.toString("utf8"));
+  }
+  return parseRetryRecords(texts);
+}
 
 /** A local run is cheap to ask: a watch reads its table often. */
 const LOCAL_POLL = pollPolicy({ initialMs: 200, maxMs: 1_000 });
@@ -79,7 +93,9 @@ export function localExecutor(store: RunStore, record: RunRecord, plan: Compiled
     },
     readStates: async () => {
       const { states, problems } = await readStateDir(join(runDir, plan.layout.states));
-      return { states, problems, files: states.size + problems.length };
+      // The job table ran the plan's retry controllers (src/local/retries.ts): their records show the attempts.
+      const retries = hasRetries(plan) ? await readLocalRetryRecords(runDir) : undefined;
+      return { states, problems, files: states.size + problems.length, ...(retries !== undefined ? { retries } : {}) };
     },
     cancel: async () => {
       const runId = executor.record.run_id;

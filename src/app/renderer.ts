@@ -1,5 +1,5 @@
 import type { Renderer } from "../compiler/compile.js";
-import { libScript, loadTemplates, renderJobScript, renderSubmitScript } from "../render/index.js";
+import { libScript, loadTemplates, retryLibScript, renderJobScript, renderSubmitScript } from "../render/index.js";
 
 /** The compiler's renderer over the Handlebars templates: the package's own, or a user's directory. */
 export function templateRenderer(templatesDir?: string): Renderer {
@@ -8,5 +8,6 @@ export function templateRenderer(templatesDir?: string): Renderer {
     job: (job, context) => renderJobScript(job, context, templates),
     submit: (plan) => renderSubmitScript(plan, templates),
     lib: () => libScript(),
+    retryLib: () => retryLibScript(),
   };
 }

@@ -8,20 +8,43 @@ import { pullOutputs } from "../store/index.js";
 import { readRemoteFiles } from "../transport/index.js";
 import type { RemoteReadAnswer } from "../transport/index.js";
 import { startRemoteWatcher } from "../watch/remote-watcher.js";
-import { queryJobStatuses, readRemoteStates, requireJobIds } from "./collect.js";
+import { hasRetries, holdOpenControllers, withRetryJobs } from "../runs/retries.js";
+import type { RetryRecords } from "../plan/retry.js";
+import { queryJobStatuses, readRemoteStates, readRetryRecords, requireJobIds } from "./collect.js";
 import type { RunContext } from "./connect.js";
 import type { LogChunk, RunExecutor } from "./executor.js";
 
 export function slurmExecutor(run: RunContext): RunExecutor {
+  // Retries: the jobs the run's retry controllers submitted on the cluster, learned from their records.
+  let records: RetryRecords | null = null;
+  const refresh = async (): Promise<void> => {
+    if (!hasRetries(run.plan)) return;
+    const own = Object.fromEntries(Object.entries(executor.record.jobs).filter(([id]) => !id.includes(".")));
+    records = { ...(await readRetryRecords(run.transport, executor.record.remote_dir)), firstJobIds: own };
+    const augmented = withRetryJobs(run.plan, own, records);
+    executor.plan = augmented.plan;
+    executor.record = { ...executor.record, jobs: augmented.jobs };
+  };
   const executor: RunExecutor = {
     kind: "slurm",
     store: run.store,
     record: run.record,
     plan: run.plan,
     // A job no source knows is lost once MinJobAge has passed since the record last changed (at or after submission).
-    query: (known) => queryJobStatuses(run.scheduler, run.plan, executor.record.jobs, known, { submitted: executor.record.updated, now: Date.now(), minJobAgeS: run.config.min_job_age_s ?? 300 }),
-    readStates: () => (run.sentStates !== undefined && Object.keys(executor.record.jobs).length === 0 ? Promise.resolve(run.sentStates) : readRemoteStates(run.transport, executor.record.remote_dir)),
+    query: async (known) => {
+      await refresh();
+      const statuses = await queryJobStatuses(run.scheduler, executor.plan, executor.record.jobs, known, { submitted: executor.record.updated, now: Date.now(), minJobAgeS: run.config.min_job_age_s ?? 300 });
+      return records === null ? statuses : holdOpenControllers(executor.plan, statuses, records);
+    },
+    readStates: async () => {
+      if (run.sentStates !== undefined && Object.keys(executor.record.jobs).length === 0) return run.sentStates;
+      await refresh();
+      const remote = await readRemoteStates(run.transport, executor.record.remote_dir);
+      return records === null ? remote : { ...remote, retries: records };
+    },
     cancel: async () => {
+      // Retries and controllers submitted on the cluster are cancelled with the rest.
+      await refresh();
       const record = executor.record;
       requireJobIds(record);
       const ids = [...new Set(Object.values(record.jobs))];

@@ -25,6 +25,8 @@ export function formatResultSummary(state: CompletedState, title: string): strin
   let cached = 0;
   for (const s of Object.values(state.step_states ?? {})) if (s.meta.cached !== undefined && typeof s.meta.exit_code === "number") cached += 1; // leaves (a unit has no exit code)
   if (cached > 0) lines.push(`step cache: ${cached.toLocaleString("en-US")} step(s) restored from earlier runs`);
+  const retried = retriedText(state);
+  if (retried !== null) lines.push(retried);
   const code = exitCodeFrom(state);
   if (state.success) {
     const allowed = countFailures(rows, outcomeOf);
@@ -38,4 +40,23 @@ export function formatResultSummary(state: CompletedState, title: string): strin
 function oneLine(text: string): string {
   const flat = text.replace(/\s+/g, " ").trim();
   return flat.length > 160 ? `${flat.slice(0, 157)}...` : flat;
+}
+
+/** Steps that took more than one attempt (retries on the cluster: meta.attempts), the first few by name. */
+function retriedText(state: CompletedState): string | null {
+  const retried: string[] = [];
+  const all = Object.entries(state.step_states ?? {}).filter(([, s]) => Array.isArray(s.meta.attempts) && s.meta.attempts.length > 1);
+  // Steps only: a map item (a unit) is retried with its steps, whose keys it prefixes.
+  const leaves = all.filter(([key]) => !all.some(([other]) => other.startsWith(`${key}.`)));
+  let count = 0;
+  for (const [key, s] of leaves) {
+    const attempts = s.meta.attempts as unknown[];
+    count += 1;
+    if (retried.length >= 5) continue;
+    const last = attempts[attempts.length - 1] as Record<string, unknown> | undefined;
+    const why = typeof last?.failed_for_good === "string" ? `, then failed: ${last.failed_for_good}` : "";
+    retried.push(`${key} (${attempts.length} attempts${why})`);
+  }
+  if (count === 0) return null;
+  return `retries: ${count.toLocaleString("en-US")} step(s) took more than one attempt: ${retried.join(", ")}${count > retried.length ? `, ${(count - retried.length).toLocaleString("en-US")} more` : ""}`;
 }

@@ -21,6 +21,7 @@ import type { AnswerFacts } from "../watch/cadence.js";
 import type { WatchEvent } from "../watch/events.js";
 import type { RemoteWatcher, WatcherEnd } from "../watch/remote-watcher.js";
 import { TaskEnds } from "../watch/task-ends.js";
+import { controllersDue, hasRetries } from "../runs/retries.js";
 import { mergeRun } from "./collect.js";
 import type { RemoteStates } from "./collect.js";
 import type { RunExecutor } from "./executor.js";
@@ -65,7 +66,8 @@ function judge(run: RunExecutor, before: readonly JobStatus[], after: readonly J
   const learned = [...failedTasks(after)].some((t) => !known.has(t));
   const failedJobs = new Set(after.filter((j) => j.counts.failed > 0).map((j) => j.job));
   const byId = new Map(after.map((j) => [j.job, j]));
-  const unsettled = run.plan.jobs.some((job) => !(byId.get(job.id)?.final ?? true) && job.dependencies.some((d) => failedJobs.has(d.job)));
+  // A retry controller about to act (what it waits on has ended) is followed up like a failure.
+  const unsettled = run.plan.jobs.some((job) => !(byId.get(job.id)?.final ?? true) && job.dependencies.some((d) => failedJobs.has(d.job))) || controllersDue(run.plan, after).length > 0;
   return { learned, unsettled };
 }
 
@@ -76,7 +78,18 @@ export async function watchByEvents(run: RunExecutor, options: WatchOptions): Pr
   const clock = options.clock ?? Date.now;
   const sleep = options.sleep ?? abortableSleep;
   const debug = options.onDebug ?? (() => undefined);
-  const tracker = new TaskEnds(run.plan, run.record.jobs);
+  let tracker = new TaskEnds(run.plan, run.record.jobs);
+  let trackedPlan = run.plan;
+  let due = "";
+  // A query may have learned retries the controllers submitted (new jobs): the files are laid over them too.
+  const retrack = (): void => {
+    if (run.plan === trackedPlan) return;
+    trackedPlan = run.plan;
+    tracker = new TaskEnds(run.plan, run.record.jobs);
+    for (const [name, entry] of files) {
+      if (entry.parsed === null || entry.parsed.ok) tracker.apply(name.slice(0, -".json".length), { state: entry.parsed?.ok ? entry.parsed.state : null, fresh: ready });
+    }
+  };
   const files = new Map<string, FileEntry>();
   const queue: WatchEvent[] = [];
   const cadence = new SchedulerCadence(cadencePolicy(options.cadence), clock(), true);
@@ -169,7 +182,8 @@ export async function watchByEvents(run: RunExecutor, options: WatchOptions): Pr
     markTiming("end-detected");
     // The events hold every state file only when the files ended the run (the scheduler may have seen a job end
     // before its last file reached the watcher) and the watcher that sent them is still the live one.
-    const complete = tracker.allEnded() && mode === "events" && ready && ended === null;
+    // With retries, the merge also needs the controllers' records, which only readStates brings.
+    const complete = tracker.allEnded() && mode === "events" && ready && ended === null && !hasRetries(run.plan);
     // Not awaited: the watcher ends at its stdin's EOF within a tick, and nothing here needs it any more.
     void watcher?.close();
     watcher = null;
@@ -222,7 +236,12 @@ export async function watchByEvents(run: RunExecutor, options: WatchOptions): Pr
         }
       }
 
+      retrack();
       const jobs = tracker.overlay(answered ?? mapJobStatuses(run.plan, run.record.jobs, new Map()));
+      // A controller whose job has just ended (by its files) is about to act: ask the scheduler soon.
+      const dueNow = controllersDue(run.plan, jobs).join(",");
+      if (dueNow !== "" && dueNow !== due) cadence.failure(clock());
+      due = dueNow;
       const key = statusKey(jobs);
       const changed = key !== lastKey;
       lastKey = key;

@@ -352,5 +352,6 @@ export function toCompileTarget(config: ClusterConfig): CompileTarget {
     setup: [...config.setup],
     sbatchOptions: [...config.sbatch_options],
     signalGraceS: config.signal_grace_s,
+    partitions: Object.fromEntries(Object.entries(config.partitions).map(([name, l]) => [name, { max_time: l.max_time, max_mem: l.max_mem }])),
   };
 }

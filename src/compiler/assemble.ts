@@ -70,6 +70,10 @@ export function assemblePlan(parts: PlanParts): CompiledPlan {
   };
   const files: Record<string, string> = {};
   files["scripts/lib.sh"] = renderer.lib();
+  if (jobs.some((j) => j.retry !== undefined)) {
+    if (renderer.retryLib === undefined) throw new CompileError("the plan has retries, but the renderer has no retry controller library (scripts/retry.sh)");
+    files["scripts/retry.sh"] = renderer.retryLib();
+  }
   for (const job of jobs) files[job.scriptPath] = job.script;
   files["context.env0"] = Object.entries(context)
     .map(([k, v]) => `${k}=${v}\0`)

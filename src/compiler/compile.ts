@@ -11,6 +11,7 @@ import { fuseUnits } from "./fusion.js";
 import { contextStrings, refuseInProcessSteps } from "./input-checks.js";
 import { resolveNeeds } from "./needs.js";
 import { pruneDone } from "./prune.js";
+import { linkControllers } from "./retries.js";
 import type { Renderer } from "./renderer.js";
 import type { CompileTarget } from "./target.js";
 import { timeLimitProblems, withSlurmTimes } from "./time-limits.js";
@@ -77,7 +78,7 @@ export function compile(input: CompileInput): CompiledPlan {
   for (const problem of timeLimitProblems(timed, target)) problems.push(problem);
   refuseIfProblems(problems);
 
-  const drafts = input.done ? pruneDone(timed, input.done, built.items, target.maxArraySize) : timed;
+  const drafts = input.done ? linkControllers(pruneDone(timed, input.done, built.items, target.maxArraySize)) : timed;
   const layout = runLayout(target, root.name, input.runId);
   const jobs = renderJobs(drafts, input.renderer, renderContext(target, layout, root.name, input.runId));
   return assemblePlan({ root, runId: input.runId, target, layout, jobs, context, items: built.items, itemHashes: built.itemHashes, renderer: input.renderer });

@@ -12,6 +12,7 @@ import type { Chunk } from "./chunk.js";
 import type { Segment } from "./fusion.js";
 import { combineResources, sequenceResources, sumTime } from "./job-resources.js";
 import { resolvePacking } from "./packing.js";
+import { addControllers } from "./retries.js";
 import type { CompileTarget } from "./target.js";
 import { isComposite } from "./tree.js";
 import { refuseBatch, taskLeaves } from "./units.js";
@@ -49,10 +50,12 @@ export function buildDrafts(segments: readonly Segment[], target: CompileTarget,
 function addSequence(drafts: Drafts, segments: readonly Segment[], incoming: Dependency[], target: CompileTarget, cx: LeafContext): Dependency[] {
   let current = incoming;
   for (const segment of segments) {
-    if (segment.type === "single") current = addSingleJob(drafts.jobs, segment.leaves, current);
-    else if (segment.type === "block") current = addSequence(drafts, segment.segments, current, target, cx).map((d) => ({ ...d, type: "afterany" as const }));
+    if (segment.type === "single") {
+      const only = segment.leaves.length === 1 ? segment.leaves[0] : undefined;
+      current = addControllers(drafts.jobs, addSingleJob(drafts.jobs, segment.leaves, current), only?.retry, only?.leaf.key ?? "", target, cx.problems);
+    } else if (segment.type === "block") current = addSequence(drafts, segment.segments, current, target, cx).map((d) => ({ ...d, type: "afterany" as const }));
     else if (segment.type === "group") current = addArrayJobs(drafts.jobs, groupArray(segment, target, cx), current, target.maxArraySize);
-    else current = addArrayJobs(drafts.jobs, mapArray(drafts, segment, target, cx), current, target.maxArraySize);
+    else current = addControllers(drafts.jobs, addArrayJobs(drafts.jobs, mapArray(drafts, segment, target, cx), current, target.maxArraySize), segment.retry, segment.key, target, cx.problems);
   }
   return current;
 }

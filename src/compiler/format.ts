@@ -15,6 +15,12 @@ function resourcesLabel(job: PlanJob): string {
 }
 
 function runsLabel(job: PlanJob): string {
+  const r = job.retry;
+  if (r !== undefined) {
+    const escalate = [r.timeFactorPermille > 0 ? `time x${r.timeFactorPermille / 1000} on TIMEOUT` : "", r.memFactorPermille > 0 ? `mem x${r.memFactorPermille / 1000} on OUT_OF_MEMORY` : ""].filter((x) => x !== "");
+    const per = r.isArray === 1 ? (r.itemsPerTask > 1 ? " failed tasks (their failed items)" : " failed tasks") : "";
+    return `retry controller of ${r.of}: up to ${r.retries} retries of its${per || " job"} on ${r.on === "ALL" ? "any failure" : r.on}${escalate.length > 0 ? `, ${escalate.join(", ")}` : ""}`;
+  }
   if (job.shape === "map" && job.map) {
     const packed = (job.map.itemsPerTask ?? 1) > 1 ? ` (${job.map.itemsPerTask} items per task)` : "";
     const batch = new Set(job.bodies.flatMap((b) => b.steps.filter((st) => st.batch === true).map((st) => st.key)));

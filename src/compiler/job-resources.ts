@@ -9,7 +9,7 @@ export function sameResources(a: Resources, b: Resources): boolean {
 
 const MEM_UNITS: Record<string, number> = { K: 1 / 1024, M: 1, G: 1024, T: 1024 * 1024 };
 
-function memMb(mem: string): number {
+export function memMb(mem: string): number {
   const unit = mem.slice(-1);
   const factor = MEM_UNITS[unit];
   return factor === undefined ? Number(mem) : Number(mem.slice(0, -1)) * factor;

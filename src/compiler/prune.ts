@@ -29,6 +29,12 @@ export function pruneDone(
   const removed = new Map<string, Dependency[]>();
   const kept: JobDraft[] = [];
   for (const job of jobs) {
+    // A retry controller stays with its job: left out with it (its dependents then wait as the job's would have).
+    if (job.retry !== undefined) {
+      if (removed.has(job.retry.of)) removed.set(job.id, removed.get(job.retry.of) ?? []);
+      else kept.push(job);
+      continue;
+    }
     const todo = logicalTasks(job).filter((task) => !taskKeys(job, task, items).every((k) => done.has(k)));
     if (todo.length === 0) removed.set(job.id, job.dependencies);
     else if (job.array === null) kept.push(job);

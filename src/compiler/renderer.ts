@@ -12,4 +12,6 @@ export interface Renderer {
   job(job: Omit<PlanJob, "script">, context: RenderContext): string;
   submit(plan: CompiledPlan): string;
   lib(): string;
+  /** The retry controller library (scripts/retry.sh), for a plan with retries. */
+  retryLib?(): string;
 }

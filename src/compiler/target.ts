@@ -17,6 +17,10 @@ export interface CompileTarget {
   sbatchOptions: string[];
   /** Seconds before the time limit at which SLURM sends USR1 (`--signal=B:USR1@N`). */
   signalGraceS: number;
+  /** Per-partition limits (the cluster config's `partitions`): they bound a retry's escalated time and memory. */
+  partitions?: Record<string, { max_time?: string | undefined; max_mem?: string | undefined }>;
+  /** False where no retry controller can run: a step with `retries` is refused, named. (Both executors retry.) */
+  retriesAllowed?: boolean;
 }
 
 export const LOCAL_TARGET_DEFAULTS: Omit<CompileTarget, "workdir"> = {

@@ -9,6 +9,8 @@ import type { PipelineStep } from "../core/step.js";
 import type { Need, PlanStep } from "../plan/plan.js";
 import { mergeResources } from "../plan/resources.js";
 import type { Resources } from "../plan/resources.js";
+import type { RetryPolicy } from "../plan/retry.js";
+import { retriesOf } from "../spec/annotations.js";
 import { CommandStep } from "../spec/command-step.js";
 import { isSequential, mapOf } from "./tree.js";
 import type { MapLike } from "./tree.js";
@@ -21,6 +23,8 @@ export interface LeafUnit {
   fusable: boolean;
   /** The step's continue_on_error: its dependents wait with afterany. */
   coe: boolean;
+  /** Retries on the cluster (a step with retries runs in a job of its own, never fused). */
+  retry?: RetryPolicy | null;
 }
 export interface GroupUnit {
   type: "group";
@@ -31,6 +35,8 @@ export interface MapUnit {
   type: "map";
   key: string;
   step: MapLike;
+  /** Retries of each item (the map's `retries`). */
+  retry?: RetryPolicy | null;
 }
 export type Unit = LeafUnit | GroupUnit | MapUnit | { type: "block"; units: Unit[] };
 
@@ -69,7 +75,16 @@ export function refuseBatch(leaf: PlanStep, where: string, problems: string[]): 
 
 /** The leaves one array task runs in sequence; `top` is the task's own unit (its continue_on_error is the task's). */
 export function taskLeaves(step: PipelineStep, key: string, where: string, cx: LeafContext, top = true): Array<{ leaf: PlanStep; resources: Resources }> {
-  if (step instanceof CommandStep) return [{ leaf: planStep(step, key, cx.needs), resources: mergeResources(cx.defaults, step.resources) }];
+  if (step instanceof CommandStep) {
+    if (retriesOf(step) !== null) {
+      cx.problems.push(
+        top || !where.startsWith("map ")
+          ? `${key}: retries on a step inside ${where} are not supported yet (one array runs every child); put retries on a step outside the group, or on a map (per item)`
+          : `${key}: retries inside ${where} go on the map itself (retries: N there retries each failed item)`,
+      );
+    }
+    return [{ leaf: planStep(step, key, cx.needs), resources: mergeResources(cx.defaults, step.resources) }];
+  }
   if (mapOf(step)) {
     cx.problems.push(`${key}: a map inside ${where} cannot run on a cluster (one array task cannot hold another array); make it a top-level step`);
     return [];
@@ -93,20 +108,22 @@ export function unitsOf(step: PipelineStep, key: string, fuseAllowed: boolean, c
   if (step instanceof CommandStep) {
     const leaf = planStep(step, key, cx.needs);
     refuseBatch(leaf, "its place in the pipeline", cx.problems);
+    const retry = retriesOf(step);
     return [
       {
         type: "leaf",
         leaf,
         resources: mergeResources(cx.defaults, step.resources),
-        fusable: fuseAllowed && step.fuse && !step.continue_on_error,
+        fusable: fuseAllowed && step.fuse && !step.continue_on_error && retry === null,
         coe: step.continue_on_error,
+        retry,
       },
     ];
   }
   const map = mapOf(step);
   // An array whose own failure is allowed hands its dependents on with afterany, like a tolerated sequence.
   const tolerated = (unit: Unit): Unit[] => (step.continue_on_error ? [{ type: "block", units: [unit] }] : [unit]);
-  if (map) return tolerated({ type: "map", key, step: map });
+  if (map) return tolerated({ type: "map", key, step: map, retry: retriesOf(step) });
   if (!isSequential(step)) return tolerated({ type: "group", key, step });
   const inner = fuseAllowed && cx.canFuse(step);
   const units = step.children.flatMap((c) => unitsOf(c, `${key}.${c.name}`, inner, cx));

@@ -19,6 +19,7 @@ import { baseEnvironment, slurmEnvironment } from "./slurm-env.js";
 import { TaskProcess } from "./task-process.js";
 import type { TaskOutcome } from "./task-process.js";
 import type { LocalJobResult, LocalJobState, LocalRunEvent, LocalRunOptions } from "./types.js";
+import { attemptFiles, keepAttempt, retryable, writeRecord } from "./retries.js";
 
 type Status = "PENDING" | "RUNNING" | LocalJobState;
 const FINAL = new Set<Status>(["COMPLETED", "FAILED", "TIMEOUT", "CANCELLED"]);
@@ -32,6 +33,9 @@ interface TaskRec {
   exitCode: number | null;
   signal: string | null;
   proc?: TaskProcess;
+  /** Retries: the attempts this task used before its current run (HPCPIPE_ATTEMPT_BASE), and the attempt of the chain it last ran in. */
+  attemptBase?: number;
+  ranIn?: number;
 }
 
 interface JobRec {
@@ -50,6 +54,8 @@ interface JobRec {
   error: string | undefined;
   reason: string | null;
   exitCode: number | null;
+  /** Tasks to run again (a retry), before the ones not started yet. */
+  again: TaskRec[];
 }
 
 function timeLimitOf(job: PlanJob, directiveTime: string | undefined): number | null {
@@ -157,6 +163,7 @@ export class LocalRun {
         error: d.error,
         reason: null,
         exitCode: null,
+        again: [],
       };
       this.recs.push(rec);
       this.byId.set(job.id, rec);
@@ -222,6 +229,7 @@ export class LocalRun {
       this.emit({ type: "task-finished", job: rec.job.id, task: t.task, taskId: t.taskId, slurmJobId: t.slurmJobId, started: false, state: "CANCELLED", reason, exitCode: null, time: Date.now() });
     }
     rec.next = rec.tasks.length;
+    rec.again = [];
     if (rec.running === 0) this.finishJob(rec);
   }
 
@@ -231,6 +239,15 @@ export class LocalRun {
     this.logger.info("local run aborted: cancelling every job");
     for (const rec of this.recs) {
       if (FINAL.has(rec.status as Status)) continue;
+      // A retry controller waiting for its job's retry has no process: it ends cancelled with the run.
+      if (rec.job.retry !== undefined && rec.status === "RUNNING") {
+        for (const t of rec.tasks) {
+          t.status = "CANCELLED";
+          this.emit({ type: "task-finished", job: rec.job.id, task: t.task, taskId: t.taskId, slurmJobId: t.slurmJobId, started: true, state: "CANCELLED", reason: null, exitCode: null, time: Date.now() });
+        }
+        this.finishJob(rec);
+        continue;
+      }
       for (const t of rec.tasks) if (t.status === "RUNNING") t.proc?.cancel();
       this.cancelPending(rec, null);
     }
@@ -288,7 +305,17 @@ export class LocalRun {
 
   private startTasks(): void {
     for (const rec of this.recs) {
+      // A retry controller is run by this table (see control), not as a process: it needs no scheduler here.
+      if (rec.job.retry !== undefined) {
+        if (rec.status === "READY") this.control(rec);
+        continue;
+      }
       if (rec.status !== "READY" && rec.status !== "RUNNING") continue;
+      while (rec.again.length > 0) {
+        if (rec.throttle !== null && rec.running >= rec.throttle) break;
+        if (rec.cpus > this.cpusFree) return;
+        this.startTask(rec, rec.again.shift() as TaskRec);
+      }
       while (rec.next < rec.tasks.length) {
         if (rec.throttle !== null && rec.running >= rec.throttle) break;
         // First come, first served: a task that does not fit holds back everything after it.
@@ -337,6 +364,7 @@ export class LocalRun {
     }
     const env = {
       ...this.baseEnv,
+      ...(t.attemptBase !== undefined ? { HPCPIPE_ATTEMPT_BASE: String(t.attemptBase) } : {}),
       ...slurmEnvironment(
         job,
         { jobId, arrayJobId: job.array === null ? null : rec.slurmJobId, taskId: t.taskId, taskIds: rec.taskIds },
@@ -383,8 +411,98 @@ export class LocalRun {
     rec.running -= 1;
     this.cpusFree += rec.cpus;
     this.emit({ type: "task-finished", job: rec.job.id, task: t.task, taskId: t.taskId, slurmJobId: t.slurmJobId, started, state: status, reason, exitCode: outcome.exitCode, time: Date.now() });
-    if (rec.running === 0 && rec.next >= rec.tasks.length) this.finishJob(rec);
+    if (rec.running === 0 && rec.next >= rec.tasks.length && rec.again.length === 0) {
+      this.finishJob(rec);
+      // Its retry controller decides what runs again.
+      const controller = this.recs.find((c) => c.job.retry?.of === rec.job.id && c.status === "RUNNING");
+      if (controller !== undefined && !this.aborted) this.control(controller);
+    }
     this.pump();
+  }
+
+  // ---- retries: the attempts loop of a retry controller job (templates/retry.sh does this on a cluster) ----
+  private readonly used = new Map<string, Map<number, number>>();
+  private readonly failedForGood = new Map<string, Map<number, string>>();
+  private readonly attemptOf = new Map<string, number>();
+
+  /**
+   * The job the controller retries has ended (attempt n): its tasks whose failure `retry_on` names and that
+   * have attempts left run again (in place, with more time after a time limit, bounded by the partition's);
+   * when none is left the controller ends ok, or failed when a task failed for good (its dependents are then
+   * cancelled, as on a cluster).
+   */
+  private control(c: JobRec): void {
+    const r = c.job.retry;
+    const j = r === undefined ? undefined : this.byId.get(r.of);
+    const ct = c.tasks[0];
+    if (r === undefined || j === undefined || ct === undefined) return;
+    if (c.status === "READY") {
+      c.status = "RUNNING";
+      ct.status = "RUNNING";
+      ct.slurmJobId ??= this.nextId();
+      this.emit({ type: "job-started", job: c.job.id, slurmJobId: c.slurmJobId, time: Date.now() });
+      this.emit({ type: "task-started", job: c.job.id, task: ct.task, taskId: ct.taskId, slurmJobId: ct.slurmJobId, pid: null, time: Date.now() });
+    }
+    const attempt = this.attemptOf.get(j.job.id) ?? 1;
+    const used = this.used.get(j.job.id) ?? new Map<number, number>();
+    const failed = this.failedForGood.get(j.job.id) ?? new Map<number, string>();
+    this.used.set(j.job.id, used);
+    this.failedForGood.set(j.job.id, failed);
+    const ran = j.tasks.filter((t) => (t.ranIn ?? 1) === attempt);
+    for (const t of ran) used.set(t.task, (used.get(t.task) ?? 0) + 1);
+    const files = attemptFiles(this.runDir, j.slurmJobId, j.job.array !== null, r.itemsPerTask, (task) => used.get(task));
+    const again: Array<{ t: TaskRec; verdict: string }> = [];
+    for (const t of ran) {
+      const verdict = t.status === "COMPLETED" ? (files.failure.get(t.task) ?? "ok") : t.status === "TIMEOUT" ? "TIMEOUT" : t.status === "FAILED" ? (files.failure.get(t.task) ?? `exit ${t.exitCode ?? 1}`) : t.status;
+      if (verdict === "ok") continue;
+      const n = used.get(t.task) ?? 1;
+      if (!retryable(verdict, r.on)) failed.set(t.task, `${verdict} (not retried)`);
+      else if (n > r.retries) failed.set(t.task, `${verdict} (retries used up after ${n} attempts)`);
+      else again.push({ t, verdict });
+    }
+    if (again.length === 0) {
+      const ok = failed.size === 0;
+      writeRecord(this.runDir, `${j.job.id}.end.json`, { job: j.job.id, attempts: attempt, ok, by: c.slurmJobId, failed: Object.fromEntries([...failed].map(([t, why]) => [String(t), why])) });
+      ct.status = ok ? "COMPLETED" : "FAILED";
+      ct.exitCode = ok ? 0 : 1;
+      ct.reason = ok ? null : "NonZeroExitCode";
+      this.emit({ type: "task-finished", job: c.job.id, task: ct.task, taskId: ct.taskId, slurmJobId: ct.slurmJobId, started: true, state: ct.status, reason: ct.reason, exitCode: ct.exitCode, time: Date.now() });
+      this.finishJob(c);
+      this.pumpAgain = true;
+      return;
+    }
+    const next = attempt + 1;
+    keepAttempt(this.runDir, attempt, again.flatMap(({ t }) => files.keys.get(t.task) ?? []));
+    if (again.some((a) => a.verdict === "TIMEOUT") && r.timeFactorPermille > 0 && j.limitS !== null) {
+      const grown = Math.ceil(Math.ceil((j.limitS * r.timeFactorPermille) / 1000) / 60) * 60;
+      j.limitS = r.maxTimeS > 0 ? Math.min(grown, r.maxTimeS) : grown;
+    }
+    const tasks = again.map(({ t }) => t.task).sort((a, b) => a - b);
+    writeRecord(this.runDir, `${j.job.id}.${next}.json`, {
+      job: j.job.id,
+      attempt: next,
+      by: c.slurmJobId,
+      retry_job_id: j.slurmJobId,
+      controller_job_id: c.slurmJobId,
+      tasks,
+      reasons: Object.fromEntries(again.map(({ t, verdict }) => [String(t.task), verdict])),
+      time_s: j.limitS ?? 0,
+      mem_mb: 0,
+      exclude: [],
+    });
+    this.attemptOf.set(j.job.id, next);
+    for (const { t } of again.sort((a, b) => a.t.taskId - b.t.taskId)) {
+      t.status = "PENDING";
+      t.reason = null;
+      t.exitCode = null;
+      t.signal = null;
+      t.attemptBase = used.get(t.task) ?? 1;
+      t.ranIn = next;
+      j.again.push(t);
+    }
+    j.status = "RUNNING";
+    this.pumpAgain = true;
+    this.logger.info({ job: j.job.id, attempt: next, tasks }, "retrying failed tasks");
   }
 }
 

@@ -5,6 +5,7 @@
  * submitted by the SLURM backend. See docs/runtime-contract.md.
  */
 import type { Resources } from "./resources.js";
+import type { RetryControl } from "./retry.js";
 
 export const PLAN_FORMAT_VERSION = 1;
 
@@ -169,6 +170,11 @@ export interface PlanJob {
   steps: string[];
   /** The step keys fused into this job, when more than one; the plan prints these. */
   fused: string[] | null;
+  /**
+   * A retry controller (no steps, no bodies): runs `afterany` the job it retries, resubmits its failed tasks
+   * and chains the next controller (templates/retry.sh). Absent on every other job.
+   */
+  retry?: RetryControl;
   /** Rendered sbatch script text and its path relative to the run directory. */
   script: string;
   scriptPath: string;

@@ -17,6 +17,8 @@ export interface Templates {
   dir: string;
   sbatch: Template;
   submit: Template;
+  /** A retry controller job (retry.hbs; the package's own when the directory has none). */
+  retry: Template;
 }
 
 interface HelperCall {
@@ -183,6 +185,8 @@ export function loadTemplates(dir?: string, precompiledTemplates?: Precompiled):
     dir: root,
     sbatch: templateOf(env, root, "sbatch.hbs", precompiled),
     submit: templateOf(env, root, "submit.hbs", precompiled),
+    // A templates directory of the user's own made before retries existed: the package's controller.
+    retry: existsSync(join(root, "retry.hbs")) ? templateOf(env, root, "retry.hbs", precompiled) : templateOf(env, defaultTemplatesDir(), "retry.hbs", readPrecompiled(defaultTemplatesDir())),
   };
   if (dir === undefined && precompiledTemplates === undefined) defaultTemplates = templates;
   return templates;
@@ -190,7 +194,7 @@ export function loadTemplates(dir?: string, precompiledTemplates?: Precompiled):
 
 /** Every template file of a directory (for checks): path relative to the directory and source. */
 export function templateFiles(dir: string = defaultTemplatesDir()): { file: string; source: string }[] {
-  const out = ["sbatch.hbs", "submit.hbs"].map((file) => ({ file, source: readFileSync(join(dir, file), "utf8") }));
+  const out = ["sbatch.hbs", "submit.hbs", "retry.hbs"].filter((f) => f !== "retry.hbs" || existsSync(join(dir, f))).map((file) => ({ file, source: readFileSync(join(dir, file), "utf8") }));
   const partialsDir = join(dir, "partials");
   if (existsSync(partialsDir)) {
     for (const f of readdirSync(partialsDir).filter((x) => x.endsWith(".hbs")).sort()) {

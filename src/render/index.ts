@@ -3,5 +3,5 @@ export { createEnvironment, loadTemplates, defaultTemplatesDir, templateFiles, C
 export type { Templates, Template } from "./environment.js";
 export { findUnquotedOutput, checkTemplateSource, PRINTING_HELPERS, BLOCK_HELPERS } from "./template-check.js";
 export type { TemplateProblem } from "./template-check.js";
-export { renderJobScript, renderSubmitScript, libScript, jobView, formatIndexList, RUN_ID_PATTERN, JOB_ID_PATTERN } from "./render.js";
+export { renderJobScript, renderSubmitScript, libScript, retryLibScript, retryView, jobView, formatIndexList, RUN_ID_PATTERN, JOB_ID_PATTERN } from "./render.js";
 export type { ClusterRenderSettings, JobRenderContext, RenderableJob, RenderablePlan, RenderTaskBody } from "./render.js";

@@ -48,7 +48,7 @@ export interface RenderablePlan {
   runId: string;
   pipeline: string;
   layout: Pick<CompiledPlan["layout"], "runDir">;
-  jobs: Pick<PlanJob, "id" | "scriptPath" | "dependencies">[];
+  jobs: (Pick<PlanJob, "id" | "scriptPath" | "dependencies"> & Partial<Pick<PlanJob, "retry">>)[];
 }
 
 export { RUN_ID_PATTERN } from "../plan/run-id.js";
@@ -323,9 +323,45 @@ function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+const RETRY_ON = /^(ALL|[A-Z_0-9]{1,16}(,[A-Z_0-9]{1,16}){0,300})$/;
+const TASK_LIST = /^(\d{1,9}(,\d{1,9})*)?$/;
+
+/** The data the retry controller template sees (templates/retry.hbs; documented in templates/README.md). */
+export function retryView(job: RenderableJob, ctx: JobRenderContext) {
+  const r = job.retry;
+  if (r === undefined) fail("not a retry controller");
+  if (typeof job.id !== "string" || !JOB_ID_PATTERN.test(job.id)) fail(`job id ${preview(String(job.id))} must match ${JOB_ID_PATTERN}`);
+  if (!JOB_ID_PATTERN.test(r.of)) fail(`retry.of ${preview(r.of)} must match ${JOB_ID_PATTERN}`);
+  checkRunDir(ctx.runDir);
+  checkRunId(ctx.runId);
+  if (job.array !== null || job.bodies.length > 0) fail("a retry controller is a plain job without steps");
+  for (const path of [job.scriptPath, r.script]) if (typeof path !== "string" || !RELATIVE_PATH.test(path)) fail(`script path ${preview(String(path))} must be a relative path inside the run directory`);
+  if (!RETRY_ON.test(r.on)) fail(`retry_on ${preview(r.on)} must be ALL or exit codes and reason names`);
+  if (!TASK_LIST.test(r.taskMap)) fail(`task map ${preview(r.taskMap)} must be a list of task numbers`);
+  checkText(r.name, "retried job name");
+  checkText(r.partition, "partition");
+  for (const k of ["retries", "timeFactorPermille", "memFactorPermille", "timeS", "memMb", "maxTimeS", "maxMemMb", "itemsPerTask", "isArray", "throttle", "offset"] as const) checkInt(r[k], `retry.${k}`, 0);
+  const res = job.resources;
+  return {
+    job: { id: job.id, name: job.name, scriptPath: job.scriptPath },
+    runDir: ctx.runDir,
+    runId: ctx.runId,
+    pipeline: ctx.pipeline,
+    header: {
+      output: outputPath(ctx.runDir, false),
+      partition: res.partition ?? ctx.cluster.partition ?? null,
+      account: res.account ?? ctx.cluster.account ?? null,
+      qos: res.qos ?? ctx.cluster.qos ?? null,
+      time: res.time ?? "00:05:00",
+    },
+    retry: { ...r },
+  };
+}
+
 /** Renders one job's sbatch script. Deterministic: the same job and context give the same bytes. */
 export function renderJobScript(job: RenderableJob, ctx: JobRenderContext, templates: Templates = loadTemplates()): string {
   try {
+    if (job.retry !== undefined) return templates.retry(retryView(job, ctx));
     const view = jobView(job, ctx);
     const text = templates.sbatch(view);
     // Templates written before task packing would run one item per task and silently skip the rest.
@@ -363,16 +399,26 @@ export function renderSubmitScript(plan: RenderablePlan, templates: Templates = 
         fail(`job ${job.id}: script path ${preview(String(job.scriptPath))} must be a relative path inside the run directory`);
       }
       const dependencies = job.dependencies.map((d) => dependencyArg(d, job.id, earlier));
+      const watch = job.retry?.of ?? null;
+      if (watch !== null && !earlier.has(watch)) fail(`retry controller ${job.id} retries ${preview(watch)}, which is not submitted before it`);
       earlier.add(job.id);
-      return { id: job.id, scriptPath: job.scriptPath, dependencies };
+      return { id: job.id, scriptPath: job.scriptPath, dependencies, watch };
     });
-    return templates.submit({ runDir: plan.layout.runDir, runId: plan.runId, pipeline: plan.pipeline, jobs, transientErrors: TRANSIENT_SLURM_ERRORS });
+    const hasRetries = jobs.some((j) => j.watch !== null);
+    return templates.submit({ runDir: plan.layout.runDir, runId: plan.runId, pipeline: plan.pipeline, jobs, hasRetries, transientErrors: TRANSIENT_SLURM_ERRORS });
   } catch (err) {
     throw new RenderValueError(`submit script: ${describe(err)}`, { cause: err });
   }
 }
 
 let lib: string | undefined;
+let retryLib: string | undefined;
+
+/** The retry controller library, copied verbatim to `scripts/retry.sh` in a run with retries. */
+export function retryLibScript(): string {
+  retryLib ??= readFileSync(join(defaultTemplatesDir(), "retry.sh"), "utf8");
+  return retryLib;
+}
 
 /** The job wrapper library, copied verbatim to `scripts/lib.sh`. */
 export function libScript(): string {

@@ -82,6 +82,7 @@ function parentKey(key: string): string {
 
 /** What a plan job runs, in a few words: `p.prep`, `p.a + 2 fused`, `p.renders [4 tasks]`, `p.check_all [chunk 2/3: 5-9]`. */
 export function jobLabel(job: PlanJob): string {
+  if (job.retry !== undefined) return `retries of ${job.retry.of}${job.id.includes(".") ? ` (after attempt ${job.id.split(".r")[1] ?? "?"})` : ""}`;
   let base: string;
   if (job.shape === "map") base = job.map?.key ?? parentKey(parentKey(job.steps[0] ?? job.id));
   else if (job.shape === "group") {
@@ -89,6 +90,9 @@ export function jobLabel(job: PlanJob): string {
     base = parentKey(first?.unitKey ?? first?.steps[0]?.key ?? job.id);
   } else base = job.steps.length > 1 ? `${job.steps[0] ?? job.id} + ${job.steps.length - 1} fused` : (job.steps[0] ?? job.id);
   const a = job.array;
+  // A retry the cluster submitted (src/runs/retries.ts): attempt N of some of the job's tasks.
+  const retry = /\.r(\d+)$/.exec(job.id);
+  if (retry !== null) return `${base} [attempt ${retry[1] ?? "?"}${a === null ? "" : `: ${a.indices?.length ?? a.count} task${(a.indices?.length ?? a.count) === 1 ? "" : "s"}`}]`;
   if (a === null) return base;
   if (a.chunks > 1) return `${base} [chunk ${a.chunk + 1}/${a.chunks}: tasks ${a.offset}-${a.offset + a.count - 1}]`;
   return `${base} [${a.count} task${a.count === 1 ? "" : "s"}]`;

@@ -9,6 +9,8 @@ import type { PipelineStep } from "../core/step.js";
 import { CommandStep } from "./command-step.js";
 import { parsePacking } from "./map-step.js";
 import type { MapPacking, PackingOptions } from "./map-step.js";
+import { MAX_RETRIES } from "../plan/retry.js";
+import type { RetryPolicy } from "../plan/retry.js";
 
 const noFuseSteps = new WeakSet<PipelineStep>();
 const throttles = new WeakMap<PipelineStep, number>();
@@ -64,4 +66,25 @@ export function withPacking<T extends PipelineStep>(step: T, options: PackingOpt
 /** The packing a parallel group asked for with `withPacking`; null when none. */
 export function groupPackingOf(step: PipelineStep): MapPacking | null {
   return packings.get(step) ?? null;
+}
+
+const retryPolicies = new WeakMap<PipelineStep, RetryPolicy>();
+
+/**
+ * Retries on a cluster (the spec's `retries`, `retry_on`, `on_timeout`, `on_oom`) for a command step, or
+ * for each item of a map: a retry controller job resubmits what failed (src/plan/retry.ts). Not part of the
+ * signature. `retries: 0` removes it. Returns the step.
+ */
+export function withRetries<T extends PipelineStep>(step: T, policy: RetryPolicy): T {
+  if (!Number.isInteger(policy.retries) || policy.retries < 0 || policy.retries > MAX_RETRIES) {
+    throw new RangeError(`${step.name}: retries must be a whole number from 0 to ${MAX_RETRIES}, got ${policy.retries}`);
+  }
+  if (policy.retries === 0) retryPolicies.delete(step);
+  else retryPolicies.set(step, { ...policy, on: policy.on === null ? null : [...policy.on] });
+  return step;
+}
+
+/** The retry policy of a step (`withRetries`), or null. */
+export function retriesOf(step: PipelineStep): RetryPolicy | null {
+  return retryPolicies.get(step) ?? null;
 }

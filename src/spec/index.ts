@@ -4,7 +4,7 @@ export { runCommandInProcess, commandEnvironment, parsePublished, TailBuffer, OU
 export { MapStep, MapItemPipeline, itemProblem, MAX_ITEM_LENGTH } from "./map-step.js";
 export type { MapPacking, MapStepOptions, PackingOptions } from "./map-step.js";
 export { CONTEXT_KEY_PATTERN, contextKeyProblem, RESERVED_CONTEXT_KEYS, RESERVED_CONTEXT_PREFIXES } from "./context-keys.js";
-export { fuseOptOut, groupPackingOf, noFuse, throttleOf, withPacking, withThrottle } from "./annotations.js";
+export { fuseOptOut, groupPackingOf, noFuse, retriesOf, throttleOf, withPacking, withRetries, withThrottle } from "./annotations.js";
 export { ITEM_SCOPE, itemScopeOf } from "./item-scope.js";
 export { expandGlob, INPUTS_DIR, resolveItemFiles } from "./item-files.js";
 export type { ItemFiles, ItemFilesProblem, ItemFilesRequest, ItemPath } from "./item-files.js";

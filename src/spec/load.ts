@@ -13,7 +13,7 @@ import { StepDefinitionError } from "../core/step.js";
 import type { PipelineStep } from "../core/step.js";
 import type { Resources } from "../plan/resources.js";
 import type { StagedFile } from "../store/staging.js";
-import { noFuse, withPacking, withThrottle } from "./annotations.js";
+import { noFuse, withPacking, withRetries, withThrottle } from "./annotations.js";
 import { CommandStep } from "./command-step.js";
 import { contextKeyProblem } from "./context-keys.js";
 import { resolveItemFiles } from "./item-files.js";
@@ -332,7 +332,7 @@ function buildChildren(entries: readonly SpecEntry[], at: readonly PathSegment[]
 
 function buildEntry(entry: SpecEntry, path: PathSegment[], problems: FieldProblem[], source: YamlSource | undefined): PipelineStep | undefined {
   if ("step" in entry) {
-    return guard(path, problems, source, () =>
+    const command = guard(path, problems, source, () =>
       new CommandStep(defined({
         name: entry.step,
         command: entry.run,
@@ -350,6 +350,8 @@ function buildEntry(entry: SpecEntry, path: PathSegment[], problems: FieldProble
         cache: entry.cache,
       })),
     );
+    if (command) applyRetries(command, entry);
+    return command;
   }
   const before = problems.length;
   const children = buildChildren(entry.steps, [...path, "steps"], problems, source);
@@ -398,5 +400,12 @@ function buildEntry(entry: SpecEntry, path: PathSegment[], problems: FieldProble
     );
   }
   if (step && entry.fuse === false) noFuse(step);
+  if (step && "map" in entry) applyRetries(step, entry);
   return step;
+}
+
+/** The entry's retry fields as the compiler reads them (annotations.ts). */
+function applyRetries(step: PipelineStep, entry: CommandEntry | MapEntry): void {
+  if (entry.retries === undefined || entry.retries === 0) return;
+  withRetries(step, { retries: entry.retries, on: entry.retry_on ?? null, timeFactor: entry.on_timeout?.time ?? null, memFactor: entry.on_oom?.mem ?? null });
 }

@@ -12,6 +12,7 @@ import { outputPathProblem } from "./command-step.js";
 import { contextKeyProblem } from "./context-keys.js";
 import { itemProblem } from "./map-step.js";
 import { hasControlChar } from "./source.js";
+import { MAX_ESCALATION, MAX_RETRIES, parseFactor, RETRY_REASONS } from "../plan/retry.js";
 
 export const SPEC_ENTRY_KINDS = ["step", "group", "pipeline", "map"] as const;
 export type SpecEntryKind = (typeof SPEC_ENTRY_KINDS)[number];
@@ -132,6 +133,47 @@ const packDurationSchema = z.preprocess(
   }),
 );
 
+const RETRY_ON_EXPECTED = `expected an exit code 1-255 or one of ${RETRY_REASONS.join(", ")}`;
+/** One `retry_on` entry: an exit code (a number, or its digits) or a reason name. */
+const retryOnSchema = z.unknown().transform((v, ctx) => {
+  const n = typeof v === "number" ? v : typeof v === "string" && /^\d{1,3}$/.test(v) ? Number(v) : null;
+  if (n !== null) {
+    if (Number.isInteger(n) && n >= 1 && n <= 255) return n;
+  } else if (typeof v === "string" && (RETRY_REASONS as readonly string[]).includes(v)) return v as (typeof RETRY_REASONS)[number];
+  ctx.addIssue({ code: "custom", message: RETRY_ON_EXPECTED, input: v });
+  return z.NEVER;
+});
+const FACTOR_EXPECTED = `expected a factor like "x2" or "x1.5" (above 1, at most x${MAX_ESCALATION})`;
+const factorSchema = z.unknown().transform((v, ctx) => {
+  const f = typeof v === "string" ? parseFactor(v) : null;
+  if (f === null) {
+    ctx.addIssue({ code: "custom", message: FACTOR_EXPECTED, input: v });
+    return z.NEVER;
+  }
+  return f;
+});
+/** Retries on the cluster (a command step; a map, per item): see src/plan/retry.ts. */
+const retryFields = {
+  retries: z.number().int().min(0).max(MAX_RETRIES).optional(),
+  retry_on: z.array(retryOnSchema).min(1, { error: "expected at least one exit code or reason" }).optional(),
+  on_timeout: z.object({ time: factorSchema }).strict().optional(),
+  on_oom: z.object({ mem: factorSchema }).strict().optional(),
+};
+interface RetryFields {
+  retries?: number | undefined;
+  retry_on?: unknown;
+  on_timeout?: unknown;
+  on_oom?: unknown;
+}
+/** retry_on and the escalations only mean something with retries. */
+function refineRetries(e: RetryFields, ctx: z.RefinementCtx): void {
+  for (const k of ["retry_on", "on_timeout", "on_oom"] as const) {
+    if (e[k] !== undefined && (e.retries ?? 0) === 0) {
+      ctx.addIssue({ code: "custom", message: `${k} applies to retries: add retries: N (1-${MAX_RETRIES})`, path: [k], input: e[k] });
+    }
+  }
+}
+
 /** The children of a composite, parsed entry by entry afterwards. */
 const childList = z.array(z.unknown()).min(1, { error: "expected a non-empty list of steps" });
 
@@ -151,8 +193,10 @@ export const commandEntrySchema = z
     batch: z.boolean().optional(),
     inputs: z.array(outputPathSchema).optional(),
     cache: z.boolean().optional(),
+    ...retryFields,
   })
-  .strict();
+  .strict()
+  .superRefine(refineRetries);
 
 export const groupEntrySchema = z
   .object({
@@ -217,12 +261,14 @@ export const mapEntrySchema = z
     continue_on_error: z.boolean().optional(),
     version: versionSchema.optional(),
     fuse: z.boolean().optional(),
+    ...retryFields,
     steps: childList,
   })
   .strict()
   .superRefine((m, ctx) => {
     refinePacking(m, ctx);
     refineItemSources(m, ctx);
+    refineRetries(m, ctx);
   });
 
 interface ItemSourceFields {

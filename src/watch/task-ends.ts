@@ -55,7 +55,8 @@ export class TaskEnds {
     private readonly slurmIds: Readonly<Record<string, string>>,
   ) {
     plan.jobs.forEach((job, jobIndex) => {
-      if (slurmIds[job.id] === undefined) return;
+      // A retry controller writes no state files: only the scheduler knows how it ended.
+      if (slurmIds[job.id] === undefined || job.retry !== undefined) return;
       for (const taskId of arrayTaskIds(job)) {
         const task = logicalTask(job.array, taskId);
         const items: ItemCheck[] = [];
