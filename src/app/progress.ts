@@ -136,6 +136,8 @@ export function outputFiles(state: Pick<StateFile, "outputs">): string[] {
 export class ProgressTracker {
   readonly #rows = new Map<string, Row>();
   readonly #rowOfJob = new Map<string, Row>();
+  /** Rows of retry controllers (their later jobs replace them rather than add to them). */
+  readonly #controllers = new Set<Row>();
   readonly #jobOfSlurm = new Map<string, { job: PlanJob; row: Row; sampler: Sampler }>();
   readonly #workDir: string;
   #firstObserve = true;
@@ -172,6 +174,7 @@ export class ProgressTracker {
       }
       row.jobs.push(job.id);
       this.#rowOfJob.set(job.id, row);
+      if (job.retry !== undefined) this.#controllers.add(row);
       const slurm = slurmIds[job.id];
       if (slurm !== undefined) this.#jobOfSlurm.set(slurm, { job, row, sampler: samplerOf(job) });
     }
@@ -180,21 +183,48 @@ export class ProgressTracker {
   /** A snapshot of the watch: each row's counts and state. */
   observe(status: Pick<RunStatus, "jobs">, nowMs: number): void {
     const byRow = new Map<Row, JobStatus[]>();
+    // A retry controller's jobs (`j001.r2`: attempt 2 of j001's failed tasks, or the controller after it;
+    // src/runs/retries.ts) count in their first attempt's row.
+    const retries = new Map<Row, { attempt: number; job: JobStatus }[]>();
     for (const j of status.jobs) {
-      const row = this.#rowOfJob.get(j.job);
+      const retry = /^(.+)\.r(\d{1,3})$/.exec(j.job);
+      const row = this.#rowOfJob.get(j.job) ?? (retry === null ? undefined : this.#rowOfJob.get(retry[1] ?? ""));
       if (row === undefined) continue;
+      if (retry !== null && !this.#rowOfJob.has(j.job)) {
+        const list = retries.get(row) ?? [];
+        list.push({ attempt: Number(retry[2]), job: j });
+        retries.set(row, list);
+      }
       const list = byRow.get(row) ?? [];
       list.push(j);
       byRow.set(row, list);
     }
     for (const [row, jobs] of byRow) {
+      const later = retries.get(row) ?? [];
+      const firstAttempt = jobs.filter((j) => !later.some((r) => r.job === j));
       const counts: PhaseCounts = { pending: 0, running: 0, done: 0, failed: 0 };
-      for (const j of jobs) for (const k of Object.keys(counts) as (keyof PhaseCounts)[]) counts[k] += j.counts[k];
-      const first = jobs[0] as JobStatus;
+      for (const j of firstAttempt) for (const k of Object.keys(counts) as (keyof PhaseCounts)[]) counts[k] += j.counts[k];
+      // Each retry reruns tasks that failed before: they leave the failed count for the retry's own.
+      for (const { job: j } of later.sort((a, b) => a.attempt - b.attempt)) {
+        const total = j.counts.pending + j.counts.running + j.counts.done + j.counts.failed;
+        if (this.#controllers.has(row)) {
+          // A controller's next controller stands for it: one task, in the latest one's state.
+          counts.pending = j.counts.pending;
+          counts.running = j.counts.running;
+          counts.done = j.counts.done;
+          counts.failed = j.counts.failed;
+          continue;
+        }
+        counts.failed = Math.max(0, counts.failed - total);
+        for (const k of Object.keys(counts) as (keyof PhaseCounts)[]) counts[k] += j.counts[k];
+      }
+      const first = (firstAttempt[0] ?? jobs[0]) as JobStatus;
       const total = counts.pending + counts.running + counts.done + counts.failed;
       row.label = jobs.length > 1 || (first.array?.chunks ?? 1) > 1 ? `${baseLabel(first.label)} [${total} tasks]` : first.label;
       const phase = (j: JobStatus): "pending" | "running" | "done" | "failed" => (j.counts.running > 0 ? "running" : j.final ? (j.counts.failed > 0 ? "failed" : "done") : "pending");
-      const agg = aggregateState(jobs.map((j) => ({ state: j.state, reason: j.reason, phase: phase(j), final: j.final })));
+      // Once retried, the row is in its latest attempt's state (an earlier attempt's FAILED is being retried).
+      const latest = later.length > 0 ? [(later[later.length - 1] as { job: JobStatus }).job] : jobs;
+      const agg = aggregateState(latest.map((j) => ({ state: j.state, reason: j.reason, phase: phase(j), final: j.final })));
       row.state = agg.state;
       row.reason = agg.reason;
       row.final = jobs.every((j) => j.final);

@@ -164,6 +164,22 @@ describe("the rows of a run", () => {
     expect(t.rows(9_000)[1]).toMatchObject({ final: true, etaS: 0, state: "FAILED" });
   });
 
+  it("counts a retry controller's retries in the row of the job they retry: the retried tasks leave the failed count", async () => {
+    run = await tempRun("examples/specs/batch-map.yaml");
+    const t = new ProgressTracker(run.plan, run.record.jobs, "/runs/r1");
+    const first = snapshot(["done"], items(10, 0, 2), ["pending"]);
+    t.observe(first, 0);
+    expect(t.rows(0)[1]).toMatchObject({ counts: { done: 10, failed: 2, running: 0, pending: 0 }, state: "FAILED" });
+    // Attempt 2 reruns the two failed tasks: one succeeds, one is still running.
+    t.observe(status([...first.jobs, job("j001.r2", "batch_map.check_all", "400", ["done", "running"], true)]), 1_000);
+    expect(t.rows(1_000)[1]).toMatchObject({ counts: { done: 11, failed: 0, running: 1, pending: 0 }, final: false, state: "RUNNING" });
+    // It fails again; attempt 3 reruns it and it succeeds: the map ended with every task done.
+    const second = job("j001.r2", "batch_map.check_all", "400", ["done", "failed"], true);
+    t.observe(status([...first.jobs, second, job("j001.r3", "batch_map.check_all", "500", ["done"], true)]), 2_000);
+    expect(t.rows(2_000)[1]).toMatchObject({ counts: { done: 12, failed: 0, running: 0, pending: 0 }, final: true, state: "COMPLETED" });
+    expect(t.rows(2_000)[1]?.total).toBe(12);
+  });
+
   it("ignores states of another submission (an earlier attempt's SLURM ids) and restored ones for the durations", async () => {
     run = await tempRun("examples/specs/batch-map.yaml");
     const t = new ProgressTracker(run.plan, run.record.jobs, "/runs/r1");
