@@ -17,7 +17,7 @@ import type { LocalRunEvent } from "../local/index.js";
 import { applyEvent, newJobTable, tableJobIds, writeJobTable } from "../local/job-table.js";
 import type { JobTable } from "../local/job-table.js";
 import { identityOf } from "../local/process-identity.js";
-import type { RunStore } from "../runs/index.js";
+import type { RunRecord, RunStore } from "../runs/index.js";
 import { programPath } from "../version.js";
 import { sleep } from "./sleep.js";
 
@@ -116,6 +116,15 @@ export class SupervisorError extends Error {
 }
 
 /**
+ * The supervisor started as `pid` took the run: it is supervising it, or a run of a few milliseconds
+ * has already ended and the supervisor with it (it records `supervisor: null` with the run's last phase).
+ * Until then the record is the CLI's first one: phase "submitting", no supervisor.
+ */
+export function tookTheRun(record: Pick<RunRecord, "phase" | "supervisor">, pid: number | undefined): boolean {
+  return record.phase !== "submitting" && (record.supervisor == null || record.supervisor.pid === pid);
+}
+
+/**
  * Starts the run's supervisor as a detached process (its own session, its
  * output in `<run dir>/supervisor.log`) and waits until it has recorded
  * itself and the run's job ids. The CLI may exit right after: the
@@ -152,7 +161,7 @@ export async function spawnSupervisor(store: RunStore, runId: string, runDir: st
   try {
     for (;;) {
       const record = await store.readRecord(runId);
-      if (record.supervisor?.pid === child.pid && record.phase !== "submitting") return;
+      if (tookTheRun(record, child.pid)) return;
       if (exited !== null) {
         const tail = readTail(logPath);
         throw new SupervisorError(`the supervisor of run ${runId} ended (${exited}) before it started the run${tail ? `:\n${tail}` : ""} (log: ${logPath})`);
