@@ -4,8 +4,9 @@
  * CompletedState with the in-process core's `step_states` keys, written to
  * the run's local `result.json`.
  */
-import { arrayTaskIds, mergeStates, parseStateText } from "../collect/index.js";
-import type { StateProblem } from "../collect/index.js";
+import { arrayTaskIds, mapSource, mergeFromSource, parseStateText } from "../collect/index.js";
+import type { StateProblem, StateSource } from "../collect/index.js";
+import { itemsInlineMax } from "../core/item-lines.js";
 import type { CompletedState } from "../core/completed-state.js";
 import type { CompiledPlan } from "../plan/plan.js";
 import { STATE_FILE_MAX_BYTES } from "../plan/state-file.js";
@@ -32,6 +33,11 @@ export interface RemoteStates {
   problems: StateProblem[];
   /** How many files the cluster sent back. */
   files: number;
+  /**
+   * Read as the merge asks, one file at a time (a local run's states directory): then `states` is empty
+   * and `problems` and `files` are known once a merge has read the source.
+   */
+  source?: StateSource;
 }
 
 /** A name the tar stream gave us, reduced to `<name>` when it is exactly `states/<name>` with no further `/`; else null. */
@@ -127,9 +133,22 @@ export interface CollectOutcome {
   record: RunRecord;
 }
 
-/** The merged result from state files and job facts; pure. */
-export function mergeRun(plan: CompiledPlan, remote: RemoteStates, jobs: readonly JobStatus[], now?: string): CompletedState {
-  return mergeStates(plan, remote.states, { jobFacts: jobFactsOf(jobs), problems: remote.problems, ...(now !== undefined ? { now } : {}) });
+/**
+ * The merged result from state files and job facts. With `itemsDir`, maps of
+ * more than itemsInlineMax() items keep their items in a lines file written
+ * there (see src/core/item-lines.ts); without it, every item is inline.
+ */
+export function mergeRun(plan: CompiledPlan, remote: RemoteStates, jobs: readonly JobStatus[], now?: string, itemsDir?: string): CompletedState {
+  return mergeFromSource(plan, remote.source ?? mapSource(remote.states, remote.problems), {
+    jobFacts: jobFactsOf(jobs),
+    ...(now !== undefined ? { now } : {}),
+    ...(itemsDir !== undefined ? { items: { dir: itemsDir, max: itemsInlineMax() } } : {}),
+  });
+}
+
+/** The run's state files as the merge should read them: one at a time where the executor can (local), else all at once. */
+export function statesForMerge(run: RunExecutor): Promise<RemoteStates> {
+  return run.streamStates !== undefined ? Promise.resolve(run.streamStates()) : run.readStates();
 }
 
 /**
@@ -149,9 +168,12 @@ export async function collectRun(
   const jobs = options.jobs ?? (await run.query(null));
   // A run whose every step was restored from the step cache is submitted with no job: its states are there.
   const submitted = Object.keys(record.jobs).length > 0 || record.phase === "submitted" || record.phase === "collected";
-  const remote: RemoteStates = options.remote ?? (submitted ? await run.readStates() : { states: new Map(), problems: [], files: 0 });
+  const remote: RemoteStates = options.remote ?? (submitted ? await statesForMerge(run) : { states: new Map(), problems: [], files: 0 });
   // A watch's last poll already merged these states with these jobs: a million items are not merged twice.
-  const state = options.merged !== undefined && options.jobs !== undefined && options.remote !== undefined ? options.merged : mergeRun(plan, remote, jobs, options.now);
+  const state =
+    options.merged !== undefined && options.jobs !== undefined && options.remote !== undefined
+      ? options.merged
+      : mergeRun(plan, remote, jobs, options.now, await store.resultDir(record.run_id));
   const resultPath = await store.writeResult(record.run_id, state);
   const final = jobs.every((j) => j.final);
   const updated = final && record.phase === "submitted" ? await store.updateRecord(record.run_id, { phase: "collected" }) : record;

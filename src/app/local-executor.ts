@@ -6,7 +6,7 @@
  */
 import { open, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { readStateDir } from "../collect/index.js";
+import { DirSource, readStateDir } from "../collect/index.js";
 import type { CompiledPlan } from "../plan/plan.js";
 import { bundlePath } from "../local/index.js";
 import { pullLocalOutputs } from "../store/index.js";
@@ -79,6 +79,19 @@ export function localExecutor(store: RunStore, record: RunRecord, plan: Compiled
     readStates: async () => {
       const { states, problems } = await readStateDir(join(runDir, plan.layout.states));
       return { states, problems, files: states.size + problems.length };
+    },
+    streamStates: () => {
+      const source = new DirSource(join(runDir, plan.layout.states));
+      return {
+        states: new Map(),
+        get problems() {
+          return source.problems;
+        },
+        get files() {
+          return source.files;
+        },
+        source,
+      };
     },
     cancel: async () => {
       const runId = executor.record.run_id;

@@ -11,7 +11,7 @@ import { carryFinalStates, mapJobStatuses, totalCounts } from "../runs/index.js"
 import type { JobStatus, PhaseCounts, RunRecord } from "../runs/index.js";
 import { AccountingUnavailableError, PollInterval, SchedulerError } from "../slurm/index.js";
 import type { PollPolicy } from "../slurm/index.js";
-import { mergeRun, requireJobIds } from "./collect.js";
+import { mergeRun, requireJobIds, statesForMerge } from "./collect.js";
 import type { RemoteStates } from "./collect.js";
 import type { RunContext } from "./connect.js";
 import type { RunExecutor } from "./executor.js";
@@ -96,8 +96,9 @@ export function resultsOf(merged: CompletedState, remote: RemoteStates): Pick<Ru
 /** Adds the steps' results from the state files (ONE getFiles) to a final snapshot; also returns the merged state. */
 async function withResults(run: RunExecutor, status: RunStatus): Promise<{ status: RunStatus; merged: CompletedState | null; remote: RemoteStates | null }> {
   if (!status.final || Object.keys(run.record.jobs).length === 0) return { status, merged: null, remote: null };
-  const remote = await run.readStates();
-  const merged = mergeRun(run.plan, remote, status.jobs, status.polled_at);
+  const remote = await statesForMerge(run);
+  // Large maps' items go to a lines file in the run's store directory: `collect` after a watch places it beside result.json.
+  const merged = mergeRun(run.plan, remote, status.jobs, status.polled_at, await run.store.resultDir(run.record.run_id));
   return { status: { ...status, ...resultsOf(merged, remote) }, merged, remote };
 }
 
