@@ -54,30 +54,58 @@ export function stateFileName(path: string): string | null {
  * Names are only ever compared and printed (quoted), never used as paths.
  */
 export function parseFetchedStates(files: ReadonlyMap<string, Buffer | { error: string }>): RemoteStates {
-  const states = new Map<string, StateFile>();
-  const problems: StateProblem[] = [];
-  for (const [path, content] of files) {
-    const name = stateFileName(path);
-    if (name === null) {
-      // JSON-quoted so the merger cannot read it as any step's file.
-      problems.push({ file: preview(path), error: `unexpected file name from the cluster: ${preview(path)}` });
-      continue;
-    }
-    if (!Buffer.isBuffer(content)) {
-      problems.push({ file: name, error: content.error });
-      continue;
-    }
-    const parsed = parseStateText(name, content.toString("utf8"));
-    if (parsed.ok) states.set(parsed.key, parsed.state);
-    else problems.push({ file: name, error: parsed.error });
-  }
-  return { states, problems, files: files.size };
+  const taker = fetchedStates();
+  for (const [path, content] of files) taker.take(path, content);
+  return taker.done();
 }
 
-/** Every `states/*.json` of the run directory in ONE round trip, validated. */
+/** parseFetchedStates one file at a time, as a transfer streams them; a file seen twice (a retried transfer) counts once. */
+function fetchedStates(): { take: (path: string, content: Buffer | { error: string }) => void; done: () => RemoteStates } {
+  const states = new Map<string, StateFile>();
+  const problems = new Map<string, StateProblem>();
+  const seen = new Set<string>();
+  return {
+    take: (path, content) => {
+      const name = stateFileName(path);
+      if (name === null) {
+        // JSON-quoted so the merger cannot read it as any step's file.
+        problems.set(path, { file: preview(path), error: `unexpected file name from the cluster: ${preview(path)}` });
+        seen.add(path);
+        return;
+      }
+      seen.add(path);
+      problems.delete(path);
+      if (!Buffer.isBuffer(content)) {
+        problems.set(path, { file: name, error: content.error });
+        return;
+      }
+      const parsed = parseStateText(name, content.toString("utf8"));
+      if (parsed.ok) states.set(parsed.key, parsed.state);
+      else problems.set(path, { file: name, error: parsed.error });
+    },
+    done: () => ({ states, problems: [...problems.values()], files: seen.size }),
+  };
+}
+
+/** Most state files one run may have (the archive's entry cap). */
+const STATES_MAX_ENTRIES = 10_000_000;
+
+/**
+ * Every `states/*.json` of the run directory in ONE round trip, validated as
+ * the archive streams in: each file is parsed as it arrives and its bytes
+ * dropped, so only the parsed states are held, never the archive or its files.
+ */
 export async function readRemoteStates(transport: Transport, remoteDir: string): Promise<RemoteStates> {
-  const files = await transport.getFiles(remoteDir, STATES_PATTERN, { maxFileBytes: STATE_FILE_CAP, maxTotalBytes: STATES_TOTAL_CAP, timeoutMs: 10 * 60_000 });
-  return parseFetchedStates(files);
+  const taker = fetchedStates();
+  const rest = await transport.getFiles(remoteDir, STATES_PATTERN, {
+    maxFileBytes: STATE_FILE_CAP,
+    maxTotalBytes: STATES_TOTAL_CAP,
+    maxEntries: STATES_MAX_ENTRIES,
+    timeoutMs: 10 * 60_000,
+    onFile: taker.take,
+  });
+  for (const [path, content] of rest) taker.take(path, content);
+  return taker.done();
 }
 
 /**

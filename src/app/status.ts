@@ -7,6 +7,8 @@
 import type { StateProblem } from "../collect/index.js";
 import type { CompletedState } from "../core/completed-state.js";
 import { exitCodeFrom } from "../core/exit-code.js";
+import { itemLinesOf } from "../core/item-lines.js";
+import type { ItemLinesSummary } from "../core/item-lines.js";
 import { carryFinalStates, mapJobStatuses, totalCounts } from "../runs/index.js";
 import type { JobStatus, PhaseCounts, RunRecord } from "../runs/index.js";
 import { AccountingUnavailableError, PollInterval, SchedulerError } from "../slurm/index.js";
@@ -29,6 +31,11 @@ export interface StepResult {
   not_run: boolean;
   slurm_state: string | null;
   slurm_reason: string | null;
+  /**
+   * A map whose items are in the result's lines file (more than HPCPIPE_ITEMS_INLINE_MAX): its counts,
+   * failed and slowest items. Its failed items (the first 1,000) are also in `steps`; the rest are not.
+   */
+  item_lines?: ItemLinesSummary;
 }
 
 /** A status snapshot: machine-readable (`status --json`) and what the views render. */
@@ -62,6 +69,8 @@ export function stepResults(state: CompletedState): Record<string, StepResult> {
       slurm_state: typeof s.meta.slurm_state === "string" ? s.meta.slurm_state : null,
       slurm_reason: typeof s.meta.slurm_reason === "string" ? s.meta.slurm_reason : null,
     };
+    const lines = itemLinesOf(s);
+    if (lines !== null) (out[key] as StepResult).item_lines = lines;
   }
   return out;
 }

@@ -1,15 +1,22 @@
 import type { CompletedState } from "../core/completed-state.js";
 import { exitCodeFrom } from "../core/exit-code.js";
 import { itemLinesOf } from "../core/item-lines.js";
+import type { ItemLinesSummary } from "../core/item-lines.js";
 import { countFailures, FAILED_ITEMS_SHOWN, itemTallyText, SLOWEST_ITEMS_SHOWN, slowestText, summaryRows } from "./map-items.js";
 import type { ItemTally, OutcomeView } from "./map-items.js";
 
 const outcomeOf = (s: CompletedState): OutcomeView => ({ success: s.success, notRun: s.meta.not_run === true, durationS: s.duration_s });
 
-/** The counts a large map keeps with its state (its items are in the lines file), as a summary tally. */
+/**
+ * The counts a large map keeps with its state (its items are in the lines file), as a summary tally:
+ * summaryRows' `tallyOf` for CompletedStates; `tallyOfLines(step.item_lines)` for a status's StepResults.
+ */
 export function keptTally(s: { meta: Record<string, unknown> }): ItemTally | null {
-  const lines = itemLinesOf(s);
-  if (lines === null) return null;
+  return tallyOfLines(itemLinesOf(s));
+}
+
+export function tallyOfLines(lines: ItemLinesSummary | null | undefined): ItemTally | null {
+  if (lines == null) return null;
   return {
     total: lines.items,
     ok: lines.ok,

@@ -137,6 +137,23 @@ describe("TarReader, reading what the system tar creates", () => {
     expect(readAll(archive, LIMITS, 1)).toEqual(readAll(archive));
   });
 
+  it("with onFile hands each file over as it completes and keeps none (a million state files are never held)", () => {
+    const archive = systemTar(["-c", "-f", "-", "-C", "src", "big.bin", "states"]);
+    const handed = new Map<string, TarFile>();
+    const reader = new TarReader({ maxFileBytes: 4096, maxTotalBytes: 1e9, onFile: (name, file) => handed.set(name, file) });
+    // One byte at a time: an entry is handed over only once it is complete.
+    for (let at = 0; at < archive.length; at++) reader.write(archive.subarray(at, at + 1));
+    expect(reader.end().size).toBe(0);
+    const kept = readAll(archive, { maxFileBytes: 4096, maxTotalBytes: 1e9 });
+    expect(handed).toEqual(kept);
+    expect(handed.get("big.bin")).toEqual({ error: "skipped: 5000 bytes exceeds the limit of 4096 bytes per file" });
+  });
+
+  it("refuses more entries than maxEntries", () => {
+    const archive = systemTar(["-c", "-f", "-", "-C", "src", "states"]);
+    expect(() => readAll(archive, { ...LIMITS, maxEntries: 1 })).toThrow(/more than 1 entries/);
+  });
+
   it("reads back what writeTar wrote", async () => {
     const files = new Map<string, string | Buffer>([["x/y.txt", "y"], ["z", Buffer.from([0, 1, 2])]]);
     const got = await readTar((async function* () { yield writeTar(files); })(), LIMITS);
