@@ -2,7 +2,7 @@
 import { mkdirSync, readFileSync, statSync, symlinkSync, linkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { readTar, TarFormatError, TarReader, type TarFile } from "../../src/transport/tar-reader.js";
+import { readTar, TarFormatError, TarReader, type TarFile, type TarReadLimits } from "../../src/transport/tar-reader.js";
 import { TarPathError, writeTar } from "../../src/transport/tar.js";
 import { run, runOk, tempDir } from "./helpers.js";
 
@@ -16,7 +16,7 @@ afterEach(() => cleanup());
 
 const LIMITS = { maxFileBytes: 1024 * 1024, maxTotalBytes: 64 * 1024 * 1024 };
 
-function readAll(archive: Buffer, limits = LIMITS, chunkSize = archive.length): Map<string, TarFile> {
+function readAll(archive: Buffer, limits: TarReadLimits = LIMITS, chunkSize = archive.length): Map<string, TarFile> {
   const reader = new TarReader(limits);
   for (let at = 0; at < archive.length; at += chunkSize) reader.write(archive.subarray(at, at + chunkSize));
   return reader.end();
