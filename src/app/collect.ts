@@ -4,7 +4,10 @@
  * CompletedState with the in-process core's `step_states` keys, written to
  * the run's local `result.json`.
  */
-import { arrayTaskIds, mapSource, mergeFromSource, parseStateText } from "../collect/index.js";
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import { arrayTaskIds, mapSource, mergeFromSource, parseStateText, SpoolSource } from "../collect/index.js";
+import { stateFileNameOf } from "../collect/state-source.js";
 import type { StateProblem, StateSource } from "../collect/index.js";
 import { itemsInlineMax } from "../core/item-lines.js";
 import type { CompletedState } from "../core/completed-state.js";
@@ -41,11 +44,7 @@ export interface RemoteStates {
 }
 
 /** A name the tar stream gave us, reduced to `<name>` when it is exactly `states/<name>` with no further `/`; else null. */
-export function stateFileName(path: string): string | null {
-  if (!path.startsWith("states/")) return null;
-  const name = path.slice("states/".length);
-  return name !== "" && !name.includes("/") && !name.includes("\\") && name !== "." && name !== ".." ? name : null;
-}
+export const stateFileName = stateFileNameOf;
 
 /**
  * Validates what getFiles returned: each file must be `states/<key>.json`,
@@ -167,16 +166,58 @@ export interface CollectOutcome {
  * there (see src/core/item-lines.ts); without it, every item is inline.
  */
 export function mergeRun(plan: CompiledPlan, remote: RemoteStates, jobs: readonly JobStatus[], now?: string, itemsDir?: string): CompletedState {
-  return mergeFromSource(plan, remote.source ?? mapSource(remote.states, remote.problems), {
-    jobFacts: jobFactsOf(jobs),
-    ...(now !== undefined ? { now } : {}),
-    ...(itemsDir !== undefined ? { items: { dir: itemsDir, max: itemsInlineMax() } } : {}),
-  });
+  try {
+    return mergeFromSource(plan, remote.source ?? mapSource(remote.states, remote.problems), {
+      jobFacts: jobFactsOf(jobs),
+      ...(now !== undefined ? { now } : {}),
+      ...(itemsDir !== undefined ? { items: { dir: itemsDir, max: itemsInlineMax() } } : {}),
+    });
+  } finally {
+    // A spooled transfer is read once.
+    remote.source?.close?.();
+  }
 }
 
-/** The run's state files as the merge should read them: one at a time where the executor can (local), else all at once. */
-export function statesForMerge(run: RunExecutor): Promise<RemoteStates> {
-  return run.streamStates !== undefined ? Promise.resolve(run.streamStates()) : run.readStates();
+/** The run's state files as the merge should read them: one at a time where the executor can (local, spooled), else all at once. */
+export async function statesForMerge(run: RunExecutor): Promise<RemoteStates> {
+  return run.streamStates !== undefined ? await run.streamStates() : run.readStates();
+}
+
+/** All state files of one spooled transfer together (they are on disk, not in memory). */
+const SPOOL_TOTAL_CAP = 64 * 1024 * 1024 * 1024;
+
+/**
+ * Every `states/*.json` of the run directory in ONE round trip, spooled to a
+ * file in `spoolDir` as the archive streams in and read back one file at a
+ * time by the merge (which then removes the spool): memory holds a number
+ * per file, not the files. Validated as the merge reads them.
+ */
+export async function spoolRemoteStates(transport: Transport, remoteDir: string, spoolDir: string): Promise<RemoteStates> {
+  const source = new SpoolSource(join(spoolDir, `.states.spool.${process.pid}.${randomBytes(6).toString("hex")}`));
+  try {
+    const add = (path: string, file: Buffer | { error: string }): void => source.add(path, file);
+    const rest = await transport.getFiles(remoteDir, STATES_PATTERN, {
+      maxFileBytes: STATE_FILE_CAP,
+      maxTotalBytes: SPOOL_TOTAL_CAP,
+      maxEntries: STATES_MAX_ENTRIES,
+      timeoutMs: 30 * 60_000,
+      onFile: add,
+    });
+    for (const [path, file] of rest) add(path, file);
+  } catch (err) {
+    source.close();
+    throw err;
+  }
+  return {
+    states: new Map(),
+    get problems() {
+      return source.problems;
+    },
+    get files() {
+      return source.files;
+    },
+    source,
+  };
 }
 
 /**

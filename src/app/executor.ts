@@ -46,7 +46,7 @@ export interface RunExecutor {
   /** Every state file of the run, validated. */
   readStates(): Promise<RemoteStates>;
   /** The state files as a source the merge reads one file at a time (executors whose files are on this machine). */
-  streamStates?(): RemoteStates;
+  streamStates?(): RemoteStates | Promise<RemoteStates>;
   /** Stops every job of the run; the record becomes "cancelled". */
   cancel(): Promise<CancelOutcome>;
   /** A file of the run directory (a log), whole; null when it does not exist yet. At most `maxBytes`. */

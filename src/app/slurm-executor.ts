@@ -8,7 +8,7 @@ import { pullOutputs } from "../store/index.js";
 import { readRemoteFiles } from "../transport/index.js";
 import type { RemoteReadAnswer } from "../transport/index.js";
 import { startRemoteWatcher } from "../watch/remote-watcher.js";
-import { queryJobStatuses, readRemoteStates, requireJobIds } from "./collect.js";
+import { queryJobStatuses, readRemoteStates, requireJobIds, spoolRemoteStates } from "./collect.js";
 import type { RunContext } from "./connect.js";
 import type { LogChunk, RunExecutor } from "./executor.js";
 
@@ -21,6 +21,11 @@ export function slurmExecutor(run: RunContext): RunExecutor {
     // A job no source knows is lost once MinJobAge has passed since the record last changed (at or after submission).
     query: (known) => queryJobStatuses(run.scheduler, run.plan, executor.record.jobs, known, { submitted: executor.record.updated, now: Date.now(), minJobAgeS: run.config.min_job_age_s ?? 300 }),
     readStates: () => (run.sentStates !== undefined && Object.keys(executor.record.jobs).length === 0 ? Promise.resolve(run.sentStates) : readRemoteStates(run.transport, executor.record.remote_dir)),
+    // For a merge: spooled to the run's store directory as the transfer streams in, read back file by file.
+    streamStates: async () =>
+      run.sentStates !== undefined && Object.keys(executor.record.jobs).length === 0
+        ? run.sentStates
+        : spoolRemoteStates(run.transport, executor.record.remote_dir, await run.store.resultDir(executor.record.run_id)),
     cancel: async () => {
       const record = executor.record;
       requireJobIds(record);

@@ -4,7 +4,7 @@
  * inline or from the file, and the streamed merge (a states directory read
  * file by file) giving the same result as the merge of every file at once.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -12,7 +12,8 @@ import { buildStepIndex, stepSlots } from "../../src/collect/job-index.js";
 import { mergeFromSource, mergeStates, treeHasKey } from "../../src/collect/merge.js";
 import type { JobFact } from "../../src/collect/merge.js";
 import { readStateDir } from "../../src/collect/read-states.js";
-import { DirSource } from "../../src/collect/state-source.js";
+import { DirSource, SpoolSource } from "../../src/collect/state-source.js";
+import { parseFetchedStates } from "../../src/app/collect.js";
 import { CompletedState } from "../../src/core/completed-state.js";
 import { ItemLinesError, ItemLinesWriter, itemsFileOf, itemsInlineMax, ITEMS_FILE, readItemLines } from "../../src/core/item-lines.js";
 import { mapItemStates } from "../../src/core/map-items.js";
@@ -149,6 +150,38 @@ describe("the streamed merge (a states directory read file by file)", () => {
     const { plan } = mapRun(12);
     for (const key of ["p", "p.prep", "p.m", "p.m.0", "p.m.11.b", "p.post"]) expect(treeHasKey(plan, key)).toBe(true);
     for (const key of ["p.m.12", "p.m.12.a", "p.m.01.a", "p.m.x", "p.m.3.c", "q.prep", "p.prepx"]) expect(treeHasKey(plan, key)).toBe(false);
+  });
+});
+
+describe("the spooled merge (state files from a transfer, spooled to disk as they arrive)", () => {
+  it("gives the same CompletedState as the merge of the fetched files held in memory, and removes its spool", () => {
+    const dir = tempDir();
+    const { plan, files } = mapRun(150);
+    const fetched = new Map<string, Buffer | { error: string }>();
+    for (const f of files) fetched.set(`states/${f.key}.json`, Buffer.from(`${JSON.stringify(f)}\n`));
+    // A bad file of a step, one too large (the transfer's error), a state no step has, a bad name, an unexpected path.
+    fetched.set("states/p.m.4.a.json", Buffer.from("{"));
+    fetched.set("states/p.m.5.a.json", { error: "skipped: 2000000 bytes exceeds the limit of 1048576 bytes per file" });
+    fetched.set("states/p.zzz.json", Buffer.from(JSON.stringify(stateFile("p.zzz", true))));
+    fetched.set("states/bad name!.json", Buffer.from("{}"));
+    fetched.set("elsewhere/x.json", Buffer.from("{}"));
+    const facts = new Map<string, JobFact>(plan.jobs.map((j) => [j.id, { state: "COMPLETED", reason: null }]));
+    const remote = parseFetchedStates(fetched);
+    const before = mergeStates(plan, remote.states, { now: NOW, jobFacts: facts, problems: remote.problems });
+
+    const spool = new SpoolSource(join(dir, "spool"));
+    for (const [path, file] of fetched) spool.add(path, file);
+    // A retried transfer hands some files over again: they count once.
+    spool.add("states/p.m.1.a.json", fetched.get("states/p.m.1.a.json") as Buffer);
+    expect(spool.files).toBe(remote.files);
+    const after = mergeFromSource(plan, spool, { now: NOW, jobFacts: facts });
+    spool.close();
+    expect(after.toJSON()).toEqual(before.toJSON());
+    expect(after.meta.unknown_states).toEqual(["p.zzz"]);
+    expect(after.step_states?.["p.m.4.a"]?.error).toMatch(/unusable: not valid JSON/);
+    expect(after.step_states?.["p.m.5.a"]?.error).toMatch(/exceeds the limit/);
+    expect(new Set(spool.problems.map((p) => p.file))).toEqual(new Set(remote.problems.map((p) => p.file)));
+    expect(existsSync(join(dir, "spool"))).toBe(false);
   });
 });
 
