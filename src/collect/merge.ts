@@ -337,6 +337,7 @@ function mergeNode(node: PlanNode, key: string, ctx: MergeContext): CompletedSta
       if (own.success) state.meta.unit_state_success = true;
     } else state = own;
     if (state === undefined && key === ctx.rootKey) state = computeComposite(node, key, tally);
+    if (lines !== null) lines.keepSlowestStates(ctx.out);
     if (lines !== null && state !== undefined) state.meta.item_lines = lines.summary();
   }
   if (state !== undefined && key !== ctx.rootKey) ctx.out[key] = state;
@@ -414,6 +415,8 @@ class MapLines {
   private counts = { items: 0, ok: 0, failed: 0, not_run: 0, cached_steps: 0 };
   private failedItems: number[] = [];
   private slowest: Array<{ index: number; duration_s: number }> = [];
+  /** The states of the slowest items so far (kept in step_states at the end, beside the failed ones). */
+  private slowStates = new Map<number, Record<string, CompletedState>>();
   private leaves: LeafCounts = { failed: 0, not_run: 0, ok_by_attempt: {} };
 
   constructor(private readonly mapKey: string) {}
@@ -463,17 +466,27 @@ class MapLines {
       this.failedItems.push(index);
       for (const k of keys) outer[k] = scratch[k] as CompletedState;
     }
-    if (own !== undefined && Number.isFinite(own.duration_s)) this.keepSlowest(index, own.duration_s);
+    if (own !== undefined && Number.isFinite(own.duration_s) && this.keepSlowest(index, own.duration_s)) this.slowStates.set(index, scratch);
     return state;
   }
 
-  private keepSlowest(index: number, duration_s: number): void {
+  /** Whether the item is now one of the slowest. */
+  private keepSlowest(index: number, duration_s: number): boolean {
     const list = this.slowest;
-    if (list.length === SLOWEST_KEPT && duration_s <= (list.at(-1)?.duration_s ?? -Infinity)) return;
+    if (list.length === SLOWEST_KEPT && duration_s <= (list.at(-1)?.duration_s ?? -Infinity)) return false;
     let at = list.length;
     while (at > 0 && (list[at - 1]?.duration_s ?? Infinity) < duration_s) at--;
     list.splice(at, 0, { index, duration_s });
-    if (list.length > SLOWEST_KEPT) list.pop();
+    const out = list.length > SLOWEST_KEPT ? list.pop() : undefined;
+    if (out !== undefined) this.slowStates.delete(out.index);
+    return true;
+  }
+
+  /** Puts the slowest items' states into `out` (those not there already as failed items), in index order. */
+  keepSlowestStates(out: Record<string, CompletedState>): void {
+    const indices = [...this.slowStates.keys()].sort((a, b) => a - b);
+    for (const index of indices) Object.assign(out, this.slowStates.get(index));
+    this.slowStates.clear();
   }
 
   summary(): ItemLinesSummary {

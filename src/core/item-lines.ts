@@ -63,7 +63,7 @@ export interface ItemLinesSummary {
   not_run: number;
   /** The failed (or not run) items' indices, the first FAILED_ITEMS_INLINE; their states are also in step_states. */
   failed_items: number[];
-  /** The slowest items by their own state's duration, slowest first. */
+  /** The ten slowest items by their own state's duration, slowest first; their states are also in step_states. */
   slowest: Array<{ index: number; duration_s: number }>;
   /** Steps restored from the step cache (leaves with an exit code). */
   cached_steps: number;

@@ -160,13 +160,16 @@ function walkPlan(node: PlanNode, key: string, allowed: boolean, w: Walk, itemNa
 }
 
 /**
- * A map whose items are in the result's lines file: only its failed items
- * kept in result.json are walked (at most MAX_MAP_ITEMS_SHOWN); the others
- * are counted from the map's summary, leaves included.
+ * A map whose items are in the result's lines file: only the items kept in
+ * result.json are walked, its failed items first, then its slowest (at most
+ * MAX_MAP_ITEMS_SHOWN); the others are counted from the map's summary,
+ * leaves included.
  */
 function walkLargeMap(out: TreeNode, lines: ItemLinesSummary, key: string, itemNode: PlanNode, allowed: boolean, values: readonly string[], w: Walk): TreeNode {
   const shown = emptyCounts();
-  for (const i of lines.failed_items.slice(0, MAX_MAP_ITEMS_SHOWN)) {
+  const failed = new Set(lines.failed_items);
+  const slow = lines.slowest.map((s) => s.index).filter((i) => !failed.has(i));
+  for (const i of [...lines.failed_items, ...slow].slice(0, MAX_MAP_ITEMS_SHOWN)) {
     const from = w.leaves.length;
     const child = walkPlan(itemNode, `${key}.${i}`, allowed, w, String(i));
     if (child.item === null && values[i] !== undefined) child.item = values[i] ?? null;

@@ -64,17 +64,22 @@ function model(plan: CompiledPlan, result: CompletedStateJson): ReportModel {
 const mapNode = (m: ReportModel): TreeNode => m.tree.children.find((c) => c.key === "p.m") as TreeNode;
 
 describe("a 3,000-item map kept in the lines file", () => {
-  it("result.json holds the map's summary and its failed items only, and the summary and report say what they say for the map kept inline", async () => {
+  it("result.json holds the map's summary, its failed and slowest items only, and the summary and report say what they say for the map kept inline", async () => {
     const { plan, statesDir, facts } = run();
     const { states, problems } = await readStateDir(statesDir);
     const inline = mergeStates(plan, states, { now: NOW, jobFacts: facts, problems });
     const lined = mergeFromSource(plan, new DirSource(statesDir), { now: NOW, jobFacts: facts, items: { dir, max: 1000 } });
 
-    // Bounded: the items' keys in result.json are the failed items' (31 failed, 3 whose b wrote no state: failed by the merge), not 3,000 x 3.
-    const failedItems = (lined.step_states?.["p.m"]?.meta.item_lines as { failed_items: number[] }).failed_items;
+    // Bounded: the items' keys in result.json are the failed items' (31 failed, 3 whose b wrote no state: failed by
+    // the merge) and the ten slowest (those 3, whose span reaches the merge's time, and 7 others), not 3,000 x 3.
+    const kept = lined.step_states?.["p.m"]?.meta.item_lines as { failed_items: number[]; slowest: Array<{ index: number }> };
+    const failedItems = kept.failed_items;
+    const slowOk = kept.slowest.map((s) => s.index).filter((i) => !failedItems.includes(i));
     expect(failedItems.length).toBe(31 + 3);
     expect(failedItems.length).toBeLessThan(FAILED_ITEMS_INLINE);
-    expect(Object.keys(lined.step_states ?? {}).length).toBeLessThan(4 + 3 * failedItems.length);
+    expect(slowOk.length).toBe(7);
+    const itemKeys = Object.keys(lined.step_states ?? {}).filter((k) => /^p\.m\.\d+/.test(k));
+    expect(new Set(itemKeys.map((k) => Number(k.split(".")[2])))).toEqual(new Set([...failedItems, ...slowOk]));
     const resultPath = join(dir, "result.json");
     await writeResultFile(resultPath, lined);
     const json = JSON.parse(readFileSync(resultPath, "utf8")) as CompletedStateJson;
@@ -96,19 +101,22 @@ describe("a 3,000-item map kept in the lines file", () => {
     expect(big.counts).toEqual({ ok: 2 + 3000 + 2966, failed: 31, not_run: 3, skipped: 0 });
     expect(big.errors).toEqual(small.errors);
     const shown = mapNode(big);
-    expect(shown.children.length).toBe(failedItems.length);
+    expect(shown.children.map((c) => c.name)).toEqual([...failedItems, ...slowOk].map(String));
     expect(shown.children.length).toBeLessThanOrEqual(MAX_MAP_ITEMS_SHOWN);
-    expect(shown.children.every((c) => c.outcome !== "ok")).toBe(true);
-    expect(shown.omitted).toEqual({ count: 3000 - failedItems.length, byOutcome: { ok: 2966, failed: 0, not_run: 0, skipped: 0 } });
+    expect(shown.children.slice(0, failedItems.length).every((c) => c.outcome === "failed")).toBe(true);
+    expect(shown.children.slice(failedItems.length).every((c) => c.outcome === "ok")).toBe(true);
+    expect(shown.omitted).toEqual({ count: 3000 - failedItems.length - 7, byOutcome: { ok: 2966 - 7, failed: 0, not_run: 0, skipped: 0 } });
     expect((mapNode(small).omitted?.count ?? 0) + mapNode(small).children.length).toBe(3000);
   });
 
-  it("keeps the states of the first 1,000 failed items in result.json; the counts cover them all", () => {
+  it("keeps the states of the first 1,000 failed items and the ten slowest in result.json; the counts cover them all", () => {
     const { plan, statesDir, facts } = run(2);
     const lined: CompletedState = mergeFromSource(plan, new DirSource(statesDir), { now: NOW, jobFacts: facts, items: { dir, max: 10 } });
-    const summary = lined.step_states?.["p.m"]?.meta.item_lines as { failed: number; not_run: number; failed_items: number[] };
+    const summary = lined.step_states?.["p.m"]?.meta.item_lines as { failed: number; not_run: number; failed_items: number[]; slowest: Array<{ index: number }> };
     expect(summary.failed).toBe(1500 + 3); // the even items, and the three (odd) whose b wrote no state
     expect(summary.failed_items).toEqual(Array.from({ length: 3000 }, (_, i) => i).filter((i) => i % 2 === 0 || i % 1000 === 999).slice(0, FAILED_ITEMS_INLINE));
-    expect(Object.keys(lined.step_states ?? {}).filter((k) => /^p\.m\.\d+$/.test(k)).length).toBe(FAILED_ITEMS_INLINE);
+    const inline = new Set([...summary.failed_items, ...summary.slowest.map((s) => s.index)]);
+    expect(inline.size).toBeGreaterThan(FAILED_ITEMS_INLINE);
+    expect(Object.keys(lined.step_states ?? {}).filter((k) => /^p\.m\.\d+$/.test(k)).length).toBe(inline.size);
   });
 });
