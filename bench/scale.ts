@@ -284,7 +284,7 @@ async function main(): Promise<void> {
       put("status (running: one poll)", k, await cli(["status", run.runId], env));
       const done = [...rows].map(([p, ms]) => `${p}: ${cell(ms[k])}`).join("; ");
       console.log(`  ${int(n)} items: ${done}`);
-      rmSync(dir, { recursive: true, force: true });
+      if (!values.keep) rmSync(dir, { recursive: true, force: true });
     }
     console.log("");
     table(["path", ...sizes.map((n) => `${int(n)} items`)], [...rows].map(([p, ms]) => [p, ...ms.map(cell)]));

@@ -7,7 +7,7 @@ import type { RunExecutor } from "../../src/app/executor.js";
 import { executorWords, submitPipeline } from "../../src/app/lifecycle.js";
 import { writeJsonTo } from "../../src/core/json-stream.js";
 import { preparePlan } from "../../src/app/prepare.js";
-import { pullRun } from "../../src/app/pull.js";
+import { outputStates, pullRun } from "../../src/app/pull.js";
 import { handleInterrupt, waitAndCollect } from "../../src/app/submit.js";
 import { preview } from "../../src/core/preview.js";
 import { RUN_ID_PATTERN } from "../../src/runs/record.js";
@@ -267,7 +267,7 @@ async function submitCommand(spec: string, flags: SubmitFlags, cli: CliOptions):
         const code = exitCodeFrom(state);
         if (!flags.pull) return code;
         // The outputs of the steps that produced them, also when the pipeline failed.
-        const pulled = await pullRun(run, [], { to: resolve(flags.to ?? run.record.run_id), onBytes: (n) => bar.update(n, null) }, state.step_states ?? {}).catch((error: unknown) => {
+        const pulled = await pullRun(run, [], { to: resolve(flags.to ?? run.record.run_id), onBytes: (n) => bar.update(n, null) }, outputStates(state)).catch((error: unknown) => {
           bar.end();
           if (error instanceof RunStateError) {
             process.stderr.write(`hpcpipe: nothing to pull: ${error.message}\n`);

@@ -8,6 +8,7 @@ import { readFile } from "node:fs/promises";
 import { CompletedState } from "../core/completed-state.js";
 import { exitCodeFrom } from "../core/exit-code.js";
 import { mapItemStates } from "../core/map-items.js";
+import { withItemsBeside } from "../core/result-file.js";
 import type { MapItemState } from "../core/map-items.js";
 import { RunStore } from "../runs/index.js";
 import type { JobStatus, RunRecord } from "../runs/index.js";
@@ -153,8 +154,9 @@ export class Run {
     const record = await this.record();
     let state: CompletedState | null = null;
     if (record.phase === "collected") {
-      const text = await readFile(this.store.resultPath(this.runId), "utf8").catch(() => null);
-      if (text !== null) state = CompletedState.fromJSON(JSON.parse(text));
+      const path = this.store.resultPath(this.runId);
+      const text = await readFile(path, "utf8").catch(() => null);
+      if (text !== null) state = withItemsBeside(CompletedState.fromJSON(JSON.parse(text)), path);
     }
     state ??= (await this.collect()).state;
     yield* mapItemStates(state, mapKey);

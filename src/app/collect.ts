@@ -4,8 +4,12 @@
  * CompletedState with the in-process core's `step_states` keys, written to
  * the run's local `result.json`.
  */
-import { arrayTaskIds, mergeStates, parseStateText } from "../collect/index.js";
-import type { StateProblem } from "../collect/index.js";
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import { arrayTaskIds, mapSource, mergeFromSource, parseStateText, SpoolSource } from "../collect/index.js";
+import { stateFileNameOf } from "../collect/state-source.js";
+import type { StateProblem, StateSource } from "../collect/index.js";
+import { itemsInlineMax } from "../core/item-lines.js";
 import type { CompletedState } from "../core/completed-state.js";
 import type { CompiledPlan } from "../plan/plan.js";
 import { STATE_FILE_MAX_BYTES } from "../plan/state-file.js";
@@ -37,14 +41,15 @@ export interface RemoteStates {
   files: number;
   /** The retry controllers' records, when the plan has retries. */
   retries?: RetryRecords;
+  /**
+   * Read as the merge asks, one file at a time (a local run's states directory): then `states` is empty
+   * and `problems` and `files` are known once a merge has read the source.
+   */
+  source?: StateSource;
 }
 
 /** A name the tar stream gave us, reduced to `<name>` when it is exactly `states/<name>` with no further `/`; else null. */
-export function stateFileName(path: string): string | null {
-  if (!path.startsWith("states/")) return null;
-  const name = path.slice("states/".length);
-  return name !== "" && !name.includes("/") && !name.includes("\\") && name !== "." && name !== ".." ? name : null;
-}
+export const stateFileName = stateFileNameOf;
 
 /**
  * Validates what getFiles returned: each file must be `states/<key>.json`,
@@ -53,24 +58,9 @@ export function stateFileName(path: string): string | null {
  * Names are only ever compared and printed (quoted), never used as paths.
  */
 export function parseFetchedStates(files: ReadonlyMap<string, Buffer | { error: string }>): RemoteStates {
-  const states = new Map<string, StateFile>();
-  const problems: StateProblem[] = [];
-  for (const [path, content] of files) {
-    const name = stateFileName(path);
-    if (name === null) {
-      // JSON-quoted so the merger cannot read it as any step's file.
-      problems.push({ file: preview(path), error: `unexpected file name from the cluster: ${preview(path)}` });
-      continue;
-    }
-    if (!Buffer.isBuffer(content)) {
-      problems.push({ file: name, error: content.error });
-      continue;
-    }
-    const parsed = parseStateText(name, content.toString("utf8"));
-    if (parsed.ok) states.set(parsed.key, parsed.state);
-    else problems.push({ file: name, error: parsed.error });
-  }
-  return { states, problems, files: files.size };
+  const taker = fetchedStates();
+  for (const [path, content] of files) taker.take(path, content);
+  return taker.done();
 }
 
 /** Every retry record (`retries/*.json`) of the run directory in ONE round trip, validated. */
@@ -84,10 +74,53 @@ export async function readRetryRecords(transport: Transport, remoteDir: string):
   return parseRetryRecords(texts);
 }
 
-/** Every `states/*.json` of the run directory in ONE round trip, validated. */
+/** parseFetchedStates one file at a time, as a transfer streams them; a file seen twice (a retried transfer) counts once. */
+function fetchedStates(): { take: (path: string, content: Buffer | { error: string }) => void; done: () => RemoteStates } {
+  const states = new Map<string, StateFile>();
+  const problems = new Map<string, StateProblem>();
+  const seen = new Set<string>();
+  return {
+    take: (path, content) => {
+      const name = stateFileName(path);
+      if (name === null) {
+        // JSON-quoted so the merger cannot read it as any step's file.
+        problems.set(path, { file: preview(path), error: `unexpected file name from the cluster: ${preview(path)}` });
+        seen.add(path);
+        return;
+      }
+      seen.add(path);
+      problems.delete(path);
+      if (!Buffer.isBuffer(content)) {
+        problems.set(path, { file: name, error: content.error });
+        return;
+      }
+      const parsed = parseStateText(name, content.toString("utf8"));
+      if (parsed.ok) states.set(parsed.key, parsed.state);
+      else problems.set(path, { file: name, error: parsed.error });
+    },
+    done: () => ({ states, problems: [...problems.values()], files: seen.size }),
+  };
+}
+
+/** Most state files one run may have (the archive's entry cap). */
+const STATES_MAX_ENTRIES = 10_000_000;
+
+/**
+ * Every `states/*.json` of the run directory in ONE round trip, validated as
+ * the archive streams in: each file is parsed as it arrives and its bytes
+ * dropped, so only the parsed states are held, never the archive or its files.
+ */
 export async function readRemoteStates(transport: Transport, remoteDir: string): Promise<RemoteStates> {
-  const files = await transport.getFiles(remoteDir, STATES_PATTERN, { maxFileBytes: STATE_FILE_CAP, maxTotalBytes: STATES_TOTAL_CAP, timeoutMs: 10 * 60_000 });
-  return parseFetchedStates(files);
+  const taker = fetchedStates();
+  const rest = await transport.getFiles(remoteDir, STATES_PATTERN, {
+    maxFileBytes: STATE_FILE_CAP,
+    maxTotalBytes: STATES_TOTAL_CAP,
+    maxEntries: STATES_MAX_ENTRIES,
+    timeoutMs: 10 * 60_000,
+    onFile: taker.take,
+  });
+  for (const [path, content] of rest) taker.take(path, content);
+  return taker.done();
 }
 
 /**
@@ -143,11 +176,66 @@ export interface CollectOutcome {
   record: RunRecord;
 }
 
-/** The merged result from state files and job facts; pure. */
-export function mergeRun(plan: CompiledPlan, remote: RemoteStates, jobs: readonly JobStatus[], now?: string): CompletedState {
-  const state = mergeStates(plan, remote.states, { jobFacts: jobFactsOf(jobs), problems: remote.problems, ...(now !== undefined ? { now } : {}) });
-  if (remote.retries !== undefined) annotateAttempts(state, plan, remote.retries);
-  return state;
+/**
+ * The merged result from state files and job facts. With `itemsDir`, maps of
+ * more than itemsInlineMax() items keep their items in a lines file written
+ * there (see src/core/item-lines.ts); without it, every item is inline.
+ */
+export function mergeRun(plan: CompiledPlan, remote: RemoteStates, jobs: readonly JobStatus[], now?: string, itemsDir?: string): CompletedState {
+  try {
+    const state = mergeFromSource(plan, remote.source ?? mapSource(remote.states, remote.problems), {
+      jobFacts: jobFactsOf(jobs),
+      ...(now !== undefined ? { now } : {}),
+      ...(itemsDir !== undefined ? { items: { dir: itemsDir, max: itemsInlineMax() } } : {}),
+    });
+    if (remote.retries !== undefined) annotateAttempts(state, plan, remote.retries);
+    return state;
+  } finally {
+    // A spooled transfer is read once.
+    remote.source?.close?.();
+  }
+}
+
+/** The run's state files as the merge should read them: one at a time where the executor can (local, spooled), else all at once. */
+export async function statesForMerge(run: RunExecutor): Promise<RemoteStates> {
+  return run.streamStates !== undefined ? await run.streamStates() : run.readStates();
+}
+
+/** All state files of one spooled transfer together (they are on disk, not in memory). */
+const SPOOL_TOTAL_CAP = 64 * 1024 * 1024 * 1024;
+
+/**
+ * Every `states/*.json` of the run directory in ONE round trip, spooled to a
+ * file in `spoolDir` as the archive streams in and read back one file at a
+ * time by the merge (which then removes the spool): memory holds a number
+ * per file, not the files. Validated as the merge reads them.
+ */
+export async function spoolRemoteStates(transport: Transport, remoteDir: string, spoolDir: string): Promise<RemoteStates> {
+  const source = new SpoolSource(join(spoolDir, `.states.spool.${process.pid}.${randomBytes(6).toString("hex")}`));
+  try {
+    const add = (path: string, file: Buffer | { error: string }): void => source.add(path, file);
+    const rest = await transport.getFiles(remoteDir, STATES_PATTERN, {
+      maxFileBytes: STATE_FILE_CAP,
+      maxTotalBytes: SPOOL_TOTAL_CAP,
+      maxEntries: STATES_MAX_ENTRIES,
+      timeoutMs: 30 * 60_000,
+      onFile: add,
+    });
+    for (const [path, file] of rest) add(path, file);
+  } catch (err) {
+    source.close();
+    throw err;
+  }
+  return {
+    states: new Map(),
+    get problems() {
+      return source.problems;
+    },
+    get files() {
+      return source.files;
+    },
+    source,
+  };
 }
 
 /**
@@ -167,9 +255,12 @@ export async function collectRun(
   const jobs = options.jobs ?? (await run.query(null));
   // A run whose every step was restored from the step cache is submitted with no job: its states are there.
   const submitted = Object.keys(record.jobs).length > 0 || record.phase === "submitted" || record.phase === "collected";
-  const remote: RemoteStates = options.remote ?? (submitted ? await run.readStates() : { states: new Map(), problems: [], files: 0 });
+  const remote: RemoteStates = options.remote ?? (submitted ? await statesForMerge(run) : { states: new Map(), problems: [], files: 0 });
   // A watch's last poll already merged these states with these jobs: a million items are not merged twice.
-  const state = options.merged !== undefined && options.jobs !== undefined && options.remote !== undefined ? options.merged : mergeRun(plan, remote, jobs, options.now);
+  const state =
+    options.merged !== undefined && options.jobs !== undefined && options.remote !== undefined
+      ? options.merged
+      : mergeRun(plan, remote, jobs, options.now, await store.resultDir(record.run_id));
   const resultPath = await store.writeResult(record.run_id, state);
   const final = jobs.every((j) => j.final);
   const updated = final && record.phase === "submitted" ? await store.updateRecord(record.run_id, { phase: "collected" }) : record;

@@ -46,6 +46,8 @@ export interface RunExecutor {
   query(known: readonly JobStatus[] | null): Promise<JobStatus[]>;
   /** Every state file of the run, validated. */
   readStates(): Promise<RemoteStates>;
+  /** The state files as a source the merge reads one file at a time (executors whose files are on this machine). */
+  streamStates?(): RemoteStates | Promise<RemoteStates>;
   /** Stops every job of the run; the record becomes "cancelled". */
   cancel(): Promise<CancelOutcome>;
   /** A file of the run directory (a log), whole; null when it does not exist yet. At most `maxBytes`. */

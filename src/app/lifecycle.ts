@@ -19,7 +19,8 @@ import { localExecutor, supervisorAlive } from "./local-executor.js";
 import { spawnSupervisor, superviseRun } from "./local-supervisor.js";
 import { preparePlan } from "./prepare.js";
 import type { PipelineSource } from "./prepare.js";
-import { checkSameInputs, doneSteps, ResumeError } from "./resume.js";
+import { checkSameInputs, doneSteps, ResumeError, statesOf } from "./resume.js";
+import { statesForMerge } from "./collect.js";
 import { copyBundle } from "./run-local.js";
 import { slurmExecutor } from "./slurm-executor.js";
 import { firstRecord } from "./submit-prepare.js";
@@ -160,8 +161,9 @@ async function resumeLocal<T>(options: PipelineSubmitOptions & { store: RunStore
   if (full.plan.layout.runDir !== previous.remote_dir) throw new ResumeError(`run ${runId}: its run directory ${previous.remote_dir} is not where the plan would run now (${full.plan.layout.runDir})`);
   checkSameInputs(runId, previousPlan, full.plan);
   const executor = localExecutor(store, previous, previousPlan);
-  const remote = await executor.readStates();
-  const done = doneSteps(full.plan, remote.states);
+  // One state file at a time (the states directory is read as the keys are asked).
+  const remote = await statesForMerge(executor);
+  const done = doneSteps(full.plan, remote.source !== undefined ? statesOf(remote.source) : remote.states);
   const { plan, loaded } = prepare(done);
   options.onProgress?.(`run ${runId}: ${done.size} step(s) already succeeded; running ${plan.jobs.length} job(s) again`);
   if (plan.jobs.length === 0) {

@@ -6,7 +6,7 @@
  */
 import { open, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { readStateDir } from "../collect/index.js";
+import { DirSource, readStateDir } from "../collect/index.js";
 import type { CompiledPlan } from "../plan/plan.js";
 import { bundlePath } from "../local/index.js";
 import { pullLocalOutputs } from "../store/index.js";
@@ -96,6 +96,19 @@ export function localExecutor(store: RunStore, record: RunRecord, plan: Compiled
       // The job table ran the plan's retry controllers (src/local/retries.ts): their records show the attempts.
       const retries = hasRetries(plan) ? await readLocalRetryRecords(runDir) : undefined;
       return { states, problems, files: states.size + problems.length, ...(retries !== undefined ? { retries } : {}) };
+    },
+    streamStates: () => {
+      const source = new DirSource(join(runDir, plan.layout.states));
+      return {
+        states: new Map(),
+        get problems() {
+          return source.problems;
+        },
+        get files() {
+          return source.files;
+        },
+        source,
+      };
     },
     cancel: async () => {
       const runId = executor.record.run_id;

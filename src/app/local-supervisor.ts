@@ -9,7 +9,7 @@
 import { spawn } from "node:child_process";
 import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { writeJsonAtomic } from "../core/atomic-json.js";
+import { writeResultFile } from "../core/result-file.js";
 import type { CompletedState } from "../core/completed-state.js";
 import type { Logger } from "../core/logger.js";
 import { runPlanLocally } from "../local/index.js";
@@ -95,7 +95,7 @@ export async function superviseRun(options: SuperviseOptions): Promise<{ state: 
     },
   });
   const cancelled = options.signal?.aborted === true;
-  await writeJsonAtomic(join(runDir, "result.json"), result.state, { mode: 0o600 });
+  await writeResultFile(join(runDir, "result.json"), result.state, { mode: 0o600 });
   await store.writeResult(runId, result.state);
   table.finished = true;
   table.cancelled = cancelled;

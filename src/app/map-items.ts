@@ -55,11 +55,15 @@ interface ItemFacts {
   failedNotRun: boolean;
 }
 
-/** The summary rows in the states' own order; a map's row stands where the map's own key is. */
-export function summaryRows<S>(states: Record<string, S>, view: (s: S) => OutcomeView): Array<SummaryRow<S>> {
+/**
+ * The summary rows in the states' own order; a map's row stands where the map's own key is.
+ * `tallyOf`: a map's counts kept with its state (a large map whose items are in the result's
+ * lines file, src/core/item-lines.ts); its items in `states` are then not counted again.
+ */
+export function summaryRows<S>(states: Record<string, S>, view: (s: S) => OutcomeView, tallyOf: (s: S) => ItemTally | null = () => null): Array<SummaryRow<S>> {
   const has = (k: string): boolean => Object.prototype.hasOwnProperty.call(states, k);
   const rows: Array<SummaryRow<S>> = [];
-  const maps = new Map<string, { row: Extract<SummaryRow<S>, { kind: "map" }>; items: Map<number, ItemFacts> }>();
+  const maps = new Map<string, { row: Extract<SummaryRow<S>, { kind: "map" }>; items: Map<number, ItemFacts>; kept?: ItemTally }>();
   const itemsOf = (map: string): Map<number, ItemFacts> => {
     let entry = maps.get(map);
     if (entry === undefined) {
@@ -71,11 +75,17 @@ export function summaryRows<S>(states: Record<string, S>, view: (s: S) => Outcom
   };
   const order: string[] = [];
   for (const key of Object.keys(states)) {
+    const kept = tallyOf(states[key] as S);
+    if (kept !== null) {
+      itemsOf(key);
+      (maps.get(key) as { kept?: ItemTally }).kept = kept;
+    }
     const item = itemOf(key, has);
     if (item === null) {
       order.push(key);
       continue;
     }
+    if (maps.get(item.map)?.kept !== undefined) continue;
     const items = itemsOf(item.map);
     let facts = items.get(item.index);
     if (facts === undefined) {
@@ -93,6 +103,11 @@ export function summaryRows<S>(states: Record<string, S>, view: (s: S) => Outcom
     const entry = maps.get(key);
     if (entry === undefined) {
       rows.push({ kind: "step", key, state: states[key] as S });
+      continue;
+    }
+    if (entry.kept !== undefined) {
+      entry.row.items = entry.kept;
+      rows.push(entry.row);
       continue;
     }
     const tally = entry.row.items;

@@ -4,8 +4,10 @@
  * the patterns, fetched in ONE round trip (src/store/pull.ts). A run not yet
  * collected is collected first, over the same connection.
  */
-import { readFile } from "node:fs/promises";
-import { z } from "zod";
+import type { CompletedState } from "../core/completed-state.js";
+import { itemLinesOf } from "../core/item-lines.js";
+import { mapItemStates } from "../core/map-items.js";
+import { readResultFile } from "../core/result-file.js";
 import { RunStateError } from "../runs/index.js";
 import { declaredOutputs, outputGlob, StoreError } from "../store/index.js";
 import type { PullOptions, PullOutcome } from "../store/index.js";
@@ -15,7 +17,6 @@ import type { RunExecutor } from "./executor.js";
 import { executorOf } from "./slurm-executor.js";
 import { preview } from "../core/preview.js";
 
-const resultSchema = z.object({ step_states: z.record(z.string(), z.object({ outputs: z.unknown().optional() }).passthrough()).default({}) }).passthrough();
 
 export interface PullRunOutcome extends PullOutcome {
   /** Output paths that matched and were asked for. */
@@ -26,19 +27,30 @@ export interface PullRunOutcome extends PullOutcome {
   to: string;
 }
 
+/** The step states of a result that declare output files; a large map's items read from its lines file. */
+export function outputStates(result: CompletedState): Record<string, { outputs?: unknown }> {
+  const out: Record<string, { outputs?: unknown }> = { ...result.step_states };
+  const hasFiles = (s: CompletedState): boolean => Array.isArray((s.outputs as { files?: unknown }).files);
+  for (const [key, s] of Object.entries(result.step_states ?? {})) {
+    if (itemLinesOf(s) === null) continue;
+    for (const item of mapItemStates(result, key)) {
+      if (item.state !== null && hasFiles(item.state)) out[`${key}.${item.index}`] = item.state;
+      for (const [k, v] of Object.entries(item.steps)) if (hasFiles(v)) out[`${key}.${item.index}.${k}`] = v;
+    }
+  }
+  return out;
+}
+
 /** The step states of the run's merged result: the local result.json when collected, else a collect now. */
 async function stepStates(run: RunExecutor): Promise<Record<string, { outputs?: unknown }>> {
   if (run.record.phase === "collected") {
     const path = run.store.resultPath(run.record.run_id);
-    try {
-      const parsed = resultSchema.safeParse(JSON.parse(await readFile(path, "utf8")));
-      if (parsed.success) return parsed.data.step_states;
-    } catch {
-      // unreadable: collect again below
-    }
+    const result = await readResultFile(path).catch(() => null);
+    // Unreadable: collect again below.
+    if (result !== null) return outputStates(result);
   }
   const collected = await collectRun(run);
-  return collected.state.step_states ?? {};
+  return outputStates(collected.state);
 }
 
 /** `states`: the step states of a result just collected (`submit --wait --pull`), so they are not fetched again. */

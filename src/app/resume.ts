@@ -5,6 +5,7 @@
  */
 import type { CompiledPlan } from "../plan/plan.js";
 import type { StateFile } from "../plan/state-file.js";
+import type { StateSource } from "../collect/state-source.js";
 import { canonicalJson } from "../core/signature.js";
 import type { JobStatus } from "../runs/index.js";
 
@@ -31,13 +32,24 @@ export function concreteSteps(plan: Pick<CompiledPlan, "jobs" | "items">): Map<s
 }
 
 /** Keys whose remote state is a success with the step's current signature: these need not run again. */
-export function doneSteps(plan: Pick<CompiledPlan, "jobs" | "items">, states: ReadonlyMap<string, StateFile>): Set<string> {
+export function doneSteps(plan: Pick<CompiledPlan, "jobs" | "items">, states: Pick<ReadonlyMap<string, StateFile>, "get">): Set<string> {
   const done = new Set<string>();
   for (const [key, signature] of concreteSteps(plan)) {
     const state = states.get(key);
     if (state?.success === true && state.signature === signature) done.add(key);
   }
   return done;
+}
+
+/** The states of a merge's source one key at a time, each forgotten once read (a resume of a million items holds no state). */
+export function statesOf(source: StateSource): Pick<ReadonlyMap<string, StateFile>, "get"> {
+  return {
+    get: (key) => {
+      const state = source.state(key);
+      source.release();
+      return state;
+    },
+  };
 }
 
 /** A resume must not change what the steps that already ran were given. */

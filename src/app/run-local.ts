@@ -2,6 +2,7 @@ import { constants } from "node:fs";
 import { chmod, copyFile, cp, mkdir, rename, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { writeJsonAtomic } from "../core/atomic-json.js";
+import { writeResultFile } from "../core/result-file.js";
 import type { CompletedState } from "../core/completed-state.js";
 import type { Logger } from "../core/logger.js";
 import { runPlanLocally } from "../local/index.js";
@@ -79,6 +80,6 @@ export async function runLocal(
     ...(options.onEvent ? { onEvent: options.onEvent } : {}),
   });
   const resultPath = join(runDir, "result.json");
-  await writeJsonAtomic(resultPath, result.state, { mode: 0o600 });
+  await writeResultFile(resultPath, result.state, { mode: 0o600 });
   return { state: result.state, runDir: result.runDir, jobs: result.jobs, resultPath };
 }

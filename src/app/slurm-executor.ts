@@ -10,7 +10,7 @@ import type { RemoteReadAnswer } from "../transport/index.js";
 import { startRemoteWatcher } from "../watch/remote-watcher.js";
 import { hasRetries, holdOpenControllers, withRetryJobs } from "../runs/retries.js";
 import type { RetryRecords } from "../plan/retry.js";
-import { queryJobStatuses, readRemoteStates, readRetryRecords, requireJobIds } from "./collect.js";
+import { queryJobStatuses, readRemoteStates, readRetryRecords, requireJobIds, spoolRemoteStates } from "./collect.js";
 import type { RunContext } from "./connect.js";
 import type { LogChunk, RunExecutor } from "./executor.js";
 
@@ -41,6 +41,14 @@ export function slurmExecutor(run: RunContext): RunExecutor {
       await refresh();
       const remote = await readRemoteStates(run.transport, executor.record.remote_dir);
       return records === null ? remote : { ...remote, retries: records };
+    },
+    // For a merge: spooled to the run's store directory as the transfer streams in, read back file by file.
+    streamStates: async () => {
+      if (run.sentStates !== undefined && Object.keys(executor.record.jobs).length === 0) return run.sentStates;
+      await refresh();
+      const remote = await spoolRemoteStates(run.transport, executor.record.remote_dir, await run.store.resultDir(executor.record.run_id));
+      if (records !== null) remote.retries = records;
+      return remote;
     },
     cancel: async () => {
       // Retries and controllers submitted on the cluster are cancelled with the rest.

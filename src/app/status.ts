@@ -8,11 +8,13 @@ import type { StateProblem } from "../collect/index.js";
 import type { CompletedState } from "../core/completed-state.js";
 import type { StateFile } from "../plan/state-file.js";
 import { exitCodeFrom } from "../core/exit-code.js";
+import { itemLinesOf } from "../core/item-lines.js";
+import type { ItemLinesSummary } from "../core/item-lines.js";
 import { carryFinalStates, mapJobStatuses, totalCounts } from "../runs/index.js";
 import type { JobStatus, PhaseCounts, RunRecord } from "../runs/index.js";
 import { AccountingUnavailableError, PollInterval, SchedulerError } from "../slurm/index.js";
 import type { PollPolicy } from "../slurm/index.js";
-import { mergeRun, requireJobIds } from "./collect.js";
+import { mergeRun, requireJobIds, statesForMerge } from "./collect.js";
 import type { RemoteStates } from "./collect.js";
 import type { RunContext } from "./connect.js";
 import type { RunExecutor } from "./executor.js";
@@ -31,6 +33,11 @@ export interface StepResult {
   not_run: boolean;
   slurm_state: string | null;
   slurm_reason: string | null;
+  /**
+   * A map whose items are in the result's lines file (more than HPCPIPE_ITEMS_INLINE_MAX): its counts,
+   * failed and slowest items. Its failed items (the first 1,000) are also in `steps`; the rest are not.
+   */
+  item_lines?: ItemLinesSummary;
 }
 
 /** A status snapshot: machine-readable (`status --json`) and what the views render. */
@@ -64,6 +71,8 @@ export function stepResults(state: CompletedState): Record<string, StepResult> {
       slurm_state: typeof s.meta.slurm_state === "string" ? s.meta.slurm_state : null,
       slurm_reason: typeof s.meta.slurm_reason === "string" ? s.meta.slurm_reason : null,
     };
+    const lines = itemLinesOf(s);
+    if (lines !== null) (out[key] as StepResult).item_lines = lines;
   }
   return out;
 }
@@ -98,8 +107,9 @@ export function resultsOf(merged: CompletedState, remote: RemoteStates): Pick<Ru
 /** Adds the steps' results from the state files (ONE getFiles) to a final snapshot; also returns the merged state. */
 async function withResults(run: RunExecutor, status: RunStatus): Promise<{ status: RunStatus; merged: CompletedState | null; remote: RemoteStates | null }> {
   if (!status.final || Object.keys(run.record.jobs).length === 0) return { status, merged: null, remote: null };
-  const remote = await run.readStates();
-  const merged = mergeRun(run.plan, remote, status.jobs, status.polled_at);
+  const remote = await statesForMerge(run);
+  // Large maps' items go to a lines file in the run's store directory: `collect` after a watch places it beside result.json.
+  const merged = mergeRun(run.plan, remote, status.jobs, status.polled_at, await run.store.resultDir(run.record.run_id));
   return { status: { ...status, ...resultsOf(merged, remote) }, merged, remote };
 }
 

@@ -9,10 +9,10 @@
 import type { CompiledPlan } from "../plan/plan.js";
 import type { RunRecord, RunStore } from "../runs/index.js";
 import type { Transport } from "../transport/index.js";
-import { queryJobStatuses, readRemoteStates } from "./collect.js";
+import { queryJobStatuses, spoolRemoteStates } from "./collect.js";
 import { connectOptionsOf, defaultTransportFactory, loadRun, schedulerOver } from "./connect.js";
 import { clearSubmitter, markSubmitter, reconcileSubmission } from "./reconcile.js";
-import { checkNothingActive, checkSameInputs, doneSteps, ResumeError } from "./resume.js";
+import { checkNothingActive, checkSameInputs, doneSteps, ResumeError, statesOf } from "./resume.js";
 import { stagedInputs } from "./submit-bundle.js";
 import type { AfterSubmit, SubmitOptions, SubmitOutcome } from "./submit-options.js";
 import { prepareFor, requireSlurm } from "./submit-prepare.js";
@@ -43,7 +43,7 @@ export async function resumeRun<T>(options: SubmitOptions, runId: string, store:
         return { record: previous, plan: previousPlan, roundTrips: 0, then: after };
       }
     }
-    const done = await succeededSteps(runId, transport, previous, previousPlan, full.plan);
+    const done = await succeededSteps(store, runId, transport, previous, previousPlan, full.plan);
     const { plan, loaded } = prepare(done);
     progress(`run ${runId}: ${done.size} step(s) already succeeded; resubmitting ${plan.jobs.length} job(s)`);
     if (plan.jobs.length === 0) {
@@ -67,11 +67,16 @@ export async function resumeRun<T>(options: SubmitOptions, runId: string, store:
 }
 
 /** The steps of `full` that already succeeded with the same definition; refuses while a job of the run still waits or runs. */
-async function succeededSteps(runId: string, transport: Transport, previous: RunRecord, previousPlan: CompiledPlan, full: CompiledPlan): Promise<ReadonlySet<string>> {
+async function succeededSteps(store: RunStore, runId: string, transport: Transport, previous: RunRecord, previousPlan: CompiledPlan, full: CompiledPlan): Promise<ReadonlySet<string>> {
   const scheduler = schedulerOver(transport);
   if (Object.keys(previous.jobs).length > 0) checkNothingActive(runId, await queryJobStatuses(scheduler, previousPlan, previous.jobs));
-  const remote = await readRemoteStates(transport, previous.remote_dir);
-  return doneSteps(full, remote.states);
+  // Spooled to the run's store directory as the transfer streams in, read back one file at a time.
+  const remote = await spoolRemoteStates(transport, previous.remote_dir, await store.resultDir(runId));
+  try {
+    return doneSteps(full, remote.source !== undefined ? statesOf(remote.source) : remote.states);
+  } finally {
+    remote.source?.close?.();
+  }
 }
 
 /** The record's change for the next attempt: back to "submitting" with no jobs, the previous attempt kept in its history. */

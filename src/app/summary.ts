@@ -1,16 +1,38 @@
 import type { CompletedState } from "../core/completed-state.js";
 import { exitCodeFrom } from "../core/exit-code.js";
-import { countFailures, itemTallyText, slowestText, summaryRows } from "./map-items.js";
-import type { OutcomeView } from "./map-items.js";
+import { itemLinesOf } from "../core/item-lines.js";
+import type { ItemLinesSummary } from "../core/item-lines.js";
+import { countFailures, FAILED_ITEMS_SHOWN, itemTallyText, SLOWEST_ITEMS_SHOWN, slowestText, summaryRows } from "./map-items.js";
+import type { ItemTally, OutcomeView } from "./map-items.js";
 
 const outcomeOf = (s: CompletedState): OutcomeView => ({ success: s.success, notRun: s.meta.not_run === true, durationS: s.duration_s });
+
+/**
+ * The counts a large map keeps with its state (its items are in the lines file), as a summary tally:
+ * summaryRows' `tallyOf` for CompletedStates; `tallyOfLines(step.item_lines)` for a status's StepResults.
+ */
+export function keptTally(s: { meta: Record<string, unknown> }): ItemTally | null {
+  return tallyOfLines(itemLinesOf(s));
+}
+
+export function tallyOfLines(lines: ItemLinesSummary | null | undefined): ItemTally | null {
+  if (lines == null) return null;
+  return {
+    total: lines.items,
+    ok: lines.ok,
+    failed: lines.failed,
+    notRun: lines.not_run,
+    failedItems: lines.failed_items.slice(0, FAILED_ITEMS_SHOWN),
+    slowest: lines.slowest.slice(0, SLOWEST_ITEMS_SHOWN).map((x) => ({ index: x.index, durationS: x.duration_s })),
+  };
+}
 
 /**
  * One line per recorded step (namespaced key, result, seconds, error), a map's
  * items collapsed into one line of counts, then the overall result and exit code.
  */
 export function formatResultSummary(state: CompletedState, title: string): string {
-  const rows = summaryRows(state.step_states ?? {}, outcomeOf);
+  const rows = summaryRows(state.step_states ?? {}, outcomeOf, keptTally);
   let widest = 4;
   for (const row of rows) widest = Math.max(widest, row.key.length);
   const width = Math.min(70, widest);
@@ -23,7 +45,18 @@ export function formatResultSummary(state: CompletedState, title: string): strin
     lines.push(`${row.key.padEnd(width)}  ${result.padEnd(17)}  ${time.padStart(7)}${notes.length > 0 ? `  ${notes.join("; ")}` : ""}`);
   }
   let cached = 0;
-  for (const s of Object.values(state.step_states ?? {})) if (s.meta.cached !== undefined && typeof s.meta.exit_code === "number") cached += 1; // leaves (a unit has no exit code)
+  const large = new Set<string>();
+  for (const [key, s] of Object.entries(state.step_states ?? {})) {
+    const lines = itemLinesOf(s);
+    if (lines === null) continue;
+    large.add(`${key}.`);
+    cached += lines.cached_steps;
+  }
+  const inLines = (key: string): boolean => large.size > 0 && [...large].some((prefix) => key.startsWith(prefix));
+  for (const [key, s] of Object.entries(state.step_states ?? {})) {
+    // Leaves (a unit has no exit code); a large map's items were counted with it.
+    if (s.meta.cached !== undefined && typeof s.meta.exit_code === "number" && !inLines(key)) cached += 1;
+  }
   if (cached > 0) lines.push(`step cache: ${cached.toLocaleString("en-US")} step(s) restored from earlier runs`);
   const retried = retriedText(state);
   if (retried !== null) lines.push(retried);

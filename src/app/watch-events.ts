@@ -22,7 +22,7 @@ import type { WatchEvent } from "../watch/events.js";
 import type { RemoteWatcher, WatcherEnd } from "../watch/remote-watcher.js";
 import { TaskEnds } from "../watch/task-ends.js";
 import { controllersDue, hasRetries } from "../runs/retries.js";
-import { mergeRun } from "./collect.js";
+import { mergeRun, statesForMerge } from "./collect.js";
 import type { RemoteStates } from "./collect.js";
 import type { RunExecutor } from "./executor.js";
 import { abortableSleep, resultsOf, retryable, snapshot, statusKey } from "./status.js";
@@ -187,8 +187,8 @@ export async function watchByEvents(run: RunExecutor, options: WatchOptions): Pr
     // Not awaited: the watcher ends at its stdin's EOF within a tick, and nothing here needs it any more.
     void watcher?.close();
     watcher = null;
-    const remote = (complete ? statesFromEvents(files) : null) ?? (await run.readStates());
-    const merged = mergeRun(run.plan, remote, status.jobs, status.polled_at);
+    const remote = (complete ? statesFromEvents(files) : null) ?? (await statesForMerge(run));
+    const merged = mergeRun(run.plan, remote, status.jobs, status.polled_at, await run.store.resultDir(run.record.run_id));
     const done = { ...status, ...resultsOf(merged, remote) };
     options.onUpdate?.(done, changed);
     debug(`watch ended: ${queries} scheduler quer${queries === 1 ? "y" : "ies"}, ${events} watcher line(s), learning by ${mode}`);

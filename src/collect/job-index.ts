@@ -72,3 +72,64 @@ export function buildStepIndex(plan: CompiledPlan): Map<string, StepSlot> {
   }
   return index;
 }
+
+/** Looks up the slot of a concrete step key; what the merger needs of buildStepIndex. */
+export interface StepSlots {
+  get(key: string): StepSlot | undefined;
+}
+
+interface MapBody {
+  job: PlanJob;
+  /** Where a task id of the job runs: logical task -> task id (remapped arrays only). */
+  taskIds: Map<number, number> | null;
+  perTask: number;
+  count: number;
+}
+
+/** A map job whose map key is concrete (no `{i}` of an outer map): looked up by key, not indexed. */
+const byMapKey = (job: PlanJob): boolean => job.shape === "map" && job.map !== undefined && !job.map.key.includes("{");
+
+/**
+ * The same answers as buildStepIndex without a row per item: map jobs are
+ * looked up by the map key and the item index in the key (a million items
+ * cost nothing up front); other jobs (plain, groups) are indexed whole.
+ * Like buildStepIndex, a later job running the same key wins.
+ */
+export function stepSlots(plan: CompiledPlan): StepSlots {
+  const fixed = buildStepIndex({ ...plan, jobs: plan.jobs.filter((j) => !byMapKey(j)) });
+  const maps = new Map<string, MapBody[]>();
+  for (const job of plan.jobs) {
+    if (!byMapKey(job) || job.map === undefined) continue;
+    const array = job.array;
+    const taskIds = array?.indices == null ? null : new Map(array.indices.map((logical, id) => [logical, id]));
+    const list = maps.get(job.map.key) ?? [];
+    list.unshift({ job, taskIds, perTask: itemsPerTaskOf(job), count: packedItemCount(plan.items, job) });
+    maps.set(job.map.key, list);
+  }
+  const ofMap = (key: string): StepSlot | undefined => {
+    for (const [mapKey, bodies] of maps) {
+      if (!key.startsWith(`${mapKey}.`)) continue;
+      const rest = key.slice(mapKey.length + 1);
+      const dot = rest.indexOf(".");
+      const segment = dot === -1 ? rest : rest.slice(0, dot);
+      if (!/^(0|[1-9]\d*)$/.test(segment)) continue;
+      const item = Number(segment);
+      for (const { job, taskIds, perTask, count } of bodies) {
+        // The logical task that runs the item, and its task id in this job (chunk).
+        const task = perTask <= 1 ? item : Math.floor(item / perTask);
+        if (perTask > 1 && item >= count) continue;
+        const taskId = taskIds !== null ? taskIds.get(task) : job.array === null ? (task === 0 ? 0 : undefined) : task - job.array.offset;
+        if (taskId === undefined || taskId < 0 || (job.array !== null && taskIds === null && taskId >= job.array.count)) continue;
+        const body = bodyOfItem(job, taskId, item);
+        if (body === undefined) continue;
+        const keys = body.steps.map((s) => concreteKey(s.key, item));
+        const position = keys.indexOf(key);
+        if (position === -1) continue;
+        const unitKey = body.unitKey === null ? null : concreteKey(body.unitKey, item);
+        return { job, taskId, task, index: item, keys, steps: body.steps, position, unitKey };
+      }
+    }
+    return undefined;
+  };
+  return { get: (key) => ofMap(key) ?? fixed.get(key) };
+}

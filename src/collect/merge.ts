@@ -9,11 +9,14 @@ import { CompletedState } from "../core/completed-state.js";
 import { failureOf } from "../core/composite.js";
 import type { CompiledPlan, PlanNode } from "../plan/plan.js";
 import type { StateFile } from "../plan/state-file.js";
-import { buildStepIndex } from "./job-index.js";
-import type { StepSlot } from "./job-index.js";
-import { keyOfStateFile } from "./read-states.js";
+import { stepSlots } from "./job-index.js";
+import type { StepSlot, StepSlots } from "./job-index.js";
 import type { StateProblem } from "./read-states.js";
+import { mapSource } from "./state-source.js";
+import type { StateSource } from "./state-source.js";
 import { preview } from "../core/preview.js";
+import { attachItemsFile, FAILED_ITEMS_INLINE, ITEMS_FILE, ItemLinesWriter } from "../core/item-lines.js";
+import type { ItemLinesSummary } from "../core/item-lines.js";
 
 /** What the scheduler (or the local executor) knows about one task of a job. */
 export interface TaskFact {
@@ -37,6 +40,12 @@ export interface MergeOptions {
   problems?: readonly StateProblem[];
   /** Timestamp for states the merger makes up (not-run steps, unusable files); default now. */
   now?: string;
+  /**
+   * Maps with more items than `max` keep their items in a lines file (src/core/item-lines.ts), written
+   * as the merge goes to a temp file in `dir` (the directory result.json will be written to), and only
+   * a summary and their failed items in step_states. Without it every item is in step_states.
+   */
+  items?: { dir: string; max: number };
 }
 
 
@@ -52,15 +61,21 @@ export function isFinalSlurmState(state: string): boolean {
 
 interface MergeContext {
   plan: CompiledPlan;
-  states: ReadonlyMap<string, StateFile>;
-  problems: Map<string, string>;
+  source: StateSource;
   facts: ReadonlyMap<string, JobFact>;
-  slots: Map<string, StepSlot>;
+  slots: StepSlots;
   now: string;
   out: Record<string, CompletedState>;
-  visited: Set<string>;
   rootKey: string;
+  /** Where large maps' items go (see MergeOptions.items); created at the first large map. */
+  items: { dir: string; max: number; writer: ItemLinesWriter | null } | null;
+  /** Merging one item of a large map: maps inside it stay inline in the item's line. */
+  inItem: boolean;
+  /** The leaf steps of a large map's items, counted as they are merged. */
+  leaves: LeafCounts | null;
 }
+
+type LeafCounts = ItemLinesSummary["leaf_steps"];
 
 interface Child {
   node: PlanNode;
@@ -107,15 +122,15 @@ function problemState(node: PlanNode, key: string, error: string, ctx: MergeCont
 
 /** The state recorded for `key` in a file (valid or not), or undefined. */
 function fileState(node: PlanNode, key: string, ctx: MergeContext): CompletedState | undefined {
-  const file = ctx.states.get(key);
+  const file = ctx.source.state(key);
   if (file !== undefined) {
-    ctx.visited.add(key);
+    ctx.source.visit(key);
     if (file.key !== key) return problemState(node, key, `its key field is ${preview(file.key)}`, ctx);
     return stateFromFile(file, node);
   }
-  const problem = ctx.problems.get(key);
+  const problem = ctx.source.problem(key);
   if (problem !== undefined) {
-    ctx.problems.delete(key);
+    ctx.source.consume(key);
     return problemState(node, key, problem, ctx);
   }
   return undefined;
@@ -126,8 +141,8 @@ function stoppedEarlier(slot: StepSlot, ctx: MergeContext): boolean {
   for (let p = 0; p < slot.position; p++) {
     const key = slot.keys[p] as string;
     const step = slot.steps[p];
-    if (ctx.problems.has(key) || ctx.out[key]?.meta.state_problem !== undefined) return true;
-    const file = ctx.states.get(key);
+    if (ctx.source.problem(key) !== undefined || ctx.out[key]?.meta.state_problem !== undefined) return true;
+    const file = ctx.source.state(key);
     if (file === undefined) continue;
     const state = stateFromFile(file);
     if (stops(state, step?.continue_on_error ?? false)) return true;
@@ -177,54 +192,102 @@ function notRunState(node: PlanNode, key: string, ctx: MergeContext): CompletedS
   return CompletedState.fail(error, { failure: "STEP_FAILED", timestamp: ctx.now, provides: node.provides, signature: node.signature, meta });
 }
 
-/** The children of a composite with their concrete keys; a map expands to one item per index. */
-function childrenOf(node: PlanNode, key: string, ctx: MergeContext): Child[] {
-  const concrete = (child: PlanNode, parentTemplate: string, parentKey: string): string =>
-    child.key.startsWith(`${parentTemplate}.`) ? parentKey + child.key.slice(parentTemplate.length) : `${parentKey}.${child.name}`;
-  if (node.kind !== "map") return node.children.map((c) => ({ node: c, key: concrete(c, node.key, key), allowed: c.continue_on_error }));
+const concrete = (child: PlanNode, parentTemplate: string, parentKey: string): string =>
+  child.key.startsWith(`${parentTemplate}.`) ? parentKey + child.key.slice(parentTemplate.length) : `${parentKey}.${child.name}`;
 
-  const count = node.items ?? ctx.plan.items[node.key]?.length ?? 0;
+/** A map's item count and the node each item runs. */
+function mapItems(node: PlanNode, plan: Pick<CompiledPlan, "items">): { count: number; item: PlanNode; allowed: boolean } {
+  const count = node.items ?? plan.items[node.key]?.length ?? 0;
   const itemTemplate = `${node.key}.{i}`;
   const only = node.children.length === 1 ? node.children[0] : undefined;
   const item: PlanNode =
     only !== undefined && only.key === itemTemplate
       ? only
       : { key: itemTemplate, name: "{i}", kind: "pipeline", parallel: false, continue_on_error: false, signature: node.signature, provides: [], children: node.children };
-  const allowed = node.continue_on_item_error ?? item.continue_on_error;
-  return Array.from({ length: count }, (_, i) => ({ node: item, key: `${key}.${i}`, allowed }));
+  return { count, item, allowed: node.continue_on_item_error ?? item.continue_on_error };
 }
 
-function span(states: CompletedState[]): { timestamp: string | undefined; duration_s: number } {
-  let start = Infinity;
-  let end = -Infinity;
-  for (const s of states) {
-    const t = Date.parse(s.timestamp);
-    if (Number.isNaN(t)) continue;
-    start = Math.min(start, t);
-    end = Math.max(end, t + s.duration_s * 1000);
+/** The children of a composite with their concrete keys, one at a time; a map gives one item per index. */
+function* childrenOf(node: PlanNode, key: string, ctx: MergeContext): Generator<Child> {
+  if (node.kind !== "map") {
+    for (const c of node.children) yield { node: c, key: concrete(c, node.key, key), allowed: c.continue_on_error };
+    return;
   }
-  if (start === Infinity) return { timestamp: undefined, duration_s: 0 };
-  return { timestamp: new Date(start).toISOString(), duration_s: Math.max(0, (end - start) / 1000) };
+  const { count, item, allowed } = mapItems(node, ctx.plan);
+  for (let i = 0; i < count; i++) yield { node: item, key: `${key}.${i}`, allowed };
 }
 
-/** A composite's state from its children: runSequential / StepGroup.runParallel of the core, in tree order. */
-function computeComposite(node: PlanNode, key: string, children: Array<Child & { state: CompletedState | undefined }>): CompletedState {
+/** Whether `target` is the key of a step of the tree (a map's item within its count): what the merge visits. */
+export function treeHasKey(plan: Pick<CompiledPlan, "tree" | "items">, target: string): boolean {
+  const walk = (node: PlanNode, key: string): boolean => {
+    if (target === key) return true;
+    if (node.kind === "step" || !target.startsWith(`${key}.`)) return false;
+    if (node.kind === "map") {
+      const rest = target.slice(key.length + 1);
+      const dot = rest.indexOf(".");
+      const segment = dot === -1 ? rest : rest.slice(0, dot);
+      if (!/^(0|[1-9]\d*)$/.test(segment)) return false;
+      const { count, item } = mapItems(node, plan);
+      return Number(segment) < count && walk(item, `${key}.${segment}`);
+    }
+    return node.children.some((c) => walk(c, concrete(c, node.key, key)));
+  };
+  return walk(plan.tree, plan.tree.key);
+}
+
+/**
+ * What a composite's state needs of its children, gathered one child at a
+ * time (a map of a million items keeps a few numbers and its failures, not
+ * its items' states).
+ */
+interface ChildTally {
+  parallel: boolean;
+  count: number;
+  allowedFailures: string[];
+  missing: string[];
+  failed: { key: string; state: CompletedState } | undefined;
+  /** A sequence stopped at its failed child: later children are not looked at for the outcome. */
+  stopped: boolean;
+  /** The first child that has a state, and whether every child with one did not run. */
+  firstRan: { key: string; state: CompletedState } | undefined;
+  allNotRun: boolean;
+  start: number;
+  end: number;
+}
+
+function newTally(node: PlanNode): ChildTally {
   const parallel = node.kind === "map" || (node.kind === "group" && node.parallel);
-  const allowedFailures: string[] = [];
-  const missing: string[] = [];
-  let failed: { key: string; state: CompletedState } | undefined;
-  for (const c of children) {
-    if (c.state === undefined) {
-      missing.push(c.key);
-      continue;
-    }
-    if (c.state.success) continue;
-    if (!stops(c.state, c.allowed)) allowedFailures.push(c.key);
-    else if (failed === undefined) {
-      failed = { key: c.key, state: c.state };
-      if (!parallel) break;
+  return { parallel, count: 0, allowedFailures: [], missing: [], failed: undefined, stopped: false, firstRan: undefined, allNotRun: true, start: Infinity, end: -Infinity };
+}
+
+/** runSequential / StepGroup.runParallel of the core, one child at a time, in tree order. */
+function addChild(t: ChildTally, c: Child, state: CompletedState | undefined): void {
+  t.count++;
+  if (state !== undefined) {
+    t.firstRan ??= { key: c.key, state };
+    if (state.meta.not_run !== true) t.allNotRun = false;
+    const at = Date.parse(state.timestamp);
+    if (!Number.isNaN(at)) {
+      t.start = Math.min(t.start, at);
+      t.end = Math.max(t.end, at + state.duration_s * 1000);
     }
   }
+  if (t.stopped) return;
+  if (state === undefined) {
+    t.missing.push(c.key);
+    return;
+  }
+  if (state.success) return;
+  if (!stops(state, c.allowed)) t.allowedFailures.push(c.key);
+  else if (t.failed === undefined) {
+    t.failed = { key: c.key, state };
+    if (!t.parallel) t.stopped = true;
+  }
+}
+
+/** A composite's state from its children's tally. */
+function computeComposite(node: PlanNode, key: string, t: ChildTally): CompletedState {
+  const { parallel, allowedFailures, missing, failed } = t;
   let result: CompletedState;
   const meta: Record<string, unknown> = {};
   if (allowedFailures.length > 0) meta.failed_allowed = allowedFailures;
@@ -237,18 +300,18 @@ function computeComposite(node: PlanNode, key: string, children: Array<Child & {
   } else {
     result = CompletedState.ok({ meta });
   }
-  const ran = children.flatMap((c) => (c.state === undefined ? [] : [c.state]));
   // Nothing below it ran (its jobs were cancelled or died first): the composite did not run either.
-  const firstNotRun = ran[0];
-  if (firstNotRun !== undefined && ran.every((s) => s.meta.not_run === true)) {
-    const { not_run, slurm_state, slurm_reason } = firstNotRun.meta;
+  const first = t.firstRan;
+  if (first !== undefined && t.allNotRun) {
+    const { not_run, slurm_state, slurm_reason } = first.state.meta;
     // Even when its children's failures were allowed, a composite that never ran did not succeed.
-    if (result.success) result = failureOf(children.find((c) => c.state === firstNotRun)?.key ?? key, firstNotRun, {});
+    if (result.success) result = failureOf(first.key, first.state, {});
     Object.assign(result.meta, { not_run, slurm_state, slurm_reason });
   }
-  const { timestamp, duration_s } = span(ran);
-  if (timestamp !== undefined) result.timestamp = timestamp;
-  result.duration_s = duration_s;
+  if (t.start !== Infinity) {
+    result.timestamp = new Date(t.start).toISOString();
+    result.duration_s = Math.max(0, (t.end - t.start) / 1000);
+  } else result.duration_s = 0;
   result.signature = node.signature;
   result.provides = [...node.provides];
   return result;
@@ -259,18 +322,23 @@ function mergeNode(node: PlanNode, key: string, ctx: MergeContext): CompletedSta
   if (node.kind === "step") {
     const fromFile = fileState(node, key, ctx);
     state = fromFile === undefined ? notRunState(node, key, ctx) : withSchedulerReason(fromFile, key, ctx);
+    if (ctx.leaves !== null) countLeaf(ctx.leaves, state);
   } else {
-    const children = childrenOf(node, key, ctx).map((c) => ({ ...c, state: mergeNode(c.node, c.key, ctx) }));
+    const tally = newTally(node);
+    const lines = node.kind === "map" && ctx.items !== null && !ctx.inItem && mapItems(node, ctx.plan).count > ctx.items.max ? new MapLines(key) : null;
+    for (const c of childrenOf(node, key, ctx)) addChild(tally, c, lines === null ? mergeNode(c.node, c.key, ctx) : lines.mergeItem(c, ctx));
     const own = fileState(node, key, ctx);
-    const anyRan = children.some((c) => c.state !== undefined);
-    const computed = anyRan || children.length === 0 ? computeComposite(node, key, children) : undefined;
+    const anyRan = tally.firstRan !== undefined;
+    const computed = anyRan || tally.count === 0 ? computeComposite(node, key, tally) : undefined;
     if (own === undefined) state = computed;
     else if (computed !== undefined && !computed.success && (own.success || typeof own.meta.failed_step !== "string")) {
       // The unit's own file is the truth, but a failure below it must name its deepest step like the core does.
       state = own.success ? computed : new CompletedState({ ...own, error: computed.error, meta: { ...own.meta, failed_step: computed.meta.failed_step } });
       if (own.success) state.meta.unit_state_success = true;
     } else state = own;
-    if (state === undefined && key === ctx.rootKey) state = computeComposite(node, key, children);
+    if (state === undefined && key === ctx.rootKey) state = computeComposite(node, key, tally);
+    if (lines !== null) lines.keepSlowestStates(ctx.out);
+    if (lines !== null && state !== undefined) state.meta.item_lines = lines.summary();
   }
   if (state !== undefined && key !== ctx.rootKey) ctx.out[key] = state;
   return state;
@@ -281,34 +349,147 @@ function mergeNode(node: PlanNode, key: string, ctx: MergeContext): CompletedSta
  * every descendant that ran (or was due to run and was killed or never
  * started), keyed exactly as the in-process core keys them.
  */
-export function mergeStates(plan: CompiledPlan, states: ReadonlyMap<string, StateFile>, opts: MergeOptions = {}): CompletedState {
-  const problems = new Map<string, string>();
-  const strayProblems: StateProblem[] = [];
-  for (const p of opts.problems ?? []) {
-    const key = keyOfStateFile(p.file.slice(p.file.lastIndexOf("/") + 1));
-    if (key !== null && !problems.has(key)) problems.set(key, p.error);
-    else strayProblems.push(p);
-  }
+export function mergeStates(plan: CompiledPlan, states: ReadonlyMap<string, StateFile>, opts: Omit<MergeOptions, "items"> = {}): CompletedState {
+  return mergeFromSource(plan, mapSource(states, opts.problems), opts);
+}
+
+/**
+ * mergeStates from any state source (a states directory read file by file),
+ * with large maps' items streamed to a lines file when `opts.items` is given
+ * (the result's lines file is then known to itemsFileOf(result)). Only I/O:
+ * what the source reads and the lines file.
+ */
+export function mergeFromSource(plan: CompiledPlan, source: StateSource, opts: MergeOptions = {}): CompletedState {
   const ctx: MergeContext = {
     plan,
-    states,
-    problems,
+    source,
     facts: opts.jobFacts ?? new Map(),
-    slots: buildStepIndex(plan),
+    slots: stepSlots(plan),
     now: opts.now ?? new Date().toISOString(),
     out: {},
-    visited: new Set(),
     rootKey: plan.tree.key,
+    items: opts.items === undefined ? null : { ...opts.items, writer: null },
+    inItem: false,
+    leaves: null,
   };
-  const root =
-    mergeNode(plan.tree, plan.tree.key, ctx) ??
-    CompletedState.fail(`${plan.tree.key}: did not run`, { failure: "STEP_FAILED", timestamp: ctx.now, signature: plan.tree.signature });
-
-  // Problems of files that name no step of the tree are reported on the root, not lost.
-  for (const [key, error] of ctx.problems) strayProblems.push({ file: `${key}.json`, error });
-  const unknown = [...states.keys()].filter((k) => !ctx.visited.has(k));
+  let root: CompletedState;
+  let leftovers: { unknown: string[]; stray: StateProblem[] };
+  try {
+    root =
+      mergeNode(plan.tree, plan.tree.key, ctx) ??
+      CompletedState.fail(`${plan.tree.key}: did not run`, { failure: "STEP_FAILED", timestamp: ctx.now, signature: plan.tree.signature });
+    // Problems of files that name no step of the tree are reported on the root, not lost.
+    leftovers = source.leftovers((key) => treeHasKey(plan, key));
+  } catch (err) {
+    ctx.items?.writer?.abort();
+    throw err;
+  }
   const meta: Record<string, unknown> = { ...root.meta, run_id: plan.runId };
-  if (strayProblems.length > 0) meta.state_problems = strayProblems;
-  if (unknown.length > 0) meta.unknown_states = unknown;
-  return new CompletedState({ ...root, meta, step_states: ctx.out });
+  if (leftovers.stray.length > 0) meta.state_problems = leftovers.stray;
+  if (leftovers.unknown.length > 0) meta.unknown_states = leftovers.unknown;
+  const result = new CompletedState({ ...root, meta, step_states: ctx.out });
+  const writer = ctx.items?.writer;
+  if (writer != null) attachItemsFile(result, writer.finish());
+  return result;
+}
+
+/** A leaf step of a large map's item, as the report counts leaves (src/report/states.ts outcomeOf). */
+function countLeaf(t: LeafCounts, state: CompletedState | undefined): void {
+  if (state === undefined || state.meta.not_run === true) t.not_run++;
+  else if (!state.success) t.failed++;
+  else {
+    const attempt = typeof state.meta.attempt === "number" && Number.isFinite(state.meta.attempt) ? String(state.meta.attempt) : "none";
+    t.ok_by_attempt[attempt] = (t.ok_by_attempt[attempt] ?? 0) + 1;
+  }
+}
+
+/** How many of a large map's slowest items its summary names. */
+const SLOWEST_KEPT = 10;
+
+/**
+ * One large map being merged item by item: each item's states go to one
+ * line of the lines file; the map keeps counts, its slowest items, and the
+ * states of its first failed items (in step_states too).
+ */
+class MapLines {
+  private counts = { items: 0, ok: 0, failed: 0, not_run: 0, cached_steps: 0 };
+  private failedItems: number[] = [];
+  private slowest: Array<{ index: number; duration_s: number }> = [];
+  /** The states of the slowest items so far (kept in step_states at the end, beside the failed ones). */
+  private slowStates = new Map<number, Record<string, CompletedState>>();
+  private leaves: LeafCounts = { failed: 0, not_run: 0, ok_by_attempt: {} };
+
+  constructor(private readonly mapKey: string) {}
+
+  mergeItem(c: Child, ctx: MergeContext): CompletedState | undefined {
+    const items = ctx.items as NonNullable<MergeContext["items"]>;
+    items.writer ??= new ItemLinesWriter(items.dir);
+    const outer = ctx.out;
+    const scratch: Record<string, CompletedState> = {};
+    ctx.out = scratch;
+    ctx.inItem = true;
+    ctx.leaves = this.leaves;
+    let state: CompletedState | undefined;
+    try {
+      state = mergeNode(c.node, c.key, ctx);
+    } finally {
+      ctx.out = outer;
+      ctx.inItem = false;
+      ctx.leaves = null;
+      ctx.source.release();
+    }
+    const keys = Object.keys(scratch);
+    if (keys.length === 0) return state;
+    const index = Number(c.key.slice(this.mapKey.length + 1));
+    const own = scratch[c.key];
+    const steps: Record<string, CompletedState> = {};
+    let item: string | null = own !== undefined && typeof own.meta.item === "string" ? own.meta.item : null;
+    let failedRan = false;
+    let failedNotRun = false;
+    for (const k of keys) {
+      if (k === c.key) continue;
+      const s = scratch[k] as CompletedState;
+      steps[k.slice(c.key.length + 1)] = s;
+      if (item === null && typeof s.meta.item === "string") item = s.meta.item;
+      if (!s.success) {
+        if (s.meta.not_run === true) failedNotRun = true;
+        else failedRan = true;
+      }
+      if (s.meta.cached !== undefined && typeof s.meta.exit_code === "number") this.counts.cached_steps++;
+    }
+    items.writer.write({ map: this.mapKey, index, item, state: own ?? null, steps });
+    // The outcome as the summaries count it (src/app/map-items.ts).
+    const outcome = own !== undefined ? (own.success ? "ok" : own.meta.not_run === true ? "not_run" : "failed") : failedRan ? "failed" : failedNotRun ? "not_run" : "ok";
+    this.counts.items++;
+    this.counts[outcome]++;
+    if (outcome !== "ok" && this.failedItems.length < FAILED_ITEMS_INLINE) {
+      this.failedItems.push(index);
+      for (const k of keys) outer[k] = scratch[k] as CompletedState;
+    }
+    if (own !== undefined && Number.isFinite(own.duration_s) && this.keepSlowest(index, own.duration_s)) this.slowStates.set(index, scratch);
+    return state;
+  }
+
+  /** Whether the item is now one of the slowest. */
+  private keepSlowest(index: number, duration_s: number): boolean {
+    const list = this.slowest;
+    if (list.length === SLOWEST_KEPT && duration_s <= (list.at(-1)?.duration_s ?? -Infinity)) return false;
+    let at = list.length;
+    while (at > 0 && (list[at - 1]?.duration_s ?? Infinity) < duration_s) at--;
+    list.splice(at, 0, { index, duration_s });
+    const out = list.length > SLOWEST_KEPT ? list.pop() : undefined;
+    if (out !== undefined) this.slowStates.delete(out.index);
+    return true;
+  }
+
+  /** Puts the slowest items' states into `out` (those not there already as failed items), in index order. */
+  keepSlowestStates(out: Record<string, CompletedState>): void {
+    const indices = [...this.slowStates.keys()].sort((a, b) => a - b);
+    for (const index of indices) Object.assign(out, this.slowStates.get(index));
+    this.slowStates.clear();
+  }
+
+  summary(): ItemLinesSummary {
+    return { file: ITEMS_FILE, ...this.counts, failed_items: this.failedItems, slowest: this.slowest, leaf_steps: this.leaves };
+  }
 }

@@ -105,6 +105,16 @@ function readOne(dir: string, name: string): ParsedState {
   }
 }
 
+/** One state file of a directory, validated; null when it does not exist (never written, or renamed away since listed). */
+export function readStateFile(dir: string, name: string): ParsedState | null {
+  try {
+    return readOne(dir, name);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+    return { ok: false, error: `cannot read: ${err instanceof Error ? err.message : String(err)}` };
+  }
+}
+
 /** Files read between two turns of the event loop (timers and signals keep running during a long read). */
 const READ_BATCH = 512;
 
@@ -126,16 +136,10 @@ export async function readStateDir(statesDir: string): Promise<StateDirResult> {
   for (let i = 0; i < wanted.length; i++) {
     if (i > 0 && i % READ_BATCH === 0) await new Promise<void>((resolve) => setImmediate(resolve));
     const file = wanted[i] as string;
-    let r: ParsedState;
-    try {
-      r = readOne(statesDir, file);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      // Renamed away between readdir and open: not a problem of the run.
-      r = code === "ENOENT" ? { ok: false, error: "" } : { ok: false, error: `cannot read: ${err instanceof Error ? err.message : String(err)}` };
-    }
+    const r = readStateFile(statesDir, file);
+    if (r === null) continue;
     if (r.ok) states.set(r.key, r.state);
-    else if (r.error !== "") problems.push({ file, error: r.error });
+    else problems.push({ file, error: r.error });
   }
   return { states, problems };
 }

@@ -4,6 +4,7 @@
  * them (`<map>.<i>` for the item's pipeline, `<map>.<i>.<step>` for its steps).
  */
 import type { CompletedState } from "./completed-state.js";
+import { itemLineStates, itemLinesOf, itemsFileOf, ItemLinesError, readItemLines } from "./item-lines.js";
 import { preview } from "./preview.js";
 
 /** One item of a map: its index, the item text when recorded, its pipeline's state and its steps' states. */
@@ -21,11 +22,20 @@ const DIGITS = /^\d+$/;
 
 /**
  * Every recorded item of the map `mapKey` (a full step key, `pipeline.each`)
- * in index order. Throws when the result has no step of that key.
+ * in index order. Throws when the result has no step of that key. A large
+ * map's items are read from the result's lines file (src/core/item-lines.ts)
+ * one line at a time; a small map's from `step_states`.
  */
 export function* mapItemStates(result: CompletedState, mapKey: string): Generator<MapItemState, void, undefined> {
   const states = result.step_states ?? {};
   if (!Object.prototype.hasOwnProperty.call(states, mapKey)) throw new RangeError(`the result has no step ${preview(mapKey)}`);
+  const lines = itemLinesOf(states[mapKey]);
+  if (lines !== null) {
+    const path = itemsFileOf(result);
+    if (path === undefined) throw new ItemLinesError(`the items of map ${preview(mapKey)} are in ${lines.file} beside the result's result.json, and this result was not read from one (read it with readResultFile)`);
+    for (const line of readItemLines(path, mapKey)) yield { index: line.index, item: line.item, ...itemLineStates(line) };
+    return;
+  }
   const prefix = `${mapKey}.`;
   const items = new Map<number, MapItemState>();
   for (const key of Object.keys(states)) {

@@ -7,9 +7,11 @@
  */
 import { readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { mergeStates } from "../collect/merge.js";
+import { mergeFromSource } from "../collect/merge.js";
+import { DirSource } from "../collect/state-source.js";
+import { itemsInlineMax } from "../core/item-lines.js";
 import type { JobFact, TaskFact } from "../collect/merge.js";
-import { readStateDir, STATE_TEMP_FILE } from "../collect/read-states.js";
+import { STATE_TEMP_FILE } from "../collect/read-states.js";
 import { silentLogger } from "../core/logger.js";
 import type { Logger } from "../core/logger.js";
 import type { CompiledPlan } from "../plan/plan.js";
@@ -84,8 +86,10 @@ export async function runPlanLocally(plan: CompiledPlan, opts: LocalRunOptions):
   const jobs = await new LocalRun(plan, runDir, opts).execute();
   const statesDir = join(runDir, plan.layout.states);
   await removeStaleTemps(statesDir, logger);
-  const { states, problems } = await readStateDir(statesDir);
+  // One state file at a time, large maps' items straight to the lines file in the run directory.
+  const source = new DirSource(statesDir);
+  const state = mergeFromSource(plan, source, { jobFacts: jobFactsOf(jobs), items: { dir: runDir, max: itemsInlineMax() } });
+  const problems = source.problems;
   for (const p of problems) logger.warn({ file: `states/${p.file}`, error: p.error }, "unusable state file");
-  const state = mergeStates(plan, states, { jobFacts: jobFactsOf(jobs), problems });
   return { state, jobs, runDir, problems };
 }

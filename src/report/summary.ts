@@ -12,7 +12,8 @@ import type { TreeNode, WalkedTree } from "./tree.js";
 /** Leaf steps by outcome; from the tree's shown nodes when the walk found no leaf. */
 export function outcomeCounts(walked: WalkedTree, attempt: number): Record<Outcome, number> {
   const counts = emptyCounts();
-  for (const key of walked.leaves) counts[outcomeOf(walked.states[key], attempt)] += 1;
+  for (const key of walked.leaves) if (!walked.sampled.has(key)) counts[outcomeOf(walked.states[key], attempt)] += 1;
+  for (const k of Object.keys(counts) as Outcome[]) counts[k] += walked.largeCounts[k];
   if (walked.leaves.length === 0) countLeaves(walked.tree, counts);
   return counts;
 }

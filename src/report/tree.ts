@@ -7,6 +7,8 @@
  */
 import type { CompletedStateJson, FailureKind } from "../core/completed-state.js";
 import type { PlanNode } from "../plan/plan.js";
+import { itemLinesOf } from "../core/item-lines.js";
+import type { ItemLinesSummary } from "../core/item-lines.js";
 import { attemptOf, emptyCounts, isNotRun, outcomeOf, reasonOf, slurmIdOf, str } from "./states.js";
 import type { Outcome, State } from "./states.js";
 
@@ -53,13 +55,17 @@ export interface WalkedTree {
   leaves: string[];
   /** Whether each node's failure is allowed, shown or not. */
   allowed: ReadonlyMap<string, boolean>;
+  /** Leaves of large maps' shown items: counted in `largeCounts` with the rest of their map, not one by one. */
+  sampled: ReadonlySet<string>;
+  /** Leaf steps of large maps (items in the result's lines file), by outcome. */
+  largeCounts: Record<Outcome, number>;
 }
 
 /** Walks the plan (or, without one, the result's keys); `fallbackRoot` names the root when neither says. */
 export function walkTree(plan: ReportPlan | null, result: CompletedStateJson, attempt: number, fallbackRoot = "pipeline"): WalkedTree {
   const w = walkState(plan, result, attempt, fallbackRoot);
   const tree = plan !== null ? walkPlan(plan.tree, plan.tree.key, false, w) : treeFromKeys(w);
-  return { tree, rootKey: w.rootKey, states: w.states, leaves: w.leaves, allowed: w.allowed };
+  return { tree, rootKey: w.rootKey, states: w.states, leaves: w.leaves, allowed: w.allowed, sampled: w.sampled, largeCounts: w.largeCounts };
 }
 
 interface Walk {
@@ -72,6 +78,8 @@ interface Walk {
   leaves: string[];
   /** Whether each node's failure is allowed, shown or not. */
   allowed: Map<string, boolean>;
+  sampled: Set<string>;
+  largeCounts: Record<Outcome, number>;
 }
 
 function treeNode(key: string, name: string, kind: TreeNode["kind"], state: State | undefined, allowed: boolean, attempt: number): TreeNode {
@@ -135,6 +143,8 @@ function walkPlan(node: PlanNode, key: string, allowed: boolean, w: Walk, itemNa
         ? only
         : { ...node, key: template, name: "{i}", kind: "pipeline", children: node.children };
     const itemAllowed = node.continue_on_item_error ?? itemNode.continue_on_error;
+    const lines = itemLinesOf(state);
+    if (lines !== null) return walkLargeMap(out, lines, key, itemNode, itemAllowed, values, w);
     for (let i = 0; i < count; i++) {
       const child = walkPlan(itemNode, `${key}.${i}`, itemAllowed, w, String(i));
       if (child.item === null && values[i] !== undefined) child.item = values[i] ?? null;
@@ -145,6 +155,40 @@ function walkPlan(node: PlanNode, key: string, allowed: boolean, w: Walk, itemNa
   }
   for (const child of node.children) {
     out.children.push(walkPlan(child, concreteChildKey(child, node.key, key), child.continue_on_error, w));
+  }
+  return out;
+}
+
+/**
+ * A map whose items are in the result's lines file: only the items kept in
+ * result.json are walked, its failed items first, then its slowest (at most
+ * MAX_MAP_ITEMS_SHOWN); the others are counted from the map's summary,
+ * leaves included.
+ */
+function walkLargeMap(out: TreeNode, lines: ItemLinesSummary, key: string, itemNode: PlanNode, allowed: boolean, values: readonly string[], w: Walk): TreeNode {
+  const shown = emptyCounts();
+  const failed = new Set(lines.failed_items);
+  const slow = lines.slowest.map((s) => s.index).filter((i) => !failed.has(i));
+  for (const i of [...lines.failed_items, ...slow].slice(0, MAX_MAP_ITEMS_SHOWN)) {
+    const from = w.leaves.length;
+    const child = walkPlan(itemNode, `${key}.${i}`, allowed, w, String(i));
+    if (child.item === null && values[i] !== undefined) child.item = values[i] ?? null;
+    for (const leaf of w.leaves.slice(from)) w.sampled.add(leaf);
+    shown[child.outcome] += 1;
+    out.children.push(child);
+  }
+  const byOutcome = emptyCounts();
+  byOutcome.ok = lines.ok - shown.ok - shown.skipped;
+  byOutcome.failed = lines.failed - shown.failed;
+  byOutcome.not_run = lines.not_run - shown.not_run;
+  for (const k of Object.keys(byOutcome) as Outcome[]) byOutcome[k] = Math.max(0, byOutcome[k]);
+  out.omitted = { count: Math.max(0, lines.items - out.children.length), byOutcome };
+  const leaves = lines.leaf_steps;
+  w.largeCounts.failed += leaves.failed;
+  w.largeCounts.not_run += leaves.not_run;
+  for (const [attempt, n] of Object.entries(leaves.ok_by_attempt)) {
+    const from = Number(attempt);
+    w.largeCounts[attempt !== "none" && from < w.attempt ? "skipped" : "ok"] += n;
   }
   return out;
 }
@@ -206,5 +250,7 @@ function walkState(plan: ReportPlan | null, result: CompletedStateJson, attempt:
     items: plan?.items ?? {},
     leaves: [],
     allowed: new Map(),
+    sampled: new Set(),
+    largeCounts: emptyCounts(),
   };
 }

@@ -3,6 +3,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { z } from "zod";
 import { writeJsonAtomic } from "../core/atomic-json.js";
+import { writeResultFile } from "../core/result-file.js";
 import { systemClock } from "../core/clock.js";
 import type { Clock } from "../core/clock.js";
 import type { CompiledPlan } from "../plan/plan.js";
@@ -100,11 +101,17 @@ export class RunStore {
     await writeJsonAtomic(join(dir, "plan.json"), plan, { mode: 0o600 });
   }
 
+  /** Writes result.json, with the lines file of its large maps beside it (src/core/result-file.ts). */
   async writeResult(runId: string, result: unknown): Promise<string> {
     const dir = await this.ensureDir(runId);
     const path = join(dir, "result.json");
-    await writeJsonAtomic(path, result, { mode: 0o600 });
+    await writeResultFile(path, result, { mode: 0o600 });
     return path;
+  }
+
+  /** The run's directory in the store, made when missing: where a merge writes its lines file before result.json. */
+  async resultDir(runId: string): Promise<string> {
+    return this.ensureDir(runId);
   }
 
   resultPath(runId: string): string {

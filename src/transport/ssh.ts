@@ -17,6 +17,7 @@ import { dirProblem, holderDir, socketPathFor } from "./holder/socket-dir.js";
 import { resolveEndpoint, resolveTargetChain, type ResolvedEndpoint, type SshConnectOptions } from "./options.js";
 import { argvToCommand, describeArgv, RemoteGlob, RemotePath, sh, type ShellWord } from "./quote.js";
 import { TarReader } from "./tar-reader.js";
+import type { TarReadLimits } from "./tar-reader.js";
 import { writeTar } from "./tar.js";
 import type { ExecOptions, ExecResult, FetchedFile, GetFilesOptions, PutFilesOptions, Transport } from "./transport.js";
 
@@ -183,7 +184,9 @@ export class SshTransport implements Transport {
     const command =
       sh`cd -- ${dir} && printf '%s\n' ${marker} && for f in ${glob}; do ` +
       `if [ -L "$f" ] || { [ -e "$f" ] && [ ! -d "$f" ]; }; then printf '%s\\0' "./$f"; fi; done | tar -c -f - --no-recursion --null -T -`;
-    const limits = { maxFileBytes: opts.maxFileBytes ?? DEFAULT_MAX_FILE, maxTotalBytes: opts.maxTotalBytes ?? DEFAULT_MAX_TOTAL };
+    const limits: TarReadLimits = { maxFileBytes: opts.maxFileBytes ?? DEFAULT_MAX_FILE, maxTotalBytes: opts.maxTotalBytes ?? DEFAULT_MAX_TOTAL };
+    if (opts.maxEntries !== undefined) limits.maxEntries = opts.maxEntries;
+    if (opts.onFile !== undefined) limits.onFile = opts.onFile;
     let reader = new TarReader(limits);
     let framing = new AfterMarker(marker, (chunk) => reader.write(chunk));
     const label = ["getFiles", remoteDir, pattern];

@@ -23,6 +23,8 @@ export interface TarReadLimits {
   maxTotalBytes: number;
   /** More entries than this is a TarFormatError (default 1,000,000). */
   maxEntries?: number;
+  /** Each file (or why it was skipped) as it completes, instead of keeping it in `files`. */
+  onFile?: (name: string, file: TarFile) => void;
 }
 
 export type TarFile = Buffer | { error: string };
@@ -182,7 +184,12 @@ export class TarReader {
       return this.skip(name, size, `skipped: the limit of ${this.limits.maxTotalBytes} bytes for all files together was reached`);
     }
     this.kept += size;
-    this.startEntry(size, true, (data) => this.files.set(name, data ?? Buffer.alloc(0)));
+    this.startEntry(size, true, (data) => this.emit(name, data ?? Buffer.alloc(0)));
+  }
+
+  private emit(name: string, file: TarFile): void {
+    if (this.limits.onFile !== undefined) this.limits.onFile(name, file);
+    else this.files.set(name, file);
   }
 
   /** The ustar name, with the prefix field when the header is POSIX ustar (GNU uses those bytes otherwise). */
@@ -202,7 +209,7 @@ export class TarReader {
   }
 
   private skip(name: string, size: number, error: string): void {
-    this.files.set(name, { error });
+    this.emit(name, { error });
     this.startEntry(size, false, () => undefined);
   }
 

@@ -51,6 +51,14 @@ export interface GetFilesOptions {
   /** Once this many bytes were kept, further files come back as `{ error }` (default 256 MiB). */
   maxTotalBytes?: number;
   timeoutMs?: number;
+  /** More entries than this in the archive is an error (default 1,000,000). */
+  maxEntries?: number;
+  /**
+   * Each file as the archive streams past (`path`, its content or why it was skipped); such files are
+   * not kept in the returned map, so a million files are never held at once. Without it, all are kept.
+   * A transport may ignore it and return the files in the map: read both.
+   */
+  onFile?: (path: string, file: FetchedFile) => void;
 }
 
 /** A fetched file's content, or why it was skipped (too large, a symlink, an escaping path...). */

@@ -188,6 +188,12 @@ describe.skipIf(skipped)("SshTransport against the test cluster's sshd", { timeo
       expect(got.has("states/dir.json")).toBe(false);
       expect(got.has("other/not-matched.json")).toBe(false);
       expect((await shared.exec(["test", "-e", "pwned"])).code).toBe(1);
+
+      // Streamed: each file handed over as the archive passes, none kept; the same files and errors.
+      const handed = new Map<string, unknown>();
+      const rest = await shared.getFiles(dir, "states/*.json", { maxFileBytes: 1_000_000, onFile: (name, file) => handed.set(name, file) });
+      expect(rest.size).toBe(0);
+      expect(handed).toEqual(got);
     });
 
     it("returns an empty map when nothing matches, and fails clearly when the directory is missing", async () => {

@@ -2,7 +2,7 @@
 import { mkdirSync, readFileSync, statSync, symlinkSync, linkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { readTar, TarFormatError, TarReader, type TarFile } from "../../src/transport/tar-reader.js";
+import { readTar, TarFormatError, TarReader, type TarFile, type TarReadLimits } from "../../src/transport/tar-reader.js";
 import { TarPathError, writeTar } from "../../src/transport/tar.js";
 import { run, runOk, tempDir } from "./helpers.js";
 
@@ -16,7 +16,7 @@ afterEach(() => cleanup());
 
 const LIMITS = { maxFileBytes: 1024 * 1024, maxTotalBytes: 64 * 1024 * 1024 };
 
-function readAll(archive: Buffer, limits = LIMITS, chunkSize = archive.length): Map<string, TarFile> {
+function readAll(archive: Buffer, limits: TarReadLimits = LIMITS, chunkSize = archive.length): Map<string, TarFile> {
   const reader = new TarReader(limits);
   for (let at = 0; at < archive.length; at += chunkSize) reader.write(archive.subarray(at, at + chunkSize));
   return reader.end();
@@ -135,6 +135,23 @@ describe("TarReader, reading what the system tar creates", () => {
   it("gives the same result when fed one byte at a time", () => {
     const archive = systemTar(["-c", "-f", "-", "-C", "src", "states"]);
     expect(readAll(archive, LIMITS, 1)).toEqual(readAll(archive));
+  });
+
+  it("with onFile hands each file over as it completes and keeps none (a million state files are never held)", () => {
+    const archive = systemTar(["-c", "-f", "-", "-C", "src", "big.bin", "states"]);
+    const handed = new Map<string, TarFile>();
+    const reader = new TarReader({ maxFileBytes: 4096, maxTotalBytes: 1e9, onFile: (name, file) => handed.set(name, file) });
+    // One byte at a time: an entry is handed over only once it is complete.
+    for (let at = 0; at < archive.length; at++) reader.write(archive.subarray(at, at + 1));
+    expect(reader.end().size).toBe(0);
+    const kept = readAll(archive, { maxFileBytes: 4096, maxTotalBytes: 1e9 });
+    expect(handed).toEqual(kept);
+    expect(handed.get("big.bin")).toEqual({ error: "skipped: 5000 bytes exceeds the limit of 4096 bytes per file" });
+  });
+
+  it("refuses more entries than maxEntries", () => {
+    const archive = systemTar(["-c", "-f", "-", "-C", "src", "states"]);
+    expect(() => readAll(archive, { ...LIMITS, maxEntries: 1 })).toThrow(/more than 1 entries/);
   });
 
   it("reads back what writeTar wrote", async () => {
