@@ -97,8 +97,9 @@ export function localExecutor(store: RunStore, record: RunRecord, plan: Compiled
       const retries = hasRetries(plan) ? await readLocalRetryRecords(runDir) : undefined;
       return { states, problems, files: states.size + problems.length, ...(retries !== undefined ? { retries } : {}) };
     },
-    streamStates: () => {
+    streamStates: async () => {
       const source = new DirSource(join(runDir, plan.layout.states));
+      const retries = hasRetries(plan) ? await readLocalRetryRecords(runDir) : undefined;
       return {
         states: new Map(),
         get problems() {
@@ -108,6 +109,7 @@ export function localExecutor(store: RunStore, record: RunRecord, plan: Compiled
           return source.files;
         },
         source,
+        ...(retries !== undefined ? { retries } : {}),
       };
     },
     cancel: async () => {

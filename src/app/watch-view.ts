@@ -5,6 +5,7 @@
  */
 import type { JobStatus } from "../runs/index.js";
 import { itemTallyText, summaryRows } from "./map-items.js";
+import { tallyOfLines } from "./summary.js";
 import type { RunStatus, StepResult } from "./status.js";
 
 /** A SLURM state with its reason: `PENDING (Dependency)`, `CANCELLED (DependencyNeverSatisfied)`, `COMPLETED`. */
@@ -85,7 +86,8 @@ export function formatStatus(status: RunStatus): string {
   lines.pop();
   if (status.error) lines.push(`error: ${status.error}`);
   if (status.steps !== null) {
-    const rows = summaryRows(status.steps, (s: StepResult) => ({ success: s.success, notRun: s.not_run }));
+    // A large map's items are counted in its result's summary (result.items.jsonl holds them), not listed.
+    const rows = summaryRows(status.steps, (s: StepResult) => ({ success: s.success, notRun: s.not_run }), (s: StepResult) => tallyOfLines(s.item_lines));
     let w = 4;
     for (const row of rows) w = Math.max(w, row.key.length);
     w = Math.min(70, w);

@@ -87,4 +87,14 @@ describe("the watch view", () => {
     expect(text).toMatch(/p\.a +STEP_FAILED: command exited with status 3/);
     expect(text).toMatch(/p\.b +not run: CANCELLED \(DependencyNeverSatisfied\)/);
   });
+
+  it("counts a large map's items from its result's summary (the items are in result.items.jsonl, not listed)", () => {
+    const item_lines = { file: "result.items.jsonl", items: 5000, ok: 4990, failed: 10, not_run: 0, failed_items: [3, 7], slowest: [], cached_steps: 0, leaf_steps: { failed: 10, not_run: 0, ok_by_attempt: {} } };
+    const done = {
+      ...snapshot([job("j000", "p.m", "COMPLETED", null, [task(0, "COMPLETED", "done")])]),
+      steps: { "p.m": { success: true, failure: null, error: null, not_run: false, slurm_state: null, slurm_reason: null, item_lines } },
+      result: { success: true, failure: null, error: null, exit_code: 0 },
+    };
+    expect(formatStatus(done)).toMatch(/p\.m +ok; 5,000 items: 4,990 ok, 10 failed \(items 3, 7 and 8 more\)/);
+  });
 });
