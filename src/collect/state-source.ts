@@ -54,21 +54,25 @@ export function mapSource(states: ReadonlyMap<string, StateFile>, problems: read
   };
 }
 
-/** A states directory read as the merge asks: four system calls per file, each file read once. */
-export class DirSource implements StateSource {
-  private cache = new Map<string, ParsedState | null>();
-  private consumed = new Set<string>();
-  /** Every unusable file met, in the order met (the merge's, then the directory listing's). */
+/**
+ * What DirSource and SpoolSource share: each key's file read (and validated) once while the merge needs it,
+ * its problem reported once, and forgotten on release(). A subclass says how to read one key's file.
+ */
+abstract class CachedSource implements StateSource {
+  private readonly cache = new Map<string, ParsedState | null>();
+  private readonly consumed = new Set<string>();
+  /** Every unusable file met (the merge's, then the leftovers'). */
   readonly problems: StateProblem[] = [];
-  /** State files in the directory (counted by leftovers()). */
-  files = 0;
 
-  constructor(readonly dir: string) {}
+  /** The file of `key`, parsed and validated; null when there is none. */
+  protected abstract load(key: string): ParsedState | null;
 
-  private read(key: string): ParsedState | null {
+  abstract leftovers(inTree: (key: string) => boolean): { unknown: string[]; stray: StateProblem[] };
+
+  protected read(key: string): ParsedState | null {
     let r = this.cache.get(key);
     if (r === undefined) {
-      r = readStateFile(this.dir, `${key}.json`);
+      r = this.load(key);
       if (r !== null && !r.ok) this.problems.push({ file: `${key}.json`, error: r.error });
       this.cache.set(key, r);
     }
@@ -94,9 +98,23 @@ export class DirSource implements StateSource {
   release(): void {
     this.cache.clear();
   }
+}
+
+/** A states directory read as the merge asks: four system calls per file, each file read once. */
+export class DirSource extends CachedSource {
+  /** State files in the directory (counted by leftovers()). */
+  files = 0;
+
+  constructor(readonly dir: string) {
+    super();
+  }
+
+  protected load(key: string): ParsedState | null {
+    return readStateFile(this.dir, `${key}.json`);
+  }
 
   leftovers(inTree: (key: string) => boolean): { unknown: string[]; stray: StateProblem[] } {
-    this.cache.clear();
+    this.release();
     const badNames: StateProblem[] = [];
     const notInTree: StateProblem[] = [];
     const unknown: string[] = [];
@@ -144,19 +162,16 @@ const LENGTH_BITS = 2 ** 21;
  * (`states/<key>.json`); contents are validated when read. `close()`
  * removes the spool.
  */
-export class SpoolSource implements StateSource {
+export class SpoolSource extends CachedSource {
   private fd: number | null;
   private size = 0;
   private readonly index = new Map<string, number>();
   /** Files the transfer could not give (by key), and names that cannot be a step's. */
   private readonly keyedErrors = new Map<string, string>();
   private readonly badNames = new Map<string, StateProblem>();
-  private readonly cache = new Map<string, ParsedState | null>();
-  private readonly consumed = new Set<string>();
-  /** Every unusable file met (the merge's, then the leftovers'). */
-  readonly problems: StateProblem[] = [];
 
   constructor(readonly path: string) {
+    super();
     this.fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, 0o600);
     openSpools.add(path);
     if (!exitHook) {
@@ -202,44 +217,20 @@ export class SpoolSource implements StateSource {
     this.size += file.length;
   }
 
-  private read(key: string): ParsedState | null {
-    let r = this.cache.get(key);
-    if (r !== undefined) return r;
+  protected load(key: string): ParsedState | null {
     const at = this.index.get(key);
-    const error = this.keyedErrors.get(key);
     if (at !== undefined && this.fd !== null) {
       const length = at % LENGTH_BITS;
       const buf = Buffer.allocUnsafe(length);
       readSync(this.fd, buf, 0, length, (at - length) / LENGTH_BITS);
-      r = parseStateText(`${key}.json`, buf.toString("utf8"));
-    } else r = error !== undefined ? { ok: false, error } : null;
-    if (r !== null && !r.ok) this.problems.push({ file: `${key}.json`, error: r.error });
-    this.cache.set(key, r);
-    return r;
-  }
-
-  state(key: string): StateFile | undefined {
-    const r = this.read(key);
-    return r !== null && r.ok ? r.state : undefined;
-  }
-
-  problem(key: string): string | undefined {
-    const r = this.read(key);
-    return r !== null && !r.ok && !this.consumed.has(key) ? r.error : undefined;
-  }
-
-  consume(key: string): void {
-    this.consumed.add(key);
-  }
-
-  visit(): void {}
-
-  release(): void {
-    this.cache.clear();
+      return parseStateText(`${key}.json`, buf.toString("utf8"));
+    }
+    const error = this.keyedErrors.get(key);
+    return error !== undefined ? { ok: false, error } : null;
   }
 
   leftovers(inTree: (key: string) => boolean): { unknown: string[]; stray: StateProblem[] } {
-    this.cache.clear();
+    this.release();
     const unknown: string[] = [];
     const stray: StateProblem[] = [...this.badNames.values()];
     for (const key of this.index.keys()) {
