@@ -196,6 +196,21 @@ export function mergeRun(plan: CompiledPlan, remote: RemoteStates, jobs: readonl
   }
 }
 
+/** RemoteStates read one file at a time from `source`: its problems and file count are known once a merge has read it. */
+export function streamedStates(source: StateSource & { readonly problems: StateProblem[]; readonly files: number }, retries?: RetryRecords): RemoteStates {
+  return {
+    states: new Map(),
+    get problems() {
+      return source.problems;
+    },
+    get files() {
+      return source.files;
+    },
+    source,
+    ...(retries !== undefined ? { retries } : {}),
+  };
+}
+
 /** The run's state files as the merge should read them: one at a time where the executor can (local, spooled), else all at once. */
 export async function statesForMerge(run: RunExecutor): Promise<RemoteStates> {
   return run.streamStates !== undefined ? await run.streamStates() : run.readStates();
@@ -226,16 +241,7 @@ export async function spoolRemoteStates(transport: Transport, remoteDir: string,
     source.close();
     throw err;
   }
-  return {
-    states: new Map(),
-    get problems() {
-      return source.problems;
-    },
-    get files() {
-      return source.files;
-    },
-    source,
-  };
+  return streamedStates(source);
 }
 
 /**

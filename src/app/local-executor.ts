@@ -7,6 +7,7 @@
 import { open, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { DirSource, readStateDir } from "../collect/index.js";
+import { streamedStates } from "./collect.js";
 import type { CompiledPlan } from "../plan/plan.js";
 import { bundlePath } from "../local/index.js";
 import { pullLocalOutputs } from "../store/index.js";
@@ -99,18 +100,7 @@ export function localExecutor(store: RunStore, record: RunRecord, plan: Compiled
     },
     streamStates: async () => {
       const source = new DirSource(join(runDir, plan.layout.states));
-      const retries = hasRetries(plan) ? await readLocalRetryRecords(runDir) : undefined;
-      return {
-        states: new Map(),
-        get problems() {
-          return source.problems;
-        },
-        get files() {
-          return source.files;
-        },
-        source,
-        ...(retries !== undefined ? { retries } : {}),
-      };
+      return streamedStates(source, hasRetries(plan) ? await readLocalRetryRecords(runDir) : undefined);
     },
     cancel: async () => {
       const runId = executor.record.run_id;
