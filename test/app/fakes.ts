@@ -6,8 +6,9 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { preparePlan } from "../../src/app/prepare.js";
 import type { CompiledPlan } from "../../src/plan/plan.js";
-import { RunStore } from "../../src/runs/index.js";
-import type { RunRecord } from "../../src/runs/index.js";
+import { aggregateState } from "../../src/runs/job-status.js";
+import { RunStore, TaskTable } from "../../src/runs/index.js";
+import type { JobStatus, RunRecord, TaskStatus } from "../../src/runs/index.js";
 import type { ExecOptions, ExecResult, FetchedFile, GetFilesOptions, PutFilesOptions, ShellWord, Transport } from "../../src/transport/index.js";
 
 export const REPO = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..", "..");
@@ -165,4 +166,27 @@ export function stateJson(key: string, extra: Record<string, unknown> = {}): str
     key,
     ...extra,
   });
+}
+
+const PHASE_STATE = { pending: "PENDING", running: "RUNNING", done: "COMPLETED", failed: "FAILED" } as const;
+
+/** A job's status with its tasks in the given phases, in order. */
+export function phasedJob(id: string, label: string, slurm: string, phases: Array<TaskStatus["phase"]>, array: boolean): JobStatus {
+  const list: TaskStatus[] = phases.map((phase, i) => ({ task: i, taskId: i, slurmJobId: `${slurm}_${i}`, state: PHASE_STATE[phase], reason: null, exitCode: null, signal: null, phase, final: phase === "done" || phase === "failed" }));
+  const spec = array ? { offset: 0, count: list.length, total: list.length, chunk: 0, chunks: 1, throttle: null, indices: null } : null;
+  const tasks = TaskTable.build(spec, slurm, list.length, (i) => list[i] as TaskStatus);
+  const counts = { pending: 0, running: 0, done: 0, failed: 0 };
+  for (const t of list) counts[t.phase] += 1;
+  return {
+    job: id,
+    label,
+    slurmJobId: slurm,
+    steps: [],
+    array: spec === null ? null : { offset: 0, count: list.length, total: list.length, chunk: 0, chunks: 1 },
+    ...aggregateState(list),
+    final: list.every((t) => t.final),
+    counts,
+    states: tasks.tally(),
+    tasks,
+  };
 }

@@ -9,10 +9,9 @@ import { endEvent, jobEvent, progressEvent, startEvent, stateEvent, watchEventSc
 import { clipStart, durationText, plainLine, progressBar, progressFrame, rateText, rowLine } from "../../src/app/progress-view.js";
 import type { RunStatus } from "../../src/app/status.js";
 import type { StateFile } from "../../src/plan/state-file.js";
-import { TaskTable, totalCounts } from "../../src/runs/index.js";
-import { aggregateState } from "../../src/runs/job-status.js";
+import { totalCounts } from "../../src/runs/index.js";
 import type { JobStatus, TaskStatus } from "../../src/runs/index.js";
-import { tempRun } from "./fakes.js";
+import { phasedJob as job, tempRun } from "./fakes.js";
 import type { TempRun } from "./fakes.js";
 
 let run: TempRun | undefined;
@@ -21,28 +20,6 @@ afterEach(() => {
   run = undefined;
 });
 
-const PHASE_STATE = { pending: "PENDING", running: "RUNNING", done: "COMPLETED", failed: "FAILED" } as const;
-
-/** A job's status with its tasks in the given phases, in order. */
-function job(id: string, label: string, slurm: string, phases: Array<TaskStatus["phase"]>, array: boolean): JobStatus {
-  const list: TaskStatus[] = phases.map((phase, i) => ({ task: i, taskId: i, slurmJobId: `${slurm}_${i}`, state: PHASE_STATE[phase], reason: null, exitCode: null, signal: null, phase, final: phase === "done" || phase === "failed" }));
-  const spec = array ? { offset: 0, count: list.length, total: list.length, chunk: 0, chunks: 1, throttle: null, indices: null } : null;
-  const tasks = TaskTable.build(spec, slurm, list.length, (i) => list[i] as TaskStatus);
-  const counts = { pending: 0, running: 0, done: 0, failed: 0 };
-  for (const t of list) counts[t.phase] += 1;
-  return {
-    job: id,
-    label,
-    slurmJobId: slurm,
-    steps: [],
-    array: spec === null ? null : { offset: 0, count: list.length, total: list.length, chunk: 0, chunks: 1 },
-    ...aggregateState(list),
-    final: list.every((t) => t.final),
-    counts,
-    states: tasks.tally(),
-    tasks,
-  };
-}
 
 function status(jobs: JobStatus[], extra: Partial<RunStatus> = {}): RunStatus {
   return {

@@ -4,13 +4,13 @@
  * module it resolves); `inspect` and `report` load theirs when they run.
  */
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildCli } from "../support/build-cli.js";
+import { writeLoadHook } from "../support/load-hook.js";
 
 const HEAVY = /gltf-transform|gltf-validator|\/src\/report\/|\/mini-inspector\/inspector\.js/;
 let dir: string;
@@ -20,10 +20,7 @@ let hook: string;
 beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), "hpcpipe-lazy-"));
   main = await buildCli(dir);
-  const resolver = path.join(dir, "hook.mjs");
-  writeFileSync(resolver, "export async function resolve(s, c, next) { const r = await next(s, c); process.stderr.write(`LOADED ${r.url}\\n`); return r; }\n");
-  hook = path.join(dir, "register.mjs");
-  writeFileSync(hook, `import { register } from "node:module";\nregister(${JSON.stringify(pathToFileURL(resolver).href)});\n`);
+  hook = writeLoadHook(dir);
 }, 300_000);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

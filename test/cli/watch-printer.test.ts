@@ -6,11 +6,10 @@ import { afterEach, describe, expect, it } from "vitest";
 import { watchPrinter } from "../../cli/watch-printer.js";
 import { watchEventSchema } from "../../src/app/progress-events.js";
 import type { RunStatus } from "../../src/app/status.js";
-import { TaskTable, totalCounts } from "../../src/runs/index.js";
-import type { JobStatus, TaskStatus } from "../../src/runs/index.js";
-import { aggregateState } from "../../src/runs/job-status.js";
+import { totalCounts } from "../../src/runs/index.js";
+import type { TaskStatus } from "../../src/runs/index.js";
 import type { StateFile } from "../../src/plan/state-file.js";
-import { tempRun } from "../app/fakes.js";
+import { phasedJob as job, tempRun } from "../app/fakes.js";
 import type { TempRun } from "../app/fakes.js";
 
 let run: TempRun | undefined;
@@ -19,16 +18,6 @@ afterEach(() => {
   run = undefined;
 });
 
-const PHASE_STATE = { pending: "PENDING", running: "RUNNING", done: "COMPLETED", failed: "FAILED" } as const;
-
-function job(id: string, label: string, slurm: string, phases: Array<TaskStatus["phase"]>, array: boolean): JobStatus {
-  const list: TaskStatus[] = phases.map((phase, i) => ({ task: i, taskId: i, slurmJobId: `${slurm}_${i}`, state: PHASE_STATE[phase], reason: null, exitCode: null, signal: null, phase, final: phase === "done" || phase === "failed" }));
-  const spec = array ? { offset: 0, count: list.length, total: list.length, chunk: 0, chunks: 1, throttle: null, indices: null } : null;
-  const tasks = TaskTable.build(spec, slurm, list.length, (i) => list[i] as TaskStatus);
-  const counts = { pending: 0, running: 0, done: 0, failed: 0 };
-  for (const t of list) counts[t.phase] += 1;
-  return { job: id, label, slurmJobId: slurm, steps: [], array: spec === null ? null : { offset: 0, count: list.length, total: list.length, chunk: 0, chunks: 1 }, ...aggregateState(list), final: list.every((t) => t.final), counts, states: tasks.tally(), tasks };
-}
 
 function snapshot(done: number, running: number, failed = 0, last: TaskStatus["phase"] = "pending"): RunStatus {
   const items: Array<TaskStatus["phase"]> = [...Array<TaskStatus["phase"]>(done).fill("done"), ...Array<TaskStatus["phase"]>(failed).fill("failed"), ...Array<TaskStatus["phase"]>(running).fill("running")];
