@@ -103,3 +103,64 @@ describe("TaskEnds with items done before the submission", () => {
     }
   });
 });
+
+describe("TaskEnds.isFailure: only a failure that fails its task is worth a scheduler query", () => {
+  /** A packed map of 4 items; `allowItems`: continue_on_item_error; step two has continue_on_error. */
+  function plan(allowItems: boolean): CompiledPlan {
+    const spec = path.join(dir, `failures-${String(allowItems)}.yaml`);
+    writeFileSync(
+      spec,
+      [
+        "name: packed",
+        "steps:",
+        "  - map: m",
+        "    items: [a, b, c, d]",
+        "    items_per_task: 2",
+        `    continue_on_item_error: ${String(allowItems)}`,
+        "    steps:",
+        "      - step: one",
+        '        run: "true"',
+        "      - step: two",
+        '        run: "true"',
+        "        continue_on_error: true",
+        "",
+      ].join("\n"),
+    );
+    return preparePlan({ spec, cluster: LOCALCLUSTER, runId: "20260101-000000-abcdef" }).plan;
+  }
+  const failed = (p: CompiledPlan, key: string) => ({ state: state(p, key, { arrayJob: "500", success: false }), fresh: true });
+
+  it("a failed step and its failed item fail the task when the map does not go on", () => {
+    const p = plan(false);
+    const ends = new TaskEnds(p, { j000: "500" });
+    ends.apply("packed.m.1.one", failed(p, "packed.m.1.one"));
+    ends.apply("packed.m.1", failed(p, "packed.m.1"));
+    expect(ends.isFailure("packed.m.1.one")).toBe(true);
+    expect(ends.isFailure("packed.m.1")).toBe(true);
+  });
+
+  it("a step with continue_on_error fails nothing", () => {
+    const p = plan(false);
+    const ends = new TaskEnds(p, { j000: "500" });
+    ends.apply("packed.m.1.two", failed(p, "packed.m.1.two"));
+    expect(ends.isFailure("packed.m.1.two")).toBe(false);
+  });
+
+  it("with continue_on_item_error, an item's failures fail nothing", () => {
+    const p = plan(true);
+    const ends = new TaskEnds(p, { j000: "500" });
+    ends.apply("packed.m.2.one", failed(p, "packed.m.2.one"));
+    ends.apply("packed.m.2", failed(p, "packed.m.2"));
+    expect(ends.isFailure("packed.m.2.one")).toBe(false);
+    expect(ends.isFailure("packed.m.2")).toBe(false);
+  });
+
+  it("a fresh file of unknown content is still worth a query; another submission's failure is not", () => {
+    const p = plan(true);
+    const ends = new TaskEnds(p, { j000: "500" });
+    ends.apply("packed.m.3", { state: null, fresh: true });
+    expect(ends.isFailure("packed.m.3")).toBe(true);
+    ends.apply("packed.m.0.one", { state: state(p, "packed.m.0.one", { arrayJob: "77", success: false }), fresh: false });
+    expect(ends.isFailure("packed.m.0.one")).toBe(false);
+  });
+});
