@@ -36,6 +36,15 @@ interface FileEntry {
   parsed: { ok: true; key: string; state: StateFile } | { ok: false; error: string } | null;
 }
 
+/** Most state files whose texts a watch keeps for the merge at its end (HPCPIPE_WATCH_KEEP_FILES; default 20,000). */
+export function keptFilesMax(env: NodeJS.ProcessEnv = process.env): number {
+  const text = env.HPCPIPE_WATCH_KEEP_FILES;
+  if (text === undefined || text === "") return 20_000;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`HPCPIPE_WATCH_KEEP_FILES must be a whole number >= 0 (got '${text}')`);
+  return n;
+}
+
 /** Whether the environment asks for polling only (HPCPIPE_WATCH=poll). */
 export function eventsAllowed(env: NodeJS.ProcessEnv = process.env): boolean {
   return env.HPCPIPE_WATCH !== "poll";
@@ -85,12 +94,15 @@ export async function watchByEvents(run: RunExecutor, options: WatchOptions): Pr
   const retrack = (): void => {
     if (run.plan === trackedPlan) return;
     trackedPlan = run.plan;
-    tracker = new TaskEnds(run.plan, run.record.jobs);
-    for (const [name, entry] of files) {
-      if (entry.parsed === null || entry.parsed.ok) tracker.apply(name.slice(0, -".json".length), { state: entry.parsed?.ok ? entry.parsed.state : null, fresh: ready });
-    }
+    const next = new TaskEnds(run.plan, run.record.jobs);
+    next.adopt(tracker);
+    tracker = next;
   };
+  // The files' texts, for a merge at the end without fetching them again; not kept for a large run (its
+  // merge fetches them: holding a million items' files would take gigabytes).
   const files = new Map<string, FileEntry>();
+  const keepMax = keptFilesMax();
+  let kept = true;
   const queue: WatchEvent[] = [];
   const cadence = new SchedulerCadence(cadencePolicy(options.cadence), clock(), true);
   const polling = new PollInterval(options.policy ?? run.pollPolicy, options.random);
@@ -145,7 +157,12 @@ export async function watchByEvents(run: RunExecutor, options: WatchOptions): Pr
   let held: Array<Extract<WatchEvent, { kind: "state" }>> = [];
   const apply = (event: Extract<WatchEvent, { kind: "state" }>): boolean => {
     const entry: FileEntry = { text: event.text, parsed: event.text === null ? null : parseStateText(event.name, event.text) };
-    files.set(event.name, entry);
+    if (kept && files.size >= keepMax && !files.has(event.name)) {
+      kept = false;
+      files.clear();
+      debug(`more than ${keepMax} state files: the merge at the end will fetch them`);
+    }
+    if (kept) files.set(event.name, entry);
     const key = event.name.slice(0, -".json".length);
     if (entry.parsed !== null && !entry.parsed.ok) debug(`state watcher: ${event.name}: ${entry.parsed.error}`);
     const state = entry.parsed?.ok ? entry.parsed.state : null;
@@ -187,7 +204,7 @@ export async function watchByEvents(run: RunExecutor, options: WatchOptions): Pr
     // Not awaited: the watcher ends at its stdin's EOF within a tick, and nothing here needs it any more.
     void watcher?.close();
     watcher = null;
-    const remote = (complete ? statesFromEvents(files) : null) ?? (await statesForMerge(run));
+    const remote = (complete && kept ? statesFromEvents(files) : null) ?? (await statesForMerge(run));
     const merged = mergeRun(run.plan, remote, status.jobs, status.polled_at, await run.store.resultDir(run.record.run_id));
     const done = { ...status, ...resultsOf(merged, remote) };
     options.onUpdate?.(done, changed);

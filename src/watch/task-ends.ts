@@ -7,29 +7,22 @@
  * left to the scheduler, which knows why.
  */
 import { bodyOfItem, concreteKey, itemsOfTask } from "../collect/job-index.js";
-import type { CompiledPlan, PlanJob } from "../plan/plan.js";
+import { itemsPerTaskOf } from "../plan/plan.js";
+import type { CompiledPlan, PlanJob, PlanStep } from "../plan/plan.js";
 import type { StateFile } from "../plan/state-file.js";
 import { arrayTaskIds, logicalTask } from "../plan/task-map.js";
 import { aggregateState, countPhases } from "../runs/job-status.js";
 import type { JobStatus } from "../runs/job-status.js";
 import type { TaskKind } from "../runs/task-table.js";
 
-/** One item of a task: what has to be there for it to have ended. */
-interface ItemCheck {
-  unitKey: string | null;
-  /** The unit may fail without failing the task. */
-  unitAllowed: boolean;
-  steps: Array<{ key: string; allowed: boolean; signature: string; skippable: boolean }>;
+/** What the watch knows of a state file: its content, or null when it was announced without content. */
+export interface KnownFile {
+  state: StateFile | null;
+  /** Sent after the watcher's first scan: new during this watch. */
+  fresh: boolean;
 }
 
-interface TaskSlot {
-  job: PlanJob;
-  jobIndex: number;
-  taskId: number;
-  items: ItemCheck[];
-}
-
-/** What the files say about one task. */
+/** What a task's files say (see TaskEnds). */
 export type FileVerdict =
   | { kind: "none" }
   | { kind: "running" }
@@ -37,61 +30,204 @@ export type FileVerdict =
   /** A step was killed: only the scheduler can say how the task ended. */
   | { kind: "killed" };
 
-/** A state file as the watch knows it: its content, or null when it was announced without content. */
-export interface KnownFile {
-  state: StateFile | null;
-  /** Sent after the watcher's first scan: new during this watch. */
-  fresh: boolean;
+/*
+ * What is kept of each state file: one small integer, not the file. A million-item map's three million
+ * files would otherwise be held whole for the length of the watch. Bits 0-7 are the flags below; the rest
+ * is the index of the file's SLURM job id (the array job's, else the job's) in `#owners`.
+ */
+const PRESENT = 1;
+const FRESH = 2;
+/** Announced without content (too large, or unreadable): it exists, nothing more is known. */
+const NO_CONTENT = 4;
+const SUCCESS = 8;
+/** The state's signature is its step's (so the job skips an earlier success of it). */
+const SAME_DEFINITION = 16;
+const CACHED = 32;
+/** A step killed by a signal (meta.reason TERMINATED). */
+const TERMINATED = 64;
+const FLAGS = 256;
+
+interface TaskSlot {
+  job: PlanJob;
+  taskId: number;
+  /** The items (map items, a packed group's children) the task runs. */
+  items: number[];
+  /** One code per (item, position): position < steps is a step, position `width - 1` the item's unit. */
+  codes: Int32Array | null;
+  /** The verdict of the codes, until one of them changes. */
+  verdict: FileVerdict | null;
 }
 
-export class TaskEnds {
-  readonly #tasks: TaskSlot[] = [];
-  /** Step key → the tasks whose verdict it can change. */
-  readonly #byKey = new Map<string, TaskSlot>();
-  readonly #files = new Map<string, KnownFile>();
-  /** Keys whose failure does not fail their task (continue_on_error on the step, its item allowed to fail). */
-  readonly #allowed = new Set<string>();
+/** Where a key's code lives. */
+interface Place {
+  slot: TaskSlot;
+  at: number;
+  /** The step (null: the unit). */
+  step: PlanStep | null;
+}
 
+interface MapJob {
+  job: PlanJob;
+  slots: TaskSlot[];
+  /** Logical task -> slot index, for remapped arrays (a resume's). */
+  byTask: Map<number, number> | null;
+  perTask: number;
+}
+
+/** Positions per item: every step of the widest body, then the unit. */
+function widthOf(job: PlanJob): number {
+  return Math.max(0, ...job.bodies.map((b) => b.steps.length)) + 1;
+}
+
+/**
+ * Pure, and small: one integer per state file and one slot per task. Keys of a
+ * map whose key is concrete are found from the map key and the item index in
+ * them (nothing is indexed per item); other jobs' keys (plain steps, groups,
+ * maps inside maps) are indexed whole. Like the merger, a later job running
+ * the same key wins.
+ */
+export class TaskEnds {
+  readonly #slots: TaskSlot[] = [];
+  /** Map key -> its map jobs, the latest first. */
+  readonly #maps = new Map<string, MapJob[]>();
+  /** Keys of the other jobs. */
+  readonly #fixed = new Map<string, Place>();
+  /** SLURM job ids met in state files; a code holds the index. */
+  readonly #owners: string[] = [];
+  readonly #ownerIndex = new Map<string, number>();
   constructor(
     plan: CompiledPlan,
     private readonly slurmIds: Readonly<Record<string, string>>,
   ) {
-    plan.jobs.forEach((job, jobIndex) => {
+    for (const job of plan.jobs) {
       // A retry controller writes no state files: only the scheduler knows how it ended.
-      if (slurmIds[job.id] === undefined || job.retry !== undefined) return;
+      if (slurmIds[job.id] === undefined || job.retry !== undefined) continue;
+      const concreteMap = job.shape === "map" && job.map !== undefined && !job.map.key.includes("{");
+      const slots: TaskSlot[] = [];
       for (const taskId of arrayTaskIds(job)) {
-        const task = logicalTask(job.array, taskId);
-        const items: ItemCheck[] = [];
-        for (const item of itemsOfTask(plan, job, task)) {
-          const body = bodyOfItem(job, taskId, item);
-          if (body === undefined) continue;
-          items.push({
-            unitKey: body.unitKey === null ? null : concreteKey(body.unitKey, item),
-            unitAllowed: body.continue_on_error === true,
-            // An idempotent step is skipped by the job when an earlier success of its definition is there; a
-            // step restored from the step cache always is (templates/lib.sh _hp_already_done, _hp_restored).
-            steps: body.steps.map((s) => ({ key: concreteKey(s.key, item), allowed: s.continue_on_error, signature: s.signature, skippable: s.idempotent })),
-          });
-        }
-        const slot: TaskSlot = { job, jobIndex, taskId, items };
-        this.#tasks.push(slot);
-        for (const it of items) {
-          if (it.unitKey !== null) this.#byKey.set(it.unitKey, slot);
-          if (it.unitKey !== null && it.unitAllowed) this.#allowed.add(it.unitKey);
-          for (const s of it.steps) {
-            this.#byKey.set(s.key, slot);
-            if (s.allowed || (it.unitKey !== null && it.unitAllowed)) this.#allowed.add(s.key);
-          }
-        }
+        const slot: TaskSlot = { job, taskId, items: itemsOfTask(plan, job, logicalTask(job.array, taskId)), codes: null, verdict: null };
+        slots.push(slot);
+        this.#slots.push(slot);
+        if (!concreteMap) this.#indexSlot(slot);
       }
+      if (concreteMap && job.map !== undefined) {
+        const array = job.array;
+        const byTask = array?.indices == null ? null : new Map(array.indices.map((logical, id) => [logical, id]));
+        const list = this.#maps.get(job.map.key) ?? [];
+        list.unshift({ job, slots, byTask, perTask: itemsPerTaskOf(job) });
+        this.#maps.set(job.map.key, list);
+      }
+    }
+  }
+
+  #indexSlot(slot: TaskSlot): void {
+    const width = widthOf(slot.job);
+    slot.items.forEach((item, k) => {
+      const body = bodyOfItem(slot.job, slot.taskId, item);
+      if (body === undefined) return;
+      if (body.unitKey !== null) this.#fixed.set(concreteKey(body.unitKey, item), { slot, at: k * width + width - 1, step: null });
+      body.steps.forEach((step, p) => this.#fixed.set(concreteKey(step.key, item), { slot, at: k * width + p, step }));
     });
   }
 
-  /** Records a state file (by step key); returns the verdict of the task it belongs to, or null when it belongs to none. */
-  apply(key: string, file: KnownFile): FileVerdict | null {
-    this.#files.set(key, file);
-    const slot = this.#byKey.get(key);
-    return slot === undefined ? null : this.#verdict(slot);
+  /** The slot and position of a key of a map job: `<map key>.<item>` (the unit) or one of the item's steps. */
+  #placeInMap(key: string): Place | undefined {
+    for (const [mapKey, jobs] of this.#maps) {
+      if (!key.startsWith(`${mapKey}.`)) continue;
+      const rest = key.slice(mapKey.length + 1);
+      const dot = rest.indexOf(".");
+      const segment = dot === -1 ? rest : rest.slice(0, dot);
+      if (!/^(0|[1-9]\d*)$/.test(segment)) continue;
+      const item = Number(segment);
+      for (const { job, slots, byTask, perTask } of jobs) {
+        const task = perTask <= 1 ? item : Math.floor(item / perTask);
+        const taskId = byTask !== null ? byTask.get(task) : job.array === null ? (task === 0 ? 0 : undefined) : task - job.array.offset;
+        const slot = taskId === undefined ? undefined : slots[taskId];
+        if (slot === undefined) continue;
+        const k = perTask <= 1 ? 0 : item - (slot.items[0] ?? 0);
+        if (slot.items[k] !== item) continue;
+        const body = bodyOfItem(job, slot.taskId, item);
+        if (body === undefined) continue;
+        const width = widthOf(job);
+        if (body.unitKey !== null && concreteKey(body.unitKey, item) === key) return { slot, at: k * width + width - 1, step: null };
+        const p = body.steps.findIndex((s) => concreteKey(s.key, item) === key);
+        if (p !== -1) return { slot, at: k * width + p, step: body.steps[p] as PlanStep };
+      }
+    }
+    return undefined;
+  }
+
+  #place(key: string): Place | undefined {
+    return this.#placeInMap(key) ?? this.#fixed.get(key);
+  }
+
+  #owner(id: string): number {
+    let n = this.#ownerIndex.get(id);
+    if (n === undefined) {
+      n = this.#owners.length;
+      this.#owners.push(id);
+      this.#ownerIndex.set(id, n);
+    }
+    return n;
+  }
+
+  /** Records a state file (by step key); false when it belongs to no task. The task's verdict is judged when asked. */
+  apply(key: string, file: KnownFile): boolean {
+    const place = this.#place(key);
+    if (place === undefined) return false;
+    const { slot, at, step } = place;
+    const state = file.state;
+    let code = PRESENT | (file.fresh ? FRESH : 0);
+    if (state === null) code |= NO_CONTENT;
+    else {
+      if (state.success) code |= SUCCESS;
+      if (step !== null && state.signature === step.signature) code |= SAME_DEFINITION;
+      if (state.cached !== undefined) code |= CACHED;
+      if (state.meta.reason === "TERMINATED") code |= TERMINATED;
+      const owner = state.slurm?.array_job_id ?? state.slurm?.job_id;
+      code += FLAGS * (owner === undefined ? 0 : this.#owner(owner) + 1);
+    }
+    slot.codes ??= new Int32Array(slot.items.length * widthOf(slot.job));
+    slot.codes[at] = code;
+    slot.verdict = null;
+    return true;
+  }
+
+  /** Every file this tracker knows, as `apply` would take it again: what a tracker of a changed plan starts from. */
+  adopt(from: TaskEnds): void {
+    for (const slot of from.#slots) {
+      if (slot.codes === null) continue;
+      const width = widthOf(slot.job);
+      slot.items.forEach((item, k) => {
+        const body = bodyOfItem(slot.job, slot.taskId, item);
+        if (body === undefined) return;
+        const keys: Array<[string, number, PlanStep | null]> = body.steps.map((s, p) => [concreteKey(s.key, item), k * width + p, s]);
+        if (body.unitKey !== null) keys.push([concreteKey(body.unitKey, item), k * width + width - 1, null]);
+        for (const [key, at, oldStep] of keys) {
+          const code = slot.codes?.[at] ?? 0;
+          if (code === 0) continue;
+          const place = this.#place(key);
+          if (place === undefined) continue;
+          const ownerAt = Math.floor(code / FLAGS);
+          const owner = ownerAt === 0 ? 0 : this.#owner(from.#owners[ownerAt - 1] as string) + 1;
+          let flags = code % FLAGS;
+          // The same definition as the step that runs the key now.
+          if (place.step === null || oldStep === null || place.step.signature !== oldStep.signature) flags &= ~SAME_DEFINITION;
+          place.slot.codes ??= new Int32Array(place.slot.items.length * widthOf(place.slot.job));
+          place.slot.codes[place.at] = flags + FLAGS * owner;
+          place.slot.verdict = null;
+        }
+      });
+    }
+  }
+
+  /** The code of position `at` when its file was written by the current submission of the slot's job; else 0. */
+  #current(slot: TaskSlot, at: number): number {
+    const code = slot.codes?.[at] ?? 0;
+    if (code === 0) return 0;
+    if (code & NO_CONTENT) return code & FRESH ? code : 0;
+    const ownerAt = Math.floor(code / FLAGS);
+    return ownerAt !== 0 && this.#owners[ownerAt - 1] === this.slurmIds[slot.job.id] ? code : 0;
   }
 
   /**
@@ -101,34 +237,40 @@ export class TaskEnds {
    * 400 tolerated failures must not make 400 queries.
    */
   isFailure(key: string): boolean {
-    const slot = this.#byKey.get(key);
-    if (slot === undefined) return false;
-    const file = this.#current(key, slot.job);
-    if (file === null) return false;
-    return file.state === null || (!file.state.success && !this.#allowed.has(key));
+    const place = this.#place(key);
+    if (place === undefined) return false;
+    const code = this.#current(place.slot, place.at);
+    if (code === 0) return false;
+    if (code & NO_CONTENT) return true;
+    if (code & SUCCESS) return false;
+    const width = widthOf(place.slot.job);
+    const body = bodyOfItem(place.slot.job, place.slot.taskId, place.slot.items[Math.floor(place.at / width)] as number);
+    const unitAllowed = body !== undefined && body.unitKey !== null && body.continue_on_error === true;
+    return !(unitAllowed || (place.step?.continue_on_error ?? false));
   }
 
   /** Every task of a submitted job has ended by its files. */
   allEnded(): boolean {
-    return this.#tasks.every((t) => this.#verdict(t).kind === "ended");
+    return this.#slots.every((t) => this.#verdict(t).kind === "ended");
   }
 
   /** The jobs with what the files say laid over the scheduler's last answer: a task the files end is final. */
   overlay(jobs: readonly JobStatus[]): JobStatus[] {
-    const verdicts = new Map<string, Map<number, FileVerdict>>();
-    for (const t of this.#tasks) {
-      const byTask = verdicts.get(t.job.id) ?? new Map<number, FileVerdict>();
-      byTask.set(t.taskId, this.#verdict(t));
-      verdicts.set(t.job.id, byTask);
+    const byJob = new Map<string, TaskSlot[]>();
+    for (const t of this.#slots) {
+      const list = byJob.get(t.job.id) ?? [];
+      list[t.taskId] = t;
+      byJob.set(t.job.id, list);
     }
     return jobs.map((job) => {
-      const byTask = verdicts.get(job.job);
-      if (byTask === undefined) return job;
+      const slots = byJob.get(job.job);
+      if (slots === undefined) return job;
       let touched = false;
       const tasks = job.tasks.rebuild((taskId): TaskKind => {
         const kind = job.tasks.kindAt(taskId) as TaskKind;
-        const v = byTask.get(taskId);
-        if (v === undefined || kind.final) return kind;
+        const slot = slots[taskId];
+        if (slot === undefined || kind.final) return kind;
+        const v = this.#verdict(slot);
         if (v.kind === "ended") {
           touched = true;
           return { ...kind, state: v.failed ? "FAILED" : "COMPLETED", reason: null, phase: v.failed ? "failed" : "done", final: true };
@@ -144,25 +286,17 @@ export class TaskEnds {
     });
   }
 
-  /** The file of `key` when it was written by the current submission of its job. */
-  #current(key: string, job: PlanJob): { state: StateFile | null } | null {
-    const file = this.#files.get(key);
-    if (file === undefined) return null;
-    if (file.state === null) return file.fresh ? { state: null } : null;
-    const slurm = file.state.slurm;
-    const id = job.array === null ? slurm?.job_id : slurm?.array_job_id;
-    return id !== undefined && id === this.slurmIds[job.id] ? { state: file.state } : null;
-  }
-
   #verdict(slot: TaskSlot): FileVerdict {
+    if (slot.verdict !== null) return slot.verdict;
     let seen = false;
     let failed = false;
     let open = false;
-    for (const item of slot.items) {
-      const outcome = this.#itemOutcome(slot.job, item);
-      if (outcome === "killed") return { kind: "killed" };
-      if (outcome === "skipped") continue;
-      if (outcome === "open") open = true;
+    let verdict: FileVerdict | null = null;
+    for (let k = 0; k < slot.items.length && verdict === null; k++) {
+      const outcome = this.#itemOutcome(slot, k);
+      if (outcome === "killed") verdict = { kind: "killed" };
+      else if (outcome === "skipped") continue;
+      else if (outcome === "open") open = true;
       else if (outcome === "open-started") {
         open = true;
         seen = true;
@@ -171,47 +305,53 @@ export class TaskEnds {
         if (outcome === "failed") failed = true;
       }
     }
-    if (!open) return { kind: "ended", failed };
-    return seen ? { kind: "running" } : { kind: "none" };
+    verdict ??= !open ? { kind: "ended", failed } : seen ? { kind: "running" } : { kind: "none" };
+    slot.verdict = verdict;
+    return verdict;
   }
 
   /**
-   * The file of `step` is an earlier success the job skips: written before this submission (a resume's
+   * The file at `at` is an earlier success the job skips: written before this submission (a resume's
    * earlier attempt, or restored from the step cache), successful, of the same definition.
    */
-  #doneBefore(step: ItemCheck["steps"][number], job: PlanJob): boolean {
-    const state = this.#files.get(step.key)?.state;
-    if (state === undefined || state === null || !state.success || state.signature !== step.signature) return false;
-    if (this.#current(step.key, job) !== null) return false;
-    return step.skippable || state.cached !== undefined;
+  #doneBefore(slot: TaskSlot, at: number, step: PlanStep): boolean {
+    const code = slot.codes?.[at] ?? 0;
+    if (!(code & SUCCESS) || !(code & SAME_DEFINITION) || code & NO_CONTENT) return false;
+    if (this.#current(slot, at) !== 0) return false;
+    return step.idempotent || (code & CACHED) !== 0;
   }
 
   /** "skipped": the job skips the whole item (ended, but no sign that the task started). */
-  #itemOutcome(job: PlanJob, item: ItemCheck): "open" | "open-started" | "ok" | "skipped" | "failed" | "killed" {
+  #itemOutcome(slot: TaskSlot, k: number): "open" | "open-started" | "ok" | "skipped" | "failed" | "killed" {
+    const body = bodyOfItem(slot.job, slot.taskId, slot.items[k] as number);
+    if (body === undefined) return "skipped";
+    const width = widthOf(slot.job);
+    const base = k * width;
+    const steps = body.steps;
     let started = false;
-    for (const step of item.steps) {
-      const file = this.#current(step.key, job);
-      if (file === null) break;
+    for (let p = 0; p < steps.length; p++) {
+      const code = this.#current(slot, base + p);
+      if (code === 0) break;
       started = true;
-      const state = file.state;
-      if (state === null) continue;
-      if (state.meta.reason === "TERMINATED") return "killed";
-      if (!state.success && !step.allowed && item.unitKey === null) return "failed";
+      if (code & NO_CONTENT) continue;
+      if (code & TERMINATED) return "killed";
+      if (!(code & SUCCESS) && !(steps[p] as PlanStep).continue_on_error && body.unitKey === null) return "failed";
     }
     // Every step an earlier success the job skips (a packed task's restored or resumed items): nothing of this
     // item will be written, and its unit keeps its earlier state.
-    const skipped = item.steps.length > 0 && item.steps.every((step) => this.#doneBefore(step, job));
-    if (item.unitKey !== null) {
-      const unit = this.#current(item.unitKey, job);
-      if (unit === null) {
-        if (skipped && this.#files.get(item.unitKey)?.state?.success === true) return "skipped";
+    const skipped = steps.length > 0 && steps.every((step, p) => this.#doneBefore(slot, base + p, step));
+    if (body.unitKey !== null) {
+      const at = base + width - 1;
+      const unit = this.#current(slot, at);
+      if (unit === 0) {
+        if (skipped && ((slot.codes?.[at] ?? 0) & (SUCCESS | NO_CONTENT)) === SUCCESS) return "skipped";
         return started ? "open-started" : "open";
       }
-      if (unit.state === null) return "ok";
-      return unit.state.success || item.unitAllowed ? "ok" : "failed";
+      if (unit & NO_CONTENT) return "ok";
+      return unit & SUCCESS || body.continue_on_error === true ? "ok" : "failed";
     }
     if (skipped) return "skipped";
-    for (const step of item.steps) if (this.#current(step.key, job) === null && !this.#doneBefore(step, job)) return started ? "open-started" : "open";
+    for (let p = 0; p < steps.length; p++) if (this.#current(slot, base + p) === 0 && !this.#doneBefore(slot, base + p, steps[p] as PlanStep)) return started ? "open-started" : "open";
     return "ok";
   }
 }

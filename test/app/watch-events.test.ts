@@ -154,6 +154,26 @@ describe("watching by state-file events (a scripted watcher, a fake scheduler)",
     expect(outcome.status.jobs.map((j) => j.state)).toEqual(["COMPLETED", "COMPLETED", "COMPLETED"]);
   });
 
+  it("keeps no state file's text past HPCPIPE_WATCH_KEEP_FILES: the end still comes from the files, and the merge fetches them once", async () => {
+    run = await tempRun("examples/specs/thumbnail-shape.yaml");
+    const h = harness(run);
+    pendingRun(h.fake);
+    const all = [...keysOf(run.plan).values()].flat();
+    expect(all.length).toBeGreaterThan(3);
+    const before = process.env.HPCPIPE_WATCH_KEEP_FILES;
+    process.env.HPCPIPE_WATCH_KEEP_FILES = "3";
+    try {
+      const outcome = await h.watch({}, (w) => w.send("H 2 4242", "E", "R scan", ...all.map((k) => h.line(k)), "E"));
+      expect(outcome.status.final).toBe(true);
+      expect(outcome.queries).toBe(1);
+      expect(h.fake.gets).toHaveLength(1);
+      expect(h.debug.some((m) => m.includes("more than 3 state files"))).toBe(true);
+    } finally {
+      if (before === undefined) delete process.env.HPCPIPE_WATCH_KEEP_FILES;
+      else process.env.HPCPIPE_WATCH_KEEP_FILES = before;
+    }
+  });
+
   it("applies a scan's files together: an item's unit file sent before its step's file (glob order) does not end the watch without the step", async () => {
     run = await tempRun("examples/specs/batch-map.yaml");
     const h = harness(run);

@@ -164,3 +164,22 @@ describe("TaskEnds.isFailure: only a failure that fails its task is worth a sche
     expect(ends.isFailure("packed.m.0.one")).toBe(false);
   });
 });
+
+describe("TaskEnds.adopt: a tracker of a changed plan starts from what the last one knew", () => {
+  it("carries every file over, judged by the new tracker's SLURM job ids", () => {
+    const plan = packedPlan(false);
+    const old = new TaskEnds(plan, { j000: "500" });
+    for (const i of [0, 1, 2, 3]) {
+      old.apply(`packed.m.${i}.one`, { state: state(plan, `packed.m.${i}.one`, { arrayJob: "500" }), fresh: true });
+      old.apply(`packed.m.${i}`, { state: state(plan, `packed.m.${i}`, { arrayJob: "500", signature: "" }), fresh: true });
+    }
+    expect(old.allEnded()).toBe(true);
+    const same = new TaskEnds(plan, { j000: "500" });
+    expect(same.allEnded()).toBe(false);
+    same.adopt(old);
+    expect(same.allEnded()).toBe(true);
+    const other = new TaskEnds(plan, { j000: "600" });
+    other.adopt(old);
+    expect(other.allEnded()).toBe(false);
+  });
+});
