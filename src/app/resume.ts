@@ -13,30 +13,39 @@ export class ResumeError extends Error {
   override name = "ResumeError";
 }
 
-/** Every concrete leaf step of a plan with its signature (`{i}` expanded over its map's items). */
-export function concreteSteps(plan: Pick<CompiledPlan, "jobs" | "items">): Map<string, string> {
-  const out = new Map<string, string>();
+/** Every concrete leaf step of a plan with its signature (`{i}` expanded over its map's items), one at a time. */
+export function* eachConcreteStep(plan: Pick<CompiledPlan, "jobs" | "items">): Generator<[string, string], void, undefined> {
   for (const job of plan.jobs) {
     for (const body of job.bodies) {
       for (const step of body.steps) {
         if (!step.key.includes("{i}")) {
-          out.set(step.key, step.signature);
+          yield [step.key, step.signature];
           continue;
         }
         const count = job.map ? (plan.items[job.map.key]?.length ?? 0) : 0;
-        for (let i = 0; i < count; i++) out.set(step.key.split("{i}").join(String(i)), step.signature);
+        const parts = step.key.split("{i}");
+        for (let i = 0; i < count; i++) yield [parts.join(String(i)), step.signature];
       }
     }
   }
-  return out;
 }
 
-/** Keys whose remote state is a success with the step's current signature: these need not run again. */
+/** Every concrete leaf step of a plan with its signature, as a map (later jobs win). */
+export function concreteSteps(plan: Pick<CompiledPlan, "jobs" | "items">): Map<string, string> {
+  return new Map(eachConcreteStep(plan));
+}
+
+/**
+ * Keys whose remote state is a success with the step's current signature: these need not run again. A key
+ * that several jobs run is judged by the last one's signature (as concreteSteps would); the keys are never
+ * all held in a second map (a million items' resume).
+ */
 export function doneSteps(plan: Pick<CompiledPlan, "jobs" | "items">, states: Pick<ReadonlyMap<string, StateFile>, "get">): Set<string> {
   const done = new Set<string>();
-  for (const [key, signature] of concreteSteps(plan)) {
+  for (const [key, signature] of eachConcreteStep(plan)) {
     const state = states.get(key);
     if (state?.success === true && state.signature === signature) done.add(key);
+    else done.delete(key);
   }
   return done;
 }
