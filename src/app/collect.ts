@@ -8,6 +8,9 @@ import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { arrayTaskIds, mapSource, mergeFromSource, parseStateText, SpoolSource } from "../collect/index.js";
 import { stateFileNameOf } from "../collect/state-source.js";
+import { keyOfStateFile } from "../collect/read-states.js";
+import { badPackName, PACK_FILE_MAX_BYTES, packOfFileName, parsePackFile } from "../collect/pack-file.js";
+import type { PackContents } from "../collect/pack-file.js";
 import type { StateProblem, StateSource } from "../collect/index.js";
 import { itemsInlineMax } from "../core/item-lines.js";
 import type { CompletedState } from "../core/completed-state.js";
@@ -27,11 +30,14 @@ import { parseRetryRecords, RETRY_RECORD_MAX_BYTES } from "../plan/retry.js";
 import type { RetryRecords } from "../plan/retry.js";
 import { annotateAttempts } from "../runs/retries.js";
 
-/** Per state file, as the collector reads them (the readers' contract). */
+/** Per state file, as the collector reads them (the readers' contract); a pack file's line has the same cap. */
 export const STATE_FILE_CAP = STATE_FILE_MAX_BYTES;
+/** Per file of the transfer: a pack file holds a packed task's lines (the per-key files are checked against STATE_FILE_CAP). */
+export const TRANSFER_FILE_CAP = PACK_FILE_MAX_BYTES;
 /** All state files of one run together; beyond it files come back as problems. */
 export const STATES_TOTAL_CAP = 512 * 1024 * 1024;
-const STATES_PATTERN = "states/*.json";
+/** Per-key state files (`<key>.json`) and pack files (`<pack>.items-<first>-<last>.jsonl`) in one glob. */
+const STATES_PATTERN = "states/*.json*";
 
 export interface RemoteStates {
   states: Map<string, StateFile>;
@@ -52,7 +58,7 @@ export interface RemoteStates {
 export const stateFileName = stateFileNameOf;
 
 /**
- * Validates what getFiles returned: each file must be `states/<key>.json`,
+ * Validates what getFiles returned: each file must be `states/<key>.json` or a pack file,
  * within the caps, valid JSON of the state file schema, with the key its
  * name says. Every bad file becomes a problem for its step; none throws.
  * Names are only ever compared and printed (quoted), never used as paths.
@@ -74,11 +80,38 @@ export async function readRetryRecords(transport: Transport, remoteDir: string):
   return parseRetryRecords(texts);
 }
 
-/** parseFetchedStates one file at a time, as a transfer streams them; a file seen twice (a retried transfer) counts once. */
+/**
+ * parseFetchedStates one file at a time, as a transfer streams them; a file seen twice (a retried transfer)
+ * counts once. A pack file's lines win over per-key files of the same keys, whichever came first.
+ */
 function fetchedStates(): { take: (path: string, content: Buffer | { error: string }) => void; done: () => RemoteStates } {
   const states = new Map<string, StateFile>();
   const problems = new Map<string, StateProblem>();
   const seen = new Set<string>();
+  /** Keys a pack line gave (valid or not): their per-key files are not read. */
+  const packed = new Set<string>();
+  const packProblems = new Map<string, StateProblem>();
+  const takePack = (path: string, name: string, content: Buffer | { error: string }): void => {
+    const pack = packOfFileName(name);
+    const contents: PackContents =
+      pack === null
+        ? { byKey: new Map(), stray: [{ file: name, error: badPackName(name) }] }
+        : Buffer.isBuffer(content)
+          ? parsePackFile(name, pack, content)
+          : { byKey: new Map(), stray: [{ file: name, error: content.error }] };
+    for (const [key, line] of contents.byKey) {
+      packed.add(key);
+      problems.delete(`states/${key}.json`);
+      if (line.ok) {
+        states.set(key, line.state);
+        packProblems.delete(key);
+      } else {
+        states.delete(key);
+        packProblems.set(key, { file: name, error: line.error, key });
+      }
+    }
+    contents.stray.forEach((p, i) => problems.set(`${path}#${i}`, p));
+  };
   return {
     take: (path, content) => {
       const name = stateFileName(path);
@@ -88,8 +121,16 @@ function fetchedStates(): { take: (path: string, content: Buffer | { error: stri
         seen.add(path);
         return;
       }
+      if (name.endsWith(".jsonl")) {
+        seen.add(path);
+        return takePack(path, name, content);
+      }
+      // The pattern (states/*.json*) also matches names like x.json.bak: not state files.
+      if (!name.endsWith(".json")) return;
       seen.add(path);
       problems.delete(path);
+      const key = keyOfStateFile(name);
+      if (key !== null && packed.has(key)) return;
       if (!Buffer.isBuffer(content)) {
         problems.set(path, { file: name, error: content.error });
         return;
@@ -98,7 +139,7 @@ function fetchedStates(): { take: (path: string, content: Buffer | { error: stri
       if (parsed.ok) states.set(parsed.key, parsed.state);
       else problems.set(path, { file: name, error: parsed.error });
     },
-    done: () => ({ states, problems: [...problems.values()], files: seen.size }),
+    done: () => ({ states, problems: [...problems.values(), ...packProblems.values()], files: seen.size }),
   };
 }
 
@@ -106,14 +147,14 @@ function fetchedStates(): { take: (path: string, content: Buffer | { error: stri
 const STATES_MAX_ENTRIES = 10_000_000;
 
 /**
- * Every `states/*.json` of the run directory in ONE round trip, validated as
+ * Every `states/*.json` and `states/*.jsonl` of the run directory in ONE round trip, validated as
  * the archive streams in: each file is parsed as it arrives and its bytes
  * dropped, so only the parsed states are held, never the archive or its files.
  */
 export async function readRemoteStates(transport: Transport, remoteDir: string): Promise<RemoteStates> {
   const taker = fetchedStates();
   const rest = await transport.getFiles(remoteDir, STATES_PATTERN, {
-    maxFileBytes: STATE_FILE_CAP,
+    maxFileBytes: TRANSFER_FILE_CAP,
     maxTotalBytes: STATES_TOTAL_CAP,
     maxEntries: STATES_MAX_ENTRIES,
     timeoutMs: 10 * 60_000,
@@ -220,7 +261,7 @@ export async function statesForMerge(run: RunExecutor): Promise<RemoteStates> {
 const SPOOL_TOTAL_CAP = 64 * 1024 * 1024 * 1024;
 
 /**
- * Every `states/*.json` of the run directory in ONE round trip, spooled to a
+ * Every `states/*.json` and `states/*.jsonl` of the run directory in ONE round trip, spooled to a
  * file in `spoolDir` as the archive streams in and read back one file at a
  * time by the merge (which then removes the spool): memory holds a number
  * per file, not the files. Validated as the merge reads them.
@@ -230,7 +271,7 @@ export async function spoolRemoteStates(transport: Transport, remoteDir: string,
   try {
     const add = (path: string, file: Buffer | { error: string }): void => source.add(path, file);
     const rest = await transport.getFiles(remoteDir, STATES_PATTERN, {
-      maxFileBytes: STATE_FILE_CAP,
+      maxFileBytes: TRANSFER_FILE_CAP,
       maxTotalBytes: SPOOL_TOTAL_CAP,
       maxEntries: STATES_MAX_ENTRIES,
       timeoutMs: 30 * 60_000,

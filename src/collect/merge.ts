@@ -111,12 +111,14 @@ function stops(state: CompletedState, allowed: boolean): boolean {
 }
 
 function problemState(node: PlanNode, key: string, error: string, ctx: MergeContext): CompletedState {
-  return CompletedState.fail(`state file states/${key}.json is unusable: ${error}`, {
+  // A packed item's state is a line of its task's pack file (the error names the line).
+  const file = `states/${ctx.source.fileOf?.(key) ?? `${key}.json`}`;
+  return CompletedState.fail(`state file ${file} is unusable: ${error}`, {
     failure: "STEP_FAILED",
     timestamp: ctx.now,
     provides: node.provides,
     signature: node.signature,
-    meta: { state_file: `states/${key}.json`, state_problem: error },
+    meta: { state_file: file, state_problem: error },
   });
 }
 

@@ -9,11 +9,15 @@ import { join } from "node:path";
 import { STATE_FILE_MAX_BYTES, STEP_KEY_PATTERN, stateFileSchema } from "../plan/state-file.js";
 import type { StateFile } from "../plan/state-file.js";
 import { issuesText, preview } from "../core/preview.js";
+import { badPackName, PACK_FILE_MAX_BYTES, packOfFileName, parsePackFile } from "./pack-file.js";
+import type { PackContents } from "./pack-file.js";
 
 /** A state file that could not be used, by file name (relative to the states directory). */
 export interface StateProblem {
   file: string;
   error: string;
+  /** The step key it is the state of, when the file is a pack file (one line of it; the error names the line). */
+  key?: string;
 }
 
 export interface StateDirResult {
@@ -22,7 +26,8 @@ export interface StateDirResult {
   problems: StateProblem[];
 }
 
-export type ParsedState = { ok: true; key: string; state: StateFile } | { ok: false; error: string };
+/** `file`: where the unusable state is when that is not `<key>.json` (a pack file's line). */
+export type ParsedState = { ok: true; key: string; state: StateFile } | { ok: false; error: string; file?: string };
 
 /** Temp files of the atomic write (`.<key>.json.tmp.<pid>`) are not states. */
 export const STATE_TEMP_FILE = /^\..*\.tmp\./;
@@ -58,7 +63,7 @@ export function parseStateText(name: string, text: string): ParsedState {
 }
 
 /** Reads at most `limit` bytes of an open file; null when it is bigger. `expected` sizes the buffer (from fstat). */
-function readCapped(fd: number, limit: number, expected: number): string | null {
+function readCapped(fd: number, limit: number, expected: number): Buffer | null {
   let buf = Buffer.allocUnsafe(Math.min(expected, limit) + 1);
   let length = 0;
   for (;;) {
@@ -73,7 +78,7 @@ function readCapped(fd: number, limit: number, expected: number): string | null 
       buf = bigger;
     }
   }
-  return buf.subarray(0, length).toString("utf8");
+  return buf.subarray(0, length);
 }
 
 const tooBig = (size: number): ParsedState => ({ ok: false, error: `state file is ${size} bytes, over the ${STATE_FILE_MAX_BYTES}-byte limit` });
@@ -97,12 +102,48 @@ function readOne(dir: string, name: string): ParsedState {
     const info = fstatSync(fd);
     if (!info.isFile()) return { ok: false, error: "not a regular file" };
     if (info.size > STATE_FILE_MAX_BYTES) return tooBig(info.size);
-    const text = readCapped(fd, STATE_FILE_MAX_BYTES, info.size);
-    if (text === null) return { ok: false, error: `state file is over the ${STATE_FILE_MAX_BYTES}-byte limit` };
-    return parseStateText(name, text);
+    const bytes = readCapped(fd, STATE_FILE_MAX_BYTES, info.size);
+    if (bytes === null) return { ok: false, error: `state file is over the ${STATE_FILE_MAX_BYTES}-byte limit` };
+    return parseStateText(name, bytes.toString("utf8"));
   } finally {
     closeSync(fd);
   }
+}
+
+/** A pack file's bytes (at most PACK_FILE_MAX_BYTES), why it cannot be read, or null when it does not exist. */
+export function readPackBytes(dir: string, name: string): Buffer | { error: string } | null {
+  let fd: number;
+  try {
+    fd = openSync(join(dir, name), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return null;
+    return { error: code === "ELOOP" ? "not a regular file" : `cannot read: ${err instanceof Error ? err.message : String(err)}` };
+  }
+  try {
+    const info = fstatSync(fd);
+    if (!info.isFile()) return { error: "not a regular file" };
+    const tooLarge = { error: `pack file is ${info.size} bytes, over the ${PACK_FILE_MAX_BYTES}-byte limit` };
+    if (info.size > PACK_FILE_MAX_BYTES) return tooLarge;
+    return readCapped(fd, PACK_FILE_MAX_BYTES, info.size) ?? { error: `pack file is over the ${PACK_FILE_MAX_BYTES}-byte limit` };
+  } catch (err) {
+    return { error: `cannot read: ${err instanceof Error ? err.message : String(err)}` };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * A pack file of a directory, parsed: its keys' last lines and its stray
+ * problems (a bad name, a file that cannot be read, lines of no key).
+ */
+export function readPackFile(dir: string, name: string): PackContents {
+  const pack = packOfFileName(name);
+  if (pack === null) return { byKey: new Map(), stray: [{ file: name, error: badPackName(name) }] };
+  const bytes = readPackBytes(dir, name);
+  if (bytes === null) return { byKey: new Map(), stray: [] };
+  if (!Buffer.isBuffer(bytes)) return { byKey: new Map(), stray: [{ file: name, error: bytes.error }] };
+  return parsePackFile(name, pack, bytes);
 }
 
 /** One state file of a directory, validated; null when it does not exist (never written, or renamed away since listed). */
@@ -119,8 +160,9 @@ export function readStateFile(dir: string, name: string): ParsedState | null {
 const READ_BATCH = 512;
 
 /**
- * Reads every `*.json` in a states directory. A directory that does not exist
- * (no job ever started) gives no states and no problems.
+ * Reads every `*.json` and `*.jsonl` (pack file) in a states directory; a
+ * key's last line in a pack file wins over its `<key>.json`. A directory
+ * that does not exist (no job ever started) gives no states and no problems.
  */
 export async function readStateDir(statesDir: string): Promise<StateDirResult> {
   let names: string[];
@@ -141,5 +183,22 @@ export async function readStateDir(statesDir: string): Promise<StateDirResult> {
     if (r.ok) states.set(r.key, r.state);
     else problems.push({ file, error: r.error });
   }
-  return { states, problems };
+  // Pack files after: a key's pack line wins over its own file (which is older: a restore at submission).
+  const packs = names.filter((n) => n.endsWith(".jsonl") && !STATE_TEMP_FILE.test(n)).sort();
+  if (packs.length === 0) return { states, problems };
+  const fromPacks = new Map<string, StateProblem | null>();
+  const stray: StateProblem[] = [];
+  for (const file of packs) {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    const contents = readPackFile(statesDir, file);
+    for (const [key, line] of contents.byKey) {
+      if (line.ok) states.set(key, line.state);
+      else states.delete(key);
+      fromPacks.set(key, line.ok ? null : { file, error: line.error, key });
+    }
+    stray.push(...contents.stray);
+  }
+  const kept = problems.filter((p) => !fromPacks.has(keyOfStateFile(p.file) ?? ""));
+  const keyed = [...fromPacks.values()].filter((p): p is StateProblem => p !== null);
+  return { states, problems: [...kept, ...stray, ...keyed] };
 }

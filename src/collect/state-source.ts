@@ -7,7 +7,9 @@
 import { closeSync, constants, openSync, opendirSync, readSync, rmSync, writeSync } from "node:fs";
 import type { StateFile } from "../plan/state-file.js";
 import { preview } from "../core/preview.js";
-import { keyOfStateFile, parseStateText, readStateFile, STATE_TEMP_FILE } from "./read-states.js";
+import { badPackName, PACK_FILE_MAX_BYTES, PackIndex, packOfFileName, parsePackFile } from "./pack-file.js";
+import type { PackContents, PackLine } from "./pack-file.js";
+import { keyOfStateFile, parseStateText, readPackBytes, readStateFile, STATE_TEMP_FILE } from "./read-states.js";
 import type { ParsedState, StateProblem } from "./read-states.js";
 
 export interface StateSource {
@@ -15,6 +17,8 @@ export interface StateSource {
   state(key: string): StateFile | undefined;
   /** Why the file of `key` is unusable, until consumed; undefined when it is fine or absent. */
   problem(key: string): string | undefined;
+  /** The file (relative to the states directory) that holds the unusable state of `key`, when it is not `<key>.json` (a pack file). */
+  fileOf?(key: string): string | undefined;
   /** The merge made the problem of `key` a failed state: it is not reported again. */
   consume(key: string): void;
   /** The merge took `key` into the tree. */
@@ -33,47 +37,105 @@ let exitHook = false;
 
 /** States already read and validated (and the files that were not usable), as readStateDir or a transfer gives them. */
 export function mapSource(states: ReadonlyMap<string, StateFile>, problems: readonly StateProblem[] = []): StateSource {
-  const keyed = new Map<string, string>();
+  const keyed = new Map<string, StateProblem>();
   const stray: StateProblem[] = [];
   for (const p of problems) {
-    const key = keyOfStateFile(p.file.slice(p.file.lastIndexOf("/") + 1));
-    if (key !== null && !keyed.has(key)) keyed.set(key, p.error);
+    const key = p.key ?? keyOfStateFile(p.file.slice(p.file.lastIndexOf("/") + 1));
+    if (key !== null && !keyed.has(key)) keyed.set(key, p);
     else stray.push(p);
   }
   const visited = new Set<string>();
   return {
     state: (key) => states.get(key),
-    problem: (key) => keyed.get(key),
+    problem: (key) => keyed.get(key)?.error,
+    fileOf: (key) => (keyed.get(key)?.key !== undefined ? keyed.get(key)?.file : undefined),
     consume: (key) => void keyed.delete(key),
     visit: (key) => void visited.add(key),
     release: () => undefined,
     leftovers: () => {
-      for (const [key, error] of keyed) stray.push({ file: `${key}.json`, error });
+      for (const [key, p] of keyed) stray.push(p.key !== undefined ? { file: p.file, error: p.error } : { file: `${key}.json`, error: p.error });
       return { unknown: [...states.keys()].filter((k) => !visited.has(k)), stray };
     },
   };
 }
 
+/** Parsed pack files kept at once: the merge reads a map's items in order, so one is read per 100 items, each once. */
+const PARSED_PACKS = 4;
+
+/** Pack file bytes, why they cannot be read, or null (gone). */
+type PackBytes = Buffer | { error: string } | null;
+
 /**
- * What DirSource and SpoolSource share: each key's file read (and validated) once while the merge needs it,
- * its problem reported once, and forgotten on release(). A subclass says how to read one key's file.
+ * What DirSource and SpoolSource share: each key's state read (and validated)
+ * once while the merge needs it, its problem reported once, and forgotten on
+ * release(). A key's state is its last line in a pack file if there is one
+ * (found through the PackIndex of file names; the last few pack files stay
+ * parsed), else its `<key>.json`. A subclass says how to read one key's file
+ * and one pack file, and lists its per-key files for the leftovers.
  */
 abstract class CachedSource implements StateSource {
   private readonly cache = new Map<string, ParsedState | null>();
   private readonly consumed = new Set<string>();
   /** Every unusable file met (the merge's, then the leftovers'). */
   readonly problems: StateProblem[] = [];
+  /** The pack files, by item range. */
+  protected readonly packs = new PackIndex();
+  /** Parsed pack files, the most recently used last. */
+  private readonly parsed = new Map<string, PackContents>();
+  /** Stray problems of each pack file parsed so far (reported by leftovers()). */
+  private readonly packStray = new Map<string, StateProblem[]>();
+  /** Per pack file, the keys the merge asked for, until it has asked for all of them (then null: no leftovers there). */
+  private readonly asked = new Map<string, Set<string> | null>();
 
   /** The file of `key`, parsed and validated; null when there is none. */
   protected abstract load(key: string): ParsedState | null;
+  /** The bytes of a pack file the index holds. */
+  protected abstract loadPack(file: string): PackBytes;
+  /** After the merge: the per-key files' unknown keys and problems (`hasPackLine`: a pack line takes the key's place). */
+  protected abstract keyFileLeftovers(inTree: (key: string) => boolean, hasPackLine: (key: string) => boolean): { unknown: string[]; stray: StateProblem[] };
 
-  abstract leftovers(inTree: (key: string) => boolean): { unknown: string[]; stray: StateProblem[] };
+  /** A pack file, parsed (once while it stays among the last few used). */
+  private pack(file: string): PackContents {
+    const kept = this.parsed.get(file);
+    if (kept !== undefined) {
+      this.parsed.delete(file);
+      this.parsed.set(file, kept);
+      return kept;
+    }
+    const name = packOfFileName(file);
+    const bytes = name === null ? { error: badPackName(file) } : this.loadPack(file);
+    const contents: PackContents =
+      bytes === null ? { byKey: new Map(), stray: [] } : Buffer.isBuffer(bytes) && name !== null ? parsePackFile(file, name, bytes) : { byKey: new Map(), stray: [{ file, error: (bytes as { error: string }).error }] };
+    if (!this.packStray.has(file)) this.packStray.set(file, contents.stray);
+    this.parsed.set(file, contents);
+    if (this.parsed.size > PARSED_PACKS) this.parsed.delete(this.parsed.keys().next().value as string);
+    return contents;
+  }
+
+  /** The last pack line of `key` (in the last file of its range that has one), or undefined. */
+  private packLine(key: string, ask: boolean): PackLine | undefined {
+    let found: PackLine | undefined;
+    for (const file of this.packs.filesOf(key)) {
+      const contents = this.pack(file);
+      const line = contents.byKey.get(key);
+      if (line === undefined) continue;
+      found = line;
+      if (!ask) continue;
+      let keys = this.asked.get(file);
+      if (keys === null) continue;
+      if (keys === undefined) this.asked.set(file, (keys = new Set()));
+      keys.add(key);
+      if (keys.size === contents.byKey.size) this.asked.set(file, null);
+    }
+    return found;
+  }
 
   protected read(key: string): ParsedState | null {
     let r = this.cache.get(key);
     if (r === undefined) {
-      r = this.load(key);
-      if (r !== null && !r.ok) this.problems.push({ file: `${key}.json`, error: r.error });
+      const line = this.packs.size > 0 ? this.packLine(key, true) : undefined;
+      r = line !== undefined ? line : this.load(key);
+      if (r !== null && !r.ok) this.problems.push({ file: r.file ?? `${key}.json`, error: r.error });
       this.cache.set(key, r);
     }
     return r;
@@ -89,6 +151,11 @@ abstract class CachedSource implements StateSource {
     return r !== null && !r.ok && !this.consumed.has(key) ? r.error : undefined;
   }
 
+  fileOf(key: string): string | undefined {
+    const r = this.read(key);
+    return r !== null && !r.ok ? r.file : undefined;
+  }
+
   consume(key: string): void {
     this.consumed.add(key);
   }
@@ -98,23 +165,80 @@ abstract class CachedSource implements StateSource {
   release(): void {
     this.cache.clear();
   }
+
+  leftovers(inTree: (key: string) => boolean): { unknown: string[]; stray: StateProblem[] } {
+    this.release();
+    const own = this.keyFileLeftovers(inTree, (key) => this.packLine(key, false) !== undefined);
+    const unknown = new Set(own.unknown);
+    const fromPacks: StateProblem[] = [];
+    for (const file of this.packs.files()) {
+      const asked = this.asked.get(file);
+      // The merge asked for every key of this file: none is unknown, and its stray problems were met when it was parsed.
+      if (asked !== null || !this.packStray.has(file)) {
+        for (const [key, line] of this.pack(file).byKey) {
+          if (asked?.has(key) === true || inTree(key)) continue;
+          if (line.ok) unknown.add(key);
+          else fromPacks.push({ file, error: line.error });
+        }
+      }
+      fromPacks.push(...(this.packStray.get(file) ?? []));
+    }
+    this.problems.push(...fromPacks);
+    // In file name order, as a listing of per-key files gives them.
+    const names = [...unknown].map((k) => `${k}.json`).sort();
+    return { unknown: names.map((n) => n.slice(0, -".json".length)), stray: [...own.stray, ...fromPacks] };
+  }
 }
 
-/** A states directory read as the merge asks: four system calls per file, each file read once. */
+/** A states directory read as the merge asks: four system calls per file, each file read once; pack files one at a time. */
 export class DirSource extends CachedSource {
   /** State files in the directory (counted by leftovers()). */
   files = 0;
+  private listed = false;
 
   constructor(readonly dir: string) {
     super();
+  }
+
+  /** The pack files of the directory, listed once before the first read (their names are the index). */
+  private listPacks(): void {
+    if (this.listed) return;
+    this.listed = true;
+    let dir;
+    try {
+      dir = opendirSync(this.dir, { bufferSize: 1024 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+      throw err;
+    }
+    try {
+      for (let entry = dir.readSync(); entry !== null; entry = dir.readSync()) {
+        if (entry.name.endsWith(".jsonl") && !STATE_TEMP_FILE.test(entry.name)) this.packs.add(entry.name);
+      }
+    } finally {
+      dir.closeSync();
+    }
   }
 
   protected load(key: string): ParsedState | null {
     return readStateFile(this.dir, `${key}.json`);
   }
 
-  leftovers(inTree: (key: string) => boolean): { unknown: string[]; stray: StateProblem[] } {
-    this.release();
+  protected loadPack(file: string): PackBytes {
+    return readPackBytes(this.dir, file);
+  }
+
+  protected override read(key: string): ParsedState | null {
+    this.listPacks();
+    return super.read(key);
+  }
+
+  override leftovers(inTree: (key: string) => boolean): { unknown: string[]; stray: StateProblem[] } {
+    this.listPacks();
+    return super.leftovers(inTree);
+  }
+
+  protected keyFileLeftovers(inTree: (key: string) => boolean, hasPackLine: (key: string) => boolean): { unknown: string[]; stray: StateProblem[] } {
     const badNames: StateProblem[] = [];
     const notInTree: StateProblem[] = [];
     const unknown: string[] = [];
@@ -128,10 +252,17 @@ export class DirSource extends CachedSource {
     try {
       for (let entry = dir.readSync(); entry !== null; entry = dir.readSync()) {
         const name = entry.name;
-        if (!name.endsWith(".json") || STATE_TEMP_FILE.test(name)) continue;
+        if (STATE_TEMP_FILE.test(name)) continue;
+        if (name.endsWith(".jsonl")) {
+          this.files++;
+          // A .jsonl name that is not a pack file's: the index refused it.
+          if (packOfFileName(name) === null) badNames.push({ file: name, error: badPackName(name) });
+          continue;
+        }
+        if (!name.endsWith(".json")) continue;
         this.files++;
         const key = keyOfStateFile(name);
-        if (key !== null && inTree(key)) continue;
+        if (key !== null && (inTree(key) || hasPackLine(key))) continue;
         const r = readStateFile(this.dir, name);
         if (r === null) continue;
         if (r.ok) unknown.push(r.key);
@@ -145,7 +276,7 @@ export class DirSource extends CachedSource {
     notInTree.sort(byName);
     const stray = [...badNames, ...notInTree];
     this.problems.push(...stray);
-    return { unknown: unknown.map((k) => `${k}.json`).sort().map((n) => n.slice(0, -".json".length)), stray };
+    return { unknown, stray };
   }
 }
 
@@ -158,14 +289,17 @@ const LENGTH_BITS = 2 ** 21;
 /**
  * State files as a transfer streams them in (the cluster's tar), spooled to
  * one local file as they arrive and read back as the merge asks: memory
- * holds one number per file, not the files. Names are checked as they come
- * (`states/<key>.json`); contents are validated when read. `close()`
- * removes the spool.
+ * holds one number per per-key file and two per pack file, not the files.
+ * Names are checked as they come (`states/<key>.json`,
+ * `states/<pack>.items-<first>-<last>.jsonl`); contents are validated when
+ * read. `close()` removes the spool.
  */
 export class SpoolSource extends CachedSource {
   private fd: number | null;
   private size = 0;
   private readonly index = new Map<string, number>();
+  /** Pack files: where in the spool, or why the transfer could not give them. */
+  private readonly packAt = new Map<string, { offset: number; length: number } | { error: string }>();
   /** Files the transfer could not give (by key), and names that cannot be a step's. */
   private readonly keyedErrors = new Map<string, string>();
   private readonly badNames = new Map<string, StateProblem>();
@@ -182,12 +316,12 @@ export class SpoolSource extends CachedSource {
     }
   }
 
-  /** State files received: one per key (a retried transfer's repeats count once). */
+  /** State files received: one per key or pack file (a retried transfer's repeats count once). */
   get files(): number {
-    return this.index.size + this.keyedErrors.size + this.badNames.size;
+    return this.index.size + this.keyedErrors.size + this.badNames.size + this.packAt.size;
   }
 
-  /** One file of the transfer; `path` is relative to the run directory (`states/<key>.json`). */
+  /** One file of the transfer; `path` is relative to the run directory (`states/<key>.json` or a pack file). */
   add(path: string, file: SpooledFile): void {
     const name = stateFileNameOf(path);
     if (name === null) {
@@ -195,6 +329,9 @@ export class SpoolSource extends CachedSource {
       this.badNames.set(path, { file: preview(path), error: `unexpected file name from the cluster: ${preview(path)}` });
       return;
     }
+    if (name.endsWith(".jsonl")) return this.addPack(path, name, file);
+    // The transfer's pattern (states/*.json*) also matches names like x.json.bak: not state files.
+    if (!name.endsWith(".json")) return;
     const key = keyOfStateFile(name);
     if (key === null) {
       const parsed = parseStateText(name, "");
@@ -206,40 +343,72 @@ export class SpoolSource extends CachedSource {
       this.keyedErrors.set(key, file.error);
       return;
     }
-    if (this.fd === null) throw new Error(`${this.path}: the spool is closed`);
     if (file.length >= LENGTH_BITS || this.size + file.length >= 2 ** 32) {
       this.keyedErrors.set(key, `state file is ${file.length} bytes, too large to spool`);
       return;
     }
-    writeSync(this.fd, file, 0, file.length, this.size);
     this.keyedErrors.delete(key);
-    this.index.set(key, this.size * LENGTH_BITS + file.length);
+    this.index.set(key, this.spool(file) * LENGTH_BITS + file.length);
+  }
+
+  private addPack(path: string, name: string, file: SpooledFile): void {
+    if (!this.packs.add(name)) {
+      this.badNames.set(path, { file: name, error: badPackName(name) });
+      return;
+    }
+    if (!Buffer.isBuffer(file)) this.packAt.set(name, { error: file.error });
+    else if (file.length > PACK_FILE_MAX_BYTES) this.packAt.set(name, { error: `pack file is ${file.length} bytes, over the ${PACK_FILE_MAX_BYTES}-byte limit` });
+    else this.packAt.set(name, { offset: this.spool(file), length: file.length });
+  }
+
+  /** Appends bytes to the spool; their offset. */
+  private spool(file: Buffer): number {
+    if (this.fd === null) throw new Error(`${this.path}: the spool is closed`);
+    const at = this.size;
+    for (let done = 0; done < file.length; ) done += writeSync(this.fd, file, done, file.length - done, at + done);
     this.size += file.length;
+    return at;
+  }
+
+  private readSpool(offset: number, length: number): Buffer {
+    const buf = Buffer.allocUnsafe(length);
+    for (let done = 0; done < length; ) {
+      const n = readSync(this.fd as number, buf, done, length - done, offset + done);
+      if (n === 0) throw new Error(`${this.path}: the spool ends before ${offset + length}`);
+      done += n;
+    }
+    return buf;
   }
 
   protected load(key: string): ParsedState | null {
     const at = this.index.get(key);
     if (at !== undefined && this.fd !== null) {
       const length = at % LENGTH_BITS;
-      const buf = Buffer.allocUnsafe(length);
-      readSync(this.fd, buf, 0, length, (at - length) / LENGTH_BITS);
-      return parseStateText(`${key}.json`, buf.toString("utf8"));
+      return parseStateText(`${key}.json`, this.readSpool((at - length) / LENGTH_BITS, length).toString("utf8"));
     }
     const error = this.keyedErrors.get(key);
     return error !== undefined ? { ok: false, error } : null;
   }
 
-  leftovers(inTree: (key: string) => boolean): { unknown: string[]; stray: StateProblem[] } {
-    this.release();
+  protected loadPack(file: string): PackBytes {
+    const at = this.packAt.get(file);
+    if (at === undefined || this.fd === null) return null;
+    return "error" in at ? { error: at.error } : this.readSpool(at.offset, at.length);
+  }
+
+  protected keyFileLeftovers(inTree: (key: string) => boolean, hasPackLine: (key: string) => boolean): { unknown: string[]; stray: StateProblem[] } {
     const unknown: string[] = [];
     const stray: StateProblem[] = [...this.badNames.values()];
     for (const key of this.index.keys()) {
-      if (inTree(key)) continue;
-      const r = this.read(key);
+      if (inTree(key) || hasPackLine(key)) continue;
+      const r = this.load(key);
       if (r?.ok === true) unknown.push(key);
-      else if (r !== null) stray.push({ file: `${key}.json`, error: r.error });
+      else if (r !== null) {
+        stray.push({ file: `${key}.json`, error: r.error });
+        this.problems.push({ file: `${key}.json`, error: r.error });
+      }
     }
-    for (const [key, error] of this.keyedErrors) if (!inTree(key)) stray.push({ file: `${key}.json`, error });
+    for (const [key, error] of this.keyedErrors) if (!inTree(key) && !hasPackLine(key)) stray.push({ file: `${key}.json`, error });
     this.problems.push(...this.badNames.values());
     return { unknown, stray };
   }
@@ -253,7 +422,7 @@ export class SpoolSource extends CachedSource {
   }
 }
 
-/** `<name>` of `states/<name>` with no further `/` (what a transfer of `states/*.json` may hold); else null. */
+/** `<name>` of `states/<name>` with no further `/` (what a transfer of `states/*.json*` may hold); else null. */
 export function stateFileNameOf(path: string): string | null {
   if (!path.startsWith("states/")) return null;
   const name = path.slice("states/".length);

@@ -2,7 +2,7 @@ import { existsSync, readdirSync, statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { collectRun, parseFetchedStates, STATE_FILE_CAP } from "../../src/app/collect.js";
+import { collectRun, parseFetchedStates, STATE_FILE_CAP, TRANSFER_FILE_CAP } from "../../src/app/collect.js";
 import { withRun } from "../../src/app/connect.js";
 import { exitCodeFrom } from "../../src/core/exit-code.js";
 import { FakeTransport, squeueJob, squeueTask, stateJson, tempRun } from "./fakes.js";
@@ -27,14 +27,14 @@ function goodStates(fake: FakeTransport, keys: string[]): void {
 const allKeys = [`${THUMB}.prep`, ...VIEWS.map((v) => `${THUMB}.renders.${v}`), `${THUMB}.metadata`];
 
 describe("collect with a fake cluster", () => {
-  it("fetches every state file in ONE getFiles with a 1 MiB per-file cap, asks the scheduler ONCE, and writes result.json (mode 600)", async () => {
+  it("fetches every state file (per-key and pack files) in ONE getFiles with the pack file cap per file, asks the scheduler ONCE, and writes result.json (mode 600)", async () => {
     run = await tempRun("examples/specs/thumbnail-shape.yaml");
     const fake = new FakeTransport();
     allDone(fake);
     goodStates(fake, allKeys);
     const outcome = await withRun(run.record.run_id, { store: run.store, connect: async () => fake }, (ctx) => collectRun(ctx));
     expect(fake.gets).toHaveLength(1);
-    expect(fake.gets[0]).toMatchObject({ dir: run.record.remote_dir, pattern: "states/*.json", opts: { maxFileBytes: STATE_FILE_CAP } });
+    expect(fake.gets[0]).toMatchObject({ dir: run.record.remote_dir, pattern: "states/*.json*", opts: { maxFileBytes: TRANSFER_FILE_CAP } });
     expect(fake.gets[0]?.opts.maxTotalBytes).toBeGreaterThan(0);
     expect(fake.schedulerCalls()).toEqual(["squeue"]);
     expect(fake.closed).toBe(true);
