@@ -13,19 +13,21 @@ export class ResumeError extends Error {
   override name = "ResumeError";
 }
 
-/** Every concrete leaf step of a plan with its signature (`{i}` expanded over its map's items), one at a time. */
+/**
+ * Every concrete leaf step of a plan with its signature (`{i}` expanded over its map's items), one at a time,
+ * item by item: a packed task's states are one pack file, read once while its items are asked for in a row.
+ */
 export function* eachConcreteStep(plan: Pick<CompiledPlan, "jobs" | "items">): Generator<[string, string], void, undefined> {
   for (const job of plan.jobs) {
     for (const body of job.bodies) {
+      const perItem: Array<[string[], string]> = [];
       for (const step of body.steps) {
-        if (!step.key.includes("{i}")) {
-          yield [step.key, step.signature];
-          continue;
-        }
-        const count = job.map ? (plan.items[job.map.key]?.length ?? 0) : 0;
-        const parts = step.key.split("{i}");
-        for (let i = 0; i < count; i++) yield [parts.join(String(i)), step.signature];
+        if (step.key.includes("{i}")) perItem.push([step.key.split("{i}"), step.signature]);
+        else yield [step.key, step.signature];
       }
+      if (perItem.length === 0) continue;
+      const count = job.map ? (plan.items[job.map.key]?.length ?? 0) : 0;
+      for (let i = 0; i < count; i++) for (const [parts, signature] of perItem) yield [parts.join(String(i)), signature];
     }
   }
 }

@@ -132,8 +132,9 @@ function fileState(node: PlanNode, key: string, ctx: MergeContext): CompletedSta
   }
   const problem = ctx.source.problem(key);
   if (problem !== undefined) {
+    const state = problemState(node, key, problem, ctx);
     ctx.source.consume(key);
-    return problemState(node, key, problem, ctx);
+    return state;
   }
   return undefined;
 }

@@ -80,12 +80,16 @@ abstract class CachedSource implements StateSource {
   readonly problems: StateProblem[] = [];
   /** The pack files, by item range. */
   protected readonly packs = new PackIndex();
+  /** Names ending in `.jsonl` that are not a pack file's (reported by leftovers() among the pack files' problems). */
+  protected readonly badPacks = new Set<string>();
   /** Parsed pack files, the most recently used last. */
   private readonly parsed = new Map<string, PackContents>();
   /** Stray problems of each pack file parsed so far (reported by leftovers()). */
   private readonly packStray = new Map<string, StateProblem[]>();
-  /** Per pack file, the keys the merge asked for, until it has asked for all of them (then null: no leftovers there). */
-  private readonly asked = new Map<string, Set<string> | null>();
+  /** Per parsed pack file, the keys the merge asked for (forgotten with the parsed file). */
+  private readonly asked = new Map<string, Set<string>>();
+  /** Pack files the merge asked every key of while they were parsed: no leftovers there. */
+  private readonly complete = new Set<string>();
 
   /** The file of `key`, parsed and validated; null when there is none. */
   protected abstract load(key: string): ParsedState | null;
@@ -108,7 +112,12 @@ abstract class CachedSource implements StateSource {
       bytes === null ? { byKey: new Map(), stray: [] } : Buffer.isBuffer(bytes) && name !== null ? parsePackFile(file, name, bytes) : { byKey: new Map(), stray: [{ file, error: (bytes as { error: string }).error }] };
     if (!this.packStray.has(file)) this.packStray.set(file, contents.stray);
     this.parsed.set(file, contents);
-    if (this.parsed.size > PARSED_PACKS) this.parsed.delete(this.parsed.keys().next().value as string);
+    if (this.parsed.size > PARSED_PACKS) {
+      const oldest = this.parsed.keys().next().value as string;
+      this.parsed.delete(oldest);
+      // What was asked of it is forgotten: leftovers() reads it again unless it was complete (memory stays bounded).
+      this.asked.delete(oldest);
+    }
     return contents;
   }
 
@@ -120,12 +129,14 @@ abstract class CachedSource implements StateSource {
       const line = contents.byKey.get(key);
       if (line === undefined) continue;
       found = line;
-      if (!ask) continue;
+      if (!ask || this.complete.has(file)) continue;
       let keys = this.asked.get(file);
-      if (keys === null) continue;
       if (keys === undefined) this.asked.set(file, (keys = new Set()));
       keys.add(key);
-      if (keys.size === contents.byKey.size) this.asked.set(file, null);
+      if (keys.size === contents.byKey.size) {
+        this.complete.add(file);
+        this.asked.delete(file);
+      }
     }
     return found;
   }
@@ -171,12 +182,15 @@ abstract class CachedSource implements StateSource {
     const own = this.keyFileLeftovers(inTree, (key) => this.packLine(key, false) !== undefined);
     const unknown = new Set(own.unknown);
     const fromPacks: StateProblem[] = [];
-    for (const file of this.packs.files()) {
-      const asked = this.asked.get(file);
+    for (const file of [...this.packs.files(), ...this.badPacks].sort()) {
+      if (this.badPacks.has(file)) {
+        fromPacks.push({ file, error: badPackName(file) });
+        continue;
+      }
       // The merge asked for every key of this file: none is unknown, and its stray problems were met when it was parsed.
-      if (asked !== null || !this.packStray.has(file)) {
+      if (!this.complete.has(file)) {
         for (const [key, line] of this.pack(file).byKey) {
-          if (asked?.has(key) === true || inTree(key)) continue;
+          if (inTree(key)) continue;
           if (line.ok) unknown.add(key);
           else fromPacks.push({ file, error: line.error });
         }
@@ -213,7 +227,7 @@ export class DirSource extends CachedSource {
     }
     try {
       for (let entry = dir.readSync(); entry !== null; entry = dir.readSync()) {
-        if (entry.name.endsWith(".jsonl") && !STATE_TEMP_FILE.test(entry.name)) this.packs.add(entry.name);
+        if (entry.name.endsWith(".jsonl") && !STATE_TEMP_FILE.test(entry.name) && !this.packs.add(entry.name)) this.badPacks.add(entry.name);
       }
     } finally {
       dir.closeSync();
@@ -254,9 +268,8 @@ export class DirSource extends CachedSource {
         const name = entry.name;
         if (STATE_TEMP_FILE.test(name)) continue;
         if (name.endsWith(".jsonl")) {
+          // Pack files (and .jsonl names that are not a pack file's) were listed before the first read.
           this.files++;
-          // A .jsonl name that is not a pack file's: the index refused it.
-          if (packOfFileName(name) === null) badNames.push({ file: name, error: badPackName(name) });
           continue;
         }
         if (!name.endsWith(".json")) continue;
@@ -318,7 +331,7 @@ export class SpoolSource extends CachedSource {
 
   /** State files received: one per key or pack file (a retried transfer's repeats count once). */
   get files(): number {
-    return this.index.size + this.keyedErrors.size + this.badNames.size + this.packAt.size;
+    return this.index.size + this.keyedErrors.size + this.badNames.size + this.packAt.size + this.badPacks.size;
   }
 
   /** One file of the transfer; `path` is relative to the run directory (`states/<key>.json` or a pack file). */
@@ -353,7 +366,7 @@ export class SpoolSource extends CachedSource {
 
   private addPack(path: string, name: string, file: SpooledFile): void {
     if (!this.packs.add(name)) {
-      this.badNames.set(path, { file: name, error: badPackName(name) });
+      this.badPacks.add(name);
       return;
     }
     if (!Buffer.isBuffer(file)) this.packAt.set(name, { error: file.error });

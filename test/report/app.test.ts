@@ -85,7 +85,7 @@ describe("a cluster run's report", () => {
     const report = await buildReport({ run: run.record.run_id, store: run.store, connect: async () => fake, now: () => new Date("2026-01-02T00:00:00Z") });
     expect(report.collected).toBe(true);
     expect(fake.execs.map((e) => e.argv[0])).toEqual(["squeue", "env", "bash"]);
-    expect(fake.gets.map((g) => g.pattern)).toEqual(["states/*.json"]);
+    expect(fake.gets.map((g) => g.pattern)).toEqual(["states/*.json*"]);
     expect(report.roundTrips).toBe(4);
     expect((await run.store.readRecord(run.record.run_id)).phase).toBe("collected");
 
