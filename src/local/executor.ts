@@ -59,10 +59,20 @@ export function jobFactsOf(jobs: ReadonlyMap<string, LocalJobResult>): Map<strin
   return facts;
 }
 
-/** Removes temp files of interrupted atomic writes; only called once every job process is gone. */
+/**
+ * Removes temp files of interrupted atomic writes (`.<key>.json.tmp.<pid>`, a packed task's
+ * `.<pack>.items-<first>-<last>.jsonl.tmp.<pid>`); only called once every job process is gone.
+ * A killed packed task's slot directory (`.pack-<pack>.items-<first>-<last>/`) is kept: its complete
+ * lines are the items it finished, which the task folds into its pack file when a resume runs it again.
+ */
 async function removeStaleTemps(statesDir: string, logger: Logger): Promise<void> {
-  const names = await readdir(statesDir).catch(() => [] as string[]);
-  for (const name of names) {
+  const entries = await readdir(statesDir, { withFileTypes: true }).catch(() => []);
+  for (const entry of entries) {
+    const name = entry.name;
+    if (entry.isDirectory()) {
+      if (name.startsWith(".pack-")) logger.info({ dir: `states/${name}` }, "kept the slot lines of a killed packed task: a resume of its task takes its finished items from them");
+      continue;
+    }
     if (!STATE_TEMP_FILE.test(name)) continue;
     await rm(join(statesDir, name), { force: true });
     logger.info({ file: `states/${name}` }, "removed a half-written state file left by a killed job");

@@ -1,7 +1,7 @@
 /**
  * Retries in a local run (the plan's retry controller jobs, run by the job
  * table instead of a process): what one attempt of a job left, read from its
- * state files, and the records a cluster's controller writes
+ * state files (per-key files and pack files), and the records a cluster's controller writes
  * (`retries/<job>.<attempt>.json`, `retries/<job>.end.json`, copies of the
  * attempt's states and logs under `attempts/<n>/`), so that collect shows
  * the attempts as for a cluster run (templates/retry.sh does this there).
@@ -9,6 +9,9 @@
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stateFileSchema } from "../plan/state-file.js";
+import type { StateFile } from "../plan/state-file.js";
+import { PackIndex } from "../collect/pack-file.js";
+import { readPackFile } from "../collect/read-states.js";
 
 /** What the state files of one job say about its tasks: the first failure of each, and every key it wrote. */
 export interface AttemptFiles {
@@ -16,28 +19,39 @@ export interface AttemptFiles {
   keys: Map<number, string[]>;
 }
 
-/**
- * Reads `states/*.json` for the files job `slurmJobId` wrote in attempt `attemptOf(task)` of each task
- * (an array's files carry its id as `array_job_id`, a plain job's as `job_id`).
- */
-export function attemptFiles(runDir: string, slurmJobId: string, isArray: boolean, itemsPerTask: number, attemptOf: (task: number) => number | undefined): AttemptFiles {
-  const out: AttemptFiles = { failure: new Map(), keys: new Map() };
-  const dir = join(runDir, "states");
-  let names: string[] = [];
+/** The states of a states directory by key, both layouts (a pack line wins over `<key>.json`); unusable files are skipped. */
+function statesByKey(dir: string): Map<string, StateFile> | null {
+  let names: string[];
   try {
-    names = readdirSync(dir).filter((n) => n.endsWith(".json") && !n.startsWith("."));
+    names = readdirSync(dir).filter((n) => !n.startsWith("."));
   } catch {
-    return out;
+    return null;
   }
-  for (const name of names) {
+  const out = new Map<string, StateFile>();
+  for (const name of names.filter((n) => n.endsWith(".json"))) {
     let parsed;
     try {
       parsed = stateFileSchema.safeParse(JSON.parse(readFileSync(join(dir, name), "utf8")));
     } catch {
       continue;
     }
-    if (!parsed.success) continue;
-    const s = parsed.data;
+    if (parsed.success && !out.has(parsed.data.key)) out.set(parsed.data.key, parsed.data);
+  }
+  for (const name of names.filter((n) => n.endsWith(".jsonl"))) {
+    for (const [key, line] of readPackFile(dir, name).byKey) if (line.ok) out.set(key, line.state);
+  }
+  return out;
+}
+
+/**
+ * Reads `states/*.json` and the pack files for the states job `slurmJobId` wrote in attempt `attemptOf(task)` of each task
+ * (an array's states carry its id as `array_job_id`, a plain job's as `job_id`).
+ */
+export function attemptFiles(runDir: string, slurmJobId: string, isArray: boolean, itemsPerTask: number, attemptOf: (task: number) => number | undefined): AttemptFiles {
+  const out: AttemptFiles = { failure: new Map(), keys: new Map() };
+  const states = statesByKey(join(runDir, "states"));
+  if (states === null) return out;
+  for (const s of states.values()) {
     const id = isArray ? s.slurm?.array_job_id : s.slurm?.job_id;
     const item = s.slurm?.task;
     if (id !== slurmJobId || item === undefined) continue;
@@ -66,18 +80,42 @@ export function writeRecord(runDir: string, name: string, value: unknown): void 
   renameSync(tmp, join(dir, name));
 }
 
-/** Keeps an attempt's states and logs of `keys` under attempts/<n>/ before a retry overwrites them. */
+/** A pack line's `meta.log` (`logs/<pack>.items-<first>-<last>.s<slot>`), when it is one: the slot's logs are `<it>.out|.err`. */
+export const SLOT_LOG = /^logs\/[A-Za-z0-9_][A-Za-z0-9_.-]*\.items-[0-9]+-[0-9]+\.s[0-9]+$/;
+
+/**
+ * Keeps an attempt's states and logs of `keys` under attempts/<n>/ before a retry overwrites them: per-key
+ * files as they are, and for packed items their task's pack file and the slot logs its lines name.
+ */
 export function keepAttempt(runDir: string, attempt: number, keys: readonly string[]): void {
   const states = join(runDir, "attempts", String(attempt), "states");
   const logs = join(runDir, "attempts", String(attempt), "logs");
   mkdirSync(states, { recursive: true, mode: 0o700 });
   mkdirSync(logs, { recursive: true, mode: 0o700 });
+  const index = new PackIndex();
+  try {
+    for (const name of readdirSync(join(runDir, "states"))) if (name.endsWith(".jsonl") && !name.startsWith(".")) index.add(name);
+  } catch {
+    // No states directory: nothing to keep.
+  }
+  const packs = new Set<string>();
+  const copy = (from: string, to: string): void => {
+    if (existsSync(from)) copyFileSync(from, to);
+  };
   for (const key of keys) {
-    const state = join(runDir, "states", `${key}.json`);
-    if (existsSync(state)) copyFileSync(state, join(states, `${key}.json`));
-    for (const ext of ["out", "err"]) {
-      const log = join(runDir, "logs", `${key}.${ext}`);
-      if (existsSync(log)) copyFileSync(log, join(logs, `${key}.${ext}`));
+    const packed = index.filesOf(key);
+    for (const p of packed) packs.add(p);
+    if (packed.length > 0) continue;
+    copy(join(runDir, "states", `${key}.json`), join(states, `${key}.json`));
+    for (const ext of ["out", "err"]) copy(join(runDir, "logs", `${key}.${ext}`), join(logs, `${key}.${ext}`));
+  }
+  for (const pack of packs) {
+    copy(join(runDir, "states", pack), join(states, pack));
+    const slots = new Set<string>();
+    for (const line of readPackFile(join(runDir, "states"), pack).byKey.values()) {
+      const log = line.ok ? line.state.meta.log : undefined;
+      if (typeof log === "string" && SLOT_LOG.test(log)) slots.add(log.slice("logs/".length));
     }
+    for (const slot of slots) for (const ext of ["out", "err"]) copy(join(runDir, "logs", `${slot}.${ext}`), join(logs, `${slot}.${ext}`));
   }
 }

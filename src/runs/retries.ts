@@ -101,19 +101,34 @@ export function annotateAttempts(state: CompletedState, plan: CompiledPlan, reco
       const failed = end?.failed[String(task)];
       const lastEntry = list[list.length - 1];
       if (lastEntry !== undefined && failed !== undefined) lastEntry.failed_for_good = failed;
-      for (const { key, unit } of taskKeys(plan, job, task)) {
+      const keys = taskKeys(plan, job, task);
+      // A packed task wrote one pack file: its steps' states name their slot logs.
+      const pack = packedTask(...keys.map(({ key }) => steps[key]?.meta.log));
+      for (const { key, unit } of keys) {
         const s = steps[key];
         // In a packed task, an item done in an earlier attempt was skipped when its task ran again: not retried.
         if (s === undefined || (s.success && !(typeof s.meta.attempt === "number" && s.meta.attempt > 1))) continue;
         s.meta.attempts = list.map((entry) => {
           const n = entry.attempt as number;
           if (n === lastAttemptOf(list)) return { ...entry };
+          // A packed item's state is a line of its task's pack file, its logs a section of one of the task's slot logs
+          // (which slot ran it is in that line's meta.log); the attempt's copies keep the same names.
+          if (pack !== null) return { ...entry, state_file: `attempts/${n}/states/${pack}.jsonl`, ...(unit ? {} : { log: `attempts/${n}/logs/${pack}.s*.out` }) };
           // A unit (a map item) has a state but no log of its own.
           return { ...entry, state_file: `attempts/${n}/states/${key}.json`, ...(unit ? {} : { log: `attempts/${n}/logs/${key}.out` }) };
         });
       }
     }
   }
+}
+
+/** `<pack>.items-<first>-<last>` of the first of these that is a packed item's slot log (`logs/<it>.s<slot>`), or null. */
+function packedTask(...logs: unknown[]): string | null {
+  for (const log of logs) {
+    const m = typeof log === "string" ? /^logs\/([A-Za-z0-9_][A-Za-z0-9_.-]*\.items-[0-9]+-[0-9]+)\.s[0-9]+$/.exec(log) : null;
+    if (m !== null) return m[1] as string;
+  }
+  return null;
 }
 
 function lastAttemptOf(list: ReadonlyArray<Record<string, unknown>>): number {

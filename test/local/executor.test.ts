@@ -313,6 +313,9 @@ describe("local executor: time limits and cancellation", () => {
     stubborn.script = [
       "#!/bin/bash",
       `printf '{"success":tr' > "${dirs.runDir}/states/.p.stubborn.json.tmp.$$"`,
+      // And as a packed task leaves them: the pack file's temp, and its slot directory (kept for a resume).
+      `printf '{"success":tr' > "${dirs.runDir}/states/.p.m.items-0-2.jsonl.tmp.$$"`,
+      `mkdir "${dirs.runDir}/states/.pack-p.m.items-0-2" && printf '{"success":tr' > "${dirs.runDir}/states/.pack-p.m.items-0-2/s0.jsonl"`,
       "trap '' TERM",
       "sleep 30 & wait",
       "",
@@ -334,6 +337,7 @@ describe("local executor: time limits and cancellation", () => {
     expect([...result.jobs.values()].map((j) => j.state)).toEqual(["CANCELLED", "CANCELLED", "CANCELLED"]);
     const states = await listDir(join(dirs.runDir, "states"));
     expect(states.filter((n) => n.includes(".tmp"))).toEqual([]);
+    expect(states.filter((n) => n.startsWith(".pack-"))).toEqual([".pack-p.m.items-0-2"]);
     const read = await readStateDir(join(dirs.runDir, "states"));
     expect(read.problems).toEqual([]);
     // The wrapper's TERM trap wrote a complete failed state for every slow task.

@@ -85,4 +85,34 @@ describe("the merged result shows the attempts", () => {
     ]);
     expect(state.step_states?.["t.m.0.w"]?.meta.attempts).toBeUndefined();
   });
+
+  it("points a packed item's earlier attempt at its task's pack file and slot logs (kept under attempts/<n>/)", () => {
+    const packed = compile({
+      root: pipelineFromSpecObject({ name: "t", steps: [{ map: "m", items: ["a", "b", "c", "d"], items_per_task: 2, retries: 2, steps: [{ step: "w", run: "echo" }] }] }, "spec.yaml").pipeline,
+      context: {},
+      runId: "run1",
+      target: target(),
+      renderer: { ...structureRenderer, retryLib: () => "# retry\n" },
+    });
+    const log = "logs/t.m.items-2-3.s1";
+    const state = new CompletedState({
+      success: false,
+      step_states: {
+        "t.m.2": CompletedState.fail("w failed", { meta: { attempt: 2 } }),
+        "t.m.2.w": CompletedState.fail("exit 3", { meta: { attempt: 2, log } }),
+        "t.m.3.w": CompletedState.ok({ meta: { attempt: 1, log: "logs/t.m.items-2-3.s0" } }),
+      },
+    });
+    annotateAttempts(state, packed, records({ "j000.2.json": attempt2 }));
+    expect(state.step_states?.["t.m.2.w"]?.meta.attempts).toEqual([
+      { attempt: 1, slurm_job_id: null, retried_because: "exit 3", state_file: "attempts/1/states/t.m.items-2-3.jsonl", log: "attempts/1/logs/t.m.items-2-3.s*.out" },
+      { attempt: 2, slurm_job_id: "110", time_s: null, mem_mb: null, exclude: [] },
+    ]);
+    expect(state.step_states?.["t.m.2"]?.meta.attempts).toEqual([
+      { attempt: 1, slurm_job_id: null, retried_because: "exit 3", state_file: "attempts/1/states/t.m.items-2-3.jsonl" },
+      { attempt: 2, slurm_job_id: "110", time_s: null, mem_mb: null, exclude: [] },
+    ]);
+    // Done in attempt 1 and skipped when its task ran again: not retried.
+    expect(state.step_states?.["t.m.3.w"]?.meta.attempts).toBeUndefined();
+  });
 });
