@@ -2,11 +2,17 @@
  * A step's stdout/stderr on the cluster (`logs/<key>.out|.err`): read once
  * (ONE getFiles, size-capped), or followed like `tail -F` (one small read
  * per poll from the last offset, over the same connection) until the step's
- * job is final or the caller stops.
+ * job is final or the caller stops. A packed map item's step logs are a
+ * section of one of its task's slot logs (src/core/log-section.ts), found
+ * through its line in the task's pack file.
  */
 import { buildStepIndex, concreteKey } from "../collect/index.js";
+import { itemsOfTask } from "../collect/job-index.js";
+import { PACK_FILE_MAX_BYTES, packOfFileName, parsePackFile } from "../collect/pack-file.js";
+import { logSection, SectionFilter, slotLogOf } from "../core/log-section.js";
 import type { StepSlot } from "../collect/index.js";
 import type { CompiledPlan } from "../plan/plan.js";
+import { itemsPerTaskOf } from "../plan/plan.js";
 import { RunStateError } from "../runs/index.js";
 import { PollInterval, pollPolicy } from "../slurm/index.js";
 import type { PollPolicy } from "../slurm/index.js";
@@ -29,6 +35,11 @@ export interface LogTarget {
   slot: StepSlot;
   /** Path relative to the run directory. */
   path: string;
+  stream: LogStream;
+  /** A packed item: the pack file (`states/<pack>.items-<first>-<last>.jsonl`) whose line of `key` names its slot log. */
+  packFile?: string;
+  /** Set once the pack line was read: `path` is the slot log, and the log is `key`'s section of it. */
+  section?: true;
 }
 
 function withoutItems(key: string): string {
@@ -47,7 +58,10 @@ function matches(template: string, wanted: string): boolean {
  */
 export function resolveLogTarget(plan: CompiledPlan, step: string, task?: number, stream: LogStream = "stdout"): LogTarget {
   const index = buildStepIndex(plan);
-  const target = (key: string, slot: StepSlot): LogTarget => ({ key, slot, path: `logs/${key}.${stream === "stdout" ? "out" : "err"}` });
+  const target = (key: string, slot: StepSlot): LogTarget => {
+    const packFile = packFileOf(plan, slot);
+    return { key, slot, path: `logs/${key}.${stream === "stdout" ? "out" : "err"}`, stream, ...(packFile !== null ? { packFile } : {}) };
+  };
   const direct = index.get(step);
   if (direct !== undefined) return target(step, direct);
 
@@ -85,9 +99,45 @@ export function resolveLogTarget(plan: CompiledPlan, step: string, task?: number
   return fail(`no step ${preview(step)} in the plan (steps: ${all}${templates.length > 30 ? ", ..." : ""})`);
 }
 
-/** The step's whole log in ONE read; null when it does not exist yet. */
-export function readLog(run: RunContext | RunExecutor, target: LogTarget): Promise<Buffer | null> {
-  return executorOf(run).readFile(target.path, MAX_LOG_BYTES);
+/**
+ * The pack file a step of a packed map task would have its state in (the task's items' range), or null
+ * when its map runs one item per task. Whether the task wrote one (the wrapper's packed layout) is known by reading it.
+ */
+export function packFileOf(plan: Pick<CompiledPlan, "items">, slot: StepSlot): string | null {
+  if (slot.unitKey === null || slot.job.shape !== "map" || itemsPerTaskOf(slot.job) <= 1) return null;
+  const items = itemsOfTask(plan, slot.job, slot.task);
+  const first = items[0];
+  const last = items[items.length - 1];
+  const suffix = `.${slot.index}`;
+  if (first === undefined || last === undefined || !slot.unitKey.endsWith(suffix)) return null;
+  const name = `${slot.unitKey.slice(0, -suffix.length)}.items-${first}-${last}.jsonl`;
+  return packOfFileName(name) === null ? null : `states/${name}`;
+}
+
+/**
+ * Where the step's log is: a packed item's slot log (from its line in the pack file: ONE read of that file),
+ * else `logs/<key>.out|.err` as resolved. A pack file not there yet (the task runs, or the old layout) changes nothing.
+ */
+export async function locateLog(context: RunContext | RunExecutor, target: LogTarget): Promise<LogTarget> {
+  if (target.packFile === undefined || target.section === true) return target;
+  const bytes = await executorOf(context).readFile(target.packFile, PACK_FILE_MAX_BYTES);
+  const name = packOfFileName(target.packFile.slice("states/".length));
+  if (bytes === null || name === null) return target;
+  const line = parsePackFile(target.packFile, name, bytes).byKey.get(target.key);
+  const log = line?.ok === true ? slotLogOf(line.state.meta) : null;
+  if (log === null) return target;
+  return { ...target, path: `${log}.${target.stream === "stdout" ? "out" : "err"}`, section: true };
+}
+
+/**
+ * The step's whole log in ONE read (a packed item: its pack line, then its slot log, of which its section is
+ * cut: the slot log is read whole, within MAX_LOG_BYTES); null when it does not exist yet.
+ */
+export async function readLog(run: RunContext | RunExecutor, target: LogTarget): Promise<Buffer | null> {
+  const where = await locateLog(run, target);
+  const data = await executorOf(run).readFile(where.path, MAX_LOG_BYTES);
+  if (data === null || where.section !== true) return data;
+  return logSection(data, where.key) ?? Buffer.alloc(0);
 }
 
 /** What the step's job (task) is doing now: ONE query for that job. */
@@ -129,20 +179,33 @@ export async function followLog(context: RunContext | RunExecutor, target: LogTa
   const sleep = options.sleep ?? abortableSleep;
   let offset = 0;
   let ended: { state: string; reason: string | null } | null = null;
+  let where = target;
+  let filter: SectionFilter | null = null;
   for (;;) {
     if (options.signal?.aborted) return null;
-    const chunk = await readLogFrom(run, target, offset);
+    // A packed item's slot log is known once its task has written its pack file (the task ended).
+    if (where.packFile !== undefined && where.section !== true && offset === 0) {
+      where = await locateLog(run, where);
+      if (where.section === true) filter = new SectionFilter(where.key);
+    }
+    const chunk = await readLogFrom(run, where, offset);
     if (chunk.restarted) {
-      options.note?.(`${target.path} was rewritten; reading it again from the start`);
+      options.note?.(`${where.path} was rewritten; reading it again from the start`);
       offset = 0;
+      if (filter !== null) filter = new SectionFilter(where.key);
     }
     if (chunk.data.length > 0) {
-      options.write(chunk.data);
+      const shown = filter === null ? chunk.data : filter.push(chunk.data);
+      if (shown.length > 0) options.write(shown);
       offset += chunk.data.length;
     }
     if (chunk.data.length >= FOLLOW_CHUNK_BYTES) continue;
-    if (ended !== null) return ended;
-    const job = await stepJobState(run, target);
+    if (ended !== null) {
+      const rest = filter?.flush();
+      if (rest !== undefined && rest.length > 0) options.write(rest);
+      return ended;
+    }
+    const job = await stepJobState(run, where);
     if (job.final) {
       // One more read: the job may have written its last lines after the read above.
       ended = { state: job.state, reason: job.reason };

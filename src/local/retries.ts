@@ -12,6 +12,7 @@ import { stateFileSchema } from "../plan/state-file.js";
 import type { StateFile } from "../plan/state-file.js";
 import { PackIndex } from "../collect/pack-file.js";
 import { readPackFile } from "../collect/read-states.js";
+import { slotLogOf } from "../core/log-section.js";
 
 /** What the state files of one job say about its tasks: the first failure of each, and every key it wrote. */
 export interface AttemptFiles {
@@ -80,9 +81,6 @@ export function writeRecord(runDir: string, name: string, value: unknown): void 
   renameSync(tmp, join(dir, name));
 }
 
-/** A pack line's `meta.log` (`logs/<pack>.items-<first>-<last>.s<slot>`), when it is one: the slot's logs are `<it>.out|.err`. */
-export const SLOT_LOG = /^logs\/[A-Za-z0-9_][A-Za-z0-9_.-]*\.items-[0-9]+-[0-9]+\.s[0-9]+$/;
-
 /**
  * Keeps an attempt's states and logs of `keys` under attempts/<n>/ before a retry overwrites them: per-key
  * files as they are, and for packed items their task's pack file and the slot logs its lines name.
@@ -113,8 +111,8 @@ export function keepAttempt(runDir: string, attempt: number, keys: readonly stri
     copy(join(runDir, "states", pack), join(states, pack));
     const slots = new Set<string>();
     for (const line of readPackFile(join(runDir, "states"), pack).byKey.values()) {
-      const log = line.ok ? line.state.meta.log : undefined;
-      if (typeof log === "string" && SLOT_LOG.test(log)) slots.add(log.slice("logs/".length));
+      const log = line.ok ? slotLogOf(line.state.meta) : null;
+      if (log !== null) slots.add(log.slice("logs/".length));
     }
     for (const slot of slots) for (const ext of ["out", "err"]) copy(join(runDir, "logs", `${slot}.${ext}`), join(logs, `${slot}.${ext}`));
   }

@@ -8,6 +8,7 @@
  */
 import { bodyOfItem, concreteKey, itemsOfTask } from "../collect/job-index.js";
 import type { CompletedState } from "../core/completed-state.js";
+import { slotLogOf } from "../core/log-section.js";
 import type { CompiledPlan, PlanJob } from "../plan/plan.js";
 import type { RetryRecords } from "../plan/retry.js";
 import { remapTasks } from "../plan/task-map.js";
@@ -103,7 +104,7 @@ export function annotateAttempts(state: CompletedState, plan: CompiledPlan, reco
       if (lastEntry !== undefined && failed !== undefined) lastEntry.failed_for_good = failed;
       const keys = taskKeys(plan, job, task);
       // A packed task wrote one pack file: its steps' states name their slot logs.
-      const pack = packedTask(...keys.map(({ key }) => steps[key]?.meta.log));
+      const pack = packedTask(keys.map(({ key }) => steps[key]?.meta));
       for (const { key, unit } of keys) {
         const s = steps[key];
         // In a packed task, an item done in an earlier attempt was skipped when its task ran again: not retried.
@@ -122,11 +123,11 @@ export function annotateAttempts(state: CompletedState, plan: CompiledPlan, reco
   }
 }
 
-/** `<pack>.items-<first>-<last>` of the first of these that is a packed item's slot log (`logs/<it>.s<slot>`), or null. */
-function packedTask(...logs: unknown[]): string | null {
-  for (const log of logs) {
-    const m = typeof log === "string" ? /^logs\/([A-Za-z0-9_][A-Za-z0-9_.-]*\.items-[0-9]+-[0-9]+)\.s[0-9]+$/.exec(log) : null;
-    if (m !== null) return m[1] as string;
+/** `<pack>.items-<first>-<last>` of the first of these states' metas that names a packed item's slot log (`logs/<it>.s<slot>`), or null. */
+function packedTask(metas: ReadonlyArray<Readonly<Record<string, unknown>> | undefined>): string | null {
+  for (const meta of metas) {
+    const log = slotLogOf(meta);
+    if (log !== null) return log.slice("logs/".length, log.lastIndexOf(".s"));
   }
   return null;
 }
