@@ -5,6 +5,7 @@
  * the spec's `bundle:` paths are copied.
  */
 import type { CompletedState } from "../core/completed-state.js";
+import { slotLogOf } from "../core/log-section.js";
 
 export interface FailureTailOptions {
   /** Failed steps shown (the first ones, in step order). */
@@ -49,7 +50,13 @@ export async function failedStepTails(runDir: string, state: CompletedState, opt
   const keys = shown.map(([key]) => key);
   // The report's file reader, loaded only when a step failed: a run that succeeds never loads the report code.
   const { interpretAnswers, readLocalFiles, reportRequests } = await import("../report/files.js");
-  const { logs } = interpretAnswers(keys, [], await readLocalFiles(runDir, reportRequests(keys, [])));
+  // A packed item's logs are a section of its task's slot log, which its state names.
+  const slotLogs = new Map<string, string>();
+  for (const [key, s] of shown) {
+    const log = slotLogOf(s.meta);
+    if (log !== null) slotLogs.set(key, log);
+  }
+  const { logs } = interpretAnswers(keys, [], await readLocalFiles(runDir, reportRequests(keys, [], slotLogs)), slotLogs);
   const tails = shown.map(([key, s]): FailedStepTail => {
     const err = logs.get(key)?.find((t) => t.stream === "stderr");
     const exit = typeof s.meta.exit_code === "number" ? s.meta.exit_code : null;

@@ -88,11 +88,12 @@ async function gatherFiles(
   attempt: number,
   read: (requests: FileRequest[]) => Promise<Map<string, FileAnswer>>,
 ): Promise<{ logs: Map<string, LogTail[]>; images: Map<string, FetchedImage> }> {
-  const logKeys = logTargets(plan, result, attempt);
+  const slotLogs = new Map<string, string>();
+  const logKeys = logTargets(plan, result, attempt, slotLogs);
   const imagePaths = imageTargets(plan, result, attempt).map((t) => t.path);
-  const requests = reportRequests(logKeys, imagePaths);
+  const requests = reportRequests(logKeys, imagePaths, slotLogs);
   const answers = requests.length > 0 ? await read(requests) : new Map<string, FileAnswer>();
-  return interpretAnswers(logKeys, imagePaths, answers);
+  return interpretAnswers(logKeys, imagePaths, answers, slotLogs);
 }
 
 // ---------------------------------------------------------------------------- local runs

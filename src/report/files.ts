@@ -14,6 +14,7 @@ import type { Transport } from "../transport/index.js";
 import { IMAGE_MAX_BYTES, IMAGES_TOTAL_MAX_BYTES, safeOutputPath } from "./images.js";
 import type { FetchedImage } from "./images.js";
 import { LOG_TAIL_BYTES, logPaths, tailLines } from "./log-tails.js";
+import { logSection } from "../core/log-section.js";
 import type { LogTail } from "./log-tails.js";
 
 /** One file to read: the end of a log (`tail`) or a whole image (`file`), relative to the run directory. */
@@ -50,11 +51,14 @@ const WHY: Record<Exclude<FileStatus, "ok">, string> = {
   overtotal: `not embedded: the images together would be over the ${IMAGES_TOTAL_MAX_BYTES / (1024 * 1024)} MiB limit`,
 };
 
-/** What the report needs read: both logs of each failed step, then each image, in order. */
-export function reportRequests(logKeys: readonly string[], imagePaths: readonly string[]): FileRequest[] {
+/**
+ * What the report needs read: both logs of each failed step, then each image, in order. A packed item's
+ * logs are the end of its slot logs (`slotLogs`: by key), read once for the items that share them.
+ */
+export function reportRequests(logKeys: readonly string[], imagePaths: readonly string[], slotLogs?: ReadonlyMap<string, string>): FileRequest[] {
   const requests: FileRequest[] = [];
   for (const key of logKeys) {
-    const paths = logPaths(key);
+    const paths = logPaths(key, slotLogs?.get(key));
     if (paths === null) continue;
     requests.push({ kind: "tail", path: paths.stdout }, { kind: "tail", path: paths.stderr });
   }
@@ -70,17 +74,25 @@ export function interpretAnswers(
   logKeys: readonly string[],
   imagePaths: readonly string[],
   answers: ReadonlyMap<string, FileAnswer>,
+  slotLogs?: ReadonlyMap<string, string>,
 ): { logs: Map<string, LogTail[]>; images: Map<string, FetchedImage> } {
   const logs = new Map<string, LogTail[]>();
   for (const key of logKeys) {
-    const paths = logPaths(key);
+    const paths = logPaths(key, slotLogs?.get(key));
     if (paths === null) continue;
     const tails: LogTail[] = [];
     for (const [stream, path] of [["stdout", paths.stdout], ["stderr", paths.stderr]] as const) {
       const a = answers.get(path);
       if (a === undefined) tails.push({ stream, path, lines: [], truncated: false, missing: "not fetched" });
       else if (a.status !== "ok" || a.data === null) tails.push({ stream, path, lines: [], truncated: false, missing: a.status === "ok" ? "cannot be read" : WHY[a.status] });
-      else tails.push(tailLines(a.data, (a.size ?? a.data.length) > a.data.length, stream, path));
+      else if (paths.section !== true) tails.push(tailLines(a.data, (a.size ?? a.data.length) > a.data.length, stream, path));
+      else {
+        // The item's section of its slot log: after its last marker in the end that was read.
+        const section = logSection(a.data, key);
+        const cut = (a.size ?? a.data.length) > a.data.length;
+        if (section !== null) tails.push(tailLines(section, false, stream, path));
+        else tails.push({ stream, path, lines: [], truncated: false, missing: cut ? `no section of ${key} in the last ${a.data.length} bytes read` : `no section of ${key}` });
+      }
     }
     logs.set(key, tails);
   }

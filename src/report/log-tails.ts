@@ -5,6 +5,7 @@
 import type { CompletedStateJson } from "../core/completed-state.js";
 import { isNotRun, str } from "./states.js";
 import { walkTree } from "./tree.js";
+import { slotLogOf } from "../core/log-section.js";
 import type { ReportPlan } from "./tree.js";
 
 /** Lines of a failed step's log shown in the report. */
@@ -29,10 +30,13 @@ export interface LogTail {
 
 // ---------------------------------------------------------------------------- what to fetch
 
-/** The step keys whose logs the report shows: failed leaf steps that may have run, at most MAX_LOG_TAILS, in tree order. */
-export function logTargets(plan: ReportPlan | null, result: CompletedStateJson, attempt = 1): string[] {
+/**
+ * The step keys whose logs the report shows: failed leaf steps that may have run, at most MAX_LOG_TAILS, in tree order.
+ * `slotLogs` is given the slot log of each that is a packed item (its state's meta.log).
+ */
+export function logTargets(plan: ReportPlan | null, result: CompletedStateJson, attempt = 1, slotLogs?: Map<string, string>): string[] {
   const { leaves, states } = walkTree(plan, result, attempt);
-  return leaves
+  const keys = leaves
     .filter((key) => {
       const s = states[key];
       if (s === undefined || s.success) return false;
@@ -40,11 +44,20 @@ export function logTargets(plan: ReportPlan | null, result: CompletedStateJson, 
       return !(isNotRun(s) && (s.meta.slurm_reason === "DependencyNeverSatisfied" || /^(CANCELLED|PENDING)/.test(str(s.meta.slurm_state) ?? "")));
     })
     .slice(0, MAX_LOG_TAILS);
+  for (const key of keys) {
+    const log = slotLogOf(states[key]?.meta);
+    if (log !== null) slotLogs?.set(key, log);
+  }
+  return keys;
 }
 
-/** Logs of a step, relative to the run directory; null when the key could name a file outside `logs/`. */
-export function logPaths(key: string): { stdout: string; stderr: string } | null {
+/**
+ * Logs of a step, relative to the run directory; null when the key could name a file outside `logs/`.
+ * A packed item (`slotLog`, from its state's meta.log) has them in its task's slot logs, as a section.
+ */
+export function logPaths(key: string, slotLog?: string): { stdout: string; stderr: string; section?: true } | null {
   if (!/^[A-Za-z0-9_][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_][A-Za-z0-9_-]*)*$/.test(key) || key.length > 1024) return null;
+  if (slotLog !== undefined && slotLogOf({ log: slotLog }) !== null) return { stdout: `${slotLog}.out`, stderr: `${slotLog}.err`, section: true };
   return { stdout: `logs/${key}.out`, stderr: `logs/${key}.err` };
 }
 
