@@ -11,6 +11,9 @@ import { buildStepIndex } from "../../src/collect/job-index.js";
 import type { CompiledPlan } from "../../src/plan/plan.js";
 import { stateFileSchema } from "../../src/plan/state-file.js";
 import { TaskEnds } from "../../src/watch/task-ends.js";
+import { WatchLineSplitter } from "../../src/watch/events.js";
+import type { WatchEvent } from "../../src/watch/events.js";
+import { parseStateText } from "../../src/collect/read-states.js";
 
 const LOCALCLUSTER = path.resolve("cluster-configs", "localcluster.yaml");
 
@@ -181,5 +184,35 @@ describe("TaskEnds.adopt: a tracker of a changed plan starts from what the last 
     const other = new TaskEnds(plan, { j000: "600" });
     other.adopt(old);
     expect(other.allEnded()).toBe(false);
+  });
+});
+
+describe("TaskEnds from a pack file's lines (issue 16)", () => {
+  it("the watcher's one S line per pack line, all with the pack file's signature, end the packed tasks like per-key files", () => {
+    const plan = packedPlan(true);
+    const ends = new TaskEnds(plan, { j000: "500" });
+    const events: WatchEvent[] = [];
+    const bad: string[] = [];
+    const splitter = new WatchLineSplitter((e) => events.push(e), (p) => bad.push(p));
+    // states/packed.m.items-0-1.jsonl then states/packed.m.items-2-3.jsonl: item lines, then unit lines, as the wrapper writes them.
+    const packLines = (sig: string, items: number[]): string =>
+      items
+        .flatMap((i) => [state(plan, `packed.m.${i}.one`, { arrayJob: "500" }), state(plan, `packed.m.${i}`, { arrayJob: "500", signature: "" })])
+        .map((s) => `S ${sig} ${s.key}.json ${JSON.stringify(s)}\n`)
+        .join("");
+    const stream = Buffer.from(`H 1 42\nM scan\n${packLines("11:900:5:5", [0, 1])}R scan\n${packLines("12:900:6:6", [2, 3])}E\n`);
+    // Delivered in small pieces, lines split anywhere.
+    for (let at = 0; at < stream.length; at += 97) splitter.write(stream.subarray(at, at + 97));
+    expect(bad).toEqual([]);
+    const states = events.filter((e): e is Extract<WatchEvent, { kind: "state" }> => e.kind === "state");
+    expect(states.map((e) => e.name)).toEqual(["packed.m.0.one.json", "packed.m.0.json", "packed.m.1.one.json", "packed.m.1.json", "packed.m.2.one.json", "packed.m.2.json", "packed.m.3.one.json", "packed.m.3.json"]);
+    expect(new Set(states.slice(0, 4).map((e) => e.signature))).toEqual(new Set(["11:900:5:5"]));
+    for (const [n, e] of states.entries()) {
+      const parsed = parseStateText(e.name, e.text ?? "");
+      expect(parsed.ok).toBe(true);
+      ends.apply(e.name.slice(0, -".json".length), { state: parsed.ok ? parsed.state : null, fresh: n >= 4 });
+      if (n === 3) expect(ends.allEnded()).toBe(false);
+    }
+    expect(ends.allEnded()).toBe(true);
   });
 });
