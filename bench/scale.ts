@@ -4,13 +4,17 @@
 // resident memory from /usr/bin/time -v).
 //
 // The map is packed (100 items per task) with 2 trivial steps per item. One real local
-// run of a small map (`hpcpipe run`) gives the state files exactly as the wrapper
-// (templates/lib.sh) writes them; every size's run is then made from those files, one
-// item's three files (the item pipeline and its two steps) per item, with the item,
-// key, task and SLURM ids of that item. Items whose index ends in 00 (hex) fail step b
-// (exit 3), as the real run's command makes them, about 0.4 % of the items.
+// run of a small map (`hpcpipe run`) gives the states exactly as the wrapper
+// (templates/lib.sh) writes them; every size's run is then made from those states, with
+// the item, key, task and SLURM ids of each item. Items whose index ends in 00 (hex) fail
+// step b (exit 3), as the real run's command makes them, about 0.4 % of the items.
+// Layouts (issue 16): `pack` (the default) writes one pack file per task,
+// `states/scale.each.items-<first>-<last>.jsonl`, its lines in the wrapper's order (per
+// item its step lines, then its unit line; the step lines name their slot log in
+// meta.log), and with --slot-logs the task's slot log pairs with a marker per step;
+// `files` writes one item's three files (the item and its two steps) per item.
 //
-//   npm run bench:scale -- [--sizes 1000,10000,100000] [--no-merge 1000000] [--per-task 100] [--keep]
+//   npm run bench:scale -- [--sizes 1000,10000,100000] [--no-merge 1000000] [--per-task 100] [--layout pack|files] [--slot-logs] [--keep]
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -19,6 +23,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { preparePlan } from "../src/app/prepare.js";
 import { itemsOfTask } from "../src/collect/job-index.js";
+import { readStateDir } from "../src/collect/read-states.js";
 import { identityOf } from "../src/local/process-identity.js";
 import { arrayTaskIds, logicalTask } from "../src/plan/task-map.js";
 import type { CompiledPlan } from "../src/plan/plan.js";
@@ -29,7 +34,8 @@ import { int, mib, table } from "./lib/format.js";
 import { checkInterrupt, runBench, syncCleanups } from "./lib/interrupt.js";
 
 const USAGE =
-  "usage: npm run bench:scale -- [--sizes 1000,10000,100000,1000000] [--no-merge SIZES] [--per-task 100] [--keep]\n" +
+  "usage: npm run bench:scale -- [--sizes 1000,10000,100000,1000000] [--no-merge SIZES] [--per-task 100] [--layout pack|files] [--slot-logs] [--keep]\n" +
+  "  --layout: pack (one state file per packed task, the default) or files (one state file per item and step)\n" +
   "  --no-merge SIZES: at these sizes, only plan, dry-run and one poll of the running run (no state files, no collect, report or final status)";
 const CLI = join(REPO, "dist", "cli", "main.js");
 const SLURM_CONFIG = join(REPO, "cluster-configs", "localcluster.yaml");
@@ -130,9 +136,16 @@ async function captureTemplates(work: string, perTask: number): Promise<Template
   // continue_on_item_error: the map succeeds with its failed items listed (exit 0).
   if (m.code !== 0) throw new Error(`the template run should end with exit 0, got ${m.code ?? m.signal}: ${m.stderr.slice(-2000)}`);
   const runDir = join(dir, "runs", "scale", readdirSync(join(dir, "runs", "scale"))[0] as string);
+  // Whichever layout the wrapper wrote (pack files or per-key files), read as the client reads it.
+  const { states, problems } = await readStateDir(join(runDir, "states"));
+  if (problems.length > 0) throw new Error(`the template run left unusable states: ${JSON.stringify(problems.slice(0, 3))}`);
   const read = (i: number): Record<string, Record<string, unknown>> => {
     const out: Record<string, Record<string, unknown>> = {};
-    for (const suffix of ["", ".a", ".b"]) out[suffix] = JSON.parse(readFileSync(join(runDir, "states", `scale.each.${i}${suffix}.json`), "utf8")) as Record<string, unknown>;
+    for (const suffix of ["", ".a", ".b"]) {
+      const state = states.get(`scale.each.${i}${suffix}`);
+      if (state === undefined) throw new Error(`the template run wrote no state of scale.each.${i}${suffix}`);
+      out[suffix] = JSON.parse(JSON.stringify(state)) as Record<string, unknown>;
+    }
     return out;
   };
   const t: Templates = { ok: read(1), failed: read(0) };
@@ -140,9 +153,10 @@ async function captureTemplates(work: string, perTask: number): Promise<Template
   return t;
 }
 
-/** The state file text of one item's step, from the template, as the wrapper writes it (one JSON line). */
-function stateText(template: Record<string, unknown>, key: string, item: string, slurm: Record<string, unknown>, at: number): string {
-  const meta = { ...(template.meta as Record<string, unknown>), item };
+/** The state file text of one item's step, from the template, as the wrapper writes it (one JSON line); `log`: its slot log (packed). */
+function stateText(template: Record<string, unknown>, key: string, item: string, slurm: Record<string, unknown>, at: number, log: string | null = null): string {
+  const { log: _templateLog, ...rest } = template.meta as Record<string, unknown>;
+  const meta = { ...rest, item, ...(log !== null ? { log } : {}) };
   const timestamp = new Date(Date.parse("2026-12-07T00:00:00.000Z") + at).toISOString();
   return `${JSON.stringify({ ...template, timestamp, duration_s: 0.02 + (at % 97) / 1000, meta, key, slurm })}\n`;
 }
@@ -152,13 +166,24 @@ interface SyntheticRun {
   runDir: string;
 }
 
+/** How the synthetic run's states are laid out (see the head of this file). */
+interface Layout {
+  pack: boolean;
+  slotLogs: boolean;
+}
+
+/** Slots of a packed task in the synthetic run (the wrapper's max(1, cpus / item cpus) on a 2-CPU task). */
+const SLOTS = 2;
+
 /** A finished local run of `n` items, written as `hpcpipe run` leaves it: record, plan, job table, state files. */
-async function synthesizeRun(dir: string, home: string, spec: string, t: Templates, label: string, withStates: boolean): Promise<{ run: SyntheticRun; plan: CompiledPlan; record: RunRecord }> {
+async function synthesizeRun(dir: string, home: string, spec: string, t: Templates, label: string, withStates: boolean, layout: Layout): Promise<{ run: SyntheticRun; plan: CompiledPlan; record: RunRecord }> {
   const runId = `20261207-000000-${label}`;
   const { plan, config } = preparePlan({ spec, cluster: LOCAL_CONFIG, runId, localRunsDir: join(dir, "runs") });
   const runDir = plan.layout.runDir;
   const statesDir = join(runDir, plan.layout.states);
   mkdirSync(statesDir, { recursive: true });
+  const logsDir = join(runDir, plan.layout.logs);
+  mkdirSync(logsDir, { recursive: true });
   let nextId = plan.jobs.length + 1;
   const jobs: Record<string, { slurmJobId: string; tasks: unknown[] }> = {};
   let at = 0;
@@ -170,7 +195,34 @@ async function synthesizeRun(dir: string, home: string, spec: string, t: Templat
       const own = String(nextId++);
       tasks.push({ taskId, slurmJobId: own, state: "COMPLETED", reason: null, exitCode: 0 });
       const slurm = { job_id: own, array_job_id: arrayId, array_task_id: String(taskId), task };
-      for (const i of withStates ? itemsOfTask(plan, job, task) : []) {
+      const items = withStates ? itemsOfTask(plan, job, task) : [];
+      if (layout.pack && items.length > 0) {
+        // One pack file per task: per item its step lines, then its unit line (the wrapper's order).
+        const base = `scale.each.items-${items[0] as number}-${items[items.length - 1] as number}`;
+        let text = "";
+        const logs = Array.from({ length: SLOTS }, () => ({ out: "", err: "" }));
+        items.forEach((i, position) => {
+          const item = itemOf(i);
+          const tpl = fails(i) ? t.failed : t.ok;
+          const slot = position % SLOTS;
+          for (const suffix of [".a", ".b"]) {
+            const key = `scale.each.${i}${suffix}`;
+            text += stateText(tpl[suffix] as Record<string, unknown>, key, item, slurm, at++, `logs/${base}.s${slot}`);
+            const log = logs[slot] as { out: string; err: string };
+            log.out += `\n\x1ehpcpipe ${key}\n`;
+            log.err += `\n\x1ehpcpipe ${key}\n${suffix === ".b" && fails(i) ? "failed with exit 3\n" : ""}`;
+          }
+          text += stateText(tpl[""] as Record<string, unknown>, `scale.each.${i}`, item, slurm, at++);
+        });
+        writeFileSync(join(statesDir, `${base}.jsonl`), text);
+        if (layout.slotLogs) {
+          logs.forEach((log, slot) => {
+            writeFileSync(join(logsDir, `${base}.s${slot}.out`), log.out);
+            writeFileSync(join(logsDir, `${base}.s${slot}.err`), log.err);
+          });
+        }
+      }
+      for (const i of layout.pack ? [] : items) {
         const item = itemOf(i);
         const tpl = fails(i) ? t.failed : t.ok;
         for (const suffix of ["", ".a", ".b"]) {
@@ -232,8 +284,20 @@ function cell(m: Measure | undefined): string {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { sizes: { type: "string" }, "no-merge": { type: "string" }, "per-task": { type: "string" }, keep: { type: "boolean", default: false }, help: { type: "boolean", short: "h", default: false } } });
+  const { values } = parseArgs({
+    options: {
+      sizes: { type: "string" },
+      "no-merge": { type: "string" },
+      "per-task": { type: "string" },
+      layout: { type: "string", default: "pack" },
+      "slot-logs": { type: "boolean", default: false },
+      keep: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
   if (values.help) return console.log(USAGE);
+  if (values.layout !== "pack" && values.layout !== "files") throw new Error(`--layout is pack or files (got ${values.layout})\n${USAGE}`);
+  const layout: Layout = { pack: values.layout === "pack", slotLogs: values["slot-logs"] };
   const sizes = (values.sizes ?? "1000,10000,100000,1000000").split(",").map((s) => {
     const n = Number(s.trim());
     if (!Number.isInteger(n) || n < 1) throw new Error(`--sizes wants whole numbers >= 1 (got ${s})\n${USAGE}`);
@@ -250,7 +314,10 @@ async function main(): Promise<void> {
   const supervisor = spawn("sleep", ["86400"], { stdio: "ignore" });
   syncCleanups.add(() => supervisor.kill());
   try {
-    console.log(`bench:scale in ${work}: ${perTask} items per task, 2 steps per item; capturing the wrapper's state files from a real local run of ${TEMPLATE_ITEMS} items`);
+    console.log(
+      `bench:scale in ${work}: ${perTask} items per task, 2 steps per item, ${layout.pack ? `one pack file per task${layout.slotLogs ? " and its slot logs" : ""}` : "one state file per item and step"}; ` +
+        `capturing the wrapper's states from a real local run of ${TEMPLATE_ITEMS} items`,
+    );
     const templates = await captureTemplates(work, perTask);
     const rows = new Map<string, Array<Measure | undefined>>();
     const put = (path: string, k: number, m: Measure | undefined): void => {
@@ -270,9 +337,10 @@ async function main(): Promise<void> {
       put("submit --dry-run", k, await cli(["submit", spec, "--cluster", SLURM_CONFIG, "--dry-run", "--out", join(dir, "dry")], env));
       const t0 = performance.now();
       const merging = !noMerge.has(n);
-      const { run, record } = await synthesizeRun(dir, home, spec, templates, `n${n}`.padEnd(6, "0").slice(0, 6), merging);
+      const { run, record } = await synthesizeRun(dir, home, spec, templates, `n${n}`.padEnd(6, "0").slice(0, 6), merging, layout);
       if (merging) {
-        console.log(`  ${int(n)} items: ${int(3 * n)} state files written in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+        const written = layout.pack ? `${int(Math.ceil(n / perTask))} pack files (${int(3 * n)} states)` : `${int(3 * n)} state files`;
+        console.log(`  ${int(n)} items: ${written} written in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
         put("collect (merge)", k, await cli(["collect", run.runId], env));
         // A local run's supervisor leaves the merged result in the run directory, where `report` reads it.
         const merged = join(home, "runs", run.runId, "result.json");

@@ -134,11 +134,29 @@ export class PackIndex {
     list.push({ ...name, file });
     this.byPack.set(name.pack, list);
     this.unsorted.add(name.pack);
+    this.overlapping = null;
     return true;
   }
 
   get size(): number {
     return this.names.size;
+  }
+
+  /** Some item is in the ranges of two files of one pack (a resume that packed the items differently). */
+  overlaps(): boolean {
+    for (const pack of this.unsorted) this.sortPack(pack);
+    this.unsorted.clear();
+    if (this.overlapping === null) {
+      this.overlapping = false;
+      for (const list of this.byPack.values()) for (let i = 1; i < list.length; i++) if ((list[i] as PackName).first <= (list[i - 1] as PackName).last) this.overlapping = true;
+    }
+    return this.overlapping;
+  }
+
+  private overlapping: boolean | null = null;
+
+  private sortPack(pack: string): void {
+    this.byPack.get(pack)?.sort((a, b) => a.first - b.first || a.last - b.last || (a.file < b.file ? -1 : 1));
   }
 
   /** Every pack file, by name order. */
@@ -157,7 +175,7 @@ export class PackIndex {
       if (list === undefined) continue;
       const item = itemOf(pack, key);
       if (item === null) continue;
-      if (this.unsorted.delete(pack)) list.sort((a, b) => a.first - b.first || a.last - b.last || (a.file < b.file ? -1 : 1));
+      if (this.unsorted.delete(pack)) this.sortPack(pack);
       // The last range starting at or before the item, then back over overlapping ones (none, normally).
       let lo = 0;
       let hi = list.length;

@@ -86,6 +86,8 @@ abstract class CachedSource implements StateSource {
   private readonly parsed = new Map<string, PackContents>();
   /** Stray problems of each pack file parsed so far (reported by leftovers()). */
   private readonly packStray = new Map<string, StateProblem[]>();
+  /** The pack file parsed or used last. */
+  private recent: { file: string; contents: PackContents } | null = null;
   /** Per parsed pack file, the keys the merge asked for (forgotten with the parsed file). */
   private readonly asked = new Map<string, Set<string>>();
   /** Pack files the merge asked every key of while they were parsed: no leftovers there. */
@@ -104,6 +106,7 @@ abstract class CachedSource implements StateSource {
     if (kept !== undefined) {
       this.parsed.delete(file);
       this.parsed.set(file, kept);
+      this.recent = { file, contents: kept };
       return kept;
     }
     const name = packOfFileName(file);
@@ -112,6 +115,7 @@ abstract class CachedSource implements StateSource {
       bytes === null ? { byKey: new Map(), stray: [] } : Buffer.isBuffer(bytes) && name !== null ? parsePackFile(file, name, bytes) : { byKey: new Map(), stray: [{ file, error: (bytes as { error: string }).error }] };
     if (!this.packStray.has(file)) this.packStray.set(file, contents.stray);
     this.parsed.set(file, contents);
+    this.recent = { file, contents };
     if (this.parsed.size > PARSED_PACKS) {
       const oldest = this.parsed.keys().next().value as string;
       this.parsed.delete(oldest);
@@ -124,7 +128,11 @@ abstract class CachedSource implements StateSource {
   /** The last pack line of `key` (in the last file of its range that has one), or undefined. */
   private packLine(key: string, ask: boolean): PackLine | undefined {
     let found: PackLine | undefined;
-    for (const file of this.packs.filesOf(key)) {
+    // The merge asks for the items of one pack file in a row: when no ranges overlap, a key the most recent
+    // parsed file holds is in no other file (its lines were checked against its range), so no lookup is needed.
+    const recent = this.recent;
+    const files = recent !== null && recent.contents.byKey.has(key) && !this.packs.overlaps() ? [recent.file] : this.packs.filesOf(key);
+    for (const file of files) {
       const contents = this.pack(file);
       const line = contents.byKey.get(key);
       if (line === undefined) continue;
