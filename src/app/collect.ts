@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { arrayTaskIds, mapSource, mergeFromSource, parseStateText, SpoolSource } from "../collect/index.js";
 import { stateFileNameOf } from "../collect/state-source.js";
 import { keyOfStateFile } from "../collect/read-states.js";
-import { badPackName, PACK_FILE_MAX_BYTES, packOfFileName, parsePackFile } from "../collect/pack-file.js";
+import { badPackName, PACK_FILE_MAX_BYTES, PackIndex, packOfFileName, parsePackFile } from "../collect/pack-file.js";
 import type { PackContents } from "../collect/pack-file.js";
 import type { StateProblem, StateSource } from "../collect/index.js";
 import { itemsInlineMax } from "../core/item-lines.js";
@@ -82,35 +82,24 @@ export async function readRetryRecords(transport: Transport, remoteDir: string):
 
 /**
  * parseFetchedStates one file at a time, as a transfer streams them; a file seen twice (a retried transfer)
- * counts once. A pack file's lines win over per-key files of the same keys, whichever came first.
+ * counts once. Pack files are parsed as they come and their lines applied at the end, in range order, over
+ * the per-key files (a key's pack line wins), whatever order the transfer gave them in.
  */
 function fetchedStates(): { take: (path: string, content: Buffer | { error: string }) => void; done: () => RemoteStates } {
   const states = new Map<string, StateFile>();
   const problems = new Map<string, StateProblem>();
   const seen = new Set<string>();
-  /** Keys a pack line gave (valid or not): their per-key files are not read. */
-  const packed = new Set<string>();
-  const packProblems = new Map<string, StateProblem>();
-  const takePack = (path: string, name: string, content: Buffer | { error: string }): void => {
+  const packs = new Map<string, PackContents>();
+  const takePack = (name: string, content: Buffer | { error: string }): void => {
     const pack = packOfFileName(name);
-    const contents: PackContents =
+    packs.set(
+      name,
       pack === null
         ? { byKey: new Map(), stray: [{ file: name, error: badPackName(name) }] }
         : Buffer.isBuffer(content)
           ? parsePackFile(name, pack, content)
-          : { byKey: new Map(), stray: [{ file: name, error: content.error }] };
-    for (const [key, line] of contents.byKey) {
-      packed.add(key);
-      problems.delete(`states/${key}.json`);
-      if (line.ok) {
-        states.set(key, line.state);
-        packProblems.delete(key);
-      } else {
-        states.delete(key);
-        packProblems.set(key, { file: name, error: line.error, key });
-      }
-    }
-    contents.stray.forEach((p, i) => problems.set(`${path}#${i}`, p));
+          : { byKey: new Map(), stray: [{ file: name, error: content.error }] },
+    );
   };
   return {
     take: (path, content) => {
@@ -123,14 +112,12 @@ function fetchedStates(): { take: (path: string, content: Buffer | { error: stri
       }
       if (name.endsWith(".jsonl")) {
         seen.add(path);
-        return takePack(path, name, content);
+        return takePack(name, content);
       }
       // The pattern (states/*.json*) also matches names like x.json.bak: not state files.
       if (!name.endsWith(".json")) return;
       seen.add(path);
       problems.delete(path);
-      const key = keyOfStateFile(name);
-      if (key !== null && packed.has(key)) return;
       if (!Buffer.isBuffer(content)) {
         problems.set(path, { file: name, error: content.error });
         return;
@@ -139,7 +126,25 @@ function fetchedStates(): { take: (path: string, content: Buffer | { error: stri
       if (parsed.ok) states.set(parsed.key, parsed.state);
       else problems.set(path, { file: name, error: parsed.error });
     },
-    done: () => ({ states, problems: [...problems.values(), ...packProblems.values()], files: seen.size }),
+    done: () => {
+      if (packs.size === 0) return { states, problems: [...problems.values()], files: seen.size };
+      const index = new PackIndex();
+      const bad = [...packs.keys()].filter((n) => !index.add(n)).sort();
+      const fromPacks = new Map<string, StateProblem | null>();
+      const stray: StateProblem[] = [];
+      for (const file of [...index.ordered(), ...bad]) {
+        const contents = packs.get(file) as PackContents;
+        for (const [key, line] of contents.byKey) {
+          if (line.ok) states.set(key, line.state);
+          else states.delete(key);
+          fromPacks.set(key, line.ok ? null : { file, error: line.error, key });
+        }
+        stray.push(...contents.stray);
+      }
+      const kept = [...problems.values()].filter((p) => !fromPacks.has(keyOfStateFile(p.file) ?? ""));
+      const keyed = [...fromPacks.values()].filter((p): p is StateProblem => p !== null);
+      return { states, problems: [...kept, ...stray, ...keyed], files: seen.size };
+    },
   };
 }
 

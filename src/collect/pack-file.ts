@@ -164,6 +164,12 @@ export class PackIndex {
     return [...this.names].sort();
   }
 
+  /** Every pack file in the order their lines apply (by pack name, then range): where ranges overlap, the later file's line wins. */
+  ordered(): string[] {
+    this.overlaps();
+    return [...this.byPack.keys()].sort().flatMap((pack) => (this.byPack.get(pack) ?? []).map((r) => r.file));
+  }
+
   /** The pack files whose range holds the item of `key`, in range order (a later file's line wins). */
   filesOf(key: string): string[] {
     if (this.byPack.size === 0) return [];

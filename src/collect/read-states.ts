@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { STATE_FILE_MAX_BYTES, STEP_KEY_PATTERN, stateFileSchema } from "../plan/state-file.js";
 import type { StateFile } from "../plan/state-file.js";
 import { issuesText, preview } from "../core/preview.js";
-import { badPackName, PACK_FILE_MAX_BYTES, packOfFileName, parsePackFile } from "./pack-file.js";
+import { badPackName, PACK_FILE_MAX_BYTES, PackIndex, packOfFileName, parsePackFile } from "./pack-file.js";
 import type { PackContents } from "./pack-file.js";
 
 /** A state file that could not be used, by file name (relative to the states directory). */
@@ -184,8 +184,12 @@ export async function readStateDir(statesDir: string): Promise<StateDirResult> {
     else problems.push({ file, error: r.error });
   }
   // Pack files after: a key's pack line wins over its own file (which is older: a restore at submission).
-  const packs = names.filter((n) => n.endsWith(".jsonl") && !STATE_TEMP_FILE.test(n)).sort();
-  if (packs.length === 0) return { states, problems };
+  const jsonl = names.filter((n) => n.endsWith(".jsonl") && !STATE_TEMP_FILE.test(n)).sort();
+  if (jsonl.length === 0) return { states, problems };
+  // In range order (as DirSource reads them), bad names where their name sorts.
+  const index = new PackIndex();
+  const bad = jsonl.filter((n) => !index.add(n));
+  const packs = [...index.ordered(), ...bad];
   const fromPacks = new Map<string, StateProblem | null>();
   const stray: StateProblem[] = [];
   for (const file of packs) {

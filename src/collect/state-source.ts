@@ -190,7 +190,8 @@ abstract class CachedSource implements StateSource {
     const own = this.keyFileLeftovers(inTree, (key) => this.packLine(key, false) !== undefined);
     const unknown = new Set(own.unknown);
     const fromPacks: StateProblem[] = [];
-    for (const file of [...this.packs.files(), ...this.badPacks].sort()) {
+    // In the order their lines apply, as readStateDir reads them; then the names that are not a pack file's.
+    for (const file of [...this.packs.ordered(), ...[...this.badPacks].sort()]) {
       if (this.badPacks.has(file)) {
         fromPacks.push({ file, error: badPackName(file) });
         continue;

@@ -215,6 +215,31 @@ describe("both layouts in one states directory", () => {
     );
   });
 
+  it("where two pack files' ranges overlap (a resume packed the items differently), the later range's line wins in every reader", async () => {
+    const dir = tempDir();
+    const plan = mapPlan(200);
+    const states = join(dir, "states");
+    mkdirSync(states);
+    // By name, items-100-199 sorts before items-50-149; by range it comes after, and wins.
+    writeFileSync(join(states, "p.m.items-50-149.jsonl"), packText(50, 149, () => true));
+    writeFileSync(join(states, "p.m.items-100-199.jsonl"), packText(100, 199, () => false));
+    writeFileSync(join(states, "p.m.items-0-49.jsonl"), packText(0, 49));
+    const read = await readStateDir(states);
+    expect(read.states.get("p.m.120.b")?.success).toBe(true);
+    expect(read.states.get("p.m.60.b")?.success).toBe(false);
+    const byMap = mergeStates(plan, read.states, { now: NOW, jobFacts: facts(plan), problems: read.problems });
+    const byDir = mergeFromSource(plan, new DirSource(states), { now: NOW, jobFacts: facts(plan) });
+    const files = [...fetchedFrom(states)].reverse();
+    const fetched = parseFetchedStates(new Map(files));
+    const spool = new SpoolSource(join(dir, "spool"));
+    for (const [path, file] of files) spool.add(path, file);
+    const bySpool = mergeFromSource(plan, spool, { now: NOW, jobFacts: facts(plan) });
+    spool.close();
+    expect(fetched.states.get("p.m.120.b")?.success).toBe(true);
+    for (const other of [byDir, bySpool]) expect(other.toJSON()).toEqual(byMap.toJSON());
+    expect(byMap.step_states?.["p.m.120.b"]?.success).toBe(true);
+  });
+
   it("a large map read item by item (release after each) parses each pack file once", () => {
     const dir = tempDir();
     const plan = mapPlan(1000);
