@@ -6,6 +6,7 @@
  */
 import { closeSync, constants, openSync, opendirSync, readSync, rmSync, writeSync } from "node:fs";
 import type { StateFile } from "../plan/state-file.js";
+import { STATE_FILE_MAX_BYTES } from "../plan/state-file.js";
 import { preview } from "../core/preview.js";
 import { badPackName, PACK_FILE_MAX_BYTES, PackIndex, packOfFileName, parsePackFile } from "./pack-file.js";
 import type { PackContents, PackLine } from "./pack-file.js";
@@ -319,7 +320,7 @@ const LENGTH_BITS = 2 ** 21;
 export class SpoolSource extends CachedSource {
   private fd: number | null;
   private size = 0;
-  private readonly index = new Map<string, number>();
+  private readonly index = new Map<string, number | { offset: number; length: number }>();
   /** Pack files: where in the spool, or why the transfer could not give them. */
   private readonly packAt = new Map<string, { offset: number; length: number } | { error: string }>();
   /** Files the transfer could not give (by key), and names that cannot be a step's. */
@@ -365,12 +366,15 @@ export class SpoolSource extends CachedSource {
       this.keyedErrors.set(key, file.error);
       return;
     }
-    if (file.length >= LENGTH_BITS || this.size + file.length >= 2 ** 32) {
-      this.keyedErrors.set(key, `state file is ${file.length} bytes, too large to spool`);
+    if (file.length > STATE_FILE_MAX_BYTES) {
+      // The transfer's cap is a pack file's; a per-key file has the state cap.
+      this.keyedErrors.set(key, `state file is ${file.length} bytes, over the ${STATE_FILE_MAX_BYTES}-byte limit`);
       return;
     }
     this.keyedErrors.delete(key);
-    this.index.set(key, this.spool(file) * LENGTH_BITS + file.length);
+    const offset = this.spool(file);
+    // One number while it fits (offsets below 2^32); past 4 GiB of spool (pack files before it), two.
+    this.index.set(key, offset < 2 ** 32 ? offset * LENGTH_BITS + file.length : { offset, length: file.length });
   }
 
   private addPack(path: string, name: string, file: SpooledFile): void {
@@ -405,8 +409,9 @@ export class SpoolSource extends CachedSource {
   protected load(key: string): ParsedState | null {
     const at = this.index.get(key);
     if (at !== undefined && this.fd !== null) {
-      const length = at % LENGTH_BITS;
-      return parseStateText(`${key}.json`, this.readSpool((at - length) / LENGTH_BITS, length).toString("utf8"));
+      const length = typeof at === "number" ? at % LENGTH_BITS : at.length;
+      const offset = typeof at === "number" ? (at - length) / LENGTH_BITS : at.offset;
+      return parseStateText(`${key}.json`, this.readSpool(offset, length).toString("utf8"));
     }
     const error = this.keyedErrors.get(key);
     return error !== undefined ? { ok: false, error } : null;

@@ -295,6 +295,27 @@ describe("both layouts in one states directory", () => {
     expect(read.problems).toEqual(merged.meta.state_problems);
   });
 
+  it("the transfer's per-file cap is a pack file's: a per-key file over the state cap is refused alike by the spool and the in-memory reader", () => {
+    const dir = tempDir();
+    const plan = mapPlan(100);
+    const files = new Map<string, Buffer | { error: string }>([
+      ["states/p.prep.json", Buffer.from(line(stateFile("p.prep", true, { meta: { pad: "x".repeat(STATE_FILE_MAX_BYTES) } })))],
+      ["states/p.m.items-0-99.jsonl", Buffer.from(packText(0, 99))],
+      ["states/p.m.0.a.json.bak", Buffer.from("{")],
+    ]);
+    const fetched = parseFetchedStates(files);
+    const byMap = mergeStates(plan, fetched.states, { now: NOW, jobFacts: facts(plan), problems: fetched.problems });
+    const spool = new SpoolSource(join(dir, "spool"));
+    for (const [path, file] of files) spool.add(path, file);
+    expect(spool.files).toBe(2);
+    expect(fetched.files).toBe(2);
+    const bySpool = mergeFromSource(plan, spool, { now: NOW, jobFacts: facts(plan) });
+    spool.close();
+    expect(bySpool.toJSON()).toEqual(byMap.toJSON());
+    expect(byMap.step_states?.["p.prep"]?.meta.state_problem).toMatch(/^state file is \d+ bytes, over the 1048576-byte limit$/);
+    expect(byMap.step_states?.["p.m.0.a"]?.success).toBe(true);
+  });
+
   it("the spool takes pack files from a real tar stream (the cluster's transfer) and removes itself", () => {
     const dir = tempDir();
     const plan = mapPlan(250);
