@@ -1,0 +1,69 @@
+#!/bin/bash
+# bench/wrapper-overhead.sh (issue 16): the job wrapper's cost per packed map item, on this machine.
+# For each LIB (a templates/lib.sh), runs one packed map task of N items (2 steps of `true` each, one
+# item at a time: SLURM_CPUS_PER_TASK=1) in a throwaway run directory and prints
+#   - wall time per item, and the same minus 2 x `bash -c true` (the steps' own commands: the wrapper's overhead);
+#   - programs started per item (execve under `strace -f`, on a second run of M items), when strace is installed;
+#   - files left in states/ and logs/.
+# Usage: bash bench/wrapper-overhead.sh [-n N] [-m M] LIB... (e.g. `git show main:templates/lib.sh > /tmp/old.sh`).
+set -u
+n=1000 m=50
+while getopts n:m: o; do case $o in n) n=$OPTARG ;; m) m=$OPTARG ;; *) exit 2 ;; esac; done
+shift $((OPTIND - 1))
+(($# > 0)) || { echo "usage: $0 [-n N] [-m M] LIB..." >&2; exit 2; }
+now_us() { REPLY=${EPOCHREALTIME/./}; }
+job_script() {
+  cat <<'JOB'
+#!/bin/bash
+export HPCPIPE_RUN_DIR=$1
+source "$HPCPIPE_RUN_DIR/scripts/lib.sh" || exit 1
+hp_job_begin j001 0 1
+hp_item() {
+hp_unit_begin 'm.{i}' fedcba987654 0
+hp_step --key 'm.{i}.a' --signature 0123456789ab --idempotent --command 'true'
+hp_step --key 'm.{i}.b' --signature 0123456789ab --idempotent --command 'true'
+hp_unit_end
+}
+hp_map_pack items/m.txt it "$2" 1 hp_item $3
+hp_job_end
+JOB
+}
+# run LIB ITEMS DIR [strace-out]: one task with ITEMS items.
+run_task() {
+  local lib=$1 items=$2 dir=$3 trace=${4:-}
+  rm -rf -- "$dir"
+  mkdir -p -- "$dir/scripts" "$dir/items"
+  cp -- "$lib" "$dir/scripts/lib.sh"
+  job_script >"$dir/job.sh"
+  seq 0 $((items - 1)) | sed 's/^/item-/' >"$dir/items/m.txt"
+  : >"$dir/context.env0"
+  local -a cmd=(env SLURM_ARRAY_TASK_ID=0 SLURM_ARRAY_JOB_ID=1 SLURM_JOB_ID=2 SLURM_CPUS_PER_TASK=1 bash "$dir/job.sh" "$dir" "$items" m)
+  if [[ -n $trace ]]; then
+    strace -f -qq -e trace=execve -o "$trace" "${cmd[@]}" 2>/dev/null
+  else
+    "${cmd[@]}" 2>/dev/null
+  fi
+}
+tmp=$(mktemp -d)
+trap 'rm -rf -- "$tmp"' EXIT
+now_us; t0=$REPLY
+for ((i = 0; i < n; i++)); do bash -c true; done
+now_us; base=$(((REPLY - t0) / n))
+printf 'bash -c true: %d.%03d ms\n' $((base / 1000)) $((base % 1000))
+for lib in "$@"; do
+  now_us; t0=$REPLY
+  run_task "$lib" "$n" "$tmp/run"
+  now_us; per=$(((REPLY - t0) / n)); over=$((per - 2 * base))
+  files=$(find "$tmp/run/states" "$tmp/run/logs" -type f | wc -l)
+  execs="-"
+  if command -v strace >/dev/null; then
+    run_task "$lib" "$m" "$tmp/trace-run" "$tmp/trace"
+    e=$(grep -c 'execve(' "$tmp/trace"); e0=0
+    run_task "$lib" 1 "$tmp/trace-run" "$tmp/trace1"
+    e0=$(grep -c 'execve(' "$tmp/trace1")
+    # Per item: the difference between M items and 1 item, over M-1 (the task's own start-up cancels out).
+    execs=$(awk -v a="$e" -v b="$e0" -v m="$m" 'BEGIN { printf "%.2f", (a - b) / (m - 1) }')
+  fi
+  printf '%s: %d.%03d ms per item (2 steps), overhead %d.%03d ms; %s programs per item (2 are the steps); %s files in states/+logs/ for %d items\n' \
+    "$lib" $((per / 1000)) $((per % 1000)) $((over / 1000)) $(((over < 0 ? -over : over) % 1000)) "$execs" "$files" "$n"
+done
