@@ -3,7 +3,8 @@
 # For each LIB (a templates/lib.sh), runs one packed map task of N items (2 steps of `true` each, one
 # item at a time: SLURM_CPUS_PER_TASK=1) in a throwaway run directory and prints
 #   - wall time per item, and the same minus 2 x `bash -c true` (the steps' own commands: the wrapper's overhead);
-#   - programs started per item (execve under `strace -f`, on a second run of M items), when strace is installed;
+#   - programs started (execve) and processes forked (clone) per item, under `strace -f` (M items against
+#     1 item, over M-1), when strace is installed;
 #   - files left in states/ and logs/.
 # Usage: bash bench/wrapper-overhead.sh [-n N] [-m M] LIB... (e.g. `git show main:templates/lib.sh > /tmp/old.sh`).
 set -u
@@ -39,7 +40,7 @@ run_task() {
   : >"$dir/context.env0"
   local -a cmd=(env SLURM_ARRAY_TASK_ID=0 SLURM_ARRAY_JOB_ID=1 SLURM_JOB_ID=2 SLURM_CPUS_PER_TASK=1 bash "$dir/job.sh" "$dir" "$items" m)
   if [[ -n $trace ]]; then
-    strace -f -qq -e trace=execve -o "$trace" "${cmd[@]}" 2>/dev/null
+    strace -f -qq -e trace=execve,clone,clone3,fork,vfork -o "$trace" "${cmd[@]}" 2>/dev/null
   else
     "${cmd[@]}" 2>/dev/null
   fi
@@ -55,15 +56,15 @@ for lib in "$@"; do
   run_task "$lib" "$n" "$tmp/run"
   now_us; per=$(((REPLY - t0) / n)); over=$((per - 2 * base))
   files=$(find "$tmp/run/states" "$tmp/run/logs" -type f | wc -l)
-  execs="-"
+  execs="-" forks="-"
   if command -v strace >/dev/null; then
     run_task "$lib" "$m" "$tmp/trace-run" "$tmp/trace"
-    e=$(grep -c 'execve(' "$tmp/trace"); e0=0
     run_task "$lib" 1 "$tmp/trace-run" "$tmp/trace1"
-    e0=$(grep -c 'execve(' "$tmp/trace1")
     # Per item: the difference between M items and 1 item, over M-1 (the task's own start-up cancels out).
-    execs=$(awk -v a="$e" -v b="$e0" -v m="$m" 'BEGIN { printf "%.2f", (a - b) / (m - 1) }')
+    per_item() { awk -v a="$(grep -cE "$1" "$tmp/trace")" -v b="$(grep -cE "$1" "$tmp/trace1")" -v m="$m" 'BEGIN { printf "%.2f", (a - b) / (m - 1) }'; }
+    execs=$(per_item ' execve\(')
+    forks=$(per_item ' (clone3?|v?fork)\(')
   fi
-  printf '%s: %d.%03d ms per item (2 steps), overhead %d.%03d ms; %s programs per item (2 are the steps); %s files in states/+logs/ for %d items\n' \
-    "$lib" $((per / 1000)) $((per % 1000)) $((over / 1000)) $(((over < 0 ? -over : over) % 1000)) "$execs" "$files" "$n"
+  printf '%s: %d.%03d ms per item (2 steps), overhead %s%d.%03d ms; per item %s programs started (2 are the steps) and %s processes forked; %s files in states/+logs/ for %d items\n' \
+    "$lib" $((per / 1000)) $((per % 1000)) "$( ((over < 0)) && echo -)" $(((over < 0 ? -over : over) / 1000)) $(((over < 0 ? -over : over) % 1000)) "$execs" "$forks" "$files" "$n"
 done

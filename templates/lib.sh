@@ -89,6 +89,13 @@ _hp_die() {
 }
 
 _hp_is_step_key() {
+  # Most keys are plain ASCII names and dots: checked with glob classes, without switching the locale
+  # (a `local LC_ALL` costs more than the rest of the check); anything else goes to the regex.
+  # (No bare `return`: in a trap handler, and the functions it calls, it returns the status from before the trap.)
+  if [[ -n $1 && $1 != *[![:alnum:]_.-]* && $1 != *[![:ascii:]]* ]]; then
+    [[ $1 != [.-]* && $1 != *. && $1 != *..* && $1 != *.-* ]] && ((${#1} <= 1024)) && return 0
+    return 1
+  fi
   local LC_ALL=C
   [[ $1 =~ $_HP_STEP_KEY_RE ]] && ((${#1} <= 1024))
 }
@@ -128,6 +135,11 @@ _hp_duration() {
 
 # REPLY := the argument as a JSON string (bytes >= 0x80 are passed through).
 _hp_json_str() {
+  # Keys, signatures, times and most items need no escape: no locale switch for them.
+  if [[ $1 != *[![:alnum:]\ _.,:/@+=-]* ]]; then
+    REPLY="\"$1\""
+    return 0
+  fi
   local LC_ALL=C
   local s=$1 bs=\\ dq=\" i hex c r
   s=${s//"$bs"/"$bs$bs"}
