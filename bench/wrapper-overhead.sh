@@ -2,7 +2,8 @@
 # bench/wrapper-overhead.sh (issue 16): the job wrapper's cost per packed map item, on this machine.
 # For each LIB (a templates/lib.sh), runs one packed map task of N items (2 steps of `true` each, one
 # item at a time: SLURM_CPUS_PER_TASK=1) in a throwaway run directory and prints
-#   - wall time per item, and the same minus 2 x `bash -c true` (the steps' own commands: the wrapper's overhead);
+#   - wall time and CPU time (user + sys, the task and all its processes) per item, and the same minus 2 x
+#     those of `bash -c true` (the steps' own commands), measured just before each LIB: the wrapper's overhead;
 #   - programs started (execve) and processes forked (clone) per item, under `strace -f` (M items against
 #     1 item, over M-1), when strace is installed;
 #   - files left in states/ and logs/.
@@ -13,6 +14,17 @@ while getopts n:m: o; do case $o in n) n=$OPTARG ;; m) m=$OPTARG ;; *) exit 2 ;;
 shift $((OPTIND - 1))
 (($# > 0)) || { echo "usage: $0 [-n N] [-m M] LIB..." >&2; exit 2; }
 now_us() { REPLY=${EPOCHREALTIME/./}; }
+# timed VAR CMD...: VAR := "wall_us cpu_us" of CMD (with its children).
+timed() {
+  local __var=$1 TIMEFORMAT='%3R %3U %3S' out r u s
+  shift
+  out=$({ time "$@" >/dev/null 2>&1; } 2>&1)
+  read -r r u s <<<"$out"
+  r=${r/./} u=${u/./} s=${s/./}
+  printf -v "$__var" '%d %d' $((10#$r * 1000)) $(((10#$u + 10#$s) * 1000))
+}
+ms() { printf '%s%d.%03d' "$( (($1 < 0)) && echo -)" $(((${1#-}) / 1000)) $(((${1#-}) % 1000)); }
+baseline() { local i; for ((i = 0; i < n; i++)); do bash -c true; done; }
 job_script() {
   cat <<'JOB'
 #!/bin/bash
@@ -47,14 +59,15 @@ run_task() {
 }
 tmp=$(mktemp -d)
 trap 'rm -rf -- "$tmp"' EXIT
-now_us; t0=$REPLY
-for ((i = 0; i < n; i++)); do bash -c true; done
-now_us; base=$(((REPLY - t0) / n))
-printf 'bash -c true: %d.%03d ms\n' $((base / 1000)) $((base % 1000))
+b="" t=""
 for lib in "$@"; do
-  now_us; t0=$REPLY
-  run_task "$lib" "$n" "$tmp/run"
-  now_us; per=$(((REPLY - t0) / n)); over=$((per - 2 * base))
+  timed b baseline
+  read -r bw bc <<<"$b"
+  bw=$((bw / n)) bc=$((bc / n))
+  timed t run_task "$lib" "$n" "$tmp/run"
+  read -r tw tc <<<"$t"
+  tw=$((tw / n)) tc=$((tc / n))
+  printf 'bash -c true: %s ms wall, %s ms CPU\n' "$(ms "$bw")" "$(ms "$bc")"
   files=$(find "$tmp/run/states" "$tmp/run/logs" -type f | wc -l)
   execs="-" forks="-"
   if command -v strace >/dev/null; then
@@ -65,6 +78,6 @@ for lib in "$@"; do
     execs=$(per_item ' execve\(')
     forks=$(per_item ' (clone3?|v?fork)\(')
   fi
-  printf '%s: %d.%03d ms per item (2 steps), overhead %s%d.%03d ms; per item %s programs started (2 are the steps) and %s processes forked; %s files in states/+logs/ for %d items\n' \
-    "$lib" $((per / 1000)) $((per % 1000)) "$( ((over < 0)) && echo -)" $(((over < 0 ? -over : over) / 1000)) $(((over < 0 ? -over : over) % 1000)) "$execs" "$forks" "$files" "$n"
+  printf '%s: per item (2 steps) %s ms wall, %s ms CPU; overhead %s ms wall, %s ms CPU; %s programs started (2 are the steps), %s processes forked; %s files in states/+logs/ for %d items\n' \
+    "$lib" "$(ms "$tw")" "$(ms "$tc")" "$(ms $((tw - 2 * bw)))" "$(ms $((tc - 2 * bc)))" "$execs" "$forks" "$files" "$n"
 done
