@@ -857,12 +857,26 @@ _hp_already_done() {
 # A submission that found steps in the store's cache restored their states (marked "cached") and
 # outputs into this run; cache/store names the store and cache/keys/<step>.keys each step's key per item.
 
-# True when the key's earlier state (_hp_prev_state) is a success of this definition restored from the step cache.
+# True when the key's earlier state is a success of this definition restored from the step cache. A
+# restore writes states/<key>.json at submission, after any job ran: in a packed task that file is looked
+# at first (a line of the pack's from an earlier attempt is older), and its state becomes the key's line
+# (the pack file replaces the per-key files of its keys).
 _hp_restored() {
-  local key=$1 sig=$2 content
+  local key=$1 sig=$2 file="$_HP_RUN_DIR/states/$1.json" content=""
+  if [[ -n $_HP_PACK_SLOT && -f $file && ! -L $file ]]; then
+    IFS= read -r -d '' -n 1048576 content <"$file" || true
+    content=${content%$'\n'}
+    if [[ $content != *$'\n'* ]] && _hp_is_restore "$content" "$sig"; then
+      _hp_write_state "$key" "$content"
+      return 0
+    fi
+  fi
   _hp_prev_state "$key" || return 1
-  content=$REPLY
-  [[ $content == '{"success":true,'* && $content == *"\"signature\":\"$sig\","* && $content == *',"cached":{'* ]]
+  _hp_is_restore "$REPLY" "$sig"
+}
+
+_hp_is_restore() {
+  [[ $1 == '{"success":true,'* && $1 == *"\"signature\":\"$2\","* && $1 == *',"cached":{'* ]]
 }
 
 # REPLY := the cache key of step TEMPLATE (its key with {i}) in this task; status 1 when it has none.

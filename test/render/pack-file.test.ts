@@ -122,6 +122,23 @@ describe("a packed map task with its map key", () => {
     expect(readState(run, "m.0.s").success).toBe(true);
   });
 
+  it("takes a step restored from the step cache at submission (states/<key>.json) over its line from an earlier attempt, into the pack", async () => {
+    const run = newRun({ items: { m: letters(2) } });
+    const job = packedMapJob("m", "it", [step("m.{i}.s", 'echo "$HPCPIPE_STEP" >> "$HPCPIPE_OUT_DIR/ran"; [ -e "$HPCPIPE_OUT_DIR/fixed" ]', { idempotent: false })], { itemsPerTask: 2 }, { count: 1 }, { continueOnItemError: true });
+    const script = writeJob(run, job);
+    expect((await runScript(run, script, arrayEnv(0))).code).toBe(0);
+    expect(readState(run, "m.1.s").success).toBe(false);
+    // The resubmission found m.1.s in the cache and restored it (the cached state of this signature).
+    const restored = JSON.stringify({ ...JSON.parse(stateText(run, "m.1.s")), success: true, failure: null, error: null, exit_code: 0, cached: { run: "other", step: "m.1.s", key: "ab".padEnd(64, "0") } });
+    writeFileSync(join(run.runDir, "states", "m.1.s.json"), `${restored}\n`);
+    writeFileSync(join(run.runDir, "out", "ran"), "");
+    expect((await runScript(run, script, arrayEnv(0))).code).toBe(0);
+    // m.0.s is not idempotent: it ran again; m.1.s was restored: it did not.
+    expect(readFileSync(join(run.runDir, "out", "ran"), "utf8")).toBe("m.0.s\n");
+    expect(stateText(run, "m.1.s")).toBe(restored);
+    expect(perKeyStates(run)).toEqual([]);
+  });
+
   it("drops a torn last line of a killed attempt's slot file and takes its complete lines as done", async () => {
     const run = newRun({ items: { m: letters(3) } });
     const job = packedMapJob("m", "it", [step("m.{i}.s", 'echo "$HPCPIPE_STEP" >> "$HPCPIPE_OUT_DIR/ran"', { idempotent: true })], { itemsPerTask: 3 }, { count: 1 });
