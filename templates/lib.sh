@@ -120,10 +120,17 @@ _hp_now_us() {
   REPLY=$((10#$t))
 }
 
-# REPLY := ISO 8601 UTC time with milliseconds for a microsecond timestamp.
+# REPLY := ISO 8601 UTC time with milliseconds for a microsecond timestamp. The seconds part is kept for
+# the next call in the same second (a `local TZ` costs a tzset on entry and on return).
+_HP_ISO_S=-1
+_HP_ISO_TEXT=""
 _hp_iso_time() {
-  local TZ=UTC0
-  printf -v REPLY '%(%Y-%m-%dT%H:%M:%S)T.%03dZ' "$(($1 / 1000000))" "$((($1 / 1000) % 1000))"
+  if (($1 / 1000000 != _HP_ISO_S)); then
+    local TZ=UTC0
+    _HP_ISO_S=$(($1 / 1000000))
+    printf -v _HP_ISO_TEXT '%(%Y-%m-%dT%H:%M:%S)T' "$_HP_ISO_S"
+  fi
+  printf -v REPLY '%s.%03dZ' "$_HP_ISO_TEXT" "$((($1 / 1000) % 1000))"
 }
 
 # REPLY := seconds between two microsecond timestamps, as a JSON number.
