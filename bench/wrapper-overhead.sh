@@ -41,15 +41,19 @@ hp_map_pack items/m.txt it "$2" 1 hp_item $3
 hp_job_end
 JOB
 }
-# run LIB ITEMS DIR [strace-out]: one task with ITEMS items.
-run_task() {
-  local lib=$1 items=$2 dir=$3 trace=${4:-}
+# prepare LIB ITEMS DIR: a fresh run directory for one task of ITEMS items (not timed).
+prepare() {
+  local lib=$1 items=$2 dir=$3
   rm -rf -- "$dir"
   mkdir -p -- "$dir/scripts" "$dir/items"
   cp -- "$lib" "$dir/scripts/lib.sh"
   job_script >"$dir/job.sh"
   seq 0 $((items - 1)) | sed 's/^/item-/' >"$dir/items/m.txt"
   : >"$dir/context.env0"
+}
+# run_task ITEMS DIR [strace-out]: runs the task prepared in DIR.
+run_task() {
+  local items=$1 dir=$2 trace=${3:-}
   local -a cmd=(env SLURM_ARRAY_TASK_ID=0 SLURM_ARRAY_JOB_ID=1 SLURM_JOB_ID=2 SLURM_CPUS_PER_TASK=1 bash "$dir/job.sh" "$dir" "$items" m)
   if [[ -n $trace ]]; then
     strace -f -qq -e trace=execve,clone,clone3,fork,vfork -o "$trace" "${cmd[@]}" 2>/dev/null
@@ -64,15 +68,18 @@ for lib in "$@"; do
   timed b baseline
   read -r bw bc <<<"$b"
   bw=$((bw / n)) bc=$((bc / n))
-  timed t run_task "$lib" "$n" "$tmp/run"
+  prepare "$lib" "$n" "$tmp/run"
+  timed t run_task "$n" "$tmp/run"
   read -r tw tc <<<"$t"
   tw=$((tw / n)) tc=$((tc / n))
   printf 'bash -c true: %s ms wall, %s ms CPU\n' "$(ms "$bw")" "$(ms "$bc")"
   files=$(find "$tmp/run/states" "$tmp/run/logs" -type f | wc -l)
   execs="-" forks="-"
   if command -v strace >/dev/null; then
-    run_task "$lib" "$m" "$tmp/trace-run" "$tmp/trace"
-    run_task "$lib" 1 "$tmp/trace-run" "$tmp/trace1"
+    prepare "$lib" "$m" "$tmp/trace-run"
+    run_task "$m" "$tmp/trace-run" "$tmp/trace"
+    prepare "$lib" 1 "$tmp/trace-run"
+    run_task 1 "$tmp/trace-run" "$tmp/trace1"
     # Per item: the difference between M items and 1 item, over M-1 (the task's own start-up cancels out).
     per_item() { awk -v a="$(grep -cE "$1" "$tmp/trace")" -v b="$(grep -cE "$1" "$tmp/trace1")" -v m="$m" 'BEGIN { printf "%.2f", (a - b) / (m - 1) }'; }
     execs=$(per_item ' execve\(')
