@@ -30,6 +30,19 @@ _HP_PACK_OLDEST=0              # index in _HP_PACK_ORDER of the oldest item that
 # `wait -n -p` (bash >= 5.1) tells which item ended; older bash waits for the items in start order.
 _HP_PACK_WAIT_ANY=0
 if ((BASH_VERSINFO[0] > 5 || (BASH_VERSINFO[0] == 5 && BASH_VERSINFO[1] >= 1))); then _HP_PACK_WAIT_ANY=1; fi
+# A packed map task given its map key (hp_map_pack's PACK_NAME) writes ONE state file for all its items,
+# states/<base>.jsonl, and one log pair per slot, logs/<base>.s<slot>.out|.err (base: <map key>.items-
+# <first>-<last>); docs/runtime-contract.md, "Packed tasks". Items append their state lines to their
+# slot's file in states/.pack-<base>/ (a builtin printf: no process, no rename per state); the task
+# renames the pack file into place once, when it ends (_hp_pack_finish).
+_HP_PACK_BASE=""               # <map key>.items-<first>-<last>; empty: the per-key layout
+_HP_PACK_DIR=""                # states/.pack-<base>: the slot files
+_HP_PACK_SLOT=""               # in an item subshell: its slot (one item at a time per slot: one writer)
+_HP_PACK_NEXT_SLOT=""          # the slot of the item being started
+_HP_PACK_FREE=()               # the slots no running item holds
+declare -A _HP_PACK_SLOT_OF=() # slot of each running item's pid
+declare -A _HP_PACK_PREV=()    # key -> its line from before this task (pack file, a killed attempt's slots)
+_HP_PACK_PREV_KEYS=()          # those keys, in order of first appearance
 
 # The step that is running (for the signal handler).
 _HP_CUR_KEY=""
@@ -37,6 +50,7 @@ _HP_CUR_SIG=""
 _HP_CUR_START=0
 _HP_CUR_TS=""
 _HP_CUR_PROVIDES_JSON="[]"
+_HP_CUR_LOG=""        # its meta member `,"log":"logs/<base>.s<slot>"` when its logs are a pack slot's
 
 # The unit (group child pipeline or map item) that is open.
 _HP_UNIT_KEY=""
@@ -65,10 +79,23 @@ _hp_log() {
 _hp_die() {
   _hp_log "error: $*"
   _hp_states_bulk_end
+  if ((_HP_PACK_PARENT)); then
+    # The items stop (each records its state) and the pack file keeps what they wrote.
+    _HP_PACK_PARENT=0
+    _hp_pack_stop_items TERM
+    _hp_pack_finish
+  fi
   exit 1
 }
 
 _hp_is_step_key() {
+  # Most keys are plain ASCII names and dots: checked with glob classes, without switching the locale
+  # (a `local LC_ALL` costs more than the rest of the check); anything else goes to the regex.
+  # (No bare `return`: in a trap handler, and the functions it calls, it returns the status from before the trap.)
+  if [[ -n $1 && $1 != *[![:alnum:]_.-]* && $1 != *[![:ascii:]]* ]]; then
+    [[ $1 != [.-]* && $1 != *. && $1 != *..* && $1 != *.-* ]] && ((${#1} <= 1024)) && return 0
+    return 1
+  fi
   local LC_ALL=C
   [[ $1 =~ $_HP_STEP_KEY_RE ]] && ((${#1} <= 1024))
 }
@@ -93,10 +120,17 @@ _hp_now_us() {
   REPLY=$((10#$t))
 }
 
-# REPLY := ISO 8601 UTC time with milliseconds for a microsecond timestamp.
+# REPLY := ISO 8601 UTC time with milliseconds for a microsecond timestamp. The seconds part is kept for
+# the next call in the same second (a `local TZ` costs a tzset on entry and on return).
+_HP_ISO_S=-1
+_HP_ISO_TEXT=""
 _hp_iso_time() {
-  local TZ=UTC0
-  printf -v REPLY '%(%Y-%m-%dT%H:%M:%S)T.%03dZ' "$(($1 / 1000000))" "$((($1 / 1000) % 1000))"
+  if (($1 / 1000000 != _HP_ISO_S)); then
+    local TZ=UTC0
+    _HP_ISO_S=$(($1 / 1000000))
+    printf -v _HP_ISO_TEXT '%(%Y-%m-%dT%H:%M:%S)T' "$_HP_ISO_S"
+  fi
+  printf -v REPLY '%s.%03dZ' "$_HP_ISO_TEXT" "$((($1 / 1000) % 1000))"
 }
 
 # REPLY := seconds between two microsecond timestamps, as a JSON number.
@@ -108,6 +142,11 @@ _hp_duration() {
 
 # REPLY := the argument as a JSON string (bytes >= 0x80 are passed through).
 _hp_json_str() {
+  # Keys, signatures, times and most items need no escape: no locale switch for them.
+  if [[ $1 != *[![:alnum:]\ _.,:/@+=-]* ]]; then
+    REPLY="\"$1\""
+    return 0
+  fi
   local LC_ALL=C
   local s=$1 bs=\\ dq=\" i hex c r
   s=${s//"$bs"/"$bs$bs"}
@@ -141,9 +180,14 @@ _hp_json_array() {
   REPLY="[$out]"
 }
 
-# Writes text to states/<key>.json through a temp file in the same directory (in a bulk, see below).
+# Writes text to states/<key>.json through a temp file in the same directory (in a bulk, see below); an
+# item of a pack appends it as one line to its slot file instead (no process).
 _hp_write_state() {
   local key=$1 text=$2
+  if [[ -n $_HP_PACK_SLOT ]]; then
+    printf '%s\n' "$text" >>"$_HP_PACK_DIR/s$_HP_PACK_SLOT.jsonl" && return 0
+    _hp_log "error: cannot append to $_HP_PACK_DIR/s$_HP_PACK_SLOT.jsonl; writing states/$key.json"
+  fi
   local final="$_HP_RUN_DIR/states/$key.json"
   local tmp="$_HP_RUN_DIR/states/.$key.json.tmp.$$"
   if [[ -n $_HP_STATE_BULK ]]; then
@@ -259,7 +303,7 @@ _hp_handle_signal() {
   local error_json=$REPLY
   ((_HP_BATCH)) && _hp_batch_signal "$error" "$reason"
   if [[ -n $_HP_CUR_KEY ]]; then
-    _hp_meta_json "\"exit_code\":null,\"reason\":\"$reason\""
+    _hp_meta_json "\"exit_code\":null,\"reason\":\"$reason\"$_HP_CUR_LOG"
     _hp_state_json "$_HP_CUR_KEY" "$_HP_CUR_SIG" "$_HP_CUR_START" "$_HP_CUR_TS" false '"STEP_FAILED"' "$error_json" \
       "$_HP_CUR_PROVIDES_JSON" '{}' "$REPLY" null
     _hp_write_state "$_HP_CUR_KEY" "$REPLY"
@@ -402,22 +446,26 @@ hp_map_item() {
 }
 
 # ---- packed tasks (maps and parallel groups) ------------------------------
-# hp_map_pack ITEMS_FILE ITEM_KEY PER_TASK ITEM_CPUS BODY: a packed map task. Runs BODY (a function of
-# the job script: the item's hp_unit_begin, hp_step..., hp_unit_end) once for each item of this task,
-# lines HPCPIPE_TASK*PER_TASK+1 .. +PER_TASK of the items file, each in its own subshell with
-# HPCPIPE_TASK = the item index, the item exported under ITEM_KEY and as HPCPIPE_ITEM, and its own
-# states and logs; at most max(1, SLURM_CPUS_PER_TASK / ITEM_CPUS) items at once. An item fails the
-# task as an unpacked task would fail (see hp_job_end). A signal is passed on to the running items,
-# which record their states; items not started yet write nothing.
+# hp_map_pack ITEMS_FILE ITEM_KEY PER_TASK ITEM_CPUS BODY [PACK_NAME]: a packed map task. Runs BODY (a
+# function of the job script: the item's hp_unit_begin, hp_step..., hp_unit_end) once for each item of
+# this task, lines HPCPIPE_TASK*PER_TASK+1 .. +PER_TASK of the items file, each in its own subshell with
+# HPCPIPE_TASK = the item index and the item exported under ITEM_KEY and as HPCPIPE_ITEM; at most
+# max(1, SLURM_CPUS_PER_TASK / ITEM_CPUS) items at once. With PACK_NAME (the map's key), the items'
+# states go to ONE pack file and their logs to one pair per slot (see _HP_PACK_BASE); without (job
+# scripts of older templates), each item writes its own states/<key>.json and logs/<key>.out|.err. An
+# item fails the task as an unpacked task would fail (see hp_job_end). A signal is passed on to the
+# running items, which record their states; items not started yet write nothing.
 # (No locals here nor in hp_group_pack and _hp_pack_run: they stay visible to every item's commands
 # and would replace the context values of their names; see _HP_S_*.)
 hp_map_pack() {
   _hp_is_context_key "$2" || _hp_die "map item key '$2' is not a usable variable name"
   _hp_pack_check hp_map_pack "$3" "$4" "$5"
+  (($# < 6)) || _hp_is_step_key "$6" || _hp_die "hp_map_pack: pack name '$6' is not a valid step key"
   [[ -r $_HP_RUN_DIR/$1 ]] || _hp_die "cannot read the items file $_HP_RUN_DIR/$1"
   _HP_PACK_ITEMS=()
   mapfile -t -s "$((HPCPIPE_TASK * $3))" -n "$3" _HP_PACK_ITEMS <"$_HP_RUN_DIR/$1"
   ((${#_HP_PACK_ITEMS[@]} > 0)) || _hp_die "no items for task $HPCPIPE_TASK in $_HP_RUN_DIR/$1"
+  (($# < 6)) || _hp_pack_begin "$6.items-$((HPCPIPE_TASK * $3))-$((HPCPIPE_TASK * $3 + ${#_HP_PACK_ITEMS[@]} - 1))"
   _hp_pack_run items "$((HPCPIPE_TASK * $3))" "${#_HP_PACK_ITEMS[@]}" "$4" "$5" "$2"
 }
 
@@ -454,27 +502,152 @@ _hp_pack_run() {
   ((_HP_PACK_SLOTS >= 1)) || _HP_PACK_SLOTS=1
   _hp_log "job $_HP_JOB_ID: task $HPCPIPE_TASK runs $1 $2-$(($2 + $3 - 1)), at most $_HP_PACK_SLOTS at once"
   _HP_PACK_PARENT=1
+  _hp_pack_free_all
   for ((_HP_PACK_I = 0; _HP_PACK_I < $3; _HP_PACK_I++)); do
     while ((${#_HP_PACK_RUNNING[@]} >= _HP_PACK_SLOTS)); do _hp_pack_reap; done
     # A signal that arrives while an item starts is handled once its pid is recorded (and so passed on).
     _HP_CRITICAL=1
+    # The lowest free slot (the list is kept in decreasing order, see _hp_pack_free_all).
+    _HP_PACK_NEXT_SLOT=${_HP_PACK_FREE[${#_HP_PACK_FREE[@]} - 1]:-0}
+    ((${#_HP_PACK_FREE[@]} == 0)) || unset "_HP_PACK_FREE[${#_HP_PACK_FREE[@]} - 1]"
     if [[ -n $6 ]]; then
       _hp_pack_item "$(($2 + _HP_PACK_I))" "$5" "$6" "${_HP_PACK_ITEMS[_HP_PACK_I]}" &
     else
       _hp_pack_item "$(($2 + _HP_PACK_I))" "$5" &
     fi
     _HP_PACK_RUNNING[$!]=1
+    _HP_PACK_SLOT_OF[$!]=$_HP_PACK_NEXT_SLOT
     _HP_PACK_ORDER+=("$!")
     _hp_leave_critical
   done
   while ((${#_HP_PACK_RUNNING[@]} > 0)); do _hp_pack_reap; done
+  # Still the pack's parent: a signal that arrives now goes through _hp_pack_signal, which writes the file.
+  _hp_pack_finish
   _HP_PACK_PARENT=0
+}
+
+# Every slot is free: 0 .. _HP_PACK_SLOTS-1, in decreasing order, so the last element is the lowest.
+_hp_pack_free_all() {
+  local s
+  _HP_PACK_FREE=()
+  _HP_PACK_SLOT_OF=()
+  for ((s = _HP_PACK_SLOTS - 1; s >= 0; s--)); do _HP_PACK_FREE+=("$s"); done
+}
+
+# _hp_pack_begin BASE: the pack layout for this task. Loads the lines from before it (the pack file of an
+# earlier attempt, then the complete lines a killed attempt left in the slot files, which are newer) into
+# _HP_PACK_PREV, the "already done" checks of the items; a killed attempt's lines are saved into the pack
+# file at once (so a task killed again loses none), then its slot files are emptied.
+_hp_pack_begin() {
+  local base=$1 f salvaged=0
+  _HP_PACK_BASE=$base
+  _HP_PACK_DIR="$_HP_RUN_DIR/states/.pack-$base"
+  _HP_PACK_PREV=()
+  _HP_PACK_PREV_KEYS=()
+  [[ -f $_HP_RUN_DIR/states/$base.jsonl ]] && _hp_pack_load "$_HP_RUN_DIR/states/$base.jsonl" _hp_pack_prev_add
+  if [[ -d $_HP_PACK_DIR ]]; then
+    for f in "$_HP_PACK_DIR"/s*.jsonl; do
+      [[ -f $f ]] || continue
+      _hp_pack_load "$f" _hp_pack_prev_add && salvaged=1
+    done
+    if ((salvaged)); then
+      _hp_log "job $_HP_JOB_ID: kept the states a killed attempt of task $HPCPIPE_TASK left in $_HP_PACK_DIR"
+      _hp_pack_write || _hp_die "cannot write $_HP_RUN_DIR/states/$base.jsonl"
+    fi
+    for f in "$_HP_PACK_DIR"/s*.jsonl; do
+      [[ -f $f ]] && : >"$f"
+    done
+  else
+    mkdir -p -- "$_HP_PACK_DIR" || _hp_die "cannot create $_HP_PACK_DIR"
+  fi
+}
+
+# _hp_pack_load FILE FUNCTION: calls FUNCTION KEY LINE for each complete line of FILE (a last line
+# without its newline is torn: skipped) that holds a valid key (the LAST `,"key":"` of the line: the
+# outputs and meta objects before it may hold members named "key"). Status 1 when there is none.
+_hp_pack_load() {
+  local line key found=1
+  local -a lines=()
+  mapfile lines <"$1" 2>/dev/null || return 1
+  for line in "${lines[@]}"; do
+    [[ $line == *$'\n' && $line == *',"key":"'* ]] || continue
+    line=${line%$'\n'}
+    key=${line##*,\"key\":\"}
+    key=${key%%\"*}
+    _hp_is_step_key "$key" || continue
+    "$2" "$key" "$line"
+    found=0
+  done
+  return "$found"
+}
+
+_hp_pack_prev_add() {
+  [[ -n ${_HP_PACK_PREV[$1]+x} ]] || _HP_PACK_PREV_KEYS+=("$1")
+  _HP_PACK_PREV[$1]=$2
+}
+
+# This attempt's lines (from the slot files), in the order of their first appearance; the last line of a key wins.
+declare -A _HP_PACK_NEW=()
+_HP_PACK_NEW_KEYS=()
+_hp_pack_new_add() {
+  [[ -n ${_HP_PACK_NEW[$1]+x} ]] || _HP_PACK_NEW_KEYS+=("$1")
+  _HP_PACK_NEW[$1]=$2
+}
+
+# Writes states/<base>.jsonl: the previous lines of the keys not written again, then this attempt's,
+# through a temp file and one mv. Status 1 when it cannot.
+_hp_pack_write() {
+  local final="$_HP_RUN_DIR/states/$_HP_PACK_BASE.jsonl" tmp="$_HP_RUN_DIR/states/.$_HP_PACK_BASE.jsonl.tmp.$$" k
+  local -a out=()
+  for k in "${_HP_PACK_PREV_KEYS[@]}"; do
+    [[ -n ${_HP_PACK_NEW[$k]+x} ]] || out+=("${_HP_PACK_PREV[$k]}")
+  done
+  for k in "${_HP_PACK_NEW_KEYS[@]}"; do out+=("${_HP_PACK_NEW[$k]}"); done
+  ((${#out[@]} > 0)) || return 0
+  if ! { printf '%s\n' "${out[@]}" >"$tmp" && mv -f -- "$tmp" "$final"; }; then
+    rm -f -- "$tmp"
+    return 1
+  fi
+}
+
+# The task ends (normally, after a signal, or _hp_die): its items' lines go to the pack file, renamed
+# into place once; per-key state files of the keys it holds (a step-cache restore, an older layout) are
+# removed, in one rm; the slot directory goes. Once per task.
+_hp_pack_finish() {
+  [[ -n $_HP_PACK_BASE ]] || return 0
+  local f k n
+  local -a stale=()
+  _HP_CRITICAL=1
+  _HP_PACK_NEW=()
+  _HP_PACK_NEW_KEYS=()
+  for f in "$_HP_PACK_DIR"/s*.jsonl; do
+    [[ -f $f ]] && _hp_pack_load "$f" _hp_pack_new_add
+  done
+  if ((${#_HP_PACK_NEW_KEYS[@]} > 0)); then
+    if _hp_pack_write; then
+      for k in "${_HP_PACK_PREV_KEYS[@]}" "${_HP_PACK_NEW_KEYS[@]}"; do
+        [[ -e $_HP_RUN_DIR/states/$k.json ]] && stale+=("$_HP_RUN_DIR/states/$k.json")
+      done
+      for ((n = 0; n < ${#stale[@]}; n += 500)); do rm -f -- "${stale[@]:n:500}"; done
+      rm -rf -- "$_HP_PACK_DIR"
+    else
+      # The slot files stay: the next attempt of the task takes their lines as its previous ones.
+      _hp_log "error: cannot write $_HP_RUN_DIR/states/$_HP_PACK_BASE.jsonl; the states stay in $_HP_PACK_DIR"
+    fi
+  else
+    rm -rf -- "$_HP_PACK_DIR"
+  fi
+  _HP_PACK_BASE=""
+  _hp_leave_critical
 }
 
 # Runs in the item's subshell: its own traps and task index, the item (a map's: KEY and VALUE), the body;
 # exits as an unpacked task would. Arguments: INDEX BODY [KEY VALUE]
 _hp_pack_item() {
   _HP_PACK_PARENT=0
+  [[ -n $_HP_PACK_BASE ]] && _HP_PACK_SLOT=$_HP_PACK_NEXT_SLOT
+  _HP_PACK_SLOT_OF=()
+  _HP_PACK_FREE=()
   # The task's verdict so far (an earlier item failed) is not this item's.
   _HP_JOB_FAILED=0
   _HP_PACK_RUNNING=()
@@ -525,18 +698,35 @@ _hp_pack_reap() {
   if [[ -z $pid ]]; then
     # No item is left to wait for: the bookkeeping lost one; never wait forever.
     _HP_PACK_RUNNING=()
+    _hp_pack_free_all
     return 0
   fi
   unset "_HP_PACK_RUNNING[$pid]"
+  if [[ -n ${_HP_PACK_SLOT_OF[$pid]+x} ]]; then
+    _HP_PACK_FREE+=("${_HP_PACK_SLOT_OF[$pid]}")
+    unset "_HP_PACK_SLOT_OF[$pid]"
+  fi
   ((rc == 0)) || _HP_JOB_FAILED=1
 }
 
-# The task got a signal: pass it on to every running item, wait for them (they write their states),
-# then exit 128+n, or 0 when every item ended allowed to fail (a map with continue_on_item_error).
+# The task got a signal: pass it on to every running item, wait for them (they write their states), write
+# the pack file, then exit 128+n, or 0 when every item ended allowed to fail (a map with continue_on_item_error).
 _hp_pack_signal() {
-  local sig=$1 num=$2 pid rc failed=$_HP_JOB_FAILED
+  local sig=$1 num=$2
+  _HP_PACK_PARENT=0
+  _hp_pack_stop_items "$sig" || _HP_JOB_FAILED=1
+  _hp_pack_finish
+  _hp_log "job ${_HP_JOB_ID}: stopped by SIG$sig"
+  ((_HP_JOB_FAILED)) && exit $((128 + num))
+  exit 0
+}
+
+# _hp_pack_stop_items SIG: passes SIG on to every running item and waits for them all; status 1 when one
+# of them exits non-zero.
+_hp_pack_stop_items() {
+  local pid rc failed=0
   for pid in "${!_HP_PACK_RUNNING[@]}"; do
-    kill "-$sig" "$pid" 2>/dev/null
+    kill "-$1" "$pid" 2>/dev/null
   done
   for pid in "${!_HP_PACK_RUNNING[@]}"; do
     wait "$pid"
@@ -544,9 +734,7 @@ _hp_pack_signal() {
     ((rc == 0)) || failed=1
   done
   _HP_PACK_RUNNING=()
-  _hp_log "job ${_HP_JOB_ID}: stopped by SIG$sig"
-  ((failed)) && exit $((128 + num))
-  exit 0
+  return "$failed"
 }
 
 # hp_unit_begin KEY SIGNATURE ALLOW_FAILURE: opens a group child pipeline or map item.
@@ -645,14 +833,26 @@ _hp_pub_lookup() {
   return "$found"
 }
 
-# True when states/<key>.json records a success of this exact definition (signature) and
-# every provide it published is still in ctx/<key>.pub: a resumed run skips such a step.
-_hp_already_done() {
-  local key=$1 sig=$2 file content k
-  shift 2
-  file="$_HP_RUN_DIR/states/$key.json"
+# REPLY := the state of KEY from before this task: its line in the pack's previous lines (a packed
+# task), else states/<key>.json; status 1 when there is none.
+_hp_prev_state() {
+  local file="$_HP_RUN_DIR/states/$1.json"
+  if [[ -n ${_HP_PACK_PREV[$1]+x} ]]; then
+    REPLY=${_HP_PACK_PREV[$1]}
+    return 0
+  fi
+  REPLY=""
   [[ -f $file && ! -L $file ]] || return 1
-  IFS= read -r -d '' -n 1048576 content <"$file" || true
+  IFS= read -r -d '' -n 1048576 REPLY <"$file" || true
+}
+
+# True when the key's earlier state (_hp_prev_state) records a success of this exact definition
+# (signature) and every provide it published is still in ctx/<key>.pub: a resumed run skips such a step.
+_hp_already_done() {
+  local key=$1 sig=$2 content k
+  shift 2
+  _hp_prev_state "$key" || return 1
+  content=$REPLY
   [[ $content == '{"success":true,'* && $content == *"\"signature\":\"$sig\","* ]] || return 1
   for k in "$@"; do
     _hp_pub_lookup "$_HP_RUN_DIR/ctx/$key.pub" "$k" || return 1
@@ -664,13 +864,26 @@ _hp_already_done() {
 # A submission that found steps in the store's cache restored their states (marked "cached") and
 # outputs into this run; cache/store names the store and cache/keys/<step>.keys each step's key per item.
 
-# True when states/<key>.json is a success of this definition restored from the step cache.
+# True when the key's earlier state is a success of this definition restored from the step cache. A
+# restore writes states/<key>.json at submission, after any job ran: in a packed task that file is looked
+# at first (a line of the pack's from an earlier attempt is older), and its state becomes the key's line
+# (the pack file replaces the per-key files of its keys).
 _hp_restored() {
-  local key=$1 sig=$2 file content
-  file="$_HP_RUN_DIR/states/$key.json"
-  [[ -f $file && ! -L $file ]] || return 1
-  IFS= read -r -d '' -n 1048576 content <"$file" || true
-  [[ $content == '{"success":true,'* && $content == *"\"signature\":\"$sig\","* && $content == *',"cached":{'* ]]
+  local key=$1 sig=$2 file="$_HP_RUN_DIR/states/$1.json" content=""
+  if [[ -n $_HP_PACK_SLOT && -f $file && ! -L $file ]]; then
+    IFS= read -r -d '' -n 1048576 content <"$file" || true
+    content=${content%$'\n'}
+    if [[ $content != *$'\n'* ]] && _hp_is_restore "$content" "$sig"; then
+      _hp_write_state "$key" "$content"
+      return 0
+    fi
+  fi
+  _hp_prev_state "$key" || return 1
+  _hp_is_restore "$REPLY" "$sig"
+}
+
+_hp_is_restore() {
+  [[ $1 == '{"success":true,'* && $1 == *"\"signature\":\"$2\","* && $1 == *',"cached":{'* ]]
 }
 
 # REPLY := the cache key of step TEMPLATE (its key with {i}) in this task; status 1 when it has none.
@@ -884,6 +1097,7 @@ _hp_step_start() {
   _hp_iso_time "$REPLY"
   _HP_CUR_TS=$REPLY
   _HP_CUR_KEY=$_HP_S_KEY
+  _HP_CUR_LOG=""
   _hp_log "step $_HP_S_KEY: start"
 }
 
@@ -935,10 +1149,28 @@ _hp_step_missing() {
 
 # Runs the command (bash -c, in work/, stdin /dev/null, logs/<key>.out and .err) with the needs, the
 # HPCPIPE_* variables and the --env entries, in that order; _HP_S_RC := its exit status. From its end
-# on, a signal waits for the state file (_HP_CRITICAL).
+# on, a signal waits for the state file (_HP_CRITICAL). An item of a pack appends to its slot's logs
+# instead, after a marker line naming the step (`\n\x1ehpcpipe KEY\n`, in both files).
+_HP_S_LOG_OUT=""
+_HP_S_LOG_ERR=""
 _hp_step_exec() {
   _HP_S_PUB="$_HP_RUN_DIR/ctx/$_HP_S_KEY.pub"
-  : >"$_HP_S_PUB" || _hp_die "cannot create $_HP_S_PUB"
+  # The command creates it when it publishes; a rerun's is emptied (no process either way).
+  if [[ -e $_HP_S_PUB || -L $_HP_S_PUB ]]; then : >"$_HP_S_PUB" || _hp_die "cannot empty $_HP_S_PUB"; fi
+  if [[ -n $_HP_PACK_SLOT ]]; then
+    _HP_S_LOG_OUT="$_HP_RUN_DIR/logs/$_HP_PACK_BASE.s$_HP_PACK_SLOT"
+    _HP_S_LOG_ERR=$_HP_S_LOG_OUT.err
+    _HP_S_LOG_OUT+=.out
+    printf '\n\036hpcpipe %s\n' "$_HP_S_KEY" >>"$_HP_S_LOG_OUT"
+    printf '\n\036hpcpipe %s\n' "$_HP_S_KEY" >>"$_HP_S_LOG_ERR"
+    # Step keys and the base are [A-Za-z0-9_.-]: JSON as they are.
+    _HP_CUR_LOG=",\"log\":\"logs/$_HP_PACK_BASE.s$_HP_PACK_SLOT\""
+  else
+    _HP_S_LOG_OUT="$_HP_RUN_DIR/logs/$_HP_S_KEY.out"
+    _HP_S_LOG_ERR="$_HP_RUN_DIR/logs/$_HP_S_KEY.err"
+    : >"$_HP_S_LOG_OUT"
+    : >"$_HP_S_LOG_ERR"
+  fi
   # The command runs in its own process group, so a signal can stop all of it.
   set -m
   (
@@ -948,7 +1180,7 @@ _hp_step_exec() {
     export HPCPIPE_STEP="$_HP_S_KEY" HPCPIPE_PUBLISH="$_HP_S_PUB"
     ((${#_HP_S_ENV[@]} == 0)) || export -- "${_HP_S_ENV[@]}"
     exec bash -c "$_HP_S_CMD"
-  ) </dev/null >"$_HP_RUN_DIR/logs/$_HP_S_KEY.out" 2>"$_HP_RUN_DIR/logs/$_HP_S_KEY.err" &
+  ) </dev/null >>"$_HP_S_LOG_OUT" 2>>"$_HP_S_LOG_ERR" &
   _HP_CHILD=$!
   set +m
   _HP_S_RC=0
@@ -963,7 +1195,9 @@ _hp_step_outputs() {
   local size published
   _HP_S_PROBLEMS=()
   _hp_step_files "${_HP_S_OUTPUTS[@]}"
-  size=$(wc -c <"$_HP_S_PUB" 2>/dev/null) || size=0
+  size=0
+  # A step that published nothing costs no process.
+  if [[ -s $_HP_S_PUB ]]; then size=$(wc -c <"$_HP_S_PUB" 2>/dev/null) || size=0; fi
   _hp_step_published "$_HP_S_PUB" "$size" "${_HP_S_PROVIDES[@]}"
   published=$REPLY
   _hp_json_array "${_HP_S_FILES[@]}"
@@ -1042,7 +1276,7 @@ _hp_step_finish() {
     printf -v error '%s; ' "${_HP_S_PROBLEMS[@]}"
     error="validation failed: ${error%; }"
   fi
-  _hp_meta_json "\"exit_code\":$_HP_S_RC,\"reason\":null"
+  _hp_meta_json "\"exit_code\":$_HP_S_RC,\"reason\":null$_HP_CUR_LOG"
   meta=$REPLY
   if [[ -z $failure ]]; then
     _hp_state_json "$_HP_S_KEY" "$_HP_S_SIG" "$_HP_CUR_START" "$_HP_CUR_TS" true null null "$_HP_CUR_PROVIDES_JSON" \
@@ -1272,7 +1506,7 @@ _hp_batch_prepare() {
     pub="$_HP_RUN_DIR/ctx/$ikey.pub"
     dir="$_HP_RUN_DIR/work/out/$_HP_B_MAP/$i"
     needs_file="$bdir/needs/$i.env"
-    : >"$pub" || _hp_die "cannot create $pub"
+    if [[ -e $pub || -L $pub ]]; then : >"$pub" || _hp_die "cannot empty $pub"; fi
     [[ -d $dir ]] || newdirs+=("$dir")
     if ((${#pairs[@]} > 0)); then printf '%s\n' "${pairs[@]}" >"$needs_file"; else : >"$needs_file"; fi || _hp_die "cannot write $needs_file"
     listing+="$i"$'\t'"$_HP_ITEM"$'\t'"$pub"$'\t'"$dir"$'\t'"$needs_file"$'\n'

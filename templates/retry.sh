@@ -14,7 +14,9 @@
 # Records (atomic: temp file, then mv), read by the client: retries/<job>.<attempt>.json for each retry,
 # retries/<job>.end.json at the end. Its own bookkeeping: retries/<job>.used (task, attempts used) and
 # retries/<job>.failed (tasks failed for good). Earlier attempts' states and logs are copied to
-# attempts/<attempt>/{states,logs}/ before a retry overwrites them.
+# attempts/<attempt>/{states,logs}/ before a retry overwrites them: per-key files, and the pack files
+# (states/<map>.items-<first>-<last>.jsonl, with the complete lines of a killed attempt's slot files) and
+# slot logs (logs/<map>.items-<first>-<last>.s<slot>.out|.err) of packed map tasks.
 #
 # Test-only hook: a file retries/fake-verdicts with lines "JOB ATTEMPT TASK VERDICT" makes the controller
 # take VERDICT (e.g. NODE_FAIL) for that logical task of that attempt instead of what SLURM says; the
@@ -96,7 +98,7 @@ hp_retry_control() {
   local run_id="" job="" self_id="" self="" script="" name="" retries=0 on=ALL tf=0 mf=0 time_s=0 mem_mb=0
   local max_time_s=0 max_mem_mb=0 partition="" per_task=1 is_array=0 throttle=0 offset=0 task_map=""
   local watch="" attempt=1 watch_map="" cur_time_s="" cur_mem_mb="" exclude="" me=""
-  declare -A st=() node=() restarts=() exitc=() failc=() keys=() verdict=() used=()
+  declare -A st=() node=() restarts=() exitc=() failc=() keys=() packs=() verdict=() used=()
   local -a again=()
   local failed_now="" base=0 timed=0 oom=0 new_nodes="" next=0 list="" rid="" cid="" t
   _hr_setup "$@"
@@ -212,18 +214,36 @@ _hr_read_slurm() {
   ((${#st[@]} > 0)) || _hr_die "scontrol shows no task of SLURM job $watch"
 }
 
-# The state files the watched job wrote: exit codes, time limits, and the keys to keep.
+# The states the watched job wrote: exit codes, time limits, and the keys (and packs) to keep. A state is
+# a per-key file (states/<key>.json) or a line of a packed task's pack file (states/<base>.jsonl), or of
+# the slot files a killed one left (states/.pack-<base>/s<slot>.jsonl); the same grep reads them all.
 _hr_read_states() {
-  local pat key item code
+  local pat key item code rec file base line
+  local -A seen=()
   if ((is_array)); then pat="\"array_job_id\":\"$watch\""; else pat="\"job_id\":\"$watch\""; fi
-  while IFS= read -r line; do
-    [[ $line =~ \"key\":\"([A-Za-z0-9_.-]+)\" ]] || continue
-    key=${BASH_REMATCH[1]}
+  while IFS= read -r rec; do
+    file=${rec%%:*}
+    line=${rec#*:}
+    # The LAST "key" member: the outputs and meta objects before it may hold a member of that name.
+    [[ $line == *',"key":"'* ]] || continue
+    key=${line##*,\"key\":\"}
+    key=${key%%\"*}
+    [[ $key =~ ^[A-Za-z0-9_.-]+$ ]] || continue
     [[ $line =~ \"task\":([0-9]+)\} ]] || continue
     item=${BASH_REMATCH[1]}
     t=$((10#$item / per_task))
     ((per_task > 1)) || t=$((10#$item))
-    keys[$t]+="$key "
+    if [[ $file == *.jsonl ]]; then
+      base=${file#states/}
+      base=${base%.jsonl}
+      [[ $base == .pack-*/* ]] && base=${base#.pack-} && base=${base%%/*}
+      if [[ -z ${seen["$t $base"]+x} ]]; then
+        seen["$t $base"]=1
+        packs[$t]+="$base "
+      fi
+    else
+      keys[$t]+="$key "
+    fi
     [[ $line == *'"success":false'* ]] || continue
     [[ -z ${failc[$t]:-} ]] || continue
     if [[ $line == *'"reason":"TIMEOUT"'* ]]; then
@@ -232,7 +252,8 @@ _hr_read_states() {
       code=${BASH_REMATCH[1]}
       ((10#$code == 0)) || failc[$t]="exit $((10#$code))"
     fi
-  done < <(find states -maxdepth 1 -name '*.json' -type f -exec grep -hF -- "$pat" {} + 2>/dev/null)
+  done < <(find states -maxdepth 2 -type f \( -path 'states/.pack-*/s*.jsonl' -o \( ! -path 'states/*/*' \( -name '*.json' -o -name '*.jsonl' \) \) \) \
+    -exec grep -HF -- "$pat" {} + 2>/dev/null)
 }
 
 # The verdict of each task (the test-only hook may replace it).
@@ -351,16 +372,33 @@ _hr_exclude_nodes() {
 
 # Keeps this attempt's states and logs, then resubmits the tasks and the next controller.
 _hr_resubmit() {
-  local k n t
+  local k n t b f l
+  local -a sfiles=() lfiles=() lines=()
   next=$((attempt + 1))
   list=$(printf '%s\n' "${again[@]}" | sort -n | paste -sd, -)
   mkdir -p "attempts/$attempt/states" "attempts/$attempt/logs" || _hr_die "cannot create attempts/$attempt"
   for t in "${again[@]}"; do
     for k in ${keys[$t]:-}; do
-      cp -f -- "states/$k.json" "attempts/$attempt/states/" 2>/dev/null
-      for n in out err; do [[ -f logs/$k.$n ]] && cp -f -- "logs/$k.$n" "attempts/$attempt/logs/"; done
+      [[ -f states/$k.json ]] && sfiles+=("states/$k.json")
+      for n in out err; do [[ -f logs/$k.$n ]] && lfiles+=("logs/$k.$n"); done
+    done
+    for b in ${packs[$t]:-}; do
+      for f in "logs/$b".s*.out "logs/$b".s*.err; do [[ -f $f ]] && lfiles+=("$f"); done
+      # The pack file, then the complete lines a killed attempt left in its slot files (the last line of a key wins).
+      [[ -f states/$b.jsonl || -d states/.pack-$b ]] || continue
+      {
+        [[ ! -f states/$b.jsonl ]] || cat -- "states/$b.jsonl"
+        for f in "states/.pack-$b"/s*.jsonl; do
+          [[ -f $f ]] || continue
+          mapfile lines <"$f"
+          for l in "${lines[@]}"; do [[ $l == *$'\n' ]] && printf '%s' "$l"; done
+        done
+      } >"attempts/$attempt/states/$b.jsonl" || _hr_log "cannot copy states/$b.jsonl into attempts/$attempt/states"
     done
   done
+  # One cp per 500 files, not one per key.
+  for ((n = 0; n < ${#sfiles[@]}; n += 500)); do cp -f -- "${sfiles[@]:n:500}" "attempts/$attempt/states/"; done
+  for ((n = 0; n < ${#lfiles[@]}; n += 500)); do cp -f -- "${lfiles[@]:n:500}" "attempts/$attempt/logs/"; done
   local -a args=(--parsable "--comment=hpcpipe:$run_id")
   [[ -z $name ]] || args+=("--job-name=${name/#"hp-$job-"/"hp-$job.r$next-"}")
   if ((is_array)); then

@@ -10,7 +10,10 @@
 #   H <protocol> <pid>                     hello
 #   M inotify|scan                         how ticks are woken from now on
 #   R inotify|scan                         the first scan is done: every file present was sent
-#   S <inode:size:mtime:ctime> <name> <json or ->   a new or changed state file
+#   S <inode:size:mtime:ctime> <name> <json or ->   a new or changed state file; for a new or changed pack
+#                                          file (<map>.items-<first>-<last>.jsonl, a packed task's states,
+#                                          one JSON line each), one line per complete line: the pack's
+#                                          signature, <key>.json (the key in the line) and the line
 #   E                                      a scan is done: the S lines before it are one consistent view
 #                                          (a scan sends names in glob order, so an item's unit file can
 #                                          come before its steps' files, which were written first)
@@ -56,23 +59,53 @@ rotate_marks() {
   if ((inc)) && touch -- "$m" 2>/dev/null; then mark_old=$mark_new mark_new=$m; else inc=0; fi
 }
 
-# scan full|new: sends every state file (all of them, or those changed lately) that is new or changed
-# since it was last sent (temp files start with a dot: not matched).
+# REPLY := the length of $1 in bytes.
+bytes() {
+  local LC_ALL=C
+  REPLY=${#1}
+}
+
+# send_pack SIG NAME: one S line per complete line of pack file NAME (a last line without its newline is
+# torn: not sent), named by the line's key: the LAST `,"key":"` of the line (the outputs and meta objects
+# come before it and may hold members named "key"); a line over MAX bytes or with control characters is
+# announced without its content.
+send_pack() {
+  local sig=$1 line key
+  local -a lines=()
+  mapfile lines <"$2" 2>/dev/null || return 0
+  for line in "${lines[@]}"; do
+    [[ $line == *$'\n' && $line == *',"key":"'* ]] || continue
+    line=${line%$'\n'}
+    key=${line##*,\"key\":\"}
+    key=${key%%\"*}
+    [[ $key =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]*$ ]] || continue
+    bytes "$line"
+    if ((REPLY > max)) || [[ $line == *[[:cntrl:]]* ]]; then line=-; fi
+    say "S $sig $key.json $line"
+  done
+}
+
+# scan full|new: sends every state file and pack file (all of them, or those changed lately) that is new
+# or changed since it was last sent (temp files start with a dot: not matched).
 scan() {
   local -a names=()
   local rec sig name content size i
   if [[ $1 == full ]] || ((!inc)); then
-    names=(*.json)
+    names=(*.json *.jsonl)
   else
-    mapfile -t -d '' names < <(find . -maxdepth 1 -name '*.json' -cnewer "$mark_old" -printf '%f\0' 2>/dev/null)
+    mapfile -t -d '' names < <(find . -maxdepth 1 \( -name '*.json' -o -name '*.jsonl' \) -cnewer "$mark_old" -printf '%f\0' 2>/dev/null)
   fi
   for ((i = 0; i < ${#names[@]}; i += 500)); do
     while IFS= read -r -d '' rec; do
       sig=${rec%% *}
       name=${rec#* }
-      [[ $name =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]*\.json$ ]] || continue
+      [[ $name =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]*\.jsonl?$ ]] || continue
       [[ ${seen[$name]:-} == "$sig" ]] && continue
       seen[$name]=$sig
+      if [[ $name == *.jsonl ]]; then
+        send_pack "$sig" "$name"
+        continue
+      fi
       size=${sig#*:}
       size=${size%%:*}
       content=""

@@ -270,13 +270,18 @@ describe("examples/batch-validate on the local executor", () => {
       });
     });
 
-    it("ran packed: the map's array had ceil(30 / 25) = 2 tasks, each item with its own states", () => {
+    it("ran packed: the map's array had ceil(30 / 25) = 2 tasks, each item with its own states, in its task's pack file", () => {
       const mapJob = run.prepared.plan.jobs.find((j) => j.shape === "map")?.id;
       const tasks = run.events.filter((e) => e.type === "task-started" && e.job === mapJob);
       expect(tasks).toHaveLength(2);
       const states = readdirSync(join(run.outcome.runDir, "states"));
+      expect(states.filter((n) => n.startsWith(`${MAP}.`)).sort()).toEqual([`${MAP}.items-0-24.jsonl`, `${MAP}.items-25-29.jsonl`]);
+      const packed = states
+        .filter((n) => n.endsWith(".jsonl"))
+        .flatMap((n) => readFileSync(join(run.outcome.runDir, "states", n), "utf8").split("\n").filter((l) => l !== ""))
+        .map((l) => (JSON.parse(l) as { key: string }).key);
       for (let i = 0; i < 30; i++) {
-        for (const key of [`${MAP}.${i}`, `${MAP}.${i}.inspect`, `${MAP}.${i}.validate`]) expect(states, key).toContain(`${key}.json`);
+        for (const key of [`${MAP}.${i}`, `${MAP}.${i}.inspect`, `${MAP}.${i}.validate`]) expect(packed, key).toContain(key);
       }
     });
 

@@ -16,6 +16,11 @@ import type { CompletedState } from "../../src/core/index.js";
 import { exitCodeFrom } from "../../src/core/index.js";
 import type { CompiledRun } from "../integration/helpers.js";
 import { outcomeKinds, runCompiled, tempBase, writeLocalCluster, writeYaml } from "../integration/helpers.js";
+import { readState, readStepLog, stateText } from "../render/harness.js";
+import type { Run } from "../render/harness.js";
+
+/** The render harness's readers of the wrapper's files (pack lines first, then per-key files) for a run directory. */
+const inDir = (runDir: string): Run => ({ runDir, sandbox: runDir, home: runDir });
 
 const ITEMS = 60;
 const items = Array.from({ length: ITEMS }, (_, i) => `model-${i}.glb`);
@@ -102,7 +107,10 @@ describe("the same map packed and unpacked on the local executor", () => {
     expect(s?.meta.slurm).toMatchObject({ task: 13, array_task_id: "1" });
     expect(s?.outputs).toEqual({ published: { faces: "12" }, files: [] });
     expect(readFileSync(join(packed.outcome.runDir, "out", "ran-13"), "utf8")).toBe("batch.validate.13.inspect\nbatch.validate.13.check\n");
-    expect(existsSync(join(packed.outcome.runDir, "logs", "batch.validate.13.check.out"))).toBe(true);
+    // Its logs are a section of its slot's log pair (one pair per slot of the task, not per step).
+    expect(readState(inDir(packed.outcome.runDir), "batch.validate.13.check").meta).toMatchObject({ log: expect.stringMatching(/^logs\/batch\.validate\.items-8-15\.s\d+$/) });
+    expect(readStepLog(inDir(packed.outcome.runDir), "batch.validate.13.check", "out")).toBe("");
+    expect(existsSync(join(packed.outcome.runDir, "logs", "batch.validate.13.check.out"))).toBe(false);
   });
 });
 
@@ -116,7 +124,7 @@ describe("resuming a packed run", () => {
       const runDir = first.outcome.runDir;
       expect(first.outcome.state.step_states?.["batch.validate.7"]?.success).toBe(false);
       const ranBefore = Object.fromEntries(items.map((_, i) => [i, readFileSync(join(runDir, "out", `ran-${i}`), "utf8")]));
-      const unitBefore = readFileSync(join(runDir, "states", "batch.validate.6.json"), "utf8");
+      const unitBefore = stateText(inDir(runDir), "batch.validate.6");
       writeFileSync(join(runDir, "out", "fixed"), "");
 
       // What `submit --resume` leaves out: every step whose state is a success of its current definition.
@@ -138,7 +146,7 @@ describe("resuming a packed run", () => {
         const added = now.slice((ranBefore[i] as string).length);
         expect(added, `item ${i}`).toBe(i === 7 || i === 41 ? `batch.validate.${i}.check\n` : "");
       }
-      expect(readFileSync(join(runDir, "states", "batch.validate.6.json"), "utf8")).toBe(unitBefore);
+      expect(stateText(inDir(runDir), "batch.validate.6")).toBe(unitBefore);
       const kinds = outcomeKinds(second.outcome.state.step_states);
       expect(Object.values(kinds).every((k) => k === "ok")).toBe(true);
       expect(Object.keys(kinds)).toHaveLength(1 + ITEMS * 3 + 1);
@@ -175,7 +183,7 @@ describe("a packed task at its time limit on the local executor", () => {
       // Item c never started: the merger reports it from the task's final state.
       expect(states["limit.slow.2.work"]).toMatchObject({ success: false, meta: { not_run: true, job: "j000", task: 0 } });
       expect(run.outcome.jobs.get("j000")?.tasks[0]?.exitCode).toBe(138);
-      expect(readFileSync(join(run.outcome.runDir, "states", "limit.slow.1.work.json"), "utf8")).toContain('"reason":"TIMEOUT"');
+      expect(readState(inDir(run.outcome.runDir), "limit.slow.1.work").meta).toMatchObject({ reason: "TIMEOUT" });
       const leftovers = readdirSync(join(run.outcome.runDir, "states")).filter((n) => n.startsWith("."));
       expect(leftovers).toEqual([]);
     } finally {

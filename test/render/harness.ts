@@ -113,16 +113,74 @@ export function arrayEnv(taskId: number): Record<string, string> {
   return { SLURM_ARRAY_JOB_ID: "4200", SLURM_ARRAY_TASK_ID: String(taskId), SLURM_JOB_ID: String(4300 + taskId) };
 }
 
-/** Reads and validates states/<key>.json; also checks the key matches the file name. */
+/** The pack files (states/<map>.items-<first>-<last>.jsonl) under states/, sorted. */
+export function packFiles(run: Run): string[] {
+  return readdirSync(join(run.runDir, "states"))
+    .filter((n) => n.endsWith(".jsonl") && !n.startsWith("."))
+    .sort();
+}
+
+/** The complete lines (a last line without its newline is torn: left out) of a state pack file. */
+export function packFileLines(path: string): string[] {
+  const text = readFileSync(path, "utf8");
+  const lines = text.split("\n");
+  lines.pop();
+  return lines;
+}
+
+/** The state line of every key in the pack files (the last line of a key wins), as the readers take them. */
+export function packLines(run: Run): Map<string, { file: string; line: string }> {
+  const out = new Map<string, { file: string; line: string }>();
+  for (const file of packFiles(run)) {
+    for (const line of packFileLines(join(run.runDir, "states", file))) {
+      const key = stateFileSchema.parse(JSON.parse(line)).key;
+      out.set(key, { file, line });
+    }
+  }
+  return out;
+}
+
+/** Reads and validates a key's state: its line in a pack file if there is one, else states/<key>.json (whose key must match its name). */
 export function readState(run: Run, key: string): StateFile {
+  const packed = packLines(run).get(key);
+  if (packed !== undefined) return stateFileSchema.parse(JSON.parse(packed.line));
   const raw = readFileSync(join(run.runDir, "states", `${key}.json`), "utf8");
   const state = stateFileSchema.parse(JSON.parse(raw));
   if (state.key !== key) throw new Error(`state file ${key}.json has key ${state.key}`);
   return state;
 }
 
+/** The text that holds a key's state: its pack line, else states/<key>.json. */
+export function stateText(run: Run, key: string): string {
+  return packLines(run).get(key)?.line ?? readFileSync(join(run.runDir, "states", `${key}.json`), "utf8");
+}
+
 export function stateExists(run: Run, key: string): boolean {
-  return existsSync(join(run.runDir, "states", `${key}.json`));
+  return packLines(run).has(key) || existsSync(join(run.runDir, "states", `${key}.json`));
+}
+
+/** The per-key state files (states/<key>.json) there are, by key, sorted. */
+export function perKeyStates(run: Run): string[] {
+  return readdirSync(join(run.runDir, "states"))
+    .filter((n) => n.endsWith(".json") && !n.startsWith("."))
+    .map((n) => n.slice(0, -".json".length))
+    .sort();
+}
+
+/**
+ * A step's stdout or stderr: the section after its last marker line (`\n\x1ehpcpipe KEY\n`) in the slot
+ * log its state's meta.log names, up to the next marker; logs/<key>.out|.err when its state has no meta.log.
+ */
+export function readStepLog(run: Run, key: string, stream: "out" | "err"): string {
+  const log = (readState(run, key).meta as { log?: unknown } | undefined)?.log;
+  if (typeof log !== "string") return readFileSync(join(run.runDir, "logs", `${key}.${stream}`), "utf8");
+  const text = readFileSync(join(run.runDir, `${log}.${stream}`), "utf8");
+  const marker = `\n\x1ehpcpipe ${key}\n`;
+  const at = text.lastIndexOf(marker);
+  if (at < 0) throw new Error(`${log}.${stream} has no section for ${key}`);
+  const start = at + marker.length;
+  const end = text.indexOf("\n\x1e", start);
+  return text.slice(start, end < 0 ? undefined : end);
 }
 
 export function readOut(run: Run, name: string): string {
@@ -143,12 +201,13 @@ export function listTree(dir: string): string[] {
   return out.sort();
 }
 
-/** Every state file under states/ validates and no temp file is left behind. */
+/** Every state (per-key file or pack line) under states/ validates and no temp file or slot directory is left behind. */
 export function allStates(run: Run): { keys: string[]; leftovers: string[] } {
   const names = readdirSync(join(run.runDir, "states"));
-  const keys = names.filter((n) => n.endsWith(".json") && !n.startsWith(".")).map((n) => n.slice(0, -".json".length));
+  const keys = new Set(perKeyStates(run));
+  for (const k of packLines(run).keys()) keys.add(k);
   for (const k of keys) readState(run, k);
-  return { keys: keys.sort(), leftovers: names.filter((n) => n.startsWith(".")) };
+  return { keys: [...keys].sort(), leftovers: names.filter((n) => n.startsWith(".")) };
 }
 
 export async function waitFor(predicate: () => boolean, timeoutMs = 10_000): Promise<void> {

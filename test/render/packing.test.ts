@@ -1,6 +1,6 @@
 /**
  * Packed map tasks with real bash: one array task runs several items, each
- * in its own subshell with its own index, item, logs and state files, at
+ * in its own subshell with its own index, item, log sections and state lines, at
  * most SLURM_CPUS_PER_TASK / item cpus at once (measured from timestamp
  * files the items write, never from elapsed time); signals leave complete
  * states for every running item; the task's exit status mirrors unpacked
@@ -13,7 +13,23 @@ import { defaultTemplatesDir, loadTemplates } from "../../src/render/environment
 import { jobView, renderJobScript } from "../../src/render/render.js";
 import { afterEach, describe, expect, it } from "vitest";
 import { context, groupJob, mapJob, packedMapJob, step } from "./fixtures.js";
-import { allStates, arrayEnv, makeRun, processAlive, readState, removeRun, runScript, startScript, waitFor, writeJob } from "./harness.js";
+import {
+  allStates,
+  arrayEnv,
+  makeRun,
+  packFiles,
+  perKeyStates,
+  processAlive,
+  readState,
+  readStepLog,
+  removeRun,
+  runScript,
+  startScript,
+  stateExists,
+  stateText,
+  waitFor,
+  writeJob,
+} from "./harness.js";
 import type { Run } from "./harness.js";
 
 /** The sbatch template without its `{{#if job.isPacked}} ... {{else}}` branch (and that `{{/if}}`): templates from before task packing. */
@@ -104,7 +120,7 @@ describe("a packed map task", () => {
     const script = writeJob(run, job);
     const text = readFileSync(script, "utf8");
     expect(text).toContain("#SBATCH --array=0-2\n");
-    expect(text).toContain("hp_map_pack items/m.txt model 3 1 hp_item\n");
+    expect(text).toContain("hp_map_pack items/m.txt model 3 1 hp_item m\n");
     expect(text).not.toContain("hp_map_item ");
 
     const res = await runScript(run, script, { ...arrayEnv(1), SLURM_CPUS_PER_TASK: "2" });
@@ -112,7 +128,7 @@ describe("a packed map task", () => {
     expect(res.stderr).toContain("task 1 runs items 3-5, at most 2 at once");
     for (const i of [3, 4, 5]) {
       const item = items[i] as string;
-      expect(readFileSync(join(run.runDir, "logs", `m.${i}.prep.out`), "utf8")).toBe(`${i}|${item}|${item}\n`);
+      expect(readStepLog(run, `m.${i}.prep`, "out")).toBe(`${i}|${item}|${item}\n`);
       expect(readFileSync(join(run.runDir, "out", `${i}.txt`), "utf8")).toBe(`t-${i} 64 m.${i}.render`);
       expect(readState(run, `m.${i}.prep`)).toMatchObject({
         success: true,
@@ -128,7 +144,10 @@ describe("a packed map task", () => {
     const last = writeJob(run, { ...job, array: { ...(job.array as NonNullable<typeof job.array>), count: 1, offset: 2, chunk: 1, chunks: 2 } });
     expect((await runScript(run, last, arrayEnv(0))).code).toBe(0);
     expect(readState(run, "m.6.render").success).toBe(true);
-    expect(existsSync(join(run.runDir, "states", "m.7.json"))).toBe(false);
+    expect(stateExists(run, "m.7")).toBe(false);
+    // One pack file per task, named by its items; no per-item state file.
+    expect(packFiles(run)).toEqual(["m.items-3-5.jsonl", "m.items-6-6.jsonl"]);
+    expect(perKeyStates(run)).toEqual([]);
   });
 
   it("gives each item's commands the context values under their own names, even names the packing uses inside", async () => {
@@ -189,7 +208,7 @@ describe("a packed map task", () => {
     const strict = await runScript(strictRun, writeJob(strictRun, packedMapJob("m", "it", steps, { itemsPerTask: 4 }, { count: 1 })), arrayEnv(0));
     expect(strict.code).toBe(1);
     expect(readState(strictRun, "m.2")).toMatchObject({ success: false, failure: "STEP_FAILED", meta: { failed_step: "m.2.s", item: "item c" } });
-    expect(existsSync(join(strictRun.runDir, "states", "m.2.after.json"))).toBe(false);
+    expect(stateExists(strictRun, "m.2.after")).toBe(false);
     for (const i of [0, 1, 3]) expect(readState(strictRun, `m.${i}`).success).toBe(true);
 
     const tolerantRun = newRun({ items: { m: letters(4) } });
@@ -223,7 +242,9 @@ describe("a packed map task", () => {
       const { keys } = allStates(run);
       return keys.map((k) => {
         const s = readState(run, k);
-        return { k, success: s.success, failure: s.failure, error: s.error, meta: s.meta, task: s.slurm?.task, provides: s.provides, outputs: s.outputs };
+        // The packed states name their slot's log (meta.log); the rest is the same.
+        const { log: _log, ...meta } = (s.meta ?? {}) as Record<string, unknown>;
+        return { k, success: s.success, failure: s.failure, error: s.error, meta, task: s.slurm?.task, provides: s.provides, outputs: s.outputs };
       });
     };
     expect(shape(packedRun)).toEqual(shape(unpackedRun));
@@ -297,7 +318,7 @@ describe("rerunning a packed task", () => {
     const script = writeJob(run, packedMapJob("m", "it", steps, { itemsPerTask: 4 }, { count: 1 }, { continueOnItemError: true }));
     expect((await runScript(run, script, arrayEnv(0))).code).toBe(0);
     expect(readState(run, "m.2").success).toBe(false);
-    const before = Object.fromEntries(["m.0", "m.0.a", "m.0.b", "m.2.a"].map((k) => [k, readFileSync(join(run.runDir, "states", `${k}.json`), "utf8")]));
+    const before = Object.fromEntries(["m.0", "m.0.a", "m.0.b", "m.2.a"].map((k) => [k, stateText(run, k)]));
     appendFileSync(join(run.runDir, "out", "fixed"), "");
     const ranFile = join(run.runDir, "out", "ran");
     const firstRun = readFileSync(ranFile, "utf8");
@@ -305,7 +326,7 @@ describe("rerunning a packed task", () => {
     expect((await runScript(run, script, arrayEnv(0))).code).toBe(0);
     expect(readFileSync(ranFile, "utf8").slice(firstRun.length)).toBe("m.2.b\n");
     expect(readState(run, "m.2").success).toBe(true);
-    for (const [k, text] of Object.entries(before)) expect(readFileSync(join(run.runDir, "states", `${k}.json`), "utf8"), k).toBe(text);
+    for (const [k, text] of Object.entries(before)) expect(stateText(run, k), k).toBe(text);
   });
 });
 

@@ -2,7 +2,7 @@
 // shims: the faults it acts on (a node fault, a multi-node partition) cannot be produced on demand on
 // the one-node test cluster. test/e2e/retries.test.ts runs it against the real SLURM.
 import { spawnSync } from "node:child_process";
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -40,7 +40,16 @@ describe("the retry controller, with recording shims for SLURM's commands", () =
   let dir = "";
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  function controller(scontrol: string[], states: string[], sinfo: string, chain: string[] = ["--watch", "400", "--attempt", "1"], used = "", over: string[] = [], sacct: string | null = null) {
+  function controller(
+    scontrol: string[],
+    states: string[],
+    sinfo: string,
+    chain: string[] = ["--watch", "400", "--attempt", "1"],
+    used = "",
+    over: string[] = [],
+    sacct: string | null = null,
+    setup: (runDir: string) => void = () => undefined,
+  ) {
     dir = mkdtempSync(join(tmpdir(), "hpcpipe-retry-ctl-"));
     const bin = join(dir, "bin");
     const runDir = join(dir, "run");
@@ -61,6 +70,7 @@ describe("the retry controller, with recording shims for SLURM's commands", () =
     states.forEach((s, i) => writeFileSync(join(runDir, "states", `s${i}.json`), `${s}\n`));
     writeFileSync(join(runDir, "logs", "p.m.1.w.out"), "attempt 1 log\n");
     writeFileSync(join(runDir, "scripts", "retry.sh"), retryLibScript());
+    setup(runDir);
     if (used !== "") {
       mkdirSync(join(runDir, "retries"));
       writeFileSync(join(runDir, "retries", "j001.used"), used);
@@ -94,6 +104,50 @@ describe("the retry controller, with recording shims for SLURM's commands", () =
     // Task 3 failed with exit 5, not in retry_on; its SLURM requeue counted as an attempt.
     expect(out.read("retries/j001.failed")).toBe("3 exit 5 (not retried)\n");
     expect(out.read("retries/j001.used").trim().split("\n").sort()).toEqual(["0 1", "1 1", "2 1", "3 2"]);
+  });
+
+  it("reads the lines of packed tasks' pack files and killed attempts' slot files, and keeps their packs and slot logs in attempts/", () => {
+    // Packed map p.m, 3 items per task. A line as the wrapper writes it: outputs and meta before the key (a published value named "key" too).
+    const line = (item: number, exit: number | null, job = "400", reason: string | null = null): string =>
+      JSON.stringify({
+        success: exit === 0,
+        outputs: { published: { key: "not.the.key" }, files: [] },
+        meta: { exit_code: exit, reason, log: `logs/p.m.items-${item - (item % 3)}-${item - (item % 3) + 2}.s0`, item: `i${item}` },
+        key: `p.m.${item}.w`,
+        slurm: { job_id: String(401 + Math.floor(item / 3)), array_job_id: job, array_task_id: String(Math.floor(item / 3)), task: item },
+        exit_code: exit,
+        attempt: 1,
+      });
+    const pack1 = [line(3, 0), line(4, 3), line(5, 0), line(3, 7, "300")].map((l) => `${l}\n`).join("");
+    const out = controller(
+      [task(0, "COMPLETED", "n1"), task(1, "FAILED", "n1"), task(2, "TIMEOUT", "n1")],
+      [stateLine(0, 0)],
+      "n1\n",
+      undefined,
+      "",
+      ["--items-per-task", "3"],
+      null,
+      (runDir) => {
+        writeFileSync(join(runDir, "states", "p.m.items-3-5.jsonl"), pack1);
+        writeFileSync(join(runDir, "logs", "p.m.items-3-5.s0.out"), "\n\x1ehpcpipe p.m.4.w\nslot 0\n");
+        writeFileSync(join(runDir, "logs", "p.m.items-3-5.s1.err"), "\n\x1ehpcpipe p.m.5.w\nslot 1\n");
+        // Task 2 was killed (SIGKILL after its time limit): no pack file, its slot files with a torn last line.
+        mkdirSync(join(runDir, "states", ".pack-p.m.items-6-8"));
+        writeFileSync(join(runDir, "states", ".pack-p.m.items-6-8", "s0.jsonl"), `${line(6, 0)}\n${line(7, null, "400", "TIMEOUT").slice(0, -1)}`);
+        writeFileSync(join(runDir, "logs", "p.m.items-6-8.s0.out"), "\n\x1ehpcpipe p.m.6.w\n");
+      },
+    );
+    expect(out.status, out.stderr).toBe(0);
+    // Task 1's exit 3 (in retry_on) comes from its pack line (SLURM's own exit 1 is not), and the older attempt's exit 7 is not this job's.
+    const record = parseRetryRecords(new Map([["j001.2.json", out.read("retries/j001.2.json")]]));
+    expect(record.attempts.get("j001")?.[0]).toMatchObject({ tasks: [1, 2], reasons: { "1": "exit 3", "2": "TIMEOUT" } });
+    expect(out.read("attempts/1/states/p.m.items-3-5.jsonl")).toBe(pack1);
+    expect(out.read("attempts/1/logs/p.m.items-3-5.s0.out")).toBe("\n\x1ehpcpipe p.m.4.w\nslot 0\n");
+    expect(out.read("attempts/1/logs/p.m.items-3-5.s1.err")).toBe("\n\x1ehpcpipe p.m.5.w\nslot 1\n");
+    expect(out.read("attempts/1/states/p.m.items-6-8.jsonl")).toBe(`${line(6, 0)}\n`);
+    expect(out.read("attempts/1/logs/p.m.items-6-8.s0.out")).toBe("\n\x1ehpcpipe p.m.6.w\n");
+    // Task 0 succeeded: nothing of it is kept.
+    expect(existsSync(join(dir, "run", "attempts", "1", "states", "s0.json"))).toBe(false);
   });
 
   it("escalates the memory of a retry after an OUT_OF_MEMORY, bounded by the partition's max_mem", () => {
