@@ -20,6 +20,7 @@ import type { PreparedPlan } from "../../src/app/prepare.js";
 import { runLocal } from "../../src/app/run-local.js";
 import type { LocalRunOutcome } from "../../src/app/run-local.js";
 import { ExitCode, exitCodeFrom } from "../../src/core/index.js";
+import { logSection, slotLogOf } from "../../src/core/log-section.js";
 import type { LocalRunEvent } from "../../src/local/index.js";
 import { buildToolkit } from "../../examples/batch-validate/build-toolkit.js";
 import { BROKEN_KINDS, generateBatch, main as generateMain, planModels, VALID_KINDS, writeBatch } from "../../examples/batch-validate/generate.js";
@@ -332,7 +333,10 @@ describe("examples/batch-validate on the local executor", () => {
         const published = validate?.outputs.published as Record<string, string>;
         expect(published.validation_error, m.path).toMatch(new RegExp(`^${FIRST_ERROR[kind]}`));
         expect(published.validation_report).toBe(`out/validation/${m.index}.json`);
-        const stderr = readFileSync(join(run.outcome.runDir, `logs/${MAP}.${m.index}.validate.err`), "utf8");
+        // A packed item's stderr is its section of its slot's log (meta.log names the slot).
+        const slot = slotLogOf(validate?.meta);
+        expect(slot, m.path).toMatch(/^logs\/.+\.s\d+$/);
+        const stderr = logSection(readFileSync(join(run.outcome.runDir, `${slot ?? ""}.err`)), `${MAP}.${m.index}.validate`)?.toString("utf8");
         expect(stderr).toMatch(new RegExp(`^validate: ${m.path}: invalid glTF: \\d+ error\\(s\\), \\d+ warning\\(s\\): ${FIRST_ERROR[kind]}`));
         const report = JSON.parse(readFileSync(join(run.work, `out/validation/${m.index}.json`), "utf8")) as { issues: { numErrors: number; messages: { code: string }[] } };
         expect(report.issues.numErrors).toBeGreaterThan(0);
