@@ -28,7 +28,7 @@ import { executorOf } from "./slurm-executor.js";
 import { preview } from "../core/preview.js";
 import { parseRetryRecords, RETRY_RECORD_MAX_BYTES } from "../plan/retry.js";
 import type { RetryRecords } from "../plan/retry.js";
-import { annotateAttempts } from "../runs/retries.js";
+import { attemptsAnnotator } from "../runs/retries.js";
 
 /** Per state file, as the collector reads them (the readers' contract); a pack file's line has the same cap. */
 export const STATE_FILE_CAP = STATE_FILE_MAX_BYTES;
@@ -229,12 +229,15 @@ export interface CollectOutcome {
  */
 export function mergeRun(plan: CompiledPlan, remote: RemoteStates, jobs: readonly JobStatus[], now?: string, itemsDir?: string): CompletedState {
   try {
+    // Retries' attempts go into each large map's item lines as they are written, and into the result.
+    const annotate = remote.retries !== undefined ? attemptsAnnotator(plan, remote.retries) : undefined;
     const state = mergeFromSource(plan, remote.source ?? mapSource(remote.states, remote.problems), {
       jobFacts: jobFactsOf(jobs),
       ...(now !== undefined ? { now } : {}),
       ...(itemsDir !== undefined ? { items: { dir: itemsDir, max: itemsInlineMax() } } : {}),
+      ...(annotate !== undefined ? { annotateItem: annotate } : {}),
     });
-    if (remote.retries !== undefined) annotateAttempts(state, plan, remote.retries);
+    if (annotate !== undefined && state.step_states !== undefined) annotate(state.step_states);
     return state;
   } finally {
     // A spooled transfer is read once.

@@ -46,6 +46,11 @@ export interface MergeOptions {
    * a summary and their failed items in step_states. Without it every item is in step_states.
    */
   items?: { dir: string; max: number };
+  /**
+   * Called with the states of each item of a large map (keyed by step key) before its line is written, and
+   * free to add to their meta (the retries' `meta.attempts`); the result's own step_states are the caller's.
+   */
+  annotateItem?: (states: Record<string, CompletedState>) => void;
 }
 
 
@@ -73,6 +78,7 @@ interface MergeContext {
   inItem: boolean;
   /** The leaf steps of a large map's items, counted as they are merged. */
   leaves: LeafCounts | null;
+  annotateItem: ((states: Record<string, CompletedState>) => void) | null;
 }
 
 type LeafCounts = ItemLinesSummary["leaf_steps"];
@@ -374,6 +380,7 @@ export function mergeFromSource(plan: CompiledPlan, source: StateSource, opts: M
     items: opts.items === undefined ? null : { ...opts.items, writer: null },
     inItem: false,
     leaves: null,
+    annotateItem: opts.annotateItem ?? null,
   };
   let root: CompletedState;
   let leftovers: { unknown: string[]; stray: StateProblem[] };
@@ -443,6 +450,7 @@ class MapLines {
     }
     const keys = Object.keys(scratch);
     if (keys.length === 0) return state;
+    ctx.annotateItem?.(scratch);
     const index = Number(c.key.slice(this.mapKey.length + 1));
     const own = scratch[c.key];
     const steps: Record<string, CompletedState> = {};

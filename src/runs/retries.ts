@@ -81,8 +81,22 @@ export function controllersDue(plan: CompiledPlan, statuses: readonly JobStatus[
  * were kept; the state itself is the last attempt's.
  */
 export function annotateAttempts(state: CompletedState, plan: CompiledPlan, records: RetryRecords): void {
-  const steps = state.step_states;
-  if (steps === undefined) return;
+  if (state.step_states !== undefined) attemptsAnnotator(plan, records)(state.step_states);
+}
+
+/** One retried task's attempts and the keys of its steps and units. */
+interface RetriedTask {
+  list: Array<Record<string, unknown>>;
+  keys: Array<{ key: string; unit: boolean }>;
+}
+
+/**
+ * annotateAttempts as a function of any set of states (keyed by step key): the merge of a large map gives it
+ * each item's states before the item goes to the lines file, so `meta.attempts` is in the lines too. The
+ * retried tasks are gathered once, here.
+ */
+export function attemptsAnnotator(plan: CompiledPlan, records: RetryRecords): (steps: Record<string, CompletedState>) => void {
+  const byKey = new Map<string, RetriedTask>();
   for (const [jobId, attempts] of records.attempts) {
     const job = plan.jobs.find((j) => j.id === jobId);
     if (job === undefined) continue;
@@ -102,28 +116,34 @@ export function annotateAttempts(state: CompletedState, plan: CompiledPlan, reco
       const failed = end?.failed[String(task)];
       const lastEntry = list[list.length - 1];
       if (lastEntry !== undefined && failed !== undefined) lastEntry.failed_for_good = failed;
-      const keys = taskKeys(plan, job, task);
-      // A packed task wrote one pack file: its steps' states name their slot logs.
-      const pack = packedTask(keys.map(({ key }) => steps[key]?.meta));
-      for (const { key, unit } of keys) {
-        const s = steps[key];
-        // In a packed task, an item done in an earlier attempt was skipped when its task ran again: not retried.
-        if (s === undefined || (s.success && !(typeof s.meta.attempt === "number" && s.meta.attempt > 1))) continue;
-        s.meta.attempts = list.map((entry) => {
-          const n = entry.attempt as number;
-          if (n === lastAttemptOf(list)) return { ...entry };
-          // A packed item's state is a line of its task's pack file, its logs a section of one of the task's slot logs
-          // (which slot ran it is in that line's meta.log); the attempt's copies keep the same names.
-          if (pack !== null) return { ...entry, state_file: `attempts/${n}/states/${pack}.jsonl`, ...(unit ? {} : { log: `attempts/${n}/logs/${pack}.s*.out` }) };
-          // A unit (a map item) has a state but no log of its own.
-          return { ...entry, state_file: `attempts/${n}/states/${key}.json`, ...(unit ? {} : { log: `attempts/${n}/logs/${key}.out` }) };
-        });
-      }
+      const retried: RetriedTask = { list, keys: taskKeys(plan, job, task) };
+      for (const { key } of retried.keys) byKey.set(key, retried);
     }
   }
+  return (steps) => {
+    if (byKey.size === 0) return;
+    for (const key of Object.keys(steps)) {
+      const retried = byKey.get(key);
+      const s = steps[key];
+      // In a packed task, an item done in an earlier attempt was skipped when its task ran again: not retried.
+      if (retried === undefined || s === undefined || (s.success && !(typeof s.meta.attempt === "number" && s.meta.attempt > 1))) continue;
+      const unit = retried.keys.find((k) => k.key === key)?.unit ?? false;
+      // A packed task wrote one pack file: its steps' states name their slot logs.
+      const pack = packedTask(retried.keys.map((k) => steps[k.key]?.meta));
+      const { list } = retried;
+      s.meta.attempts = list.map((entry) => {
+        const n = entry.attempt as number;
+        if (n === lastAttemptOf(list)) return { ...entry };
+        // A packed item's state is a line of its task's pack file, its logs a section of one of the task's slot logs
+        // (which slot ran it is in that line's meta.log); the attempt's copies keep the same names.
+        if (pack !== null) return { ...entry, state_file: `attempts/${n}/states/${pack}.jsonl`, ...(unit ? {} : { log: `attempts/${n}/logs/${pack}.s*.out` }) };
+        // A unit (a map item) has a state but no log of its own.
+        return { ...entry, state_file: `attempts/${n}/states/${key}.json`, ...(unit ? {} : { log: `attempts/${n}/logs/${key}.out` }) };
+      });
+    }
+  };
 }
 
-/** `<pack>.items-<first>-<last>` of the first of these states' metas that names a packed item's slot log (`logs/<it>.s<slot>`), or null. */
 function packedTask(metas: ReadonlyArray<Readonly<Record<string, unknown>> | undefined>): string | null {
   for (const meta of metas) {
     const log = slotLogOf(meta);

@@ -116,3 +116,54 @@ describe("the merged result shows the attempts", () => {
     expect(state.step_states?.["t.m.3.w"]?.meta.attempts).toBeUndefined();
   });
 });
+
+describe("a large map's item lines carry the attempts too", () => {
+  it("meta.attempts is written into result.items.jsonl as each retried item is merged", async () => {
+    const { mkdtempSync, rmSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const { mergeRun } = await import("../../src/app/collect.js");
+    const { itemsFileOf, readItemLines } = await import("../../src/core/item-lines.js");
+    const { stateFileSchema } = await import("../../src/plan/state-file.js");
+    const step = plan.jobs[0]?.bodies[0]?.steps[0];
+    const stateOf = (key: string, attempt: number, success = true) =>
+      stateFileSchema.parse({
+        success,
+        timestamp: "2026-01-01T00:00:01.000Z",
+        duration_s: 0.1,
+        provides: [],
+        outputs: {},
+        error: success ? null : "exit 3",
+        meta: {},
+        signature: key.endsWith(".w") ? (step?.signature ?? "") : "",
+        failure: success ? null : "STEP_FAILED",
+        key,
+        slurm: { job_id: "1009", array_job_id: attempt === 1 ? "100" : "110", array_task_id: "0", task: 0 },
+        attempt,
+      });
+    const states = new Map([0, 1, 2].flatMap((i) => [`t.m.${i}`, `t.m.${i}.w`].map((k) => [k, stateOf(k, i === 1 ? 2 : 1)] as const)));
+    states.set("t.after", stateOf("t.after", 1));
+    const dir = mkdtempSync(join(tmpdir(), "hpcpipe-attempt-lines-"));
+    const before = process.env.HPCPIPE_ITEMS_INLINE_MAX;
+    process.env.HPCPIPE_ITEMS_INLINE_MAX = "0";
+    try {
+      const r = records({ "j000.2.json": attempt2, "j000.end.json": { job: "j000", attempts: 2, ok: true, by: "111", failed: {} } });
+      const merged = mergeRun(plan, { states, problems: [], files: states.size, retries: r }, statuses(plan, ids, ["j000", "j001", "j002"]), undefined, dir);
+      const file = itemsFileOf(merged);
+      expect(file).toBeDefined();
+      const lines = [...readItemLines(file as string, "t.m")];
+      expect(lines.map((l) => l.index)).toEqual([0, 1, 2]);
+      const one = lines[1];
+      expect(one?.steps.w?.meta.attempts).toEqual([
+        { attempt: 1, slurm_job_id: null, retried_because: "exit 3", state_file: "attempts/1/states/t.m.1.w.json", log: "attempts/1/logs/t.m.1.w.out" },
+        { attempt: 2, slurm_job_id: "110", time_s: null, mem_mb: null, exclude: [] },
+      ]);
+      expect(one?.state?.meta.attempts).toHaveLength(2);
+      expect(lines[0]?.steps.w?.meta.attempts).toBeUndefined();
+    } finally {
+      if (before === undefined) delete process.env.HPCPIPE_ITEMS_INLINE_MAX;
+      else process.env.HPCPIPE_ITEMS_INLINE_MAX = before;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
