@@ -141,11 +141,15 @@ describe.skipIf(e2eSkipped)("the step cache on the test cluster", { timeout: 180
     expect(cached).toEqual(["cached.items.0.one", "cached.items.0.two", "cached.items.2.one", "cached.items.2.two", "cached.prep"]);
     expect(r.step_states["cached.items.1.one"]?.meta.cached).toBeUndefined();
     expect(r.step_states["cached.total"]?.meta.cached).toBeUndefined();
-    // Its packed task (items 0 and 1) ran item 1 only: item 0's steps were not run again (no logs of theirs).
+    // Its packed task (items 0 and 1) ran item 1 only: item 0's steps were not run again (no log section of
+    // theirs in the task's slot logs), and the task of item 2 did not run at all (no slot log).
     const record = await env.record(run.runId);
-    expect(await readRemote(remote, record.remote_dir, "logs/cached.items.1.one.err")).not.toBeNull();
-    expect(await readRemote(remote, record.remote_dir, "logs/cached.items.0.one.err")).toBeNull();
-    expect(await readRemote(remote, record.remote_dir, "logs/cached.items.2.one.err")).toBeNull();
+    const slot = r.step_states["cached.items.1.one"]?.meta.log;
+    expect(slot).toMatch(/^logs\/cached\.items\.items-0-1\.s\d+$/);
+    const err = await readRemote(remote, record.remote_dir, `${String(slot)}.err`);
+    expect(err).toContain("\x1ehpcpipe cached.items.1.one\n");
+    expect(err).not.toContain("\x1ehpcpipe cached.items.0.one\n");
+    expect(await readRemote(remote, record.remote_dir, "logs/cached.items.items-2-2.s0.err")).toBeNull();
   });
 
   it("editing a bundled script (no command text changes) reruns everything", async () => {
