@@ -10,15 +10,23 @@ export interface WriteJsonOptions {
   mode?: number;
 }
 
+/** The file a writeJsonAtomic wrote, as stat shows it (a rename keeps all three): which file is in place now. */
+export interface WrittenFile {
+  ino: number;
+  size: number;
+  mtimeMs: number;
+}
+
 /**
  * Writes JSON so a reader sees the old file or the whole new one, never a
  * half-written one: temp file `pipeline_*` in the target's directory, fsync,
  * rename over the target, fsync the directory. The temp file is removed on failure.
  */
-export async function writeJsonAtomic(path: string, data: unknown, options: WriteJsonOptions = {}): Promise<void> {
+export async function writeJsonAtomic(path: string, data: unknown, options: WriteJsonOptions = {}): Promise<WrittenFile> {
   const dir = dirname(path);
   const tmp = join(dir, `pipeline_${basename(path)}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`);
   let renamed = false;
+  let written: WrittenFile;
   try {
     const fh = await open(tmp, "wx", options.mode ?? 0o644);
     try {
@@ -31,6 +39,9 @@ export async function writeJsonAtomic(path: string, data: unknown, options: Writ
       }
       await fh.writeFile(`${pending ?? ""}\n`, "utf8");
       await fh.sync();
+      // Of the temp file, before the rename: another writer's file renamed over the target is not taken for this one.
+      const info = await fh.stat();
+      written = { ino: info.ino, size: info.size, mtimeMs: info.mtimeMs };
     } finally {
       await fh.close();
     }
@@ -40,6 +51,7 @@ export async function writeJsonAtomic(path: string, data: unknown, options: Writ
   } finally {
     if (!renamed) await rm(tmp, { force: true });
   }
+  return written;
 }
 
 async function syncDir(dir: string): Promise<void> {

@@ -159,25 +159,32 @@ export function mapJobStatuses(plan: CompiledPlan, slurmIds: Readonly<Record<str
     const records = status.get(slurmJobId) ?? [unknownRecord(slurmJobId)];
     let whole: TaskRecord | undefined;
     // One look-up table per job, not a search per task: a 100,000-task array is linear, not quadratic.
-    const byTask = new Map<number, TaskRecord>();
+    // Indexed by task id (only ids 0..size-1 are looked up): a million-task answer makes no Map of a million entries.
+    const byTask: Array<TaskRecord | undefined> = new Array<TaskRecord | undefined>(size);
     for (const r of records) {
       if (r.taskId === null) whole ??= r;
-      else if (!byTask.has(r.taskId)) byTask.set(r.taskId, r);
+      else if (r.taskId >= 0 && r.taskId < size && byTask[r.taskId] === undefined) byTask[r.taskId] = r;
     }
     const fallback = whole ?? (job.array === null ? records[0] : undefined) ?? unknownRecord(slurmJobId);
     // Most tasks share their state with many others: one kind object per distinct state, reason and exit.
     const kindOfText = new Map<string, TaskKind>();
+    // Neighbouring tasks are mostly in the same state: the last record's kind, when its fields are the same, without a key.
+    let last: TaskRecord | null = null;
+    let lastKind: TaskKind | null = null;
     const kindFor = (r: TaskRecord): TaskKind => {
+      if (lastKind !== null && last !== null && (r === last || (r.state === last.state && r.rawState === last.rawState && r.reason === last.reason && r.exitCode === last.exitCode && r.signal === last.signal))) return lastKind;
       const text = `${r.state}\u0000${r.rawState}\u0000${r.reason ?? "\u0001"}\u0000${r.exitCode ?? ""}\u0000${r.signal ?? ""}`;
       let k = kindOfText.get(text);
       if (k === undefined) {
         k = taskKind(r, rule);
         kindOfText.set(text, k);
       }
+      last = r;
+      lastKind = k;
       return k;
     };
     const single = job.array === null ? kindFor(fallback) : null;
-    return jobStatusOf(job, slurmJobId, TaskTable.build(job.array, slurmJobId, size, (taskId) => single ?? kindFor(byTask.get(taskId) ?? fallback)));
+    return jobStatusOf(job, slurmJobId, TaskTable.build(job.array, slurmJobId, size, (taskId) => single ?? kindFor(byTask[taskId] ?? fallback)));
   });
 }
 

@@ -137,6 +137,35 @@ describe("mapping scheduler records to plan jobs and tasks", () => {
     expect(aggregateState([t("COMPLETED", "done", true), t("CANCELLED", "failed", true), t("TIMEOUT", "failed", true, "TimeLimit")])).toEqual({ state: "TIMEOUT", reason: "TimeLimit" });
   });
 
+  it("gives neighbouring tasks that differ in one field only (exit code, signal, reason, state text) their own state; the first record of a task wins, ids past the array are ignored", async () => {
+    run = await tempRun("examples/specs/thumbnail-shape.yaml");
+    const status = statusOf(
+      [
+        "200_0|2000|FAILED|3:0|NonZeroExitCode",
+        "200_1|2001|FAILED|4:0|NonZeroExitCode",
+        "200_2|2002|FAILED|4:9|NonZeroExitCode",
+        "200_3|2003|CANCELLED by 1001|0:15|None",
+        "200_0|2010|COMPLETED|0:0|None",
+        "200_9|2009|COMPLETED|0:0|None",
+      ],
+      parseSacct,
+    );
+    const renders = mapJobStatuses(run.plan, run.record.jobs, status)[1];
+    expect(renders?.tasks.list().map((t) => [t.task, t.state, t.exitCode, t.signal, t.reason])).toEqual([
+      [0, "FAILED", 3, 0, "NonZeroExitCode"],
+      [1, "FAILED", 4, 0, "NonZeroExitCode"],
+      [2, "FAILED", 4, 9, "NonZeroExitCode"],
+      [3, "CANCELLED", 0, 15, null],
+    ]);
+    const next = statusOf(["200_0|2000|FAILED|3:0|NonZeroExitCode", "200_1|2001|FAILED|3:0|TimeLimit", "200_2|2002|CANCELLED by 1001|0:15|None", "200_3|2003|CANCELLED by 1001|0:9|None"], parseSacct);
+    expect(mapJobStatuses(run.plan, run.record.jobs, next)[1]?.tasks.list().map((t) => [t.state, t.reason, t.signal])).toEqual([
+      ["FAILED", "NonZeroExitCode", 0],
+      ["FAILED", "TimeLimit", 0],
+      ["CANCELLED", null, 15],
+      ["CANCELLED", null, 9],
+    ]);
+  });
+
   it("labels jobs by what they run", async () => {
     run = await tempRun("examples/specs/chain.yaml");
     expect(run.plan.jobs.map(jobLabel)[0]).toMatch(/^chain\.\w+ \+ \d+ fused$/);

@@ -1,3 +1,5 @@
+import { readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { cancelRun } from "../../src/app/cancel.js";
 import { withRun } from "../../src/app/connect.js";
@@ -119,5 +121,55 @@ describe("cancelling", () => {
     run = await tempRun("examples/specs/thumbnail-shape.yaml", { phase: "submit_failed" });
     await run.store.updateRecord(run.record.run_id, { jobs: {}, error: "could not connect" });
     await expect(withRun(run.record.run_id, { store: run.store, connect: async () => new FakeTransport() }, (ctx) => cancelRun(ctx))).rejects.toThrow(RunStateError);
+  });
+});
+
+describe("a poll reads the plan's index, not the plan's items", () => {
+  const planFiles = (r: TempRun): { plan: string; index: string } => {
+    const dir = r.store.runDir(r.record.run_id);
+    return { plan: path.join(dir, "plan.json"), index: path.join(dir, "plan-index.json") };
+  };
+  /** Points the index at plan.json as it is now (as if it had been written so). */
+  function repointIndex(r: TempRun): void {
+    const { plan, index } = planFiles(r);
+    const json = JSON.parse(readFileSync(index, "utf8")) as { plan_file: unknown };
+    const info = statSync(plan);
+    json.plan_file = { ino: info.ino, size: info.size, mtime_ms: info.mtimeMs };
+    writeFileSync(index, JSON.stringify(json));
+  }
+  const withoutTime = (s: RunStatus): unknown => JSON.parse(JSON.stringify({ ...s, polled_at: null }));
+
+  it("a running map's status needs nothing of plan.json; the merge at the end reads the items (a damaged plan.json is an error naming it); a run saved without an index polls the same", async () => {
+    run = await tempRun("examples/specs/batch-map.yaml");
+    const r = run;
+    const items = r.plan.jobs[1]?.array?.count ?? 0;
+    expect(items).toBeGreaterThan(1);
+    const fake = new FakeTransport();
+    fake.squeue.set("100", [squeueJob("100", "COMPLETED")]);
+    fake.squeue.set("200", [squeueTask("200", 0, "RUNNING"), `200_[1-${items - 1}]|200|200|1-${items - 1}|PENDING|Resources|(null)|x`]);
+    fake.squeue.set("300", [squeueJob("300", "PENDING", "Dependency")]);
+    const poll = async (): Promise<RunStatus> => (await withRun(r.record.run_id, { store: r.store, connect: async () => fake }, (ctx) => getRunStatus(ctx))).status;
+    const before = await poll();
+    expect(before.final).toBe(false);
+    expect(before.counts).toEqual({ pending: items, running: 1, done: 1, failed: 0 });
+
+    const { plan, index } = planFiles(r);
+    const whole = readFileSync(plan, "utf8");
+    writeFileSync(plan, '{"format": 1, "items": {"batch_map.check_all": [');
+    repointIndex(r);
+    expect(withoutTime(await poll())).toEqual(withoutTime(before));
+
+    // Every job ended: the merge needs the items.
+    fake.squeue.set("100", [squeueJob("100", "COMPLETED")]);
+    fake.squeue.set("200", Array.from({ length: items }, (_, t) => squeueTask("200", t, "COMPLETED")));
+    fake.squeue.set("300", [squeueJob("300", "COMPLETED")]);
+    await expect(poll()).rejects.toThrow(`${plan}: not valid JSON`);
+
+    // A run saved before the index: plan.json only, read whole.
+    fake.squeue.set("200", [squeueTask("200", 0, "RUNNING"), `200_[1-${items - 1}]|200|200|1-${items - 1}|PENDING|Resources|(null)|x`]);
+    fake.squeue.set("300", [squeueJob("300", "PENDING", "Dependency")]);
+    writeFileSync(plan, whole);
+    rmSync(index);
+    expect(withoutTime(await poll())).toEqual(withoutTime(before));
   });
 });

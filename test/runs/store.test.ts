@@ -1,11 +1,14 @@
-import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { preparePlan } from "../../src/app/prepare.js";
 import { ManualClock } from "../../src/core/clock.js";
+import type { CompiledPlan } from "../../src/plan/plan.js";
 import { RunStore, RunStoreError, UnknownRunError } from "../../src/runs/index.js";
 import type { RunRecord } from "../../src/runs/index.js";
+import { REPO } from "../app/fakes.js";
 
 let dir: string;
 let root: string;
@@ -117,5 +120,114 @@ describe("RunStore", () => {
     expect(problems).toHaveLength(1);
     expect(problems[0]).toContain("broken");
     expect((await new RunStore(path.join(dir, "empty")).list()).records).toEqual([]);
+  });
+});
+
+describe("RunStore: the plan index (what a status poll reads)", () => {
+  /** A compiled plan with a map of staged files (items, their hashes and the items file). */
+  function compiled(runId: string): CompiledPlan {
+    const specDir = path.join(dir, "spec");
+    mkdirSync(path.join(specDir, "models"), { recursive: true });
+    for (const name of ["a", "b", "c"]) writeFileSync(path.join(specDir, "models", `${name}.glb`), `bytes of ${name}`);
+    const spec = path.join(specDir, "p.yaml");
+    writeFileSync(spec, 'name: p\nsteps:\n  - map: m\n    items_glob: "models/*.glb"\n    steps:\n      - step: s\n        run: "true"\n');
+    return preparePlan({ spec, cluster: path.join(REPO, "cluster-configs", "localcluster.yaml"), runId }).plan;
+  }
+  const planPath = (runId: string): string => path.join(root, "runs", runId, "plan.json");
+  const indexPath = (runId: string): string => path.join(root, "runs", runId, "plan-index.json");
+  /** Points the index at plan.json as it is now (as if it had been written so). */
+  function repointIndex(runId: string): void {
+    const index = JSON.parse(readFileSync(indexPath(runId), "utf8")) as { plan_file: unknown };
+    const info = statSync(planPath(runId));
+    index.plan_file = { ino: info.ino, size: info.size, mtime_ms: info.mtimeMs };
+    writeFileSync(indexPath(runId), JSON.stringify(index));
+  }
+
+  it("writes plan.json whole and an index without what grows with the items; reads the same plan back", async () => {
+    const store = new RunStore(root);
+    const plan = compiled("r1");
+    expect(plan.itemHashes?.["p.m"]).toHaveLength(3);
+    await store.writePlan(plan);
+    expect(mode(indexPath("r1"))).toBe(0o600);
+    expect(JSON.parse(readFileSync(planPath("r1"), "utf8"))).toEqual(JSON.parse(JSON.stringify(plan)));
+    const index = JSON.parse(readFileSync(indexPath("r1"), "utf8")) as { plan: Record<string, unknown> };
+    expect(Object.keys(index.plan)).not.toContain("items");
+    expect(Object.keys(index.plan)).not.toContain("itemHashes");
+    expect(Object.keys(index.plan)).not.toContain("files");
+    const back = await store.readPlan("r1");
+    expect(back.jobs).toEqual(plan.jobs);
+    expect(back.items).toEqual(plan.items);
+    expect(back.itemHashes).toEqual(plan.itemHashes);
+    expect(Object.keys(back.files).sort()).toEqual(Object.keys(plan.files).sort());
+    expect(JSON.parse(JSON.stringify(back))).toEqual(JSON.parse(JSON.stringify(plan)));
+    expect("p.m" in back.items && !("nope" in back.items)).toBe(true);
+    // A plan without staged files has no itemHashes, read either way.
+    const { itemHashes: _hashes, ...plain } = compiled("r2");
+    await store.writePlan(plain);
+    expect((await store.readPlan("r2")).itemHashes).toBeUndefined();
+  });
+
+  it("reads only the index until the items are used: a damaged plan.json is then an error naming it", async () => {
+    const store = new RunStore(root);
+    const plan = compiled("r1");
+    await store.writePlan(plan);
+    writeFileSync(planPath("r1"), '{"format": 1, "items": {"p.m": ["a.glb", ');
+    repointIndex("r1");
+    const back = await store.readPlan("r1");
+    expect(back.jobs).toEqual(plan.jobs);
+    expect(back.tree).toEqual(plan.tree);
+    // Copying the plan (as the retries do) reads nothing either.
+    const copy = { ...back, jobs: [...back.jobs] };
+    expect(() => copy.items["p.m"]).toThrow(RunStoreError);
+    expect(() => back.items["p.m"]).toThrow(`${planPath("r1")}: not valid JSON`);
+    expect(() => Object.keys(back.files)).toThrow(`${planPath("r1")}: not valid JSON`);
+    // Valid JSON, but not a valid plan: checked as a whole plan.json is.
+    writeFileSync(planPath("r1"), JSON.stringify({ ...plan, items: { "p.m": [3] } }));
+    repointIndex("r1");
+    const again = await store.readPlan("r1");
+    expect(() => again.items["p.m"]).toThrow(/plan\.json: not a valid plan: items\."p\.m"\.0: .*expected string/);
+  });
+
+  it("does not use an index made from another plan.json: a plan written again since, or a run saved before the index", async () => {
+    const store = new RunStore(root);
+    const plan = compiled("r1");
+    await store.writePlan(plan);
+    // plan.json written again without its index (a writer stopped between the two files, or an older hpcpipe).
+    const other = { ...plan, jobs: plan.jobs.slice(0, 1), items: { "p.m": ["x.glb"] } };
+    writeFileSync(planPath("r1"), JSON.stringify(other));
+    const back = await store.readPlan("r1");
+    expect(back.jobs).toEqual(other.jobs);
+    expect(back.items).toEqual(other.items);
+    // A run saved before the index: plan.json only.
+    rmSync(indexPath("r1"));
+    expect((await store.readPlan("r1")).items).toEqual(other.items);
+  });
+
+  it("refuses to mix two plans: plan.json written again after the index was read is an error when the items are used", async () => {
+    const store = new RunStore(root);
+    const plan = compiled("r1");
+    await store.writePlan(plan);
+    const back = await store.readPlan("r1");
+    await store.writePlan({ ...plan, items: { "p.m": ["x.glb", "y.glb", "z.glb"] } });
+    expect(() => back.items["p.m"]).toThrow(/plan\.json was written again while this command was using it/);
+    expect((await store.readPlan("r1")).items["p.m"]).toEqual(["x.glb", "y.glb", "z.glb"]);
+  });
+
+  it("a damaged index is an error naming it; a plan written again (from a plan read lazily) is whole", async () => {
+    const store = new RunStore(root);
+    const plan = compiled("r1");
+    await store.writePlan(plan);
+    await store.writePlan(await store.readPlan("r1"));
+    expect(JSON.parse(readFileSync(planPath("r1"), "utf8"))).toEqual(JSON.parse(JSON.stringify(plan)));
+    expect((await store.readPlan("r1")).items).toEqual(plan.items);
+    writeFileSync(indexPath("r1"), '{"format": 1, "run_id": ');
+    await expect(store.readPlan("r1")).rejects.toThrow(`${indexPath("r1")}: not valid JSON`);
+    writeFileSync(indexPath("r1"), JSON.stringify({ format: 1, run_id: "r1", plan_file: { ino: 1, size: 1, mtime_ms: 1 }, item_hashes: true, plan: { format: 1, runId: "r1", jobs: [{ id: 3 }] } }));
+    await expect(store.readPlan("r1")).rejects.toThrow(/plan-index\.json: not a valid plan index: .*jobs\.0/s);
+    writeFileSync(indexPath("r1"), JSON.stringify({ format: 1, run_id: "r2", plan_file: { ino: 1, size: 1, mtime_ms: 1 }, item_hashes: true, plan: { ...JSON.parse(JSON.stringify(plan)), runId: "r2" } }));
+    await expect(store.readPlan("r1")).rejects.toThrow(/plan-index\.json: the plan index is of run "r2", not "r1"/);
+    // plan.json missing: the same error as without an index.
+    rmSync(planPath("r1"));
+    await expect(store.readPlan("r1")).rejects.toThrow(/its plan is missing/);
   });
 });
