@@ -32,6 +32,7 @@ import type { RunRecord } from "../src/runs/index.js";
 import { REPO } from "./lib/cluster.js";
 import { int, mib, table } from "./lib/format.js";
 import { checkInterrupt, runBench, syncCleanups } from "./lib/interrupt.js";
+import { fails, itemOf, writeScaleSpec } from "./lib/scale-spec.js";
 
 const USAGE =
   "usage: npm run bench:scale -- [--sizes 1000,10000,100000,1000000] [--no-merge SIZES] [--per-task 100] [--layout pack|files] [--slot-logs] [--keep]\n" +
@@ -89,37 +90,6 @@ function cli(args: string[], env: { home: string; cwd: string }): Promise<Measur
   });
 }
 
-/** Item i: an Objaverse-like path of 60 bytes. */
-const itemOf = (i: number): string => `objaverse/glbs/000-${String(i % 160).padStart(3, "0")}/${i.toString(16).padStart(32, "0")}.glb`;
-const fails = (i: number): boolean => i % 256 === 0;
-
-function writeSpec(dir: string, n: number, perTask: number): string {
-  const items: string[] = [];
-  for (let i = 0; i < n; i++) items.push(itemOf(i));
-  writeFileSync(join(dir, "items.txt"), `${items.join("\n")}\n`);
-  const spec = join(dir, "scale.yaml");
-  writeFileSync(
-    spec,
-    [
-      "name: scale",
-      "steps:",
-      "  - map: each",
-      "    items_file: items.txt",
-      `    items_per_task: ${perTask}`,
-      "    continue_on_item_error: true",
-      "    steps:",
-      "      - step: a",
-      '        run: "true"',
-      "        requires: [item]",
-      "      - step: b",
-      // Fails (exit 3) for items whose hex index ends in 00.
-      `        run: 'case "$item" in *00.glb) exit 3 ;; esac'`,
-      "        requires: [item]",
-      "",
-    ].join("\n"),
-  );
-  return spec;
-}
 
 /** The three state files of one item as the wrapper wrote them in a real run, parsed. */
 interface Templates {
@@ -131,7 +101,7 @@ interface Templates {
 async function captureTemplates(work: string, perTask: number): Promise<Templates> {
   const dir = join(work, "template");
   mkdirSync(dir, { recursive: true });
-  const spec = writeSpec(dir, TEMPLATE_ITEMS, perTask);
+  const spec = writeScaleSpec(dir, TEMPLATE_ITEMS, perTask);
   const m = await cli(["run", spec, "--runs-dir", join(dir, "runs"), "-q"], { home: join(dir, "home"), cwd: dir });
   // continue_on_item_error: the map succeeds with its failed items listed (exit 0).
   if (m.code !== 0) throw new Error(`the template run should end with exit 0, got ${m.code ?? m.signal}: ${m.stderr.slice(-2000)}`);
@@ -332,7 +302,7 @@ async function main(): Promise<void> {
       mkdirSync(dir, { recursive: true });
       const home = join(dir, "home");
       const env = { home, cwd: dir };
-      const spec = writeSpec(dir, n, perTask);
+      const spec = writeScaleSpec(dir, n, perTask);
       put("plan", k, await cli(["plan", spec, "--cluster", SLURM_CONFIG], env));
       put("submit --dry-run", k, await cli(["submit", spec, "--cluster", SLURM_CONFIG, "--dry-run", "--out", join(dir, "dry")], env));
       const t0 = performance.now();
