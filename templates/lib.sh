@@ -466,6 +466,7 @@ hp_map_pack() {
   mapfile -t -s "$((HPCPIPE_TASK * $3))" -n "$3" _HP_PACK_ITEMS <"$_HP_RUN_DIR/$1"
   ((${#_HP_PACK_ITEMS[@]} > 0)) || _hp_die "no items for task $HPCPIPE_TASK in $_HP_RUN_DIR/$1"
   (($# < 6)) || _hp_pack_begin "$6.items-$((HPCPIPE_TASK * $3))-$((HPCPIPE_TASK * $3 + ${#_HP_PACK_ITEMS[@]} - 1))"
+  _hp_cache_slices "$((HPCPIPE_TASK * $3))" "${#_HP_PACK_ITEMS[@]}"
   _hp_pack_run items "$((HPCPIPE_TASK * $3))" "${#_HP_PACK_ITEMS[@]}" "$4" "$5" "$2"
 }
 
@@ -886,10 +887,35 @@ _hp_is_restore() {
   [[ $1 == '{"success":true,'* && $1 == *"\"signature\":\"$2\","* && $1 == *',"cached":{'* ]]
 }
 
+# A packed map task's cache keys: of each per-item keys file, the lines of its items, read once by the
+# task's shell (_hp_cache_slices) instead of once per step by skipping every line before the item's (which
+# made a step of item i read i lines: a million-item map would read the file half a million times over).
+declare -A _HP_CACHE_SLICE=()
+_HP_CACHE_FIRST=0
+# _hp_cache_slices FIRST COUNT: every line of a keys file is 65 bytes (a key or 64 '-', then a newline), so
+# item FIRST's line starts at byte 65*FIRST: `tail -c` goes there without reading the lines before it.
+_hp_cache_slices() {
+  local f t
+  _HP_CACHE_SLICE=()
+  _HP_CACHE_FIRST=$1
+  [[ -f $_HP_RUN_DIR/cache/store ]] || return 0
+  for f in "$_HP_RUN_DIR/cache/keys/"*"{i}"*.keys; do
+    [[ -f $f ]] || continue
+    t=${f##*/}
+    _HP_CACHE_SLICE[${t%.keys}]=$(tail -c "+$(($1 * 65 + 1))" -- "$f" 2>/dev/null | head -c "$(($2 * 65))")
+  done
+  return 0
+}
+
 # REPLY := the cache key of step TEMPLATE (its key with {i}) in this task; status 1 when it has none.
 _hp_cache_key() {
   local template=$1 file idx=0
   local -a line=()
+  if [[ -n ${_HP_CACHE_SLICE[$template]+x} ]]; then
+    REPLY=${_HP_CACHE_SLICE[$template]:$(((HPCPIPE_TASK - _HP_CACHE_FIRST) * 65)):64}
+    [[ $REPLY =~ ^[0-9a-f]{64}$ ]] && return 0
+    return 1
+  fi
   file="$_HP_RUN_DIR/cache/keys/$template.keys"
   [[ -f $file && -f $_HP_RUN_DIR/cache/store ]] || return 1
   [[ $template == *"{i}"* ]] && idx=$HPCPIPE_TASK

@@ -16,10 +16,15 @@ export function storeFile(storePath: string, group: string | undefined): string 
   return `${storePath}\n${group ?? ""}\n`;
 }
 
+/** The line of an item without a cache key: as long as a key, so that every line of a keys file is 65 bytes. */
+export const NO_CACHE_KEY = "-".repeat(64);
+
 /**
  * `cache/keys/<step key template>.keys`: line i is the cache key of the
- * step for item (or task) i, or "-" when it has none. Only steps that have
- * at least one key get a file.
+ * step for item (or task) i, or NO_CACHE_KEY when it has none: every line is
+ * 65 bytes, so a packed task reads its items' lines from byte 65*i without
+ * reading the lines before (templates/lib.sh, _hp_cache_slices). Only steps
+ * that have at least one key get a file.
  */
 export function keyFiles(plan: Pick<CompiledPlan, "jobs" | "items">, keys: CacheKeys): Map<string, string> {
   const out = new Map<string, string>();
@@ -30,9 +35,9 @@ export function keyFiles(plan: Pick<CompiledPlan, "jobs" | "items">, keys: Cache
         let lines: string[];
         if (step.key.includes("{i}")) {
           const count = job.map ? (plan.items[job.map.key]?.length ?? 0) : 0;
-          lines = Array.from({ length: count }, (_, i) => keys.keys.get(step.key.split("{i}").join(String(i))) ?? "-");
-        } else lines = [keys.keys.get(step.key) ?? "-"];
-        if (lines.some((l) => l !== "-")) out.set(`cache/keys/${step.key}.keys`, `${lines.join("\n")}\n`);
+          lines = Array.from({ length: count }, (_, i) => keys.keys.get(step.key.split("{i}").join(String(i))) ?? NO_CACHE_KEY);
+        } else lines = [keys.keys.get(step.key) ?? NO_CACHE_KEY];
+        if (lines.some((l) => l !== NO_CACHE_KEY)) out.set(`cache/keys/${step.key}.keys`, `${lines.join("\n")}\n`);
       }
     }
   }

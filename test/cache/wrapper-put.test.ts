@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { cacheEntrySchema } from "../../src/cache/remote.js";
+import { NO_CACHE_KEY } from "../../src/cache/restore.js";
 import { libScript } from "../../src/render/render.js";
 
 const KEY = "ab".padEnd(64, "0");
@@ -34,7 +35,7 @@ describe("the wrapper's step cache writes", () => {
     store = join(dir, "store");
     for (const d of [join(run, "cache", "keys"), join(run, "work", "out"), join(run, "ctx"), store]) mkdirSync(d, { recursive: true });
     writeFileSync(join(run, "cache", "store"), `${store}\n\n`);
-    writeFileSync(join(run, "cache", "keys", "p.m.{i}.render.keys"), `-\n${KEY}\n`);
+    writeFileSync(join(run, "cache", "keys", "p.m.{i}.render.keys"), `${NO_CACHE_KEY}\n${KEY}\n`);
     lib = join(dir, "lib.sh");
     writeFileSync(lib, libScript());
   });
@@ -102,5 +103,36 @@ describe("the wrapper's step cache writes", () => {
     expect(await check()).toBe(false);
     writeFileSync(join(run, "states", "p.s.json"), state(`,"cached":{"run":"r","step":"p.s","key":"${KEY}"}`, "other"));
     expect(await check()).toBe(false);
+  });
+});
+
+describe("a packed task's cache keys", () => {
+  it("are its items' lines of each keys file, read once by the task's shell from byte 65 x the first item", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "hpcpipe-cacheslice-"));
+    try {
+      const run = join(dir, "run");
+      mkdirSync(join(run, "cache", "keys"), { recursive: true });
+      writeFileSync(join(run, "cache", "store"), `${join(dir, "store")}\n\n`);
+      const keyOf = (i: number): string => createHash("sha256").update(`item ${i}`).digest("hex");
+      // 1,000 items; item 7 has no key.
+      const lines = Array.from({ length: 1000 }, (_, i) => (i === 7 ? NO_CACHE_KEY : keyOf(i)));
+      writeFileSync(join(run, "cache", "keys", "p.m.{i}.a.keys"), `${lines.join("\n")}\n`);
+      const lib = join(dir, "lib.sh");
+      writeFileSync(lib, libScript());
+      // The task of items 500-599 (the slice), then items 0-9 (another task), asked item by item as the steps would.
+      const script =
+        'set -u; source "$LIB"; _HP_RUN_DIR=$RUN; ' +
+        "_hp_cache_slices 500 100; for HPCPIPE_TASK in 500 501 599; do _hp_cache_key 'p.m.{i}.a' && echo \"$HPCPIPE_TASK $REPLY\" || echo \"$HPCPIPE_TASK none\"; done; " +
+        "_hp_cache_slices 0 10; for HPCPIPE_TASK in 0 7 9; do _hp_cache_key 'p.m.{i}.a' && echo \"$HPCPIPE_TASK $REPLY\" || echo \"$HPCPIPE_TASK none\"; done";
+      const out = await new Promise<string>((resolve) => {
+        const child = spawn("bash", ["-c", script], { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", LIB: lib, RUN: run }, stdio: ["ignore", "pipe", "ignore"] });
+        let text = "";
+        child.stdout.on("data", (d: Buffer) => (text += d.toString()));
+        child.on("close", () => resolve(text));
+      });
+      expect(out.trim().split("\n")).toEqual([`500 ${keyOf(500)}`, `501 ${keyOf(501)}`, `599 ${keyOf(599)}`, `0 ${keyOf(0)}`, "7 none", `9 ${keyOf(9)}`]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
