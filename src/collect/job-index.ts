@@ -73,6 +73,27 @@ export function buildStepIndex(plan: CompiledPlan): Map<string, StepSlot> {
   return index;
 }
 
+/** The item index in `key` of the map whose key is `mapKey` (`<mapKey>.<i>` or `<mapKey>.<i>.<...>`), or null. */
+export function mapItemOfKey(mapKey: string, key: string): number | null {
+  if (key.length <= mapKey.length + 1 || !key.startsWith(mapKey) || key.charCodeAt(mapKey.length) !== 46) return null;
+  let end = key.indexOf(".", mapKey.length + 1);
+  if (end < 0) end = key.length;
+  const digits = key.slice(mapKey.length + 1, end);
+  if (!/^(0|[1-9][0-9]{0,14})$/.test(digits)) return null;
+  return Number(digits);
+}
+
+/**
+ * The array task id of a map job (one chunk, or a remapped rerun: `taskIds`, logical task -> task id) that
+ * runs item `item`, or undefined when no task of this job runs it.
+ */
+export function taskIdOfItem(job: PlanJob, taskIds: ReadonlyMap<number, number> | null, perTask: number, item: number): number | undefined {
+  const task = perTask <= 1 ? item : Math.floor(item / perTask);
+  const taskId = taskIds !== null ? taskIds.get(task) : job.array === null ? (task === 0 ? 0 : undefined) : task - job.array.offset;
+  if (taskId === undefined || taskId < 0 || (job.array !== null && taskIds === null && taskId >= job.array.count)) return undefined;
+  return taskId;
+}
+
 /** Looks up the slot of a concrete step key; what the merger needs of buildStepIndex. */
 export interface StepSlots {
   get(key: string): StepSlot | undefined;
@@ -108,25 +129,19 @@ export function stepSlots(plan: CompiledPlan): StepSlots {
   }
   const ofMap = (key: string): StepSlot | undefined => {
     for (const [mapKey, bodies] of maps) {
-      if (!key.startsWith(`${mapKey}.`)) continue;
-      const rest = key.slice(mapKey.length + 1);
-      const dot = rest.indexOf(".");
-      const segment = dot === -1 ? rest : rest.slice(0, dot);
-      if (!/^(0|[1-9]\d*)$/.test(segment)) continue;
-      const item = Number(segment);
+      const item = mapItemOfKey(mapKey, key);
+      if (item === null) continue;
       for (const { job, taskIds, perTask, count } of bodies) {
-        // The logical task that runs the item, and its task id in this job (chunk).
-        const task = perTask <= 1 ? item : Math.floor(item / perTask);
         if (perTask > 1 && item >= count) continue;
-        const taskId = taskIds !== null ? taskIds.get(task) : job.array === null ? (task === 0 ? 0 : undefined) : task - job.array.offset;
-        if (taskId === undefined || taskId < 0 || (job.array !== null && taskIds === null && taskId >= job.array.count)) continue;
+        const taskId = taskIdOfItem(job, taskIds, perTask, item);
+        if (taskId === undefined) continue;
         const body = bodyOfItem(job, taskId, item);
         if (body === undefined) continue;
         const keys = body.steps.map((s) => concreteKey(s.key, item));
         const position = keys.indexOf(key);
         if (position === -1) continue;
         const unitKey = body.unitKey === null ? null : concreteKey(body.unitKey, item);
-        return { job, taskId, task, index: item, keys, steps: body.steps, position, unitKey };
+        return { job, taskId, task: perTask <= 1 ? item : Math.floor(item / perTask), index: item, keys, steps: body.steps, position, unitKey };
       }
     }
     return undefined;

@@ -9,6 +9,7 @@
  * (one entry per file, never one per key).
  */
 import { preview } from "../core/preview.js";
+import { mapItemOfKey } from "./job-index.js";
 import { STATE_FILE_MAX_BYTES, STEP_KEY_PATTERN, stateFileSchema } from "../plan/state-file.js";
 import { issuesText } from "../core/preview.js";
 import type { ParsedState, StateProblem } from "./read-states.js";
@@ -39,16 +40,6 @@ export function packOfFileName(name: string): PackName | null {
 /** A name ending in `.jsonl` that is not a pack file's: why it cannot be read. */
 export function badPackName(name: string): string {
   return `file name ${preview(name)} is not <step key>.items-<first>-<last>.jsonl`;
-}
-
-/** The item index of `key` in pack `pack` (`<pack>.<i>` or `<pack>.<i>.<...>`), or null. */
-function itemOf(pack: string, key: string): number | null {
-  if (key.length <= pack.length + 1 || !key.startsWith(pack) || key.charCodeAt(pack.length) !== 46) return null;
-  let end = key.indexOf(".", pack.length + 1);
-  if (end < 0) end = key.length;
-  const digits = key.slice(pack.length + 1, end);
-  if (!/^(0|[1-9][0-9]{0,14})$/.test(digits)) return null;
-  return Number(digits);
 }
 
 /** A key's line: its state, or why the line is unusable; `line` is 1-based. */
@@ -102,7 +93,7 @@ export function parsePackFile(file: string, name: PackName, bytes: Buffer): Pack
       stray.push(lineProblem(file, line, `names no step key (key ${preview(claimed)})`));
       continue;
     }
-    const item = itemOf(name.pack, key);
+    const item = mapItemOfKey(name.pack, key);
     if (item === null || item < name.first || item > name.last) {
       stray.push(lineProblem(file, line, `key ${preview(key)} is not an item ${name.first}..${name.last} of ${preview(name.pack)}, as the file name says`));
       continue;
@@ -179,7 +170,7 @@ export class PackIndex {
       const pack = key.slice(0, dot);
       const list = this.byPack.get(pack);
       if (list === undefined) continue;
-      const item = itemOf(pack, key);
+      const item = mapItemOfKey(pack, key);
       if (item === null) continue;
       if (this.unsorted.delete(pack)) this.sortPack(pack);
       // The last range starting at or before the item, then back over overlapping ones (none, normally).

@@ -6,7 +6,7 @@
  * A task whose step was killed (reason TERMINATED: a time limit, scancel) is
  * left to the scheduler, which knows why.
  */
-import { bodyOfItem, concreteKey, itemsOfTask } from "../collect/job-index.js";
+import { bodyOfItem, concreteKey, itemsOfTask, mapItemOfKey, taskIdOfItem } from "../collect/job-index.js";
 import { itemsPerTaskOf } from "../plan/plan.js";
 import type { CompiledPlan, PlanJob, PlanStep } from "../plan/plan.js";
 import type { StateFile } from "../plan/state-file.js";
@@ -133,18 +133,13 @@ export class TaskEnds {
   /** The slot and position of a key of a map job: `<map key>.<item>` (the unit) or one of the item's steps. */
   #placeInMap(key: string): Place | undefined {
     for (const [mapKey, jobs] of this.#maps) {
-      if (!key.startsWith(`${mapKey}.`)) continue;
-      const rest = key.slice(mapKey.length + 1);
-      const dot = rest.indexOf(".");
-      const segment = dot === -1 ? rest : rest.slice(0, dot);
-      if (!/^(0|[1-9]\d*)$/.test(segment)) continue;
-      const item = Number(segment);
+      const item = mapItemOfKey(mapKey, key);
+      if (item === null) continue;
       for (const { job, slots, byTask, perTask } of jobs) {
-        const task = perTask <= 1 ? item : Math.floor(item / perTask);
-        const taskId = byTask !== null ? byTask.get(task) : job.array === null ? (task === 0 ? 0 : undefined) : task - job.array.offset;
+        const taskId = taskIdOfItem(job, byTask, perTask, item);
         const slot = taskId === undefined ? undefined : slots[taskId];
         if (slot === undefined) continue;
-        const k = perTask <= 1 ? 0 : item - (slot.items[0] ?? 0);
+        const k: number = perTask <= 1 ? 0 : item - (slot.items[0] ?? 0);
         if (slot.items[k] !== item) continue;
         const body = bodyOfItem(job, slot.taskId, item);
         if (body === undefined) continue;
