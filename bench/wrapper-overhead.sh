@@ -7,12 +7,15 @@
 #   - programs started (execve) and processes forked (clone) per item, under `strace -f` (M items against
 #     1 item, over M-1), when strace is installed;
 #   - files left in states/ and logs/.
-# Usage: bash bench/wrapper-overhead.sh [-n N] [-m M] LIB... (e.g. `git show main:templates/lib.sh > /tmp/old.sh`).
+# Each LIB runs ROUNDS times (default 3), each time just after its baseline; the medians are printed last.
+# -c: with a step cache store (the default on a cluster): every step has a cache key, and each item's
+# two steps are stored in it as they succeed.
+# Usage: bash bench/wrapper-overhead.sh [-n N] [-m M] [-r ROUNDS] [-c] LIB... (e.g. `git show main:templates/lib.sh > /tmp/old.sh`).
 set -u
-n=1000 m=50
-while getopts n:m: o; do case $o in n) n=$OPTARG ;; m) m=$OPTARG ;; *) exit 2 ;; esac; done
+n=1000 m=50 rounds=3 cache=0
+while getopts n:m:r:c o; do case $o in n) n=$OPTARG ;; m) m=$OPTARG ;; r) rounds=$OPTARG ;; c) cache=1 ;; *) exit 2 ;; esac; done
 shift $((OPTIND - 1))
-(($# > 0)) || { echo "usage: $0 [-n N] [-m M] LIB..." >&2; exit 2; }
+(($# > 0)) || { echo "usage: $0 [-n N] [-m M] [-r ROUNDS] [-c] LIB..." >&2; exit 2; }
 now_us() { REPLY=${EPOCHREALTIME/./}; }
 # timed VAR CMD...: VAR := "wall_us cpu_us" of CMD (with its children).
 timed() {
@@ -50,6 +53,14 @@ prepare() {
   job_script >"$dir/job.sh"
   seq 0 $((items - 1)) | sed 's/^/item-/' >"$dir/items/m.txt"
   : >"$dir/context.env0"
+  if ((cache)); then
+    rm -rf -- "$dir.store"
+    mkdir -p -- "$dir/cache/keys" "$dir.store"
+    printf '%s\n\n' "$dir.store" >"$dir/cache/store"
+    # One 64-hex key per item and step: 65-byte lines.
+    awk -v n="$items" 'BEGIN { for (i = 0; i < n; i++) printf "%064x\n", i }' >"$dir/cache/keys/m.{i}.a.keys"
+    awk -v n="$items" 'BEGIN { for (i = 0; i < n; i++) printf "%064x\n", i + 1000000000 }' >"$dir/cache/keys/m.{i}.b.keys"
+  fi
 }
 # run_task ITEMS DIR [strace-out]: runs the task prepared in DIR.
 run_task() {
@@ -63,16 +74,30 @@ run_task() {
 }
 tmp=$(mktemp -d)
 trap 'rm -rf -- "$tmp"' EXIT
+# median VALUE...: the middle value (the lower of the two middle ones).
+median() { printf '%s\n' "$@" | sort -n | sed -n "$(((${#} + 1) / 2))p"; }
+declare -A ow=() oc=() tot=()
 b="" t=""
-for lib in "$@"; do
-  timed b baseline
-  read -r bw bc <<<"$b"
-  bw=$((bw / n)) bc=$((bc / n))
+for ((round = 1; round <= rounds; round++)); do
+  for ((k = 1; k <= $#; k++)); do
+    lib=${!k}
+    # The baseline just before each library, so both see the same load.
+    timed b baseline
+    read -r bw bc <<<"$b"
+    bw=$((bw / n)) bc=$((bc / n))
+    prepare "$lib" "$n" "$tmp/run"
+    timed t run_task "$n" "$tmp/run"
+    read -r tw tc <<<"$t"
+    tw=$((tw / n)) tc=$((tc / n))
+    ow[$k]+=" $((tw - 2 * bw))" oc[$k]+=" $((tc - 2 * bc))" tot[$k]+=" $tw/$tc"
+    printf 'round %d: bash -c true %s ms wall, %s ms CPU; %s: per item (2 steps) %s ms wall, %s ms CPU; overhead %s ms wall, %s ms CPU\n' \
+      "$round" "$(ms "$bw")" "$(ms "$bc")" "$lib" "$(ms "$tw")" "$(ms "$tc")" "$(ms $((tw - 2 * bw)))" "$(ms $((tc - 2 * bc)))"
+  done
+done
+for ((k = 1; k <= $#; k++)); do
+  lib=${!k}
   prepare "$lib" "$n" "$tmp/run"
-  timed t run_task "$n" "$tmp/run"
-  read -r tw tc <<<"$t"
-  tw=$((tw / n)) tc=$((tc / n))
-  printf 'bash -c true: %s ms wall, %s ms CPU\n' "$(ms "$bw")" "$(ms "$bc")"
+  run_task "$n" "$tmp/run"
   files=$(find "$tmp/run/states" "$tmp/run/logs" -type f | wc -l)
   execs="-" forks="-"
   if command -v strace >/dev/null; then
@@ -85,6 +110,7 @@ for lib in "$@"; do
     execs=$(per_item ' execve\(')
     forks=$(per_item ' (clone3?|v?fork)\(')
   fi
-  printf '%s: per item (2 steps) %s ms wall, %s ms CPU; overhead %s ms wall, %s ms CPU; %s programs started (2 are the steps), %s processes forked; %s files in states/+logs/ for %d items\n' \
-    "$lib" "$(ms "$tw")" "$(ms "$tc")" "$(ms $((tw - 2 * bw)))" "$(ms $((tc - 2 * bc)))" "$execs" "$forks" "$files" "$n"
+  # shellcheck disable=SC2086 # the lists are numbers
+  printf '%s: overhead per item, median of %d rounds: %s ms wall, %s ms CPU; %s programs started (2 are the steps), %s processes forked; %s files in states/+logs/ for %d items\n' \
+    "$lib" "$rounds" "$(ms "$(median ${ow[$k]})")" "$(ms "$(median ${oc[$k]})")" "$execs" "$forks" "$files" "$n"
 done

@@ -22,14 +22,15 @@ _HP_SLURM_JSON="{}"
 _HP_HOST_JSON='""'
 declare -A _HP_CTX=() # initial context and map item: the "context" source of needs
 
-# A packed map task (hp_map_pack): this shell starts one subshell per item and writes no state itself.
+# A packed task (hp_map_pack, hp_group_pack): this shell starts one long-lived worker subshell per slot,
+# hands each the next item as it finishes one (_hp_pack_run), and writes no state itself.
 _HP_PACK_PARENT=0
-declare -A _HP_PACK_RUNNING=() # pids of the item subshells that have not been waited for
-_HP_PACK_ORDER=()              # every item subshell's pid, in start order
-_HP_PACK_OLDEST=0              # index in _HP_PACK_ORDER of the oldest item that may still run
-# `wait -n -p` (bash >= 5.1) tells which item ended; older bash waits for the items in start order.
-_HP_PACK_WAIT_ANY=0
-if ((BASH_VERSINFO[0] > 5 || (BASH_VERSINFO[0] == 5 && BASH_VERSINFO[1] >= 1))); then _HP_PACK_WAIT_ANY=1; fi
+declare -A _HP_PACK_RUNNING=() # pids of the workers that have not been waited for
+_HP_PACK_WORKER=0              # this shell is a worker
+_HP_PACK_IDLE=0                # ... waiting for its next item (a signal then records nothing)
+_HP_PACK_FAILED=0              # ... and an item it ran failed the task
+_HP_PACK_RC=0                  # the status of the item a worker just ran: 0, or 1 when it fails the task
+_HP_PACK_FDS=()                # the pipes' descriptors (closed in every command a step starts)
 # A packed map task given its map key (hp_map_pack's PACK_NAME) writes ONE state file for all its items,
 # states/<base>.jsonl, and one log pair per slot, logs/<base>.s<slot>.out|.err (base: <map key>.items-
 # <first>-<last>); docs/runtime-contract.md, "Packed tasks". Items append their state lines to their
@@ -37,10 +38,8 @@ if ((BASH_VERSINFO[0] > 5 || (BASH_VERSINFO[0] == 5 && BASH_VERSINFO[1] >= 1)));
 # renames the pack file into place once, when it ends (_hp_pack_finish).
 _HP_PACK_BASE=""               # <map key>.items-<first>-<last>; empty: the per-key layout
 _HP_PACK_DIR=""                # states/.pack-<base>: the slot files
-_HP_PACK_SLOT=""               # in an item subshell: its slot (one item at a time per slot: one writer)
-_HP_PACK_NEXT_SLOT=""          # the slot of the item being started
-_HP_PACK_FREE=()               # the slots no running item holds
-declare -A _HP_PACK_SLOT_OF=() # slot of each running item's pid
+_HP_PACK_SLOT=""               # in a worker: its slot (the worker runs one item at a time: one writer)
+_HP_PACK_KEY_FILES=1           # states/ held a per-key state file of the map when the task began
 declare -A _HP_PACK_PREV=()    # key -> its line from before this task (pack file, a killed attempt's slots)
 _HP_PACK_PREV_KEYS=()          # those keys, in order of first appearance
 
@@ -333,9 +332,11 @@ _hp_handle_signal() {
   _hp_log "job ${_HP_JOB_ID}: stopped by SIG$sig"
   # A unit allowed to fail (continue_on_error child, map with continue_on_item_error) must not fail the
   # array task, or the array's afterok dependents would be cancelled.
+  # A worker says whether an item it ran before failed the task; one waiting for its next item ran none now.
   if [[ -n $_HP_UNIT_KEY ]] && ((_HP_UNIT_ALLOW)) && [[ ${_HP_UNIT_FAILURE:-STEP_FAILED} != MISSING_REQUIREMENT ]]; then
-    exit 0
+    exit "$_HP_PACK_FAILED"
   fi
+  ((_HP_PACK_IDLE)) && exit "$_HP_PACK_FAILED"
   exit $((128 + num))
 }
 
@@ -448,7 +449,7 @@ hp_map_item() {
 # ---- packed tasks (maps and parallel groups) ------------------------------
 # hp_map_pack ITEMS_FILE ITEM_KEY PER_TASK ITEM_CPUS BODY [PACK_NAME]: a packed map task. Runs BODY (a
 # function of the job script: the item's hp_unit_begin, hp_step..., hp_unit_end) once for each item of
-# this task, lines HPCPIPE_TASK*PER_TASK+1 .. +PER_TASK of the items file, each in its own subshell with
+# this task, lines HPCPIPE_TASK*PER_TASK+1 .. +PER_TASK of the items file, each in a worker (_hp_pack_run) with
 # HPCPIPE_TASK = the item index and the item exported under ITEM_KEY and as HPCPIPE_ITEM; at most
 # max(1, SLURM_CPUS_PER_TASK / ITEM_CPUS) items at once. With PACK_NAME (the map's key), the items'
 # states go to ONE pack file and their logs to one pair per slot (see _HP_PACK_BASE); without (job
@@ -471,7 +472,7 @@ hp_map_pack() {
 }
 
 # hp_group_pack CHILDREN PER_TASK CHILD_CPUS BODY: a packed parallel group's task runs the children
-# TASK*PER_TASK .. (TASK+1)*PER_TASK-1 (fewer in the last task), each in its own subshell whose
+# TASK*PER_TASK .. (TASK+1)*PER_TASK-1 (fewer in the last task), each in a worker whose
 # HPCPIPE_TASK is the child's index (BODY selects the child's steps by it), at most
 # floor(SLURM_CPUS_PER_TASK / CHILD_CPUS) at once; this shell writes no state itself.
 hp_group_pack() {
@@ -490,49 +491,147 @@ _hp_pack_check() {
   declare -F -- "$4" >/dev/null || _hp_die "$1: the job script defines no function '$4'"
 }
 
-# _hp_pack_run NOUN FIRST N ITEM_CPUS BODY ITEM_KEY: runs items FIRST .. FIRST+N-1 of the task, each in
-# its own subshell, at most floor(cpus / ITEM_CPUS) at once, and waits for them all. With an ITEM_KEY (a
-# map), item FIRST+i gets _HP_PACK_ITEMS[i] as its value.
+# _hp_pack_run NOUN FIRST N ITEM_CPUS BODY ITEM_KEY: runs items FIRST .. FIRST+N-1 of the task, at most
+# S = floor(cpus / ITEM_CPUS) at once, and waits for them all. S workers (subshells forked once per task,
+# not once per item: a fork of this shell costs about 0.7 ms) each run one item at a time in slot 0 ..
+# S-1: this shell hands a worker the next item's index through the worker's pipe as soon as the worker
+# writes on the shared pipe back that it finished one ("SLOT STATUS"), so the items are spread as they
+# end, whatever their durations. One slot (or pipes that cannot be made) needs no pipe: one worker runs
+# the items in order. With an ITEM_KEY (a map), item FIRST+i gets _HP_PACK_ITEMS[i] as its value.
 _HP_PACK_ITEMS=()
-_HP_PACK_I=0
 _HP_PACK_SLOTS=1
+_HP_PACK_Q=()      # each worker's pipe: this shell writes, the worker reads
+_HP_PACK_DONE=""   # the pipe back (this shell reads; it closes its write end once the workers started)
+_HP_PACK_FD=""
+_HP_PACK_NEXT=0
+_HP_PACK_BUSY=0
+_HP_PACK_MSG=()
+_HP_PACK_S=0
 _hp_pack_run() {
   _HP_PACK_SLOTS=${SLURM_CPUS_PER_TASK:-1}
   [[ $_HP_PACK_SLOTS =~ ^[1-9][0-9]{0,5}$ ]] || _HP_PACK_SLOTS=1
   _HP_PACK_SLOTS=$((_HP_PACK_SLOTS / $4))
   ((_HP_PACK_SLOTS >= 1)) || _HP_PACK_SLOTS=1
   _hp_log "job $_HP_JOB_ID: task $HPCPIPE_TASK runs $1 $2-$(($2 + $3 - 1)), at most $_HP_PACK_SLOTS at once"
+  ((_HP_PACK_SLOTS <= $3)) || _HP_PACK_SLOTS=$3
   _HP_PACK_PARENT=1
-  _hp_pack_free_all
-  for ((_HP_PACK_I = 0; _HP_PACK_I < $3; _HP_PACK_I++)); do
-    while ((${#_HP_PACK_RUNNING[@]} >= _HP_PACK_SLOTS)); do _hp_pack_reap; done
-    # A signal that arrives while an item starts is handled once its pid is recorded (and so passed on).
-    _HP_CRITICAL=1
-    # The lowest free slot (the list is kept in decreasing order, see _hp_pack_free_all).
-    _HP_PACK_NEXT_SLOT=${_HP_PACK_FREE[${#_HP_PACK_FREE[@]} - 1]:-0}
-    ((${#_HP_PACK_FREE[@]} == 0)) || unset "_HP_PACK_FREE[${#_HP_PACK_FREE[@]} - 1]"
-    if [[ -n $6 ]]; then
-      _hp_pack_item "$(($2 + _HP_PACK_I))" "$5" "$6" "${_HP_PACK_ITEMS[_HP_PACK_I]}" &
-    else
-      _hp_pack_item "$(($2 + _HP_PACK_I))" "$5" &
-    fi
-    _HP_PACK_RUNNING[$!]=1
-    _HP_PACK_SLOT_OF[$!]=$_HP_PACK_NEXT_SLOT
-    _HP_PACK_ORDER+=("$!")
+  _HP_PACK_RUNNING=()
+  # A signal that arrives while the workers start is handled once their pids are recorded (and so passed on).
+  _HP_CRITICAL=1
+  if ((_HP_PACK_SLOTS > 1)) && _hp_pack_pipes; then
+    for ((_HP_PACK_NEXT = 0; _HP_PACK_NEXT < _HP_PACK_SLOTS; _HP_PACK_NEXT++)); do
+      _hp_pack_worker "$_HP_PACK_NEXT" "$2" "$3" "$5" "$6" &
+      _HP_PACK_RUNNING[$!]=1
+    done
+    # The workers hold the write end of the pipe back: when none is left, a read of it ends.
+    _HP_PACK_FD=$_HP_PACK_DONE_W
+    exec {_HP_PACK_FD}>&-
     _hp_leave_critical
-  done
-  while ((${#_HP_PACK_RUNNING[@]} > 0)); do _hp_pack_reap; done
+    _HP_PACK_NEXT=0
+    _HP_PACK_BUSY=0
+    for ((_HP_PACK_S = 0; _HP_PACK_S < _HP_PACK_SLOTS; _HP_PACK_S++)); do _hp_pack_give "$_HP_PACK_S" "$3"; done
+    while ((_HP_PACK_BUSY > 0)); do
+      if ! read -r -u "$_HP_PACK_DONE" -a _HP_PACK_MSG; then
+        # Every worker is gone without saying so (killed): its item failed the task.
+        _hp_log "error: job $_HP_JOB_ID: task $HPCPIPE_TASK lost its workers"
+        _HP_JOB_FAILED=1
+        break
+      fi
+      if [[ ! ${_HP_PACK_MSG[0]:-} =~ ^[0-9]{1,6}$ ]] || ((_HP_PACK_MSG[0] >= _HP_PACK_SLOTS)); then continue; fi
+      _HP_PACK_BUSY=$((_HP_PACK_BUSY - 1))
+      case ${_HP_PACK_MSG[1]:-} in
+        0) _hp_pack_give "${_HP_PACK_MSG[0]}" "$3" ;;
+        1)
+          _HP_JOB_FAILED=1
+          _hp_pack_give "${_HP_PACK_MSG[0]}" "$3"
+          ;;
+        # The worker ended on its own (_hp_die in an item): it takes no more items.
+        *) _HP_JOB_FAILED=1 ;;
+      esac
+    done
+  else
+    _HP_PACK_SLOTS=1
+    _hp_pack_worker 0 "$2" "$3" "$5" "$6" &
+    _HP_PACK_RUNNING[$!]=1
+    _hp_leave_critical
+  fi
+  # Each worker's status also says whether one of its items failed the task.
+  _hp_pack_wait_workers || _HP_JOB_FAILED=1
+  _hp_pack_close_pipes
   # Still the pack's parent: a signal that arrives now goes through _hp_pack_signal, which writes the file.
   _hp_pack_finish
   _HP_PACK_PARENT=0
 }
 
-# Every slot is free: 0 .. _HP_PACK_SLOTS-1, in decreasing order, so the last element is the lowest.
-_hp_pack_free_all() {
-  local s
-  _HP_PACK_FREE=()
-  _HP_PACK_SLOT_OF=()
-  for ((s = _HP_PACK_SLOTS - 1; s >= 0; s--)); do _HP_PACK_FREE+=("$s"); done
+# _hp_pack_pipes: the pipe back (_HP_PACK_DONE, _HP_PACK_DONE_W) and one pipe per slot (_HP_PACK_Q, the
+# write ends; _HP_PACK_QR, the read ends), with no process and no file: a pipe (`<(:)`) opened again
+# through /dev/fd once for reading and once for writing (Linux), so each end can be closed on its own.
+# Status 1 when it cannot (the items then run in one slot).
+_HP_PACK_DONE_W=""
+_HP_PACK_QR=()
+_hp_pack_pipes() {
+  _HP_PACK_FDS=()
+  _HP_PACK_Q=()
+  _HP_PACK_QR=()
+  _hp_pack_pipe || return 1
+  _HP_PACK_DONE=$REPLY
+  _HP_PACK_DONE_W=${REPLY#* }
+  _HP_PACK_DONE=${_HP_PACK_DONE% *}
+  for ((_HP_PACK_NEXT = 0; _HP_PACK_NEXT < _HP_PACK_SLOTS; _HP_PACK_NEXT++)); do
+    if ! _hp_pack_pipe; then
+      _hp_pack_close_pipes
+      return 1
+    fi
+    _HP_PACK_QR+=("${REPLY% *}")
+    _HP_PACK_Q+=("${REPLY#* }")
+  done
+}
+
+# REPLY := "READ_FD WRITE_FD" of a new pipe; status 1 when it cannot be made.
+_hp_pack_pipe() {
+  local rw="" r="" w=""
+  { exec {rw}<> <(:); } 2>/dev/null || return 1
+  if ! { exec {r}<"/dev/fd/$rw" {w}>"/dev/fd/$rw"; } 2>/dev/null; then
+    exec {rw}>&-
+    [[ -n $r ]] && exec {r}>&-
+    return 1
+  fi
+  exec {rw}>&-
+  _HP_PACK_FDS+=("$r" "$w")
+  REPLY="$r $w"
+}
+
+_hp_pack_close_pipes() {
+  for _HP_PACK_FD in "${_HP_PACK_FDS[@]}"; do exec {_HP_PACK_FD}>&-; done
+  _HP_PACK_FDS=()
+  _HP_PACK_Q=()
+  _HP_PACK_QR=()
+}
+
+# _hp_pack_give SLOT N: hands the worker of SLOT the next of the N items, or, when none is left, closes
+# its pipe (the worker ends).
+_hp_pack_give() {
+  _HP_PACK_FD=${_HP_PACK_Q[$1]}
+  if ((_HP_PACK_NEXT < $2)); then
+    # This shell keeps the read ends open: a write never raises SIGPIPE, even to a worker that died.
+    printf '%d\n' "$_HP_PACK_NEXT" >&"$_HP_PACK_FD"
+    _HP_PACK_NEXT=$((_HP_PACK_NEXT + 1))
+    _HP_PACK_BUSY=$((_HP_PACK_BUSY + 1))
+  else
+    exec {_HP_PACK_FD}>&-
+  fi
+}
+
+# Waits for every worker; status 1 when one of them exits non-zero.
+_hp_pack_wait_workers() {
+  local pid rc failed=0
+  for pid in "${!_HP_PACK_RUNNING[@]}"; do
+    wait "$pid"
+    rc=$?
+    ((rc == 0)) || failed=1
+  done
+  _HP_PACK_RUNNING=()
+  return "$failed"
 }
 
 # _hp_pack_begin BASE: the pack layout for this task. Loads the lines from before it (the pack file of an
@@ -545,6 +644,8 @@ _hp_pack_begin() {
   _HP_PACK_DIR="$_HP_RUN_DIR/states/.pack-$base"
   _HP_PACK_PREV=()
   _HP_PACK_PREV_KEYS=()
+  _HP_PACK_KEY_FILES=1
+  _hp_pack_key_files || _HP_PACK_KEY_FILES=0
   [[ -f $_HP_RUN_DIR/states/$base.jsonl ]] && _hp_pack_load "$_HP_RUN_DIR/states/$base.jsonl" _hp_pack_prev_add
   if [[ -d $_HP_PACK_DIR ]]; then
     for f in "$_HP_PACK_DIR"/s*.jsonl; do
@@ -619,6 +720,19 @@ _hp_pack_finish() {
   local f k n
   local -a stale=()
   _HP_CRITICAL=1
+  # The usual task (no line from before it, no per-key state file of its map): its slot files' complete
+  # lines, as they are, make the pack file (no key of one slot is in another; within a file the last line
+  # of a key wins).
+  if ((${#_HP_PACK_PREV_KEYS[@]} == 0)) && ! _hp_pack_key_files; then
+    _hp_pack_concat
+    case $? in
+      0 | 2) rm -rf -- "$_HP_PACK_DIR" ;;
+      *) _hp_log "error: cannot write $_HP_RUN_DIR/states/$_HP_PACK_BASE.jsonl; the states stay in $_HP_PACK_DIR" ;;
+    esac
+    _HP_PACK_BASE=""
+    _hp_leave_critical
+    return 0
+  fi
   _HP_PACK_NEW=()
   _HP_PACK_NEW_KEYS=()
   for f in "$_HP_PACK_DIR"/s*.jsonl; do
@@ -642,72 +756,111 @@ _hp_pack_finish() {
   _hp_leave_critical
 }
 
-# Runs in the item's subshell: its own traps and task index, the item (a map's: KEY and VALUE), the body;
-# exits as an unpacked task would. Arguments: INDEX BODY [KEY VALUE]
-_hp_pack_item() {
+# True when states/ holds a per-key state file of the task's map (a step-cache restore, an older layout).
+_hp_pack_key_files() {
+  local f
+  for f in "$_HP_RUN_DIR/states/${_HP_PACK_BASE%.items-*}".*.json; do
+    [[ -e $f ]] && return 0
+  done
+  return 1
+}
+
+# Writes states/<base>.jsonl from the complete lines of the slot files (a last line without its newline is
+# torn: left out), through a temp file and one mv. Status 0 when written, 2 when there is no line, 1 when it cannot.
+_hp_pack_concat() {
+  local final="$_HP_RUN_DIR/states/$_HP_PACK_BASE.jsonl" tmp="$_HP_RUN_DIR/states/.$_HP_PACK_BASE.jsonl.tmp.$$" f any=2
+  local -a lines=()
+  {
+    for f in "$_HP_PACK_DIR"/s*.jsonl; do
+      [[ -f $f ]] && mapfile lines <"$f" && ((${#lines[@]} > 0)) || continue
+      [[ ${lines[${#lines[@]} - 1]} == *$'\n' ]] || unset "lines[${#lines[@]}-1]"
+      ((${#lines[@]} > 0)) || continue
+      printf '%s' "${lines[@]}" || return 1
+      any=0
+    done
+  } >"$tmp" || {
+    rm -f -- "$tmp"
+    return 1
+  }
+  if ((any == 2)); then
+    rm -f -- "$tmp"
+    return 2
+  fi
+  mv -f -- "$tmp" "$final" && return 0
+  rm -f -- "$tmp"
+  return 1
+}
+
+# _hp_pack_worker SLOT FIRST N BODY ITEM_KEY: a worker, in its own subshell. Runs item indices (0 .. N-1)
+# one at a time: read from its pipe (_HP_PACK_QR[SLOT]) until this shell closes it, answering "SLOT
+# STATUS" on the pipe back after each; without pipes, every index in order. Exits 1 when one of its
+# items failed the task (_hp_die's exit says so on the pipe back: "SLOT x1").
+_hp_pack_worker() {
   _HP_PACK_PARENT=0
-  [[ -n $_HP_PACK_BASE ]] && _HP_PACK_SLOT=$_HP_PACK_NEXT_SLOT
-  _HP_PACK_SLOT_OF=()
-  _HP_PACK_FREE=()
-  # The task's verdict so far (an earlier item failed) is not this item's.
-  _HP_JOB_FAILED=0
+  _HP_PACK_WORKER=1
+  _HP_PACK_FAILED=0
   _HP_PACK_RUNNING=()
-  _HP_PACK_ORDER=()
-  _HP_PACK_OLDEST=0
+  [[ -n $_HP_PACK_BASE ]] && _HP_PACK_SLOT=$1
   _HP_CRITICAL=0
   _HP_PENDING_SIGNAL=""
   _hp_install_traps
-  HPCPIPE_TASK=$1
-  export HPCPIPE_TASK
-  _HP_SLURM_JSON="${_HP_SLURM_JSON%\"task\":*}\"task\":$HPCPIPE_TASK}"
-  if (($# == 4)); then
-    _HP_ITEM=$4
-    _HP_HAS_ITEM=1
-    _HP_CTX[$3]=$4
-    HPCPIPE_ITEM=$4
-    export HPCPIPE_ITEM
-    export -- "$3=$4"
+  _HP_PACK_W=$1
+  if ((${#_HP_PACK_Q[@]} > 0)); then
+    # The writers of the workers' pipes are this shell's parent alone: its end ends them. What is left
+    # open is closed in every command a step starts (_hp_step_exec).
+    for _HP_PACK_FD in "${_HP_PACK_Q[@]}"; do exec {_HP_PACK_FD}>&-; done
+    _HP_PACK_FDS=("${_HP_PACK_QR[@]}" "$_HP_PACK_DONE" "$_HP_PACK_DONE_W")
+    _HP_PACK_FD=${_HP_PACK_QR[$1]}
+    trap '_hp_pack_worker_exit $?' EXIT
+    while _HP_PACK_IDLE=1 && read -r -u "$_HP_PACK_FD" _HP_PACK_I && [[ $_HP_PACK_I =~ ^[0-9]{1,9}$ ]] && ((_HP_PACK_I < $3)); do
+      _HP_PACK_IDLE=0
+      _hp_pack_item "$1" "$(($2 + _HP_PACK_I))" "$4" "$5" "${_HP_PACK_ITEMS[_HP_PACK_I]}"
+      printf '%d %d\n' "$1" "$_HP_PACK_RC" >&"$_HP_PACK_DONE_W"
+    done
+    trap - EXIT
+  else
+    for ((_HP_PACK_I = 0; _HP_PACK_I < $3; _HP_PACK_I++)); do
+      _HP_PACK_IDLE=0
+      _hp_pack_item "$1" "$(($2 + _HP_PACK_I))" "$4" "$5" "${_HP_PACK_ITEMS[_HP_PACK_I]}"
+    done
   fi
-  "$2"
-  if ((_HP_JOB_FAILED)); then
-    _hp_log "item $HPCPIPE_TASK: failed"
-    exit 1
-  fi
-  exit 0
+  exit "$_HP_PACK_FAILED"
+}
+_HP_PACK_I=0
+_HP_PACK_W=0
+
+# A worker that ends in an item (_hp_die, a signal) says so on the pipe back.
+_hp_pack_worker_exit() {
+  { printf '%d x%d\n' "$_HP_PACK_W" "$1" >&"$_HP_PACK_DONE_W"; } 2>/dev/null
 }
 
-# Waits for one item subshell to end; one that exits non-zero fails the task.
-_hp_pack_reap() {
-  local rc=0 pid="" p
-  if ((_HP_PACK_WAIT_ANY)); then
-    wait -n -p pid
-    rc=$?
-  else
-    while ((_HP_PACK_OLDEST < ${#_HP_PACK_ORDER[@]})); do
-      p=${_HP_PACK_ORDER[_HP_PACK_OLDEST]}
-      if [[ -n ${_HP_PACK_RUNNING[$p]+x} ]]; then
-        pid=$p
-        break
-      fi
-      _HP_PACK_OLDEST=$((_HP_PACK_OLDEST + 1))
-    done
-    if [[ -n $pid ]]; then
-      wait "$pid"
-      rc=$?
-    fi
+# _hp_pack_item SLOT INDEX BODY ITEM_KEY VALUE: one item, in its worker: the task index, the item (a map's:
+# KEY and VALUE, with no ITEM_KEY none), the body; _HP_PACK_RC := 1 when it failed as an unpacked task
+# would fail (see hp_job_end), else 0. What an item leaves in the worker's shell is reset first.
+_hp_pack_item() {
+  _HP_JOB_FAILED=0
+  _HP_STOP=0
+  _HP_UNIT_KEY=""
+  _HP_UNIT_SKIP=0
+  _HP_CUR_KEY=""
+  HPCPIPE_TASK=$2
+  export HPCPIPE_TASK
+  _HP_SLURM_JSON="${_HP_SLURM_JSON%\"task\":*}\"task\":$HPCPIPE_TASK}"
+  if [[ -n $4 ]]; then
+    _HP_ITEM=$5
+    _HP_HAS_ITEM=1
+    _HP_CTX[$4]=$5
+    HPCPIPE_ITEM=$5
+    export HPCPIPE_ITEM
+    export -- "$4=$5"
   fi
-  if [[ -z $pid ]]; then
-    # No item is left to wait for: the bookkeeping lost one; never wait forever.
-    _HP_PACK_RUNNING=()
-    _hp_pack_free_all
-    return 0
+  "$3"
+  _HP_PACK_RC=0
+  if ((_HP_JOB_FAILED)); then
+    _hp_log "item $HPCPIPE_TASK: failed"
+    _HP_PACK_RC=1
+    _HP_PACK_FAILED=1
   fi
-  unset "_HP_PACK_RUNNING[$pid]"
-  if [[ -n ${_HP_PACK_SLOT_OF[$pid]+x} ]]; then
-    _HP_PACK_FREE+=("${_HP_PACK_SLOT_OF[$pid]}")
-    unset "_HP_PACK_SLOT_OF[$pid]"
-  fi
-  ((rc == 0)) || _HP_JOB_FAILED=1
 }
 
 # The task got a signal: pass it on to every running item, wait for them (they write their states), write
@@ -843,6 +996,8 @@ _hp_prev_state() {
     return 0
   fi
   REPLY=""
+  # A packed task whose map had no per-key state file when it began looks for none.
+  [[ -n $_HP_PACK_SLOT ]] && ((!_HP_PACK_KEY_FILES)) && return 1
   [[ -f $file && ! -L $file ]] || return 1
   IFS= read -r -d '' -n 1048576 REPLY <"$file" || true
 }
@@ -871,7 +1026,7 @@ _hp_already_done() {
 # (the pack file replaces the per-key files of its keys).
 _hp_restored() {
   local key=$1 sig=$2 file="$_HP_RUN_DIR/states/$1.json" content=""
-  if [[ -n $_HP_PACK_SLOT && -f $file && ! -L $file ]]; then
+  if [[ -n $_HP_PACK_SLOT ]] && ((_HP_PACK_KEY_FILES)) && [[ -f $file && ! -L $file ]]; then
     IFS= read -r -d '' -n 1048576 content <"$file" || true
     content=${content%$'\n'}
     if [[ $content != *$'\n'* ]] && _hp_is_restore "$content" "$sig"; then
@@ -894,11 +1049,17 @@ declare -A _HP_CACHE_SLICE=()
 _HP_CACHE_FIRST=0
 # _hp_cache_slices FIRST COUNT: every line of a keys file is 65 bytes (a key or 64 '-', then a newline), so
 # item FIRST's line starts at byte 65*FIRST: `tail -c` goes there without reading the lines before it.
+_HP_CACHE_OFF=0
 _hp_cache_slices() {
   local f t
   _HP_CACHE_SLICE=()
   _HP_CACHE_FIRST=$1
-  [[ -f $_HP_RUN_DIR/cache/store ]] || return 0
+  _HP_CACHE_OFF=0
+  if [[ ! -f $_HP_RUN_DIR/cache/store ]]; then
+    # No store: the cache is off for the whole task; its steps look for no key.
+    _HP_CACHE_OFF=1
+    return 0
+  fi
   for f in "$_HP_RUN_DIR/cache/keys/"*"{i}"*.keys; do
     [[ -f $f ]] || continue
     t=${f##*/}
@@ -911,6 +1072,7 @@ _hp_cache_slices() {
 _hp_cache_key() {
   local template=$1 file idx=0
   local -a line=()
+  ((_HP_CACHE_OFF)) && return 1
   if [[ -n ${_HP_CACHE_SLICE[$template]+x} ]]; then
     REPLY=${_HP_CACHE_SLICE[$template]:$(((HPCPIPE_TASK - _HP_CACHE_FIRST) * 65)):64}
     [[ $REPLY =~ ^[0-9a-f]{64}$ ]] && return 0
@@ -925,77 +1087,115 @@ _hp_cache_key() {
 }
 
 # _hp_cache_put KEY TEMPLATE STATE PUBFILE OUTPUT...: stores a step that succeeded in the cache: its
-# declared outputs as blobs (copied: the run's own files stay writable), then its entry, one line of
-# JSON renamed into place (two runs writing one key end with one good copy). Best effort: a step that
-# cannot be stored (an output that is not a regular file, a full disk) just is not cached.
+# declared outputs as blobs (copied: the run's own files stay writable), then its entry, one line of JSON.
+# Best effort: a step that cannot be stored (an output that is not a regular file, a full disk) just is
+# not cached. In this shell (no subshell): a step without outputs costs no process; the umask is the
+# store's only while its files are made.
+_HP_UMASK=""
 _hp_cache_put() {
-  local key=$1 template=$2 state=$3 pub=$4 ck
+  local key=$1 template=$2 state=$3 pub=$4
   shift 4
   _hp_cache_key "$template" || return 0
-  ck=$REPLY
-  (
-    local store group f sum name i blob tmp dir outs="" content="" run
-    local -a lines=() paths=() sums=()
-    mapfile -t -n 2 lines <"$_HP_RUN_DIR/cache/store"
-    store=${lines[0]:-} group=${lines[1]:-}
-    [[ $store == /* ]] || exit 0
-    if [[ -n $group ]]; then umask 007; else umask 077; fi
-    for f in "$@"; do
-      if [[ $f == /* || ! -f $_HP_RUN_DIR/work/$f || -L $_HP_RUN_DIR/work/$f ]]; then
-        _hp_log "step $key: not stored in the step cache (output '$f' is not a regular file under work/)"
-        exit 0
-      fi
-      paths+=("$_HP_RUN_DIR/work/$f")
-    done
-    if ((${#paths[@]} > 0)); then
-      while read -r sum name; do sums+=("${sum#\\}"); done < <(sha256sum -- "${paths[@]}")
-      ((${#sums[@]} == ${#paths[@]})) || exit 0
+  _hp_cache_store || return 0
+  [[ -n $_HP_UMASK ]] || _HP_UMASK=$(umask)
+  if [[ -n $_HP_CACHE_GROUP ]]; then umask 007; else umask 077; fi
+  _hp_cache_write "$key" "$REPLY" "$state" "$pub" "$@"
+  umask "$_HP_UMASK"
+  return 0
+}
+
+# _HP_CACHE_STORE, _HP_CACHE_GROUP := the store's path and group (cache/store), read once; status 1 when
+# the run has no store (the cache is off).
+_HP_CACHE_STORE=""
+_HP_CACHE_GROUP=""
+_hp_cache_store() {
+  local -a lines=()
+  [[ -n $_HP_CACHE_STORE ]] && return 0
+  [[ -f $_HP_RUN_DIR/cache/store ]] || return 1
+  mapfile -t -n 2 lines <"$_HP_RUN_DIR/cache/store"
+  [[ ${lines[0]:-} == /* ]] || return 1
+  _HP_CACHE_STORE=${lines[0]}
+  _HP_CACHE_GROUP=${lines[1]:-}
+}
+
+# _hp_cache_write KEY CACHE_KEY STATE PUBFILE OUTPUT...: the blobs, then the entry, created with O_EXCL
+# (noclobber) under its final name in one write: of two runs writing one key, the first one's stays. A
+# reader that finds an entry being written, or one a crash cut short, reads no valid line: a miss; the
+# next writer of the key replaces a cut one through a temp file and one mv.
+_hp_cache_write() {
+  local key=$1 ck=$2 state=$3 pub=$4 store=$_HP_CACHE_STORE group=$_HP_CACHE_GROUP f sum name i blob tmp dir
+  local outs="" content="" entry final noclobber=0
+  local -a paths=() sums=()
+  shift 4
+  for f in "$@"; do
+    if [[ $f == /* || ! -f $_HP_RUN_DIR/work/$f || -L $_HP_RUN_DIR/work/$f ]]; then
+      _hp_log "step $key: not stored in the step cache (output '$f' is not a regular file under work/)"
+      return 0
     fi
-    for i in "${!paths[@]}"; do
-      sum=${sums[i]}
-      [[ $sum =~ ^[0-9a-f]{64}$ ]] || exit 0
+    paths+=("$_HP_RUN_DIR/work/$f")
+  done
+  if ((${#paths[@]} > 0)); then
+    while read -r sum name; do sums+=("${sum#\\}"); done < <(sha256sum -- "${paths[@]}")
+    ((${#sums[@]} == ${#paths[@]})) || return 0
+  fi
+  for i in "${!paths[@]}"; do
+    sum=${sums[i]}
+    [[ $sum =~ ^[0-9a-f]{64}$ ]] || return 0
+    blob="$store/blobs/${sum:0:2}/$sum"
+    if [[ ! -f $blob ]]; then
+      [[ -d ${blob%/*} ]] || mkdir -p -- "${blob%/*}" || return 0
+      tmp="${blob%/*}/.$sum.$BASHPID.tmp"
+      if ! cp -- "${paths[i]}" "$tmp"; then
+        rm -f -- "$tmp"
+        return 0
+      fi
+      # A blob is named by what was copied, hashed again: the output may have changed since it was hashed
+      # (a process the step left behind still writing it). Only on a miss: one more sha256sum.
+      read -r sum name < <(sha256sum -- "$tmp")
+      sum=${sum#\\}
       blob="$store/blobs/${sum:0:2}/$sum"
-      if [[ ! -f $blob ]]; then
-        [[ -d ${blob%/*} ]] || mkdir -p -- "${blob%/*}" || exit 0
-        tmp="${blob%/*}/.$sum.$$.tmp"
-        if ! cp -- "${paths[i]}" "$tmp"; then
-          rm -f -- "$tmp"
-          exit 0
-        fi
-        # A blob is named by what was copied, hashed again: the output may have changed since it was hashed
-        # (a process the step left behind still writing it). Only on a miss: one more sha256sum.
-        read -r sum name < <(sha256sum -- "$tmp")
-        sum=${sum#\\}
-        blob="$store/blobs/${sum:0:2}/$sum"
-        if ! { [[ $sum =~ ^[0-9a-f]{64}$ ]] && { [[ -d ${blob%/*} ]] || mkdir -p -- "${blob%/*}"; } && chmod 0444 -- "$tmp" && mv -f -- "$tmp" "$blob"; }; then
-          rm -f -- "$tmp"
-          exit 0
-        fi
+      if ! { [[ $sum =~ ^[0-9a-f]{64}$ ]] && { [[ -d ${blob%/*} ]] || mkdir -p -- "${blob%/*}"; } && chmod 0444 -- "$tmp" && mv -f -- "$tmp" "$blob"; }; then
+        rm -f -- "$tmp"
+        return 0
       fi
-      _hp_json_str "${paths[i]#"$_HP_RUN_DIR/work/"}"
-      outs+="${outs:+,}{\"path\":$REPLY,\"sha256\":\"$sum\"}"
-    done
-    [[ -f $pub ]] && { IFS= read -r -d '' content <"$pub" || true; }
-    _hp_json_str "$content"
-    local pub_json=$REPLY
-    _hp_json_str "${_HP_RUN_DIR##*/}"
-    run=$REPLY
-    _hp_json_str "$key"
-    local key_json=$REPLY
-    dir="$store/cache/${ck:0:2}"
-    if [[ ! -d $dir ]]; then
-      mkdir -p -- "$dir" || exit 0
-      # Sticky: nobody replaces or removes another user's entry (the owner of the file is its writer).
-      if [[ -n $group ]]; then chgrp -- "$group" "$dir" 2>/dev/null; chmod 3770 -- "$dir" 2>/dev/null; else chmod 1700 -- "$dir" 2>/dev/null; fi
     fi
-    tmp="$dir/.$ck.$$.tmp"
-    if printf '{"format":1,"key":"%s","step":%s,"run":%s,"state":%s,"pub":%s,"outputs":[%s]}\n' "$ck" "$key_json" "$run" "$state" "$pub_json" "$outs" >"$tmp" &&
-      mv -f -- "$tmp" "$dir/$ck.json" 2>/dev/null; then
-      _hp_log "step $key: stored in the step cache"
-    else
-      rm -f -- "$tmp"
-    fi
-  ) || true
+    _hp_json_str "${paths[i]#"$_HP_RUN_DIR/work/"}"
+    outs+="${outs:+,}{\"path\":$REPLY,\"sha256\":\"$sum\"}"
+  done
+  [[ -f $pub ]] && { IFS= read -r -d '' content <"$pub" || true; }
+  entry="{\"format\":1,\"key\":\"$ck\",\"step\":"
+  _hp_json_str "$key"
+  entry+="$REPLY,\"run\":"
+  _hp_json_str "${_HP_RUN_DIR##*/}"
+  entry+="$REPLY,\"state\":$state,\"pub\":"
+  _hp_json_str "$content"
+  entry+="$REPLY,\"outputs\":[$outs]}"
+  dir="$store/cache/${ck:0:2}"
+  if [[ ! -d $dir ]]; then
+    mkdir -p -- "$dir" || return 0
+    # Sticky: nobody replaces or removes another user's entry (the owner of the file is its writer).
+    if [[ -n $group ]]; then chgrp -- "$group" "$dir" 2>/dev/null; chmod 3770 -- "$dir" 2>/dev/null; else chmod 1700 -- "$dir" 2>/dev/null; fi
+  fi
+  final="$dir/$ck.json"
+  [[ $- == *C* ]] && noclobber=1
+  set -C
+  if { printf '%s\n' "$entry" >"$final"; } 2>/dev/null; then
+    ((noclobber)) || set +C
+    _hp_log "step $key: stored in the step cache"
+    return 0
+  fi
+  ((noclobber)) || set +C
+  # There already is an entry (another run's, or one a crash cut short), or the write failed.
+  content=""
+  [[ -f $final && ! -L $final ]] && { IFS= read -r -d '' -n 1048576 content <"$final" || true; }
+  [[ $content == '{"format":1,'*$'}\n' ]] && return 0
+  tmp="$dir/.$ck.$BASHPID.tmp"
+  if printf '%s\n' "$entry" >"$tmp" 2>/dev/null && mv -f -- "$tmp" "$final" 2>/dev/null; then
+    _hp_log "step $key: stored in the step cache"
+  else
+    rm -f -- "$tmp"
+  fi
+  return 0
 }
 
 # Records a finished step: its state file, the unit's first failure, whether the body stops.
@@ -1200,6 +1400,8 @@ _hp_step_exec() {
   # The command runs in its own process group, so a signal can stop all of it.
   set -m
   (
+    # A packed task's pipes are its wrapper's: a process the command leaves behind must not hold them.
+    for _HP_PACK_FD in "${_HP_PACK_FDS[@]}"; do exec {_HP_PACK_FD}>&-; done
     cd -- "$_HP_RUN_DIR/work" || exit 126
     # One `export` per list, with no loop variable that could hide a context value of its name.
     ((${#_HP_S_PAIRS[@]} == 0)) || export -- "${_HP_S_PAIRS[@]}"
@@ -1572,6 +1774,8 @@ _HP_B_SHARED=()
 _hp_batch_exec() {
   set -m
   (
+    # A packed task's pipes are its wrapper's: a process the command leaves behind must not hold them.
+    for _HP_PACK_FD in "${_HP_PACK_FDS[@]}"; do exec {_HP_PACK_FD}>&-; done
     cd -- "$_HP_RUN_DIR/work" || exit 126
     unset -v HPCPIPE_ITEM HPCPIPE_PUBLISH "$_HP_B_KEYNAME"
     ((${#_HP_B_SHARED[@]} == 0)) || export -- "${_HP_B_SHARED[@]}"

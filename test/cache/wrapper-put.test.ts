@@ -1,7 +1,7 @@
 // The job wrapper's side of the step cache (templates/lib.sh: _hp_cache_key, _hp_cache_put,
-// _hp_restored), with real bash: an entry is one valid line of JSON renamed into place, its outputs are
-// blobs named by their hash; many writers of one key at once leave one good entry and no temp file; an
-// output that is not a regular file leaves the step uncached.
+// _hp_restored), with real bash: an entry is one valid line of JSON created under its final name (O_EXCL),
+// its outputs are blobs named by their hash; many writers of one key at once leave one good entry and no
+// temp file; a cut entry is replaced; an output that is not a regular file leaves the step uncached.
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
@@ -73,6 +73,44 @@ describe("the wrapper's step cache writes", () => {
     const blob = join(store, "blobs", entry.outputs[0]?.sha256.slice(0, 2) ?? "", entry.outputs[0]?.sha256 ?? "");
     expect(createHash("sha256").update(readFileSync(blob)).digest("hex")).toBe(entry.outputs[0]?.sha256);
     for (const d of readdirSync(join(store, "blobs"))) expect(readdirSync(join(store, "blobs", d)).filter((f) => f.startsWith("."))).toEqual([]);
+  });
+
+  // Entries are created with O_EXCL under their final name, in this shell: the first writer's stays, a cut
+  // one is replaced, and the shell's noclobber and umask are what they were.
+  const putNoOutput = (setup = "") =>
+    bash(
+      `set -u; source "$LIB"; _HP_RUN_DIR=$RUN; HPCPIPE_TASK=1; umask 0022; ${setup}` +
+        `_hp_cache_put p.m.1.render 'p.m.{i}.render' '{"success":true,"timestamp":"2026-12-07T00:00:00.000Z","duration_s":1,"provides":[],"outputs":{"published":{},"files":[]},"error":null,"meta":{},"signature":"abc","failure":null,"key":"p.m.1.render"}' "$RUN/ctx/none.pub"; ` +
+        `[[ $- != *C* ]] || echo "noclobber left on" >&2; [[ $(umask) == 0022 ]] || echo "umask left at $(umask)" >&2; ` +
+        `: > "$RUN/after" || echo "cannot truncate a file" >&2`,
+      { LIB: lib, RUN: run },
+    );
+  const entryPath = (): string => join(store, "cache", "ab", `${KEY}.json`);
+
+  it("a step without outputs is stored with no process started, and leaves the shell's options and umask as they were", async () => {
+    mkdirSync(join(store, "cache", "ab"), { recursive: true });
+    writeFileSync(join(run, "after"), "x");
+    // No program can be found: a `mv`, a `mkdir` or a subshell's `cp` would fail and leave the step uncached.
+    const r = await putNoOutput('PATH=/nonexistent; ');
+    expect(r.stderr).not.toMatch(/left|cannot truncate|command not found/);
+    expect(r.stderr).toMatch(/stored in the step cache/);
+    expect(cacheEntrySchema.parse(JSON.parse(readFileSync(entryPath(), "utf8")))).toMatchObject({ key: KEY, step: "p.m.1.render", outputs: [] });
+    expect(readdirSync(join(store, "cache", "ab"))).toEqual([`${KEY}.json`]);
+  });
+
+  it("keeps an entry another run wrote first, and replaces one a crash cut short", async () => {
+    mkdirSync(join(store, "cache", "ab"), { recursive: true });
+    const first = `{"format":1,"key":"${KEY}","step":"p.m.1.render","run":"first","state":{},"pub":"","outputs":[]}\n`;
+    writeFileSync(entryPath(), first);
+    expect((await putNoOutput("set -C; ")).stderr).not.toMatch(/stored in the step cache/);
+    expect(readFileSync(entryPath(), "utf8")).toBe(first);
+    // A writer that was killed mid-line: no closing brace and newline. The next writer replaces it.
+    writeFileSync(entryPath(), first.slice(0, 40));
+    const r = await putNoOutput();
+    expect(r.stderr).toMatch(/stored in the step cache/);
+    expect(r.stderr).not.toMatch(/left|cannot truncate/);
+    expect(cacheEntrySchema.parse(JSON.parse(readFileSync(entryPath(), "utf8")))).toMatchObject({ run: "20261207-000000-abcdef" });
+    expect(readdirSync(join(store, "cache", "ab"))).toEqual([`${KEY}.json`]);
   });
 
   it("an output that is not a regular file (a symlink, a directory) leaves the step uncached", async () => {

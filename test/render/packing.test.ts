@@ -191,15 +191,69 @@ describe("a packed map task", () => {
     }
   }, 60_000);
 
-  it("bounds concurrency the same way on bash without `wait -n -p` (items waited for in start order)", async () => {
+  it("hands each slot's worker the next item as it finishes one: a long item holds one slot while the other runs the rest", async () => {
     const run = newRun({ items: { m: letters(6) } });
-    appendFileSync(join(run.runDir, "scripts", "lib.sh"), "_HP_PACK_WAIT_ANY=0\n");
-    const job = packedMapJob("m", "it", [timedStep("m.{i}.t", 2), step("m.{i}.f", '[ "$HPCPIPE_TASK" != 4 ]')], { itemsPerTask: 6 }, { count: 1 });
+    // Item 0 ends only once item 5 has run: the other five must all go through slot 1, one after the other.
+    const cmd = [
+      'if [ "$HPCPIPE_TASK" = 0 ]; then for _ in $(seq 500); do [ -e "$HPCPIPE_OUT_DIR/done-5" ] && break; sleep 0.02; done; fi',
+      'touch "$HPCPIPE_OUT_DIR/done-$HPCPIPE_TASK"',
+    ].join("\n");
+    const job = packedMapJob("m", "it", [step("m.{i}.s", cmd)], { itemsPerTask: 6 }, { count: 1 });
     const res = await runScript(run, writeJob(run, job), { ...arrayEnv(0), SLURM_CPUS_PER_TASK: "2" });
-    expect(maxOverlap(run).max).toBe(2);
+    expect(res.code).toBe(0);
+    const slotOf = (i: number): unknown => (readState(run, `m.${i}.s`).meta as { log?: string }).log;
+    expect(slotOf(0)).toBe("logs/m.items-0-5.s0");
+    for (const i of [1, 2, 3, 4, 5]) expect(slotOf(i), `item ${i}`).toBe("logs/m.items-0-5.s1");
+  }, 30_000);
+
+  it("runs the items one at a time in one slot when it cannot make the workers' pipes", async () => {
+    const run = newRun({ items: { m: letters(4) } });
+    appendFileSync(join(run.runDir, "scripts", "lib.sh"), "_hp_pack_pipe() { return 1; }\n");
+    const job = packedMapJob("m", "it", [timedStep("m.{i}.t", 1, 0.05), step("m.{i}.f", '[ "$HPCPIPE_TASK" != 2 ]')], { itemsPerTask: 4 }, { count: 1 });
+    const res = await runScript(run, writeJob(run, job), { ...arrayEnv(0), SLURM_CPUS_PER_TASK: "3" });
+    expect(res.stderr).toContain("runs items 0-3, at most 3 at once");
+    expect(maxOverlap(run)).toEqual({ max: 1, items: [0, 1, 2, 3] });
     expect(res.code).toBe(1);
-    expect(readState(run, "m.4")).toMatchObject({ success: false, meta: { failed_step: "m.4.f" } });
-    expect(readState(run, "m.5").success).toBe(true);
+    expect(readState(run, "m.2")).toMatchObject({ success: false, meta: { failed_step: "m.2.f" } });
+    expect(readState(run, "m.3").success).toBe(true);
+    expect(readState(run, "m.3.t").meta).toMatchObject({ log: "logs/m.items-0-3.s0" });
+  }, 30_000);
+
+  it("ends, failed, when a worker is killed outright: the other slot runs the rest, and a process a step left behind holds no pipe", async () => {
+    const run = newRun({ items: { m: letters(6) } });
+    // Item 1 kills its worker (the parent of its command) with SIGKILL: no trap, no message. Item 3 leaves
+    // a process behind for a minute; had it kept the pipes, the task would wait for it.
+    const cmd = [
+      'case $HPCPIPE_TASK in',
+      '  1) kill -KILL "$PPID"; sleep 1 ;;',
+      '  3) sleep 60 & echo "$!" > "$HPCPIPE_OUT_DIR/left-behind" ;;',
+      'esac',
+    ].join("\n");
+    const job = packedMapJob("m", "it", [step("m.{i}.s", cmd)], { itemsPerTask: 6 }, { count: 1 }, { continueOnItemError: true });
+    const res = await runScript(run, writeJob(run, job), { ...arrayEnv(0), SLURM_CPUS_PER_TASK: "2" });
+    const leftBehind = Number(readFileSync(join(run.runDir, "out", "left-behind"), "utf8"));
+    try {
+      expect(res.code).toBe(1);
+      expect(res.stderr).toContain("lost its workers");
+      expect(stateExists(run, "m.1")).toBe(false);
+      for (const i of [0, 2, 3, 4, 5]) expect(readState(run, `m.${i}`).success, `item ${i}`).toBe(true);
+      expect(packFiles(run)).toEqual(["m.items-0-5.jsonl"]);
+      expect(processAlive(leftBehind)).toBe(true);
+    } finally {
+      process.kill(leftBehind, "SIGKILL");
+    }
+  }, 30_000);
+
+  it("a worker that dies in an item (the wrapper's own error) fails the task; the other workers run the rest", async () => {
+    const run = newRun({ items: { m: letters(5) } });
+    const script = writeJob(run, packedMapJob("m", "it", [step("m.{i}.s", "true")], { itemsPerTask: 5 }, { count: 1 }, { continueOnItemError: true }));
+    // The body of item 2 stops its worker as _hp_die does for a broken bundle.
+    writeFileSync(script, readFileSync(script, "utf8").replace("hp_item() {\n", 'hp_item() {\n[ "$HPCPIPE_TASK" != 2 ] || _hp_die "broken item"\n'));
+    const res = await runScript(run, script, { ...arrayEnv(0), SLURM_CPUS_PER_TASK: "2" });
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain("error: broken item");
+    expect(stateExists(run, "m.2")).toBe(false);
+    for (const i of [0, 1, 3, 4]) expect(readState(run, `m.${i}`).success, `item ${i}`).toBe(true);
   }, 30_000);
 
   it("exits 1 when an item failed, after running every other item, and 0 with continue_on_item_error", async () => {
