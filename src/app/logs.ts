@@ -4,12 +4,14 @@
  * per poll from the last offset, over the same connection) until the step's
  * job is final or the caller stops. A packed map item's step logs are a
  * section of one of its task's slot logs (src/core/log-section.ts), found
- * through its line in the task's pack file.
+ * through its line in the task's pack file or, while the task runs (no pack
+ * file yet), through its marker in one of the task's slot logs.
  */
 import { buildStepIndex, concreteKey } from "../collect/index.js";
-import { itemsOfTask } from "../collect/job-index.js";
+import { byMapKey, itemsOfTask, stepSlots } from "../collect/job-index.js";
+import type { StepSlots } from "../collect/job-index.js";
 import { PACK_FILE_MAX_BYTES, packOfFileName, parsePackFile } from "../collect/pack-file.js";
-import { logSection, SectionFilter, slotLogOf } from "../core/log-section.js";
+import { logMarker, logSection, SectionFilter, slotLogOf } from "../core/log-section.js";
 import type { StepSlot } from "../collect/index.js";
 import type { CompiledPlan } from "../plan/plan.js";
 import { itemsPerTaskOf } from "../plan/plan.js";
@@ -57,7 +59,8 @@ function matches(template: string, wanted: string): boolean {
  * (the step of that task, when it runs one step). `{i}` is replaced by the task.
  */
 export function resolveLogTarget(plan: CompiledPlan, step: string, task?: number, stream: LogStream = "stdout"): LogTarget {
-  const index = buildStepIndex(plan);
+  // Map items are looked up by key, not indexed: a million-item map costs nothing up front.
+  const index = stepSlots(plan);
   const target = (key: string, slot: StepSlot): LogTarget => {
     const packFile = packFileOf(plan, slot);
     return { key, slot, path: `logs/${key}.${stream === "stdout" ? "out" : "err"}`, stream, ...(packFile !== null ? { packFile } : {}) };
@@ -82,7 +85,7 @@ export function resolveLogTarget(plan: CompiledPlan, step: string, task?: number
   }
   // A group (or map) named with --task: the single step that task runs.
   if (task !== undefined) {
-    const inTask = [...index.entries()].filter(([key, slot]) => slot.index === task && slot.job.array !== null && (key.startsWith(`${step}.`) || key.includes(`.${step}.`)));
+    const inTask = [...slotsOfTask(plan, index, task)].filter(([key, slot]) => slot.job.array !== null && (key.startsWith(`${step}.`) || key.includes(`.${step}.`)));
     const keys = [...new Set(inTask.map(([key]) => key))];
     if (keys.length === 1) {
       const [key, slot] = inTask[0] as [string, StepSlot];
@@ -97,6 +100,21 @@ export function resolveLogTarget(plan: CompiledPlan, step: string, task?: number
   }
   const all = templates.slice(0, 30).join(", ");
   return fail(`no step ${preview(step)} in the plan (steps: ${all}${templates.length > 30 ? ", ..." : ""})`);
+}
+
+/** The steps task (or item) `task` runs in each job: maps' items by key, the other jobs from their index. */
+function* slotsOfTask(plan: CompiledPlan, slots: StepSlots, task: number): Generator<[string, StepSlot]> {
+  for (const [key, slot] of buildStepIndex({ ...plan, jobs: plan.jobs.filter((j) => !byMapKey(j)) })) if (slot.index === task) yield [key, slot];
+  for (const job of plan.jobs) {
+    if (!byMapKey(job)) continue;
+    for (const body of job.bodies) {
+      for (const s of body.steps) {
+        const key = concreteKey(s.key, task);
+        const slot = slots.get(key);
+        if (slot !== undefined && slot.job === job) yield [key, slot];
+      }
+    }
+  }
 }
 
 /**
@@ -129,13 +147,52 @@ export async function locateLog(context: RunContext | RunExecutor, target: LogTa
   return { ...target, path: `${log}.${target.stream === "stdout" ? "out" : "err"}`, section: true };
 }
 
+/** Most slot logs a running packed task is searched in for an item's marker. */
+const MAX_SLOTS_SEARCHED = 64;
+
+/**
+ * The slot logs (no suffix) a packed task's items write while it runs, `logs/<pack>.items-<first>-<last>.s<k>`
+ * for each slot k it may use: `max(1, floor(cpus / item cpus))`, at most one per item of the task.
+ */
+export function slotLogsOf(target: LogTarget): string[] {
+  if (target.packFile === undefined) return [];
+  const name = target.packFile.slice("states/".length);
+  const pack = packOfFileName(name);
+  if (pack === null) return [];
+  const job = target.slot.job;
+  const itemCpus = job.map?.itemCpus ?? 1;
+  const slots = Math.min(Math.max(1, Math.floor((job.resources.cpus ?? 1) / itemCpus)), pack.last - pack.first + 1, MAX_SLOTS_SEARCHED);
+  const base = `logs/${name.slice(0, -".jsonl".length)}`;
+  return Array.from({ length: slots }, (_, k) => `${base}.s${k}`);
+}
+
+/**
+ * A packed item whose task has not written its pack file yet (it runs): the slot log holding the key's
+ * marker (one read per slot log, the first that has it), as a section; else the target unchanged.
+ */
+export async function locateRunningLog(context: RunContext | RunExecutor, target: LogTarget): Promise<LogTarget> {
+  if (target.packFile === undefined || target.section === true) return target;
+  const marker = logMarker(target.key);
+  for (const log of slotLogsOf(target)) {
+    const path = `${log}.${target.stream === "stdout" ? "out" : "err"}`;
+    const data = await executorOf(context).readFile(path, MAX_LOG_BYTES);
+    if (data !== null && data.includes(marker)) return { ...target, path, section: true };
+  }
+  return target;
+}
+
 /**
  * The step's whole log in ONE read (a packed item: its pack line, then its slot log, of which its section is
  * cut: the slot log is read whole, within MAX_LOG_BYTES); null when it does not exist yet.
  */
 export async function readLog(run: RunContext | RunExecutor, target: LogTarget): Promise<Buffer | null> {
-  const where = await locateLog(run, target);
-  const data = await executorOf(run).readFile(where.path, MAX_LOG_BYTES);
+  let where = await locateLog(run, target);
+  let data = await executorOf(run).readFile(where.path, MAX_LOG_BYTES);
+  if (data === null && where.packFile !== undefined && where.section !== true) {
+    // No pack line and no per-key log: the task still runs, and its slot logs say where the item is.
+    where = await locateRunningLog(run, where);
+    if (where.section === true) data = await executorOf(run).readFile(where.path, MAX_LOG_BYTES);
+  }
   if (data === null || where.section !== true) return data;
   return logSection(data, where.key) ?? Buffer.alloc(0);
 }
@@ -181,11 +238,15 @@ export async function followLog(context: RunContext | RunExecutor, target: LogTa
   let ended: { state: string; reason: string | null } | null = null;
   let where = target;
   let filter: SectionFilter | null = null;
+  // Slot logs are searched only while the item's task runs (a pending task has written none).
+  let running = false;
   for (;;) {
     if (options.signal?.aborted) return null;
-    // A packed item's slot log is known once its task has written its pack file (the task ended).
+    // A packed item's slot log: from its line once its task has written its pack file (the task ended), or
+    // while the task runs, the slot log that holds the item's marker (none until the item starts).
     if (where.packFile !== undefined && where.section !== true && offset === 0) {
       where = await locateLog(run, where);
+      if (where.section !== true && running) where = await locateRunningLog(run, where);
       if (where.section === true) filter = new SectionFilter(where.key);
     }
     const chunk = await readLogFrom(run, where, offset);
@@ -206,6 +267,7 @@ export async function followLog(context: RunContext | RunExecutor, target: LogTa
       return ended;
     }
     const job = await stepJobState(run, where);
+    running = job.state === "RUNNING" || job.state === "COMPLETING";
     if (job.final) {
       // One more read: the job may have written its last lines after the read above.
       ended = { state: job.state, reason: job.reason };

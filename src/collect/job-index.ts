@@ -108,7 +108,7 @@ interface MapBody {
 }
 
 /** A map job whose map key is concrete (no `{i}` of an outer map): looked up by key, not indexed. */
-const byMapKey = (job: PlanJob): boolean => job.shape === "map" && job.map !== undefined && !job.map.key.includes("{");
+export const byMapKey = (job: PlanJob): boolean => job.shape === "map" && job.map !== undefined && !job.map.key.includes("{");
 
 /**
  * The same answers as buildStepIndex without a row per item: map jobs are

@@ -3,7 +3,7 @@
  * after the marker `\n\x1ehpcpipe <KEY>\n`, found through its line (meta.log) in the task's pack file.
  */
 import { describe, expect, it } from "vitest";
-import { followLog, packFileOf, readLog, resolveLogTarget } from "../../src/app/logs.js";
+import { followLog, packFileOf, readLog, resolveLogTarget, slotLogsOf } from "../../src/app/logs.js";
 import type { RunExecutor } from "../../src/app/executor.js";
 import { compile } from "../../src/compiler/compile.js";
 import { logSection, SectionFilter, slotLogOf } from "../../src/core/log-section.js";
@@ -106,5 +106,44 @@ describe("a packed item's log section", () => {
     const ended = await followLog(run, resolveLogTarget(plan, "w", 3), { write: (d) => out.push(d), policy: pollPolicy({ initialMs: 1, maxMs: 1 }), sleep: async () => undefined });
     expect(ended).toEqual({ state: "COMPLETED", reason: null });
     expect(Buffer.concat(out).toString()).toBe("first run of 3\nitem 3 out\nline 2\n");
+  });
+
+  // While the task runs there is no pack file yet: the item is found by its marker in one of the task's slot logs.
+  const twoSlots = compile({
+    root: pipelineFromSpecObject({ name: "t", steps: [{ map: "m", items: ["a", "b", "c", "d", "e"], items_per_task: 2, task_cpus: 2, steps: [{ step: "w", run: "echo" }] }] }, "spec.yaml").pipeline,
+    context: {},
+    runId: "run1",
+    target: target(),
+    renderer: structureRenderer,
+  });
+
+  it("of a running task (no pack file yet): logs finds the item's marker in one of the task's slot logs, one per slot it may use", async () => {
+    const item = resolveLogTarget(twoSlots, "w", 3);
+    expect(slotLogsOf(item)).toEqual(["logs/t.m.items-2-3.s0", "logs/t.m.items-2-3.s1"]);
+    // The last task holds one item: one slot.
+    expect(slotLogsOf(resolveLogTarget(twoSlots, "w", 4))).toEqual(["logs/t.m.items-4-4.s0"]);
+    expect(slotLogsOf(resolveLogTarget(plan, "w", 3))).toEqual(["logs/t.m.items-2-3.s0"]);
+    // The map named with --task: the step its item runs (looked up by key, with no row per item).
+    expect(resolveLogTarget(twoSlots, "m", 3).key).toBe("t.m.3.w");
+    const files = new Map([
+      ["logs/t.m.items-2-3.s0.out", `${M("t.m.2.w")}item 2 out\n`],
+      ["logs/t.m.items-2-3.s1.out", `${M("t.m.3.w")}item 3 so far\n`],
+    ]);
+    const run = filesRun(files);
+    (run as unknown as { plan: unknown }).plan = twoSlots;
+    expect((await readLog(run, item))?.toString()).toBe("item 3 so far\n");
+    expect((await readLog(run, resolveLogTarget(twoSlots, "w", 2)))?.toString()).toBe("item 2 out\n");
+    // An item that has not started yet has no log.
+    expect(await readLog(run, resolveLogTarget(twoSlots, "w", 4))).toBeNull();
+  });
+
+  it("logs --follow of an item whose task runs prints its section of the slot log as it grows", async () => {
+    const files = new Map([["logs/t.m.items-2-3.s1.out", `${M("t.m.2.w")}not this one\n${M("t.m.3.w")}item 3 out\nline 2\n`]]);
+    const run = filesRun(files, 7);
+    // RUNNING until its slot log was read to the end (filesRun's query), then COMPLETED.
+    const out: Buffer[] = [];
+    const ended = await followLog(run, resolveLogTarget(twoSlots, "w", 3), { write: (d) => out.push(d), policy: pollPolicy({ initialMs: 1, maxMs: 1 }), sleep: async () => undefined });
+    expect(ended).toEqual({ state: "COMPLETED", reason: null });
+    expect(Buffer.concat(out).toString()).toBe("item 3 out\nline 2\n");
   });
 });
