@@ -30,6 +30,8 @@ export {
   taskKey,
 } from "./parse.js";
 export type { JobTimesRecord, RecordSource, TaskRecord } from "./parse.js";
+export { TaskAnswer } from "./task-answer.js";
+export type { ResolveOrder, SegmentView } from "./task-answer.js";
 export { SlurmScheduler, unknownRecord } from "./scheduler.js";
 export type { JobStatusMap, SlurmSchedulerOptions } from "./scheduler.js";
 export { DEFAULT_POLL_POLICY, PollInterval, busyCapOf, nextPollDelay, pollPolicy, statusFingerprint } from "./poll.js";
