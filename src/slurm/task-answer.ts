@@ -18,7 +18,7 @@ const SEQ = 4;
 /** A segment with `first` WHOLE is a record without a task id (a plain job). */
 const WHOLE = -1;
 /** A segment with `own` EXACT is one task whose template is its whole record (an answer made of records). */
-const EXACT = -2;
+export const EXACT = -2;
 
 export interface SegmentView {
   /** First task id, or -1 for a record without a task id. */
@@ -93,6 +93,38 @@ export class TaskAnswer {
     this.owns[i] = own;
     this.tpls[i] = tpl;
     this.flags[i] = (range ? RANGE : 0) | (fill ? FILL : 0) | (seq ? SEQ : 0);
+  }
+
+  /**
+   * One task's own row (own job id `own`), extending the last segment when it
+   * continues it: the same template, the next task id, and the same own id (a
+   * pending task of `squeue -r`) or the next one (tasks started in order).
+   */
+  addTask(tpl: number, taskId: number, own: number, fill = false): void {
+    const i = this.n - 1;
+    if (i >= 0 && this.tpls[i] === tpl && this.lasts[i] === taskId - 1 && this.steps[i] === 1) {
+      const flags = this.flags[i] as number;
+      if ((flags & (RANGE | FILL)) === (fill ? FILL : 0) && this.firsts[i] !== WHOLE && this.owns[i] !== EXACT) {
+        const first = this.firsts[i] as number;
+        const ownFirst = this.owns[i] as number;
+        const single = first === taskId - 1;
+        if ((flags & SEQ) !== 0 || single) {
+          if (own === ownFirst + (taskId - first)) {
+            this.lasts[i] = taskId;
+            this.flags[i] = flags | SEQ;
+            return;
+          }
+        }
+        if ((flags & SEQ) === 0 || single) {
+          if (own === ownFirst) {
+            this.lasts[i] = taskId;
+            this.flags[i] = flags & ~SEQ;
+            return;
+          }
+        }
+      }
+    }
+    this.add(tpl, taskId, taskId, 1, own, false, fill, false);
   }
 
   /** Adds a record without a task id. */
@@ -230,6 +262,16 @@ export class TaskAnswer {
     if (s.range) return { ...s.template, jobId: arrayJobId, taskId };
     const own = s.seq ? s.own + (taskId - s.first) / s.step : s.own;
     return { ...s.template, jobId: String(own), taskId, rawId: `${arrayJobId}_${taskId}` };
+  }
+
+  /** Every segment's records, one per task, in the answer's order (no task named twice is left out). */
+  expand(): TaskRecord[] {
+    const out: TaskRecord[] = [];
+    for (let i = 0; i < this.n; i++) {
+      if (this.firsts[i] === WHOLE) out.push(this.recordAt(i, null));
+      else for (const t of this.taskIds(i)) out.push(this.recordAt(i, t));
+    }
+    return out;
   }
 
   /**
