@@ -262,7 +262,7 @@ async function markRunning(home: string, run: SyntheticRun, record: RunRecord, s
 function cell(m: Measure | undefined): string {
   if (m === undefined) return "-";
   const how = m.code === 0 || m.code === 4 ? "" : m.signal !== null ? ` (${m.signal})` : ` (exit ${m.code})`;
-  return `${m.wallS.toFixed(m.wallS < 10 ? 2 : 1)} s, ${m.cpuS.toFixed(1)} s CPU, ${mib(m.rssKb)}${how}`;
+  return `${m.wallS.toFixed(m.wallS < 10 ? 2 : 1)} s, ${m.cpuS.toFixed(m.cpuS < 10 ? 2 : 1)} s CPU, ${mib(m.rssKb)}${how}`;
 }
 
 async function main(): Promise<void> {

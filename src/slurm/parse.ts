@@ -178,20 +178,30 @@ interface RecordBase {
 function rowTemplate(row: RecordBase, taskId: number | null, jobId: string, arrayJobId: string | null): TaskRecord {
   const translated = translateState(row.state);
   return {
-    jobId,
-    arrayJobId,
+    jobId: copied(jobId),
+    arrayJobId: arrayJobId === null ? null : copied(arrayJobId),
     taskId,
-    rawId: row.rawId,
+    rawId: copied(row.rawId),
     state: translated.state,
-    rawState: translated.raw,
-    reason: row.reason,
+    rawState: copied(translated.raw),
+    reason: row.reason === null ? null : copied(row.reason),
     exitCode: row.exitCode,
     signal: row.signal,
-    ...(translated.cancelledBy !== undefined ? { cancelledBy: translated.cancelledBy } : {}),
-    ...(row.dependency !== undefined ? { dependency: row.dependency } : {}),
-    ...(row.comment !== undefined ? { comment: row.comment } : {}),
+    ...(translated.cancelledBy !== undefined ? { cancelledBy: copied(translated.cancelledBy) } : {}),
+    ...(row.dependency !== undefined ? { dependency: copied(row.dependency) } : {}),
+    ...(row.comment !== undefined ? { comment: copied(row.comment) } : {}),
     source: row.source,
   };
+}
+
+/**
+ * A string of its own: a piece cut from the answer may share the whole
+ * answer's memory (tens of MB for a big sacct), and a record kept from one
+ * poll to the next (a task's last final state) would keep it all. Once per
+ * template, not per row.
+ */
+function copied(text: string): string {
+  return text.length < 13 ? text : Buffer.from(text, "utf8").toString("utf8");
 }
 
 // One row: a range row is one segment per run of its indices, all sharing the array job id; a task's row one exact record.
