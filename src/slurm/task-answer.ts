@@ -181,17 +181,17 @@ export class TaskAnswer {
 
   /** The first record without a task id, as `records()` would list it; undefined when there is none. */
   whole(): TaskRecord | undefined {
+    // As records() lists them: squeue's, then (when squeue named nothing, or in `first` order) the fallback's.
     const primary = this.hasPrimary();
     const wholes: TaskRecord[] = [];
+    const fills: TaskRecord[] = [];
     for (let i = 0; i < this.n; i++) {
       if (this.firsts[i] !== WHOLE) continue;
-      const fill = ((this.flags[i] as number) & FILL) !== 0;
-      if (this.order === "dedupe" && primary && fill) continue;
-      wholes.push(this.templates[this.tpls[i] as number] as TaskRecord);
-      if (this.order === "first" && !fill) break;
+      const into = ((this.flags[i] as number) & FILL) !== 0 ? fills : wholes;
+      into.push(this.templates[this.tpls[i] as number] as TaskRecord);
     }
-    if (this.order === "first") return wholes[0];
-    return dedupe(wholes)[0];
+    if (this.order === "first") return wholes[0] ?? fills[0];
+    return dedupe(primary ? wholes : fills)[0];
   }
 
   /** Whether any segment comes from squeue (not the fallback). */
