@@ -13,14 +13,20 @@
 // -r the pending ones as one range row `A_[520-999%20]`; sacct lists every task that started
 // and the pending ones as one range row.
 //
-//   npm run build && node dist/bench/poll-parse.js [--cases squeue-r,squeue,sacct,poll-live,poll-mixed,poll-sacct] [--runs 3]
+// `--cases ssh-sacct-1m` (not in the default list; the test cluster must be up) has the cluster
+// print a million-row sacct answer of the whole map finished (awk, 36 MB) and receives it
+// through the project's SSH transport: the CPU of receiving it and of parsing it, apart.
+//
+//   npm run build && node dist/bench/poll-parse.js [--cases squeue-r,squeue,sacct,poll-live,poll-mixed,poll-sacct,ssh-sacct-1m] [--runs 3]
 import { spawnSync } from "node:child_process";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { queryJobStatuses } from "../src/app/collect.js";
 import type { CompiledPlan } from "../src/plan/plan.js";
 import * as slurm from "../src/slurm/index.js";
 import type { CommandExecutor } from "../src/slurm/index.js";
+import { REPO } from "./lib/cluster.js";
 import { median, table } from "./lib/format.js";
 
 const ARRAYS = 1000;
@@ -81,7 +87,18 @@ interface Figure {
   check: string;
 }
 
-const CASES = ["squeue-r", "squeue", "sacct", "poll-live", "poll-mixed", "poll-sacct"] as const;
+const CASES = ["squeue-r", "squeue", "sacct", "poll-live", "poll-mixed", "poll-sacct", "ssh-sacct-1m"] as const;
+/** Cases run when --cases is not given (ssh-sacct-1m needs the test cluster). */
+const DEFAULT_CASES: readonly Case[] = ["squeue-r", "squeue", "sacct", "poll-live", "poll-mixed", "poll-sacct"];
+
+/**
+ * The awk program printing, on the cluster, sacct's answer for the whole map finished: every
+ * task's own row (1,000,000 rows, about 36 MB), as sacctText(true) makes it.
+ */
+const AWK_SACCT_FINISHED =
+  `BEGIN { for (a = 0; a < ${ARRAYS}; a++) { A = ${FIRST_ARRAY} + a * ${TASKS + 1}; for (t = 0; t < ${TASKS}; t++) { ` +
+  `if ((a * ${TASKS} + t) % 200 == 7) s = "FAILED|3:0|NonZeroExitCode"; else s = "COMPLETED|0:0|None"; ` +
+  `printf "%d_%d|%d|%s\\n", A, t, A + 1 + t, s } } }`;
 type Case = (typeof CASES)[number];
 
 const rowsOf = (text: string): number => {
@@ -97,7 +114,46 @@ function parser(name: "squeue" | "sacct"): (text: string) => { size: number } | 
   return name === "squeue" ? slurm.parseSqueue : slurm.parseSacct;
 }
 
+/**
+ * A million-row sacct answer through the project's SSH transport from the test cluster (printed
+ * there by awk): the CPU of receiving it (ssh2, decoding) and, apart, of parsing it.
+ */
+async function sshCase(): Promise<Figure> {
+  const { connectCluster, transportExecutor } = await import("../src/app/connect.js");
+  const { loadClusterConfig } = await import("../src/cluster/index.js");
+  const transport = await connectCluster(loadClusterConfig(join(REPO, "cluster-configs", "localcluster.yaml")));
+  try {
+    const execute = transportExecutor(transport, true);
+    await execute(["true"]);
+    const gc = (globalThis as { gc?: () => void }).gc;
+    gc?.();
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    const result = await execute(["awk", AWK_SACCT_FINISHED]);
+    const receiveMs = performance.now() - t0;
+    const received = process.cpuUsage(c0);
+    if (result.code !== 0) throw new Error(`awk on the cluster failed: ${result.stderr}`);
+    const c1 = process.cpuUsage();
+    const t1 = performance.now();
+    const answer = slurm.parseSacctAnswer(result.stdout);
+    const parseMs = performance.now() - t1;
+    const parsed = process.cpuUsage(c1);
+    const ms = (c: NodeJS.CpuUsage): number => (c.user + c.system) / 1000;
+    return {
+      rows: rowsOf(result.stdout),
+      keptMb: NaN,
+      wallMs: receiveMs + parseMs,
+      cpuMs: ms(received) + ms(parsed),
+      rssMb: process.resourceUsage().maxRSS / 1024,
+      check: `${(result.stdout.length / 2 ** 20).toFixed(1)} MiB received in ${receiveMs.toFixed(0)} ms wall, ${ms(received).toFixed(0)} ms CPU; parsed in ${ms(parsed).toFixed(0)} ms CPU (${answer.size} segments)`,
+    };
+  } finally {
+    await transport.close();
+  }
+}
+
 async function runCase(which: Case): Promise<Figure> {
+  if (which === "ssh-sacct-1m") return sshCase();
   let text = "";
   let work: () => Promise<string>;
   /** What the work produced, kept alive until its memory is measured. */
@@ -161,7 +217,7 @@ async function main(): Promise<void> {
     console.log(JSON.stringify(await runCase(values.child as Case)));
     return;
   }
-  const cases = (values.cases ?? CASES.join(",")).split(",").map((c) => c.trim()) as Case[];
+  const cases = (values.cases ?? DEFAULT_CASES.join(",")).split(",").map((c) => c.trim()) as Case[];
   for (const c of cases) if (!CASES.includes(c)) throw new Error(`unknown case ${c}; cases: ${CASES.join(", ")}`);
   const runs = Number(values.runs);
   const self = fileURLToPath(import.meta.url);
