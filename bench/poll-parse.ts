@@ -11,7 +11,9 @@
 // The answers: a running map, per array 500 tasks COMPLETED (1 in 200 FAILED in sacct), 20
 // RUNNING and 480 PENDING (throttled); squeue with -r lists every task on its own row, without
 // -r the pending ones as one range row `A_[520-999%20]`; sacct lists every task that started
-// and the pending ones as one range row.
+// and the pending ones as one range row. poll-live: squeue still holds every task; poll-mixed:
+// the finished tasks have left squeue (sacct is asked for them); poll-sacct: squeue holds none;
+// poll-finished: the whole map has ended and left squeue, sacct lists its 1,000,000 tasks.
 //
 // `--cases ssh-sacct-1m` (not in the default list; the test cluster must be up) has the cluster
 // print a million-row sacct answer of the whole map finished (awk, 36 MB) and receives it
@@ -87,9 +89,9 @@ interface Figure {
   check: string;
 }
 
-const CASES = ["squeue-r", "squeue", "sacct", "poll-live", "poll-mixed", "poll-sacct", "ssh-sacct-1m"] as const;
+const CASES = ["squeue-r", "squeue", "sacct", "poll-live", "poll-mixed", "poll-sacct", "poll-finished", "ssh-sacct-1m"] as const;
 /** Cases run when --cases is not given (ssh-sacct-1m needs the test cluster). */
-const DEFAULT_CASES: readonly Case[] = ["squeue-r", "squeue", "sacct", "poll-live", "poll-mixed", "poll-sacct"];
+const DEFAULT_CASES: readonly Case[] = ["squeue-r", "squeue", "sacct", "poll-live", "poll-mixed", "poll-sacct", "poll-finished"];
 
 /**
  * The awk program printing, on the cluster, sacct's answer for the whole map finished: every
@@ -172,12 +174,12 @@ async function runCase(which: Case): Promise<Figure> {
     const { plan: p, jobs } = plan();
     const gone = which !== "poll-live";
     const squeueAnswers = { r: squeueText(true, gone), plain: squeueText(false, gone) };
-    const sacct = sacctText(false);
+    const sacct = sacctText(which === "poll-finished");
     const calls: string[] = [];
     const answered: string[] = [];
     const execute: CommandExecutor = async (argv) => {
       calls.push(argv[0] ?? "");
-      const stdout = argv[0] === "squeue" ? (which === "poll-sacct" ? "" : argv.includes("-r") ? squeueAnswers.r : squeueAnswers.plain) : argv[0] === "sacct" ? sacct : null;
+      const stdout = argv[0] === "squeue" ? (which === "poll-sacct" || which === "poll-finished" ? "" : argv.includes("-r") ? squeueAnswers.r : squeueAnswers.plain) : argv[0] === "sacct" ? sacct : null;
       if (stdout === null) return { code: 1, stdout: "", stderr: `unexpected ${argv[0] ?? ""}` };
       answered.push(stdout);
       return { code: 0, stdout, stderr: "" };

@@ -230,6 +230,8 @@ function addRow(answer: TaskAnswer, row: RecordBase, parsed: ParsedId, arrayJobI
  */
 class RowInterner {
   private readonly byKey = new Map<string, number>();
+  /** Per distinct tail, the record it gave (validated once, whatever the array). */
+  private readonly byTail = new Map<string, TaskRecord>();
   private lastArray = -1;
   private lastTail = "";
   private lastTpl = -1;
@@ -246,14 +248,28 @@ class RowInterner {
     return true;
   }
 
-  /** The template of rows of array `arrayJobId` whose tail is `text[start..end)`; `make` validates and builds it the first time. */
-  templateOf(arrayJobId: number, start: number, end: number, make: () => TaskRecord): number {
+  /**
+   * The template of the row of task `taskId` (own job id `own`) of array
+   * `arrayJobId` whose tail is `text[start..end)`; `make` checks the whole
+   * row and builds its record the first time a tail is seen.
+   */
+  templateOf(arrayJobId: number, taskId: number, own: number, start: number, end: number, make: () => TaskRecord): number {
     if (this.lastTpl !== -1 && arrayJobId === this.lastArray && end - start === this.lastTail.length && this.sameTail(start)) return this.lastTpl;
     const tail = this.text.slice(start, end);
     const key = `${arrayJobId}|${tail}`;
     let tpl = this.byKey.get(key);
     if (tpl === undefined) {
-      tpl = this.answer.template(make());
+      const seen = this.byTail.get(tail);
+      let record: TaskRecord;
+      if (seen === undefined) {
+        record = make();
+        this.byTail.set(tail, record);
+      } else {
+        // The same text for another array: the same record but for its ids (a task's are set per task).
+        const array = String(arrayJobId);
+        record = { ...seen, jobId: String(own), arrayJobId: array, taskId, rawId: `${array}_${taskId}` };
+      }
+      tpl = this.answer.template(record);
       this.byKey.set(key, tpl);
     }
     this.lastArray = arrayJobId;
@@ -307,7 +323,7 @@ export function parseSqueueAnswer(stdout: string): TaskAnswer {
         const taskId = numberAt(stdout, under + 1, p1);
         const own = numberAt(stdout, p1 + 1, p2);
         if (taskId !== -1 && own !== -1 && p4 > p3 + 1) {
-          const tpl = interner.templateOf(arrayJobId, p4 + 1, end, () => squeueRecord(stdout.slice(start, end), lineNumber).template);
+          const tpl = interner.templateOf(arrayJobId, taskId, own, p4 + 1, end, () => squeueRecord(stdout.slice(start, end), lineNumber).template);
           answer.addTask(tpl, taskId, own);
           return;
         }
@@ -411,7 +427,7 @@ export function parseSacctAnswer(stdout: string): TaskAnswer {
       const taskId = arrayJobId !== -1 ? numberAt(stdout, under + 1, p1) : -1;
       const own = taskId !== -1 ? numberAt(stdout, p1 + 1, p2) : -1;
       if (own !== -1) {
-        const tpl = interner.templateOf(arrayJobId, p2 + 1, end, () => sacctRecord(stdout.slice(start, end), lineNumber)?.template as TaskRecord);
+        const tpl = interner.templateOf(arrayJobId, taskId, own, p2 + 1, end, () => sacctRecord(stdout.slice(start, end), lineNumber)?.template as TaskRecord);
         answer.addTask(tpl, taskId, own);
         return;
       }
