@@ -233,7 +233,7 @@ async function main(): Promise<void> {
     }
     const f = figures[0] as Figure;
     const cpu = figures.map((x) => x.cpuMs);
-    rows.push([c, f.rows.toLocaleString("en-US"), `${median(cpu).toFixed(0)} ms [${Math.min(...cpu).toFixed(0)}-${Math.max(...cpu).toFixed(0)}]`, `${median(figures.map((x) => x.wallMs)).toFixed(0)} ms`, `${median(figures.map((x) => x.keptMb)).toFixed(1)} MiB`, `${median(figures.map((x) => x.rssMb)).toFixed(0)} MiB`, f.check]);
+    rows.push([c, f.rows.toLocaleString("en-US"), `${median(cpu).toFixed(0)} ms [${Math.min(...cpu).toFixed(0)}-${Math.max(...cpu).toFixed(0)}]`, `${median(figures.map((x) => x.wallMs)).toFixed(0)} ms`, Number.isFinite(f.keptMb) ? `${median(figures.map((x) => x.keptMb)).toFixed(1)} MiB` : "-", `${median(figures.map((x) => x.rssMb)).toFixed(0)} MiB`, f.check]);
   }
   table(["case (synthetic, in-process)", "answer rows", "CPU (median [range])", "wall", "result kept", "child peak RSS", "result"], rows, [6]);
   console.log("\n(CPU and wall of the parse or poll alone; result kept: heap + array buffers its result holds, after a full GC; peak RSS includes the answer texts)");
