@@ -14,6 +14,11 @@
 // meta.log), and with --slot-logs the task's slot log pairs with a marker per step;
 // `files` writes one item's three files (the item and its two steps) per item.
 //
+// `--per-task 1 --no-merge 1000000 --sizes 1000000` is the unpacked map of issue 16: a
+// million array tasks (1,000 array jobs under the local config's MaxArraySize), whose
+// running poll reads the job table (`local-jobs.json`, written here with the executor's
+// own writer, src/local/job-table.ts) of a million tasks.
+//
 //   npm run bench:scale -- [--sizes 1000,10000,100000] [--no-merge 1000000] [--per-task 100] [--layout pack|files] [--slot-logs] [--keep]
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
@@ -24,6 +29,8 @@ import { parseArgs } from "node:util";
 import { preparePlan } from "../src/app/prepare.js";
 import { itemsOfTask } from "../src/collect/job-index.js";
 import { readStateDir } from "../src/collect/read-states.js";
+import { newJobTable, readJobTable, tableJobIds, writeJobTable } from "../src/local/job-table.js";
+import type { JobRow } from "../src/local/job-table.js";
 import { identityOf } from "../src/local/process-identity.js";
 import { arrayTaskIds, logicalTask } from "../src/plan/task-map.js";
 import type { CompiledPlan } from "../src/plan/plan.js";
@@ -155,15 +162,18 @@ async function synthesizeRun(dir: string, home: string, spec: string, t: Templat
   const logsDir = join(runDir, plan.layout.logs);
   mkdirSync(logsDir, { recursive: true });
   let nextId = plan.jobs.length + 1;
-  const jobs: Record<string, { slurmJobId: string; tasks: unknown[] }> = {};
+  const table = newJobTable(plan, 1);
+  table.finished = true;
   let at = 0;
   plan.jobs.forEach((job, j) => {
     const arrayId = String(j + 1);
-    const tasks: unknown[] = [];
+    const tasks = (table.jobs[job.id] as JobRow).tasks;
+    const completed = tasks.codeOf({ state: "COMPLETED", reason: null, exitCode: 0 });
     for (const taskId of arrayTaskIds(job)) {
       const task = logicalTask(job.array, taskId);
       const own = String(nextId++);
-      tasks.push({ taskId, slurmJobId: own, state: "COMPLETED", reason: null, exitCode: 0 });
+      tasks.codes[taskId] = completed;
+      tasks.own[taskId] = Number(own);
       const slurm = { job_id: own, array_job_id: arrayId, array_task_id: String(taskId), task };
       const items = withStates ? itemsOfTask(plan, job, task) : [];
       if (layout.pack && items.length > 0) {
@@ -201,9 +211,8 @@ async function synthesizeRun(dir: string, home: string, spec: string, t: Templat
         }
       }
     }
-    jobs[job.id] = { slurmJobId: arrayId, tasks };
   });
-  writeFileSync(join(runDir, "local-jobs.json"), JSON.stringify({ format: 1, run_id: runId, attempt: 1, finished: true, cancelled: false, jobs }));
+  await writeJobTable(runDir, table);
   const store = new RunStore(home);
   const record: RunRecord = {
     format: 1,
@@ -217,7 +226,7 @@ async function synthesizeRun(dir: string, home: string, spec: string, t: Templat
     created: "2026-12-07T00:00:00.000Z",
     updated: "2026-12-07T00:00:00.000Z",
     phase: "submitted",
-    jobs: Object.fromEntries(Object.entries(jobs).map(([k, v]) => [k, v.slurmJobId])),
+    jobs: tableJobIds(table),
     error: null,
     resumes: null,
     attempt: 1,
@@ -232,16 +241,19 @@ async function synthesizeRun(dir: string, home: string, spec: string, t: Templat
 
 /** The same run while it is still running (half its tasks done, a few running), watched by a live supervisor stand-in. */
 async function markRunning(home: string, run: SyntheticRun, record: RunRecord, supervisor: ChildProcess): Promise<void> {
-  const path = join(run.runDir, "local-jobs.json");
-  const table = JSON.parse(readFileSync(path, "utf8")) as { finished: boolean; jobs: Record<string, { tasks: Array<{ state: string; exitCode: number | null }> }> };
+  const table = await readJobTable(run.runDir);
+  if (table === null) throw new Error(`${run.runDir} has no job table`);
   table.finished = false;
   for (const job of Object.values(table.jobs)) {
-    job.tasks.forEach((t, i) => {
-      const where = i / job.tasks.length;
-      if (where >= 0.5) [t.state, t.exitCode] = where < 0.52 ? ["RUNNING", null] : ["PENDING", null];
-    });
+    const t = job.tasks;
+    const running = t.codeOf({ state: "RUNNING", reason: null, exitCode: null });
+    const pending = t.codeOf({ state: "PENDING", reason: null, exitCode: null });
+    for (let i = 0; i < t.size; i++) {
+      const where = i / t.size;
+      if (where >= 0.5) t.codes[i] = where < 0.52 ? running : pending;
+    }
   }
-  writeFileSync(path, JSON.stringify(table));
+  await writeJobTable(run.runDir, table);
   const identity = identityOf(supervisor.pid ?? -1);
   if (identity === null) throw new Error("the supervisor stand-in is not running");
   await new RunStore(home).writeRecord({ ...record, supervisor: identity });
@@ -250,7 +262,7 @@ async function markRunning(home: string, run: SyntheticRun, record: RunRecord, s
 function cell(m: Measure | undefined): string {
   if (m === undefined) return "-";
   const how = m.code === 0 || m.code === 4 ? "" : m.signal !== null ? ` (${m.signal})` : ` (exit ${m.code})`;
-  return `${m.wallS.toFixed(m.wallS < 10 ? 2 : 1)} s, ${m.cpuS.toFixed(1)} s CPU, ${mib(m.rssKb)}${how}`;
+  return `${m.wallS.toFixed(m.wallS < 10 ? 2 : 1)} s, ${m.cpuS.toFixed(m.cpuS < 10 ? 2 : 1)} s CPU, ${mib(m.rssKb)}${how}`;
 }
 
 async function main(): Promise<void> {

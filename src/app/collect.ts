@@ -182,7 +182,7 @@ export async function queryJobStatuses(
   rule?: UnknownJobRule,
 ): Promise<JobStatus[]> {
   const ids = [...new Set(Object.values(jobs))];
-  return mapJobStatuses(plan, jobs, await scheduler.status(ids, { expect: expectedTasks(plan, jobs, known) }), rule);
+  return mapJobStatuses(plan, jobs, await scheduler.statusAnswers(ids, { expect: expectedTasks(plan, jobs, known) }), rule);
 }
 
 /** Per SLURM array job id, the task ids not yet seen final: a task squeue leaves out of its array is then asked of accounting. */

@@ -14,7 +14,7 @@ import type { CompletedState } from "../core/completed-state.js";
 import type { Logger } from "../core/logger.js";
 import { runPlanLocally } from "../local/index.js";
 import type { LocalRunEvent } from "../local/index.js";
-import { applyEvent, newJobTable, tableJobIds, writeJobTable } from "../local/job-table.js";
+import { applyEvent, encodeJobTable, newJobTable, tableJobIds, writeJobTable } from "../local/job-table.js";
 import type { JobTable } from "../local/job-table.js";
 import { identityOf } from "../local/process-identity.js";
 import type { RunRecord, RunStore } from "../runs/index.js";
@@ -54,7 +54,8 @@ class TableWriter {
   }
 
   private write(): void {
-    const snapshot = structuredClone(this.table);
+    // The file's form now (a few runs per job), so later events do not change what is being written.
+    const snapshot = encodeJobTable(this.table);
     this.chain = this.chain
       .then(() => writeJobTable(this.runDir, snapshot))
       .catch((err: unknown) => this.logger?.warn({ err }, "could not write the job table"));

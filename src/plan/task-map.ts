@@ -14,7 +14,11 @@ import type { ArraySpec } from "./plan.js";
 export function arrayTaskIds(job: { array: ArraySpec | null }): number[] {
   const a = job.array;
   if (a === null) return [0];
-  return Array.from({ length: a.indices?.length ?? a.count }, (_, i) => i);
+  const n = a.indices?.length ?? a.count;
+  // A loop, not Array.from with a callback: a status poll asks this for every array of a million-task map.
+  const ids = new Array<number>(n);
+  for (let i = 0; i < n; i++) ids[i] = i;
+  return ids;
 }
 
 /** The logical task array task id `taskId` runs (0 for a plain job). */

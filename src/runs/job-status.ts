@@ -6,7 +6,8 @@
 import type { JobFact, TaskFact } from "../collect/merge.js";
 import type { CompiledPlan, PlanJob } from "../plan/plan.js";
 import { isFinal, translateState, unknownJobState, unknownRecord } from "../slurm/index.js";
-import type { JobStatusMap, TaskRecord } from "../slurm/index.js";
+import { TaskAnswer } from "../slurm/index.js";
+import type { TaskRecord } from "../slurm/index.js";
 import { TaskTable } from "./task-table.js";
 import type { StateCount, TaskKind, TaskPhase } from "./task-table.js";
 
@@ -142,13 +143,16 @@ function jobStatusOf(job: PlanJob, slurmJobId: string | null, tasks: TaskTable):
   };
 }
 
+/** Per SLURM job id, the scheduler's answer: its records, or the same compactly (a TaskAnswer). */
+export type StatusAnswers = ReadonlyMap<string, readonly TaskRecord[] | TaskAnswer>;
+
 /**
  * Maps the scheduler's records onto the plan: one JobStatus per plan job,
  * with one TaskStatus per array task (logical index = task id + chunk
  * offset). A task no record mentions is UNKNOWN; a job without a SLURM id
  * (never submitted) is NOT_SUBMITTED, which is final.
  */
-export function mapJobStatuses(plan: CompiledPlan, slurmIds: Readonly<Record<string, string>>, status: JobStatusMap, rule?: UnknownJobRule): JobStatus[] {
+export function mapJobStatuses(plan: CompiledPlan, slurmIds: Readonly<Record<string, string>>, status: StatusAnswers, rule?: UnknownJobRule): JobStatus[] {
   return plan.jobs.map((job) => {
     const slurmJobId = slurmIds[job.id] ?? null;
     const size = job.array === null ? 1 : (job.array.indices?.length ?? job.array.count);
@@ -156,16 +160,10 @@ export function mapJobStatuses(plan: CompiledPlan, slurmIds: Readonly<Record<str
       // Never submitted (the submission failed before it): it will never run.
       return jobStatusOf(job, null, TaskTable.build(job.array, null, size, () => NOT_SUBMITTED_KIND));
     }
-    const records = status.get(slurmJobId) ?? [unknownRecord(slurmJobId)];
-    let whole: TaskRecord | undefined;
-    // One look-up table per job, not a search per task: a 100,000-task array is linear, not quadratic.
-    // Indexed by task id (only ids 0..size-1 are looked up): a million-task answer makes no Map of a million entries.
-    const byTask: Array<TaskRecord | undefined> = new Array<TaskRecord | undefined>(size);
-    for (const r of records) {
-      if (r.taskId === null) whole ??= r;
-      else if (r.taskId >= 0 && r.taskId < size && byTask[r.taskId] === undefined) byTask[r.taskId] = r;
-    }
-    const fallback = whole ?? (job.array === null ? records[0] : undefined) ?? unknownRecord(slurmJobId);
+    const given = status.get(slurmJobId);
+    const answer = given === undefined ? TaskAnswer.fromRecords([unknownRecord(slurmJobId)]) : given instanceof TaskAnswer ? given : TaskAnswer.fromRecords(given);
+    const whole = answer.whole();
+    const fallback = whole ?? (job.array === null ? answer.records()[0] : undefined) ?? unknownRecord(slurmJobId);
     // Most tasks share their state with many others: one kind object per distinct state, reason and exit.
     const kindOfText = new Map<string, TaskKind>();
     // Neighbouring tasks are mostly in the same state: the last record's kind, when its fields are the same, without a key.
@@ -183,8 +181,21 @@ export function mapJobStatuses(plan: CompiledPlan, slurmIds: Readonly<Record<str
       lastKind = k;
       return k;
     };
-    const single = job.array === null ? kindFor(fallback) : null;
-    return jobStatusOf(job, slurmJobId, TaskTable.build(job.array, slurmJobId, size, (taskId) => single ?? kindFor(byTask[taskId] ?? fallback)));
+    if (job.array === null) {
+      const single = kindFor(fallback);
+      return jobStatusOf(job, slurmJobId, TaskTable.build(job.array, slurmJobId, size, () => single));
+    }
+    // Which segment of the answer names each task id (a range is one segment): no record per task.
+    const win = answer.resolve(size);
+    const byTemplate: Array<TaskKind | undefined> = [];
+    let fallbackKind: TaskKind | undefined;
+    const kindOf = (taskId: number): TaskKind => {
+      const seg = win[taskId] as number;
+      if (seg === -1) return (fallbackKind ??= kindFor(fallback));
+      const tpl = answer.templateIndex(seg);
+      return (byTemplate[tpl] ??= kindFor(answer.templates[tpl] as TaskRecord));
+    };
+    return jobStatusOf(job, slurmJobId, TaskTable.build(job.array, slurmJobId, size, kindOf));
   });
 }
 

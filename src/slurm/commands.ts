@@ -27,16 +27,19 @@ export interface SqueueOptions {
 }
 
 /**
- * One squeue for many jobs: `squeue --me -h -t all -r -o '%i|%A|%F|%K|%T|%r|%E|%k' -j 44,45,46`.
- * `-t all` keeps finished jobs (for MinJobAge), `-r` prints one line per array
- * task, an array job id selects all its tasks. With ONE id that slurmctld no
+ * One squeue for many jobs: `squeue --me -h -t all -o '%i|%A|%F|%K|%T|%r|%E|%k' -j 44,45,46`.
+ * `-t all` keeps finished jobs (for MinJobAge); an array job id selects all
+ * its tasks. Without `-r` an array's tasks still pending together are ONE
+ * line (`173_[2-9%2]|...`, test/fixtures/slurm/squeue-throttled-array-unexpanded.json),
+ * not a line per task: a 1,000-task array waiting to start is one row, not
+ * 1,000 (issue 16); tasks that started have a line each either way. With ONE id that slurmctld no
  * longer holds, squeue exits 1 "Invalid job id specified"; with several ids
  * it prints the rows it has and exits 0 (test/fixtures/slurm/squeue-*.json).
  */
 export function squeueArgv(ids: readonly string[], options: SqueueOptions = {}): string[] {
   assertJobIds(ids);
   const mine = (options.onlyMine ?? true) ? ["--me"] : [];
-  return ["squeue", ...mine, "-h", "-t", "all", "-r", "-o", SQUEUE_FORMAT, "-j", unique(ids).join(",")];
+  return ["squeue", ...mine, "-h", "-t", "all", "-o", SQUEUE_FORMAT, "-j", unique(ids).join(",")];
 }
 
 /**

@@ -22,16 +22,22 @@ export {
   parseExitCode,
   parsePrintedJobId,
   parseSacct,
+  parseSacctAnswer,
   parseSacctTimes,
   parseSbatchParsable,
   parseScontrol,
+  parseScontrolAnswer,
   parseScontrolLine,
   parseSqueue,
+  parseSqueueAnswer,
+  arrayRanges,
   taskKey,
 } from "./parse.js";
 export type { JobTimesRecord, RecordSource, TaskRecord } from "./parse.js";
+export { TaskAnswer } from "./task-answer.js";
+export type { ResolveOrder, SegmentView } from "./task-answer.js";
 export { SlurmScheduler, unknownRecord } from "./scheduler.js";
-export type { JobStatusMap, SlurmSchedulerOptions } from "./scheduler.js";
+export type { JobAnswerMap, JobStatusMap, SlurmSchedulerOptions } from "./scheduler.js";
 export { DEFAULT_POLL_POLICY, PollInterval, busyCapOf, nextPollDelay, pollPolicy, statusFingerprint } from "./poll.js";
 export type { PollPolicy, PollStep } from "./poll.js";
 export { TRANSIENT_SLURM_ERRORS, isTransientSlurmError } from "./transient.js";

@@ -3,6 +3,7 @@
 import { z } from "zod";
 import { SlurmOutputError } from "./errors.js";
 import { translateState, type JobState } from "./states.js";
+import { dedupe, EXACT, TaskAnswer, taskKey as answerTaskKey } from "./task-answer.js";
 
 export type RecordSource = "squeue" | "sacct" | "scontrol" | "local" | "none";
 
@@ -58,12 +59,13 @@ export function parsePrintedJobId(rawId: string): ParsedId | null {
 }
 
 /**
- * Expands an array index expression as SLURM prints pending tasks: `2-9%2`,
- * `1,3,5-7`, `0-15:4%3`. The throttle (`%N`) is dropped. Null when malformed.
+ * An array index expression as SLURM prints pending tasks (`2-9%2`,
+ * `1,3,5-7`, `0-15:4%3`) as runs of [first, last, step]. The throttle (`%N`)
+ * is dropped. Null when malformed.
  */
-export function expandArrayRange(expression: string): number[] | null {
+export function arrayRanges(expression: string): Array<[number, number, number]> | null {
   const withoutThrottle = expression.replace(/%\d+$/, "");
-  const ids: number[] = [];
+  const runs: Array<[number, number, number]> = [];
   for (const part of withoutThrottle.split(",")) {
     const match = /^(\d+)(?:-(\d+)(?::(\d+))?)?$/.exec(part.trim());
     if (!match?.[1]) return null;
@@ -71,8 +73,20 @@ export function expandArrayRange(expression: string): number[] | null {
     const last = match[2] === undefined ? first : Number(match[2]);
     const step = match[3] === undefined ? 1 : Number(match[3]);
     if (last < first || step < 1) return null;
-    for (let id = first; id <= last; id += step) ids.push(id);
+    runs.push([first, last, step]);
   }
+  return runs;
+}
+
+/**
+ * Expands an array index expression as SLURM prints pending tasks: `2-9%2`,
+ * `1,3,5-7`, `0-15:4%3`. The throttle (`%N`) is dropped. Null when malformed.
+ */
+export function expandArrayRange(expression: string): number[] | null {
+  const runs = arrayRanges(expression);
+  if (runs === null) return null;
+  const ids: number[] = [];
+  for (const [first, last, step] of runs) for (let id = first; id <= last; id += step) ids.push(id);
   return ids;
 }
 
@@ -88,11 +102,59 @@ function nullable(text: string | undefined): string | null {
   return value === "" || value === "None" || value === "(null)" || value === "N/A" ? null : value;
 }
 
+/**
+ * Calls `each` with the bounds of every line that is not blank (a trailing CR
+ * left out) and its 1-based number; no string per line is made.
+ */
+function forEachLineAt(stdout: string, each: (start: number, end: number, lineNumber: number) => void): void {
+  let start = 0;
+  let lineNumber = 0;
+  const length = stdout.length;
+  while (start < length) {
+    let next = stdout.indexOf("\n", start);
+    if (next === -1) next = length;
+    lineNumber++;
+    const end = stdout.charCodeAt(next - 1) === 13 && next > start ? next - 1 : next;
+    const from = start;
+    start = next + 1;
+    if (end === from || (stdout.charCodeAt(from) <= 32 && stdout.slice(from, end).trim() === "")) continue;
+    each(from, end, lineNumber);
+  }
+}
+
+/** Calls `each` for every line that is not blank (a trailing CR dropped), with its 1-based number; no array of lines is made. */
+function forEachLine(stdout: string, each: (line: string, lineNumber: number) => void): void {
+  forEachLineAt(stdout, (start, end, lineNumber) => each(stdout.slice(start, end), lineNumber));
+}
+
+/** The first `|` at or after `from` and before `end`, or -1. */
+function bar(text: string, from: number, end: number): number {
+  const at = text.indexOf("|", from);
+  return at === -1 || at >= end ? -1 : at;
+}
+
+/** The `|` after the one at `previous` (-1: none) and before `end`, or -1. */
+function nextBar(text: string, previous: number, end: number): number {
+  return previous === -1 ? -1 : bar(text, previous + 1, end);
+}
+
+/** The whole number written at `text[start..end)` (digits only, at most 15), or -1. */
+function numberAt(text: string, start: number, end: number): number {
+  if (end <= start || end - start > 15) return -1;
+  let v = 0;
+  for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 48 || c > 57) return -1;
+    v = v * 10 + (c - 48);
+  }
+  return v;
+}
+
+/** The lines that are not blank, with their numbers (for the answers that stay small: report's sacct). */
 function lines(stdout: string): Array<{ line: string; lineNumber: number }> {
-  return stdout
-    .split("\n")
-    .map((line, index) => ({ line: line.replace(/\r$/, ""), lineNumber: index + 1 }))
-    .filter(({ line }) => line.trim() !== "");
+  const out: Array<{ line: string; lineNumber: number }> = [];
+  forEachLine(stdout, (line, lineNumber) => out.push({ line, lineNumber }));
+  return out;
 }
 
 function invalid(error: z.ZodError, line: string, lineNumber: number, what: string): SlurmOutputError {
@@ -112,36 +174,109 @@ interface RecordBase {
   source: RecordSource;
 }
 
-/** Appends one at a time: a spread of a big range (125,000+ tasks) into push() overflows the stack. */
-function appendAll<T>(into: T[], items: readonly T[]): void {
-  for (const item of items) into.push(item);
-}
-
-// One row per task: a range row becomes one record per index, all sharing the array job id.
-function toRecords(row: RecordBase, parsed: ParsedId, arrayJobIdHint: string | null): TaskRecord[] {
+/** The record a row gives (its task id and job id are set per task from the segment). */
+function rowTemplate(row: RecordBase, taskId: number | null, jobId: string, arrayJobId: string | null): TaskRecord {
   const translated = translateState(row.state);
-  const common = {
-    rawId: row.rawId,
+  return {
+    jobId: copied(jobId),
+    arrayJobId: arrayJobId === null ? null : copied(arrayJobId),
+    taskId,
+    rawId: copied(row.rawId),
     state: translated.state,
-    rawState: translated.raw,
-    reason: row.reason,
+    rawState: copied(translated.raw),
+    reason: row.reason === null ? null : copied(row.reason),
     exitCode: row.exitCode,
     signal: row.signal,
-    ...(translated.cancelledBy !== undefined ? { cancelledBy: translated.cancelledBy } : {}),
-    ...(row.dependency !== undefined ? { dependency: row.dependency } : {}),
-    ...(row.comment !== undefined ? { comment: row.comment } : {}),
+    ...(translated.cancelledBy !== undefined ? { cancelledBy: copied(translated.cancelledBy) } : {}),
+    ...(row.dependency !== undefined ? { dependency: copied(row.dependency) } : {}),
+    ...(row.comment !== undefined ? { comment: copied(row.comment) } : {}),
     source: row.source,
   };
-  if (parsed.taskIds === null) {
-    return [{ jobId: row.ownJobId, arrayJobId: arrayJobIdHint, taskId: null, ...common }];
+}
+
+/**
+ * A string of its own: a piece cut from the answer may share the whole
+ * answer's memory (tens of MB for a big sacct), and a record kept from one
+ * poll to the next (a task's last final state) would keep it all. Once per
+ * template, not per row.
+ */
+function copied(text: string): string {
+  return text.length < 13 ? text : Buffer.from(text, "utf8").toString("utf8");
+}
+
+// One row: a range row is one segment per run of its indices, all sharing the array job id; a task's row one exact record.
+function addRow(answer: TaskAnswer, row: RecordBase, parsed: ParsedId, arrayJobIdHint: string | null, ranges: Array<[number, number, number]> | null): void {
+  if (parsed.taskIds === null && ranges === null) {
+    answer.addWhole(answer.template(rowTemplate(row, null, row.ownJobId, arrayJobIdHint)));
+    return;
   }
   const arrayJobId = arrayJobIdHint ?? parsed.baseId;
-  return parsed.taskIds.map((taskId) => ({
-    jobId: parsed.isRange ? arrayJobId : row.ownJobId,
-    arrayJobId,
-    taskId,
-    ...common,
-  }));
+  if (ranges !== null) {
+    const tpl = answer.template(rowTemplate(row, ranges[0]?.[0] ?? 0, arrayJobId, arrayJobId));
+    for (const [first, last, step] of ranges) answer.add(tpl, first, last, step, -1, true);
+    return;
+  }
+  for (const taskId of parsed.taskIds ?? []) {
+    const record = rowTemplate(row, taskId, parsed.isRange ? arrayJobId : row.ownJobId, arrayJobId);
+    answer.add(answer.template(record), taskId, taskId, 1, EXACT, parsed.isRange);
+  }
+}
+
+/**
+ * The rows of the common shape (`46_3` with a numeric own id and array id),
+ * compactly: rows of one array whose remaining fields (the "tail") are the
+ * same text share one template, validated once; neighbouring tasks extend one
+ * segment. The tail is compared in place: no string per row.
+ */
+class RowInterner {
+  private readonly byKey = new Map<string, number>();
+  /** Per distinct tail, the record it gave (validated once, whatever the array). */
+  private readonly byTail = new Map<string, TaskRecord>();
+  private lastArray = -1;
+  private lastTail = "";
+  private lastTpl = -1;
+  constructor(
+    private readonly answer: TaskAnswer,
+    private readonly text: string,
+  ) {}
+
+  /** The text from `start` is the last tail (its length already checked): a loop, faster here than startsWith with a position. */
+  private sameTail(start: number): boolean {
+    const tail = this.lastTail;
+    const text = this.text;
+    for (let i = tail.length - 1; i >= 0; i--) if (text.charCodeAt(start + i) !== tail.charCodeAt(i)) return false;
+    return true;
+  }
+
+  /**
+   * The template of the row of task `taskId` (own job id `own`) of array
+   * `arrayJobId` whose tail is `text[start..end)`; `make` checks the whole
+   * row and builds its record the first time a tail is seen.
+   */
+  templateOf(arrayJobId: number, taskId: number, own: number, start: number, end: number, make: () => TaskRecord): number {
+    if (this.lastTpl !== -1 && arrayJobId === this.lastArray && end - start === this.lastTail.length && this.sameTail(start)) return this.lastTpl;
+    const tail = this.text.slice(start, end);
+    const key = `${arrayJobId}|${tail}`;
+    let tpl = this.byKey.get(key);
+    if (tpl === undefined) {
+      const seen = this.byTail.get(tail);
+      let record: TaskRecord;
+      if (seen === undefined) {
+        record = make();
+        this.byTail.set(tail, record);
+      } else {
+        // The same text for another array: the same record but for its ids (a task's are set per task).
+        const array = String(arrayJobId);
+        record = { ...seen, jobId: String(own), arrayJobId: array, taskId, rawId: `${array}_${taskId}` };
+      }
+      tpl = this.answer.template(record);
+      this.byKey.set(key, tpl);
+    }
+    this.lastArray = arrayJobId;
+    this.lastTail = tail;
+    this.lastTpl = tpl;
+    return tpl;
+  }
 }
 
 /** The squeue format hpcpipe asks for; the comment is last because it may contain `|`. */
@@ -158,50 +293,98 @@ const SqueueRow = z.object({
   comment: z.string().optional(),
 });
 
-/** Parses `squeue -h -o '%i|%A|%F|%K|%T|%r|%E|%k'` (with or without -r; the trailing %k is optional). */
+/** Parses `squeue -h -o '%i|%A|%F|%K|%T|%r|%E|%k'` (with or without -r; the trailing %k is optional): one record per task. */
 export function parseSqueue(stdout: string): TaskRecord[] {
-  const records: TaskRecord[] = [];
-  for (const { line, lineNumber } of lines(stdout)) {
-    const fields = line.split("|");
-    if (fields.length < 7) throw new SlurmOutputError("squeue line has fewer than 7 fields", line, lineNumber);
-    const [rawId, jobId, arrayJobId, taskField, state, reason, dependency, ...comment] = fields;
-    const parsedRow = SqueueRow.safeParse({
-      rawId,
-      jobId,
-      arrayJobId,
-      taskField,
-      state,
-      reason,
-      dependency,
-      comment: comment.length > 0 ? comment.join("|") : undefined,
-    });
-    if (!parsedRow.success) throw invalid(parsedRow.error, line, lineNumber, "squeue");
-    const row = parsedRow.data;
-    const parsedId = parsePrintedJobId(row.rawId);
-    if (!parsedId) throw new SlurmOutputError("squeue job id has an unknown shape", line, lineNumber);
-    const isArray = row.taskField !== "N/A";
-    const dependencyText = nullable(row.dependency);
-    const commentText = row.comment === undefined ? null : nullable(row.comment);
-    appendAll(
-      records,
-      toRecords(
-        {
-          rawId: row.rawId,
-          ownJobId: row.jobId,
-          state: row.state,
-          reason: nullable(row.reason),
-          exitCode: null,
-          signal: null,
-          ...(dependencyText !== null ? { dependency: dependencyText } : {}),
-          ...(commentText !== null ? { comment: commentText } : {}),
-          source: "squeue",
-        },
-        isArray ? parsedId : { ...parsedId, taskIds: null },
-        isArray ? row.arrayJobId : null,
-      ),
-    );
+  return parseSqueueAnswer(stdout).expand();
+}
+
+/**
+ * Parses `squeue -h -o '%i|%A|%F|%K|%T|%r|%E|%k'` (with or without -r; the
+ * trailing %k is optional) into a TaskAnswer: a pending range stays one
+ * segment, and tasks in order with the same state, reason, dependency and
+ * comment share one, so a million rows are not a million records. Every row
+ * is checked as SqueueRow says; a row's state, reason, dependency and comment
+ * text is validated once per distinct text.
+ */
+export function parseSqueueAnswer(stdout: string): TaskAnswer {
+  const answer = new TaskAnswer();
+  const interner = new RowInterner(answer, stdout);
+  forEachLineAt(stdout, (start, end, lineNumber) => {
+    // The common row: a task's own row `46_3|50|46|3|STATE|...`, every id numeric, the array id as in %i.
+    const p1 = bar(stdout, start, end);
+    const p2 = nextBar(stdout, p1, end);
+    const p3 = nextBar(stdout, p2, end);
+    const p4 = nextBar(stdout, p3, end);
+    const p6 = nextBar(stdout, nextBar(stdout, p4, end), end);
+    if (p6 !== -1) {
+      const under = stdout.indexOf("_", start);
+      const arrayJobId = numberAt(stdout, p2 + 1, p3);
+      if (under !== -1 && under < p1 && under - start === p3 - p2 - 1 && arrayJobId !== -1 && numberAt(stdout, start, under) === arrayJobId && !(p4 === p3 + 4 && stdout.startsWith("N/A", p3 + 1))) {
+        const taskId = numberAt(stdout, under + 1, p1);
+        const own = numberAt(stdout, p1 + 1, p2);
+        if (taskId !== -1 && own !== -1 && p4 > p3 + 1) {
+          const tpl = interner.templateOf(arrayJobId, taskId, own, p4 + 1, end, () => squeueRecord(stdout.slice(start, end), lineNumber).template);
+          answer.addTask(tpl, taskId, own);
+          return;
+        }
+      }
+    }
+    const line = stdout.slice(start, end);
+    if (p6 === -1) throw new SlurmOutputError("squeue line has fewer than 7 fields", line, lineNumber);
+    const { row, parsedId, isArray, ranges } = squeueRecord(line, lineNumber);
+    addRow(answer, row, isArray ? parsedId : { ...parsedId, taskIds: null }, isArray ? row.arrayJobIdField : null, isArray ? ranges : null);
+  });
+  return answer;
+}
+
+/** One squeue line checked in full (SqueueRow) and read: its record, as the first task of the row. */
+function squeueRecord(line: string, lineNumber: number): { row: RecordBase & { arrayJobIdField: string }; parsedId: ParsedId; isArray: boolean; ranges: Array<[number, number, number]> | null; template: TaskRecord } {
+  const fields = line.split("|");
+  const [rawId, jobId, arrayJobId, taskField, state, reason, dependency, ...comment] = fields;
+  const parsedRow = SqueueRow.safeParse({
+    rawId,
+    jobId,
+    arrayJobId,
+    taskField,
+    state,
+    reason,
+    dependency,
+    comment: comment.length > 0 ? comment.join("|") : undefined,
+  });
+  if (!parsedRow.success) throw invalid(parsedRow.error, line, lineNumber, "squeue");
+  const data = parsedRow.data;
+  const parsedId = parseRowId(data.rawId);
+  if (!parsedId) throw new SlurmOutputError("squeue job id has an unknown shape", line, lineNumber);
+  const isArray = data.taskField !== "N/A";
+  const dependencyText = nullable(data.dependency);
+  const commentText = data.comment === undefined ? null : nullable(data.comment);
+  const row = {
+    rawId: data.rawId,
+    ownJobId: data.jobId,
+    arrayJobIdField: data.arrayJobId,
+    state: data.state,
+    reason: nullable(data.reason),
+    exitCode: null,
+    signal: null,
+    ...(dependencyText !== null ? { dependency: dependencyText } : {}),
+    ...(commentText !== null ? { comment: commentText } : {}),
+    source: "squeue" as const,
+  };
+  const first = parsedId.ranges?.[0]?.[0] ?? null;
+  const template = rowTemplate(row, isArray ? first : null, data.jobId, isArray ? data.arrayJobId : null);
+  return { row, parsedId: parsedId.id, isArray, ranges: parsedId.ranges, template };
+}
+
+/** A printed id split into its array job id and, for a range, runs of task ids (not expanded). */
+function parseRowId(rawId: string): { id: ParsedId; ranges: Array<[number, number, number]> | null } | null {
+  const match = PRINTED_ID.exec(rawId);
+  if (!match?.[1]) return null;
+  if (match[2] !== undefined) return { id: { baseId: match[1], taskIds: [Number(match[2])], isRange: false }, ranges: null };
+  if (match[3] !== undefined) {
+    const ranges = arrayRanges(match[3]);
+    return ranges ? { id: { baseId: match[1], taskIds: [], isRange: true }, ranges } : null;
   }
-  return records;
+  return { id: { baseId: match[1], taskIds: null, isRange: false }, ranges: null };
 }
 
 /** The sacct fields hpcpipe asks for, in this order (all exist in 22.05: `sacct --helpformat`). */
@@ -221,35 +404,63 @@ const SacctRow = z.object({
  * `52_[2-9%2]` becomes one record per task.
  */
 export function parseSacct(stdout: string): TaskRecord[] {
-  const records: TaskRecord[] = [];
-  for (const { line, lineNumber } of lines(stdout)) {
-    const fields = line.split("|");
-    if (fields.length < SACCT_FIELDS.length) throw new SlurmOutputError("sacct line has too few fields", line, lineNumber);
-    const [rawId, jobIdRaw, state, exitCode, ...reason] = fields;
-    const parsedRow = SacctRow.safeParse({ rawId, jobIdRaw, state, exitCode, reason: reason.join("|") });
-    if (!parsedRow.success) throw invalid(parsedRow.error, line, lineNumber, "sacct");
-    const row = parsedRow.data;
-    if (row.rawId.includes(".")) continue; // a job step, not the allocation
-    const parsedId = parsePrintedJobId(row.rawId);
-    if (!parsedId) throw new SlurmOutputError("sacct JobID has an unknown shape", line, lineNumber);
-    const isArray = parsedId.taskIds !== null;
-    appendAll(
-      records,
-      toRecords(
-        {
-          rawId: row.rawId,
-          ownJobId: JOB_ID.test(row.jobIdRaw) ? row.jobIdRaw : parsedId.baseId,
-          state: row.state,
-          reason: nullable(row.reason),
-          ...parseExitCode(row.exitCode),
-          source: "sacct",
-        },
-        parsedId,
-        isArray ? parsedId.baseId : null,
-      ),
-    );
-  }
-  return records;
+  return parseSacctAnswer(stdout).expand();
+}
+
+/**
+ * Parses `sacct -n -P -o JobID,JobIDRaw,State,ExitCode,Reason` into a
+ * TaskAnswer (see parseSqueueAnswer): step rows are skipped, a pending range
+ * stays one segment, tasks in order in the same state share one.
+ */
+export function parseSacctAnswer(stdout: string): TaskAnswer {
+  const answer = new TaskAnswer();
+  const interner = new RowInterner(answer, stdout);
+  forEachLineAt(stdout, (start, end, lineNumber) => {
+    const p1 = bar(stdout, start, end);
+    const p2 = nextBar(stdout, p1, end);
+    const p3 = nextBar(stdout, p2, end);
+    const p4 = nextBar(stdout, p3, end);
+    // The common row: an array task's own row `46_3|50|STATE|...` with a numeric JobIDRaw and a state.
+    if (p4 !== -1 && p3 > p2 + 1) {
+      const under = stdout.indexOf("_", start);
+      const arrayJobId = under !== -1 && under < p1 ? numberAt(stdout, start, under) : -1;
+      const taskId = arrayJobId !== -1 ? numberAt(stdout, under + 1, p1) : -1;
+      const own = taskId !== -1 ? numberAt(stdout, p1 + 1, p2) : -1;
+      if (own !== -1) {
+        const tpl = interner.templateOf(arrayJobId, taskId, own, p2 + 1, end, () => sacctRecord(stdout.slice(start, end), lineNumber)?.template as TaskRecord);
+        answer.addTask(tpl, taskId, own);
+        return;
+      }
+    }
+    const line = stdout.slice(start, end);
+    if (p4 === -1) throw new SlurmOutputError("sacct line has too few fields", line, lineNumber);
+    const read = sacctRecord(line, lineNumber);
+    if (read === null) return; // a job step, not the allocation
+    addRow(answer, read.row, read.parsedId, read.isArray ? read.parsedId.baseId : null, read.ranges);
+  });
+  return answer;
+}
+
+/** One sacct line checked in full (SacctRow) and read; null for a job step (`45.batch`). */
+function sacctRecord(line: string, lineNumber: number): { row: RecordBase; parsedId: ParsedId; isArray: boolean; ranges: Array<[number, number, number]> | null; template: TaskRecord } | null {
+  const [rawId, jobIdRaw, state, exitCode, ...reason] = line.split("|");
+  const parsedRow = SacctRow.safeParse({ rawId, jobIdRaw, state, exitCode, reason: reason.join("|") });
+  if (!parsedRow.success) throw invalid(parsedRow.error, line, lineNumber, "sacct");
+  const data = parsedRow.data;
+  if (data.rawId.includes(".")) return null;
+  const parsed = parseRowId(data.rawId);
+  if (!parsed) throw new SlurmOutputError("sacct JobID has an unknown shape", line, lineNumber);
+  const isArray = parsed.id.taskIds !== null;
+  const row: RecordBase = {
+    rawId: data.rawId,
+    ownJobId: JOB_ID.test(data.jobIdRaw) ? data.jobIdRaw : parsed.id.baseId,
+    state: data.state,
+    reason: nullable(data.reason),
+    ...parseExitCode(data.exitCode),
+    source: "sacct",
+  };
+  const first = parsed.ranges?.[0]?.[0] ?? parsed.id.taskIds?.[0] ?? null;
+  return { row, parsedId: parsed.id, isArray, ranges: parsed.ranges, template: rowTemplate(row, isArray ? first : null, row.ownJobId, isArray ? parsed.id.baseId : null) };
 }
 
 /**
@@ -415,10 +626,15 @@ const ScontrolJob = z.object({
 
 /** Parses `scontrol show job -o [id]`: one line per job or array task (a pending range expands to its tasks). */
 export function parseScontrol(stdout: string): TaskRecord[] {
-  const records: TaskRecord[] = [];
-  for (const { line, lineNumber } of lines(stdout)) {
+  return parseScontrolAnswer(stdout).expand();
+}
+
+/** Parses `scontrol show job -o [id]` into a TaskAnswer: a pending range (`ArrayTaskId=2-199999%50`) stays one segment. */
+export function parseScontrolAnswer(stdout: string): TaskAnswer {
+  const answer = new TaskAnswer();
+  forEachLine(stdout, (line, lineNumber) => {
     if (!line.startsWith("JobId=")) {
-      if (/^No jobs in the system/i.test(line.trim())) continue;
+      if (/^No jobs in the system/i.test(line.trim())) return;
       throw new SlurmOutputError("scontrol line does not start with JobId=", line, lineNumber);
     }
     const parsedJob = ScontrolJob.safeParse(Object.fromEntries(parseScontrolLine(line)));
@@ -426,35 +642,37 @@ export function parseScontrol(stdout: string): TaskRecord[] {
     const job = parsedJob.data;
     const arrayJobId = job.ArrayJobId ?? null;
     let parsedId: ParsedId = { baseId: job.JobId, taskIds: null, isRange: false };
+    let ranges: Array<[number, number, number]> | null = null;
     let rawId = job.JobId;
     if (arrayJobId !== null && job.ArrayTaskId !== undefined) {
       const single = /^\d+$/.test(job.ArrayTaskId);
-      const taskIds = single ? [Number(job.ArrayTaskId)] : expandArrayRange(job.ArrayTaskId);
-      if (!taskIds) throw new SlurmOutputError("scontrol ArrayTaskId has an unknown shape", line, lineNumber);
-      parsedId = { baseId: arrayJobId, taskIds, isRange: !single };
+      if (!single) {
+        ranges = arrayRanges(job.ArrayTaskId);
+        if (!ranges) throw new SlurmOutputError("scontrol ArrayTaskId has an unknown shape", line, lineNumber);
+      }
+      parsedId = { baseId: arrayJobId, taskIds: single ? [Number(job.ArrayTaskId)] : [], isRange: !single };
       rawId = single ? `${arrayJobId}_${job.ArrayTaskId}` : `${arrayJobId}_[${job.ArrayTaskId}]`;
     }
     const dependency = nullable(job.Dependency);
     const comment = nullable(job.Comment);
-    appendAll(
-      records,
-      toRecords(
-        {
-          rawId,
-          ownJobId: job.JobId,
-          state: job.JobState,
-          reason: nullable(job.Reason),
-          ...parseExitCode(job.ExitCode),
-          ...(dependency !== null ? { dependency } : {}),
-          ...(comment !== null ? { comment } : {}),
-          source: "scontrol",
-        },
-        parsedId,
-        arrayJobId,
-      ),
+    addRow(
+      answer,
+      {
+        rawId,
+        ownJobId: job.JobId,
+        state: job.JobState,
+        reason: nullable(job.Reason),
+        ...parseExitCode(job.ExitCode),
+        ...(dependency !== null ? { dependency } : {}),
+        ...(comment !== null ? { comment } : {}),
+        source: "scontrol",
+      },
+      parsedId,
+      arrayJobId,
+      ranges,
     );
-  }
-  return records;
+  });
+  return answer;
 }
 
 /** `sbatch --parsable` prints `<jobid>` or `<jobid>;<cluster>` and a newline. */
@@ -466,24 +684,11 @@ export function parseSbatchParsable(stdout: string): { jobId: string; cluster: s
 }
 
 /** The task a record describes: `46_3` for an array task, `44` for a plain job. */
-export function taskKey(record: Pick<TaskRecord, "jobId" | "arrayJobId" | "taskId">): string {
-  return record.arrayJobId !== null && record.taskId !== null ? `${record.arrayJobId}_${record.taskId}` : record.jobId;
-}
+export const taskKey = answerTaskKey;
 
 /**
  * One record per task. sacct can list a task both inside a pending range and
  * on its own row (it lags slurmctld), and `sacct -D` lists every run of a
  * requeued job: a task's own row beats a range, and a later row beats an earlier one.
  */
-export function dedupeTasks(records: readonly TaskRecord[]): TaskRecord[] {
-  const byTask = new Map<string, TaskRecord>();
-  for (const record of records) {
-    const key = taskKey(record);
-    const previous = byTask.get(key);
-    const isRange = record.rawId.includes("[");
-    if (previous && isRange && !previous.rawId.includes("[")) continue;
-    byTask.delete(key); // keep output order = order of the winning rows
-    byTask.set(key, record);
-  }
-  return [...byTask.values()];
-}
+export const dedupeTasks = dedupe;

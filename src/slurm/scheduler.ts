@@ -12,20 +12,22 @@ import {
   type CommandResult,
 } from "./errors.js";
 import {
-  dedupeTasks,
   parsePrintedJobId,
-  parseSacct,
+  parseSacctAnswer,
   parseSacctTimes,
   parseSbatchParsable,
-  parseScontrol,
-  parseSqueue,
-  taskKey,
+  parseScontrolAnswer,
+  parseSqueueAnswer,
   type JobTimesRecord,
   type TaskRecord,
 } from "./parse.js";
+import { EXACT, TaskAnswer, taskKey } from "./task-answer.js";
 
 /** Per requested job id, the records of its tasks (one for a plain job). */
 export type JobStatusMap = Map<string, TaskRecord[]>;
+
+/** Per requested job id, its tasks' records compactly (see TaskAnswer). */
+export type JobAnswerMap = Map<string, TaskAnswer>;
 
 export interface SlurmSchedulerOptions {
   /**
@@ -57,17 +59,77 @@ export function unknownRecord(id: string): TaskRecord {
   };
 }
 
-// Which requested ids a record answers: its array job id, its own job id, or the task itself (`46_3`).
-function assign(records: readonly TaskRecord[], wanted: ReadonlySet<string>, into: JobStatusMap): void {
-  for (const record of records) {
-    const keys = new Set([record.arrayJobId ?? record.jobId, record.jobId, taskKey(record)]);
-    for (const key of keys) {
-      if (!wanted.has(key)) continue;
-      const list = into.get(key);
-      if (list) list.push(record);
-      else into.set(key, [record]);
+/**
+ * Which requested ids each segment of an answer answers: its array job id
+ * (or a plain job's id), a task's own job id, or the task itself (`46_3`),
+ * as one segment, or one task of it, in that id's answer. `fill`: the
+ * segments come from the fallback query (sacct, scontrol).
+ */
+function assign(answer: TaskAnswer, wanted: readonly string[], fill: boolean): JobAnswerMap {
+  const into: JobAnswerMap = new Map();
+  const wantedSet = new Set(wanted);
+  // Own job ids asked for (sorted, for a search per segment) and tasks asked for as `46_3`.
+  const numeric = wanted.filter((id) => /^\d+$/.test(id)).map(Number).sort((a, b) => a - b);
+  const tasksOf = new Map<string, Set<number>>();
+  for (const id of wanted) {
+    const m = /^(\d+)_(\d+)$/.exec(id);
+    if (m?.[1] !== undefined && m[2] !== undefined) tasksOf.set(m[1], (tasksOf.get(m[1]) ?? new Set()).add(Number(m[2])));
+  }
+  const templateMaps = new Map<TaskAnswer, Map<number, number>>();
+  const put = (id: string, i: number, only?: number): void => {
+    let target = into.get(id);
+    if (target === undefined) {
+      target = new TaskAnswer();
+      into.set(id, target);
+    }
+    let map = templateMaps.get(target);
+    if (map === undefined) {
+      map = new Map();
+      templateMaps.set(target, map);
+    }
+    target.copyFrom(answer, i, map, fill, only);
+  };
+  const firstAtLeast = (v: number): number => {
+    let lo = 0;
+    let hi = numeric.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if ((numeric[mid] as number) < v) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+  for (let i = 0; i < answer.size; i++) {
+    const s = answer.segment(i);
+    const r = s.template;
+    if (answer.isWhole(i)) {
+      for (const key of new Set([r.arrayJobId ?? r.jobId, r.jobId, taskKey(r)])) if (wantedSet.has(key)) put(key, i);
+      continue;
+    }
+    const base = r.arrayJobId ?? r.jobId;
+    if (wantedSet.has(base)) put(base, i);
+    // A task's own job id, when asked for by itself (not the array's id: that is the segment above).
+    if (!s.range && numeric.length > 0) {
+      if (s.own === EXACT) {
+        if (r.jobId !== base && wantedSet.has(r.jobId)) put(r.jobId, i);
+      } else {
+        const count = Math.floor((s.last - s.first) / s.step) + 1;
+        const lo = s.own;
+        const hi = s.seq ? s.own + count - 1 : s.own;
+        for (let k = firstAtLeast(lo); k < numeric.length && (numeric[k] as number) <= hi; k++) {
+          const id = numeric[k] as number;
+          if (String(id) === base) continue;
+          if (s.seq) put(String(id), i, s.first + (id - s.own) * s.step);
+          else for (const t of answer.taskIds(i)) put(String(id), i, t);
+        }
+      }
+    } else if (s.range && wantedSet.has(r.jobId) && r.jobId !== base) put(r.jobId, i);
+    const asked = tasksOf.get(base);
+    if (asked !== undefined) {
+      for (const t of asked) if (t >= s.first && t <= s.last && (t - s.first) % s.step === 0) put(`${base}_${t}`, i, t);
     }
   }
+  return into;
 }
 
 export class SlurmScheduler {
@@ -108,46 +170,56 @@ export class SlurmScheduler {
    * are taken from it (squeue is live; sacct lags).
    */
   async status(jobIds: readonly string[], options: { expect?: ReadonlyMap<string, readonly number[]> } = {}): Promise<JobStatusMap> {
+    const answers = await this.statusAnswers(jobIds, options);
+    const result: JobStatusMap = new Map();
+    for (const [id, answer] of answers) result.set(id, answer.records());
+    return result;
+  }
+
+  /**
+   * `status`, compactly: per id, a TaskAnswer (a pending range, and tasks in
+   * order in the same state, are one segment each), so a million-task answer
+   * makes no record per task. The same queries and the same answer task for
+   * task: `status` is this, expanded.
+   */
+  async statusAnswers(jobIds: readonly string[], options: { expect?: ReadonlyMap<string, readonly number[]> } = {}): Promise<JobAnswerMap> {
     const ids = [...new Set(jobIds)];
-    const found: JobStatusMap = new Map();
+    const found: JobAnswerMap = new Map();
     if (ids.length === 0) return found;
 
-    assign(await this.query(squeueArgv(ids, { onlyMine: this.onlyMine }), parseSqueue), new Set(ids), found);
+    for (const [id, answer] of assign(await this.query(squeueArgv(ids, { onlyMine: this.onlyMine }), parseSqueueAnswer), ids, false)) found.set(id, answer);
 
     const incomplete = ids.filter((id) => {
       const wanted = options.expect?.get(id);
       const seen = found.get(id);
       if (wanted === undefined || wanted.length === 0 || seen === undefined) return false;
-      const tasks = new Set(seen.map((r) => r.taskId));
-      return wanted.some((t) => !tasks.has(t));
+      return !seen.covers(wanted);
     });
-    const fill = (records: readonly TaskRecord[], asked: readonly string[]): void => {
-      const extra: JobStatusMap = new Map();
-      assign(records, new Set(asked), extra);
-      for (const [id, list] of extra) {
+    const fill = (answer: TaskAnswer, asked: readonly string[]): void => {
+      for (const [id, extra] of assign(answer, asked, true)) {
         const have = found.get(id);
-        if (have === undefined) found.set(id, list);
+        if (have === undefined) found.set(id, extra);
         else {
-          const tasks = new Set(have.map((r) => r.taskId));
-          // One at a time: a spread of an array job's records (100,000 tasks) into push() overflows the stack.
-          for (const r of list) if (r.taskId !== null && !tasks.has(r.taskId)) have.push(r);
+          // After squeue's segments: a task squeue named keeps squeue's record (squeue is live; sacct lags).
+          const map = new Map<number, number>();
+          for (let i = 0; i < extra.size; i++) have.copyFrom(extra, i, map, true);
         }
       }
     };
     let asked = [...ids.filter((id) => !found.has(id)), ...incomplete];
     if (asked.length > 0 && !this.accountingOff) {
       try {
-        fill(await this.query(sacctArgv(asked), parseSacct), asked);
+        fill(await this.query(sacctArgv(asked), parseSacctAnswer), asked);
         asked = [];
       } catch (error) {
         if (!(error instanceof AccountingDisabledError) || this.accountingMode === "on") throw error;
         this.accountingOff = true;
       }
     }
-    if (asked.length > 0 && this.accountingOff) fill(await this.query(scontrolArgv(asked), parseScontrol), asked);
+    if (asked.length > 0 && this.accountingOff) fill(await this.query(scontrolArgv(asked), parseScontrolAnswer), asked);
 
-    const result: JobStatusMap = new Map();
-    for (const id of ids) result.set(id, dedupeTasks(found.get(id) ?? [unknownRecord(id)]));
+    const result: JobAnswerMap = new Map();
+    for (const id of ids) result.set(id, found.get(id) ?? TaskAnswer.fromRecords([unknownRecord(id)], "dedupe"));
     return result;
   }
 
@@ -191,13 +263,13 @@ export class SlurmScheduler {
 
   // Runs one status query. "Invalid job id specified" only comes back when a
   // single asked-for id is unknown to slurmctld: that is an empty answer.
-  private async query(argv: string[], parse: (stdout: string) => TaskRecord[]): Promise<TaskRecord[]> {
+  private async query(argv: string[], parse: (stdout: string) => TaskAnswer): Promise<TaskAnswer> {
     this.queryCount += 1;
     const result = await this.execute(argv);
     try {
       checkResult(argv, result);
     } catch (error) {
-      if (error instanceof InvalidJobIdError) return [];
+      if (error instanceof InvalidJobIdError) return new TaskAnswer();
       throw error;
     }
     return this.parsed(argv, result, parse);

@@ -3,9 +3,13 @@ import { sacctArgv, sbatchArgv, scancelArgv, scontrolArgv, squeueArgv } from "..
 import { fixture, idsOf } from "./fixtures.js";
 
 describe("SLURM argv builders", () => {
-  it("builds exactly the squeue argv whose real output the fixtures hold", () => {
-    const captured = fixture("squeue-all");
+  it("builds exactly the squeue argv whose real output the fixtures hold: without -r, pending tasks as one range line", () => {
+    const captured = fixture("squeue-throttled-array-unexpanded");
     expect(squeueArgv(idsOf(captured))).toEqual(captured.argv);
+    // The other squeue fixtures were captured with -r (one line per task); the parser reads both.
+    const expanded = fixture("squeue-all");
+    expect(squeueArgv(idsOf(expanded))).toEqual(expanded.argv.filter((a) => a !== "-r"));
+    expect(squeueArgv(idsOf(expanded))).not.toContain("-r");
   });
 
   it("builds exactly the sacct argv whose real output the fixtures hold", () => {
