@@ -550,6 +550,7 @@ _hp_pack_run() {
       esac
     done
   else
+    ((_HP_PACK_SLOTS == 1)) || _hp_log "warning: job $_HP_JOB_ID: cannot make the pipes of $_HP_PACK_SLOTS workers (/dev/fd); the items run one at a time"
     _HP_PACK_SLOTS=1
     _hp_pack_worker 0 "$2" "$3" "$5" "$6" &
     _HP_PACK_RUNNING[$!]=1

@@ -212,6 +212,7 @@ describe("a packed map task", () => {
     const job = packedMapJob("m", "it", [timedStep("m.{i}.t", 1, 0.05), step("m.{i}.f", '[ "$HPCPIPE_TASK" != 2 ]')], { itemsPerTask: 4 }, { count: 1 });
     const res = await runScript(run, writeJob(run, job), { ...arrayEnv(0), SLURM_CPUS_PER_TASK: "3" });
     expect(res.stderr).toContain("runs items 0-3, at most 3 at once");
+    expect(res.stderr).toContain("cannot make the pipes of 3 workers (/dev/fd); the items run one at a time");
     expect(maxOverlap(run)).toEqual({ max: 1, items: [0, 1, 2, 3] });
     expect(res.code).toBe(1);
     expect(readState(run, "m.2")).toMatchObject({ success: false, meta: { failed_step: "m.2.f" } });
