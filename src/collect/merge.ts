@@ -443,7 +443,8 @@ class MapLines {
     const items = ctx.items as NonNullable<MergeContext["items"]>;
     items.writer ??= new ItemLinesWriter(items.dir);
     const outer = ctx.out;
-    const scratch: Record<string, CompletedState> = {};
+    // A dictionary from the start: an object literal given a million distinct keys makes V8 build a hidden class for each.
+    const scratch = Object.create(null) as Record<string, CompletedState>;
     ctx.out = scratch;
     ctx.inItem = true;
     ctx.leaves = this.leaves;
