@@ -135,8 +135,11 @@ export class PackIndex {
 
   /** Some item is in the ranges of two files of one pack (a resume that packed the items differently). */
   overlaps(): boolean {
-    for (const pack of this.unsorted) this.sortPack(pack);
-    this.unsorted.clear();
+    // Asked once per key read: clear() allocates a new table even when the set is empty.
+    if (this.unsorted.size > 0) {
+      for (const pack of this.unsorted) this.sortPack(pack);
+      this.unsorted.clear();
+    }
     if (this.overlapping === null) {
       this.overlapping = false;
       for (const list of this.byPack.values()) for (let i = 1; i < list.length; i++) if ((list[i] as PackName).first <= (list[i - 1] as PackName).last) this.overlapping = true;

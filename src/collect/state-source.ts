@@ -103,6 +103,8 @@ abstract class CachedSource implements StateSource {
 
   /** A pack file, parsed (once while it stays among the last few used). */
   private pack(file: string): PackContents {
+    // The file of the last key asked, normally: already the most recently used.
+    if (this.recent !== null && this.recent.file === file) return this.recent.contents;
     const kept = this.parsed.get(file);
     if (kept !== undefined) {
       this.parsed.delete(file);
