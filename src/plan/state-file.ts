@@ -64,8 +64,9 @@ const isPlain = (v: unknown): v is Record<string, unknown> =>
  * left out), or null when the value is not plainly valid — then zod decides
  * and names what is wrong. Never accepts what the schema refuses (it is
  * stricter where it is simpler: a plain prototype, no `__proto__` key).
- * `json` must be fresh JSON.parse output: its meta, outputs and provides are
- * taken as they are, not copied.
+ * `json` must be fresh JSON.parse output: it is returned itself when its fields
+ * are the schema's in the schema's order (as the wrapper writes them), else
+ * copied in that order; its meta, outputs and provides are never copied.
  */
 export function stateFileFast(json: unknown): StateFile | null {
   if (!isPlain(json)) return null;
@@ -76,11 +77,43 @@ export function stateFileFast(json: unknown): StateFile | null {
   if (!isPlain(outputs) || !isPlain(meta) || !(error === null || isString(error, 65_536)) || !isString(signature, 64) || !FAILURE_OR_NULL.has(failure)) return null;
   if (!isString(key, 1024) || !STEP_KEY_PATTERN.test(key)) return null;
   if (!isOptString(host, 256) || !(exit_code === undefined || exit_code === null || isInt(exit_code)) || !(attempt === undefined || (isInt(attempt) && attempt >= 1))) return null;
-  const out: StateFile = { success, timestamp, duration_s, provides: provides as string[], outputs, error, meta, signature, failure: failure as StateFile["failure"], key };
   if (slurm !== undefined) {
     if (!isPlain(slurm)) return null;
     const { job_id, array_job_id, array_task_id, task } = slurm;
     if (!isOptString(job_id, 32) || !isOptString(array_job_id, 32) || !isOptString(array_task_id, 32) || !(task === undefined || (isInt(task) && task >= 0))) return null;
+  }
+  if (cached !== undefined) {
+    if (!isPlain(cached)) return null;
+    for (const field of Object.keys(cached)) if (!CACHED_FIELDS.has(field)) return null;
+    const { run, step, key: cacheKey, ran } = cached;
+    if (!isString(run, 128) || !isString(step, 1024) || !STEP_KEY_PATTERN.test(step) || typeof cacheKey !== "string" || !CACHE_KEY.test(cacheKey) || !isOptString(ran, 64)) return null;
+  }
+  // The line as it is when its fields are the schema's, in its order (as the wrapper writes them): no copy.
+  if (inOrder(json, STATE_FIELDS) && (slurm === undefined || inOrder(slurm as object, SLURM_FIELDS)) && (cached === undefined || inOrder(cached as object, CACHED_ORDER))) return json as StateFile;
+  return copyInOrder(json as StateFile);
+}
+
+/** The schema's fields, in its order (zod's output order). */
+const STATE_FIELDS = ["success", "timestamp", "duration_s", "provides", "outputs", "error", "meta", "signature", "failure", "key", "slurm", "host", "exit_code", "attempt", "cached"];
+const SLURM_FIELDS = ["job_id", "array_job_id", "array_task_id", "task"];
+const CACHED_ORDER = ["run", "step", "key", "ran"];
+
+/** Whether every enumerable field of `o` is one of `order`, in that order. */
+function inOrder(o: object, order: readonly string[]): boolean {
+  let i = 0;
+  for (const field in o) {
+    while (i < order.length && order[i] !== field) i++;
+    if (i === order.length) return false;
+    i++;
+  }
+  return true;
+}
+
+/** A validated state with its fields (and its slurm and cached fields) in the schema's order, unknown ones left out, as zod gives it. */
+function copyInOrder(v: StateFile): StateFile {
+  const out: StateFile = { success: v.success, timestamp: v.timestamp, duration_s: v.duration_s, provides: v.provides, outputs: v.outputs, error: v.error, meta: v.meta, signature: v.signature, failure: v.failure, key: v.key };
+  if (v.slurm !== undefined) {
+    const { job_id, array_job_id, array_task_id, task } = v.slurm;
     const s: NonNullable<StateFile["slurm"]> = {};
     if (job_id !== undefined) s.job_id = job_id;
     if (array_job_id !== undefined) s.array_job_id = array_job_id;
@@ -88,15 +121,12 @@ export function stateFileFast(json: unknown): StateFile | null {
     if (task !== undefined) s.task = task;
     out.slurm = s;
   }
-  if (host !== undefined) out.host = host;
-  if (exit_code !== undefined) out.exit_code = exit_code;
-  if (attempt !== undefined) out.attempt = attempt;
-  if (cached !== undefined) {
-    if (!isPlain(cached)) return null;
-    for (const field of Object.keys(cached)) if (!CACHED_FIELDS.has(field)) return null;
-    const { run, step, key: cacheKey, ran } = cached;
-    if (!isString(run, 128) || !isString(step, 1024) || !STEP_KEY_PATTERN.test(step) || typeof cacheKey !== "string" || !CACHE_KEY.test(cacheKey) || !isOptString(ran, 64)) return null;
-    out.cached = ran === undefined ? { run, step, key: cacheKey } : { run, step, key: cacheKey, ran };
+  if (v.host !== undefined) out.host = v.host;
+  if (v.exit_code !== undefined) out.exit_code = v.exit_code;
+  if (v.attempt !== undefined) out.attempt = v.attempt;
+  if (v.cached !== undefined) {
+    const { run, step, key, ran } = v.cached;
+    out.cached = ran === undefined ? { run, step, key } : { run, step, key, ran };
   }
   return out;
 }

@@ -60,6 +60,14 @@ describe("stateFileFast", () => {
     expect(agree({ ...FULL, cached: omit(FULL.cached, "ran") })).toBe(true);
   });
 
+  it("returns a line whose fields are the schema's, in its order, as it is (no copy)", () => {
+    const line = fresh(FULL);
+    expect(stateFileFast(line)).toBe(line);
+    const reordered = fresh({ ...FULL, slurm: { task: 0, job_id: "2" } });
+    expect(stateFileFast(reordered)).not.toBe(reordered);
+    expect(agree(reordered)).toBe(true);
+  });
+
   it("gives zod's field order and drops unknown fields, whatever order the line has", () => {
     const reversed: Record<string, unknown> = Object.fromEntries(Object.entries({ ...FULL, extra: 1 } as Record<string, unknown>).reverse());
     reversed.slurm = { task: 1, extra: "x", array_task_id: "3", job_id: "5" };
