@@ -46,7 +46,6 @@ export const stateFileSchema = z.object({
 
 export type StateFile = z.infer<typeof stateFileSchema>;
 
-
 const FAILURE_OR_NULL: ReadonlySet<unknown> = new Set<unknown>([...FAILURE_KINDS, null]);
 const CACHE_KEY = /^[0-9a-f]{64}$/;
 const CACHED_FIELDS: ReadonlySet<string> = new Set(["run", "step", "key", "ran"]);
