@@ -5,7 +5,7 @@
  * decides); it never accepts what the schema refuses.
  */
 import { describe, expect, it } from "vitest";
-import { parseStateFile, stateFileFast, stateFileSchema } from "../../src/plan/state-file.js";
+import { parseStateFile, STATE_FILE_FAST_COVERS, stateFileFast, stateFileSchema } from "../../src/plan/state-file.js";
 
 /** A state line with every optional field, as the wrapper writes it. */
 const FULL = {
@@ -50,6 +50,10 @@ const omit = (o: Record<string, unknown>, k: string): Record<string, unknown> =>
 const ODD: unknown[] = [null, true, false, 0, -1, 1.5, -0.5, 2 ** 53, "", "x", "x".repeat(70), "x".repeat(300), [], ["x"], [1], {}, { a: 1 }];
 
 describe("stateFileFast", () => {
+  it("knows every field of the schema (a field added to stateFileSchema must be added to stateFileFast too)", () => {
+    expect(STATE_FILE_FAST_COVERS).toBe(true);
+  });
+
   it("takes the wrapper's lines (every optional field, or none) and gives what zod gives", () => {
     expect(agree(FULL)).toBe(true);
     let bare: Record<string, unknown> = FULL;
