@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import "./node-flags.js";
 import { promptPassphrase } from "./passphrase.js";
 import { runCli } from "./run-cli.js";
 import { markTiming } from "../src/core/timing.js";

@@ -19,6 +19,7 @@ import type { JobTable } from "../local/job-table.js";
 import { identityOf } from "../local/process-identity.js";
 import type { RunRecord, RunStore } from "../runs/index.js";
 import { programPath } from "../version.js";
+import { NODE_FLAGS } from "../core/node-flags.js";
 import { sleep } from "./sleep.js";
 
 /** The supervisor's own log (its stdout and stderr) in the run directory. */
@@ -141,7 +142,7 @@ export async function spawnSupervisor(store: RunStore, runId: string, runDir: st
   let exited: string | null = null;
   let child;
   try {
-    child = spawn(process.execPath, [entry, runId], {
+    child = spawn(process.execPath, [...NODE_FLAGS, entry, runId], {
       detached: true,
       stdio: ["ignore", log, log],
       cwd: runDir,

@@ -92,7 +92,9 @@ interface Child {
 
 /** Converts a validated state file; the cluster facts go into meta. */
 export function stateFromFile(file: StateFile, node?: Pick<PlanNode, "provides">): CompletedState {
-  const meta: Record<string, unknown> = { ...file.meta };
+  // Object.assign, not a spread: a spread copy of a JSON.parse object that then takes four more fields costs
+  // ~30 times as much (Node 20). A `__proto__` key (which Object.assign would make the prototype) is spread.
+  const meta: Record<string, unknown> = Object.hasOwn(file.meta, "__proto__") ? { ...file.meta } : Object.assign({}, file.meta);
   if (file.exit_code !== undefined) meta.exit_code = file.exit_code;
   if (file.slurm !== undefined) meta.slurm = file.slurm;
   if (file.host !== undefined) meta.host = file.host;
@@ -326,6 +328,11 @@ function computeComposite(node: PlanNode, key: string, t: ChildTally): Completed
   return result;
 }
 
+/** Whether computeComposite would give a success, without building its state. */
+function compositeSucceeds(t: ChildTally): boolean {
+  return t.failed === undefined && t.missing.length === 0 && !(t.firstRan !== undefined && t.allNotRun);
+}
+
 function mergeNode(node: PlanNode, key: string, ctx: MergeContext): CompletedState | undefined {
   let state: CompletedState | undefined;
   if (node.kind === "step") {
@@ -337,11 +344,12 @@ function mergeNode(node: PlanNode, key: string, ctx: MergeContext): CompletedSta
     const lines = node.kind === "map" && ctx.items !== null && !ctx.inItem && mapItems(node, ctx.plan).count > ctx.items.max ? new MapLines(key) : null;
     for (const c of childrenOf(node, key, ctx)) addChild(tally, c, lines === null ? mergeNode(c.node, c.key, ctx) : lines.mergeItem(c, ctx));
     const own = fileState(node, key, ctx);
-    const anyRan = tally.firstRan !== undefined;
-    const computed = anyRan || tally.count === 0 ? computeComposite(node, key, tally) : undefined;
-    if (own === undefined) state = computed;
-    else if (computed !== undefined && !computed.success && (own.success || typeof own.meta.failed_step !== "string")) {
+    const computable = tally.firstRan !== undefined || tally.count === 0;
+    // The composite's own state is built only when it is the result (an item's unit line usually is).
+    if (own === undefined) state = computable ? computeComposite(node, key, tally) : undefined;
+    else if (computable && !compositeSucceeds(tally) && (own.success || typeof own.meta.failed_step !== "string")) {
       // The unit's own file is the truth, but a failure below it must name its deepest step like the core does.
+      const computed = computeComposite(node, key, tally);
       state = own.success ? computed : new CompletedState({ ...own, error: computed.error, meta: { ...own.meta, failed_step: computed.meta.failed_step } });
       if (own.success) state.meta.unit_state_success = true;
     } else state = own;
@@ -435,7 +443,8 @@ class MapLines {
     const items = ctx.items as NonNullable<MergeContext["items"]>;
     items.writer ??= new ItemLinesWriter(items.dir);
     const outer = ctx.out;
-    const scratch: Record<string, CompletedState> = {};
+    // A dictionary from the start: an object literal given a million distinct keys makes V8 build a hidden class for each.
+    const scratch = Object.create(null) as Record<string, CompletedState>;
     ctx.out = scratch;
     ctx.inItem = true;
     ctx.leaves = this.leaves;

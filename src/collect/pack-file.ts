@@ -10,7 +10,7 @@
  */
 import { preview } from "../core/preview.js";
 import { mapItemOfKey } from "./job-index.js";
-import { STATE_FILE_MAX_BYTES, STEP_KEY_PATTERN, stateFileSchema } from "../plan/state-file.js";
+import { parseStateFile, STATE_FILE_MAX_BYTES, STEP_KEY_PATTERN } from "../plan/state-file.js";
 import { issuesText } from "../core/preview.js";
 import type { ParsedState, StateProblem } from "./read-states.js";
 
@@ -98,7 +98,7 @@ export function parsePackFile(file: string, name: PackName, bytes: Buffer): Pack
       stray.push(lineProblem(file, line, `key ${preview(key)} is not an item ${name.first}..${name.last} of ${preview(name.pack)}, as the file name says`));
       continue;
     }
-    const parsed = stateFileSchema.safeParse(json);
+    const parsed = parseStateFile(json);
     // The last line of a key wins: delete first so iteration order is the order of last lines.
     byKey.delete(key);
     byKey.set(key, parsed.success ? { ok: true, key, state: parsed.data, line } : { ok: false, error: `line ${line}: not a valid state: ${issuesText(parsed.error.issues)}`, file, line });
@@ -135,8 +135,11 @@ export class PackIndex {
 
   /** Some item is in the ranges of two files of one pack (a resume that packed the items differently). */
   overlaps(): boolean {
-    for (const pack of this.unsorted) this.sortPack(pack);
-    this.unsorted.clear();
+    // Asked once per key read: clear() allocates a new table even when the set is empty.
+    if (this.unsorted.size > 0) {
+      for (const pack of this.unsorted) this.sortPack(pack);
+      this.unsorted.clear();
+    }
     if (this.overlapping === null) {
       this.overlapping = false;
       for (const list of this.byPack.values()) for (let i = 1; i < list.length; i++) if ((list[i] as PackName).first <= (list[i - 1] as PackName).last) this.overlapping = true;

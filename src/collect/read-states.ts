@@ -6,7 +6,7 @@
 import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
-import { STATE_FILE_MAX_BYTES, STEP_KEY_PATTERN, stateFileSchema } from "../plan/state-file.js";
+import { parseStateFile, STATE_FILE_MAX_BYTES, STEP_KEY_PATTERN } from "../plan/state-file.js";
 import type { StateFile } from "../plan/state-file.js";
 import { issuesText, preview } from "../core/preview.js";
 import { badPackName, PACK_FILE_MAX_BYTES, PackIndex, packOfFileName, parsePackFile } from "./pack-file.js";
@@ -52,7 +52,7 @@ export function parseStateText(name: string, text: string): ParsedState {
     const why = err instanceof Error ? err.message : String(err);
     return { ok: false, error: text.trim() === "" ? "state file is empty" : `not valid JSON (${why})` };
   }
-  const parsed = stateFileSchema.safeParse(json);
+  const parsed = parseStateFile(json);
   if (!parsed.success) {
     return { ok: false, error: `not a valid state file: ${issuesText(parsed.error.issues)}` };
   }

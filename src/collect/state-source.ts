@@ -63,6 +63,13 @@ export function mapSource(states: ReadonlyMap<string, StateFile>, problems: read
 /** Parsed pack files kept at once: the merge reads a map's items in order, so one is read per 100 items, each once. */
 const PARSED_PACKS = 4;
 
+/** A pack file parsed by a CachedSource, and the keys the merge asked of it so far (null: none, or all). */
+interface ParsedPack {
+  file: string;
+  contents: PackContents;
+  asked: Set<string> | null;
+}
+
 /** Pack file bytes, why they cannot be read, or null (gone). */
 type PackBytes = Buffer | { error: string } | null;
 
@@ -75,7 +82,7 @@ type PackBytes = Buffer | { error: string } | null;
  * and one pack file, and lists its per-key files for the leftovers.
  */
 abstract class CachedSource implements StateSource {
-  private readonly cache = new Map<string, ParsedState | null>();
+  private cache = new Map<string, ParsedState | null>();
   private readonly consumed = new Set<string>();
   /** Every unusable file met (the merge's, then the leftovers'). */
   readonly problems: StateProblem[] = [];
@@ -83,14 +90,17 @@ abstract class CachedSource implements StateSource {
   protected readonly packs = new PackIndex();
   /** Names ending in `.jsonl` that are not a pack file's (reported by leftovers() among the pack files' problems). */
   protected readonly badPacks = new Set<string>();
-  /** Parsed pack files, the most recently used last. */
-  private readonly parsed = new Map<string, PackContents>();
+  /**
+   * Parsed pack files, the most recently used last, each with the keys the merge asked of it (forgotten
+   * with it). An array made anew when it changes, not a Map: a long-lived Map whose entries are deleted
+   * keeps its old tables linked to the new ones, and one old table promoted to the old heap then kept
+   * every later file's states alive until a full GC.
+   */
+  private parsed: ParsedPack[] = [];
   /** Stray problems of each pack file parsed so far (reported by leftovers()). */
   private readonly packStray = new Map<string, StateProblem[]>();
-  /** The pack file parsed or used last. */
-  private recent: { file: string; contents: PackContents } | null = null;
-  /** Per parsed pack file, the keys the merge asked for (forgotten with the parsed file). */
-  private readonly asked = new Map<string, Set<string>>();
+  /** The pack file parsed or used last (the last of `parsed`). */
+  private recent: ParsedPack | null = null;
   /** Pack files the merge asked every key of while they were parsed: no leftovers there. */
   private readonly complete = new Set<string>();
 
@@ -102,12 +112,13 @@ abstract class CachedSource implements StateSource {
   protected abstract keyFileLeftovers(inTree: (key: string) => boolean, hasPackLine: (key: string) => boolean): { unknown: string[]; stray: StateProblem[] };
 
   /** A pack file, parsed (once while it stays among the last few used). */
-  private pack(file: string): PackContents {
-    const kept = this.parsed.get(file);
+  private pack(file: string): ParsedPack {
+    // The file of the last key asked, normally: already the most recently used.
+    if (this.recent !== null && this.recent.file === file) return this.recent;
+    const kept = this.parsed.find((p) => p.file === file);
     if (kept !== undefined) {
-      this.parsed.delete(file);
-      this.parsed.set(file, kept);
-      this.recent = { file, contents: kept };
+      this.parsed = [...this.parsed.filter((p) => p !== kept), kept];
+      this.recent = kept;
       return kept;
     }
     const name = packOfFileName(file);
@@ -115,15 +126,10 @@ abstract class CachedSource implements StateSource {
     const contents: PackContents =
       bytes === null ? { byKey: new Map(), stray: [] } : Buffer.isBuffer(bytes) && name !== null ? parsePackFile(file, name, bytes) : { byKey: new Map(), stray: [{ file, error: (bytes as { error: string }).error }] };
     if (!this.packStray.has(file)) this.packStray.set(file, contents.stray);
-    this.parsed.set(file, contents);
-    this.recent = { file, contents };
-    if (this.parsed.size > PARSED_PACKS) {
-      const oldest = this.parsed.keys().next().value as string;
-      this.parsed.delete(oldest);
-      // What was asked of it is forgotten: leftovers() reads it again unless it was complete (memory stays bounded).
-      this.asked.delete(oldest);
-    }
-    return contents;
+    this.recent = { file, contents, asked: null };
+    // The oldest is forgotten with what was asked of it: leftovers() reads it again unless it was complete (memory stays bounded).
+    this.parsed = [...this.parsed.slice(this.parsed.length >= PARSED_PACKS ? 1 : 0), this.recent];
+    return this.recent;
   }
 
   /** The last pack line of `key` (in the last file of its range that has one), or undefined. */
@@ -134,17 +140,16 @@ abstract class CachedSource implements StateSource {
     const recent = this.recent;
     const files = recent !== null && recent.contents.byKey.has(key) && !this.packs.overlaps() ? [recent.file] : this.packs.filesOf(key);
     for (const file of files) {
-      const contents = this.pack(file);
-      const line = contents.byKey.get(key);
+      const parsed = this.pack(file);
+      const line = parsed.contents.byKey.get(key);
       if (line === undefined) continue;
       found = line;
       if (!ask || this.complete.has(file)) continue;
-      let keys = this.asked.get(file);
-      if (keys === undefined) this.asked.set(file, (keys = new Set()));
+      const keys = (parsed.asked ??= new Set());
       keys.add(key);
-      if (keys.size === contents.byKey.size) {
+      if (keys.size === parsed.contents.byKey.size) {
         this.complete.add(file);
-        this.asked.delete(file);
+        parsed.asked = null;
       }
     }
     return found;
@@ -183,7 +188,9 @@ abstract class CachedSource implements StateSource {
   visit(): void {}
 
   release(): void {
-    this.cache.clear();
+    // A new map, not clear(): clear() links the old table to the new one, and an old table promoted to the old
+    // heap then kept every later item's states alive until a full GC.
+    if (this.cache.size > 0) this.cache = new Map();
   }
 
   leftovers(inTree: (key: string) => boolean): { unknown: string[]; stray: StateProblem[] } {
@@ -199,7 +206,7 @@ abstract class CachedSource implements StateSource {
       }
       // The merge asked for every key of this file: none is unknown, and its stray problems were met when it was parsed.
       if (!this.complete.has(file)) {
-        for (const [key, line] of this.pack(file).byKey) {
+        for (const [key, line] of this.pack(file).contents.byKey) {
           if (inTree(key)) continue;
           if (line.ok) unknown.add(key);
           else fromPacks.push({ file, error: line.error });

@@ -116,17 +116,25 @@ export function attachItemsFile(result: object, path: string): void {
   linesFiles.set(result, path);
 }
 
-const WRITE_CHUNK = 1 << 20;
+/** Writes the first `length` bytes of `bytes` (all of it when it is shorter), however many calls it takes. */
+function writeAll(fd: number, bytes: Buffer, length: number): void {
+  const end = Math.min(length, bytes.length);
+  for (let done = 0; done < end; ) done += writeSync(fd, bytes, done, end - done);
+}
+
+/** The writer's buffer: lines are encoded into it and written when it is full. */
+const WRITE_BUFFER = 4 << 20;
 
 /**
- * Writes item lines to a temp file in `dir` (synchronously, in 1 MiB writes);
- * `finish()` fsyncs and closes it and returns its path, which the result's
- * writer renames into place (placeItemsFile).
+ * Writes item lines to a temp file in `dir` (synchronously: each line is
+ * encoded into a 4 MiB buffer, written when full); `finish()` fsyncs and
+ * closes it and returns its path, which the result's writer renames into
+ * place (placeItemsFile).
  */
 export class ItemLinesWriter {
   readonly path: string;
   private fd: number | null;
-  private buffer: string[] = [];
+  private readonly buffer = Buffer.allocUnsafe(WRITE_BUFFER);
   private size = 0;
   /** Lines written. */
   count = 0;
@@ -146,16 +154,16 @@ export class ItemLinesWriter {
   write(line: ItemLine): void {
     if (this.fd === null) throw new ItemLinesError(`${this.path}: written after it was finished`);
     const text = `${JSON.stringify(line)}\n`;
-    this.buffer.push(text);
-    this.size += text.length;
     this.count++;
-    if (this.size >= WRITE_CHUNK) this.flush();
+    // UTF-8 takes at most 3 bytes per UTF-16 unit.
+    if (this.size + text.length * 3 > this.buffer.length) this.flush();
+    if (text.length * 3 > this.buffer.length) writeAll(this.fd, Buffer.from(text, "utf8"), Infinity);
+    else this.size += this.buffer.write(text, this.size, "utf8");
   }
 
   private flush(): void {
-    if (this.fd === null || this.buffer.length === 0) return;
-    writeSync(this.fd, this.buffer.join(""));
-    this.buffer = [];
+    if (this.fd === null) return;
+    writeAll(this.fd, this.buffer, this.size);
     this.size = 0;
   }
 

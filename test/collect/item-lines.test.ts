@@ -76,6 +76,25 @@ describe("the lines file: writer and reader", () => {
     expect([...readItemLines(path)]).toHaveLength(2500);
   });
 
+  it("writes exactly JSON.stringify of each line, across its buffer's ends, multi-byte text and a line longer than the buffer", () => {
+    const dir = tempDir();
+    const w = new ItemLinesWriter(dir);
+    const expected: string[] = [];
+    const put = (line: Parameters<ItemLinesWriter["write"]>[0]): void => {
+      w.write(line);
+      expected.push(`${JSON.stringify(line)}\n`);
+    };
+    const s = CompletedState.ok({ timestamp: NOW, meta: { item: "é/ü/😀/\u2028" } }).toJSON();
+    // ~5,000 lines of 1-3 KiB (several 4 MiB buffers), one of 6 MiB of 3-byte characters, then more.
+    for (let i = 0; i < 3000; i++) put({ map: "p.m", index: i, item: "€".repeat(i % 700), state: s, steps: { a: s } });
+    put({ map: "p.m", index: 3000, item: "€".repeat(2 << 20), state: null, steps: {} });
+    for (let i = 3001; i < 5000; i++) put({ map: "p.m", index: i, item: `x${i}`, state: s, steps: {} });
+    const path = w.finish();
+    expect(w.count).toBe(5000);
+    expect(readFileSync(path).equals(Buffer.from(expected.join(""), "utf8"))).toBe(true);
+    expect([...readItemLines(path)].map((l) => l.index)).toEqual(Array.from({ length: 5000 }, (_, i) => i));
+  });
+
   it("refuses a torn last line, naming the file and the line", () => {
     const dir = tempDir();
     const path = join(dir, ITEMS_FILE);

@@ -126,6 +126,35 @@ describe("parsePackFile", () => {
     ]);
   });
 
+  it("refuses lines whose fields are of the wrong type or out of range (the fast check lets zod name them), and keeps the valid lines' states as zod gives them", () => {
+    const bad: Array<Record<string, unknown>> = [
+      { ...stateFile("p.m.1.a", true), duration_s: "0.5" },
+      { ...stateFile("p.m.1.b", true), exit_code: 1.5 },
+      { ...stateFile("p.m.1", true), meta: ["x"] },
+      { ...stateFile("p.m.2.a", true), slurm: { job_id: 7, task: 0 } },
+      { ...stateFile("p.m.2.b", true), attempt: 0 },
+      { ...stateFile("p.m.2", true), failure: "OOPS" },
+    ];
+    // A valid line with its fields in another order and an unknown field: zod's order, the unknown field left out.
+    const valid = Object.fromEntries(Object.entries({ ...stateFile("p.m.3.a", true), extra: "x" }).reverse());
+    const text = bad.map((s) => `${JSON.stringify(s)}\n`).join("") + `${JSON.stringify(valid)}\n` + '{"key":"p.m.3.b","success":tru\n';
+    const c = parsePackFile(file, name, Buffer.from(text));
+    const errors = [...c.byKey.values()].map((l) => (l.ok ? `ok ${l.line}` : l.error));
+    expect(errors).toEqual([
+      expect.stringMatching(/^line 1: not a valid state: duration_s: .*number/),
+      expect.stringMatching(/^line 2: not a valid state: exit_code: .*int/),
+      expect.stringMatching(/^line 3: not a valid state: meta: .*(record|object)/),
+      expect.stringMatching(/^line 4: not a valid state: slurm\.job_id: .*string/),
+      expect.stringMatching(/^line 5: not a valid state: attempt: .*>=\s*1/),
+      expect.stringMatching(/^line 6: not a valid state: failure: /),
+      "ok 7",
+    ]);
+    for (const l of c.byKey.values()) if (!l.ok) expect(l.file).toBe(file);
+    const state = c.byKey.get("p.m.3.a");
+    expect(state?.ok === true && Object.keys(state.state)).toEqual(Object.keys(stateFile("p.m.3.a", true)));
+    expect(c.stray).toEqual([{ file, error: expect.stringMatching(/^line 8: not valid JSON/) }]);
+  });
+
   it("refuses a line over the state file cap and a file over the pack file cap", () => {
     const big = line(stateFile("p.m.1.a", true, { meta: { pad: "x".repeat(STATE_FILE_MAX_BYTES) } }));
     const c = parsePackFile(file, name, Buffer.from(line(stateFile("p.m.0.a", true)) + big));
