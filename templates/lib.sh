@@ -1120,9 +1120,9 @@ _hp_cache_store() {
 }
 
 # _hp_cache_write KEY CACHE_KEY STATE PUBFILE OUTPUT...: the blobs, then the entry, created with O_EXCL
-# (noclobber) under its final name in one write: of two runs writing one key, the first one's stays. A
-# reader that finds an entry being written, or one a crash cut short, reads no valid line: a miss; the
-# next writer of the key replaces a cut one through a temp file and one mv.
+# (noclobber) under its final name in one write: of two runs of this user writing one key, the first
+# one's stays. A reader that finds an entry being written, or one a crash cut short, reads no valid line:
+# a miss; the next writer of the key replaces a cut one, or another user's, through a temp file and one mv.
 _hp_cache_write() {
   local key=$1 ck=$2 state=$3 pub=$4 store=$_HP_CACHE_STORE group=$_HP_CACHE_GROUP f sum name i blob tmp dir
   local outs="" content="" entry final noclobber=0
@@ -1186,9 +1186,10 @@ _hp_cache_write() {
     return 0
   fi
   ((noclobber)) || set +C
-  # There already is an entry (another run's, or one a crash cut short), or the write failed.
+  # There already is an entry (another run's, one a crash cut short, another user's), or the write failed.
+  # A whole entry of ours stays; any other is replaced (another user's only in a shard directory we own).
   content=""
-  [[ -f $final && ! -L $final ]] && { IFS= read -r -d '' -n 1048576 content <"$final" || true; }
+  [[ -f $final && ! -L $final && -O $final ]] && { IFS= read -r -d '' -n 1048576 content <"$final" || true; }
   [[ $content == '{"format":1,'*$'}\n' ]] && return 0
   tmp="$dir/.$ck.$BASHPID.tmp"
   if printf '%s\n' "$entry" >"$tmp" 2>/dev/null && mv -f -- "$tmp" "$final" 2>/dev/null; then
