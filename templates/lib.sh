@@ -876,20 +876,14 @@ _hp_pack_signal() {
   exit 0
 }
 
-# _hp_pack_stop_items SIG: passes SIG on to every running item and waits for them all; status 1 when one
-# of them exits non-zero.
+# _hp_pack_stop_items SIG: passes SIG on to every worker and waits for them all; status 1 when one of them
+# exits non-zero.
 _hp_pack_stop_items() {
-  local pid rc failed=0
+  local pid
   for pid in "${!_HP_PACK_RUNNING[@]}"; do
     kill "-$1" "$pid" 2>/dev/null
   done
-  for pid in "${!_HP_PACK_RUNNING[@]}"; do
-    wait "$pid"
-    rc=$?
-    ((rc == 0)) || failed=1
-  done
-  _HP_PACK_RUNNING=()
-  return "$failed"
+  _hp_pack_wait_workers
 }
 
 # hp_unit_begin KEY SIGNATURE ALLOW_FAILURE: opens a group child pipeline or map item.
