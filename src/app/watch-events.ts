@@ -28,6 +28,18 @@ import type { RunExecutor } from "./executor.js";
 import { abortableSleep, resultsOf, retryable, snapshot, statusKey } from "./status.js";
 import type { RunStatus, WatchOptions, WatchOutcome } from "./status.js";
 
+/**
+ * The reason a wait is cut short with. abort() without one builds a DOMException (a stack trace) on
+ * every call, even on a signal already aborted: once per state line of a watched run (0.35 s of CPU
+ * for 60,000 lines).
+ */
+const WOKEN = Object.freeze({ name: "Woken", message: "a watch event arrived" });
+
+/** Wakes the wait of `wake`, once. */
+function wakeUp(wake: AbortController | null): void {
+  if (wake !== null && !wake.signal.aborted) wake.abort(WOKEN);
+}
+
 /** Consecutive watchers that ended before their first scan after which the watch stays with polling. */
 const WATCHER_GIVE_UP = 3;
 
@@ -119,7 +131,7 @@ export async function watchByEvents(run: RunExecutor, options: WatchOptions): Pr
   let lastKey: string | null = null;
   let last: RunStatus | null = null;
 
-  const poke = (): void => wake?.abort();
+  const poke = (): void => wakeUp(wake);
   const start = (): void => {
     starts += 1;
     ready = false;
@@ -271,7 +283,7 @@ export async function watchByEvents(run: RunExecutor, options: WatchOptions): Pr
       if (queue.length > 0 || (ended !== null && mode === "events")) continue;
       const waitMs = mode === "polling" ? polling.next(changed) : Math.max(0, cadence.dueAt - clock());
       wake = new AbortController();
-      const stop = (): void => wake?.abort();
+      const stop = (): void => wakeUp(wake);
       options.signal?.addEventListener("abort", stop, { once: true });
       try {
         await sleep(waitMs, wake.signal);
