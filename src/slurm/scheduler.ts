@@ -1,7 +1,7 @@
 // The SLURM scheduler: status of many jobs in a bounded number of queries,
 // one scancel for many jobs, one sbatch per job. Commands go through an
 // injected executor (the SSH transport, or a local one in tests).
-import { sacctArgv, sacctTimesArgv, sbatchArgv, scancelArgv, scontrolArgv, squeueArgv, type SbatchOptions } from "./commands.js";
+import { sacctArgv, sacctRunsArgv, sacctTimesArgv, sbatchArgv, scancelArgv, scontrolArgv, squeueArgv, type SbatchOptions } from "./commands.js";
 import {
   AccountingDisabledError,
   InvalidJobIdError,
@@ -14,6 +14,7 @@ import {
 import {
   parsePrintedJobId,
   parseSacctAnswer,
+  parseSacctRunsAnswer,
   parseSacctTimes,
   parseSbatchParsable,
   parseScontrolAnswer,
@@ -39,6 +40,14 @@ export interface SlurmSchedulerOptions {
   accounting?: "auto" | "on" | "off";
   /** Pass `--me` to squeue (default true): see squeueArgv. */
   onlyMine?: boolean;
+  /**
+   * Send sacct's answer through the cluster-side filter that folds neighbouring
+   * tasks of an array in the same state into one line (src/slurm/sacct-runs.ts;
+   * default true). When the filter cannot run there (no bash or awk, awk
+   * killed) or its answer cannot be read, the same poll asks plain sacct and
+   * this scheduler keeps to plain sacct from then on.
+   */
+  sacctFilter?: boolean;
 }
 
 /** A record for a job no source knows: purged from slurmctld and absent from accounting (or sacct lagging). */
@@ -137,6 +146,7 @@ export class SlurmScheduler {
   private accountingOff: boolean;
   private readonly accountingMode: "auto" | "on" | "off";
   private readonly onlyMine: boolean;
+  private sacctFilter: boolean;
 
   constructor(
     private readonly execute: CommandExecutor,
@@ -145,6 +155,12 @@ export class SlurmScheduler {
     this.accountingMode = options.accounting ?? "auto";
     this.accountingOff = this.accountingMode === "off";
     this.onlyMine = options.onlyMine ?? true;
+    this.sacctFilter = options.sacctFilter ?? true;
+  }
+
+  /** True while sacct is asked through the cluster-side filter (false after it failed once, or by the option). */
+  get sacctFiltered(): boolean {
+    return this.sacctFilter;
   }
 
   /** Scheduler queries run so far (squeue, sacct, scontrol): the polling budget. */
@@ -209,7 +225,7 @@ export class SlurmScheduler {
     let asked = [...ids.filter((id) => !found.has(id)), ...incomplete];
     if (asked.length > 0 && !this.accountingOff) {
       try {
-        fill(await this.query(sacctArgv(asked), parseSacctAnswer), asked);
+        fill(await this.sacct(asked), asked);
         asked = [];
       } catch (error) {
         if (!(error instanceof AccountingDisabledError) || this.accountingMode === "on") throw error;
@@ -259,6 +275,47 @@ export class SlurmScheduler {
     const argv = sbatchArgv(options);
     const result = checkResult(argv, await this.execute(argv));
     return this.parsed(argv, result, (stdout) => parseSbatchParsable(stdout).jobId);
+  }
+
+  /**
+   * sacct's answer for `ids`: through the filter while it works, else plain.
+   * sacct's own failures (accounting disabled or down, a busy controller) come
+   * through the filter as they are and are thrown. Any other failure of the
+   * filtered command, or an answer parseSacctRunsAnswer refuses, is taken for
+   * the filter's: plain sacct is asked at once (one more query) and from then
+   * on; if plain sacct fails (or is refused) too, the fault was sacct's and the
+   * filter stays.
+   */
+  private async sacct(ids: readonly string[]): Promise<TaskAnswer> {
+    if (this.sacctFilter) {
+      const argv = sacctRunsArgv(ids);
+      this.queryCount += 1;
+      const result = await this.execute(argv);
+      let failed = false;
+      try {
+        checkResult(argv, result);
+      } catch (error) {
+        if (error instanceof InvalidJobIdError) return new TaskAnswer();
+        // A typed SLURM failure, or a transient one: sacct's, as without the filter.
+        if (!(error instanceof SchedulerError) || error.constructor !== SchedulerError || error.transient) throw error;
+        failed = true;
+      }
+      if (!failed) {
+        try {
+          return parseSacctRunsAnswer(result.stdout);
+        } catch (error) {
+          if (!(error instanceof SlurmOutputError)) throw error;
+        }
+      }
+      this.sacctFilter = false;
+      try {
+        return await this.query(sacctArgv(ids), parseSacctAnswer);
+      } catch (error) {
+        this.sacctFilter = true;
+        throw error;
+      }
+    }
+    return this.query(sacctArgv(ids), parseSacctAnswer);
   }
 
   // Runs one status query. "Invalid job id specified" only comes back when a
