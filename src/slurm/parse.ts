@@ -428,7 +428,8 @@ const SacctRunsTrailer = z.tuple([z.literal(SACCT_RUNS_TRAILER), z.literal(Strin
  * SACCT_RUNS_AWK): sacct's own rows, read as parseSacctAnswer reads them, and
  * run lines `~A|first|last|own|mode|TAIL`, each standing for the rows
  * `A_t|own_t|TAIL` of tasks t = first..last (own_t = own + t - first for mode
- * `s`, own for mode `e`), in their place. The answer is the same, segment for
+ * `s`, own for mode `e`; for mode `a`, own is A: sacctRunsArgv's
+ * `taskJobIds: false`, the tasks' own ids were not sent), in their place. The answer is the same, segment for
  * segment, as parseSacctAnswer's of the rows the filter read. The last line
  * must be the trailer `~hpcpipe-sacct|1|N` (checked with zod) and N the number
  * of rows the lines stand for: an answer cut short, or not from the filter,
@@ -493,8 +494,8 @@ function readSacct(stdout: string, runs: boolean): { answer: TaskAnswer; rows: n
 /**
  * One run line of the filter, `~A|first|last|own|mode|TAIL`, as one segment
  * (the rows it stands for would have made the same one); returns how many rows
- * it stands for. Every id is 1-15 digits, first < last <= 4,000,000, mode `s`
- * or `e` (so own ids stay below 2^53); the row of its first task is checked in full the first time its TAIL is seen.
+ * it stands for. Every id is 1-15 digits, first < last <= 4,000,000, mode `s`,
+ * `e` or `a` (own = A) (so own ids stay below 2^53); the row of its first task is checked in full the first time its TAIL is seen.
  */
 function runLine(answer: TaskAnswer, interner: RowInterner, text: string, start: number, end: number, lineNumber: number): number {
   const bad = (what: string): SlurmOutputError => new SlurmOutputError(`sacct filter run line ${what}`, text.slice(start, end), lineNumber);
@@ -511,7 +512,8 @@ function runLine(answer: TaskAnswer, interner: RowInterner, text: string, start:
   if (arrayJobId === -1 || first === -1 || last === -1 || own === -1) throw bad("has an array job id, task id or own job id that is not 1-15 digits");
   if (first >= last || last > MAX_TASK_ID) throw bad(`has tasks ${first}-${last} (first below last, at most ${MAX_TASK_ID})`);
   const mode = p5 === p4 + 2 ? text.charCodeAt(p4 + 1) : -1;
-  if (mode !== 115 /* s */ && mode !== 101 /* e */) throw bad("has a mode that is not s or e");
+  if (mode !== 115 /* s */ && mode !== 101 /* e */ && mode !== 97 /* a */) throw bad("has a mode that is not s, e or a");
+  if (mode === 97 && own !== arrayJobId) throw bad("of mode a has an own job id that is not its array job id");
   const seq = mode === 115;
   const tpl = interner.templateOf(arrayJobId, first, own, p5 + 1, end, () => {
     // The row of the run's first task, as sacct printed it.

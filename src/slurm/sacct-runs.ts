@@ -25,16 +25,19 @@ export const SACCT_RUNS_FILTER_FAILED = 90;
  * follow each other with the same A and the same TAIL (the text after the
  * second `|`), task ids counting up by one and own ids counting up by one
  * (mode s) or all the same (mode e), become ONE line `~A|first|last|O|mode|TAIL`
- * (O: the first task's own id). A run of one row, and every other row (a plain
- * job, a pending range, a step, anything unexpected), is printed as it came.
- * Blank lines are dropped. The last line is the trailer with the number of
- * rows read, so a cut answer is seen. The numbers are printed as they were read
- * (old mawk prints large integers in %g). No single quote may appear here (the
- * program is single-quoted in the script).
+ * (O: the first task's own id). With `-v anyown=1` (the caller needs no task's
+ * own id) the own ids may be anything: such a run is `~A|first|last|A|a|TAIL`
+ * and its tasks carry the array's job id. A run of one row, and every other
+ * row (a plain job, a pending range, a step, anything unexpected), is printed
+ * as it came. Blank lines are dropped. The last line is the trailer with the
+ * number of rows read, so a cut answer is seen. The numbers are printed as they
+ * were read (old mawk prints large integers in %g). No single quote may appear
+ * here (the program is single-quoted in the script).
  */
 export const SACCT_RUNS_AWK = `BEGIN { n = 0 }
 function flush() {
   if (have == 1) print row
+  else if (have > 1 && mode == "a") print "~" a "|" fs "|" ls "|" a "|a|" tail
   else if (have > 1) print "~" a "|" fs "|" ls "|" os "|" mode "|" tail
   have = 0
 }
@@ -53,9 +56,10 @@ function flush() {
       t = ts + 0
       o = ows + 0
       if (have > 0 && A == a && rest == tail && t == last + 1) {
-        if (have == 1 && o == own + 1) mode = "s"
+        if (anyown == 1) mode = "a"
+        else if (have == 1 && o == own + 1) mode = "s"
         else if (have == 1 && o == own) mode = "e"
-        if ((mode == "s" && o == own + (t - first)) || (mode == "e" && o == own)) {
+        if (mode == "a" || (mode == "s" && o == own + (t - first)) || (mode == "e" && o == own)) {
           have++
           last = t
           ls = ts
@@ -72,13 +76,18 @@ function flush() {
 }
 END { flush(); print "${SACCT_RUNS_TRAILER}|${SACCT_RUNS_VERSION}|" n }`;
 
+/** The script's first word when the caller needs no task's own job id (awk's anyown=1). */
+export const SACCT_RUNS_ANY_OWN = "--any-own-ids";
+
 /**
- * `bash -c SCRIPT hpcpipe-sacct COMMAND...`: runs COMMAND (the sacct argv) into
+ * `bash -c SCRIPT hpcpipe-sacct [--any-own-ids] COMMAND...`: runs COMMAND (the sacct argv) into
  * the awk filter. sacct's stderr and exit status are passed on (so "accounting
  * storage is disabled" and the database errors read as from sacct itself); when
  * awk fails (missing, killed), it says so on stderr and exits 90.
  */
-export const SACCT_RUNS_SCRIPT = `"$@" | LC_ALL=C awk '${SACCT_RUNS_AWK}'
+export const SACCT_RUNS_SCRIPT = `anyown=0
+if [ "\${1-}" = ${SACCT_RUNS_ANY_OWN} ]; then anyown=1; shift; fi
+"$@" | LC_ALL=C awk -v anyown="$anyown" '${SACCT_RUNS_AWK}'
 s=("\${PIPESTATUS[@]}")
 if [ "\${s[1]}" != 0 ]; then echo "${SACCT_RUNS_NAME}: the awk filter failed (exit \${s[1]})" >&2; exit ${SACCT_RUNS_FILTER_FAILED}; fi
 exit "\${s[0]}"`;

@@ -50,6 +50,23 @@ export interface SlurmSchedulerOptions {
   sacctFilter?: boolean;
 }
 
+export interface StatusOptions {
+  /**
+   * Per array job id, the task ids the caller still waits for: an array that
+   * squeue shows without some of them is asked of sacct (or scontrol) too.
+   */
+  expect?: ReadonlyMap<string, readonly number[]>;
+  /**
+   * The caller reads array tasks' own job ids (default true). With false (the
+   * status poll: it asks for the ids sbatch printed, array and plain job ids,
+   * and maps tasks by their index), sacct's filter folds an array's tasks in
+   * the same state whatever their own ids (on a busy cluster they are seldom
+   * consecutive), and the tasks it folded carry the array's job id as `jobId`,
+   * as a pending range's do. The tasks' states are the same either way.
+   */
+  taskJobIds?: boolean;
+}
+
 /** A record for a job no source knows: purged from slurmctld and absent from accounting (or sacct lagging). */
 export function unknownRecord(id: string): TaskRecord {
   const parsed = parsePrintedJobId(id);
@@ -196,9 +213,10 @@ export class SlurmScheduler {
    * `status`, compactly: per id, a TaskAnswer (a pending range, and tasks in
    * order in the same state, are one segment each), so a million-task answer
    * makes no record per task. The same queries and the same answer task for
-   * task: `status` is this, expanded.
+   * task: `status` is this, expanded (with `taskJobIds: false`, tasks sacct's
+   * filter folded carry the array's job id as their `jobId`; see StatusOptions).
    */
-  async statusAnswers(jobIds: readonly string[], options: { expect?: ReadonlyMap<string, readonly number[]> } = {}): Promise<JobAnswerMap> {
+  async statusAnswers(jobIds: readonly string[], options: StatusOptions = {}): Promise<JobAnswerMap> {
     const ids = [...new Set(jobIds)];
     const found: JobAnswerMap = new Map();
     if (ids.length === 0) return found;
@@ -225,7 +243,7 @@ export class SlurmScheduler {
     let asked = [...ids.filter((id) => !found.has(id)), ...incomplete];
     if (asked.length > 0 && !this.accountingOff) {
       try {
-        fill(await this.sacct(asked), asked);
+        fill(await this.sacct(asked, options.taskJobIds ?? true), asked);
         asked = [];
       } catch (error) {
         if (!(error instanceof AccountingDisabledError) || this.accountingMode === "on") throw error;
@@ -286,9 +304,9 @@ export class SlurmScheduler {
    * on; if plain sacct fails (or is refused) too, the fault was sacct's and the
    * filter stays.
    */
-  private async sacct(ids: readonly string[]): Promise<TaskAnswer> {
+  private async sacct(ids: readonly string[], taskJobIds: boolean): Promise<TaskAnswer> {
     if (this.sacctFilter) {
-      const argv = sacctRunsArgv(ids);
+      const argv = sacctRunsArgv(ids, { taskJobIds });
       this.queryCount += 1;
       const result = await this.execute(argv);
       let failed = false;

@@ -9,7 +9,7 @@ import type { CompiledPlan } from "../../src/plan/plan.js";
 import { aggregateState } from "../../src/runs/job-status.js";
 import { RunStore, TaskTable } from "../../src/runs/index.js";
 import type { JobStatus, RunRecord, TaskStatus } from "../../src/runs/index.js";
-import { filteredCommand, queryName, throughFilter } from "../support/sacct-filter.js";
+import { filterOptions, filteredCommand, queryName, throughFilter } from "../support/sacct-filter.js";
 import type { ExecOptions, ExecResult, FetchedFile, GetFilesOptions, PutFilesOptions, ShellWord, Transport } from "../../src/transport/index.js";
 
 export const REPO = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..", "..");
@@ -62,7 +62,7 @@ export class FakeTransport implements Transport {
     if (words[0] === "sacct" || filtered?.[0] === "sacct") {
       const failure = this.sacctFailures.shift();
       const answer = failure !== undefined ? { code: 1, stdout: "", stderr: failure } : { code: 0, stdout: ids.flatMap((id) => this.sacct.get(id) ?? []).map((l) => `${l}\n`).join(""), stderr: "" };
-      return { signal: null, ...(filtered !== null ? throughFilter(answer) : answer) };
+      return { signal: null, ...(filtered !== null ? throughFilter(answer, "awk", filterOptions(words)) : answer) };
     }
     if (words[0] === "scancel") return ok();
     // The step cache's query (src/cache/remote.ts): an empty cache, as on a new cluster.

@@ -5,7 +5,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import type { CommandExecutor, CommandResult } from "../../src/slurm/index.js";
-import { filteredCommand, queryName, throughFilter } from "../support/sacct-filter.js";
+import { filterOptions, filteredCommand, queryName, throughFilter } from "../support/sacct-filter.js";
 
 const FIXTURE_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "fixtures", "slurm");
 
@@ -77,7 +77,7 @@ export function replay(...fixtures: Fixture[]): ReplayExecutor {
     const next = queue[at];
     if (at < 0 || next === undefined) throw new Error(`no fixture left for ${argv.join(" ")}`);
     queue.splice(at, 1);
-    return filteredCommand(argv) !== null ? throughFilter(resultOf(next)) : resultOf(next);
+    return filteredCommand(argv) !== null ? throughFilter(resultOf(next), "awk", filterOptions(argv)) : resultOf(next);
   };
   return { execute, calls };
 }

@@ -7,6 +7,7 @@ import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import {
   AccountingDisabledError,
+  SACCT_RUNS_ANY_OWN,
   SchedulerError,
   SlurmOutputError,
   SlurmScheduler,
@@ -17,6 +18,7 @@ import {
   type CommandExecutor,
   type CommandResult,
   type TaskAnswer,
+  type TaskRecord,
 } from "../../src/slurm/index.js";
 import { filteredCommand, queryName, throughFilter } from "../support/sacct-filter.js";
 import { fixture } from "./fixtures.js";
@@ -24,8 +26,8 @@ import { fixture } from "./fixtures.js";
 /** The awks on this machine (awk is always tried; mawk and gawk when installed). */
 const AWKS = ["awk", ...["mawk", "gawk", "original-awk"].filter((a) => spawnSync("sh", ["-c", `command -v ${a}`]).status === 0)];
 
-const filtered = (stdout: string, awk = "awk"): string => {
-  const out = throughFilter({ code: 0, stdout, stderr: "" }, awk);
+const filtered = (stdout: string, awk = "awk", options: string[] = []): string => {
+  const out = throughFilter({ code: 0, stdout, stderr: "" }, awk, options);
   expect(out.code, out.stderr).toBe(0);
   return out.stdout;
 };
@@ -55,8 +57,8 @@ const CASES: Record<string, string> = {
   "captured sacct-purged": fixture("sacct-purged").stdout,
   "synthetic rare states": fixture("synthetic-sacct-rare-states").stdout,
   "3 finished arrays of 300 tasks": finishedArrays(3, 300),
-  // Own ids interleaved between two arrays (tasks started alternately): no run of own ids in order.
-  "interleaved own ids": Array.from({ length: 40 }, (_, i) => `${i % 2 === 0 ? 700 : 800}_${i >> 1}|${900 + i}|COMPLETED|0:0|None\n`).join(""),
+  // Own ids interleaved between two arrays (their tasks started alternately): no run of own ids in order.
+  "interleaved own ids": Array.from({ length: 40 }, (_, i) => `${i < 20 ? 700 : 800}_${i % 20}|${900 + 2 * (i % 20) + (i < 20 ? 0 : 1)}|COMPLETED|0:0|None\n`).join(""),
   // Pending tasks on their own rows sharing the array's id (mode e), then a range and own rows of the same tasks (sacct lag: own rows win).
   "equal own ids, a range and own rows of the same tasks": [
     "60_0|60|PENDING|0:0|JobArrayTaskLimit",
@@ -101,6 +103,27 @@ describe("the sacct filter on this machine, read back", () => {
     }
   }
 
+  for (const awk of AWKS) {
+    for (const [name, stdout] of Object.entries(CASES)) {
+      it(`${awk} --any-own-ids: ${name} reads the same tasks in the same states, folded tasks carrying their array's job id`, () => {
+        const plain = parseSacctAnswer(stdout).records();
+        const runs = parseSacctRunsAnswer(filtered(stdout, awk, [SACCT_RUNS_ANY_OWN])).records();
+        const withoutJobId = (records: TaskRecord[]): unknown[] => records.map(({ jobId: _jobId, ...rest }) => rest);
+        expect(withoutJobId(runs)).toEqual(withoutJobId(plain));
+        // Each task's jobId: its own (a row left as it was) or its array's (folded).
+        for (const [i, r] of runs.entries()) expect([plain[i]?.jobId, r.arrayJobId ?? r.jobId]).toContain(r.jobId);
+      });
+    }
+  }
+
+  it("--any-own-ids folds tasks whose own ids are interleaved with another array's (a busy cluster), and nothing else changes", () => {
+    const out = filtered(CASES["interleaved own ids"] as string, "awk", [SACCT_RUNS_ANY_OWN]);
+    expect(out).toBe("~700|0|19|700|a|COMPLETED|0:0|None\n~800|0|19|800|a|COMPLETED|0:0|None\n~hpcpipe-sacct|1|40\n");
+    expect(parseSacctRunsAnswer(out).records().at(-1)).toMatchObject({ jobId: "800", arrayJobId: "800", taskId: 19, rawId: "800_19", state: "COMPLETED" });
+    // Rows that fold by own id fold the same way, but as mode a.
+    expect(filtered("9_0|10|COMPLETED|0:0|None\n9_1|11|COMPLETED|0:0|None\n", "awk", [SACCT_RUNS_ANY_OWN])).toBe("~9|0|1|9|a|COMPLETED|0:0|None\n~hpcpipe-sacct|1|2\n");
+  });
+
   it("folds 3 arrays of 300 finished tasks into a few lines, and 1,000 tasks in one state into one", () => {
     const out = filtered(finishedArrays(3, 300));
     // Per array: runs between the FAILED tasks (about 300/97 of them), and the last task on its own row.
@@ -139,6 +162,7 @@ describe("parseSacctRunsAnswer refuses what the filter did not print", () => {
     "a run line counting down": "~9|5|2|10|s|COMPLETED|0:0|None\n~hpcpipe-sacct|1|4\n",
     "a run line beyond SLURM's largest index": "~9|0|4000001|10|e|COMPLETED|0:0|None\n~hpcpipe-sacct|1|4000002\n",
     "a run line with another mode": "~9|0|2|10|x|COMPLETED|0:0|None\n~hpcpipe-sacct|1|3\n",
+    "a run line of mode a whose own id is not its array's": "~9|0|2|10|a|COMPLETED|0:0|None\n~hpcpipe-sacct|1|3\n",
     "a run line with a long mode": "~9|0|2|10|ss|COMPLETED|0:0|None\n~hpcpipe-sacct|1|3\n",
     "a run line whose row has no state": "~9|0|2|10|s||0:0|None\n~hpcpipe-sacct|1|3\n",
     "a run line whose row has too few fields": "~9|0|2|10|s|COMPLETED\n~hpcpipe-sacct|1|3\n",
@@ -161,7 +185,7 @@ describe("parseSacctRunsAnswer refuses what the filter did not print", () => {
     expect(() => parseSacctAnswer(good)).toThrow(SlurmOutputError);
   });
   it("names the line and what is wrong", () => {
-    expect(() => parseSacctRunsAnswer(refused["a run line with another mode"] as string)).toThrow(/run line has a mode that is not s or e \(line 1: "~9\|0\|2\|10\|x/);
+    expect(() => parseSacctRunsAnswer(refused["a run line with another mode"] as string)).toThrow(/run line has a mode that is not s, e or a \(line 1: "~9\|0\|2\|10\|x/);
     expect(() => parseSacctRunsAnswer(refused["a dropped line"] as string)).toThrow(/read 4 rows but its answer stands for 3 \(line 2: "~hpcpipe-sacct\|1\|4"\)/);
   });
 });
@@ -193,6 +217,19 @@ describe("SlurmScheduler with the sacct filter", () => {
     const plain = await new SlurmScheduler(cluster(rows, () => ({ code: 1, stdout: "", stderr: "unused" })).execute, { sacctFilter: false }).status(ids);
     expect(filteredStatus).toEqual(plain);
     expect(filteredStatus.get("5000")).toHaveLength(50);
+  });
+
+  it("with taskJobIds: false asks the filter to fold whatever the own ids: the same tasks in the same states", async () => {
+    const interleaved = CASES["interleaved own ids"] as string;
+    const fake = cluster(interleaved, (plain) => throughFilter(plain, "awk", [SACCT_RUNS_ANY_OWN]));
+    const answers = await new SlurmScheduler(fake.execute).statusAnswers(["700", "800"], { taskJobIds: false });
+    expect(fake.calls[1]).toEqual(sacctRunsArgv(["700", "800"], { taskJobIds: false }));
+    expect(answers.get("700")?.size).toBe(1);
+    const plain = await new SlurmScheduler(cluster(interleaved, () => ({ code: 1, stdout: "", stderr: "unused" })).execute, { sacctFilter: false }).status(["700", "800"]);
+    for (const id of ["700", "800"]) {
+      expect(answers.get(id)?.records().map((r) => [r.taskId, r.state, r.rawId])).toEqual(plain.get(id)?.map((r) => [r.taskId, r.state, r.rawId]));
+      expect(plain.get(id)?.[0]?.jobId).not.toBe(id);
+    }
   });
 
   it("falls back to plain sacct in the same poll, and for good, when awk is missing on the cluster", async () => {
