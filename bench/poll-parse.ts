@@ -27,8 +27,9 @@
 // poll of the finished map through the cluster: the real squeue of the 1,000 array ids (none is
 // there), the sacct answer printed there by awk in place of sacct, received, parsed and mapped
 // onto the plan (queryJobStatuses). Add the CLI's start for a poll by `hpcpipe status`.
+// `ssh-poll-busy[-plain]`: the same with the tasks' own job ids not consecutive (a busy cluster).
 //
-//   npm run build && node dist/bench/poll-parse.js [--cases squeue-r,squeue,sacct,sacct-runs,poll-live,poll-mixed,poll-sacct,poll-finished,poll-finished-plain,ssh-sacct-1m,ssh-sacct-1m-runs,ssh-poll-finished,ssh-poll-finished-plain] [--runs 3]
+//   npm run build && node dist/bench/poll-parse.js [--cases squeue-r,squeue,sacct,sacct-runs,poll-live,poll-mixed,poll-sacct,poll-finished,poll-finished-plain,ssh-sacct-1m,ssh-sacct-1m-runs,ssh-poll-finished,ssh-poll-finished-plain,ssh-poll-busy,ssh-poll-busy-plain] [--runs 3]
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -98,18 +99,20 @@ interface Figure {
   check: string;
 }
 
-const CASES = ["squeue-r", "squeue", "sacct", "sacct-runs", "poll-live", "poll-mixed", "poll-sacct", "poll-finished", "poll-finished-plain", "ssh-sacct-1m", "ssh-sacct-1m-runs", "ssh-poll-finished", "ssh-poll-finished-plain"] as const;
+const CASES = ["squeue-r", "squeue", "sacct", "sacct-runs", "poll-live", "poll-mixed", "poll-sacct", "poll-finished", "poll-finished-plain", "ssh-sacct-1m", "ssh-sacct-1m-runs", "ssh-poll-finished", "ssh-poll-finished-plain", "ssh-poll-busy", "ssh-poll-busy-plain"] as const;
 /** Cases run when --cases is not given (ssh-sacct-1m needs the test cluster). */
 const DEFAULT_CASES: readonly Case[] = ["squeue-r", "squeue", "sacct", "sacct-runs", "poll-live", "poll-mixed", "poll-sacct", "poll-finished", "poll-finished-plain"];
 
 /**
  * The awk program printing, on the cluster, sacct's answer for the whole map finished: every
- * task's own row (1,000,000 rows, about 36 MB), as sacctText(true) makes it.
+ * task's own row (1,000,000 rows, about 36 MB), as sacctText(true) makes it. `busy`: the tasks'
+ * own job ids are not consecutive (each task's is 3 above the one before, as if other users'
+ * jobs took the ids between: on a busy cluster), so no two rows fold by own id.
  */
-const AWK_SACCT_FINISHED =
+const awkSacctFinished = (busy = false): string =>
   `BEGIN { for (a = 0; a < ${ARRAYS}; a++) { A = ${FIRST_ARRAY} + a * ${TASKS + 1}; for (t = 0; t < ${TASKS}; t++) { ` +
   `if ((a * ${TASKS} + t) % 200 == 7) s = "FAILED|3:0|NonZeroExitCode"; else s = "COMPLETED|0:0|None"; ` +
-  `printf "%d_%d|%d|%s\\n", A, t, A + 1 + t, s } } }`;
+  `printf "%d_%d|%d|%s\\n", A, t, ${busy ? `A + 1 + 3 * t` : "A + 1 + t"}, s } } }`;
 type Case = (typeof CASES)[number];
 
 const rowsOf = (text: string): number => {
@@ -141,7 +144,7 @@ async function sshCase(runs: boolean): Promise<Figure> {
     gc?.();
     const c0 = process.cpuUsage();
     const t0 = performance.now();
-    const printer = ["awk", AWK_SACCT_FINISHED];
+    const printer = ["awk", awkSacctFinished()];
     const result = await execute(runs ? slurm.sacctRunsArgvOf(printer) : printer);
     const receiveMs = performance.now() - t0;
     const received = process.cpuUsage(c0);
@@ -172,7 +175,7 @@ async function sshCase(runs: boolean): Promise<Figure> {
  * through the filter when the scheduler asks so), received over SSH, parsed and mapped onto the
  * plan (queryJobStatuses): the CPU of this process for all of it (not the CLI's start).
  */
-async function sshPollCase(filter: boolean): Promise<Figure> {
+async function sshPollCase(filter: boolean, busy: boolean): Promise<Figure> {
   const { connectCluster, transportExecutor } = await import("../src/app/connect.js");
   const { loadClusterConfig } = await import("../src/cluster/index.js");
   const transport = await connectCluster(loadClusterConfig(join(REPO, "cluster-configs", "localcluster.yaml")));
@@ -182,7 +185,7 @@ async function sshPollCase(filter: boolean): Promise<Figure> {
     const calls: string[] = [];
     let rows = 0;
     let bytes = 0;
-    const printer = ["awk", AWK_SACCT_FINISHED];
+    const printer = ["awk", awkSacctFinished(busy)];
     // sacct's argv (plain, or the filter's around it) with the sacct words replaced by the printer.
     const execute: CommandExecutor = async (argv) => {
       const at = argv.indexOf("sacct");
@@ -225,7 +228,7 @@ function throughFilter(text: string): string {
 
 async function runCase(which: Case): Promise<Figure> {
   if (which === "ssh-sacct-1m" || which === "ssh-sacct-1m-runs") return sshCase(which === "ssh-sacct-1m-runs");
-  if (which === "ssh-poll-finished" || which === "ssh-poll-finished-plain") return sshPollCase(which === "ssh-poll-finished");
+  if (which.startsWith("ssh-poll-")) return sshPollCase(!which.endsWith("-plain"), which.includes("-busy"));
   let text = "";
   let work: () => Promise<string>;
   /** What the work produced, kept alive until its memory is measured. */
