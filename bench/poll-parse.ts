@@ -219,9 +219,9 @@ async function sshPollCase(filter: boolean, busy: boolean): Promise<Figure> {
   }
 }
 
-/** What the cluster-side filter prints for `text` (the real script, run here with bash and awk). */
-function throughFilter(text: string): string {
-  const child = spawnSync("bash", ["-c", slurm.SACCT_RUNS_SCRIPT, slurm.SACCT_RUNS_NAME, "cat"], { input: text, encoding: "utf8", maxBuffer: 1 << 30 });
+/** What the cluster-side filter prints for `text` (the real script, run here with bash and awk; `options`: its words before the command). */
+function throughFilter(text: string, options: readonly string[] = []): string {
+  const child = spawnSync("bash", ["-c", slurm.SACCT_RUNS_SCRIPT, slurm.SACCT_RUNS_NAME, ...options, "cat"], { input: text, encoding: "utf8", maxBuffer: 1 << 30 });
   if (child.status !== 0) throw new Error(`the sacct filter failed here: ${child.stderr}`);
   return child.stdout;
 }
@@ -260,11 +260,12 @@ async function runCase(which: Case): Promise<Figure> {
     const plainSacct = which === "poll-finished-plain";
     // sacct's answer as the scheduler asks it: plain, or as the cluster-side filter sends it (folded here before the clock starts).
     const sacct = plainSacct ? sacctText(finished) : "";
-    const sacctRuns = plainSacct ? "" : throughFilter(sacctText(finished));
+    const sacctRuns = plainSacct ? "" : throughFilter(sacctText(finished), [slurm.SACCT_RUNS_ANY_OWN]);
     const calls: string[] = [];
     const answered: string[] = [];
     const execute: CommandExecutor = async (argv) => {
-      const filtered = argv[0] === "bash" && argv[3] === slurm.SACCT_RUNS_NAME && argv[4] === "sacct";
+      // The poll asks the filter with --any-own-ids (it reads no task's own job id).
+      const filtered = argv[0] === "bash" && argv[3] === slurm.SACCT_RUNS_NAME && argv[4] === slurm.SACCT_RUNS_ANY_OWN && argv[5] === "sacct";
       calls.push(filtered ? "sacct(filter)" : (argv[0] ?? ""));
       const stdout = argv[0] === "squeue" ? (argv.includes("-r") ? squeueAnswers.r : squeueAnswers.plain) : argv[0] === "sacct" && plainSacct ? sacct : filtered && !plainSacct ? sacctRuns : null;
       if (stdout === null) return { code: 1, stdout: "", stderr: `unexpected ${argv[0] ?? ""}` };
