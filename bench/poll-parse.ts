@@ -13,13 +13,23 @@
 // -r the pending ones as one range row `A_[520-999%20]`; sacct lists every task that started
 // and the pending ones as one range row. poll-live: squeue still holds every task; poll-mixed:
 // the finished tasks have left squeue (sacct is asked for them); poll-sacct: squeue holds none;
-// poll-finished: the whole map has ended and left squeue, sacct lists its 1,000,000 tasks.
+// poll-finished: the whole map has ended and left squeue, sacct lists its 1,000,000 tasks. The
+// scheduler asks sacct through the cluster-side filter (src/slurm/sacct-runs.ts): the fake answers
+// it with the answer folded by the real filter script, run here before the clock starts;
+// poll-finished-plain is poll-finished with the filter off (plain sacct, a million rows), and
+// sacct-runs the parse of the folded finished answer alone.
 //
 // `--cases ssh-sacct-1m` (not in the default list; the test cluster must be up) has the cluster
 // print a million-row sacct answer of the whole map finished (awk, 36 MB) and receives it
-// through the project's SSH transport: the CPU of receiving it and of parsing it, apart.
+// through the project's SSH transport: the CPU of receiving it and of parsing it, apart;
+// `ssh-sacct-1m-runs` the same answer sent through the filter script on the cluster.
+// `ssh-poll-finished` (filter) and `ssh-poll-finished-plain` (plain sacct) time the whole first
+// poll of the finished map through the cluster: the real squeue of the 1,000 array ids (none is
+// there), the sacct answer printed there by awk in place of sacct, received, parsed and mapped
+// onto the plan (queryJobStatuses). Add the CLI's start for a poll by `hpcpipe status`.
+// `ssh-poll-busy[-plain]`: the same with the tasks' own job ids not consecutive (a busy cluster).
 //
-//   npm run build && node dist/bench/poll-parse.js [--cases squeue-r,squeue,sacct,poll-live,poll-mixed,poll-sacct,ssh-sacct-1m] [--runs 3]
+//   npm run build && node dist/bench/poll-parse.js [--cases squeue-r,squeue,sacct,sacct-runs,poll-live,poll-mixed,poll-sacct,poll-finished,poll-finished-plain,ssh-sacct-1m,ssh-sacct-1m-runs,ssh-poll-finished,ssh-poll-finished-plain,ssh-poll-busy,ssh-poll-busy-plain] [--runs 3]
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -89,18 +99,20 @@ interface Figure {
   check: string;
 }
 
-const CASES = ["squeue-r", "squeue", "sacct", "poll-live", "poll-mixed", "poll-sacct", "poll-finished", "ssh-sacct-1m"] as const;
+const CASES = ["squeue-r", "squeue", "sacct", "sacct-runs", "poll-live", "poll-mixed", "poll-sacct", "poll-finished", "poll-finished-plain", "ssh-sacct-1m", "ssh-sacct-1m-runs", "ssh-poll-finished", "ssh-poll-finished-plain", "ssh-poll-busy", "ssh-poll-busy-plain"] as const;
 /** Cases run when --cases is not given (ssh-sacct-1m needs the test cluster). */
-const DEFAULT_CASES: readonly Case[] = ["squeue-r", "squeue", "sacct", "poll-live", "poll-mixed", "poll-sacct", "poll-finished"];
+const DEFAULT_CASES: readonly Case[] = ["squeue-r", "squeue", "sacct", "sacct-runs", "poll-live", "poll-mixed", "poll-sacct", "poll-finished", "poll-finished-plain"];
 
 /**
  * The awk program printing, on the cluster, sacct's answer for the whole map finished: every
- * task's own row (1,000,000 rows, about 36 MB), as sacctText(true) makes it.
+ * task's own row (1,000,000 rows, about 36 MB), as sacctText(true) makes it. `busy`: the tasks'
+ * own job ids are not consecutive (each task's is 3 above the one before, as if other users'
+ * jobs took the ids between: on a busy cluster), so no two rows fold by own id.
  */
-const AWK_SACCT_FINISHED =
+const awkSacctFinished = (busy = false): string =>
   `BEGIN { for (a = 0; a < ${ARRAYS}; a++) { A = ${FIRST_ARRAY} + a * ${TASKS + 1}; for (t = 0; t < ${TASKS}; t++) { ` +
   `if ((a * ${TASKS} + t) % 200 == 7) s = "FAILED|3:0|NonZeroExitCode"; else s = "COMPLETED|0:0|None"; ` +
-  `printf "%d_%d|%d|%s\\n", A, t, A + 1 + t, s } } }`;
+  `printf "%d_%d|%d|%s\\n", A, t, ${busy ? `A + 1 + 3 * t` : "A + 1 + t"}, s } } }`;
 type Case = (typeof CASES)[number];
 
 const rowsOf = (text: string): number => {
@@ -118,9 +130,10 @@ function parser(name: "squeue" | "sacct"): (text: string) => { size: number } | 
 
 /**
  * A million-row sacct answer through the project's SSH transport from the test cluster (printed
- * there by awk): the CPU of receiving it (ssh2, decoding) and, apart, of parsing it.
+ * there by awk): the CPU of receiving it (ssh2, decoding) and, apart, of parsing it. `runs`: sent
+ * through the cluster-side filter (src/slurm/sacct-runs.ts), as the scheduler asks sacct now.
  */
-async function sshCase(): Promise<Figure> {
+async function sshCase(runs: boolean): Promise<Figure> {
   const { connectCluster, transportExecutor } = await import("../src/app/connect.js");
   const { loadClusterConfig } = await import("../src/cluster/index.js");
   const transport = await connectCluster(loadClusterConfig(join(REPO, "cluster-configs", "localcluster.yaml")));
@@ -131,38 +144,106 @@ async function sshCase(): Promise<Figure> {
     gc?.();
     const c0 = process.cpuUsage();
     const t0 = performance.now();
-    const result = await execute(["awk", AWK_SACCT_FINISHED]);
+    const printer = ["awk", awkSacctFinished()];
+    const result = await execute(runs ? slurm.sacctRunsArgvOf(printer) : printer);
     const receiveMs = performance.now() - t0;
     const received = process.cpuUsage(c0);
     if (result.code !== 0) throw new Error(`awk on the cluster failed: ${result.stderr}`);
     const c1 = process.cpuUsage();
     const t1 = performance.now();
-    const answer = slurm.parseSacctAnswer(result.stdout);
+    const answer = runs ? slurm.parseSacctRunsAnswer(result.stdout) : slurm.parseSacctAnswer(result.stdout);
     const parseMs = performance.now() - t1;
     const parsed = process.cpuUsage(c1);
     const ms = (c: NodeJS.CpuUsage): number => (c.user + c.system) / 1000;
+    const size = result.stdout.length >= 2 ** 20 ? `${(result.stdout.length / 2 ** 20).toFixed(1)} MiB` : `${(result.stdout.length / 1024).toFixed(0)} KiB`;
     return {
       rows: rowsOf(result.stdout),
       keptMb: NaN,
       wallMs: receiveMs + parseMs,
       cpuMs: ms(received) + ms(parsed),
       rssMb: process.resourceUsage().maxRSS / 1024,
-      check: `${(result.stdout.length / 2 ** 20).toFixed(1)} MiB received in ${receiveMs.toFixed(0)} ms wall, ${ms(received).toFixed(0)} ms CPU; parsed in ${ms(parsed).toFixed(0)} ms CPU (${answer.size} segments)`,
+      check: `${size} received in ${receiveMs.toFixed(0)} ms wall, ${ms(received).toFixed(0)} ms CPU; parsed in ${ms(parsed).toFixed(0)} ms CPU (${answer.size} segments, ${answer.records().length} tasks)`,
     };
   } finally {
     await transport.close();
   }
 }
 
+/**
+ * The whole first poll of the finished million-task map through the test cluster: squeue asked
+ * for real (none of the 1,000 array ids is there), sacct's answer printed by awk there (plain, or
+ * through the filter when the scheduler asks so), received over SSH, parsed and mapped onto the
+ * plan (queryJobStatuses): the CPU of this process for all of it (not the CLI's start).
+ */
+async function sshPollCase(filter: boolean, busy: boolean): Promise<Figure> {
+  const { connectCluster, transportExecutor } = await import("../src/app/connect.js");
+  const { loadClusterConfig } = await import("../src/cluster/index.js");
+  const transport = await connectCluster(loadClusterConfig(join(REPO, "cluster-configs", "localcluster.yaml")));
+  try {
+    const remote = transportExecutor(transport, true);
+    await remote(["true"]);
+    const calls: string[] = [];
+    let rows = 0;
+    let bytes = 0;
+    const printer = ["awk", awkSacctFinished(busy)];
+    // sacct's argv (plain, or the filter's around it) with the sacct words replaced by the printer.
+    const execute: CommandExecutor = async (argv) => {
+      const at = argv.indexOf("sacct");
+      const sent = at === -1 ? argv : [...argv.slice(0, at), ...printer];
+      calls.push(at === -1 ? (argv[0] ?? "") : at === 0 ? "sacct" : "sacct(filter)");
+      const result = await remote(sent);
+      rows += rowsOf(result.stdout);
+      bytes += result.stdout.length;
+      return result;
+    };
+    const { plan: p, jobs } = plan();
+    const gc = (globalThis as { gc?: () => void }).gc;
+    gc?.();
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    const statuses = await queryJobStatuses(new slurm.SlurmScheduler(execute, { sacctFilter: filter }), p, jobs);
+    const wallMs = performance.now() - t0;
+    const c = process.cpuUsage(c0);
+    const counts = { pending: 0, running: 0, done: 0, failed: 0 };
+    for (const s of statuses) for (const k of Object.keys(counts) as Array<keyof typeof counts>) counts[k] += s.counts[k];
+    return {
+      rows,
+      keptMb: NaN,
+      wallMs,
+      cpuMs: (c.user + c.system) / 1000,
+      rssMb: process.resourceUsage().maxRSS / 1024,
+      check: `${calls.join("+")} (${(bytes / 2 ** 20).toFixed(1)} MiB): ${JSON.stringify(counts)}`,
+    };
+  } finally {
+    await transport.close();
+  }
+}
+
+/** What the cluster-side filter prints for `text` (the real script, run here with bash and awk; `options`: its words before the command). */
+function throughFilter(text: string, options: readonly string[] = []): string {
+  const child = spawnSync("bash", ["-c", slurm.SACCT_RUNS_SCRIPT, slurm.SACCT_RUNS_NAME, ...options, "cat"], { input: text, encoding: "utf8", maxBuffer: 1 << 30 });
+  if (child.status !== 0) throw new Error(`the sacct filter failed here: ${child.stderr}`);
+  return child.stdout;
+}
+
 async function runCase(which: Case): Promise<Figure> {
-  if (which === "ssh-sacct-1m") return sshCase();
+  if (which === "ssh-sacct-1m" || which === "ssh-sacct-1m-runs") return sshCase(which === "ssh-sacct-1m-runs");
+  if (which.startsWith("ssh-poll-")) return sshPollCase(!which.endsWith("-plain"), which.includes("-busy"));
   let text = "";
   let work: () => Promise<string>;
   /** What the work produced, kept alive until its memory is measured. */
   let kept: unknown = null;
   /** The rows of the answers the work read (counted after the clock stops). */
   let rowsRead = (): number => rowsOf(text);
-  if (which === "squeue-r" || which === "squeue" || which === "sacct") {
+  if (which === "sacct-runs") {
+    // The finished map's million rows as the cluster-side filter sends them (folded here, not timed).
+    text = throughFilter(sacctText(true));
+    work = async () => {
+      const out = slurm.parseSacctRunsAnswer(text);
+      kept = out;
+      return `${out.size} segments`;
+    };
+  } else if (which === "squeue-r" || which === "squeue" || which === "sacct") {
     text = which === "sacct" ? sacctText(false) : squeueText(which === "squeue-r", false);
     const parse = parser(which === "sacct" ? "sacct" : "squeue");
     work = async () => {
@@ -173,13 +254,20 @@ async function runCase(which: Case): Promise<Figure> {
   } else {
     const { plan: p, jobs } = plan();
     const gone = which !== "poll-live";
-    const squeueAnswers = { r: squeueText(true, gone), plain: squeueText(false, gone) };
-    const sacct = sacctText(which === "poll-finished");
+    const finished = which === "poll-finished" || which === "poll-finished-plain";
+    // Only the answers the case is asked for are made (a 37 MB text kept alive costs the collector during the timed work).
+    const squeueAnswers = which === "poll-sacct" || finished ? { r: "", plain: "" } : { r: squeueText(true, gone), plain: squeueText(false, gone) };
+    const plainSacct = which === "poll-finished-plain";
+    // sacct's answer as the scheduler asks it: plain, or as the cluster-side filter sends it (folded here before the clock starts).
+    const sacct = plainSacct ? sacctText(finished) : "";
+    const sacctRuns = plainSacct ? "" : throughFilter(sacctText(finished), [slurm.SACCT_RUNS_ANY_OWN]);
     const calls: string[] = [];
     const answered: string[] = [];
     const execute: CommandExecutor = async (argv) => {
-      calls.push(argv[0] ?? "");
-      const stdout = argv[0] === "squeue" ? (which === "poll-sacct" || which === "poll-finished" ? "" : argv.includes("-r") ? squeueAnswers.r : squeueAnswers.plain) : argv[0] === "sacct" ? sacct : null;
+      // The poll asks the filter with --any-own-ids (it reads no task's own job id).
+      const filtered = argv[0] === "bash" && argv[3] === slurm.SACCT_RUNS_NAME && argv[4] === slurm.SACCT_RUNS_ANY_OWN && argv[5] === "sacct";
+      calls.push(filtered ? "sacct(filter)" : (argv[0] ?? ""));
+      const stdout = argv[0] === "squeue" ? (argv.includes("-r") ? squeueAnswers.r : squeueAnswers.plain) : argv[0] === "sacct" && plainSacct ? sacct : filtered && !plainSacct ? sacctRuns : null;
       if (stdout === null) return { code: 1, stdout: "", stderr: `unexpected ${argv[0] ?? ""}` };
       answered.push(stdout);
       return { code: 0, stdout, stderr: "" };
@@ -187,7 +275,7 @@ async function runCase(which: Case): Promise<Figure> {
     // The rows the poll was answered (squeue with or without -r, as this build asks).
     rowsRead = () => answered.reduce((n, t) => n + rowsOf(t), 0);
     work = async () => {
-      const statuses = await queryJobStatuses(new slurm.SlurmScheduler(execute), p, jobs);
+      const statuses = await queryJobStatuses(new slurm.SlurmScheduler(execute, { sacctFilter: which !== "poll-finished-plain" }), p, jobs);
       kept = statuses;
       const counts = { pending: 0, running: 0, done: 0, failed: 0 };
       for (const s of statuses) for (const k of Object.keys(counts) as Array<keyof typeof counts>) counts[k] += s.counts[k];

@@ -10,6 +10,8 @@ import { createRequire } from "node:module";
 
 /** What a remote command is, from its text: a scheduler command by name, a transfer, or other. */
 export function commandKind(command: string): string {
+  // sacct through the cluster-side filter (src/slurm/sacct-runs.ts): its script comes before the word sacct.
+  if (/ hpcpipe-sacct (?:--any-own-ids )?sacct /.test(command)) return "sacct";
   const head = command.slice(0, 400);
   const slurm = /(?:^|[\s'"])(squeue|sacct|scontrol|sbatch|scancel)(?=[\s'"]|$)/.exec(head)?.[1];
   if (slurm) return slurm;

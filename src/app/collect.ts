@@ -182,7 +182,8 @@ export async function queryJobStatuses(
   rule?: UnknownJobRule,
 ): Promise<JobStatus[]> {
   const ids = [...new Set(Object.values(jobs))];
-  return mapJobStatuses(plan, jobs, await scheduler.statusAnswers(ids, { expect: expectedTasks(plan, jobs, known) }), rule);
+  // The ids are sbatch's (array and plain job ids) and tasks are mapped by index: no task's own job id is read.
+  return mapJobStatuses(plan, jobs, await scheduler.statusAnswers(ids, { expect: expectedTasks(plan, jobs, known), taskJobIds: false }), rule);
 }
 
 /** Per SLURM array job id, the task ids not yet seen final: a task squeue leaves out of its array is then asked of accounting. */

@@ -2,6 +2,7 @@
 // words (never a shell string); the transport quotes them for the remote shell.
 import { SACCT_FIELDS, SACCT_TIME_FIELDS, SQUEUE_FORMAT } from "./parse.js";
 import { preview } from "../core/preview.js";
+import { SACCT_RUNS_ANY_OWN, SACCT_RUNS_NAME, SACCT_RUNS_SCRIPT } from "./sacct-runs.js";
 
 /** A job id as hpcpipe stores it: `123`, or one array task `123_4`. Anything else could change the meaning of an id list. */
 const JOB_ID = /^\d+(?:_\d+)?$/;
@@ -50,6 +51,24 @@ export function squeueArgv(ids: readonly string[], options: SqueueOptions = {}):
 export function sacctArgv(ids: readonly string[]): string[] {
   assertJobIds(ids);
   return ["sacct", "-X", "-n", "-P", "-o", SACCT_FIELDS.join(","), "-j", unique(ids).join(",")];
+}
+
+/**
+ * sacct through the cluster-side filter that shortens its answer (src/slurm/sacct-runs.ts):
+ * `bash -c SCRIPT hpcpipe-sacct sacct -X -n -P -o JobID,JobIDRaw,State,ExitCode,Reason -j 44,45`,
+ * sacctArgv's words after the script's name. parseSacctRunsAnswer reads what it prints.
+ * `taskJobIds: false` (`--any-own-ids` before the sacct words): the caller needs no array
+ * task's own job id, so tasks in the same state fold whatever their own ids, and carry the
+ * array's job id instead.
+ */
+export function sacctRunsArgv(ids: readonly string[], options: { taskJobIds?: boolean } = {}): string[] {
+  return sacctRunsArgvOf(sacctArgv(ids), options);
+}
+
+/** The filter around any command printing sacct's rows (bench/poll-parse.ts prints a million with awk). */
+export function sacctRunsArgvOf(command: readonly string[], options: { taskJobIds?: boolean } = {}): string[] {
+  if (command.length === 0 || command[0] === SACCT_RUNS_ANY_OWN) throw new Error("no command to filter");
+  return ["bash", "-c", SACCT_RUNS_SCRIPT, SACCT_RUNS_NAME, ...(options.taskJobIds === false ? [SACCT_RUNS_ANY_OWN] : []), ...command];
 }
 
 /**

@@ -4,6 +4,7 @@ import { z } from "zod";
 import { SlurmOutputError } from "./errors.js";
 import { translateState, type JobState } from "./states.js";
 import { dedupe, EXACT, TaskAnswer, taskKey as answerTaskKey } from "./task-answer.js";
+import { SACCT_RUNS_TRAILER, SACCT_RUNS_VERSION } from "./sacct-runs.js";
 
 export type RecordSource = "squeue" | "sacct" | "scontrol" | "local" | "none";
 
@@ -413,9 +414,58 @@ export function parseSacct(stdout: string): TaskRecord[] {
  * stays one segment, tasks in order in the same state share one.
  */
 export function parseSacctAnswer(stdout: string): TaskAnswer {
+  return readSacct(stdout, false).answer;
+}
+
+/** The largest array task index SLURM allows (MaxArraySize is at most 4,000,001). */
+const MAX_TASK_ID = 4_000_000;
+
+/** The filter's trailer line (src/slurm/sacct-runs.ts): `~hpcpipe-sacct|<version>|<rows read>`. */
+const SacctRunsTrailer = z.tuple([z.literal(SACCT_RUNS_TRAILER), z.literal(String(SACCT_RUNS_VERSION)), z.string().regex(/^\d{1,15}$/)]);
+
+/**
+ * Parses sacct's answer as the cluster's filter sends it (src/slurm/sacct-runs.ts,
+ * SACCT_RUNS_AWK): sacct's own rows, read as parseSacctAnswer reads them, and
+ * run lines `~A|first|last|own|mode|TAIL`, each standing for the rows
+ * `A_t|own_t|TAIL` of tasks t = first..last (own_t = own + t - first for mode
+ * `s`, own for mode `e`; for mode `a`, own is A: sacctRunsArgv's
+ * `taskJobIds: false`, the tasks' own ids were not sent), in their place. The answer is the same, segment for
+ * segment, as parseSacctAnswer's of the rows the filter read. The last line
+ * must be the trailer `~hpcpipe-sacct|1|N` (checked with zod) and N the number
+ * of rows the lines stand for: an answer cut short, or not from the filter,
+ * is refused (SlurmOutputError), as is a run line of another shape. A run
+ * line's ids are checked here; its TAIL, like a row's, once per distinct text
+ * with zod (SacctRow).
+ */
+export function parseSacctRunsAnswer(stdout: string): TaskAnswer {
+  let end = stdout.length;
+  while (end > 0 && stdout.charCodeAt(end - 1) <= 32) end--;
+  const from = stdout.lastIndexOf("\n", end - 1) + 1;
+  const last = stdout.slice(from, end);
+  const lineCount = (): number => {
+    let n = 1;
+    for (let i = stdout.indexOf("\n"); i !== -1 && i < from; i = stdout.indexOf("\n", i + 1)) n++;
+    return n;
+  };
+  const trailer = SacctRunsTrailer.safeParse(last.split("|"));
+  if (!trailer.success) throw new SlurmOutputError(`the sacct filter's answer does not end with its trailer ${SACCT_RUNS_TRAILER}|${SACCT_RUNS_VERSION}|<rows>`, last, lineCount());
+  const { answer, rows } = readSacct(stdout.slice(0, from), true);
+  const read = Number(trailer.data[2]);
+  if (rows !== read) throw new SlurmOutputError(`the sacct filter read ${read} rows but its answer stands for ${rows}`, last, lineCount());
+  return answer;
+}
+
+/** The sacct rows of `stdout` (with `runs`, the filter's run lines too) and how many rows they stand for. */
+function readSacct(stdout: string, runs: boolean): { answer: TaskAnswer; rows: number } {
   const answer = new TaskAnswer();
   const interner = new RowInterner(answer, stdout);
+  let rows = 0;
   forEachLineAt(stdout, (start, end, lineNumber) => {
+    if (runs && stdout.charCodeAt(start) === 126 /* ~ */) {
+      rows += runLine(answer, interner, stdout, start, end, lineNumber);
+      return;
+    }
+    rows++;
     const p1 = bar(stdout, start, end);
     const p2 = nextBar(stdout, p1, end);
     const p3 = nextBar(stdout, p2, end);
@@ -438,7 +488,40 @@ export function parseSacctAnswer(stdout: string): TaskAnswer {
     if (read === null) return; // a job step, not the allocation
     addRow(answer, read.row, read.parsedId, read.isArray ? read.parsedId.baseId : null, read.ranges);
   });
-  return answer;
+  return { answer, rows };
+}
+
+/**
+ * One run line of the filter, `~A|first|last|own|mode|TAIL`, as one segment
+ * (the rows it stands for would have made the same one); returns how many rows
+ * it stands for. Every id is 1-15 digits, first < last <= 4,000,000, mode `s`,
+ * `e` or `a` (own = A) (so own ids stay below 2^53); the row of its first task is checked in full the first time its TAIL is seen.
+ */
+function runLine(answer: TaskAnswer, interner: RowInterner, text: string, start: number, end: number, lineNumber: number): number {
+  const bad = (what: string): SlurmOutputError => new SlurmOutputError(`sacct filter run line ${what}`, text.slice(start, end), lineNumber);
+  const p1 = bar(text, start + 1, end);
+  const p2 = nextBar(text, p1, end);
+  const p3 = nextBar(text, p2, end);
+  const p4 = nextBar(text, p3, end);
+  const p5 = nextBar(text, p4, end);
+  if (p5 === -1) throw bad("has fewer than 6 fields (~A|first|last|own|mode|...)");
+  const arrayJobId = numberAt(text, start + 1, p1);
+  const first = numberAt(text, p1 + 1, p2);
+  const last = numberAt(text, p2 + 1, p3);
+  const own = numberAt(text, p3 + 1, p4);
+  if (arrayJobId === -1 || first === -1 || last === -1 || own === -1) throw bad("has an array job id, task id or own job id that is not 1-15 digits");
+  if (first >= last || last > MAX_TASK_ID) throw bad(`has tasks ${first}-${last} (first below last, at most ${MAX_TASK_ID})`);
+  const mode = p5 === p4 + 2 ? text.charCodeAt(p4 + 1) : -1;
+  if (mode !== 115 /* s */ && mode !== 101 /* e */ && mode !== 97 /* a */) throw bad("has a mode that is not s, e or a");
+  if (mode === 97 && own !== arrayJobId) throw bad("of mode a has an own job id that is not its array job id");
+  const seq = mode === 115;
+  const tpl = interner.templateOf(arrayJobId, first, own, p5 + 1, end, () => {
+    // The row of the run's first task, as sacct printed it.
+    const row = `${text.slice(start + 1, p1)}_${text.slice(p1 + 1, p2)}|${text.slice(p3 + 1, p4)}|${text.slice(p5 + 1, end)}`;
+    return sacctRecord(row, lineNumber)?.template as TaskRecord;
+  });
+  answer.add(tpl, first, last, 1, own, false, false, seq);
+  return last - first + 1;
 }
 
 /** One sacct line checked in full (SacctRow) and read; null for a job step (`45.batch`). */

@@ -1,7 +1,7 @@
 // The SLURM scheduler: status of many jobs in a bounded number of queries,
 // one scancel for many jobs, one sbatch per job. Commands go through an
 // injected executor (the SSH transport, or a local one in tests).
-import { sacctArgv, sacctTimesArgv, sbatchArgv, scancelArgv, scontrolArgv, squeueArgv, type SbatchOptions } from "./commands.js";
+import { sacctArgv, sacctRunsArgv, sacctTimesArgv, sbatchArgv, scancelArgv, scontrolArgv, squeueArgv, type SbatchOptions } from "./commands.js";
 import {
   AccountingDisabledError,
   InvalidJobIdError,
@@ -14,6 +14,7 @@ import {
 import {
   parsePrintedJobId,
   parseSacctAnswer,
+  parseSacctRunsAnswer,
   parseSacctTimes,
   parseSbatchParsable,
   parseScontrolAnswer,
@@ -39,6 +40,31 @@ export interface SlurmSchedulerOptions {
   accounting?: "auto" | "on" | "off";
   /** Pass `--me` to squeue (default true): see squeueArgv. */
   onlyMine?: boolean;
+  /**
+   * Send sacct's answer through the cluster-side filter that folds neighbouring
+   * tasks of an array in the same state into one line (src/slurm/sacct-runs.ts;
+   * default true). When the filter cannot run there (no bash or awk, awk
+   * killed) or its answer cannot be read, the same poll asks plain sacct and
+   * this scheduler keeps to plain sacct from then on.
+   */
+  sacctFilter?: boolean;
+}
+
+export interface StatusOptions {
+  /**
+   * Per array job id, the task ids the caller still waits for: an array that
+   * squeue shows without some of them is asked of sacct (or scontrol) too.
+   */
+  expect?: ReadonlyMap<string, readonly number[]>;
+  /**
+   * The caller reads array tasks' own job ids (default true). With false (the
+   * status poll: it asks for the ids sbatch printed, array and plain job ids,
+   * and maps tasks by their index), sacct's filter folds an array's tasks in
+   * the same state whatever their own ids (on a busy cluster they are seldom
+   * consecutive), and the tasks it folded carry the array's job id as `jobId`,
+   * as a pending range's do. The tasks' states are the same either way.
+   */
+  taskJobIds?: boolean;
 }
 
 /** A record for a job no source knows: purged from slurmctld and absent from accounting (or sacct lagging). */
@@ -137,6 +163,7 @@ export class SlurmScheduler {
   private accountingOff: boolean;
   private readonly accountingMode: "auto" | "on" | "off";
   private readonly onlyMine: boolean;
+  private sacctFilter: boolean;
 
   constructor(
     private readonly execute: CommandExecutor,
@@ -145,6 +172,12 @@ export class SlurmScheduler {
     this.accountingMode = options.accounting ?? "auto";
     this.accountingOff = this.accountingMode === "off";
     this.onlyMine = options.onlyMine ?? true;
+    this.sacctFilter = options.sacctFilter ?? true;
+  }
+
+  /** True while sacct is asked through the cluster-side filter (false after it failed once, or by the option). */
+  get sacctFiltered(): boolean {
+    return this.sacctFilter;
   }
 
   /** Scheduler queries run so far (squeue, sacct, scontrol): the polling budget. */
@@ -180,9 +213,10 @@ export class SlurmScheduler {
    * `status`, compactly: per id, a TaskAnswer (a pending range, and tasks in
    * order in the same state, are one segment each), so a million-task answer
    * makes no record per task. The same queries and the same answer task for
-   * task: `status` is this, expanded.
+   * task: `status` is this, expanded (with `taskJobIds: false`, tasks sacct's
+   * filter folded carry the array's job id as their `jobId`; see StatusOptions).
    */
-  async statusAnswers(jobIds: readonly string[], options: { expect?: ReadonlyMap<string, readonly number[]> } = {}): Promise<JobAnswerMap> {
+  async statusAnswers(jobIds: readonly string[], options: StatusOptions = {}): Promise<JobAnswerMap> {
     const ids = [...new Set(jobIds)];
     const found: JobAnswerMap = new Map();
     if (ids.length === 0) return found;
@@ -209,7 +243,7 @@ export class SlurmScheduler {
     let asked = [...ids.filter((id) => !found.has(id)), ...incomplete];
     if (asked.length > 0 && !this.accountingOff) {
       try {
-        fill(await this.query(sacctArgv(asked), parseSacctAnswer), asked);
+        fill(await this.sacct(asked, options.taskJobIds ?? true), asked);
         asked = [];
       } catch (error) {
         if (!(error instanceof AccountingDisabledError) || this.accountingMode === "on") throw error;
@@ -259,6 +293,47 @@ export class SlurmScheduler {
     const argv = sbatchArgv(options);
     const result = checkResult(argv, await this.execute(argv));
     return this.parsed(argv, result, (stdout) => parseSbatchParsable(stdout).jobId);
+  }
+
+  /**
+   * sacct's answer for `ids`: through the filter while it works, else plain.
+   * sacct's own failures (accounting disabled or down, a busy controller) come
+   * through the filter as they are and are thrown. Any other failure of the
+   * filtered command, or an answer parseSacctRunsAnswer refuses, is taken for
+   * the filter's: plain sacct is asked at once (one more query) and from then
+   * on; if plain sacct fails (or is refused) too, the fault was sacct's and the
+   * filter stays.
+   */
+  private async sacct(ids: readonly string[], taskJobIds: boolean): Promise<TaskAnswer> {
+    if (this.sacctFilter) {
+      const argv = sacctRunsArgv(ids, { taskJobIds });
+      this.queryCount += 1;
+      const result = await this.execute(argv);
+      let failed = false;
+      try {
+        checkResult(argv, result);
+      } catch (error) {
+        if (error instanceof InvalidJobIdError) return new TaskAnswer();
+        // A typed SLURM failure, or a transient one: sacct's, as without the filter.
+        if (!(error instanceof SchedulerError) || error.constructor !== SchedulerError || error.transient) throw error;
+        failed = true;
+      }
+      if (!failed) {
+        try {
+          return parseSacctRunsAnswer(result.stdout);
+        } catch (error) {
+          if (!(error instanceof SlurmOutputError)) throw error;
+        }
+      }
+      this.sacctFilter = false;
+      try {
+        return await this.query(sacctArgv(ids), parseSacctAnswer);
+      } catch (error) {
+        this.sacctFilter = true;
+        throw error;
+      }
+    }
+    return this.query(sacctArgv(ids), parseSacctAnswer);
   }
 
   // Runs one status query. "Invalid job id specified" only comes back when a

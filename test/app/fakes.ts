@@ -9,6 +9,7 @@ import type { CompiledPlan } from "../../src/plan/plan.js";
 import { aggregateState } from "../../src/runs/job-status.js";
 import { RunStore, TaskTable } from "../../src/runs/index.js";
 import type { JobStatus, RunRecord, TaskStatus } from "../../src/runs/index.js";
+import { filterOptions, filteredCommand, queryName, throughFilter } from "../support/sacct-filter.js";
 import type { ExecOptions, ExecResult, FetchedFile, GetFilesOptions, PutFilesOptions, ShellWord, Transport } from "../../src/transport/index.js";
 
 export const REPO = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..", "..");
@@ -56,10 +57,12 @@ export class FakeTransport implements Transport {
     this.execs.push({ argv: words, opts });
     const ids = (words[words.indexOf("-j") + 1] ?? "").split(",");
     if (words[0] === "squeue") return ok(ids.flatMap((id) => this.squeue.get(id) ?? []).map((l) => `${l}\n`).join(""));
-    if (words[0] === "sacct") {
+    // sacct, plain or through the cluster-side filter (run here for real over the fake answer).
+    const filtered = filteredCommand(words);
+    if (words[0] === "sacct" || filtered?.[0] === "sacct") {
       const failure = this.sacctFailures.shift();
-      if (failure !== undefined) return { code: 1, signal: null, stdout: "", stderr: failure };
-      return ok(ids.flatMap((id) => this.sacct.get(id) ?? []).map((l) => `${l}\n`).join(""));
+      const answer = failure !== undefined ? { code: 1, stdout: "", stderr: failure } : { code: 0, stdout: ids.flatMap((id) => this.sacct.get(id) ?? []).map((l) => `${l}\n`).join(""), stderr: "" };
+      return { signal: null, ...(filtered !== null ? throughFilter(answer, "awk", filterOptions(words)) : answer) };
     }
     if (words[0] === "scancel") return ok();
     // The step cache's query (src/cache/remote.ts): an empty cache, as on a new cluster.
@@ -90,7 +93,7 @@ export class FakeTransport implements Transport {
 
   /** The scheduler commands run so far (squeue, sacct, scontrol, scancel). */
   schedulerCalls(): string[] {
-    return this.execs.map((e) => e.argv[0] ?? "").filter((c) => ["squeue", "sacct", "scontrol", "scancel"].includes(c));
+    return this.execs.map((e) => queryName(e.argv)).filter((c) => ["squeue", "sacct", "scontrol", "scancel"].includes(c));
   }
 }
 

@@ -15,6 +15,7 @@ import { watchRun } from "../../src/app/status.js";
 import { DEFAULT_POLL_POLICY } from "../../src/slurm/index.js";
 import type { ExecOptions, ExecResult, ShellWord } from "../../src/transport/index.js";
 import { FakeTransport, squeueJob, squeueTask, tempRun } from "./fakes.js";
+import { queryName } from "../support/sacct-filter.js";
 import type { TempRun } from "./fakes.js";
 
 /** The documented cap (README). */
@@ -42,7 +43,7 @@ class ClockedTransport extends FakeTransport {
     super();
   }
   override exec(argv: readonly ShellWord[], opts?: ExecOptions): Promise<ExecResult> {
-    this.at.push({ s: this.clock.ms / 1000, command: String(argv[0]) });
+    this.at.push({ s: this.clock.ms / 1000, command: queryName(argv.map(String)) });
     return super.exec(argv, opts);
   }
 }

@@ -8,6 +8,7 @@ import { RunStore } from "../../src/runs/index.js";
 import { concreteSteps } from "../../src/app/resume.js";
 import { ConnectionLostError, HostKeyError } from "../../src/transport/index.js";
 import { FakeTransport, LOCALCLUSTER, ok, REPO, stateJson } from "./fakes.js";
+import { filteredCommand } from "../support/sacct-filter.js";
 
 let dir: string;
 let store: RunStore;
@@ -228,7 +229,8 @@ describe("submitRun's other paths with a fake cluster", () => {
     expect(outcome.plan.jobs.length).toBeLessThan(first.plan.jobs.length);
     expect(outcome.record).toMatchObject({ phase: "submitted", attempt: 2, error: null, history: [{ attempt: 1, jobs: first.record.jobs, phase: "submitted" }] });
     expect(Object.values(outcome.record.jobs)).toEqual(outcome.plan.jobs.map((_, i) => String(600 + i)));
-    expect(fake.execs.filter((e) => e.argv[0] === "bash")).toHaveLength(1);
+    // One submit script (sacct's cluster-side filter runs under bash too: not counted here).
+    expect(fake.execs.filter((e) => e.argv[0] === "bash" && filteredCommand(e.argv) === null)).toHaveLength(1);
     expect(outcome.roundTrips).toBe(2);
     expect(await store.readRecord("r-resume")).toEqual(outcome.record);
     expect(fake.closed).toBe(true);

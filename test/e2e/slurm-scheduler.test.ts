@@ -10,7 +10,11 @@ import {
   PollInterval,
   SlurmScheduler,
   isFinal,
+  parseSacctAnswer,
+  parseSacctRunsAnswer,
   pollPolicy,
+  sacctArgv,
+  sacctRunsArgv,
   statusFingerprint,
   type CommandExecutor,
   type JobStatusMap,
@@ -117,6 +121,30 @@ describe.skipIf(!enabled)("SlurmScheduler on the local SLURM cluster", { timeout
       ]),
     );
     expect(status.get(ok)?.[0]?.comment).toBe("hpcpipe:e2e-slurm-scheduler");
+  });
+
+  it("reads sacct through the cluster-side filter as plain sacct: the same tasks, a shorter answer", async ({ skip }) => {
+    if (!inject("cluster").accounting) skip();
+    const array = await submit("filtered", "exit $((SLURM_ARRAY_TASK_ID % 3 == 2))", { array: "0-11" });
+    const plain = await submit("filtered-plain", "true");
+    await waitUntilFinal([array, plain]);
+    // sacct lags squeue: ask both ways until the filtered and the plain answer list every task, in the same state.
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const [filtered, direct] = await Promise.all([runLocally(sacctRunsArgv([array, plain])), runLocally(sacctArgv([array, plain]))]);
+      expect(filtered.code, filtered.stderr).toBe(0);
+      expect(direct.code, direct.stderr).toBe(0);
+      const runs = parseSacctRunsAnswer(filtered.stdout).records();
+      const rows = parseSacctAnswer(direct.stdout).records();
+      if (rows.length === 13 && rows.every((r) => isFinal(r.state)) && JSON.stringify(runs) === JSON.stringify(rows)) {
+        expect(runs).toEqual(rows);
+        expect(filtered.stdout.trimEnd().split("\n").at(-1)).toBe("~hpcpipe-sacct|1|13");
+        expect(runs.filter((r) => r.state === "FAILED").map((r) => r.taskId)).toEqual([2, 5, 8, 11]);
+        break;
+      }
+      if (Date.now() > deadline) expect({ tasks: rows.length, final: rows.every((r) => isFinal(r.state)), runs }).toEqual({ tasks: 13, final: true, runs: rows });
+      await sleep(500);
+    }
   });
 
   it("cancels running and pending jobs with one scancel", async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { sacctArgv, sbatchArgv, scancelArgv, scontrolArgv, squeueArgv } from "../../src/slurm/index.js";
+import { SACCT_RUNS_ANY_OWN, SACCT_RUNS_NAME, SACCT_RUNS_SCRIPT, sacctArgv, sacctRunsArgv, sacctRunsArgvOf, sbatchArgv, scancelArgv, scontrolArgv, squeueArgv } from "../../src/slurm/index.js";
 import { fixture, idsOf } from "./fixtures.js";
 
 describe("SLURM argv builders", () => {
@@ -15,6 +15,16 @@ describe("SLURM argv builders", () => {
   it("builds exactly the sacct argv whose real output the fixtures hold", () => {
     const captured = fixture("sacct-all");
     expect(sacctArgv(idsOf(captured))).toEqual(captured.argv);
+  });
+
+  it("runs that sacct argv, word for word, through the cluster-side filter script (each word quoted by the transport)", () => {
+    const captured = fixture("sacct-all");
+    expect(sacctRunsArgv(idsOf(captured))).toEqual(["bash", "-c", SACCT_RUNS_SCRIPT, SACCT_RUNS_NAME, ...captured.argv]);
+    expect(sacctRunsArgvOf(["awk", "BEGIN {}"])).toEqual(["bash", "-c", SACCT_RUNS_SCRIPT, SACCT_RUNS_NAME, "awk", "BEGIN {}"]);
+    expect(() => sacctRunsArgv(["1;rm"])).toThrow(/not a SLURM job id/);
+    expect(() => sacctRunsArgvOf([])).toThrow(/no command/);
+    // The status poll reads no task's own job id: the filter may fold tasks whatever their own ids.
+    expect(sacctRunsArgv(["5"], { taskJobIds: false })).toEqual(["bash", "-c", SACCT_RUNS_SCRIPT, SACCT_RUNS_NAME, SACCT_RUNS_ANY_OWN, ...sacctArgv(["5"])]);
   });
 
   it("asks scontrol about one id directly and about several with one call that lists every job", () => {

@@ -5,6 +5,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import type { CommandExecutor, CommandResult } from "../../src/slurm/index.js";
+import { filterOptions, filteredCommand, queryName, throughFilter } from "../support/sacct-filter.js";
 
 const FIXTURE_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "fixtures", "slurm");
 
@@ -63,18 +64,20 @@ export interface ReplayExecutor {
 
 /**
  * An executor that answers each command with the next fixture captured for the
- * same program (argv[0]), in the order given, and records every argv it got.
+ * same program (argv[0]; sacct for sacct through the cluster-side filter), in the
+ * order given, and records every argv it got. sacct asked through the filter gets
+ * the fixture's answer run through the real filter script on this machine.
  */
 export function replay(...fixtures: Fixture[]): ReplayExecutor {
   const queue = [...fixtures];
   const calls: string[][] = [];
   const execute: CommandExecutor = async (argv) => {
     calls.push(argv);
-    const at = queue.findIndex((captured) => captured.argv[0] === argv[0]);
+    const at = queue.findIndex((captured) => captured.argv[0] === queryName(argv));
     const next = queue[at];
     if (at < 0 || next === undefined) throw new Error(`no fixture left for ${argv.join(" ")}`);
     queue.splice(at, 1);
-    return resultOf(next);
+    return filteredCommand(argv) !== null ? throughFilter(resultOf(next), "awk", filterOptions(argv)) : resultOf(next);
   };
   return { execute, calls };
 }

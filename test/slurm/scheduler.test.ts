@@ -4,8 +4,10 @@ import {
   AccountingUnavailableError,
   SchedulerError,
   SlurmScheduler,
+  sacctRunsArgvOf,
   type CommandExecutor,
 } from "../../src/slurm/index.js";
+import { queryName } from "../support/sacct-filter.js";
 import { fixture, idsOf, jobOf, replay } from "./fixtures.js";
 
 /** The squeue argv hpcpipe sends now: the fixture's, captured with -r, without it (see commands.test.ts). */
@@ -44,7 +46,8 @@ describe("SlurmScheduler.status", () => {
     const status = await scheduler.status(idsOf(squeue));
 
     expect(scheduler.queries).toBe(2);
-    expect(fake.calls).toEqual([asSent(squeue.argv), sacct.argv]);
+    // sacct goes through the cluster-side filter (src/slurm/sacct-runs.ts): the captured argv, inside it.
+    expect(fake.calls).toEqual([asSent(squeue.argv), sacctRunsArgvOf(sacct.argv)]);
     expect(status.get(jobOf("ok"))?.[0]?.source).toBe("squeue");
     expect(status.get(jobOf("purged"))?.[0]).toMatchObject({ source: "sacct", jobId: jobOf("purged") });
   });
@@ -83,7 +86,7 @@ describe("SlurmScheduler.status", () => {
     const ids = [jobOf("ok"), jobOf("fail")];
 
     const first = await scheduler.status(ids);
-    expect(fake.calls.map((argv) => argv[0])).toEqual(["squeue", "sacct", "scontrol"]);
+    expect(fake.calls.map(queryName)).toEqual(["squeue", "sacct", "scontrol"]);
     expect(scheduler.accountingDisabled).toBe(true);
     expect(first.get(jobOf("fail"))?.[0]).toMatchObject({ state: "FAILED", exitCode: 3, source: "scontrol" });
     expect(first.get(jobOf("ok"))?.[0]).toMatchObject({ state: "COMPLETED", exitCode: 0 });
@@ -133,7 +136,7 @@ describe("SlurmScheduler.status", () => {
     const scheduler = new SlurmScheduler(fake.execute);
     const status = await scheduler.status([id], { expect: new Map([[id, all]]) });
     expect(scheduler.queries).toBe(2);
-    expect(fake.calls).toEqual([asSent(cut.argv), sacct.argv]);
+    expect(fake.calls).toEqual([asSent(cut.argv), sacctRunsArgvOf(sacct.argv)]);
     const byTask = new Map(status.get(id)?.map((r) => [r.taskId, r]));
     expect([...byTask.keys()].sort((a, b) => (a ?? 0) - (b ?? 0))).toEqual(all);
     expect(byTask.get(0)).toMatchObject({ state: "RUNNING", source: "squeue" });
