@@ -136,7 +136,7 @@ export async function watchByEvents(run: RunExecutor, options: WatchOptions): Pr
     starts += 1;
     ready = false;
     ended = null;
-    held = [];
+    scanning = false;
     let w: RemoteWatcher;
     try {
       w = startWatcher(
@@ -165,8 +165,14 @@ export async function watchByEvents(run: RunExecutor, options: WatchOptions): Pr
     });
   };
 
-  /** State lines of the scan in progress: applied together when it ends ("E", or "R" after the first scan). */
-  let held: Array<Extract<WatchEvent, { kind: "state" }>> = [];
+  /**
+   * A scan is in progress: some of its state lines have arrived, not its end ("E", or "R" after the first
+   * scan). Its lines are applied as they come (a scan of a million items' files is three million lines: held
+   * until its end, they took gigabytes), but the watch does not end on what the files say until the scan
+   * has ended: a scan sends names in glob order, so an item's unit file comes before its step's file, and a
+   * task ended by the unit file alone would be merged without the step's state.
+   */
+  let scanning = false;
   const apply = (event: Extract<WatchEvent, { kind: "state" }>): boolean => {
     const entry: FileEntry = { text: event.text, parsed: event.text === null ? null : parseStateText(event.name, event.text) };
     if (kept && files.size >= keepMax && !files.has(event.name)) {
@@ -182,27 +188,22 @@ export async function watchByEvents(run: RunExecutor, options: WatchOptions): Pr
     if (state !== null && (ready || starts === 1)) options.onState?.(key, state);
     return tracker.isFailure(key);
   };
-  const applyHeld = (): boolean => {
-    let failure = false;
-    for (const event of held) if (apply(event)) failure = true;
-    held = [];
-    return failure;
-  };
 
   const take = (event: WatchEvent): boolean => {
     events += 1;
     if (event.kind === "hello") debug(`state watcher started (protocol ${event.protocol}, pid ${event.pid})`);
     else if (event.kind === "mode") debug(`state watcher: woken by ${event.mode === "inotify" ? "inotify and its scan" : "its scan alone"}`);
-    else if (event.kind === "state") held.push(event);
-    else if (event.kind === "scanned") return applyHeld();
+    else if (event.kind === "state") {
+      scanning = true;
+      return apply(event);
+    } else if (event.kind === "scanned") scanning = false;
     else {
-      // The first scan's files are not fresh (they may be an earlier attempt's); they are applied before "ready".
-      const failure = applyHeld();
+      // The first scan's files are not fresh (they may be an earlier attempt's): applied while not "ready".
+      scanning = false;
       ready = true;
       failedStarts = 0;
       markTiming("watcher-ready");
       debug(`state watcher: first scan done (${event.mode})`);
-      return failure;
     }
     return false;
   };
@@ -212,7 +213,7 @@ export async function watchByEvents(run: RunExecutor, options: WatchOptions): Pr
     // The events hold every state file only when the files ended the run (the scheduler may have seen a job end
     // before its last file reached the watcher) and the watcher that sent them is still the live one.
     // With retries, the merge also needs the controllers' records, which only readStates brings.
-    const complete = tracker.allEnded() && mode === "events" && ready && ended === null && !hasRetries(run.plan);
+    const complete = tracker.allEnded() && mode === "events" && ready && !scanning && ended === null && !hasRetries(run.plan);
     // Not awaited: the watcher ends at its stdin's EOF within a tick, and nothing here needs it any more.
     void watcher?.close();
     watcher = null;
@@ -240,6 +241,8 @@ export async function watchByEvents(run: RunExecutor, options: WatchOptions): Pr
         debug(`state watcher ended (${why.reason === "failed" ? why.error.message.split("\n")[0] : why.reason === "exited" ? `exit ${String(why.code ?? why.signal)}${why.stderr ? `: ${why.stderr.trim().slice(0, 200)}` : ""}` : "closed"}); polling until it can be started again`);
         watcher = null;
         mode = "polling";
+        // A scan it left unfinished ends no task: the scheduler says, and the merge fetches the files.
+        scanning = false;
         polling.reset();
       }
 
@@ -275,7 +278,8 @@ export async function watchByEvents(run: RunExecutor, options: WatchOptions): Pr
       const changed = key !== lastKey;
       lastKey = key;
       const status = snapshot(run.record, jobs, now());
-      if (status.final) return await finish(status, changed);
+      // Not in the middle of a scan of the live watcher (see `scanning`).
+      if (status.final && !(scanning && mode === "events" && ended === null)) return await finish(status, changed);
       last = status;
       if (changed || changedByQuery) options.onUpdate?.(status, changed);
       if (options.signal?.aborted) return { status, merged: null, remote: null, aborted: true, polls: queries, queries, events, mode };
