@@ -531,7 +531,12 @@ _hp_pack_run() {
     _HP_PACK_BUSY=0
     for ((_HP_PACK_S = 0; _HP_PACK_S < _HP_PACK_SLOTS; _HP_PACK_S++)); do _hp_pack_give "$_HP_PACK_S" "$3"; done
     while ((_HP_PACK_BUSY > 0)); do
-      if ! read -r -u "$_HP_PACK_DONE" -a _HP_PACK_MSG; then
+      # A read that times out now and then lets a trap run on a bash that resumes a read a signal interrupted
+      # (bash < 4.4): a signal waits for a second at most, not for the next item to end.
+      read -r -t 1 -u "$_HP_PACK_DONE" -a _HP_PACK_MSG
+      _HP_PACK_S=$?
+      ((_HP_PACK_S > 128)) && continue
+      if ((_HP_PACK_S != 0)); then
         # Every worker is gone without saying so (killed): its item failed the task.
         _hp_log "error: job $_HP_JOB_ID: task $HPCPIPE_TASK lost its workers"
         _HP_JOB_FAILED=1
@@ -813,7 +818,13 @@ _hp_pack_worker() {
     _HP_PACK_FDS=("${_HP_PACK_QR[@]}" "$_HP_PACK_DONE" "$_HP_PACK_DONE_W")
     _HP_PACK_FD=${_HP_PACK_QR[$1]}
     trap '_hp_pack_worker_exit $?' EXIT
-    while _HP_PACK_IDLE=1 && read -r -u "$_HP_PACK_FD" _HP_PACK_I && [[ $_HP_PACK_I =~ ^[0-9]{1,9}$ ]] && ((_HP_PACK_I < $3)); do
+    while :; do
+      _HP_PACK_IDLE=1
+      # Timed out now and then, as the task's shell's read is (a signal to an idle worker on bash < 4.4).
+      read -r -t 1 -u "$_HP_PACK_FD" _HP_PACK_I
+      _HP_PACK_READ=$?
+      ((_HP_PACK_READ > 128)) && continue
+      if ((_HP_PACK_READ != 0)) || [[ ! $_HP_PACK_I =~ ^[0-9]{1,9}$ ]] || ((_HP_PACK_I >= $3)); then break; fi
       _HP_PACK_IDLE=0
       _hp_pack_item "$1" "$(($2 + _HP_PACK_I))" "$4" "$5" "${_HP_PACK_ITEMS[_HP_PACK_I]}"
       printf '%d %d\n' "$1" "$_HP_PACK_RC" >&"$_HP_PACK_DONE_W"
@@ -829,6 +840,7 @@ _hp_pack_worker() {
 }
 _HP_PACK_I=0
 _HP_PACK_W=0
+_HP_PACK_READ=0
 
 # A worker that ends in an item (_hp_die, a signal) says so on the pipe back.
 _hp_pack_worker_exit() {
