@@ -182,6 +182,36 @@ export async function locateRunningLog(context: RunContext | RunExecutor, target
 }
 
 /**
+ * Follows the search of `locateRunningLog` from poll to poll: each slot log is read only from where the last
+ * poll stopped (at most FOLLOW_CHUNK_BYTES a poll), never whole again, so a follow of an item that has not
+ * started yet costs a small read per slot log and poll, whatever the size of the logs.
+ */
+class SlotLogSearch {
+  private readonly seen = new Map<string, { offset: number; tail: Buffer }>();
+  private readonly marker: Buffer;
+
+  constructor(private readonly target: LogTarget) {
+    this.marker = logMarker(target.key);
+  }
+
+  /** The slot log holding the key's marker, as a section target; else the target unchanged. */
+  async find(context: RunContext | RunExecutor): Promise<LogTarget> {
+    for (const log of slotLogsOf(this.target)) {
+      const path = `${log}.${this.target.stream === "stdout" ? "out" : "err"}`;
+      const at = this.seen.get(path) ?? { offset: 0, tail: Buffer.alloc(0) };
+      const chunk = await readLogFrom(context, { ...this.target, path }, at.offset);
+      if (chunk.absent) continue;
+      // A rewritten log is read again from its start.
+      const data = Buffer.concat([chunk.restarted ? Buffer.alloc(0) : at.tail, chunk.data]);
+      if (data.includes(this.marker)) return { ...this.target, path, section: true };
+      // A marker split between two reads: its start is kept for the next.
+      this.seen.set(path, { offset: (chunk.restarted ? 0 : at.offset) + chunk.data.length, tail: Buffer.from(data.subarray(Math.max(0, data.length - this.marker.length + 1))) });
+    }
+    return this.target;
+  }
+}
+
+/**
  * The step's whole log in ONE read (a packed item: its pack line, then its slot log, of which its section is
  * cut: the slot log is read whole, within MAX_LOG_BYTES); null when it does not exist yet.
  */
@@ -240,13 +270,14 @@ export async function followLog(context: RunContext | RunExecutor, target: LogTa
   let filter: SectionFilter | null = null;
   // Slot logs are searched only while the item's task runs (a pending task has written none).
   let running = false;
+  const search = new SlotLogSearch(target);
   for (;;) {
     if (options.signal?.aborted) return null;
     // A packed item's slot log: from its line once its task has written its pack file (the task ended), or
     // while the task runs, the slot log that holds the item's marker (none until the item starts).
     if (where.packFile !== undefined && where.section !== true && offset === 0) {
       where = await locateLog(run, where);
-      if (where.section !== true && running) where = await locateRunningLog(run, where);
+      if (where.section !== true && running) where = await search.find(run);
       if (where.section === true) filter = new SectionFilter(where.key);
     }
     const chunk = await readLogFrom(run, where, offset);

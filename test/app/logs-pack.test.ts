@@ -145,5 +145,7 @@ describe("a packed item's log section", () => {
     const ended = await followLog(run, resolveLogTarget(twoSlots, "w", 3), { write: (d) => out.push(d), policy: pollPolicy({ initialMs: 1, maxMs: 1 }), sleep: async () => undefined });
     expect(ended).toEqual({ state: "COMPLETED", reason: null });
     expect(Buffer.concat(out).toString()).toBe("item 3 out\nline 2\n");
+    // The slot logs are searched from where the last poll stopped, in small reads, never read whole.
+    expect(run.reads.filter((r) => r.startsWith("logs/") && !r.includes("@"))).toEqual([]);
   });
 });
