@@ -57,11 +57,14 @@ export interface CacheKeys {
 
 const sha = (value: unknown): string => createHash("sha256").update(canonicalJson(value)).digest("hex");
 /** SHA-256 of strings in a fixed order (no canonical JSON on the hot path: a million items). */
-const hashParts = (...parts: string[]): string => {
+const hashParts = (...parts: string[]): string => hashList(parts);
+
+/** `hashParts` over an array of any length (a map's item ends: a million of them cannot be spread into a call's arguments). */
+function hashList(parts: readonly string[]): string {
   const h = createHash("sha256");
   for (const p of parts) h.update(p).update("\u0000");
   return h.digest("hex");
-};
+}
 
 /** `{i}` -> index, `{item}` -> item, `{item_stem}` -> item without its last extension. */
 export function expandInput(pattern: string, index: number | null, item: string | null): string {
@@ -237,7 +240,7 @@ export function cacheKeys(input: CacheKeyInput): CacheKeys {
         ends.push(c.digest);
         for (const s of c.steps.slice(chain.steps.length)) steps.push(s);
       });
-      return { digest: ends.some((e) => e === null) || chain.digest === null ? null : hashParts("after-map", chain.digest, node.key, ...(ends as string[])), steps };
+      return { digest: ends.some((e) => e === null) || chain.digest === null ? null : hashList(["after-map", chain.digest, node.key, ...(ends as string[])]), steps };
     }
     if (node.parallel) {
       const ends: Array<string | null> = [];
@@ -247,7 +250,7 @@ export function cacheKeys(input: CacheKeyInput): CacheKeys {
         ends.push(c.digest);
         for (const s of c.steps.slice(chain.steps.length)) steps.push(s);
       }
-      return { digest: ends.some((e) => e === null) || chain.digest === null ? null : hashParts("after-group", chain.digest, node.key, ...(ends as string[])), steps };
+      return { digest: ends.some((e) => e === null) || chain.digest === null ? null : hashList(["after-group", chain.digest, node.key, ...(ends as string[])]), steps };
     }
     let c = chain;
     for (const child of node.children) c = walk(child, c, item);

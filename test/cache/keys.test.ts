@@ -188,4 +188,13 @@ describe("input patterns", () => {
     expect(declared("models/deep")).toEqual(["models/deep/a.glb", "models/deep/er/b.glb"]);
     expect(declared("a+b(c).txt")).toEqual(["a+b(c).txt"]);
   });
+  it("keys a map of more items than a call can take as arguments (its end is digested from an array, not spread)", () => {
+    const plan = planOf();
+    const mapKey = Object.keys(plan.items)[0] as string;
+    // 200,000 items: spreading their ends into one call threw "Maximum call stack size exceeded" (a 1,000,000-item submit did).
+    plan.items[mapKey] = Array.from({ length: 200_000 }, (_, i) => `models/${i}.glb`);
+    const keys = cacheKeys({ plan, bundle: BUNDLE, modules: [], setup: [] }).keys;
+    expect(keys.size).toBe(2 * 200_000 + 2);
+    expect(keys.get("keyed.summary")).toMatch(/^[0-9a-f]{64}$/);
+  });
 });
