@@ -60,6 +60,9 @@ prepare() {
     # One 64-hex key per item and step: 65-byte lines.
     awk -v n="$items" 'BEGIN { for (i = 0; i < n; i++) printf "%064x\n", i }' >"$dir/cache/keys/m.{i}.a.keys"
     awk -v n="$items" 'BEGIN { for (i = 0; i < n; i++) printf "%064x\n", i + 1000000000 }' >"$dir/cache/keys/m.{i}.b.keys"
+    # Each step's family (the store directory its entries go to); a lib.sh before families ignores them.
+    printf '%064x\n' 1 >"$dir/cache/keys/m.{i}.a.family"
+    printf '%064x\n' 2 >"$dir/cache/keys/m.{i}.b.family"
   fi
 }
 # run_task ITEMS DIR [strace-out]: runs the task prepared in DIR.
@@ -99,6 +102,7 @@ for ((k = 1; k <= $#; k++)); do
   prepare "$lib" "$n" "$tmp/run"
   run_task "$n" "$tmp/run"
   files=$(find "$tmp/run/states" "$tmp/run/logs" -type f | wc -l)
+  ((cache)) && files+=" (and $(find "$tmp/run.store/cache" -type f | wc -l) in the store's cache/)"
   execs="-" forks="-"
   if command -v strace >/dev/null; then
     prepare "$lib" "$m" "$tmp/trace-run"

@@ -1094,7 +1094,8 @@ _hp_cache_key() {
 }
 
 # _hp_cache_put KEY TEMPLATE STATE PUBFILE OUTPUT...: stores a step that succeeded in the cache: its
-# declared outputs as blobs (copied: the run's own files stay writable), then its entry, one line of JSON.
+# declared outputs as blobs (copied: the run's own files stay writable), then its entry, one line of JSON
+# in its family's entries file.
 # Best effort: a step that cannot be stored (an output that is not a regular file, a full disk) just is
 # not cached. In this shell (no subshell): a step without outputs costs no process; the umask is the
 # store's only while its files are made.
@@ -1102,13 +1103,30 @@ _HP_UMASK=""
 _hp_cache_put() {
   local key=$1 template=$2 state=$3 pub=$4
   shift 4
+  local ck
   _hp_cache_key "$template" || return 0
+  ck=$REPLY
+  _hp_cache_family "$template" || return 0
   _hp_cache_store || return 0
   [[ -n $_HP_UMASK ]] || _HP_UMASK=$(umask)
   if [[ -n $_HP_CACHE_GROUP ]]; then umask 007; else umask 077; fi
-  _hp_cache_write "$key" "$REPLY" "$state" "$pub" "$@"
+  _hp_cache_write "$key" "$ck" "$REPLY" "$state" "$pub" "$@"
   umask "$_HP_UMASK"
   return 0
+}
+
+# REPLY := the family of step TEMPLATE (cache/keys/TEMPLATE.family: its definition, code and environment
+# digested), the directory its entries go to; read once per process. Status 1 when it has none.
+declare -A _HP_CACHE_FAMS=()
+_hp_cache_family() {
+  local fam=""
+  if [[ -z ${_HP_CACHE_FAMS[$1]+x} ]]; then
+    [[ -f $_HP_RUN_DIR/cache/keys/$1.family ]] && { IFS= read -r fam <"$_HP_RUN_DIR/cache/keys/$1.family" || true; }
+    [[ $fam =~ ^[0-9a-f]{64}$ ]] || fam=""
+    _HP_CACHE_FAMS[$1]=$fam
+  fi
+  REPLY=${_HP_CACHE_FAMS[$1]}
+  [[ -n $REPLY ]]
 }
 
 # _HP_CACHE_STORE, _HP_CACHE_GROUP := the store's path and group (cache/store), read once; status 1 when
@@ -1125,15 +1143,19 @@ _hp_cache_store() {
   _HP_CACHE_GROUP=${lines[1]:-}
 }
 
-# _hp_cache_write KEY CACHE_KEY STATE PUBFILE OUTPUT...: the blobs, then the entry, created with O_EXCL
-# (noclobber) under its final name in one write: of two runs of this user writing one key, the first
-# one's stays. A reader that finds an entry being written, or one a crash cut short, reads no valid line:
-# a miss; the next writer of the key replaces a cut one, or another user's, through a temp file and one mv.
+# _hp_cache_write KEY CACHE_KEY FAMILY STATE PUBFILE OUTPUT...: the blobs, then the entry: one line
+# appended to this process's entries file of the step's family, <store>/cache/f/FAMILY/<run>.<host>.<pid>.jsonl
+# (src/cache/remote.ts). One file per family and process, not one per entry: a million items make no
+# million files, and an item costs one append, no file made. The file is created with O_EXCL (noclobber),
+# so it is ours and is not a link; in its sticky directory nobody else replaces it. Its only writer is
+# this process; a line a crash cut short is not valid JSON, and a reader skips it (a miss).
+declare -A _HP_CACHE_PACK=()
+_HP_CACHE_PACK_PID=""
 _hp_cache_write() {
-  local key=$1 ck=$2 state=$3 pub=$4 store=$_HP_CACHE_STORE group=$_HP_CACHE_GROUP f sum name i blob tmp dir
-  local outs="" content="" entry final noclobber=0
+  local key=$1 ck=$2 fam=$3 state=$4 pub=$5 store=$_HP_CACHE_STORE group=$_HP_CACHE_GROUP f sum name i blob tmp dir
+  local outs="" content="" entry file noclobber=0
   local -a paths=() sums=()
-  shift 4
+  shift 5
   for f in "$@"; do
     if [[ $f == /* || ! -f $_HP_RUN_DIR/work/$f || -L $_HP_RUN_DIR/work/$f ]]; then
       _hp_log "step $key: not stored in the step cache (output '$f' is not a regular file under work/)"
@@ -1177,32 +1199,35 @@ _hp_cache_write() {
   entry+="$REPLY,\"state\":$state,\"pub\":"
   _hp_json_str "$content"
   entry+="$REPLY,\"outputs\":[$outs]}"
-  dir="$store/cache/${ck:0:2}"
-  if [[ ! -d $dir ]]; then
-    mkdir -p -- "$dir" || return 0
-    # Sticky: nobody replaces or removes another user's entry (the owner of the file is its writer).
-    if [[ -n $group ]]; then chgrp -- "$group" "$dir" 2>/dev/null; chmod 3770 -- "$dir" 2>/dev/null; else chmod 1700 -- "$dir" 2>/dev/null; fi
-  fi
-  final="$dir/$ck.json"
-  [[ $- == *C* ]] && noclobber=1
-  set -C
-  if { printf '%s\n' "$entry" >"$final"; } 2>/dev/null; then
-    ((noclobber)) || set +C
-    _hp_log "step $key: stored in the step cache"
+  [[ $_HP_CACHE_PACK_PID == "$BASHPID" ]] || { _HP_CACHE_PACK=(); _HP_CACHE_PACK_PID=$BASHPID; }
+  file=${_HP_CACHE_PACK[$fam]:-}
+  if [[ -n $file ]]; then
+    if { printf '%s\n' "$entry" >>"$file"; } 2>/dev/null; then
+      _hp_log "step $key: stored in the step cache"
+    fi
     return 0
   fi
-  ((noclobber)) || set +C
-  # There already is an entry (another run's, one a crash cut short, another user's), or the write failed.
-  # A whole entry of ours stays; any other is replaced (another user's only in a shard directory we own).
-  content=""
-  [[ -f $final && ! -L $final && -O $final ]] && { IFS= read -r -d '' -n 1048576 content <"$final" || true; }
-  [[ $content == '{"format":1,'*$'}\n' ]] && return 0
-  tmp="$dir/.$ck.$BASHPID.tmp"
-  if printf '%s\n' "$entry" >"$tmp" 2>/dev/null && mv -f -- "$tmp" "$final" 2>/dev/null; then
-    _hp_log "step $key: stored in the step cache"
-  else
-    rm -f -- "$tmp"
+  dir="$store/cache/f/$fam"
+  if [[ ! -d $dir ]]; then
+    mkdir -p -- "$dir" || return 0
+    # Sticky: nobody replaces or removes another user's file (the owner of a file is its entries' writer).
+    if [[ -n $group ]]; then chgrp -- "$group" "$dir" 2>/dev/null; chmod 3770 -- "$dir" 2>/dev/null; else chmod 1700 -- "$dir" 2>/dev/null; fi
   fi
+  file=${HOSTNAME:-host}
+  file="$dir/${_HP_RUN_DIR##*/}.${file//[^A-Za-z0-9.-]/_}.$BASHPID.jsonl"
+  [[ $- == *C* ]] && noclobber=1
+  set -C
+  if { printf '%s\n' "$entry" >"$file"; } 2>/dev/null; then
+    ((noclobber)) || set +C
+  else
+    ((noclobber)) || set +C
+    # It exists: this process id wrote it in an earlier job of this run on this host. Ours and a regular
+    # file: go on after it, on a line of its own (its last line may have been cut); anything else: not stored.
+    [[ -f $file && ! -L $file && -O $file ]] || return 0
+    { printf '\n%s\n' "$entry" >>"$file"; } 2>/dev/null || return 0
+  fi
+  _HP_CACHE_PACK[$fam]=$file
+  _hp_log "step $key: stored in the step cache"
   return 0
 }
 

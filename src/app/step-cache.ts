@@ -57,9 +57,8 @@ export async function applyStepCache(
   progress: (message: string) => void,
 ): Promise<StepCacheOutcome> {
   const keys = planCacheKeys(full, staged, config);
-  const distinct = [...new Set([...keys.keys.values()].filter((k): k is string => k !== null))];
   const store = storeDir(config);
-  const answer = await queryCache(transport, distinct, { store, group: config.store_group, trust: config.cache_trust, timeoutMs: 10 * 60_000 });
+  const answer = await queryCache(transport, keys.byFamily, { store, group: config.store_group, trust: config.cache_trust, timeoutMs: 10 * 60_000 });
   let hits = new Set(answer.entries.keys());
   let restored = effectiveHits(keys, hits);
   // The outputs of what would be restored must still be in the store (ONE query): a hit whose blob is gone is a miss.

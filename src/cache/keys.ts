@@ -53,6 +53,14 @@ export interface CacheKeys {
   before: Map<string, readonly string[]>;
   /** Bundle files that some step declares as an input (left out of the code digest). */
   declared: Set<string>;
+  /**
+   * Step template key (`{i}` for a map's items) -> its family: its definition, the code digest and the
+   * environment, digested. A job stores a step's entries in one file per family and process
+   * (src/cache/remote.ts), so a query reads the few families of its plan, not the whole store.
+   */
+  families: Map<string, string>;
+  /** Family -> the distinct cache keys of its steps in this plan. */
+  byFamily: Map<string, Set<string>>;
 }
 
 const sha = (value: unknown): string => createHash("sha256").update(canonicalJson(value)).digest("hex");
@@ -169,6 +177,8 @@ export function cacheKeys(input: CacheKeyInput): CacheKeys {
   const before = new Map<string, readonly string[]>();
   // A template's definition is the same for each of its items: digested once.
   const definitions = new Map<PlanStep, string>();
+  const families = new Map<string, string>();
+  const byFamily = new Map<string, Set<string>>();
 
   /** One leaf instance: its key from the chain digest so far. */
   const leaf = (step: PlanStep, concrete: string, chain: string | null, upstream: readonly string[], item: { index: number; value: string; hash: string | null; as: string } | null): string | null => {
@@ -199,6 +209,9 @@ export function cacheKeys(input: CacheKeyInput): CacheKeys {
         continue_on_error: step.continue_on_error,
       });
       definitions.set(step, definition);
+      const family = hashParts("hpcpipe-step-cache-family-v1", definition, code, envDigest);
+      families.set(step.key, family);
+      byFamily.set(family, byFamily.get(family) ?? new Set());
     }
     const key = hashParts(
       `hpcpipe-step-cache-v${CACHE_KEY_VERSION}`,
@@ -214,6 +227,7 @@ export function cacheKeys(input: CacheKeyInput): CacheKeys {
       envDigest,
     );
     keys.set(concrete, key);
+    (byFamily.get(families.get(step.key) as string) as Set<string>).add(key);
     return key;
   };
 
@@ -257,7 +271,7 @@ export function cacheKeys(input: CacheKeyInput): CacheKeys {
     return c;
   };
   walk(input.plan.tree, { digest: sha({ root: input.plan.tree.key }), steps: [] }, null);
-  return { keys, before, declared };
+  return { keys, before, declared, families, byFamily };
 }
 
 /**

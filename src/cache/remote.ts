@@ -1,22 +1,33 @@
 /**
  * The step cache on the cluster, beside the blob store:
  *
- *   <store>/cache/ab/<key>.json     one entry a line of JSON, written by the job
- *                                   that ran the step (templates/lib.sh,
- *                                   _hp_cache_put): its state, its published
- *                                   values and its declared outputs as blobs.
+ *   <store>/cache/f/<family>/<run>.<host>.<pid>.jsonl
+ *                                   the entries one job process wrote for the
+ *                                   steps of one family (CacheKeys.families:
+ *                                   a step's definition, the code and the
+ *                                   environment), one line of JSON each
+ *                                   (templates/lib.sh, _hp_cache_write): its
+ *                                   key, state, published values and declared
+ *                                   outputs as blobs. A line a crash cut short
+ *                                   is not valid JSON: a miss.
+ *   <store>/cache/ab/<key>.json     one entry in one file: the layout before
+ *                                   families, still read until pruned.
  *
  * Who wrote an entry is the owner (uid) of its file, never a field inside it:
- * the shard directories are sticky (no user can replace another's entry), and
- * a run uses only its own user's entries and those of the users and groups
- * the cluster config trusts (`cache_trust`). Input blobs are safe to share
+ * the directories are sticky (no user can replace another's file), and a run
+ * uses only its own user's entries and those of the users and groups the
+ * cluster config trusts (`cache_trust`). Input blobs are safe to share
  * because each is checked against its hash; a cached result cannot be
  * checked that way, hence the trust rule.
  *
- * A submission asks in ONE round trip which of its keys the store holds; the
- * reply carries the trusted entries themselves, so restoring them needs no
- * further query.
+ * A submission asks in ONE round trip which of its keys the store holds: only
+ * the directories of its plan's families are read (one awk pass over their
+ * files, holding the keys asked for), and the reply carries the trusted
+ * entries themselves, streamed, so restoring them needs no further query.
+ * A file with an entry used is touched: its last use, for `cache prune`,
+ * which removes whole files.
  */
+import { StringDecoder } from "node:string_decoder";
 import { z } from "zod";
 import { STATE_FILE_MAX_BYTES, stateFileSchema, STEP_KEY_PATTERN } from "../plan/state-file.js";
 import type { StateFile } from "../plan/state-file.js";
@@ -74,17 +85,18 @@ export interface CacheAnswer {
   invalid: string[];
 }
 
-// $1 store, $2 group, $3 trusted users (comma-separated), $4 trusted groups. Stdin: one key a line.
-// Prints "store <absolute path>", then "hit <index> <entry>" for each trusted entry, "untrusted <index>"
-// for an entry of someone else, and "end <count>". Touches the caller's hits (their last use, for prune).
+// $1 store, $2 group, $3 trusted users (comma-separated), $4 trusted groups. Stdin: "F <family>" lines, each
+// followed by the keys of that family, one a line. Prints "store <absolute path>"; for entries of one file each,
+// "hit <index> <entry>" (index: of the key among the key lines) or "untrusted <index>"; for entries in family
+// files, "hit - <entry>" or "untrusted-key <key>" (a key may be in several files); then "end <keys read>".
+// Touches the caller's files that held a hit (their last use, for prune).
 const QUERY_SCRIPT = `set -u
 store=$1 group=$2 tusers=$3 tgroups=$4
 if [ -n "$group" ]; then umask 007; else umask 077; fi
-mkdir -p -- "$store/cache" || exit 2
-if [ -n "$group" ]; then chgrp -- "$group" "$store/cache" 2>/dev/null; chmod 3770 -- "$store/cache" 2>/dev/null; fi
+mkdir -p -- "$store/cache/f" || exit 2
+if [ -n "$group" ]; then chgrp -- "$group" "$store/cache" "$store/cache/f" 2>/dev/null; chmod 3770 -- "$store/cache" "$store/cache/f" 2>/dev/null; fi
 printf 'store %s\\n' "$(cd -- "$store" && pwd -P)"
 declare -A trusted=()
-me=$(id -u)
 IFS=, read -ra names <<<"$tusers"
 for u in "\${names[@]}"; do [ -n "$u" ] && uid=$(id -u -- "$u" 2>/dev/null) && trusted[$uid]=1; done
 IFS=, read -ra names <<<"$tgroups"
@@ -96,75 +108,196 @@ for g in "\${names[@]}"; do
   for u in "\${ms[@]}"; do [ -n "$u" ] && uid=$(id -u -- "$u" 2>/dev/null) && trusted[$uid]=1; done
   while IFS=: read -r _ _ uid pgid _; do [ "$pgid" = "$gid" ] && trusted[$uid]=1; done < <(getent passwd)
 done
-i=0
-declare -a mine=()
-while IFS= read -r k; do
-  f=$store/cache/\${k:0:2}/$k.json
-  if [ -f "$f" ] && [ ! -L "$f" ]; then
-    ok=0
-    if [ -O "$f" ]; then ok=1; mine+=("$f")
-    elif [ "\${#trusted[@]}" -gt 0 ]; then
-      owner=$(stat -c %u -- "$f" 2>/dev/null) && [ -n "\${trusted[$owner]+x}" ] && ok=1
+tmp=$(mktemp -d -- "$store/cache/.query.XXXXXX") || exit 2
+trap 'rm -rf -- "$tmp"' EXIT
+cat >"$tmp/q" || exit 2
+: >"$tmp/used"
+# Entries of one file each (the layout before families): looked up key by key, only if there are any.
+old=0
+for d in "$store/cache/"[0-9a-f][0-9a-f]; do [ -d "$d" ] && { old=1; break; }; done
+if [ "$old" = 1 ]; then
+  i=0
+  while IFS= read -r k; do
+    case $k in "F "*) continue ;; esac
+    f=$store/cache/\${k:0:2}/$k.json
+    if [ -f "$f" ] && [ ! -L "$f" ]; then
+      ok=0
+      if [ -O "$f" ]; then ok=1; printf '%s\\n' "$f" >>"$tmp/used"
+      elif [ "\${#trusted[@]}" -gt 0 ]; then
+        owner=$(stat -c %u -- "$f" 2>/dev/null) && [ -n "\${trusted[$owner]+x}" ] && ok=1
+      fi
+      if [ "$ok" = 1 ]; then
+        line=
+        IFS= read -r -n 1048576 line <"$f" || true
+        [ -n "$line" ] && printf 'hit %s %s\\n' "$i" "$line"
+      else
+        printf 'untrusted %s\\n' "$i"
+      fi
     fi
-    if [ "$ok" = 1 ]; then
-      line=
-      IFS= read -r -n 1048576 line <"$f" || true
-      [ -n "$line" ] && printf 'hit %s %s\\n' "$i" "$line"
-    else
-      printf 'untrusted %s\\n' "$i"
+    i=$((i + 1))
+  done <"$tmp/q"
+fi
+# Family files: one awk pass over a family's files, holding the keys asked of that family. t=2 marks the
+# caller's files, 1 those of trusted users, 0 the others (their entries are counted, not sent).
+while IFS= read -r line; do
+  case $line in "F "*) ;; *) continue ;; esac
+  fam=\${line#F }
+  [[ $fam =~ ^[0-9a-f]{64}$ ]] || continue
+  dir=$store/cache/f/$fam
+  [ -d "$dir" ] || continue
+  args=()
+  for f in "$dir"/*.jsonl; do
+    [ -f "$f" ] && [ ! -L "$f" ] || continue
+    if [ -O "$f" ]; then args+=(t=2 "$f")
+    elif [ "\${#trusted[@]}" -gt 0 ] && owner=$(stat -c %u -- "$f" 2>/dev/null) && [ -n "\${trusted[$owner]+x}" ]; then args+=(t=1 "$f")
+    else args+=(t=0 "$f")
     fi
-  fi
-  i=$((i + 1))
-done
-[ "\${#mine[@]}" -gt 0 ] && printf '%s\\0' "\${mine[@]}" | xargs -0 -r touch -c -- 2>/dev/null
-printf 'end %s\\n' "$i"
+  done
+  [ "\${#args[@]}" -gt 0 ] || continue
+  awk -v fam="$fam" -v used="$tmp/used" '
+    FNR == NR { if (substr($0, 1, 2) == "F ") sec = substr($0, 3); else if (sec == fam) want[$0] = 1; next }
+    substr($0, 1, 19) == "{\\"format\\":1,\\"key\\":\\"" {
+      k = substr($0, 20, 64)
+      if (!(k in want)) next
+      if (t == 0) { print "untrusted-key " k; next }
+      print "hit - " $0
+      if (t == 2 && !(FILENAME in seen)) { seen[FILENAME] = 1; print FILENAME >> used }
+    }' "$tmp/q" "\${args[@]}" || exit 2
+done <"$tmp/q"
+[ -s "$tmp/used" ] && xargs -d '\\n' -r touch -c -- <"$tmp/used" 2>/dev/null
+printf 'end %s\\n' "$(grep -vc '^F ' "$tmp/q")"
 `;
 
-/** Parses the query's answer, validating every entry (an unusable one is a miss, named in `invalid`). */
-export function parseCacheAnswer(stdout: string, keys: readonly string[]): CacheAnswer {
-  const entries = new Map<string, CacheEntry>();
-  const invalid: string[] = [];
-  let untrusted = 0;
-  let storePath: string | null = null;
-  let end: number | null = null;
-  for (const line of stdout.split("\n")) {
-    if (line === "") continue;
-    let m: RegExpExecArray | null;
-    if ((m = /^store (\/.*)$/.exec(line))) storePath = m[1] as string;
-    else if ((m = /^end (\d+)$/.exec(line))) end = Number(m[1]);
-    else if ((m = /^untrusted (\d+)$/.exec(line))) untrusted += 1;
-    else if ((m = /^hit (\d+) (.*)$/.exec(line))) {
-      const key = keys[Number(m[1])];
-      if (key === undefined) throw new Error(`the cache's answer names key #${m[1]} of ${keys.length}`);
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(m[2] as string);
-      } catch {
-        invalid.push(key);
-        continue;
-      }
-      const entry = cacheEntrySchema.safeParse(parsed);
-      if (!entry.success || entry.data.key !== key || !entry.data.state.success) invalid.push(key);
-      else entries.set(key, entry.data);
+/**
+ * Reads the query's answer line by line as it streams in (a million hits do not fit one string),
+ * validating every entry: an unusable one is a miss, named in `invalid`. `keys` are the key lines
+ * of the query in order; the first valid trusted entry of a key wins.
+ */
+export class CacheAnswerReader {
+  private readonly entries = new Map<string, CacheEntry>();
+  private readonly invalid = new Set<string>();
+  private readonly untrusted = new Set<string>();
+  private readonly wanted: Set<string>;
+  private storePath: string | null = null;
+  private end: number | null = null;
+  private rest = "";
+  private readonly decoder = new StringDecoder("utf8");
+
+  constructor(private readonly keys: readonly string[]) {
+    this.wanted = new Set(keys);
+  }
+
+  /** A chunk of the answer (any split; a line may span chunks). */
+  write(chunk: Buffer | string): void {
+    const text = this.rest + (typeof chunk === "string" ? chunk : this.decoder.write(chunk));
+    let start = 0;
+    for (let nl = text.indexOf("\n"); nl >= 0; nl = text.indexOf("\n", start)) {
+      this.line(text.slice(start, nl));
+      start = nl + 1;
+    }
+    this.rest = text.slice(start);
+  }
+
+  /** An entry sent for `key`: the first valid one of a key wins; a key with none is invalid. */
+  private entry(key: string, json: string): void {
+    if (!this.wanted.has(key) || this.entries.has(key)) return;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(json);
+    } catch {
+      this.invalid.add(key);
+      return;
+    }
+    const entry = cacheEntrySchema.safeParse(parsed);
+    if (!entry.success || entry.data.key !== key || !entry.data.state.success) this.invalid.add(key);
+    else {
+      this.entries.set(key, entry.data);
+      this.invalid.delete(key);
     }
   }
-  if (end !== keys.length) throw new Error(`the cache read ${end ?? "no"} keys of ${keys.length}: the answer was cut short`);
-  if (storePath === null) throw new Error("the cache's answer does not say where the store is");
-  return { storePath, entries, untrusted, invalid };
+
+  private line(line: string): void {
+    if (line === "") return;
+    let m: RegExpExecArray | null;
+    if (line.startsWith("hit - ")) {
+      // The script sent it for its key, at a fixed place: {"format":1,"key":"<64 hex>"...
+      const key = line.slice(25, 89);
+      if (line.startsWith('{"format":1,"key":"', 6) && CACHE_KEY_PATTERN.test(key)) this.entry(key, line.slice(6));
+    }
+    else if ((m = /^hit (\d+) /.exec(line))) {
+      const key = this.keys[Number(m[1])];
+      if (key === undefined) throw new Error(`the cache's answer names key #${m[1]} of ${this.keys.length}`);
+      this.entry(key, line.slice(m[0].length));
+    } else if ((m = /^untrusted-key ([0-9a-f]{64})$/.exec(line))) this.untrusted.add(m[1] as string);
+    else if ((m = /^untrusted (\d+)$/.exec(line))) {
+      const key = this.keys[Number(m[1])];
+      if (key !== undefined) this.untrusted.add(key);
+    } else if ((m = /^store (\/.*)$/.exec(line))) this.storePath = m[1] as string;
+    else if ((m = /^end (\d+)$/.exec(line))) this.end = Number(m[1]);
+  }
+
+  /** The answer, once it has all arrived. */
+  finish(): CacheAnswer {
+    this.rest += this.decoder.end();
+    if (this.rest !== "") {
+      this.line(this.rest);
+      this.rest = "";
+    }
+    if (this.end !== this.keys.length) throw new Error(`the cache read ${this.end ?? "no"} keys of ${this.keys.length}: the answer was cut short`);
+    if (this.storePath === null) throw new Error("the cache's answer does not say where the store is");
+    let untrusted = 0;
+    for (const key of this.untrusted) if (!this.entries.has(key)) untrusted += 1;
+    return { storePath: this.storePath, entries: this.entries, untrusted, invalid: [...this.invalid] };
+  }
 }
 
-/** ONE round trip: which of `keys` the store holds, with the trusted entries. */
-export async function queryCache(transport: Transport, keys: readonly string[], options: CacheQuery): Promise<CacheAnswer> {
-  for (const k of keys) if (!CACHE_KEY_PATTERN.test(k)) throw new Error(`not a cache key: ${preview(k)}`);
+/** Parses a whole answer (see CacheAnswerReader). */
+export function parseCacheAnswer(stdout: string, keys: readonly string[]): CacheAnswer {
+  const reader = new CacheAnswerReader(keys);
+  reader.write(stdout);
+  return reader.finish();
+}
+
+/** The query's stdin and its key lines in order: each family, then its keys. */
+export function cacheQueryInput(families: ReadonlyMap<string, Iterable<string>>): { stdin: string; keys: string[] } {
+  const keys: string[] = [];
+  const seen = new Set<string>();
+  const parts: string[] = [];
+  for (const [family, members] of families) {
+    if (!CACHE_KEY_PATTERN.test(family)) throw new Error(`not a cache family: ${preview(family)}`);
+    parts.push(`F ${family}\n`);
+    for (const k of members) {
+      if (!CACHE_KEY_PATTERN.test(k)) throw new Error(`not a cache key: ${preview(k)}`);
+      if (seen.has(k)) continue;
+      seen.add(k);
+      keys.push(k);
+      parts.push(`${k}\n`);
+    }
+  }
+  return { stdin: parts.join(""), keys };
+}
+
+/** ONE round trip: which keys of each family (family -> its keys) the store holds, with the trusted entries. */
+export async function queryCache(transport: Transport, families: ReadonlyMap<string, Iterable<string>>, options: CacheQuery): Promise<CacheAnswer> {
+  const { stdin, keys } = cacheQueryInput(families);
   const trust = options.trust ?? {};
+  let reader = new CacheAnswerReader(keys);
   const result = await transport.exec(
     ["bash", "-c", QUERY_SCRIPT, "hpcpipe-cache-query", remotePath(options.store), options.group ?? "", (trust.users ?? []).join(","), (trust.groups ?? []).join(",")],
-    { stdin: keys.map((k) => `${k}\n`).join(""), retrySafe: true, ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}) },
+    {
+      stdin,
+      retrySafe: true,
+      // Streamed: the answer grows with the hits (a million items' entries are far over any cap on a kept answer).
+      stdoutSink: () => (reader = new CacheAnswerReader(keys)),
+      ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+    },
   );
   if (result.code !== 0) {
     throw new RemoteCommandError(`asking the step cache in ${options.store} failed (exit ${String(result.code ?? result.signal)}): ${result.stderr.trim().slice(0, 2000)}`, ["cache-query"], result.code, result.signal, result.stdout, result.stderr);
   }
-  return parseCacheAnswer(result.stdout, keys);
+  // A transport may keep stdout instead of streaming it: read both.
+  if (result.stdout !== "") reader.write(result.stdout);
+  return reader.finish();
 }
 
 /** The state file a restored step gets in the new run: the cached one under its new key, restored at `now`, marked cached. */

@@ -24,7 +24,9 @@ export const NO_CACHE_KEY = "-".repeat(64);
  * step for item (or task) i, or NO_CACHE_KEY when it has none: every line is
  * 65 bytes, so a packed task reads its items' lines from byte 65*i without
  * reading the lines before (templates/lib.sh, _hp_cache_slices). Only steps
- * that have at least one key get a file.
+ * that have at least one key get a file, and beside it
+ * `cache/keys/<step key template>.family`: the directory of the store its
+ * entries go to (CacheKeys.families).
  */
 export function keyFiles(plan: Pick<CompiledPlan, "jobs" | "items">, keys: CacheKeys): Map<string, string> {
   const out = new Map<string, string>();
@@ -37,7 +39,11 @@ export function keyFiles(plan: Pick<CompiledPlan, "jobs" | "items">, keys: Cache
           const count = job.map ? (plan.items[job.map.key]?.length ?? 0) : 0;
           lines = Array.from({ length: count }, (_, i) => keys.keys.get(step.key.split("{i}").join(String(i))) ?? NO_CACHE_KEY);
         } else lines = [keys.keys.get(step.key) ?? NO_CACHE_KEY];
-        if (lines.some((l) => l !== NO_CACHE_KEY)) out.set(`cache/keys/${step.key}.keys`, `${lines.join("\n")}\n`);
+        if (lines.some((l) => l !== NO_CACHE_KEY)) {
+          out.set(`cache/keys/${step.key}.keys`, `${lines.join("\n")}\n`);
+          const family = keys.families.get(step.key);
+          if (family !== undefined) out.set(`cache/keys/${step.key}.family`, `${family}\n`);
+        }
       }
     }
   }

@@ -33,18 +33,29 @@ export interface StoreUsage {
 
 // $1 store, $2 age in minutes, $3 "prune" or "ls". Prints "entries N B", "prunable_entries N B", "blobs N B",
 // "unlinked N B", "prunable N B", "incoming N"; with prune, first removes the prunable step cache entries (own,
-// last used more than $2 minutes ago: a hit marks its entry used), then the prunable blobs (own, one link, last
+// last used more than $2 minutes ago: a hit marks its file used; a family file goes as a whole), then the prunable blobs (own, one link, last
 // used more than $2 minutes ago), and temp files that writers killed mid-way left for more than a day.
 const MANAGE_SCRIPT = `set -u
 store=$1 minutes=$2 action=$3
 count() { awk '{ n++; b += $1 } END { printf "%d %d\\n", n, b }'; }
 me=$(id -u)
 if [ -d "$store/cache" ]; then
-  printf 'entries %s\\n' "$(find "$store/cache" -type f -name '*.json' -printf '%s\\n' | count)"
-  printf 'prunable_entries %s\\n' "$(find "$store/cache" -type f -name '*.json' -user "$me" -mmin +"$minutes" -printf '%s\\n' | count)"
+  # Entries: files of one entry (the layout before families) and the lines of family files (src/cache/remote.ts).
+  # A family file is used, and pruned, as a whole.
+  entries() {
+    { find "$store/cache" -mindepth 2 -maxdepth 2 -type f -name '*.json' "$@" -printf '%s\\n'
+      find "$store/cache/f" -mindepth 2 -maxdepth 2 -type f -name '*.jsonl' "$@" -printf '%s %p\\0' 2>/dev/null |
+        while IFS=' ' read -r -d '' size path; do printf '%s %s\\n' "$size" "$(wc -l <"$path")"; done
+    } | awk '{ n += (NF > 1 ? $2 : 1); b += $1 } END { printf "%d %d\\n", n, b }'
+  }
+  printf 'entries %s\\n' "$(entries)"
+  printf 'prunable_entries %s\\n' "$(entries -user "$me" -mmin +"$minutes")"
   if [ "$action" = prune ]; then
-    find "$store/cache" -type f -name '*.json' -user "$me" -mmin +"$minutes" -delete
+    find "$store/cache" -mindepth 2 -maxdepth 2 -type f -name '*.json' -user "$me" -mmin +"$minutes" -delete
+    find "$store/cache/f" -mindepth 2 -maxdepth 2 -type f -name '*.jsonl' -user "$me" -mmin +"$minutes" -delete 2>/dev/null
     find "$store/cache" -type f -name '.*.tmp' -user "$me" -mmin +1440 -delete
+    find "$store/cache" -mindepth 1 -maxdepth 1 -type d -name '.query.*' -user "$me" -mmin +1440 -exec rm -rf -- {} +
+    find "$store/cache/f" -mindepth 1 -maxdepth 1 -type d -user "$me" -empty -delete 2>/dev/null
   fi
 else
   printf 'entries 0 0\\nprunable_entries 0 0\\n'

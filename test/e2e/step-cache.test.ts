@@ -207,7 +207,10 @@ describe.skipIf(e2eSkipped)("the step cache on the test cluster", { timeout: 180
     const all = await submit(write(ITEMS));
     expect(all.restored).toBe(8);
     const key = (result(all.runId).step_states["cached.prep"]?.meta.cached as { key: string }).key;
-    const entry = `${store}/cache/${key.slice(0, 2)}/${key}.json`;
+    // The file that holds it: its job process's file in prep's family directory.
+    const holding = (): string[] => execFileSync("grep", ["-rlF", "--include=*.jsonl", `"key":"${key}"`, `${store}/cache/f`], { encoding: "utf8" }).trim().split("\n");
+    expect(holding()).toHaveLength(1);
+    const entry = holding()[0] as string;
     try {
       execFileSync("id", ["hpcpipe-other"], { stdio: "ignore" });
     } catch {
@@ -225,8 +228,9 @@ describe.skipIf(e2eSkipped)("the step cache on the test cluster", { timeout: 180
     const untrusted = await submit(write(ITEMS));
     expect(untrusted.stderr).toMatch(/1 entry of untrusted users ignored/);
     expect(untrusted.restored).toBe(0);
-    // That run stored its own result under the key (a rename in the shard directory it owns): one good copy, ours.
-    expect(execFileSync("stat", ["-c", "%U", entry], { encoding: "utf8" }).trim()).toBe("hpctest");
+    // That run stored its own result in a file of its own; the other user's file is as it was.
+    expect(execFileSync("stat", ["-c", "%U", entry], { encoding: "utf8" }).trim()).toBe("hpcpipe-other");
+    expect(holding().map((f) => execFileSync("stat", ["-c", "%U", f], { encoding: "utf8" }).trim()).sort()).toEqual(["hpcpipe-other", "hpctest"]);
     expect((await submit(write(ITEMS))).restored).toBe(8);
   });
 });
