@@ -200,7 +200,8 @@ export async function readStateDir(statesDir: string): Promise<StateDirResult> {
       else states.delete(key);
       fromPacks.set(key, line.ok ? null : { file, error: line.error, key });
     }
-    stray.push(...contents.stray);
+    // One by one: a pack file may have more bad lines than push() takes arguments.
+    for (const p of contents.stray) stray.push(p);
   }
   const kept = problems.filter((p) => !fromPacks.has(keyOfStateFile(p.file) ?? ""));
   const keyed = [...fromPacks.values()].filter((p): p is StateProblem => p !== null);

@@ -212,9 +212,11 @@ abstract class CachedSource implements StateSource {
           else fromPacks.push({ file, error: line.error });
         }
       }
-      fromPacks.push(...(this.packStray.get(file) ?? []));
+      // One by one here and below: a pack file's stray lines, and the problems of a million items, are too many
+      // to spread into push()'s arguments ("Maximum call stack size exceeded").
+      for (const p of this.packStray.get(file) ?? []) fromPacks.push(p);
     }
-    this.problems.push(...fromPacks);
+    for (const p of fromPacks) this.problems.push(p);
     // In file name order, as a listing of per-key files gives them.
     const names = [...unknown].map((k) => `${k}.json`).sort();
     return { unknown: names.map((n) => n.slice(0, -".json".length)), stray: [...own.stray, ...fromPacks] };
@@ -305,7 +307,7 @@ export class DirSource extends CachedSource {
     badNames.sort(byName);
     notInTree.sort(byName);
     const stray = [...badNames, ...notInTree];
-    this.problems.push(...stray);
+    for (const p of stray) this.problems.push(p);
     return { unknown, stray };
   }
 }
@@ -443,7 +445,7 @@ export class SpoolSource extends CachedSource {
       }
     }
     for (const [key, error] of this.keyedErrors) if (!inTree(key) && !hasPackLine(key)) stray.push({ file: `${key}.json`, error });
-    this.problems.push(...this.badNames.values());
+    for (const p of this.badNames.values()) this.problems.push(p);
     return { unknown, stray };
   }
 

@@ -149,7 +149,9 @@ export function resolveItemFiles(request: ItemFilesRequest): { value: ItemFiles 
     const seen = new Set<string>();
     const unique = itemAbs.filter((f) => !seen.has(f.abs) && (seen.add(f.abs), true));
     unique.sort((a, b) => (a.abs < b.abs ? -1 : a.abs > b.abs ? 1 : 0));
-    itemAbs.splice(0, itemAbs.length, ...unique);
+    // Copied back one by one: a million files cannot be spread into splice()'s arguments.
+    itemAbs.length = 0;
+    for (const f of unique) itemAbs.push(f);
   }
   for (const p of request.paths ?? []) {
     const abs = resolve(specDir, p.path);

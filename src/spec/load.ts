@@ -277,7 +277,8 @@ function stagedMap(m: Omit<MapEntry, "steps">, lines: Array<{ line: number; item
     env.problems.push(problemAt([...path, "items_glob"], `${items.length} items; at most ${MAX_MAP_ITEMS} are allowed`, env.source));
     return undefined;
   }
-  env.inputs.push(...files);
+  // One by one: a million item files cannot be spread into push()'s arguments.
+  for (const f of files) env.inputs.push(f);
   return { ...m, items, itemHashes: hashes, steps: children };
 }
 
