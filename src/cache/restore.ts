@@ -37,7 +37,8 @@ export function keyFiles(plan: Pick<CompiledPlan, "jobs" | "items">, keys: Cache
         let lines: string[];
         if (step.key.includes("{i}")) {
           const count = job.map ? (plan.items[job.map.key]?.length ?? 0) : 0;
-          lines = Array.from({ length: count }, (_, i) => keys.keys.get(step.key.split("{i}").join(String(i))) ?? NO_CACHE_KEY);
+          const parts = step.key.split("{i}");
+          lines = Array.from({ length: count }, (_, i) => keys.keys.get(parts.join(String(i))) ?? NO_CACHE_KEY);
         } else lines = [keys.keys.get(step.key) ?? NO_CACHE_KEY];
         if (lines.some((l) => l !== NO_CACHE_KEY)) {
           out.set(`cache/keys/${step.key}.keys`, `${lines.join("\n")}\n`);

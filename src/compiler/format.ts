@@ -4,7 +4,9 @@ function arrayLabel(job: PlanJob): string {
   const a = job.array;
   if (!a) return job.fused ? `fused(${job.steps.length})` : "single";
   const chunk = a.chunks > 1 ? ` chunk ${a.chunk + 1}/${a.chunks} offset ${a.offset}` : "";
-  return `array[${a.count}]${a.throttle !== null ? `%${a.throttle}` : ""}${chunk}`;
+  // A resumed or cached run's array runs only its remapped tasks (indices), not `count`.
+  const tasks = a.indices !== null ? a.indices.length : a.count;
+  return `array[${tasks}]${a.throttle !== null ? `%${a.throttle}` : ""}${chunk}`;
 }
 
 function resourcesLabel(job: PlanJob): string {

@@ -336,7 +336,8 @@ export async function sendBlobs(transport: Transport, blobs: readonly StagedFile
     .filter((l) => l.startsWith("bad "))
     .map((l) => l.slice(4).trim());
   if (result.code !== 0 || bad.length > 0) {
-    const names = bad.map((h) => blobs.find((b) => b.sha256 === h)?.abs ?? h);
+    const byHash = new Map(blobs.map((b) => [b.sha256, b.abs]));
+    const names = bad.map((h) => byHash.get(h) ?? h);
     const why = bad.length > 0 ? `arrived with other bytes than were hashed: ${names.slice(0, 5).join(", ")}${names.length > 5 ? ` and ${names.length - 5} more` : ""}` : `exit ${String(result.code ?? result.signal)}: ${result.stderr.trim().slice(0, 2000)}`;
     throw new RemoteCommandError(`sending ${blobs.length} blob(s) to the store ${options.store} failed: ${why}`, ["store-receive"], result.code, result.signal, result.stdout, result.stderr);
   }
@@ -435,12 +436,14 @@ export async function layoutWithRepair(
     const names = lost.map((h) => fromStore.find((o) => o.sha256 === h)?.abs ?? h);
     throw new StoreError(`${names.slice(0, 5).join(", ")}${names.length > 5 ? ` and ${names.length - 5} more` : ""}: gone from the store or corrupt since it was asked (pruned or purged meanwhile?); submit again, or with --no-cache`);
   }
-  const again = distinctBlobs(files).filter((b) => laid.bad.includes(b.sha256));
+  const badSet = new Set(laid.bad);
+  const again = distinctBlobs(files).filter((b) => badSet.has(b.sha256));
   options.onStatus?.(`the store had ${again.length} corrupt or missing blob(s); sending them again`);
   await sendBlobs(transport, again, options);
   laid = await layoutRun(transport, runDir, all, options);
   if (laid.bad.length > 0) {
-    const names = laid.bad.map((h) => all.find((f) => f.sha256 === h)?.abs ?? h);
+    const byHash = new Map(all.map((f) => [f.sha256, f.abs]));
+    const names = laid.bad.map((h) => byHash.get(h) ?? h);
     throw new StoreError(`the store ${options.store} cannot hold a good copy of ${names.join(", ")} (sent twice, still corrupt or missing)`);
   }
   return { linked: laid.linked, copied: laid.copied, repaired: again.length };

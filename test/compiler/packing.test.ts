@@ -4,6 +4,7 @@ import { CompileError } from "../../src/compiler/errors.js";
 import { formatPlanText } from "../../src/compiler/format.js";
 import { resolvePacking, scaleMem } from "../../src/compiler/packing.js";
 import { packedItems } from "../../src/plan/plan.js";
+import { remapTasks } from "../../src/plan/task-map.js";
 import type { Resources } from "../../src/plan/resources.js";
 import { MapStep } from "../../src/spec/map-step.js";
 import type { MapStepOptions } from "../../src/spec/map-step.js";
@@ -148,6 +149,12 @@ describe("task packing in the compiler", () => {
     const plan = compileTree(pipe("p", [mapOf(400, { itemsPerTask: 20 })]));
     expect(formatPlanText(plan)).toContain("map p.m: p.m.{i}.a -> p.m.{i}.b per item (20 items per task)");
     expect(formatPlanText(plan)).toContain("1 job(s), 20 task(s)");
+    // A rerun of 3 of its tasks (a resume) says array[3], as it submits, not the 20 of the first run.
+    const job = plan.jobs[0];
+    if (!job?.array) throw new Error("expected an array job");
+    job.array = remapTasks(job.array, [2, 7, 19], 1001);
+    expect(formatPlanText(plan)).toMatch(/array\[3\] /);
+    expect(formatPlanText(plan)).toContain("1 job(s), 3 task(s)");
   });
 
   test("resolvePacking: no request, or one item per task, is unpacked", () => {
