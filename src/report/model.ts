@@ -12,6 +12,7 @@
  */
 import type { CompletedStateJson, FailureKind } from "../core/completed-state.js";
 import { exitCodeFrom } from "../core/exit-code.js";
+import { itemLinesOf } from "../core/item-lines.js";
 import { failedSteps } from "./failures.js";
 import type { ErrorEntry } from "./failures.js";
 import { imageEntries, imageTargets } from "./images.js";
@@ -105,7 +106,8 @@ export function buildReportModel(input: ReportInput): ReportModel {
   const walked = walkTree(plan, result, run.attempt, run.pipeline);
   const failed = failedSteps(walked, result, input.logs);
   const line = buildTimeline(walked.leaves, walked.states, run, input.scheduler);
-  const { started, finished, wall_s } = runSpan(run.started, line);
+  const largeMaps = Object.values(walked.states).filter((state) => itemLinesOf(state) !== null);
+  const { started, finished, wall_s } = runSpan(run.started, line, largeMaps);
   return {
     runId: run.runId,
     pipeline: run.pipeline,

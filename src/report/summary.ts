@@ -31,10 +31,20 @@ export interface RunSpan {
   wall_s: number | null;
 }
 
-/** When the run started and finished, from its recorded start and the timeline's rows. */
-export function runSpan(recordedStart: string | null, line: Timeline): RunSpan {
+/**
+ * When the run started and finished, from its recorded start, the timeline's rows and the spans of the
+ * large maps (their states' first start and duration over all their items, of which the timeline shows
+ * only a sample).
+ */
+export function runSpan(recordedStart: string | null, line: Timeline, maps: ReadonlyArray<{ timestamp: string; duration_s: number }> = []): RunSpan {
   const ends = line.rows.map((r) => r.end);
   const starts = line.rows.map((r) => r.start);
+  for (const span of maps) {
+    const start = Date.parse(span.timestamp);
+    if (!Number.isFinite(start)) continue;
+    starts.push(start);
+    ends.push(start + span.duration_s * 1000);
+  }
   const started = recordedStart ?? (starts.length > 0 ? new Date(Math.min(...starts)).toISOString() : null);
   const finished = ends.length > 0 ? new Date(Math.max(...ends)).toISOString() : null;
   const wall_s = started !== null && finished !== null ? Math.max(0, (Date.parse(finished) - Date.parse(started)) / 1000) : null;

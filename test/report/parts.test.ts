@@ -73,6 +73,9 @@ describe("the totals", () => {
     expect(runSpan("2026-01-01T00:00:00.000Z", line(rows))).toEqual({ started: "2026-01-01T00:00:00.000Z", finished: "2026-01-01T00:00:20.000Z", wall_s: 20 });
     expect(runSpan(null, line(rows))).toEqual({ started: "2026-01-01T00:00:05.000Z", finished: "2026-01-01T00:00:20.000Z", wall_s: 15 });
     expect(runSpan(null, line([]))).toEqual({ started: null, finished: null, wall_s: null });
+    // A large map's span covers what the rows do not (its items beyond the timeline's sample).
+    expect(runSpan(null, line(rows), [{ timestamp: "2026-01-01T00:00:01.000Z", duration_s: 59 }])).toEqual({ started: "2026-01-01T00:00:01.000Z", finished: "2026-01-01T00:01:00.000Z", wall_s: 59 });
+    expect(runSpan(null, line(rows), [{ timestamp: "2026-01-01T00:00:06.000Z", duration_s: 1 }])).toEqual({ started: "2026-01-01T00:00:05.000Z", finished: "2026-01-01T00:00:20.000Z", wall_s: 15 });
   });
 
   it("the notes come in a fixed order, each only when it applies", () => {
