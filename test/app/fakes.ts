@@ -67,7 +67,8 @@ export class FakeTransport implements Transport {
     if (words[0] === "scancel") return ok();
     // The step cache's query (src/cache/remote.ts): an empty cache, as on a new cluster.
     if (words[0] === "bash" && words[3] === "hpcpipe-cache-query") {
-      const keys = typeof opts.stdin === "string" ? opts.stdin.split("\n").filter((l) => l !== "").length : 0;
+      // Its stdin: "F <family>" lines, each followed by that family's keys.
+      const keys = typeof opts.stdin === "string" ? opts.stdin.split("\n").filter((l) => l !== "" && !l.startsWith("F ")).length : 0;
       return ok(`store /fake/store\nend ${keys}\n`);
     }
     return this.handler(words, opts);
