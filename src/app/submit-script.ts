@@ -26,6 +26,9 @@ export interface ScriptContext {
 /** The fixed script that puts `path_prepend` first in PATH, then runs the submit script (all values are arguments). */
 const PATH_PREPEND_SCRIPT = 'p=; while [ "$#" -gt 1 ]; do p="$p$1:"; shift; done; PATH="$p$PATH"; export PATH; exec bash "$1"';
 
+/** Lines of the submit script's stderr shown as progress. */
+const SHOWN_LINES = 20;
+
 /** How the submit script is run: `bash <run dir>/scripts/submit.sh`, with the config's `path_prepend` first in PATH. */
 export function submitScriptArgv(config: Pick<ClusterConfig, "path_prepend">, runDir: string): ShellWord[] {
   const script = remotePath(`${runDir}/scripts/submit.sh`);
@@ -41,16 +44,27 @@ export function submitScriptArgv(config: Pick<ClusterConfig, "path_prepend">, ru
  * fails otherwise, the record keeps "submitting" with what is known (the job
  * ids it printed) and the error is thrown.
  */
-export async function runSubmitScript(ctx: ScriptContext): Promise<{ result: ExecResult } | { record: RunRecord }> {
+export async function runSubmitScript(ctx: ScriptContext): Promise<{ result: ExecResult; shown: number } | { record: RunRecord }> {
   const { transport, plan, config, store, progress } = ctx;
+  // What the script says on the way (sbatch's warnings, its "temporarily unable to accept job, sleeping
+  // and retrying" while the cluster is at MaxJobCount, our retries) is shown as it comes: a submission
+  // can wait minutes there. At most SHOWN_LINES lines.
+  let shown = 0;
+  const onStderrLine = (line: string): void => {
+    if (line.trim() === "") return;
+    shown += 1;
+    if (shown <= SHOWN_LINES) progress(`submit script: ${line.slice(0, 500)}`);
+    else if (shown === SHOWN_LINES + 1) progress("submit script: (more lines, not shown)");
+  };
   const runScript = (): Promise<ExecResult> =>
     transport.exec(submitScriptArgv(config, plan.layout.runDir), {
       retrySafe: false,
       timeoutMs: ctx.submitTimeoutMs ?? 30 * 60_000,
+      onStderrLine,
     });
   try {
     try {
-      return { result: await runScript() };
+      return { result: await runScript(), shown };
     } catch (error) {
       if (!(error instanceof ConnectionLostError)) throw error;
       // The outcome is unknown: ask the cluster which jobs exist before anything is submitted again.
@@ -58,7 +72,7 @@ export async function runSubmitScript(ctx: ScriptContext): Promise<{ result: Exe
       if (found !== "none") return { record: found };
       progress("nothing was submitted before the drop; running the submit script again");
       await store.updateRecord(plan.runId, { phase: "submitting", error: null });
-      return { result: await runScript() };
+      return { result: await runScript(), shown };
     }
   } catch (error) {
     // The script may have submitted some jobs: keep "submitting", say what is known.

@@ -59,8 +59,9 @@ export async function sendRun<T>(ctx: SendContext, then?: AfterSubmit<T>): Promi
   }
   const roundTrips = transport.roundTrips - before;
   const record = await recordSubmission(store, plan, ran.result);
-  // What the script said on the way (sbatch warnings, transient errors it retried) is worth showing.
-  for (const line of ran.result.stderr.split("\n").filter((l) => l.trim() !== "").slice(0, 20)) progress(`submit script: ${line.slice(0, 500)}`);
+  // What the script said on the way (sbatch warnings, transient errors it retried) is worth showing: shown as
+  // it came, or here when the transport did not stream it.
+  if (ran.shown === 0) for (const line of ran.result.stderr.split("\n").filter((l) => l.trim() !== "").slice(0, 20)) progress(`submit script: ${line.slice(0, 500)}`);
   const after = await afterSubmit(then, { ...ctx, record });
   return { record, plan, roundTrips, then: after };
 }

@@ -4,6 +4,7 @@
  * remote process group, and a channel that ends without an exit status
  * because the connection died is reported as ChannelDropped.
  */
+import { StringDecoder } from "node:string_decoder";
 import type { ExecChannel, OpenConnection } from "./connection.js";
 import { RemoteCommandError, TransportError, type RemoteFailure } from "./errors.js";
 import { describeArgv } from "./quote.js";
@@ -31,6 +32,8 @@ export interface RunSpec {
   maxOutputBytes: number;
   /** Takes stdout instead of collecting it; made fresh for every try. */
   stdoutSink?: () => StdoutSink;
+  /** Each whole line of stderr as it arrives. */
+  onStderrLine?: (line: string) => void;
 }
 
 /** Runs one command on one channel: feeds stdin, collects (or sinks) output, honours the timeout and output cap. */
@@ -45,6 +48,21 @@ export function runChannel(connection: OpenConnection, spec: RunSpec): Promise<E
     let timer: NodeJS.Timeout | undefined;
     const sink = spec.stdoutSink?.();
     const text = (chunks: Buffer[]): string => Buffer.concat(chunks).toString("utf8");
+    const decoder = new StringDecoder("utf8");
+    let partial = "";
+    /** Calls onStderrLine for each whole line; a caller's exception is its own (never the command's). */
+    const emitLines = (chunk: Buffer | null): void => {
+      const lines = (partial + (chunk ? decoder.write(chunk) : decoder.end())).split("\n");
+      partial = chunk ? (lines.pop() as string) : "";
+      for (const line of lines) {
+        if (line === "" && chunk === null) continue;
+        try {
+          spec.onStderrLine?.(line);
+        } catch {
+          // Showing a line must not fail the command.
+        }
+      }
+    };
 
     const onAbort = (): void => {
       if (channel) sendSignal(channel, "KILL");
@@ -106,13 +124,17 @@ export function runChannel(connection: OpenConnection, spec: RunSpec): Promise<E
         }
       });
       ch.stderr.on("data", (chunk: Buffer) => {
-        if (!settled && count(chunk)) stderr.push(chunk);
+        if (!settled && count(chunk)) {
+          stderr.push(chunk);
+          if (spec.onStderrLine) emitLines(chunk);
+        }
       });
       ch.on("exit", (code: number | null, signal?: string) => {
         exit = { code: typeof code === "number" ? code : null, signal: signal ? (signal.startsWith("SIG") ? signal : `SIG${signal}`) : null };
       });
       ch.on("error", () => undefined); // 'close' follows and decides
       ch.on("close", () => {
+        if (spec.onStderrLine && !settled) emitLines(null);
         const done = exit;
         if (done) {
           settle(() => resolve({ ...done, stdout: text(stdout), stderr: text(stderr) }));

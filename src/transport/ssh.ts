@@ -157,6 +157,7 @@ export class SshTransport implements Transport {
     if (opts.timeoutMs !== undefined) spec.timeoutMs = opts.timeoutMs;
     if (opts.signal !== undefined) spec.signal = opts.signal;
     if (opts.stdoutSink !== undefined) spec.stdoutSink = opts.stdoutSink;
+    if (opts.onStderrLine !== undefined) spec.onStderrLine = opts.onStderrLine;
     return this.#run(spec);
   }
 

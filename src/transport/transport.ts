@@ -33,6 +33,11 @@ export interface ExecOptions {
    * an exception thrown by `write` abandons the command.
    */
   stdoutSink?: () => { write(chunk: Buffer): void };
+  /**
+   * Each whole line of stderr as it arrives (stderr is still kept in the result): what a long command
+   * says on the way, shown while it runs. A transport may not call it: then read the result's stderr.
+   */
+  onStderrLine?: (line: string) => void;
 }
 
 export interface PutFilesOptions {

@@ -116,6 +116,25 @@ describe("submitRun with a fake cluster", () => {
     expect(fake.closed).toBe(true);
   });
 
+  it("shows what the submit script says on stderr once: as it comes from a transport that streams it, else at the end", async () => {
+    const said = "sbatch: error: Slurm temporarily unable to accept job, sleeping and retrying\nhpcpipe: sbatch: transient error (x); retry 1 of 5 in 2 s\n";
+    for (const streams of [true, false]) {
+      const fake = submittingFake(() => 3);
+      const answer = fake.handler;
+      fake.handler = (argv, opts) => {
+        const r = answer(argv, opts);
+        if (streams) for (const line of said.split("\n").filter((l) => l !== "")) opts.onStderrLine?.(line);
+        return { ...r, stderr: said };
+      };
+      const lines: string[] = [];
+      await submitRun({ spec: chainSpec(3), cluster: LOCALCLUSTER, store, connect: async () => fake, onProgress: (m) => lines.push(m) });
+      expect(lines.filter((l) => l.startsWith("submit script: "))).toEqual([
+        "submit script: sbatch: error: Slurm temporarily unable to accept job, sleeping and retrying",
+        "submit script: hpcpipe: sbatch: transient error (x); retry 1 of 5 in 2 s",
+      ]);
+    }
+  });
+
   it("costs the same round trips for 3 jobs and for 30", async () => {
     const trips: number[] = [];
     for (const n of [3, 30]) {

@@ -89,6 +89,20 @@ describe.skipIf(skipped)("SshTransport against the test cluster's sshd", { timeo
       expect(await shared.exec(["sh", "-c", "kill -TERM $$"])).toMatchObject({ code: null, signal: "SIGTERM" });
     });
 
+    it("hands each whole line of stderr to onStderrLine as it arrives, and still keeps stderr", async () => {
+      let ended = false;
+      const seen: Array<{ line: string; ended: boolean }> = [];
+      const running = shared.exec(["bash", "-c", 'echo one >&2; sleep 1; printf "tw\\xc3" >&2; sleep 0.2; printf "\\xa9\\nthr" >&2; sleep 0.2; printf "ee" >&2'], {
+        onStderrLine: (line) => seen.push({ line, ended }),
+      });
+      const result = await running.finally(() => (ended = true));
+      // "é" split across two writes; the last line, without a newline, comes at the end.
+      expect(seen.map((s) => s.line)).toEqual(["one", "tw\u00e9", "three"]);
+      // The first line came a second before the command ended.
+      expect(seen[0]?.ended).toBe(false);
+      expect(result.stderr).toBe("one\ntw\u00e9\nthree");
+    });
+
     it("feeds stdin from a string, a Buffer and a stream", async () => {
       expect((await shared.exec(["cat"], { stdin: "from a string\n" })).stdout).toBe("from a string\n");
       const bytes = randomBytes(300_000);
