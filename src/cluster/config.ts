@@ -161,6 +161,8 @@ export const clusterConfigSchema = z
     modules: z.array(moduleSchema).default([]),
     setup: z.array(setupLineSchema).default([]),
     max_array_size: z.number().int().min(1).max(4_000_001).default(1001),
+    /** SLURM's MaxJobCount: jobs and pending array tasks slurmctld holds at once (every user's); a submission of more tasks waits in sbatch. */
+    max_job_count: z.number().int().min(1).max(100_000_000).default(10_000),
     /** SLURM's MinJobAge: how long slurmctld keeps a finished job; a job no source knows this long after submission is lost. */
     min_job_age_s: z.number().int().min(0).max(31_536_000).default(300),
     array_throttle: z.number().int().min(1).nullable().default(null),

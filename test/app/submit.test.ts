@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -132,6 +132,16 @@ describe("submitRun with a fake cluster", () => {
         "submit script: sbatch: error: Slurm temporarily unable to accept job, sleeping and retrying",
         "submit script: hpcpipe: sbatch: transient error (x); retry 1 of 5 in 2 s",
       ]);
+    }
+  });
+
+  it("says when a submission has more tasks than the cluster's MaxJobCount (sbatch would wait, then fail)", async () => {
+    const small = path.join(dir, "small-maxjobcount.yaml");
+    writeFileSync(small, `${readFileSync(LOCALCLUSTER, "utf8")}max_job_count: 2\n`);
+    for (const [cluster, noted] of [[small, true], [LOCALCLUSTER, false]] as const) {
+      const lines: string[] = [];
+      await submitRun({ spec: chainSpec(3), cluster, store, connect: async () => submittingFake(() => 3), onProgress: (m) => lines.push(m) });
+      expect(lines.some((l) => /^note: 3 jobs and array tasks are more than the cluster's MaxJobCount \(max_job_count: 2 in the cluster config\)/.test(l))).toBe(noted);
     }
   });
 
