@@ -50,9 +50,10 @@ export async function sendRun<T>(ctx: SendContext, then?: AfterSubmit<T>): Promi
     return { record, plan, roundTrips: transport.roundTrips - before, then: after };
   }
   const tasks = plan.jobs.reduce((n, j) => n + (j.array ? (j.array.indices?.length ?? j.array.count) : 1), 0);
-  if (tasks > ctx.config.max_job_count) {
+  // Finished jobs stay in slurmctld for MinJobAge and other users' jobs count too: near the limit is enough to wait.
+  if (tasks > ctx.config.max_job_count * 0.9) {
     progress(
-      `note: ${tasks} jobs and array tasks are more than the cluster's MaxJobCount (max_job_count: ${ctx.config.max_job_count} in the cluster config): ` +
+      `note: ${tasks} jobs and array tasks are close to or over the cluster's MaxJobCount (max_job_count: ${ctx.config.max_job_count} in the cluster config): ` +
         "SLURM counts every task of a pending array, so sbatch waits (\"sleeping and retrying\") until earlier tasks end and leave slurmctld " +
         "(MinJobAge), and after about 13 minutes of waiting (sbatch tries for 2 minutes, 6 times) the submission fails; more items per task (items_per_task) makes fewer tasks",
     );

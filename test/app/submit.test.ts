@@ -135,13 +135,15 @@ describe("submitRun with a fake cluster", () => {
     }
   });
 
-  it("says when a submission has more tasks than the cluster's MaxJobCount (sbatch would wait, then fail)", async () => {
+  it("says when a submission has about as many tasks as the cluster's MaxJobCount, or more (sbatch would wait, then fail)", async () => {
     const small = path.join(dir, "small-maxjobcount.yaml");
-    writeFileSync(small, `${readFileSync(LOCALCLUSTER, "utf8")}max_job_count: 2\n`);
-    for (const [cluster, noted] of [[small, true], [LOCALCLUSTER, false]] as const) {
+    writeFileSync(small, `${readFileSync(LOCALCLUSTER, "utf8")}max_job_count: 3\n`);
+    const four = path.join(dir, "four-maxjobcount.yaml");
+    writeFileSync(four, `${readFileSync(LOCALCLUSTER, "utf8")}max_job_count: 4\n`);
+    for (const [cluster, noted] of [[small, true], [LOCALCLUSTER, false], [four, false]] as const) {
       const lines: string[] = [];
       await submitRun({ spec: chainSpec(3), cluster, store, connect: async () => submittingFake(() => 3), onProgress: (m) => lines.push(m) });
-      expect(lines.some((l) => /^note: 3 jobs and array tasks are more than the cluster's MaxJobCount \(max_job_count: 2 in the cluster config\)/.test(l))).toBe(noted);
+      expect(lines.some((l) => /^note: 3 jobs and array tasks are close to or over the cluster's MaxJobCount \(max_job_count: 3 in the cluster config\)/.test(l))).toBe(noted);
     }
   });
 
