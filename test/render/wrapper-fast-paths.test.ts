@@ -39,4 +39,25 @@ describe("the wrapper's fast paths", () => {
       expect(json.slice(0, VALUES.length).map((l) => JSON.parse(l) as string)).toEqual(VALUES);
     });
   }
+
+  it("checks a step key through its template once, and each context key once, with the same answers as each check", () => {
+    // TEMPLATE KEY pairs as the wrapper makes them (KEY: TEMPLATE with {i} made HPCPIPE_TASK), asked twice each
+    // (the second answer comes from the memo), and a context key asked twice.
+    const long = "a".repeat(1021); // x.7. and these: 1,025 characters
+    const pairs = ["m.{i}.a", "m.7.a", "m.{i}.a", "m.7.a", "m..{i}", "m..7", "m..{i}", "m..7", "-{i}.a", "-7.a", "{i}", "7", "{i}", "7", `x.{i}.${long}`, `x.7.${long}`];
+    const script = [
+      libScript(),
+      'out=""',
+      'for ((j = 1; j < $#; j += 2)); do t=${!j}; n=$((j + 1)); o=0; _hp_is_step_key_of "$t" "${!n}" && o=1; out+="$o"; done',
+      "# No index in this process: the key itself is checked.",
+      'HPCPIPE_TASK=; _hp_is_step_key_of "m.{i}.a" "m..a" && out+=1 || out+=0',
+      'for k in model model PATH SLURM_X 9x "a b" ""; do _hp_is_context_key "$k" && out+=1 || out+=0; done',
+      'echo "$out"',
+    ].join("\n");
+    const r = spawnSync("bash", ["-c", script, "t", ...pairs], { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", LANG: "C.UTF-8", HPCPIPE_TASK: "7" }, encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    // m.7.a twice: yes; m..7 twice: no; -7.a: no; 7 twice: yes; a key over 1,024 characters: no; m..a: no.
+    // model twice: yes; PATH (reserved), SLURM_X, 9x, "a b", "": no.
+    expect(r.stdout.trim()).toBe("11000110" + "0" + "1100000");
+  });
 });
