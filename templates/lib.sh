@@ -108,7 +108,8 @@ _hp_is_context_key() {
     _HP_CTXKEY_OK[$1]=0
     _hp_check_context_key "$1" && _HP_CTXKEY_OK[$1]=1
   fi
-  ((_HP_CTXKEY_OK[$1])) && return 0
+  # A string test, not (( )): a name from a step's published lines must never be evaluated as arithmetic.
+  [[ ${_HP_CTXKEY_OK[$1]} == 1 ]] && return 0
   return 1
 }
 _hp_check_context_key() {
@@ -134,7 +135,7 @@ _hp_is_step_key_of() {
     _HP_TEMPLATE_OK[$1]=0
     _hp_is_step_key "${1//"{i}"/0}" && _HP_TEMPLATE_OK[$1]=1
   fi
-  ((_HP_TEMPLATE_OK[$1] && ${#2} <= 1024)) && return 0
+  [[ ${_HP_TEMPLATE_OK[$1]} == 1 ]] && ((${#2} <= 1024)) && return 0
   return 1
 }
 
@@ -1124,13 +1125,14 @@ _hp_is_cache_key() {
 
 # REPLY := the cache key of step TEMPLATE (its key with {i}) in this task; status 1 when it has none.
 _hp_cache_key() {
-  local template=$1 file idx=0
+  local template=$1 file base idx=0
   local -a line=()
   ((_HP_CACHE_OFF)) && return 1
   if [[ -n ${_HP_CACHE_BASE[$template]+x} ]]; then
     idx=$((HPCPIPE_TASK - _HP_CACHE_FIRST))
     ((idx >= 0 && idx < _HP_CACHE_COUNT)) || return 1
-    REPLY=${_HP_CACHE_KEYS[_HP_CACHE_BASE[$template] + idx]-}
+    base=${_HP_CACHE_BASE[$template]}
+    REPLY=${_HP_CACHE_KEYS[base + idx]-}
     _hp_is_cache_key
     return
   fi
