@@ -25,10 +25,17 @@ export async function resumeRun<T>(options: SubmitOptions, runId: string, store:
   const { plan: previousPlan, config } = loadedRun;
   let previous = loadedRun.record;
   const prepare = (done?: ReadonlySet<string>) => prepareFor(options, runId, done);
-  const full = prepare();
-  requireSlurm(full.config, options);
-  if (full.config.name !== config.name) throw new ResumeError(`run ${runId} ran on cluster ${config.name}, not ${full.config.name}`);
-  checkSameInputs(runId, previousPlan, full.plan);
+  // The spec compiled in full, to compare and to find the steps done; let go before it is compiled again
+  // without them (at a million items each compiled plan is some 300 MB).
+  let full: CompiledPlan | null = null;
+  {
+    const compiled = prepare();
+    requireSlurm(compiled.config, options);
+    if (compiled.config.name !== config.name) throw new ResumeError(`run ${runId} ran on cluster ${config.name}, not ${compiled.config.name}`);
+    // The previous plan's items are read whole in this scope only: the run's plan stays its index.
+    checkSameInputs(runId, await store.readPlan(runId), compiled.plan);
+    full = compiled.plan;
+  }
 
   const connect = options.connect ?? defaultTransportFactory;
   const transport = await connect(config, connectOptionsOf(options));
@@ -43,7 +50,8 @@ export async function resumeRun<T>(options: SubmitOptions, runId: string, store:
         return { record: previous, plan: previousPlan, roundTrips: 0, then: after };
       }
     }
-    const done = await succeededSteps(store, runId, transport, previous, previousPlan, full.plan);
+    const done = await succeededSteps(store, runId, transport, previous, previousPlan, full);
+    full = null;
     const { plan, loaded } = prepare(done);
     progress(`run ${runId}: ${done.size} step(s) already succeeded; resubmitting ${plan.jobs.length} job(s)`);
     if (plan.jobs.length === 0) {

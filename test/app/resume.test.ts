@@ -39,6 +39,13 @@ describe("what a resumed run can leave out", () => {
     expect(() => checkSameInputs("r1", { ...plan, context: { a: "1" } }, { ...plan, context: { a: "2" } })).toThrow(ResumeError);
     expect(() => checkSameInputs("r1", plan, { ...plan, items: { "p.m": ["x", "z"] } })).toThrow(/items differ/);
     expect(() => checkSameInputs("r1", plan, plan)).not.toThrow();
+    // Compared element by element: another map, an item more or fewer, the same items in another order.
+    expect(() => checkSameInputs("r1", plan, { ...plan, items: { ...plan.items, "p.other": [] } })).toThrow(/items differ/);
+    expect(() => checkSameInputs("r1", plan, { ...plan, items: { "p.n": plan.items["p.m"] ?? [] } })).toThrow(/items differ/);
+    const items = plan.items["p.m"] ?? [];
+    expect(() => checkSameInputs("r1", plan, { ...plan, items: { "p.m": [...items, "w"] } })).toThrow(/items differ/);
+    expect(() => checkSameInputs("r1", plan, { ...plan, items: { "p.m": [...items].reverse() } })).toThrow(/items differ/);
+    expect(() => checkSameInputs("r1", plan, { ...plan, items: { "p.m": [...items] } })).not.toThrow();
   });
 
   test("jobs still waiting or running refuse the resume, naming them", () => {
