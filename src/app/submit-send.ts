@@ -5,6 +5,7 @@
  * then the outcome recorded. The record is in phase "submitting" on entry.
  */
 import type { CompiledPlan } from "../plan/plan.js";
+import { taskCount } from "../plan/task-map.js";
 import { ensureBlobs, layoutWithRepair, storeDir } from "../store/index.js";
 import type { StagedFile, StageOptions } from "../store/index.js";
 import { parseFetchedStates } from "./collect.js";
@@ -49,7 +50,7 @@ export async function sendRun<T>(ctx: SendContext, then?: AfterSubmit<T>): Promi
     const after = await afterSubmit(then, { ...ctx, record }, sentStates(ctx.files));
     return { record, plan, roundTrips: transport.roundTrips - before, then: after };
   }
-  const tasks = plan.jobs.reduce((n, j) => n + (j.array ? (j.array.indices?.length ?? j.array.count) : 1), 0);
+  const tasks = plan.jobs.reduce((n, j) => n + taskCount(j), 0);
   // Finished jobs stay in slurmctld for MinJobAge and other users' jobs count too: near the limit is enough to wait.
   if (tasks > ctx.config.max_job_count * 0.9) {
     progress(

@@ -1,12 +1,12 @@
 import type { CompiledPlan, PlanJob } from "../plan/plan.js";
+import { taskCount } from "../plan/task-map.js";
 
 function arrayLabel(job: PlanJob): string {
   const a = job.array;
   if (!a) return job.fused ? `fused(${job.steps.length})` : "single";
   const chunk = a.chunks > 1 ? ` chunk ${a.chunk + 1}/${a.chunks} offset ${a.offset}` : "";
   // A resumed or cached run's array runs only its remapped tasks (indices), not `count`.
-  const tasks = a.indices !== null ? a.indices.length : a.count;
-  return `array[${tasks}]${a.throttle !== null ? `%${a.throttle}` : ""}${chunk}`;
+  return `array[${taskCount(job)}]${a.throttle !== null ? `%${a.throttle}` : ""}${chunk}`;
 }
 
 function resourcesLabel(job: PlanJob): string {
@@ -43,7 +43,7 @@ export function formatPlanText(plan: CompiledPlan): string {
   const lines: string[] = [];
   lines.push(`pipeline ${plan.pipeline} (signature ${plan.signature}) for cluster ${plan.cluster}, run ${plan.runId}`);
   lines.push(`run directory: ${plan.layout.runDir}`);
-  const tasks = plan.jobs.reduce((n, j) => n + (j.array ? (j.array.indices?.length ?? j.array.count) : 1), 0);
+  const tasks = plan.jobs.reduce((n, j) => n + taskCount(j), 0);
   lines.push(`${plan.jobs.length} job(s), ${tasks} task(s), in submission order:`);
   for (const job of plan.jobs) {
     const after = job.dependencies.length > 0 ? `  after ${job.dependencies.map((d) => `${d.job}(${d.type})`).join(" ")}` : "";

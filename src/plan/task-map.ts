@@ -10,11 +10,16 @@
  */
 import type { ArraySpec } from "./plan.js";
 
+/** How many SLURM array tasks a job submits: 1 for a plain job, else the remapped tasks or the chunk's count. */
+export function taskCount(job: { array: ArraySpec | null }): number {
+  return job.array === null ? 1 : (job.array.indices?.length ?? job.array.count);
+}
+
 /** The SLURM array task ids of a job: 0 for a plain job, else 0..n-1 (n = the remapped tasks, or the chunk's count). */
 export function arrayTaskIds(job: { array: ArraySpec | null }): number[] {
   const a = job.array;
   if (a === null) return [0];
-  const n = a.indices?.length ?? a.count;
+  const n = taskCount(job);
   // A loop, not Array.from with a callback: a status poll asks this for every array of a million-task map.
   const ids = new Array<number>(n);
   for (let i = 0; i < n; i++) ids[i] = i;

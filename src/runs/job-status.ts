@@ -5,6 +5,7 @@
  */
 import type { JobFact, TaskFact } from "../collect/merge.js";
 import type { CompiledPlan, PlanJob } from "../plan/plan.js";
+import { taskCount } from "../plan/task-map.js";
 import { isFinal, translateState, unknownJobState, unknownRecord } from "../slurm/index.js";
 import { TaskAnswer } from "../slurm/index.js";
 import type { TaskRecord } from "../slurm/index.js";
@@ -93,7 +94,7 @@ export function jobLabel(job: PlanJob): string {
   const a = job.array;
   // A retry the cluster submitted (src/runs/retries.ts): attempt N of some of the job's tasks.
   const retry = /\.r(\d+)$/.exec(job.id);
-  if (retry !== null) return `${base} [attempt ${retry[1] ?? "?"}${a === null ? "" : `: ${a.indices?.length ?? a.count} task${(a.indices?.length ?? a.count) === 1 ? "" : "s"}`}]`;
+  if (retry !== null) return `${base} [attempt ${retry[1] ?? "?"}${a === null ? "" : `: ${taskCount(job)} task${taskCount(job) === 1 ? "" : "s"}`}]`;
   if (a === null) return base;
   if (a.chunks > 1) return `${base} [chunk ${a.chunk + 1}/${a.chunks}: tasks ${a.offset}-${a.offset + a.count - 1}]`;
   return `${base} [${a.count} task${a.count === 1 ? "" : "s"}]`;
@@ -155,7 +156,7 @@ export type StatusAnswers = ReadonlyMap<string, readonly TaskRecord[] | TaskAnsw
 export function mapJobStatuses(plan: CompiledPlan, slurmIds: Readonly<Record<string, string>>, status: StatusAnswers, rule?: UnknownJobRule): JobStatus[] {
   return plan.jobs.map((job) => {
     const slurmJobId = slurmIds[job.id] ?? null;
-    const size = job.array === null ? 1 : (job.array.indices?.length ?? job.array.count);
+    const size = taskCount(job);
     if (slurmJobId === null) {
       // Never submitted (the submission failed before it): it will never run.
       return jobStatusOf(job, null, TaskTable.build(job.array, null, size, () => NOT_SUBMITTED_KIND));
