@@ -120,25 +120,6 @@ _hp_check_context_key() {
   return 0
 }
 
-# _hp_is_step_key_of TEMPLATE KEY: KEY (TEMPLATE with {i} made this task's index) is a valid step key. The
-# template is checked once per process, with 0 for {i} (digits in its place keep a valid key valid); the
-# length each time.
-declare -A _HP_TEMPLATE_OK=()
-_hp_is_step_key_of() {
-  [[ -n $1 && -n $2 ]] || return 1
-  # Not this task's index (none, or not digits): the key itself is checked.
-  if [[ $1 == *"{i}"* && (-z ${HPCPIPE_TASK:-} || $HPCPIPE_TASK == *[!0123456789]*) ]]; then
-    _hp_is_step_key "$2" && return 0
-    return 1
-  fi
-  if [[ -z ${_HP_TEMPLATE_OK[$1]+x} ]]; then
-    _HP_TEMPLATE_OK[$1]=0
-    _hp_is_step_key "${1//"{i}"/0}" && _HP_TEMPLATE_OK[$1]=1
-  fi
-  [[ ${_HP_TEMPLATE_OK[$1]} == 1 ]] && ((${#2} <= 1024)) && return 0
-  return 1
-}
-
 # REPLY := microseconds since the epoch.
 _hp_now_us() {
   local t=${EPOCHREALTIME:-}
@@ -938,7 +919,7 @@ hp_unit_begin() {
     return 0
   fi
   local key=${1//"{i}"/$HPCPIPE_TASK}
-  _hp_is_step_key_of "$1" "$key" || _hp_die "unit key '$key' is not a valid step key"
+  _hp_is_step_key "$key" || _hp_die "unit key '$key' is not a valid step key"
   _HP_UNIT_KEY=$key
   _HP_UNIT_SIG=$2
   _HP_UNIT_ALLOW=$3
@@ -1378,7 +1359,7 @@ _hp_step_args() {
 _hp_step_check() {
   local k
   _HP_S_KEY=${_HP_S_TEMPLATE//"{i}"/$HPCPIPE_TASK}
-  _hp_is_step_key_of "$_HP_S_TEMPLATE" "$_HP_S_KEY" || _hp_die "step key '$_HP_S_KEY' is not a valid step key"
+  _hp_is_step_key "$_HP_S_KEY" || _hp_die "step key '$_HP_S_KEY' is not a valid step key"
   for k in "${_HP_S_ENV_KEYS[@]}"; do
     _hp_is_context_key "$k" || _hp_die "step $_HP_S_KEY: env name '$k' is not a usable variable name"
   done
@@ -1427,7 +1408,7 @@ _hp_step_needs() {
       _HP_S_PAIRS+=("$k=${_HP_CTX[$k]}")
       resolved[$k]=1
     else
-      _hp_is_step_key_of "${_HP_S_NEED_FROM[i]}" "$from" || _hp_die "step $_HP_S_KEY: source '$from' of '$k' is not a valid step key"
+      _hp_is_step_key "$from" || _hp_die "step $_HP_S_KEY: source '$from' of '$k' is not a valid step key"
       if _hp_pub_lookup "$_HP_RUN_DIR/ctx/$from.pub" "$k"; then
         _HP_S_PAIRS+=("$k=$REPLY")
         resolved[$k]=1
