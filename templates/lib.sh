@@ -290,6 +290,21 @@ _hp_signal() {
   _hp_handle_signal "$1"
 }
 
+# A cancel signals every process of the job, the command's too, in no set order: the command can die of the
+# signal before this shell's trap runs, and its exit status (128 + a signal the traps take) would be
+# recorded as a failure of the command. Such a status waits up to half a second for the shell's own signal,
+# and one that comes is handled while the step is still the running one. A failure path only: it costs
+# nothing to a command that succeeds or fails with its own status.
+_hp_await_own_signal() {
+  case $_HP_S_RC in 129 | 130 | 138 | 143) ;; *) return 0 ;; esac
+  local i
+  for ((i = 0; i < 5; i++)); do
+    [[ -n $_HP_PENDING_SIGNAL ]] && break
+    sleep 0.1
+  done
+  [[ -z $_HP_PENDING_SIGNAL ]] || _hp_leave_critical
+}
+
 # Stops the running command, records the running step (and open unit) as failed, exits 128+n.
 _hp_handle_signal() {
   local sig=$1 num reason error
@@ -1480,6 +1495,7 @@ _hp_step_exec() {
   wait "$_HP_CHILD" || _HP_S_RC=$?
   _HP_CRITICAL=1
   _HP_CHILD=""
+  _hp_await_own_signal
 }
 
 # REPLY := the step's outputs JSON (published values and declared files); _HP_S_FILES := the declared
@@ -1855,6 +1871,7 @@ _hp_batch_exec() {
   wait "$_HP_CHILD" || _HP_S_RC=$?
   _HP_CRITICAL=1
   _HP_CHILD=""
+  _hp_await_own_signal
   _hp_batch_ingest "$_HP_S_RC" "" ""
   _HP_B_RUNNING=()
   _hp_leave_critical

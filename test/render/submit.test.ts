@@ -29,6 +29,10 @@ esac
 const FAKE_SCANCEL = `#!/bin/bash
 printf '%s\\n' "$*" >> "$FAKE_DIR/scancel.log"
 `;
+/** After a transient error the script looks the job up by the run's tag: this queue holds none of them. */
+const FAKE_SQUEUE = `#!/bin/bash
+printf '%s\\n' "$*" >> "$FAKE_DIR/squeue.log"
+`;
 
 interface Fake {
   dir: string;
@@ -49,8 +53,8 @@ function makeFake(answers: string[], runDirName = "run"): Fake {
   mkdirSync(join(runDir, "scripts"), { recursive: true });
   writeFileSync(join(bin, "sbatch"), FAKE_SBATCH);
   writeFileSync(join(bin, "scancel"), FAKE_SCANCEL);
-  chmodSync(join(bin, "sbatch"), 0o755);
-  chmodSync(join(bin, "scancel"), 0o755);
+  writeFileSync(join(bin, "squeue"), FAKE_SQUEUE);
+  for (const tool of ["sbatch", "scancel", "squeue"]) chmodSync(join(bin, tool), 0o755);
   writeFileSync(join(dir, "answers"), answers.map((a) => `${a}\n`).join(""));
   const fake = { dir, runDir };
   fakes.push(fake);
@@ -110,6 +114,8 @@ describe("the submit script", () => {
     expect(res.code).toBe(0);
     expect(res.stdout).toBe("hpcpipe-job j001 1001\nhpcpipe-job j002 1004\nhpcpipe-job j003 1005\nhpcpipe-job j004 1006\n");
     expect(res.stderr).toContain("retry 2 of 5");
+    // Each retry first asked the queue (the fake one, not a cluster this machine may run) for the job.
+    expect(readFileSync(join(fake.dir, "squeue.log"), "utf8").trim().split("\n")).toHaveLength(2);
   });
 
   it("gives up after 5 retries, cancels what it submitted with one scancel and exits non-zero", async () => {

@@ -303,6 +303,32 @@ describe("the job wrapper", () => {
     });
   }
 
+  it("a cancel that kills the command before the wrapper's own trap runs is still recorded as the signal, not as the command's exit status", async () => {
+    // SLURM signals every process of a cancelled job in no set order. Here the command dies of SIGTERM
+    // first, and the wrapper (the command's parent) gets its own SIGTERM 150 ms later.
+    const run = newRun({ items: { m: ["only"] } });
+    const cmd = 'w=$PPID; touch started; (sleep 0.15; kill -TERM "$w") & kill -TERM $$';
+    const job = mapJob("m", "it", [step("m.{i}.first", "true"), step("m.{i}.slow", cmd)], { count: 1 });
+    const script = writeJob(run, job);
+    const { done } = startScript(run, script, arrayEnv(0));
+    const res = await done;
+    expect(res.code).toBe(143);
+    const slow = readState(run, "m.0.slow");
+    expect(slow).toMatchObject({ success: false, failure: "STEP_FAILED", meta: { reason: "TERMINATED", exit_code: null } });
+    expect(slow.error).toContain("killed by SIGTERM");
+    expect(readState(run, "m.0")).toMatchObject({ success: false, meta: { reason: "TERMINATED", failed_step: "m.0.slow" } });
+    expect(allStates(run).leftovers).toEqual([]);
+  });
+
+  it("a command that exits 143 on its own, with no signal to the wrapper, is a failure with that status", async () => {
+    const run = newRun();
+    const script = writeJob(run, plainJob([step("self", "kill -TERM $$"), step("after", "touch ran")]));
+    const res = await runScript(run, script);
+    expect(res.code).toBe(1);
+    expect(readState(run, "self")).toMatchObject({ success: false, failure: "STEP_FAILED", error: "command exited with status 143", exit_code: 143 });
+    expect(existsSync(join(run.runDir, "work", "ran"))).toBe(false);
+  });
+
   it("ignores context records whose key is not a usable variable name", async () => {
     const run = newRun();
     writeFileSync(join(run.runDir, "context.env0"), "good=1\0PATH=/nowhere\0bad key=2\0a[$(touch pwned)]=3\0last=tail");
