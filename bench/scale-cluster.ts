@@ -12,6 +12,9 @@
 // Prints figures only. The default 100,000 items take about 10-15 minutes on the test cluster;
 // 1,000,000 items (about an hour) is the run to make by hand once:
 //   node dist/bench/scale-cluster.js [--items 100000] [--per-task 100] [--no-up] [--keep-remote]
+// --trace-memory prints, for each child, its memory at each phase (HPCPIPE_MEMORY_TRACE=1, after a
+// full collection: what is held, not garbage); --submit-only submits without --wait and cancels the run
+// (the memory of compiling, asking the step cache and sending, in minutes at a million items).
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -31,7 +34,9 @@ import { fails, writeScaleSpec } from "./lib/scale-spec.js";
 const USAGE = `usage: node dist/bench/scale-cluster.js [--items N] [--per-task N] [--no-up] [--up] [--keep-remote]
   --items N        items of the map (default 100000)
   --per-task N     items per array task (default 100)
-  --keep-remote    leave the run directory on the cluster (its path is printed)`;
+  --keep-remote    leave the run directory on the cluster (its path is printed)
+  --trace-memory   print each child's memory at each phase (a full collection first)
+  --submit-only    submit without --wait, then cancel the run (the submission's own cost)`;
 
 /** User + system CPU seconds of a child, from /usr/bin/time -v's report; NaN without it. */
 function cpuOf(logBase: string): number {
@@ -49,12 +54,17 @@ interface Timed {
   cpuS: number;
 }
 
+/** Set by --trace-memory: each child prints its memory at each phase, shown after it ends. */
+let traceMemory = false;
+
 async function timed(bench: Bench, name: string, args: string[], timeoutMin: number): Promise<Timed> {
   checkInterrupt();
   const logBase = join(bench.dir, name);
   process.stderr.write(`scale-cluster: hpcpipe ${args.join(" ")}\n`);
-  const run = await runCliChild(args, { home: bench.home, cwd: bench.dir, logBase, timeoutMs: timeoutMin * 60_000 });
+  const env: Record<string, string> = traceMemory ? { HPCPIPE_MEMORY_TRACE: "1", NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --expose-gc`.trim() } : {};
+  const run = await runCliChild(args, { home: bench.home, cwd: bench.dir, logBase, timeoutMs: timeoutMin * 60_000, env });
   if (run.code !== 0 && run.code !== 4) process.stderr.write(`  exit ${run.code ?? run.signal}: ${run.stderr.trim().split("\n").slice(-3).join(" / ").slice(0, 800)}\n`);
+  if (traceMemory) for (const line of run.stderr.split("\n").filter((l) => l.startsWith("hpcpipe-memory "))) console.log(`  ${name}: ${line.slice(15)}`);
   return { run, cpuS: cpuOf(logBase) };
 }
 
@@ -103,7 +113,8 @@ async function nodeTime(bench: Bench, jobIds: readonly string[], items: number):
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { ...COMMON_OPTIONS, items: { type: "string", default: "100000" }, "per-task": { type: "string", default: "100" }, "keep-remote": { type: "boolean", default: false } } });
+  const { values } = parseArgs({ options: { ...COMMON_OPTIONS, items: { type: "string", default: "100000" }, "per-task": { type: "string", default: "100" }, "keep-remote": { type: "boolean", default: false }, "trace-memory": { type: "boolean", default: false }, "submit-only": { type: "boolean", default: false } } });
+  traceMemory = values["trace-memory"];
   if (values.help) return console.log(USAGE);
   const items = wholeNumber("items", values.items, 1, USAGE);
   const perTask = wholeNumber("per-task", values["per-task"], 1, USAGE);
@@ -114,6 +125,15 @@ async function main(): Promise<void> {
     const failing = Array.from({ length: items }, (_, i) => i).filter(fails).length;
     console.log(`a map of ${int(items)} items, ${int(perTask)} per task (${int(Math.ceil(items / perTask))} array tasks), 2 trivial steps per item; ${int(failing)} items fail step b`);
     const rows: string[][] = [];
+    if (values["submit-only"]) {
+      const sent = await timed(bench, "submit", ["submit", spec, "--cluster", bench.config], 60);
+      // Without --wait, the run id is on stdout.
+      const sentId = submittedRunId(sent.run.stdout);
+      if (sentId === null) throw new Error(`no run id in the submit's stdout: ${sent.run.stdout.slice(-2000)}`);
+      const cancelled = await timed(bench, "cancel", ["cancel", sentId], 10);
+      table(["path", `${int(items)} items on the test cluster`], [["submit (compile, the step cache, upload, submit)", cell(sent)], ["  its remote commands", `${int(sent.run.calls.length)} (${byKind(sent.run.calls)})`], ["cancel", cell(cancelled)]], [1]);
+      return;
+    }
     const submit = await timed(bench, "submit", ["submit", spec, "--cluster", bench.config, "--wait", "--on-interrupt", "cancel"], 180);
     const runId = submittedRunId(submit.run.stderr);
     rows.push(["submit --wait (compile, submit, watch, collect, merge)", cell(submit)]);

@@ -82,6 +82,8 @@ export interface CliOptions {
   logBase: string;
   /** Kills the child (SIGTERM) after this long. */
   timeoutMs?: number;
+  /** More environment for the child. */
+  env?: Record<string, string>;
 }
 
 /** Runs `hpcpipe ARGS...` (the build in dist/) as a child process, under /usr/bin/time -v when it exists. */
@@ -96,7 +98,7 @@ export function runCliChild(args: string[], options: CliOptions): Promise<CliRun
     const t0 = now();
     const child = spawn(argv[0] as string, argv.slice(1), {
       cwd: options.cwd,
-      env: { ...process.env, HPCPIPE_HOME: options.home, HPCPIPE_BENCH_LOG: log },
+      env: { ...process.env, ...options.env, HPCPIPE_HOME: options.home, HPCPIPE_BENCH_LOG: log },
       stdio: ["ignore", "pipe", "pipe"],
     });
     // Stopped with the benchmark; `submit` on a non-terminal leaves its jobs running (the benchmark cancels them).

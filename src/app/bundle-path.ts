@@ -76,6 +76,8 @@ export function withInputs(bundle: readonly StagedFile[], inputs: readonly Stage
  * staged beside the items (`stage_with`) stay in, like the bundle's.
  */
 export function cacheKeyFiles(staged: readonly StagedFile[], plan: Pick<CompiledPlan, "items" | "itemHashes">): StagedFile[] {
+  // Nothing staged: no set of a million item paths to leave out of nothing.
+  if (staged.length === 0) return [];
   const items = new Set<string>();
   for (const key of Object.keys(plan.itemHashes ?? {})) for (const item of plan.items[key] ?? []) items.add(`work/${item}`);
   return items.size === 0 ? [...staged] : staged.filter((f) => !items.has(f.rel));

@@ -4,6 +4,7 @@
  * CompletedState with the in-process core's `step_states` keys, written to
  * the run's local `result.json`.
  */
+import { markTiming } from "../core/timing.js";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { arrayTaskIds, mapSource, mergeFromSource, parseStateText, SpoolSource } from "../collect/index.js";
@@ -313,11 +314,13 @@ export async function collectRun(
   // A run whose every step was restored from the step cache is submitted with no job: its states are there.
   const submitted = Object.keys(record.jobs).length > 0 || record.phase === "submitted" || record.phase === "collected";
   const remote: RemoteStates = options.remote ?? (submitted ? await statesForMerge(run) : { states: new Map(), problems: [], files: 0 });
+  markTiming("states-fetched");
   // A watch's last poll already merged these states with these jobs: a million items are not merged twice.
   const state =
     options.merged !== undefined && options.jobs !== undefined && options.remote !== undefined
       ? options.merged
       : mergeRun(plan, remote, jobs, options.now, await store.resultDir(record.run_id));
+  markTiming("merged");
   const resultPath = await store.writeResult(record.run_id, state);
   const final = jobs.every((j) => j.final);
   const updated = final && record.phase === "submitted" ? await store.updateRecord(record.run_id, { phase: "collected" }) : record;

@@ -22,7 +22,7 @@ export interface StepCacheOutcome {
   /** The plan to submit: `full` with the restored steps left out (or `full` itself). */
   plan: CompiledPlan;
   /** Files to add to the run's upload (key files, the store file, restored states and published values). */
-  files: Map<string, string>;
+  files: Map<string, string | Buffer>;
   /** Outputs of restored steps, laid out from the store. */
   outputs: StagedFile[];
   /** Leaf step instances, those with a key, and those restored. */
@@ -80,9 +80,10 @@ export async function applyStepCache(
   }
   const rest: Restoration = restoration(full, keys, restored, answer.entries);
   const plan = restored.size > 0 ? recompile(restored) : full;
-  const files = new Map<string, string>([["cache/store", storeFile(answer.storePath, config.store_group)], ...keyFiles(full, keys)]);
+  const files = new Map<string, string | Buffer>([["cache/store", storeFile(answer.storePath, config.store_group)], ...keyFiles(full, keys)]);
   for (const [path, text] of rest.files) files.set(path, text);
-  const keyed = [...keys.keys.values()].filter((k) => k !== null).length;
+  let keyed = 0;
+  for (const k of keys.keys.values()) if (k !== null) keyed += 1;
   const notes = [
     answer.untrusted > 0 ? `${answer.untrusted} entr${answer.untrusted === 1 ? "y" : "ies"} of untrusted users ignored` : "",
     answer.invalid.length > 0 ? `${answer.invalid.length} unusable entr${answer.invalid.length === 1 ? "y" : "ies"} ignored` : "",

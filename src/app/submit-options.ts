@@ -1,6 +1,9 @@
 /** The options and the outcome of a submission (`submitRun`), shared by its phases. */
+import type { ClusterConfig } from "../cluster/index.js";
 import type { CompiledPlan } from "../plan/plan.js";
 import type { RunRecord, RunStore } from "../runs/index.js";
+import type { Transport } from "../transport/index.js";
+import type { RemoteStates } from "./collect.js";
 import type { ConnectOptions, TransportFactory } from "./connect.js";
 import type { PrepareOptions } from "./prepare.js";
 import type { RunContext } from "./run-context.js";
@@ -37,3 +40,24 @@ export interface SubmitOutcome<T> {
 
 /** What runs over the same connection after a successful submission (e.g. watch and collect). */
 export type AfterSubmit<T> = (run: RunContext) => Promise<T>;
+
+/**
+ * What a submission's phase hands on: the connection (still open) and what `then` needs, nothing
+ * more. `then` runs once the phase has returned, so what only sending needed (the spec with its
+ * items, the files sent, the step cache's keys, the first compilation) is garbage by then: at a
+ * million items that is more than a gigabyte a watch and a collect would otherwise hold.
+ */
+export interface Submitted {
+  store: RunStore;
+  record: RunRecord;
+  plan: CompiledPlan;
+  config: ClusterConfig;
+  transport: Transport;
+  roundTrips: number;
+  /** Whether `then` runs (false: nothing was submitted, e.g. a resume with nothing left to run). */
+  runThen: boolean;
+  /** The state files among the uploaded files (every step restored from the step cache). */
+  sentStates?: RemoteStates;
+  /** Closes the connection and clears what marks the submission as in progress. */
+  close: () => Promise<void>;
+}

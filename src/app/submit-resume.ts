@@ -14,12 +14,13 @@ import { connectOptionsOf, defaultTransportFactory, loadRun, schedulerOver } fro
 import { clearSubmitter, markSubmitter, reconcileSubmission } from "./reconcile.js";
 import { checkNothingActive, checkSameInputs, doneSteps, ResumeError, statesOf } from "./resume.js";
 import { stagedInputs } from "./submit-bundle.js";
-import type { AfterSubmit, SubmitOptions, SubmitOutcome } from "./submit-options.js";
+import type { Submitted, SubmitOptions } from "./submit-options.js";
 import { prepareFor, requireSlurm } from "./submit-prepare.js";
-import { afterSubmit, sendRun } from "./submit-send.js";
+import { sendRun } from "./submit-send.js";
 import { withoutStepCache } from "./submit-step-cache.js";
 
-export async function resumeRun<T>(options: SubmitOptions, runId: string, store: RunStore, then?: AfterSubmit<T>): Promise<SubmitOutcome<T>> {
+/** Resubmits what did not succeed; the connection stays open for what follows (`finishSubmit`). */
+export async function resumeRun(options: SubmitOptions, runId: string, store: RunStore): Promise<Submitted> {
   const progress = options.onProgress ?? (() => undefined);
   const loadedRun = await loadRun(runId, store);
   const { plan: previousPlan, config } = loadedRun;
@@ -39,6 +40,7 @@ export async function resumeRun<T>(options: SubmitOptions, runId: string, store:
 
   const connect = options.connect ?? defaultTransportFactory;
   const transport = await connect(config, connectOptionsOf(options));
+  const open = { store, config, transport, close: () => transport.close() };
   try {
     if (previous.phase === "submitting") {
       // Its submission's outcome is unknown: the cluster says which jobs exist before anything is resubmitted.
@@ -46,8 +48,7 @@ export async function resumeRun<T>(options: SubmitOptions, runId: string, store:
       previous = reconciled.record;
       if (reconciled.complete) {
         progress(`run ${runId}: nothing to resubmit; its jobs are recorded (hpcpipe status ${runId})`);
-        const after = await afterSubmit(then, { store, record: previous, plan: previousPlan, config, transport });
-        return { record: previous, plan: previousPlan, roundTrips: 0, then: after };
+        return { ...open, record: previous, plan: previousPlan, roundTrips: 0, runThen: true };
       }
     }
     const done = await succeededSteps(store, runId, transport, previous, previousPlan, full);
@@ -57,7 +58,7 @@ export async function resumeRun<T>(options: SubmitOptions, runId: string, store:
     if (plan.jobs.length === 0) {
       const record = await store.updateRecord(runId, { error: null });
       progress(`run ${runId}: every step already succeeded; nothing to resubmit (hpcpipe collect ${runId})`);
-      return { record, plan: previousPlan, roundTrips: 0, then: undefined };
+      return { ...open, record, plan: previousPlan, roundTrips: 0, runThen: false };
     }
     const staged = await stagedInputs(loaded, progress, store.root);
     const sendable = withoutStepCache(plan);
@@ -65,12 +66,14 @@ export async function resumeRun<T>(options: SubmitOptions, runId: string, store:
     await store.updateRecord(runId, nextAttempt(previous, plan));
     await markSubmitter(store, runId);
     try {
-      return await sendRun({ transport, config, store, ...sendable, staged, progress, submitTimeoutMs: options.submitTimeoutMs, onTransfer: options.onTransfer }, then);
+      const sent = await sendRun({ transport, config, store, ...sendable, staged, progress, submitTimeoutMs: options.submitTimeoutMs, onTransfer: options.onTransfer });
+      return { ...open, ...sent, runThen: true };
     } finally {
       await clearSubmitter(store, runId);
     }
-  } finally {
+  } catch (error) {
     await transport.close();
+    throw error;
   }
 }
 

@@ -6,14 +6,14 @@
  */
 import type { CompiledPlan } from "../plan/plan.js";
 import { taskCount } from "../plan/task-map.js";
+import type { RunRecord } from "../runs/index.js";
 import { ensureBlobs, layoutWithRepair, storeDir } from "../store/index.js";
 import type { StagedFile, StageOptions } from "../store/index.js";
 import { parseFetchedStates } from "./collect.js";
 import type { RemoteStates } from "./collect.js";
 import { schedulerOver } from "./connect.js";
 import { clearSubmitter } from "./reconcile.js";
-import type { RunContext } from "./run-context.js";
-import type { AfterSubmit, SubmitOutcome } from "./submit-options.js";
+import type { AfterSubmit, Submitted, SubmitOutcome } from "./submit-options.js";
 import { recordSubmission } from "./submit-result.js";
 import { runSubmitScript } from "./submit-script.js";
 import type { ScriptContext } from "./submit-script.js";
@@ -34,11 +34,21 @@ export interface SendContext extends ScriptContext, Sendable {
   onTransfer?: ((sent: number, total: number) => void) | undefined;
 }
 
+/** What a sending hands on: the outcome, without the files it sent. */
+export interface Sent {
+  record: RunRecord;
+  plan: CompiledPlan;
+  /** Channels the submission itself used (upload + submit script). */
+  roundTrips: number;
+  /** The state files among the uploaded files, when no job was submitted (every step restored from the step cache). */
+  sentStates?: RemoteStates;
+}
+
 /**
  * ONE upload of the bundle and ONE run of the submit script over an open
  * connection, recording the outcome (the record is in phase "submitting").
  */
-export async function sendRun<T>(ctx: SendContext, then?: AfterSubmit<T>): Promise<SubmitOutcome<T>> {
+export async function sendRun(ctx: SendContext): Promise<Sent> {
   const { transport, plan, store, progress } = ctx;
   const before = transport.roundTrips;
   await uploadRun(ctx);
@@ -47,8 +57,7 @@ export async function sendRun<T>(ctx: SendContext, then?: AfterSubmit<T>): Promi
     const record = await store.updateRecord(plan.runId, { phase: "submitted", jobs: {}, error: null });
     await clearSubmitter(store, plan.runId);
     progress("every step was restored from the step cache; nothing to submit");
-    const after = await afterSubmit(then, { ...ctx, record }, sentStates(ctx.files));
-    return { record, plan, roundTrips: transport.roundTrips - before, then: after };
+    return { record, plan, roundTrips: transport.roundTrips - before, sentStates: sentStates(ctx.files) };
   }
   const tasks = plan.jobs.reduce((n, j) => n + taskCount(j), 0);
   // Finished jobs stay in slurmctld for MinJobAge and other users' jobs count too: near the limit is enough to wait.
@@ -64,22 +73,25 @@ export async function sendRun<T>(ctx: SendContext, then?: AfterSubmit<T>): Promi
   if ("record" in ran) {
     // The connection dropped under the script, and the cluster showed that the submission had completed.
     await clearSubmitter(store, plan.runId);
-    const after = await afterSubmit(then, { ...ctx, record: ran.record });
-    return { record: ran.record, plan, roundTrips: transport.roundTrips - before, then: after };
+    return { record: ran.record, plan, roundTrips: transport.roundTrips - before };
   }
   const roundTrips = transport.roundTrips - before;
   const record = await recordSubmission(store, plan, ran.result);
   // What the script said on the way (sbatch warnings, transient errors it retried) is worth showing: shown as
   // it came, or here when the transport did not stream it.
   if (ran.shown === 0) for (const line of ran.result.stderr.split("\n").filter((l) => l.trim() !== "").slice(0, 20)) progress(`submit script: ${line.slice(0, 500)}`);
-  const after = await afterSubmit(then, { ...ctx, record });
-  return { record, plan, roundTrips, then: after };
+  return { record, plan, roundTrips };
 }
 
-/** Runs `then` (when given) over the submission's connection. */
-export async function afterSubmit<T>(then: AfterSubmit<T> | undefined, run: Omit<RunContext, "scheduler">, sent?: RemoteStates): Promise<T | undefined> {
-  const { store, record, plan, config, transport } = run;
-  return then ? await then({ store, record, plan, config, transport, scheduler: schedulerOver(transport), ...(sent ? { sentStates: sent } : {}) }) : undefined;
+/** Runs `then` (when asked) over the submission's connection, then closes it; the outcome of the whole submission. */
+export async function finishSubmit<T>(sent: Submitted, then: AfterSubmit<T> | undefined): Promise<SubmitOutcome<T>> {
+  try {
+    const { store, record, plan, config, transport, sentStates: states } = sent;
+    const after = then && sent.runThen ? await then({ store, record, plan, config, transport, scheduler: schedulerOver(transport), ...(states ? { sentStates: states } : {}) }) : undefined;
+    return { record, plan, roundTrips: sent.roundTrips, then: after };
+  } finally {
+    await sent.close();
+  }
 }
 
 /** The state files among a run's uploaded files, as a read of its states/ would return them. */

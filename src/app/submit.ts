@@ -11,15 +11,17 @@
  * submit-script and submit-result), submit-resume (`--resume`) and
  * submit-wait (`--wait`, Ctrl-C).
  */
+import { markTiming } from "../core/timing.js";
 import { RunStore } from "../runs/index.js";
+import type { Transport } from "../transport/index.js";
 import { connectOptionsOf, defaultTransportFactory } from "./connect.js";
 import { clearSubmitter } from "./reconcile.js";
 import { stagedInputs } from "./submit-bundle.js";
 import { connectEarly, connectForSubmit, dropEarly, letConnectStart } from "./submit-connect.js";
-import type { AfterSubmit, SubmitOptions, SubmitOutcome } from "./submit-options.js";
+import type { AfterSubmit, Submitted, SubmitOptions, SubmitOutcome } from "./submit-options.js";
 import { firstRecord, prepareFor, recordBeforeContact, requireSlurm } from "./submit-prepare.js";
 import { resumeRun } from "./submit-resume.js";
-import { sendRun } from "./submit-send.js";
+import { finishSubmit, sendRun } from "./submit-send.js";
 import { withoutStepCache, withStepCache } from "./submit-step-cache.js";
 
 export { parseSubmitOutput } from "../slurm/index.js";
@@ -38,16 +40,23 @@ export type { InterruptPolicy, WaitOutcome } from "./submit-wait.js";
  * retried: a blind re-submit could run every job twice); record the job ids
  * ("submitted"), or the sbatch error and the jobs the script cancelled
  * ("submit_failed"). `then` runs over the same connection after a
- * successful submission (e.g. watch and collect).
+ * successful submission (e.g. watch and collect), once what only the
+ * sending needed is let go.
  */
 export async function submitRun<T = undefined>(options: SubmitOptions, then?: AfterSubmit<T>): Promise<SubmitOutcome<T>> {
-  const progress = options.onProgress ?? (() => undefined);
   const store = options.store ?? new RunStore();
-  if (options.resume !== undefined) return resumeRun(options, options.resume, store, then);
+  const sent = options.resume !== undefined ? await resumeRun(options, options.resume, store) : await sendNewRun(options, store);
+  return finishSubmit(sent, then);
+}
+
+/** A new run, compiled, asked of the step cache and sent; the connection stays open for what follows. */
+async function sendNewRun(options: SubmitOptions, store: RunStore): Promise<Submitted> {
+  const progress = options.onProgress ?? (() => undefined);
   const connect = options.connect ?? defaultTransportFactory;
   // The spec, its values and the cluster config are checked before anything reaches the cluster: a
   // refused input opens no connection (and asks no one for a one-time code).
   const { plan, loaded, config } = prepareFor(options, options.runId);
+  markTiming("prepared");
   requireSlurm(config, options);
   const early = options.connectEarly ? connectEarly(config, options, connect) : null;
   if (early !== null) await letConnectStart(early);
@@ -56,18 +65,33 @@ export async function submitRun<T = undefined>(options: SubmitOptions, then?: Af
     throw error;
   });
   await recordBeforeContact(store, plan, firstRecord(plan, config, options, store.now()));
+  let transport: Transport | undefined;
   try {
-    const transport = await connectForSubmit(store, plan.runId, config, () => early ?? connect(config, connectOptionsOf(options)));
+    transport = await connectForSubmit(store, plan.runId, config, () => early ?? connect(config, connectOptionsOf(options)));
+    const sendable =
+      options.cache === false
+        ? withoutStepCache(plan)
+        : await withStepCache({ transport, store, config, plan, staged, recompile: (done) => prepareFor(options, plan.runId, done).plan, progress });
+    markTiming("cache-applied");
+    const sent = await sendRun({ transport, config, store, ...sendable, staged, progress, submitTimeoutMs: options.submitTimeoutMs, onTransfer: options.onTransfer });
+    return { ...sent, store, config, transport, runThen: true, close: closer(transport, store, plan.runId) };
+  } catch (error) {
     try {
-      const sendable =
-        options.cache === false
-          ? withoutStepCache(plan)
-          : await withStepCache({ transport, store, config, plan, staged, recompile: (done) => prepareFor(options, plan.runId, done).plan, progress });
-      return await sendRun({ transport, config, store, ...sendable, staged, progress, submitTimeoutMs: options.submitTimeoutMs, onTransfer: options.onTransfer }, then);
+      await transport?.close();
     } finally {
-      await transport.close();
+      await clearSubmitter(store, plan.runId);
     }
-  } finally {
-    await clearSubmitter(store, plan.runId);
+    throw error;
   }
+}
+
+/** Closes the connection, then clears the submitter mark. Its own function: a closure made in sendNewRun would keep that function's first plan alive. */
+function closer(transport: Transport, store: RunStore, runId: string): () => Promise<void> {
+  return async () => {
+    try {
+      await transport.close();
+    } finally {
+      await clearSubmitter(store, runId);
+    }
+  };
 }

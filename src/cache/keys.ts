@@ -48,10 +48,14 @@ export interface CacheKeyInput {
 
 /** Keys of the plan's leaf step instances, in execution order; null for one that cannot be cached. */
 export interface CacheKeys {
-  /** Concrete step key -> cache key (64 hex) or null. */
-  keys: Map<string, string | null>;
-  /** The chain: concrete step key -> the concrete keys of the steps before it in its scope (for effectiveHits). */
-  before: Map<string, readonly string[]>;
+  /** Concrete step key -> cache key (64 hex) or null (a map's items kept compact: see StepKeys). */
+  keys: StepKeys;
+  /**
+   * The steps restored for these hits (see effectiveHits): the plan walked again, each step restored when
+   * its key is a hit and every step before it in its scope is restored. No list of the steps before each
+   * step is kept: at a million items that was 230 MB.
+   */
+  effective: (hits: ReadonlySet<string>) => Set<string>;
   /** Bundle files that some step declares as an input (left out of the code digest). */
   declared: Set<string>;
   /**
@@ -60,8 +64,175 @@ export interface CacheKeys {
    * (src/cache/remote.ts), so a query reads the few families of its plan, not the whole store.
    */
   families: Map<string, string>;
-  /** Family -> the distinct cache keys of its steps in this plan. */
-  byFamily: Map<string, Set<string>>;
+  /** Family -> the cache keys of its steps in this plan (read from `keys` as they are iterated). */
+  byFamily: Map<string, FamilyKeys>;
+}
+
+/** The keys of one family: how many, and each (a key two items share is there twice). */
+export interface FamilyKeys extends Iterable<string> {
+  readonly size: number;
+}
+
+/** A map step's keys by item index: 32 bytes each (a hex string, its step key and a Map entry cost ten times that). */
+class ItemKeys {
+  readonly digests: Buffer;
+  readonly present: Uint8Array;
+  constructor(
+    readonly prefix: string,
+    readonly suffix: string,
+    readonly count: number,
+  ) {
+    this.digests = Buffer.alloc(32 * count);
+    this.present = new Uint8Array(count);
+  }
+  /** The item index of a concrete step key of this template, or -1. */
+  indexOf(concrete: string): number {
+    if (concrete.length <= this.prefix.length + this.suffix.length || !concrete.startsWith(this.prefix) || !concrete.endsWith(this.suffix)) return -1;
+    const digits = concrete.slice(this.prefix.length, concrete.length - this.suffix.length);
+    if (!/^(?:0|[1-9][0-9]{0,8})$/.test(digits)) return -1;
+    const index = Number(digits);
+    return index < this.count ? index : -1;
+  }
+  key(index: number): string | null {
+    return this.present[index] === 1 ? this.digests.toString("hex", 32 * index, 32 * index + 32) : null;
+  }
+}
+
+type OrderEntry = { single: string } | { tables: ItemKeys[]; count: number };
+
+/**
+ * The cache key of each leaf step instance (concrete step key -> 64 hex, or null when it cannot be
+ * cached), in execution order as a Map iterates. A map's item steps are kept per step template, as
+ * digests by item index, and the order as "each item, each of these templates": at a million items,
+ * two million keys in a Map of strings held some 300 MB.
+ */
+export class StepKeys implements ReadonlyMap<string, string | null> {
+  private readonly order: OrderEntry[] = [];
+  private readonly singles = new Map<string, string | null>();
+  private readonly tables = new Map<string, ItemKeys>();
+  private current: { tables: ItemKeys[]; count: number } | null = null;
+  private count = 0;
+
+  /** A step instance kept by its concrete key (outside a map's items). */
+  setSingle(concrete: string, key: string | null): void {
+    if (!this.singles.has(concrete)) {
+      this.order.push({ single: concrete });
+      this.count += 1;
+    }
+    this.singles.set(concrete, key);
+  }
+
+  /** A map of `count` items starts: its items' steps come as setItem, item by item, each item's in the same order. */
+  startMap(count: number): void {
+    this.current = { tables: [], count };
+    this.order.push(this.current);
+  }
+
+  endMap(): void {
+    this.current = null;
+  }
+
+  /** Whether item steps are being recorded (a map's items, not a map inside an item). */
+  get inMap(): boolean {
+    return this.current !== null;
+  }
+
+  /** Item `index`'s step of template `<prefix>{i}<suffix>`, in the map started last. */
+  setItem(template: string, index: number, key: string | null): void {
+    const map = this.current as { tables: ItemKeys[]; count: number };
+    let t = this.tables.get(template);
+    if (t === undefined) {
+      const at = template.indexOf("{i}");
+      t = new ItemKeys(template.slice(0, at), template.slice(at + 3), map.count);
+      this.tables.set(template, t);
+    }
+    if (index === 0) map.tables.push(t);
+    if (key !== null) {
+      t.digests.write(key, 32 * index, "hex");
+      t.present[index] = 1;
+    }
+    this.count += 1;
+  }
+
+  get size(): number {
+    return this.count;
+  }
+
+  get(concrete: string): string | null | undefined {
+    const single = this.singles.get(concrete);
+    if (single !== undefined || this.singles.has(concrete)) return single;
+    for (const t of this.tables.values()) {
+      const index = t.indexOf(concrete);
+      if (index >= 0) return t.key(index);
+    }
+    return undefined;
+  }
+
+  has(concrete: string): boolean {
+    return this.get(concrete) !== undefined;
+  }
+
+  /** The key of item `index`'s step of a map step template, without its concrete key (undefined: not kept that way). */
+  itemKey(template: string, index: number): string | null | undefined {
+    const t = this.tables.get(template);
+    return t === undefined || index < 0 || index >= t.count ? undefined : t.key(index);
+  }
+
+  *entries(): MapIterator<[string, string | null]> {
+    for (const e of this.order) {
+      if ("single" in e) yield [e.single, this.singles.get(e.single) ?? null];
+      else for (let i = 0; i < e.count; i++) for (const t of e.tables) yield [`${t.prefix}${i}${t.suffix}`, t.key(i)];
+    }
+  }
+
+  *keys(): MapIterator<string> {
+    for (const [k] of this.entries()) yield k;
+  }
+
+  *values(): MapIterator<string | null> {
+    for (const e of this.order) {
+      if ("single" in e) yield this.singles.get(e.single) ?? null;
+      else for (let i = 0; i < e.count; i++) for (const t of e.tables) yield t.key(i);
+    }
+  }
+
+  [Symbol.iterator](): MapIterator<[string, string | null]> {
+    return this.entries();
+  }
+
+  forEach(callback: (value: string | null, key: string, map: ReadonlyMap<string, string | null>) => void): void {
+    for (const [k, v] of this.entries()) callback(v, k, this);
+  }
+
+  /** The keys of a family's steps (their templates): each instance's that has one (a key two items share is there twice). */
+  familyKeys(templates: readonly string[]): FamilyKeys {
+    const singles: string[] = [];
+    const tables: ItemKeys[] = [];
+    for (const template of templates) {
+      const t = this.tables.get(template);
+      if (t !== undefined) tables.push(t);
+      else {
+        // Outside a map's items: the template is the concrete key, or (a map inside an item) its instances are singles.
+        for (const [concrete, key] of this.singles) if (key !== null && (concrete === template || matchesTemplate(template, concrete))) singles.push(key);
+      }
+    }
+    let size = singles.length;
+    for (const t of tables) for (let i = 0; i < t.count; i++) size += t.present[i] as number;
+    return {
+      size,
+      *[Symbol.iterator]() {
+        yield* singles;
+        for (const t of tables) for (let i = 0; i < t.count; i++) if (t.present[i] === 1) yield t.digests.toString("hex", 32 * i, 32 * i + 32);
+      },
+    };
+  }
+}
+
+/** Whether a concrete step key is an instance of a template with `{i}` (each `{i}` a decimal index). */
+function matchesTemplate(template: string, concrete: string): boolean {
+  if (!template.includes("{i}")) return false;
+  const re = new RegExp(`^${template.split("{i}").map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("(?:0|[1-9][0-9]*)")}$`);
+  return re.test(concrete);
 }
 
 const sha = (value: unknown): string => createHash("sha256").update(canonicalJson(value)).digest("hex");
@@ -169,6 +340,9 @@ function declaredFiles(input: CacheKeyInput, leaves: Map<string, PlanStep>, file
   return declared;
 }
 
+/** A map item being walked; `compact`: its steps' keys go to the StepKeys table of its template. */
+type Item = { index: number; value: string; hash: string | null; as: string; compact: boolean };
+
 /** Computes the cache key of every leaf step instance of a plan. Pure and offline. */
 export function cacheKeys(input: CacheKeyInput): CacheKeys {
   const leaves = leavesByKey(input.plan);
@@ -181,19 +355,21 @@ export function cacheKeys(input: CacheKeyInput): CacheKeys {
       .sort((a, b) => ((a[0] as string) < (b[0] as string) ? -1 : 1)),
   );
   const envDigest = sha({ modules: [...input.modules], setup: [...input.setup] });
-  const keys = new Map<string, string | null>();
-  const before = new Map<string, readonly string[]>();
+  const keys = new StepKeys();
   // A template's definition is the same for each of its items: digested once.
   const definitions = new Map<PlanStep, string>();
   const families = new Map<string, string>();
   const indexed = new Map<PlanStep, boolean>();
-  const byFamily = new Map<string, Set<string>>();
+  /** An instance's key: by item index for the items of a map (not one inside an item), else by its concrete key. */
+  const record = (step: PlanStep, item: Item | null, key: string | null): void => {
+    if (item?.compact === true) keys.setItem(step.key, item.index, key);
+    else keys.setSingle(item ? step.key.split("{i}").join(String(item.index)) : step.key, key);
+  };
 
   /** One leaf instance: its key from the chain digest so far. */
-  const leaf = (step: PlanStep, concrete: string, chain: string | null, upstream: readonly string[], item: { index: number; value: string; hash: string | null; as: string } | null): string | null => {
-    before.set(concrete, upstream);
+  const leaf = (step: PlanStep, chain: string | null, item: Item | null): string | null => {
     if (chain === null || step.cache === false || step.batch) {
-      keys.set(concrete, null);
+      record(step, item, null);
       return null;
     }
     const context: string[] = [];
@@ -226,7 +402,6 @@ export function cacheKeys(input: CacheKeyInput): CacheKeys {
       const family = hashParts("hpcpipe-step-cache-family-v1", definition, code, envDigest);
       families.set(step.key, family);
       indexed.set(step, seesIndex(step));
-      byFamily.set(family, byFamily.get(family) ?? new Set());
     }
     const key = hashParts(
       `hpcpipe-step-cache-v${CACHE_KEY_VERSION}`,
@@ -241,52 +416,87 @@ export function cacheKeys(input: CacheKeyInput): CacheKeys {
       code,
       envDigest,
     );
-    keys.set(concrete, key);
-    (byFamily.get(families.get(step.key) as string) as Set<string>).add(key);
+    record(step, item, key);
     return key;
   };
 
-  type Chain = { digest: string | null; steps: string[] };
-  /** Walks a node in a scope whose chain so far is `chain`; returns the chain after it. */
-  const walk = (node: PlanNode, chain: Chain, item: { index: number; value: string; hash: string | null; as: string } | null): Chain => {
+  /** Walks a node in a scope whose chain digest so far is `chain`; returns the digest after it. */
+  const walk = (node: PlanNode, chain: string | null, item: Item | null): string | null => {
     if (node.kind === "step") {
       const step = leaves.get(node.key);
-      if (!step) return { digest: null, steps: chain.steps };
-      const concrete = item ? node.key.split("{i}").join(String(item.index)) : node.key;
-      const key = leaf(step, concrete, chain.digest, chain.steps, item);
-      return { digest: key === null ? null : hashParts("after", chain.digest ?? "", key), steps: [...chain.steps, concrete] };
+      if (!step) return null;
+      const key = leaf(step, chain, item);
+      return key === null ? null : hashParts("after", chain ?? "", key);
     }
     if (node.kind === "map") {
       const values = input.plan.items[node.key] ?? [];
       const hashes = input.itemHashes?.[node.key];
       const ends: Array<string | null> = [];
-      const steps: string[] = [...chain.steps];
+      // The items of a map outside any item are kept compact (StepKeys); a map inside an item, by concrete keys.
+      const compact = item === null;
+      if (compact) keys.startMap(values.length);
       values.forEach((value, index) => {
         const hash = hashes?.[index] ?? null;
-        const start: Chain = { digest: chain.digest === null ? null : hashParts("map", chain.digest, node.key), steps: chain.steps };
-        let c = start;
-        for (const child of node.children) c = walk(child, c, { index, value, hash, as: node.item_key ?? "" });
-        ends.push(c.digest);
-        for (const s of c.steps.slice(chain.steps.length)) steps.push(s);
+        let c = chain === null ? null : hashParts("map", chain, node.key);
+        for (const child of node.children) c = walk(child, c, { index, value, hash, as: node.item_key ?? "", compact });
+        ends.push(c);
       });
-      return { digest: ends.some((e) => e === null) || chain.digest === null ? null : hashList(["after-map", chain.digest, node.key, ...(ends as string[])]), steps };
+      if (compact) keys.endMap();
+      return ends.some((e) => e === null) || chain === null ? null : hashList(["after-map", chain, node.key, ...(ends as string[])]);
     }
     if (node.parallel) {
       const ends: Array<string | null> = [];
-      const steps: string[] = [...chain.steps];
-      for (const child of node.children) {
-        const c = walk(child, chain, item);
-        ends.push(c.digest);
-        for (const s of c.steps.slice(chain.steps.length)) steps.push(s);
-      }
-      return { digest: ends.some((e) => e === null) || chain.digest === null ? null : hashList(["after-group", chain.digest, node.key, ...(ends as string[])]), steps };
+      for (const child of node.children) ends.push(walk(child, chain, item));
+      return ends.some((e) => e === null) || chain === null ? null : hashList(["after-group", chain, node.key, ...(ends as string[])]);
     }
     let c = chain;
     for (const child of node.children) c = walk(child, c, item);
     return c;
   };
-  walk(input.plan.tree, { digest: sha({ root: input.plan.tree.key }), steps: [] }, null);
-  return { keys, before, declared, families, byFamily };
+  walk(input.plan.tree, sha({ root: input.plan.tree.key }), null);
+
+  /** The same walk for effectiveHits: whether every step so far in the scope is restored. */
+  const effective = (hits: ReadonlySet<string>): Set<string> => {
+    const restored = new Set<string>();
+    if (hits.size === 0) return restored;
+    const visit = (node: PlanNode, ok: boolean, index: number | null): boolean => {
+      if (node.kind === "step") {
+        if (!leaves.has(node.key)) return ok;
+        const concrete = (): string => (index !== null ? node.key.split("{i}").join(String(index)) : node.key);
+        const compact = index !== null ? keys.itemKey(node.key, index) : undefined;
+        const key = compact !== undefined ? compact : keys.get(concrete());
+        if (!ok || key === null || key === undefined || !hits.has(key)) return false;
+        restored.add(concrete());
+        return true;
+      }
+      if (node.kind === "map") {
+        const count = (input.plan.items[node.key] ?? []).length;
+        let all = ok;
+        for (let i = 0; i < count; i++) {
+          let c = ok;
+          for (const child of node.children) c = visit(child, c, i);
+          all &&= c;
+        }
+        return all;
+      }
+      if (node.parallel) {
+        let all = ok;
+        for (const child of node.children) all = visit(child, ok, index) && all;
+        return all;
+      }
+      let c = ok;
+      for (const child of node.children) c = visit(child, c, index);
+      return c;
+    };
+    visit(input.plan.tree, true, null);
+    return restored;
+  };
+  // Each family's keys, read from the key table as a query iterates them (no set of two million strings).
+  const templatesOf = new Map<string, string[]>();
+  for (const [template, family] of families) templatesOf.set(family, [...(templatesOf.get(family) ?? []), template]);
+  const byFamily = new Map<string, FamilyKeys>();
+  for (const [family, templates] of templatesOf) byFamily.set(family, keys.familyKeys(templates));
+  return { keys, declared, families, byFamily, effective };
 }
 
 /**
@@ -294,11 +504,5 @@ export function cacheKeys(input: CacheKeyInput): CacheKeys {
  * it in its chain is restored too. `hits` are the keys the store holds.
  */
 export function effectiveHits(keys: CacheKeys, hits: ReadonlySet<string>): Set<string> {
-  const restored = new Set<string>();
-  for (const [concrete, key] of keys.keys) {
-    if (key === null || !hits.has(key)) continue;
-    const upstream = keys.before.get(concrete) ?? [];
-    if (upstream.every((s) => restored.has(s))) restored.add(concrete);
-  }
-  return restored;
+  return keys.effective(hits);
 }

@@ -178,14 +178,15 @@ export class CacheAnswerReader {
   private readonly entries = new Map<string, CacheEntry>();
   private readonly invalid = new Set<string>();
   private readonly untrusted = new Set<string>();
-  private readonly wanted: Set<string>;
+  private readonly keys: QueryKeys;
   private storePath: string | null = null;
   private end: number | null = null;
   private rest = "";
   private readonly decoder = new StringDecoder("utf8");
 
-  constructor(private readonly keys: readonly string[]) {
-    this.wanted = new Set(keys);
+  /** The keys asked, in the order of the query's key lines (a list, or cacheQueryInput's). */
+  constructor(keys: readonly string[] | QueryKeys) {
+    this.keys = Array.isArray(keys) ? queryKeysOf(keys) : (keys as QueryKeys);
   }
 
   /** A chunk of the answer (any split; a line may span chunks). */
@@ -201,7 +202,7 @@ export class CacheAnswerReader {
 
   /** An entry sent for `key`: the first valid one of a key wins; a key with none is invalid. */
   private entry(key: string, json: string): void {
-    if (!this.wanted.has(key) || this.entries.has(key)) return;
+    if (!this.keys.has(key) || this.entries.has(key)) return;
     let parsed: unknown;
     try {
       parsed = JSON.parse(json);
@@ -226,12 +227,12 @@ export class CacheAnswerReader {
       if (line.startsWith('{"format":1,"key":"', 6) && CACHE_KEY_PATTERN.test(key)) this.entry(key, line.slice(6));
     }
     else if ((m = /^hit (\d+) /.exec(line))) {
-      const key = this.keys[Number(m[1])];
+      const key = this.keys.at(Number(m[1]));
       if (key === undefined) throw new Error(`the cache's answer names key #${m[1]} of ${this.keys.length}`);
       this.entry(key, line.slice(m[0].length));
     } else if ((m = /^untrusted-key ([0-9a-f]{64})$/.exec(line))) this.untrusted.add(m[1] as string);
     else if ((m = /^untrusted (\d+)$/.exec(line))) {
-      const key = this.keys[Number(m[1])];
+      const key = this.keys.at(Number(m[1]));
       if (key !== undefined) this.untrusted.add(key);
     } else if ((m = /^store (\/.*)$/.exec(line))) this.storePath = m[1] as string;
     else if ((m = /^end (\d+)$/.exec(line))) this.end = Number(m[1]);
@@ -253,29 +254,76 @@ export class CacheAnswerReader {
 }
 
 /** Parses a whole answer (see CacheAnswerReader). */
-export function parseCacheAnswer(stdout: string, keys: readonly string[]): CacheAnswer {
+export function parseCacheAnswer(stdout: string, keys: readonly string[] | QueryKeys): CacheAnswer {
   const reader = new CacheAnswerReader(keys);
   reader.write(stdout);
   return reader.finish();
 }
 
-/** The query's stdin and its key lines in order: each family, then its keys. */
-export function cacheQueryInput(families: ReadonlyMap<string, Iterable<string>>): { stdin: string; keys: string[] } {
-  const keys: string[] = [];
-  const seen = new Set<string>();
-  const parts: string[] = [];
+/** The keys of a query in the order of its stdin's key lines: the i-th key line, and whether a key was asked. */
+export interface QueryKeys {
+  readonly length: number;
+  at(index: number): string | undefined;
+  has(key: string): boolean;
+}
+
+/** The QueryKeys of a list of keys. */
+export function queryKeysOf(list: readonly string[]): QueryKeys {
+  const wanted = new Set(list);
+  return { length: list.length, at: (i) => list[i], has: (k) => wanted.has(k) };
+}
+
+/**
+ * The query's stdin and its key lines in order: each family (`F <family>`), then its keys, one per line.
+ * Written straight into one buffer, and the keys read back from it: at a million items (two million keys)
+ * a list of the keys, their lines and the text joined from them held some 450 MB; the buffer is 130 MB.
+ */
+export function cacheQueryInput(families: ReadonlyMap<string, Iterable<string>>): { stdin: Buffer; keys: QueryKeys } {
+  const groups: Array<{ family: string; members: Iterable<string> & { readonly size: number }; set?: ReadonlySet<string> }> = [];
+  let bytes = 0;
   for (const [family, members] of families) {
     if (!CACHE_KEY_PATTERN.test(family)) throw new Error(`not a cache family: ${preview(family)}`);
-    parts.push(`F ${family}\n`);
+    // Keys with a size (a Set, or the step keys' FamilyKeys) are written as they are; keys of two families are
+    // never the same (the family is in the key). A key twice in a family is asked twice: an answer is per line.
+    const sized = typeof (members as { size?: unknown }).size === "number" ? (members as Iterable<string> & { readonly size: number }) : new Set(members);
+    groups.push({ family, members: sized });
+    bytes += 67 + 65 * sized.size;
+  }
+  const stdin = Buffer.allocUnsafe(bytes);
+  // Per family: the byte offset of its first key line, and that key's index.
+  const offsets: number[] = [];
+  const firsts: number[] = [];
+  let offset = 0;
+  let count = 0;
+  for (const { family, members } of groups) {
+    offset += stdin.write(`F ${family}\n`, offset, "latin1");
+    offsets.push(offset);
+    firsts.push(count);
+    const end = offset + 65 * members.size;
     for (const k of members) {
       if (!CACHE_KEY_PATTERN.test(k)) throw new Error(`not a cache key: ${preview(k)}`);
-      if (seen.has(k)) continue;
-      seen.add(k);
-      keys.push(k);
-      parts.push(`${k}\n`);
+      if (offset >= end) throw new Error(`family ${family} has more keys than its size`);
+      stdin.write(k, offset, "latin1");
+      stdin[offset + 64] = 0x0a;
+      offset += 65;
+      count += 1;
     }
+    if (offset !== end) throw new Error(`family ${family} has fewer keys than its size`);
   }
-  return { stdin: parts.join(""), keys };
+  const at = (index: number): string | undefined => {
+    if (!Number.isSafeInteger(index) || index < 0 || index >= count) return undefined;
+    let g = firsts.length - 1;
+    while (g > 0 && (firsts[g] as number) > index) g -= 1;
+    const start = (offsets[g] as number) + (index - (firsts[g] as number)) * 65;
+    return stdin.toString("latin1", start, start + 64);
+  };
+  // Asked only of an answer line that names its key (entries stored one per file, the layout before families).
+  const has = (key: string): boolean =>
+    groups.some((g) => {
+      g.set ??= g.members instanceof Set ? (g.members as ReadonlySet<string>) : new Set(g.members);
+      return g.set.has(key);
+    });
+  return { stdin, keys: { length: count, at, has } };
 }
 
 /** ONE round trip: which keys of each family (family -> its keys) the store holds, with the trusted entries. */

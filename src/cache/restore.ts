@@ -28,20 +28,26 @@ export const NO_CACHE_KEY = "-".repeat(64);
  * `cache/keys/<step key template>.family`: the directory of the store its
  * entries go to (CacheKeys.families).
  */
-export function keyFiles(plan: Pick<CompiledPlan, "jobs" | "items">, keys: CacheKeys): Map<string, string> {
-  const out = new Map<string, string>();
+export function keyFiles(plan: Pick<CompiledPlan, "jobs" | "items">, keys: CacheKeys): Map<string, string | Buffer> {
+  const out = new Map<string, string | Buffer>();
   for (const job of plan.jobs) {
     for (const body of job.bodies) {
       for (const step of body.steps) {
         if (out.has(`cache/keys/${step.key}.keys`)) continue;
-        let lines: string[];
-        if (step.key.includes("{i}")) {
-          const count = job.map ? (plan.items[job.map.key]?.length ?? 0) : 0;
-          const parts = step.key.split("{i}");
-          lines = Array.from({ length: count }, (_, i) => keys.keys.get(parts.join(String(i))) ?? NO_CACHE_KEY);
-        } else lines = [keys.keys.get(step.key) ?? NO_CACHE_KEY];
-        if (lines.some((l) => l !== NO_CACHE_KEY)) {
-          out.set(`cache/keys/${step.key}.keys`, `${lines.join("\n")}\n`);
+        const parts = step.key.includes("{i}") ? step.key.split("{i}") : null;
+        const count = parts === null ? 1 : job.map ? (plan.items[job.map.key]?.length ?? 0) : 0;
+        // Written into one buffer: a million lines held as strings and joined cost some 150 MB of heap.
+        const text = Buffer.allocUnsafe(65 * count);
+        let keyed = false;
+        for (let i = 0; i < count; i++) {
+          const compact = parts === null ? undefined : keys.keys.itemKey(step.key, i);
+          const key = (compact !== undefined ? compact : keys.keys.get(parts === null ? step.key : parts.join(String(i)))) ?? null;
+          if (key !== null) keyed = true;
+          text.write(key ?? NO_CACHE_KEY, 65 * i, "latin1");
+          text[65 * i + 64] = 0x0a;
+        }
+        if (keyed) {
+          out.set(`cache/keys/${step.key}.keys`, text);
           const family = keys.families.get(step.key);
           if (family !== undefined) out.set(`cache/keys/${step.key}.family`, `${family}\n`);
         }

@@ -5,8 +5,15 @@
  * also wait for a moment (`reached`): `submit` lets its early SSH handshake
  * put its first bytes on the wire before the plan's compilation holds the
  * event loop.
+ *
+ * With HPCPIPE_MEMORY_TRACE=1 each mark also prints `hpcpipe-memory <name>
+ * rss=<MiB> heap=<MiB> external=<MiB>` (after a full collection when node
+ * runs with --expose-gc: what is still held there, not garbage): where a
+ * command's memory goes, phase by phase, at a size that is hard to profile.
  */
 const enabled = process.env.HPCPIPE_TIMING === "1";
+const memoryTrace = process.env.HPCPIPE_MEMORY_TRACE === "1";
+const MiB = 1024 * 1024;
 const seen = new Set<string>();
 const waiters = new Map<string, Array<() => void>>();
 
@@ -14,6 +21,11 @@ export function markTiming(name: string): void {
   seen.add(name);
   for (const wake of waiters.get(name) ?? []) wake();
   waiters.delete(name);
+  if (memoryTrace) {
+    (globalThis as { gc?: () => void }).gc?.();
+    const m = process.memoryUsage();
+    process.stderr.write(`hpcpipe-memory ${name} rss=${(m.rss / MiB).toFixed(0)} heap=${(m.heapUsed / MiB).toFixed(0)} external=${(m.external / MiB).toFixed(0)}\n`);
+  }
   if (!enabled) return;
   process.stderr.write(`hpcpipe-timing ${name} ${(performance.timeOrigin + performance.now()).toFixed(1)}\n`);
 }

@@ -68,7 +68,8 @@ export class FakeTransport implements Transport {
     // The step cache's query (src/cache/remote.ts): an empty cache, as on a new cluster.
     if (words[0] === "bash" && words[3] === "hpcpipe-cache-query") {
       // Its stdin: "F <family>" lines, each followed by that family's keys.
-      const keys = typeof opts.stdin === "string" ? opts.stdin.split("\n").filter((l) => l !== "" && !l.startsWith("F ")).length : 0;
+      const text = typeof opts.stdin === "string" ? opts.stdin : Buffer.isBuffer(opts.stdin) ? opts.stdin.toString("latin1") : "";
+      const keys = text.split("\n").filter((l) => l !== "" && !l.startsWith("F ")).length;
       return ok(`store /fake/store\nend ${keys}\n`);
     }
     return this.handler(words, opts);

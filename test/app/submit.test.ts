@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { BundleError, parseSubmitOutput, readLocalBundle, submissionFiles, SubmitFailedError, SubmitOutputError, submitRun } from "../../src/app/submit.js";
 import type { CompiledPlan } from "../../src/plan/plan.js";
 import { RunStore } from "../../src/runs/index.js";
+import { submitterFile } from "../../src/app/reconcile.js";
 import { concreteSteps } from "../../src/app/resume.js";
 import { ConnectionLostError, HostKeyError } from "../../src/transport/index.js";
 import { FakeTransport, LOCALCLUSTER, ok, REPO, stateJson } from "./fakes.js";
@@ -114,6 +115,24 @@ describe("submitRun with a fake cluster", () => {
     expect(outcome.record).toMatchObject({ phase: "submitted", jobs: { j000: "500", j001: "501", j002: "502" }, error: null, cluster: "localcluster" });
     expect(await store.readRecord("r-submit")).toEqual(outcome.record);
     expect(fake.closed).toBe(true);
+  });
+
+  it("runs `then` over the still open connection once the submission is recorded, and closes it after `then`, also when `then` throws", async () => {
+    for (const fails of [false, true]) {
+      const fake = submittingFake(() => 3);
+      const runId = `r-then-${String(fails)}`;
+      const seen: unknown[] = [];
+      const submitted = submitRun({ spec: path.join(REPO, "examples/specs/thumbnail-shape.yaml"), cluster: LOCALCLUSTER, store, runId, connect: async () => fake }, async (run) => {
+        seen.push({ phase: run.record.phase, jobs: Object.keys(run.record.jobs).length, closed: fake.closed, same: run.transport === fake, submitter: existsSync(submitterFile(store, runId)) });
+        if (fails) throw new Error("the watch failed");
+        return "watched";
+      });
+      if (fails) await expect(submitted).rejects.toThrow("the watch failed");
+      else expect((await submitted).then).toBe("watched");
+      expect(seen).toEqual([{ phase: "submitted", jobs: 3, closed: false, same: true, submitter: false }]);
+      expect(fake.closed).toBe(true);
+      expect(existsSync(submitterFile(store, runId))).toBe(false);
+    }
   });
 
   it("shows what the submit script says on stderr once: as it comes from a transport that streams it, else at the end", async () => {

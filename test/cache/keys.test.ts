@@ -66,14 +66,14 @@ const BUNDLE = [
   { path: "models/c.glb", sha256: "d".repeat(64) },
 ];
 
-function keysOf(plan: ReturnType<typeof planOf>, over: Partial<CacheKeyInput> = {}): Map<string, string | null> {
+function keysOf(plan: ReturnType<typeof planOf>, over: Partial<CacheKeyInput> = {}): ReadonlyMap<string, string | null> {
   return cacheKeys({ plan, bundle: BUNDLE, modules: ["blender/4.2"], setup: [], ...over }).keys;
 }
 
 const STEPS = ["keyed.prep", "keyed.models.0.inspect", "keyed.models.0.render", "keyed.models.1.inspect", "keyed.models.1.render", "keyed.models.2.inspect", "keyed.models.2.render", "keyed.summary"];
 
 /** The steps whose keys differ between two key maps. */
-function changed(a: Map<string, string | null>, b: Map<string, string | null>): string[] {
+function changed(a: ReadonlyMap<string, string | null>, b: ReadonlyMap<string, string | null>): string[] {
   expect([...a.keys()]).toEqual([...b.keys()]);
   return [...a.keys()].filter((k) => a.get(k) !== b.get(k));
 }
@@ -188,6 +188,29 @@ describe("input patterns", () => {
     expect(declared("models/deep")).toEqual(["models/deep/a.glb", "models/deep/er/b.glb"]);
     expect(declared("a+b(c).txt")).toEqual(["a+b(c).txt"]);
   });
+  it("keeps a map's item keys compact and reads them back as a Map would: in execution order, by concrete key, by family", () => {
+    const all = cacheKeys({ plan: planOf({ twoExtra: "cache: false" }), bundle: BUNDLE, modules: [], setup: [] });
+    const k = all.keys;
+    // Execution order: prep, then each item's inspect and render, then the summary.
+    expect([...k.keys()]).toEqual(["keyed.prep", ...[0, 1, 2].flatMap((i) => [`keyed.models.${i}.inspect`, `keyed.models.${i}.render`]), "keyed.summary"]);
+    expect(k.size).toBe(8);
+    expect([...k.values()]).toEqual([...k.entries()].map(([, v]) => v));
+    const inspect1 = k.get("keyed.models.1.inspect");
+    expect(inspect1).toMatch(/^[0-9a-f]{64}$/);
+    expect(k.get("keyed.models.1.render")).toBeNull();
+    expect(new Set([k.get("keyed.models.0.inspect"), inspect1, k.get("keyed.models.2.inspect")]).size).toBe(3);
+    // Only a concrete key of an item that exists is one: no other index, no leading zero, no other step.
+    for (const not of ["keyed.models.3.inspect", "keyed.models.01.inspect", "keyed.models.-1.inspect", "keyed.models.{i}.inspect", "keyed.models.1.other", "keyed.models.1.inspectx"]) {
+      expect([not, k.get(not), k.has(not)]).toEqual([not, undefined, false]);
+    }
+    // Each family's keys are those of its steps' instances that have one.
+    const family = all.families.get("keyed.models.{i}.inspect") as string;
+    expect([...(all.byFamily.get(family) ?? [])]).toEqual([0, 1, 2].map((i) => k.get(`keyed.models.${i}.inspect`)));
+    expect(all.byFamily.get(family)?.size).toBe(3);
+    const keyed = [...k.values()].filter((v) => v !== null).sort();
+    expect([...all.byFamily.values()].flatMap((f) => [...f]).sort()).toEqual(keyed);
+  });
+
   it("keys a map of more items than a call can take as arguments (its end is digested from an array, not spread)", () => {
     const plan = planOf();
     const mapKey = Object.keys(plan.items)[0] as string;

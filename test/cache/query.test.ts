@@ -101,6 +101,19 @@ describe("the step cache's query", () => {
     expect(() => cacheQueryInput(new Map([["../../etc", [K.one]]]))).toThrow(/not a cache family/);
   });
 
+  it("writes each family and its keys into one stdin buffer, and reads the i-th key back from it", () => {
+    const hex = (n: number): string => n.toString(16).padStart(64, "0");
+    const famB = "b".repeat(64);
+    const a = [hex(1), hex(2), hex(3)];
+    const b = new Set([hex(10), hex(11)]);
+    const { stdin, keys } = cacheQueryInput(new Map<string, Iterable<string>>([[FAM_A, a], [famB, b], ["c".repeat(64), []]]));
+    expect(stdin.toString("latin1")).toBe(`F ${FAM_A}\n${a.join("\n")}\nF ${famB}\n${[...b].join("\n")}\nF ${"c".repeat(64)}\n`);
+    expect(keys.length).toBe(5);
+    expect(Array.from({ length: 6 }, (_, i) => keys.at(i))).toEqual([...a, ...b, undefined]);
+    expect([keys.at(-1), keys.at(1.5)]).toEqual([undefined, undefined]);
+    expect([keys.has(hex(2)), keys.has(hex(11)), keys.has(hex(4))]).toEqual([true, true, false]);
+  });
+
   it("reads an answer in any chunks the same as whole (a line or a character may be split)", () => {
     writeFileSync(join(store, "cache", "f", FAM_A, "r.jsonl"), `${entry(K.one, { pub: "ünïcödé ✓\n" })}\n${entry(K.two)}\n`);
     const keys = [K.one, K.two, K.three];

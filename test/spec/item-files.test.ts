@@ -327,7 +327,7 @@ function prepared0Items(yaml: string): string[] {
 describe("step cache keys", () => {
   it("an edited item file changes only its own item's keys; an edited stage_with file changes every key", () => {
     const yaml = `name: t\nsteps:\n  - map: models\n    items_glob: "models/**/*.glb"\n    stage_with: "models/car/*.bin"\n${MAP_STEPS.replace("run: ", "requires: [item]\n        run: ")}`;
-    const keysNow = (): Map<string, string | null> => {
+    const keysNow = (): ReadonlyMap<string, string | null> => {
       const prepared = preparePlan({ spec: write(yaml), runId: "20260101-000000-cccccc", localRunsDir: join(dir, "runs") });
       const staged = cacheKeyFiles(prepared.loaded.inputs, prepared.plan);
       // The items' own files are left to plan.itemHashes; the .bin stays with the bundle's files.
@@ -349,7 +349,7 @@ describe("step cache keys", () => {
 
   it("a stage_with file a step declares in its inputs ({item_stem}.bin) changes only its item's key", () => {
     const yaml = `name: t\nsteps:\n  - map: models\n    items_glob: ["models/**/*.glb", "models/**/*.gltf"]\n    stage_with: "models/car/*.bin"\n${MAP_STEPS.replace("run: ", 'requires: [item]\n        inputs: ["{item_stem}.bin"]\n        run: ')}`;
-    const keysNow = (): Map<string, string | null> => {
+    const keysNow = (): ReadonlyMap<string, string | null> => {
       const prepared = preparePlan({ spec: write(yaml), runId: "20260101-000000-cccccc", localRunsDir: join(dir, "runs") });
       const bundle = cacheKeyFiles(prepared.loaded.inputs, prepared.plan).map((f) => ({ path: f.rel.slice("work/".length), sha256: f.sha256 }));
       return cacheKeys({ plan: prepared.plan, bundle, modules: [], setup: [], ...(prepared.plan.itemHashes ? { itemHashes: prepared.plan.itemHashes } : {}) }).keys;
