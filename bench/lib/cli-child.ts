@@ -9,7 +9,8 @@ import { BENCH_DIR, REPO } from "./cluster.js";
 import { now } from "./format.js";
 import { syncCleanups } from "./interrupt.js";
 
-export const CLI = join(REPO, "dist", "cli", "main.js");
+/** The CLI the children run: this build's, or HPCPIPE_BENCH_CLI (another build's dist/cli/main.js, for a before/after). */
+export const CLI = process.env.HPCPIPE_BENCH_CLI ?? join(REPO, "dist", "cli", "main.js");
 const PRELOAD = pathToFileURL(join(BENCH_DIR, "lib", "count-queries.js")).href;
 const TIME = "/usr/bin/time";
 
