@@ -1155,6 +1155,11 @@ _hp_cache_put() {
   ck=$REPLY
   _hp_cache_family "$template" || return 0
   _hp_cache_store || return 0
+  # An entry appended to the file this process already has for the family makes no file: no umask to set.
+  if (($# == 0)) && [[ $_HP_CACHE_PACK_PID == "$BASHPID" && -n ${_HP_CACHE_PACK[$REPLY]:-} ]]; then
+    _hp_cache_write "$key" "$ck" "$REPLY" "$state" "$pub"
+    return 0
+  fi
   [[ -n $_HP_UMASK ]] || _HP_UMASK=$(umask)
   if [[ -n $_HP_CACHE_GROUP ]]; then umask 007; else umask 077; fi
   _hp_cache_write "$key" "$ck" "$REPLY" "$state" "$pub" "$@"
@@ -1198,6 +1203,7 @@ _hp_cache_store() {
 # this process; a line a crash cut short is not valid JSON, and a reader skips it (a miss).
 declare -A _HP_CACHE_PACK=()
 _HP_CACHE_PACK_PID=""
+_HP_CACHE_RUN_JSON=""  # the run directory's name as JSON
 _hp_cache_write() {
   local key=$1 ck=$2 fam=$3 state=$4 pub=$5 store=$_HP_CACHE_STORE group=$_HP_CACHE_GROUP f sum name i blob tmp dir
   local outs="" content="" entry file noclobber=0
@@ -1238,14 +1244,19 @@ _hp_cache_write() {
     _hp_json_str "${paths[i]#"$_HP_RUN_DIR/work/"}"
     outs+="${outs:+,}{\"path\":$REPLY,\"sha256\":\"$sum\"}"
   done
-  [[ -f $pub ]] && { IFS= read -r -d '' content <"$pub" || true; }
-  entry="{\"format\":1,\"key\":\"$ck\",\"step\":"
+  if [[ -s $pub ]]; then
+    IFS= read -r -d '' content <"$pub" || true
+    _hp_json_str "$content"
+    content=$REPLY
+  else
+    content='""'
+  fi
+  if [[ -z $_HP_CACHE_RUN_JSON ]]; then
+    _hp_json_str "${_HP_RUN_DIR##*/}"
+    _HP_CACHE_RUN_JSON=$REPLY
+  fi
   _hp_json_str "$key"
-  entry+="$REPLY,\"run\":"
-  _hp_json_str "${_HP_RUN_DIR##*/}"
-  entry+="$REPLY,\"state\":$state,\"pub\":"
-  _hp_json_str "$content"
-  entry+="$REPLY,\"outputs\":[$outs]}"
+  entry="{\"format\":1,\"key\":\"$ck\",\"step\":$REPLY,\"run\":$_HP_CACHE_RUN_JSON,\"state\":$state,\"pub\":$content,\"outputs\":[$outs]}"
   [[ $_HP_CACHE_PACK_PID == "$BASHPID" ]] || { _HP_CACHE_PACK=(); _HP_CACHE_PACK_PID=$BASHPID; }
   file=${_HP_CACHE_PACK[$fam]:-}
   if [[ -n $file ]]; then
