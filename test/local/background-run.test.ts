@@ -98,7 +98,8 @@ describe("a local run in the background (detached supervisor, real bash jobs)", 
 
     writeFileSync(gate, "");
     await until("the run's end", () => record(runId).phase === "collected");
-    expect(processStartTime(sup?.pid ?? 0)).toBeNull();
+    // The supervisor records the run collected, then exits: it is gone soon after, not at that instant.
+    await until("the supervisor to exit", () => processStartTime(sup?.pid ?? 0) === null, 10_000);
 
     const watched = await hpcpipe("status", runId, "--watch");
     expect(watched.code).toBe(0);
