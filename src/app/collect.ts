@@ -4,9 +4,9 @@
  * CompletedState with the in-process core's `step_states` keys, written to
  * the run's local `result.json`.
  */
-import { markTiming } from "../core/timing.js";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
+import { markTiming } from "../core/timing.js";
 import { arrayTaskIds, mapSource, mergeFromSource, parseStateText, SpoolSource } from "../collect/index.js";
 import { stateFileNameOf } from "../collect/state-source.js";
 import { keyOfStateFile } from "../collect/read-states.js";

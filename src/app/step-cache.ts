@@ -63,7 +63,8 @@ export async function applyStepCache(
   let restored = effectiveHits(keys, hits);
   // The outputs of what would be restored must still be in the store (ONE query): a hit whose blob is gone is a miss.
   let purged = 0;
-  const blobs = distinctBlobs(restoration(full, keys, restored, answer.entries).outputs);
+  let rest: Restoration = restoration(full, keys, restored, answer.entries);
+  const blobs = distinctBlobs(rest.outputs);
   if (blobs.length > 0) {
     const { missing } = await missingBlobs(transport, blobs, { store, group: config.store_group, timeoutMs: 10 * 60_000 });
     if (missing.length > 0) {
@@ -76,9 +77,9 @@ export async function applyStepCache(
       }
       hits = new Set(hits);
       restored = effectiveHits(keys, hits);
+      rest = restoration(full, keys, restored, answer.entries);
     }
   }
-  const rest: Restoration = restoration(full, keys, restored, answer.entries);
   const plan = restored.size > 0 ? recompile(restored) : full;
   const files = new Map<string, string | Buffer>([["cache/store", storeFile(answer.storePath, config.store_group)], ...keyFiles(full, keys)]);
   for (const [path, text] of rest.files) files.set(path, text);

@@ -132,11 +132,6 @@ export class StepKeys implements ReadonlyMap<string, string | null> {
     this.current = null;
   }
 
-  /** Whether item steps are being recorded (a map's items, not a map inside an item). */
-  get inMap(): boolean {
-    return this.current !== null;
-  }
-
   /** Item `index`'s step of template `<prefix>{i}<suffix>`, in the map started last. */
   setItem(template: string, index: number, key: string | null): void {
     const map = this.current as { tables: ItemKeys[]; count: number };
@@ -211,9 +206,13 @@ export class StepKeys implements ReadonlyMap<string, string | null> {
     for (const template of templates) {
       const t = this.tables.get(template);
       if (t !== undefined) tables.push(t);
-      else {
-        // Outside a map's items: the template is the concrete key, or (a map inside an item) its instances are singles.
-        for (const [concrete, key] of this.singles) if (key !== null && (concrete === template || matchesTemplate(template, concrete))) singles.push(key);
+      else if (!template.includes("{i}")) {
+        // Outside any map: the template is the concrete key.
+        const key = this.singles.get(template);
+        if (key !== null && key !== undefined) singles.push(key);
+      } else {
+        // A map inside an item: its instances are singles.
+        for (const [concrete, key] of this.singles) if (key !== null && matchesTemplate(template, concrete)) singles.push(key);
       }
     }
     let size = singles.length;
@@ -222,7 +221,12 @@ export class StepKeys implements ReadonlyMap<string, string | null> {
       size,
       *[Symbol.iterator]() {
         yield* singles;
-        for (const t of tables) for (let i = 0; i < t.count; i++) if (t.present[i] === 1) yield t.digests.toString("hex", 32 * i, 32 * i + 32);
+        for (const t of tables) {
+          for (let i = 0; i < t.count; i++) {
+            const key = t.key(i);
+            if (key !== null) yield key;
+          }
+        }
       },
     };
   }
@@ -230,7 +234,6 @@ export class StepKeys implements ReadonlyMap<string, string | null> {
 
 /** Whether a concrete step key is an instance of a template with `{i}` (each `{i}` a decimal index). */
 function matchesTemplate(template: string, concrete: string): boolean {
-  if (!template.includes("{i}")) return false;
   const re = new RegExp(`^${template.split("{i}").map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("(?:0|[1-9][0-9]*)")}$`);
   return re.test(concrete);
 }

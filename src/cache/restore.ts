@@ -82,6 +82,8 @@ export function restoration(
 ): Restoration {
   const files = new Map<string, string>();
   const outputs: StagedFile[] = [];
+  // Nothing restored (a first run): no unit to look at, not a million of them.
+  if (restored.size === 0) return { files, outputs, steps: 0, units: 0 };
   const states = new Map<string, ReturnType<typeof restoredState>>();
   for (const concrete of restored) {
     const key = keys.keys.get(concrete);
